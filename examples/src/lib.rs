@@ -1,0 +1,2 @@
+//! Shared code of the burrow binaries.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! # burrow-http-core
+#![forbid(unsafe_code)]

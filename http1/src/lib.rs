@@ -1,0 +1,2 @@
+//! # burrow-http1
+#![forbid(unsafe_code)]

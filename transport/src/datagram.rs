@@ -1,0 +1,68 @@
+//! The `DatagramFlow` seam: a connected, unreliable datagram flow to one peer.
+
+use std::io;
+use std::task::{Context, Poll};
+
+/// Smallest datagram payload a flow must carry for QUIC to run inside it (RFC 9000 §14.1).
+pub const QUIC_MIN_DATAGRAM: usize = 1200;
+
+/// A connected, unreliable datagram flow to one peer: a connected UDP socket, a CONNECT-UDP
+/// tunnel (QUIC DATAGRAM frames or DATAGRAM capsules), a SOCKS5 UDP ASSOCIATE relay.
+///
+/// Poll-based so QUIC (quinn's `AsyncUdpSocket`) can drive it without extra tasks.
+/// Datagrams larger than [`max_datagram_size`](Self::max_datagram_size) are dropped by
+/// `poll_send` (it still returns `Ok`), as a real network would drop them.
+pub trait DatagramFlow: Send + Sync + 'static {
+    /// Sends one datagram. `Pending` applies back-pressure.
+    fn poll_send(&self, cx: &mut Context<'_>, datagram: &[u8]) -> Poll<io::Result<()>>;
+
+    /// Receives one datagram into `buf`, returning its length (truncated to `buf.len()`).
+    /// An error ends the flow (e.g. the tunnel's stream closed).
+    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+
+    /// The largest datagram payload this flow can carry.
+    fn max_datagram_size(&self) -> usize;
+
+    /// Short description of the flow's layers, outermost first (e.g. `udp`, `CONNECT-UDP@h3 p:443 > udp`).
+    fn describe(&self) -> String;
+}
+
+/// A type-erased [`DatagramFlow`].
+pub type BoxFlow = std::sync::Arc<dyn DatagramFlow>;
+
+/// Async helpers over any [`DatagramFlow`].
+pub trait DatagramFlowExt: DatagramFlow {
+    /// Sends one datagram.
+    fn send<'a>(
+        &'a self,
+        datagram: &'a [u8],
+    ) -> impl std::future::Future<Output = io::Result<()>> + 'a
+    where
+        Self: Sized,
+    {
+        std::future::poll_fn(move |cx| self.poll_send(cx, datagram))
+    }
+
+    /// Receives one datagram.
+    fn recv<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl std::future::Future<Output = io::Result<usize>> + 'a
+    where
+        Self: Sized,
+    {
+        std::future::poll_fn(move |cx| self.poll_recv(cx, buf))
+    }
+}
+
+impl<T: DatagramFlow> DatagramFlowExt for T {}
+
+/// Sends one datagram on a type-erased flow.
+pub async fn send(flow: &dyn DatagramFlow, datagram: &[u8]) -> io::Result<()> {
+    std::future::poll_fn(|cx| flow.poll_send(cx, datagram)).await
+}
+
+/// Receives one datagram from a type-erased flow.
+pub async fn recv(flow: &dyn DatagramFlow, buf: &mut [u8]) -> io::Result<usize> {
+    std::future::poll_fn(|cx| flow.poll_recv(cx, buf)).await
+}

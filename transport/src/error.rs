@@ -1,0 +1,330 @@
+//! The one error type of the burrow crate family.
+//!
+//! Every burrow crate reports failures with [`Error`]: a matchable [`ErrorKind`], who is at
+//! [`Fault`], an optional wire code, and the [`Hop`] of the route that failed. Messages never
+//! carry credentials: hop labels are built from redacted proxy URLs.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io;
+
+/// A boxed error used as the `source` of an [`Error`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong, for callers to match on (never match on `Display` text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A host name could not be resolved.
+    Resolve,
+    /// A TCP/UDP connection could not be established.
+    Connect,
+    /// The TLS handshake failed for a reason other than the peer's certificate.
+    Tls,
+    /// The peer's TLS certificate was not trusted (curl exit code 60).
+    Certificate,
+    /// A deadline expired.
+    Timeout,
+    /// An I/O error on an established connection.
+    Io,
+    /// The peer violated the protocol; [`Error::code`] carries the wire code if there is one.
+    Protocol,
+    /// A proxy answered a tunnel request with something other than success;
+    /// [`Error::code`] carries the status (HTTP status or SOCKS reply code).
+    ProxyRefused,
+    /// A configured limit was exceeded (header size, header count, body, capsule length, …).
+    LimitExceeded,
+    /// The operation was cancelled (by us or the peer, e.g. a stream reset with CANCEL).
+    Cancelled,
+    /// The connection was closed before the operation completed.
+    Closed,
+    /// The route or peer cannot do what was asked (e.g. UDP through SOCKS4a).
+    Unsupported,
+    /// The caller passed something invalid (a bad URL, header, option).
+    InvalidInput,
+}
+
+impl ErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Resolve => "name resolution failed",
+            ErrorKind::Connect => "connect failed",
+            ErrorKind::Tls => "TLS failed",
+            ErrorKind::Certificate => "certificate not trusted",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Io => "I/O error",
+            ErrorKind::Protocol => "protocol violation",
+            ErrorKind::ProxyRefused => "proxy refused",
+            ErrorKind::LimitExceeded => "limit exceeded",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Closed => "connection closed",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::InvalidInput => "invalid input",
+        }
+    }
+}
+
+/// Who is at fault for an [`Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// burrow itself (a bug or a local resource problem).
+    Local,
+    /// The remote peer (origin, proxy) or the network between.
+    Peer,
+    /// The caller: bad input, bad configuration.
+    User,
+}
+
+/// The hop of a route an error belongs to.
+///
+/// Hop 0 is the nearest proxy; the origin is labelled separately by the route. The label is
+/// a redacted description such as `h2 proxy 127.0.0.1:8443`, never containing credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hop {
+    /// Position in the route, nearest first; `None` for the origin.
+    pub index: Option<usize>,
+    /// Human readable, credential-free description of the hop.
+    pub label: String,
+}
+
+impl fmt::Display for Hop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "hop {} ({})", i + 1, self.label),
+            None => write!(f, "origin ({})", self.label),
+        }
+    }
+}
+
+/// The error type of all burrow crates.
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    fault: Fault,
+    message: Cow<'static, str>,
+    code: Option<u64>,
+    hop: Option<Hop>,
+    detail: Option<String>,
+    source: Option<BoxError>,
+}
+
+impl Error {
+    /// Creates an error of `kind` with a message. The fault defaults from the kind.
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        let fault = match kind {
+            ErrorKind::InvalidInput => Fault::User,
+            ErrorKind::Cancelled => Fault::Local,
+            _ => Fault::Peer,
+        };
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                fault,
+                message: message.into(),
+                code: None,
+                hop: None,
+                detail: None,
+                source: None,
+            }),
+        }
+    }
+
+    /// Sets who is at fault.
+    pub fn with_fault(mut self, fault: Fault) -> Self {
+        self.inner.fault = fault;
+        self
+    }
+
+    /// Sets the wire code (HTTP status, HTTP/2 or HTTP/3 error code, SOCKS reply code).
+    pub fn with_code(mut self, code: u64) -> Self {
+        self.inner.code = Some(code);
+        self
+    }
+
+    /// Sets the underlying cause.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.inner.source = Some(source.into());
+        self
+    }
+
+    /// Attaches extra detail from the peer (e.g. a `Proxy-Status` header value).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.inner.detail = Some(detail.into());
+        self
+    }
+
+    /// Attributes the error to a hop, unless it already names one (the innermost hop wins).
+    pub fn at_hop(mut self, hop: Hop) -> Self {
+        if self.inner.hop.is_none() {
+            self.inner.hop = Some(hop);
+        }
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// Who is at fault.
+    pub fn fault(&self) -> Fault {
+        self.inner.fault
+    }
+
+    /// The wire code, if any (HTTP status for [`ErrorKind::ProxyRefused`]).
+    pub fn code(&self) -> Option<u64> {
+        self.inner.code
+    }
+
+    /// The hop that failed, if known.
+    pub fn hop(&self) -> Option<&Hop> {
+        self.inner.hop.as_ref()
+    }
+
+    /// Extra detail reported by the peer (e.g. `Proxy-Status`).
+    pub fn detail(&self) -> Option<&str> {
+        self.inner.detail.as_deref()
+    }
+
+    /// The message, without hop or source.
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// Shorthand for an I/O error on an established connection.
+    pub fn io(message: impl Into<Cow<'static, str>>, err: io::Error) -> Self {
+        let kind = match err.kind() {
+            io::ErrorKind::TimedOut => ErrorKind::Timeout,
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => ErrorKind::Closed,
+            _ => ErrorKind::Io,
+        };
+        Error::new(kind, message).with_source(err)
+    }
+
+    /// Recovers a burrow error carried inside an `io::Error` (as produced by
+    /// `From<Error> for io::Error`), or wraps the `io::Error`.
+    pub fn from_io(message: impl Into<Cow<'static, str>>, err: io::Error) -> Self {
+        if err.get_ref().is_some_and(|e| e.is::<Error>()) {
+            if let Some(inner) = err.into_inner() {
+                if let Ok(e) = inner.downcast::<Error>() {
+                    return *e;
+                }
+            }
+            return Error::new(ErrorKind::Io, message);
+        }
+        Error::io(message, err)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind)
+            .field("fault", &self.inner.fault)
+            .field("message", &self.inner.message);
+        if let Some(c) = self.inner.code {
+            d.field("code", &c);
+        }
+        if let Some(h) = &self.inner.hop {
+            d.field("hop", h);
+        }
+        if let Some(s) = &self.inner.source {
+            d.field("source", s);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(h) = &self.inner.hop {
+            write!(f, "{h}: ")?;
+        }
+        write!(f, "{}: {}", self.inner.kind.as_str(), self.inner.message)?;
+        if let Some(d) = &self.inner.detail {
+            write!(f, " [{d}]")?;
+        }
+        if let Some(s) = &self.inner.source {
+            write!(f, ": {s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_ref()
+            .map(|s| &**s as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match e.kind() {
+            ErrorKind::Timeout => io::ErrorKind::TimedOut,
+            ErrorKind::Closed => io::ErrorKind::UnexpectedEof,
+            ErrorKind::Cancelled => io::ErrorKind::ConnectionReset,
+            ErrorKind::InvalidInput => io::ErrorKind::InvalidInput,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// Result with burrow's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_hop_kind_and_detail() {
+        let e = Error::new(ErrorKind::ProxyRefused, "403 Forbidden")
+            .with_code(403)
+            .with_detail("burrow; error=destination_ip_prohibited")
+            .at_hop(Hop {
+                index: Some(1),
+                label: "h2 proxy 127.0.0.1:8443".into(),
+            });
+        assert_eq!(
+            e.to_string(),
+            "hop 2 (h2 proxy 127.0.0.1:8443): proxy refused: 403 Forbidden [burrow; error=destination_ip_prohibited]"
+        );
+        assert_eq!(e.code(), Some(403));
+        assert_eq!(e.fault(), Fault::Peer);
+    }
+
+    #[test]
+    fn innermost_hop_wins() {
+        let e = Error::new(ErrorKind::Connect, "refused")
+            .at_hop(Hop {
+                index: Some(0),
+                label: "a".into(),
+            })
+            .at_hop(Hop {
+                index: None,
+                label: "b".into(),
+            });
+        assert_eq!(e.hop().and_then(|h| h.index), Some(0));
+    }
+
+    #[test]
+    fn round_trips_through_io_error() {
+        let e = Error::new(ErrorKind::LimitExceeded, "too big").with_code(7);
+        let io: io::Error = e.into();
+        let back = Error::from_io("read", io);
+        assert_eq!(back.kind(), ErrorKind::LimitExceeded);
+        assert_eq!(back.code(), Some(7));
+        let plain = Error::from_io("read", io::Error::from(io::ErrorKind::UnexpectedEof));
+        assert_eq!(plain.kind(), ErrorKind::Closed);
+    }
+}

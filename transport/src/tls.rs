@@ -1,0 +1,418 @@
+//! TLS over any [`ByteStream`](crate::ByteStream) with rustls and the ring provider.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::{BoxStream, Connected, Error, ErrorKind, Host, Result, StreamConnector, Target};
+
+/// The crypto provider burrow uses everywhere: ring.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Where trusted root certificates come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Roots {
+    /// The operating system's store, falling back to the bundled webpki roots when it is empty.
+    #[default]
+    System,
+    /// The bundled Mozilla roots (`webpki-roots`).
+    Webpki,
+    /// No built-in roots: only those added with [`TlsConfig::add_root_pem_file`].
+    None,
+}
+
+/// Client TLS settings for one hop (origin or proxy). Each hop has its own.
+#[derive(Clone, Debug)]
+pub struct TlsConfig {
+    roots: Roots,
+    extra_roots: Vec<CertificateDer<'static>>,
+    insecure: bool,
+    keylog: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            roots: Roots::System,
+            extra_roots: Vec::new(),
+            insecure: false,
+            keylog: true,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Chooses the built-in roots (default: the system store).
+    pub fn roots(&mut self, roots: Roots) -> &mut Self {
+        self.roots = roots;
+        self
+    }
+
+    /// Trusts the certificates in a PEM file in addition to the built-in roots.
+    pub fn add_root_pem_file(&mut self, path: impl AsRef<Path>) -> Result<&mut Self> {
+        let path = path.as_ref();
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("cannot read CA certificates from {}", path.display()),
+                )
+                .with_source(e)
+            })?;
+        if certs.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("no certificates in {}", path.display()),
+            ));
+        }
+        self.extra_roots.extend(certs);
+        Ok(self)
+    }
+
+    /// Trusts one DER certificate in addition to the built-in roots.
+    pub fn add_root_der(&mut self, der: CertificateDer<'static>) -> &mut Self {
+        self.extra_roots.push(der);
+        self
+    }
+
+    /// Turns certificate verification off (curl's `-k`). Handshake signatures are still checked.
+    pub fn insecure(&mut self, on: bool) -> &mut Self {
+        self.insecure = on;
+        self
+    }
+
+    /// Writes session secrets to the file named by `SSLKEYLOGFILE` when that is set (default on).
+    pub fn keylog(&mut self, on: bool) -> &mut Self {
+        self.keylog = on;
+        self
+    }
+
+    /// Builds a rustls client configuration offering `alpn` (most preferred first).
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>> {
+        let provider = provider();
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::new(ErrorKind::Tls, "TLS versions").with_source(e))?;
+        let mut cfg = if self.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+                .with_no_client_auth()
+        } else {
+            builder
+                .with_root_certificates(self.root_store()?)
+                .with_no_client_auth()
+        };
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        if self.keylog {
+            cfg.key_log = Arc::new(rustls::KeyLogFile::new());
+        }
+        Ok(Arc::new(cfg))
+    }
+
+    fn root_store(&self) -> Result<RootCertStore> {
+        let mut store = RootCertStore::empty();
+        match self.roots {
+            Roots::System => {
+                let loaded = rustls_native_certs::load_native_certs();
+                let (added, _) = store.add_parsable_certificates(loaded.certs);
+                if added == 0 {
+                    store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                }
+            }
+            Roots::Webpki => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            Roots::None => {}
+        }
+        for c in &self.extra_roots {
+            store.add(c.clone()).map_err(|e| {
+                Error::new(ErrorKind::InvalidInput, "invalid CA certificate").with_source(e)
+            })?;
+        }
+        Ok(store)
+    }
+}
+
+/// The TLS server name for a host (an IP literal is an IP name, sent without SNI).
+pub fn server_name(host: &Host) -> Result<ServerName<'static>> {
+    match host {
+        Host::Ip(ip) => Ok(ServerName::IpAddress((*ip).into())),
+        Host::Name(n) => ServerName::try_from(n.clone()).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("invalid TLS server name {n:?}"),
+            )
+            .with_source(e)
+        }),
+    }
+}
+
+/// Runs a TLS client handshake over `stream`, returning the TLS stream and the negotiated ALPN.
+pub async fn handshake(
+    stream: BoxStream,
+    host: &Host,
+    config: Arc<ClientConfig>,
+) -> Result<(tokio_rustls::client::TlsStream<BoxStream>, Option<Vec<u8>>)> {
+    let name = server_name(host)?;
+    let tls = TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|e| tls_error(host, e))?;
+    let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+    Ok((tls, alpn))
+}
+
+fn tls_error(host: &Host, e: std::io::Error) -> Error {
+    let cert = e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| {
+            matches!(
+                r,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            )
+        });
+    let (kind, what) = if cert {
+        (ErrorKind::Certificate, "certificate of")
+    } else {
+        (ErrorKind::Tls, "handshake with")
+    };
+    Error::new(kind, format!("TLS {what} {host} rejected")).with_source(e)
+}
+
+/// Wraps a [`StreamConnector`] with a TLS client handshake.
+pub struct TlsStreamConnector<C> {
+    inner: C,
+    config: Arc<ClientConfig>,
+}
+
+impl<C: StreamConnector> TlsStreamConnector<C> {
+    /// TLS with `config` over the streams `inner` opens.
+    pub fn new(inner: C, config: Arc<ClientConfig>) -> Self {
+        TlsStreamConnector { inner, config }
+    }
+}
+
+#[async_trait]
+impl<C: StreamConnector> StreamConnector for TlsStreamConnector<C> {
+    async fn connect(&self, target: &Target) -> Result<Connected> {
+        let Connected { stream, mut info } = self.inner.connect(target).await?;
+        let (tls, alpn) = handshake(stream, &target.host, self.config.clone()).await?;
+        info.alpn = alpn;
+        info.layers.insert(0, "tls".into());
+        Ok(Connected {
+            stream: Box::new(tls),
+            info,
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("tls > {}", self.inner.describe())
+    }
+}
+
+/// Builds a server configuration from a PEM certificate chain and private key.
+pub fn server_config_from_pem(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>> {
+    let certs = CertificateDer::pem_slice_iter(cert_chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, "bad certificate PEM").with_source(e))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, "bad private key PEM").with_source(e))?;
+    server_config(certs, key, alpn)
+}
+
+/// Builds a server configuration from DER certificates and key, offering `alpn`.
+pub fn server_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>> {
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(ErrorKind::Tls, "TLS versions").with_source(e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            Error::new(ErrorKind::InvalidInput, "certificate and key do not fit").with_source(e)
+        })?;
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}
+
+/// Accepts a TLS connection on `stream`, returning it with the negotiated ALPN.
+pub async fn accept(
+    stream: BoxStream,
+    config: Arc<ServerConfig>,
+) -> Result<(tokio_rustls::server::TlsStream<BoxStream>, Option<Vec<u8>>)> {
+    let tls = TlsAcceptor::from(config)
+        .accept(stream)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Tls, "TLS accept failed").with_source(e))?;
+    let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+    Ok((tls, alpn))
+}
+
+/// Accepts any certificate but still checks handshake signatures (curl's `--insecure`).
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TcpConnector;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Pki {
+        ca_der: CertificateDer<'static>,
+        chain_pem: String,
+        key_pem: String,
+    }
+
+    fn pki() -> Pki {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_params =
+            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        Pki {
+            ca_der: ca.der().clone(),
+            chain_pem: leaf.pem(),
+            key_pem: leaf_key.serialize_pem(),
+        }
+    }
+
+    async fn serve_once(cfg: Arc<ServerConfig>) -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            if let Ok((mut tls, _)) = accept(Box::new(s), cfg).await {
+                let mut b = [0u8; 4];
+                tls.read_exact(&mut b).await.unwrap();
+                tls.write_all(&b).await.unwrap();
+                tls.shutdown().await.unwrap();
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn verifies_with_extra_root_and_negotiates_alpn() {
+        let p = pki();
+        let scfg = server_config_from_pem(
+            p.chain_pem.as_bytes(),
+            p.key_pem.as_bytes(),
+            &[b"h2", b"http/1.1"],
+        )
+        .unwrap();
+        let addr = serve_once(scfg).await;
+        let mut t = TlsConfig::default();
+        t.roots(Roots::None).add_root_der(p.ca_der);
+        let c = TlsStreamConnector::new(
+            TcpConnector::default(),
+            t.client_config(&[b"http/1.1"]).unwrap(),
+        );
+        let target = Target::new(Host::Name("localhost".into()), addr.port());
+        let mut conn = c.connect(&target).await.unwrap();
+        assert_eq!(conn.info.alpn.as_deref(), Some(&b"http/1.1"[..]));
+        assert_eq!(conn.info.route(), "tls > tcp");
+        conn.stream.write_all(b"ping").await.unwrap();
+        let mut out = Vec::new();
+        conn.stream.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"ping");
+    }
+
+    #[tokio::test]
+    async fn untrusted_certificate_is_certificate_error_unless_insecure() {
+        let p = pki();
+        let scfg =
+            server_config_from_pem(p.chain_pem.as_bytes(), p.key_pem.as_bytes(), &[]).unwrap();
+        let addr = serve_once(scfg.clone()).await;
+        let mut t = TlsConfig::default();
+        t.roots(Roots::None);
+        let c = TlsStreamConnector::new(TcpConnector::default(), t.client_config(&[]).unwrap());
+        let target = Target::from(addr);
+        let e = c.connect(&target).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Certificate, "{e}");
+
+        let addr = serve_once(scfg).await;
+        t.insecure(true);
+        let c = TlsStreamConnector::new(TcpConnector::default(), t.client_config(&[]).unwrap());
+        let mut conn = c.connect(&Target::from(addr)).await.unwrap();
+        conn.stream.write_all(b"ping").await.unwrap();
+        let mut out = [0u8; 4];
+        conn.stream.read_exact(&mut out).await.unwrap();
+        assert_eq!(&out, b"ping");
+    }
+
+    #[test]
+    fn missing_pem_file_is_invalid_input() {
+        let e = TlsConfig::default()
+            .add_root_pem_file("/nonexistent/ca.pem")
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+}

@@ -1,0 +1,154 @@
+//! Direct UDP: a connected socket as a [`DatagramFlow`].
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use tokio::io::ReadBuf;
+use tokio::net::UdpSocket;
+
+use crate::tcp::resolve;
+use crate::{BoxFlow, DatagramConnector, DatagramFlow, Error, ErrorKind, Result, Target};
+
+/// Largest UDP payload over IPv4 (65535 − 20 IP − 8 UDP).
+pub const MAX_UDP_PAYLOAD_V4: usize = 65_507;
+/// Largest UDP payload over IPv6 without jumbograms (65535 − 8 UDP).
+pub const MAX_UDP_PAYLOAD_V6: usize = 65_527;
+
+/// A connected UDP socket.
+#[derive(Debug)]
+pub struct UdpFlow {
+    socket: UdpSocket,
+    peer: SocketAddr,
+}
+
+impl UdpFlow {
+    /// Binds an ephemeral local port of the peer's family and connects it to `peer`.
+    pub async fn connect(peer: SocketAddr) -> Result<UdpFlow> {
+        let local: SocketAddr = if peer.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(local)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Connect, "binding a UDP socket").with_source(e))?;
+        socket.connect(peer).await.map_err(|e| {
+            Error::new(ErrorKind::Connect, format!("connecting UDP to {peer}")).with_source(e)
+        })?;
+        Ok(UdpFlow { socket, peer })
+    }
+
+    /// The peer address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The underlying socket (for QUIC on a real socket, which may use GSO/GRO).
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// Takes the underlying socket.
+    pub fn into_socket(self) -> UdpSocket {
+        self.socket
+    }
+}
+
+impl DatagramFlow for UdpFlow {
+    fn poll_send(&self, cx: &mut Context<'_>, datagram: &[u8]) -> Poll<io::Result<()>> {
+        match self.socket.poll_send(cx, datagram) {
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
+            // Too large for the path or refused by ICMP: a datagram is simply lost.
+            Poll::Ready(Err(e))
+                if e.raw_os_error() == Some(90) // EMSGSIZE
+                    || e.kind() == io::ErrorKind::ConnectionRefused =>
+            {
+                Poll::Ready(Ok(()))
+            }
+            other => other.map_ok(|_| ()),
+        }
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        loop {
+            let mut rb = ReadBuf::new(buf);
+            match self.socket.poll_recv(cx, &mut rb) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Ok(rb.filled().len())),
+                // ICMP port unreachable from an earlier send: not the end of the flow.
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn max_datagram_size(&self) -> usize {
+        if self.peer.is_ipv4() {
+            MAX_UDP_PAYLOAD_V4
+        } else {
+            MAX_UDP_PAYLOAD_V6
+        }
+    }
+
+    fn describe(&self) -> String {
+        "udp".into()
+    }
+}
+
+/// Opens direct UDP flows. Names are resolved; the first address is used.
+#[derive(Clone, Debug, Default)]
+pub struct UdpConnector;
+
+#[async_trait]
+impl DatagramConnector for UdpConnector {
+    async fn connect_datagram(&self, target: &Target) -> Result<BoxFlow> {
+        let addrs = resolve(target).await?;
+        let mut last = None;
+        for a in addrs {
+            match UdpFlow::connect(a).await {
+                Ok(f) => return Ok(Arc::new(f)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::new(ErrorKind::Resolve, "no addresses")))
+    }
+
+    fn describe(&self) -> String {
+        "udp".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datagram::{recv, send};
+
+    #[tokio::test]
+    async fn echoes_datagrams_over_loopback() {
+        let srv = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = srv.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            for _ in 0..2 {
+                let (n, from) = srv.recv_from(&mut buf).await.unwrap();
+                srv.send_to(&buf[..n], from).await.unwrap();
+            }
+        });
+        let flow = UdpConnector
+            .connect_datagram(&Target::from(addr))
+            .await
+            .unwrap();
+        assert_eq!(flow.max_datagram_size(), MAX_UDP_PAYLOAD_V4);
+        let payload = vec![7u8; 1200];
+        send(&*flow, &payload).await.unwrap();
+        let mut buf = [0u8; 2048];
+        let n = recv(&*flow, &mut buf).await.unwrap();
+        assert_eq!(&buf[..n], &payload[..]);
+        send(&*flow, b"x").await.unwrap();
+        let n = recv(&*flow, &mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"x");
+    }
+}
