@@ -1,2 +1,36 @@
 //! # burrow-http-core
+//!
+//! HTTP semantics independent of the version (RFC 9110), for burrow's version crates to plug
+//! into:
+//!
+//! * [`HttpConnection`]: the client side of a connection of any version: send a request, get
+//!   a streamed response; open a [`Tunnel`] (CONNECT, extended CONNECT);
+//! * [`ServerConnection`] and [`Respond`]: the server-side twin;
+//! * [`Body`]: streaming bodies with back-pressure and trailers;
+//! * [`playbook`]: the test kit for every sans-I/O core in burrow.
+//!
+//! Errors are burrow's one [`Error`] type (from `burrow-transport`), re-exported here.
+//!
+//! ```
+//! use burrow_http_core::Body;
+//! # async fn demo() -> Result<(), burrow_http_core::Error> {
+//! let (mut tx, body) = Body::channel();
+//! tokio::spawn(async move {
+//!     tx.send_data("hello".into()).await?;
+//!     tx.finish();
+//!     Ok::<_, burrow_http_core::Error>(())
+//! });
+//! assert_eq!(&body.collect(1024).await?.data[..], b"hello");
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+
+mod body;
+mod connection;
+pub mod playbook;
+mod tunnel;
+
+pub use body::{Body, BodySender, Collected, DEFAULT_CHANNEL_FRAMES};
+pub use burrow_transport::{Error, ErrorKind, Fault, Hop, Result};
+pub use connection::{ConnectionInfo, HttpConnection, Respond, ServerConnection, ServerRequest};
+pub use tunnel::{refused, Tunnel, TunnelDatagrams, TunnelRequest};
