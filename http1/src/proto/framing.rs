@@ -1,0 +1,213 @@
+//! How long a message body is (RFC 9112 §6.3).
+
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, Version};
+
+use super::ProtoError;
+
+/// How a body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Exactly this many bytes (0: no body).
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Until the connection closes (responses only).
+    CloseDelimited,
+}
+
+/// Parses `Content-Length`: every field and list element must be the same number
+/// (RFC 9110 §8.6 lets a recipient accept identical repeats).
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ProtoError> {
+    let mut found: Option<u64> = None;
+    for v in headers.get_all(CONTENT_LENGTH) {
+        let s = v.to_str().map_err(|_| ProtoError::InvalidContentLength)?;
+        for part in s.split(',') {
+            let part = part.trim_matches([' ', '\t']);
+            if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ProtoError::InvalidContentLength);
+            }
+            let n: u64 = part.parse().map_err(|_| ProtoError::InvalidContentLength)?;
+            match found {
+                Some(prev) if prev != n => return Err(ProtoError::InvalidContentLength),
+                _ => found = Some(n),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Whether `Transfer-Encoding` is present, and if so whether chunked is the final coding.
+/// Chunked anywhere but last, or twice, is an error.
+fn transfer_encoding(headers: &HeaderMap) -> Result<Option<bool>, ProtoError> {
+    let mut codings = Vec::new();
+    for v in headers.get_all(TRANSFER_ENCODING) {
+        let s = v
+            .to_str()
+            .map_err(|_| ProtoError::UnsupportedTransferEncoding)?;
+        for c in s.split(',') {
+            let c = c.trim_matches([' ', '\t']);
+            if !c.is_empty() {
+                codings.push(c.to_ascii_lowercase());
+            }
+        }
+    }
+    if codings.is_empty() {
+        return if headers.contains_key(TRANSFER_ENCODING) {
+            Err(ProtoError::UnsupportedTransferEncoding)
+        } else {
+            Ok(None)
+        };
+    }
+    let chunked_count = codings.iter().filter(|c| *c == "chunked").count();
+    let last_chunked = codings.last().is_some_and(|c| c == "chunked");
+    if chunked_count > 1 || (chunked_count == 1 && !last_chunked) {
+        return Err(ProtoError::UnsupportedTransferEncoding);
+    }
+    Ok(Some(last_chunked))
+}
+
+fn check_te_cl(headers: &HeaderMap, version: Version) -> Result<Option<bool>, ProtoError> {
+    let te = transfer_encoding(headers)?;
+    if te.is_some() {
+        if headers.contains_key(CONTENT_LENGTH) {
+            return Err(ProtoError::ContentLengthWithTransferEncoding);
+        }
+        if version == Version::HTTP_10 {
+            return Err(ProtoError::TransferEncodingInHttp10);
+        }
+    }
+    Ok(te)
+}
+
+/// Framing of a request body (RFC 9112 §6.3 rules 3–6).
+pub fn request_framing(headers: &HeaderMap, version: Version) -> Result<Framing, ProtoError> {
+    match check_te_cl(headers, version)? {
+        Some(true) => Ok(Framing::Chunked),
+        // A request whose final coding is not chunked cannot be delimited: 501/400.
+        Some(false) => Err(ProtoError::UnsupportedTransferEncoding),
+        None => Ok(Framing::Length(content_length(headers)?.unwrap_or(0))),
+    }
+}
+
+/// Framing of a response body that may have one (the caller handles HEAD, 1xx, 204, 304 and
+/// CONNECT 2xx).
+pub fn response_framing(headers: &HeaderMap, version: Version) -> Result<Framing, ProtoError> {
+    match check_te_cl(headers, version)? {
+        Some(true) => Ok(Framing::Chunked),
+        Some(false) => Ok(Framing::CloseDelimited),
+        None => Ok(match content_length(headers)? {
+            Some(n) => Framing::Length(n),
+            None => Framing::CloseDelimited,
+        }),
+    }
+}
+
+/// Whether a header list contains a token (case-insensitive), e.g. `Connection: close`.
+pub fn has_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+/// Whether a message allows the connection to stay open afterwards (RFC 9112 §9.3).
+pub fn wants_keep_alive(headers: &HeaderMap, version: Version) -> bool {
+    if has_token(headers, CONNECTION, "close") {
+        return false;
+    }
+    version != Version::HTTP_10 || has_token(headers, CONNECTION, "keep-alive")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn content_length_rules() {
+        assert_eq!(content_length(&h(&[])), Ok(None));
+        assert_eq!(
+            content_length(&h(&[("content-length", "42")])),
+            Ok(Some(42))
+        );
+        assert_eq!(
+            content_length(&h(&[("content-length", "42"), ("content-length", "42")])),
+            Ok(Some(42))
+        );
+        assert_eq!(
+            content_length(&h(&[("content-length", "42, 42")])),
+            Ok(Some(42))
+        );
+        assert_eq!(
+            content_length(&h(&[("content-length", "42"), ("content-length", "43")])),
+            Err(ProtoError::InvalidContentLength)
+        );
+        for bad in ["-1", "+1", "0x10", "", "1 2", "99999999999999999999"] {
+            assert_eq!(
+                content_length(&h(&[("content-length", bad)])),
+                Err(ProtoError::InvalidContentLength),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn transfer_encoding_rules() {
+        let v = Version::HTTP_11;
+        assert_eq!(
+            request_framing(&h(&[("transfer-encoding", "chunked")]), v),
+            Ok(Framing::Chunked)
+        );
+        assert_eq!(
+            request_framing(&h(&[("transfer-encoding", "gzip, chunked")]), v),
+            Ok(Framing::Chunked)
+        );
+        assert_eq!(
+            request_framing(&h(&[("transfer-encoding", "chunked, gzip")]), v),
+            Err(ProtoError::UnsupportedTransferEncoding)
+        );
+        assert_eq!(
+            response_framing(&h(&[("transfer-encoding", "gzip")]), v),
+            Ok(Framing::CloseDelimited)
+        );
+        assert_eq!(
+            request_framing(&h(&[("transfer-encoding", "chunked, chunked")]), v),
+            Err(ProtoError::UnsupportedTransferEncoding)
+        );
+        assert_eq!(
+            response_framing(
+                &h(&[("transfer-encoding", "chunked"), ("content-length", "3")]),
+                v
+            ),
+            Err(ProtoError::ContentLengthWithTransferEncoding)
+        );
+        assert_eq!(
+            response_framing(&h(&[("transfer-encoding", "chunked")]), Version::HTTP_10),
+            Err(ProtoError::TransferEncodingInHttp10)
+        );
+        assert_eq!(request_framing(&h(&[]), v), Ok(Framing::Length(0)));
+        assert_eq!(response_framing(&h(&[]), v), Ok(Framing::CloseDelimited));
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        assert!(wants_keep_alive(&h(&[]), Version::HTTP_11));
+        assert!(!wants_keep_alive(
+            &h(&[("connection", "Close")]),
+            Version::HTTP_11
+        ));
+        assert!(!wants_keep_alive(&h(&[]), Version::HTTP_10));
+        assert!(wants_keep_alive(
+            &h(&[("connection", "keep-alive")]),
+            Version::HTTP_10
+        ));
+    }
+}
