@@ -6,4 +6,6 @@
 //! [`ByteStream`](burrow_transport::ByteStream).
 #![forbid(unsafe_code)]
 
+pub mod fuzzing;
+pub mod io;
 pub mod proto;

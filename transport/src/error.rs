@@ -222,6 +222,38 @@ impl Error {
     }
 }
 
+/// Cloning keeps everything but turns the source into its text (sources are not `Clone`).
+impl Clone for Error {
+    fn clone(&self) -> Self {
+        let i = &self.inner;
+        Error {
+            inner: Box::new(Inner {
+                kind: i.kind,
+                fault: i.fault,
+                message: i.message.clone(),
+                code: i.code,
+                hop: i.hop.clone(),
+                detail: i.detail.clone(),
+                source: i
+                    .source
+                    .as_ref()
+                    .map(|s| BoxError::from(SourceText(s.to_string()))),
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SourceText(String);
+
+impl fmt::Display for SourceText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SourceText {}
+
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");

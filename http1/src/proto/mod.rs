@@ -12,6 +12,7 @@ mod tests;
 pub use conn::{Connection, Event, Role};
 pub use error::ProtoError;
 pub use framing::Framing;
+pub(crate) use head::encode_response;
 pub use head::{RequestHead, ResponseHead};
 
 /// Default limit on the size of a header block (request or status line included): 64 KiB.
