@@ -1,2 +1,7 @@
-//! Shared code of the burrow binaries.
+//! Shared code of the burrow binaries: the CLI, the in-process test origin, a test PKI.
 #![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod demo;
+pub mod origin;
+pub mod pki;

@@ -1,0 +1,232 @@
+//! Connecting, sending, and streaming the answer out.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use burrow_http1::io::handshake;
+use burrow_http1::proto::Limits;
+use burrow_http_core::{ConnectionInfo, HttpConnection};
+use burrow_transport::{
+    tls, Connected, Error, ErrorKind, Host, StreamConnector, Target, TcpConfig, TcpConnector,
+    TlsConfig,
+};
+use http::{Request, Response, Version};
+use tokio::io::AsyncWriteExt;
+
+use super::exit::{self, Exit};
+use super::request::{body, headers, method, parse_url};
+use super::Args;
+
+fn secs(s: f64, what: &str) -> Result<Duration, Exit> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| Exit::new(exit::FAILED_INIT, format!("bad {what} {s}")))
+}
+
+/// Runs one transfer as described by `args`.
+pub async fn run(args: Args) -> Result<(), Exit> {
+    let max_time = args.max_time.map(|s| secs(s, "--max-time")).transpose()?;
+    let fut = transfer(&args);
+    match max_time {
+        Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| {
+            Exit::new(
+                exit::OPERATION_TIMEDOUT,
+                format!("Operation timed out after {} milliseconds", d.as_millis()),
+            )
+        })?,
+        None => fut.await,
+    }
+}
+
+struct Verbose(bool);
+
+impl Verbose {
+    fn line(&self, prefix: &str, s: impl AsRef<str>) {
+        if self.0 {
+            eprintln!("{prefix} {}", s.as_ref());
+        }
+    }
+}
+
+async fn connect(args: &Args, uri: &http::Uri, v: &Verbose) -> Result<(Connected, Target), Exit> {
+    let https = uri.scheme_str() == Some("https");
+    let host = Host::parse(uri.host().unwrap_or_default())
+        .map_err(|e| Exit::new(exit::URL_MALFORMAT, e.to_string()))?;
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let target = Target::new(host, port);
+    let mut tcp = TcpConfig::default();
+    let connect_timeout = args
+        .connect_timeout
+        .map(|s| secs(s, "--connect-timeout"))
+        .transpose()?;
+    tcp.connect_timeout(connect_timeout);
+    let tcp = TcpConnector::new(tcp);
+    let fut = async {
+        if !https {
+            return tcp.connect(&target).await;
+        }
+        let mut t = TlsConfig::default();
+        t.insecure(args.insecure);
+        if let Some(ca) = &args.cacert {
+            t.add_root_pem_file(ca)?;
+        }
+        let cfg = t.client_config(&[b"http/1.1"])?;
+        let mut c = tcp.connect(&target).await?;
+        if let Some(a) = c.info.peer_addr {
+            v.line(
+                "*",
+                format!("Connected to {} ({}) port {port}", target.host, a.ip()),
+            );
+        }
+        let (s, alpn) = tls::handshake(c.stream, &target.host, cfg).await?;
+        c.stream = Box::new(s);
+        c.info.alpn = alpn;
+        c.info.layers.insert(0, "tls".into());
+        Ok(c)
+    };
+    let res: Result<Connected, Error> = match connect_timeout {
+        Some(d) => tokio::time::timeout(d, fut).await.unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "connection to {target} timed out after {} ms",
+                    d.as_millis()
+                ),
+            ))
+        }),
+        None => fut.await,
+    };
+    let c = res.map_err(|e| match e.kind() {
+        ErrorKind::InvalidInput if args.cacert.is_some() => {
+            Exit::new(exit::SSL_CACERT_BADFILE, e.to_string())
+        }
+        _ => Exit::from(e),
+    })?;
+    if !https {
+        if let Some(a) = c.info.peer_addr {
+            v.line(
+                "*",
+                format!("Connected to {} ({}) port {port}", target.host, a.ip()),
+            );
+        }
+    } else if let Some(alpn) = &c.info.alpn {
+        v.line(
+            "*",
+            format!("ALPN: server accepted {}", String::from_utf8_lossy(alpn)),
+        );
+    }
+    v.line("*", format!("route: http/1.1 > {}", c.info.route()));
+    Ok((c, target))
+}
+
+async fn transfer(args: &Args) -> Result<(), Exit> {
+    let uri = parse_url(&args.url)?;
+    let method = method(args)?;
+    let headers = headers(args)?;
+    let body = body(args).await?;
+    let v = Verbose(args.verbose);
+    let (c, _target) = connect(args, &uri, &v).await?;
+    let info = ConnectionInfo {
+        peer_addr: c.info.peer_addr,
+        alpn: c.info.alpn.clone(),
+        route: c.info.route(),
+    };
+    let conn = handshake(c.stream, info, Limits::default());
+    let mut req = Request::builder()
+        .method(method.clone())
+        .uri(uri.clone())
+        .body(body)
+        .map_err(|e| Exit::new(exit::FAILED_INIT, e.to_string()))?;
+    *req.headers_mut() = headers;
+    if v.0 {
+        let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+        v.line(">", format!("{method} {pq} HTTP/1.1"));
+        if let Some(a) = uri.authority() {
+            v.line(">", format!("host: {a}"));
+        }
+        for (k, val) in req.headers() {
+            v.line(
+                ">",
+                format!("{k}: {}", String::from_utf8_lossy(val.as_bytes())),
+            );
+        }
+        v.line(">", "");
+    }
+    let resp = conn.send_request(req).await.map_err(Exit::from)?;
+    output(args, &v, resp).await
+}
+
+fn head_text(resp: &Response<burrow_http_core::Body>) -> String {
+    let version = match resp.version() {
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    };
+    let status = resp.status();
+    let mut s = format!(
+        "{version} {} {}\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or("")
+    );
+    for (k, val) in resp.headers() {
+        s.push_str(&format!(
+            "{k}: {}\r\n",
+            String::from_utf8_lossy(val.as_bytes())
+        ));
+    }
+    s.push_str("\r\n");
+    s
+}
+
+async fn output(
+    args: &Args,
+    v: &Verbose,
+    resp: Response<burrow_http_core::Body>,
+) -> Result<(), Exit> {
+    let head = head_text(&resp);
+    if v.0 {
+        for line in head.trim_end().split("\r\n") {
+            v.line("<", line);
+        }
+        v.line("<", "");
+    }
+    if args.fail && resp.status().as_u16() >= 400 {
+        return Err(Exit::new(
+            exit::HTTP_RETURNED_ERROR,
+            format!(
+                "The requested URL returned error: {}",
+                resp.status().as_u16()
+            ),
+        ));
+    }
+    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match &args.output {
+        Some(p) => Box::new(tokio::fs::File::create(p).await.map_err(|e| {
+            Exit::new(
+                exit::WRITE_ERROR,
+                format!("cannot create {}: {e}", p.display()),
+            )
+        })?),
+        None => Box::new(tokio::io::stdout()),
+    };
+    let werr = |e: std::io::Error| Exit::new(exit::WRITE_ERROR, format!("write failed: {e}"));
+    if args.include || args.head {
+        out.write_all(head.as_bytes()).await.map_err(werr)?;
+    }
+    let mut body = resp.into_body();
+    let mut total = 0u64;
+    while let Some(chunk) = body.chunk().await {
+        let chunk = chunk.map_err(|e| {
+            let mut x = Exit::from(e);
+            x.message = format!("{} after {total} bytes", x.message);
+            x
+        })?;
+        total += chunk.len() as u64;
+        out.write_all(&chunk).await.map_err(werr)?;
+    }
+    out.flush().await.map_err(werr)?;
+    if v.0 {
+        v.line("*", format!("received {total} body bytes"));
+        let _ = std::io::stderr().flush();
+    }
+    Ok(())
+}

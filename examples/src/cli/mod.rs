@@ -1,0 +1,126 @@
+//! `burrow`: a curl-like command line client.
+//!
+//! Options keep curl's meanings: `-X`, `-H`, `-d/--data`, `--data-binary @file`, `-o`, `-i`,
+//! `-I`, `-s`, `-v`, `-k`, `--cacert`, `--http1.1`, `--max-time`, `--connect-timeout`,
+//! `-f/--fail`. Exit codes follow curl's (see [`exit`]).
+
+pub mod exit;
+mod fetch;
+mod request;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+pub use fetch::run;
+
+/// Command line of `burrow`.
+#[derive(Parser, Debug, Clone, Default)]
+#[command(
+    name = "burrow",
+    about = "HTTP client: any HTTP version over any chain of proxies"
+)]
+pub struct Args {
+    /// The URL to fetch (`http://` or `https://`; no scheme means `http://`).
+    pub url: String,
+
+    /// Request method (default GET, POST with -d, HEAD with -I).
+    #[arg(short = 'X', long = "request")]
+    pub method: Option<String>,
+
+    /// Extra request header, `Name: value` (repeatable). `Name:` removes a default header.
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+
+    /// POST data (repeatable, joined with `&`); `@file` reads a file without its newlines.
+    #[arg(short = 'd', long = "data")]
+    pub data: Vec<String>,
+
+    /// POST data as is; `@file` streams a file, `@-` standard input.
+    #[arg(long = "data-binary")]
+    pub data_binary: Option<String>,
+
+    /// Write the body to this file instead of standard output.
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+
+    /// Include the response head in the output.
+    #[arg(short = 'i', long = "include")]
+    pub include: bool,
+
+    /// Fetch the head only (HEAD request).
+    #[arg(short = 'I', long = "head")]
+    pub head: bool,
+
+    /// Silent: no error messages.
+    #[arg(short = 's', long = "silent")]
+    pub silent: bool,
+
+    /// With -s, still show errors.
+    #[arg(short = 'S', long = "show-error")]
+    pub show_error: bool,
+
+    /// Verbose: connection details and headers on standard error.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+
+    /// Do not verify TLS certificates.
+    #[arg(short = 'k', long = "insecure")]
+    pub insecure: bool,
+
+    /// Trust the CA certificates in this PEM file.
+    #[arg(long = "cacert")]
+    pub cacert: Option<PathBuf>,
+
+    /// Use HTTP/1.1 only.
+    #[arg(long = "http1.1")]
+    pub http1_1: bool,
+
+    /// Fail (exit 22) on HTTP status 400 and above, without printing the body.
+    #[arg(short = 'f', long = "fail")]
+    pub fail: bool,
+
+    /// Maximum time for the whole transfer, in seconds (fractions allowed).
+    #[arg(short = 'm', long = "max-time")]
+    pub max_time: Option<f64>,
+
+    /// Maximum time to connect (TCP and TLS), in seconds.
+    #[arg(long = "connect-timeout")]
+    pub connect_timeout: Option<f64>,
+}
+
+/// Parses arguments and runs; returns the process exit code.
+pub fn main_with_args<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = match Args::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::FAILED_INIT } else { 0 };
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("burrow: cannot start runtime: {e}");
+            return exit::FAILED_INIT;
+        }
+    };
+    let quiet = args.silent && !args.show_error;
+    match rt.block_on(run(args)) {
+        Ok(()) => 0,
+        Err(e) => {
+            if !quiet {
+                eprintln!("burrow: ({}) {}", e.code, e.message);
+            }
+            e.code
+        }
+    }
+}

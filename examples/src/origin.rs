@@ -1,0 +1,133 @@
+//! An in-process test origin built on burrow's server roles.
+//!
+//! Paths: `/bytes/N` returns N deterministic bytes with `Content-Length`; `/chunked/N` the
+//! same bytes chunked; `/echo` echoes a request body; anything else returns the path.
+//! The body bytes are [`pattern`] so a client can check them without storing them.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use burrow_http_core::{Body, ServerConnection, ServerRequest};
+use burrow_transport::{tls, BoxStream};
+use bytes::Bytes;
+use http::Response;
+use tokio::net::TcpListener;
+
+/// Byte `i` of every test body.
+pub fn pattern_byte(i: u64) -> u8 {
+    (i.wrapping_mul(31).wrapping_add(i >> 8) % 251) as u8
+}
+
+/// The first `n` bytes of the test pattern starting at offset `from`.
+pub fn pattern(from: u64, n: usize) -> Vec<u8> {
+    (0..n as u64).map(|i| pattern_byte(from + i)).collect()
+}
+
+/// Counters an origin keeps, so tests can tell which route reached it.
+#[derive(Debug, Default)]
+pub struct OriginStats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Requests answered.
+    pub requests: AtomicU64,
+}
+
+/// A running origin.
+pub struct Origin {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its counters.
+    pub stats: Arc<OriginStats>,
+}
+
+/// Which server role to run on each accepted TCP connection.
+pub type ServeFn = Arc<dyn Fn(BoxStream) -> Box<dyn ServerConnection> + Send + Sync>;
+
+/// The HTTP/1.1 server role.
+pub fn http1() -> ServeFn {
+    Arc::new(|io| {
+        Box::new(burrow_http1::io::serve(
+            io,
+            burrow_http1::proto::Limits::default(),
+        ))
+    })
+}
+
+/// Starts an origin on `127.0.0.1:0`, plain or with TLS when `tls` is given.
+pub async fn start(
+    serve: ServeFn,
+    tls: Option<Arc<burrow_transport::rustls::ServerConfig>>,
+) -> std::io::Result<Origin> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let stats = Arc::new(OriginStats::default());
+    let st = stats.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let _ = s.set_nodelay(true);
+            st.connections.fetch_add(1, Ordering::Relaxed);
+            let (serve, tls, st) = (serve.clone(), tls.clone(), st.clone());
+            tokio::spawn(async move {
+                let io: BoxStream = match tls {
+                    Some(cfg) => match tls::accept(Box::new(s), cfg).await {
+                        Ok((t, _)) => Box::new(t),
+                        Err(_) => return,
+                    },
+                    None => Box::new(s),
+                };
+                let mut conn = serve(io);
+                while let Some(Ok(req)) = conn.accept().await {
+                    st.requests.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(answer(req));
+                }
+            });
+        }
+    });
+    Ok(Origin { addr, stats })
+}
+
+/// Streams `n` pattern bytes into a channel body in 64 KiB pieces.
+fn pattern_body(n: u64, known_length: bool) -> Body {
+    let (mut tx, body) = Body::channel_with(known_length.then_some(n), 4);
+    tokio::spawn(async move {
+        let mut off = 0u64;
+        while off < n {
+            let len = (n - off).min(64 * 1024) as usize;
+            if tx.send_data(Bytes::from(pattern(off, len))).await.is_err() {
+                return;
+            }
+            off += len as u64;
+        }
+        tx.finish();
+    });
+    body
+}
+
+async fn answer(sr: ServerRequest) {
+    let (parts, body) = sr.request.into_parts();
+    let path = parts.uri.path().to_string();
+    let resp = if let Some(n) = path.strip_prefix("/bytes/") {
+        let n = n.parse().unwrap_or(0);
+        Response::new(pattern_body(n, true))
+    } else if let Some(n) = path.strip_prefix("/chunked/") {
+        let n = n.parse().unwrap_or(0);
+        Response::new(pattern_body(n, false))
+    } else if let Some(code) = path.strip_prefix("/status/") {
+        let mut r = Response::new(Body::from(format!("status {code}\n")));
+        *r.status_mut() = code.parse().unwrap_or(http::StatusCode::BAD_REQUEST);
+        r
+    } else if path == "/headers" {
+        // The request head as text, so clients can see what was sent.
+        let mut s = format!("{} {}\n", parts.method, parts.uri);
+        for (k, v) in &parts.headers {
+            s.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+        }
+        Response::new(Body::from(s))
+    } else if path == "/echo" {
+        Response::new(body)
+    } else {
+        Response::new(Body::from(path))
+    };
+    let _ = sr.respond.send_response(resp).await;
+}

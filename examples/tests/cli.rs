@@ -1,0 +1,278 @@
+//! The `burrow` binary against in-process origins: outputs, options and exit codes.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::process::{Command, Output};
+
+use burrow_examples::origin::{self, pattern};
+use burrow_examples::pki::TestPki;
+use sha2::{Digest, Sha256};
+
+fn burrow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_burrow"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+async fn run(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        burrow(&a)
+    })
+    .await
+    .unwrap()
+}
+
+struct Tls {
+    addr: std::net::SocketAddr,
+    ca: std::path::PathBuf,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    pub fn new(tag: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!(
+            "burrow-test-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+}
+
+async fn tls_origin() -> Tls {
+    let pki = TestPki::generate(&[]).unwrap();
+    let dir = tempdir::new("tls");
+    let (ca, _, _) = pki.write_to(&dir.0).unwrap();
+    let cfg =
+        burrow_transport::tls::server_config(pki.chain_der.clone(), pki.key(), &[b"http/1.1"])
+            .unwrap();
+    let o = origin::start(origin::http1(), Some(cfg)).await.unwrap();
+    Tls {
+        addr: o.addr,
+        ca,
+        _dir: dir,
+    }
+}
+
+fn sha(b: &[u8]) -> Vec<u8> {
+    Sha256::digest(b).to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_are_byte_exact_to_file_and_stdout() {
+    let o = origin::start(origin::http1(), None).await.unwrap();
+    let dir = tempdir::new("dl");
+    let file = dir.0.join("out.bin");
+    let out = run(vec![
+        format!("http://127.0.0.1:{}/bytes/1048576", o.addr.port()),
+        "-o".into(),
+        file.display().to_string(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sha(&std::fs::read(&file).unwrap()),
+        sha(&pattern(0, 1 << 20))
+    );
+
+    let out = run(vec![format!("127.0.0.1:{}/chunked/300000", o.addr.port())]).await;
+    assert!(out.status.success());
+    assert_eq!(sha(&out.stdout), sha(&pattern(0, 300_000)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_cacert_include_and_head() {
+    let t = tls_origin().await;
+    let url = format!("https://localhost:{}/bytes/10", t.addr.port());
+    let out = run(vec![
+        url.clone(),
+        "--cacert".into(),
+        t.ca.display().to_string(),
+        "-i".into(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = out.stdout;
+    assert!(
+        text.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+    assert!(text.ends_with(&pattern(0, 10)));
+    assert!(String::from_utf8_lossy(&text).contains("content-length: 10\r\n"));
+
+    let out = run(vec![
+        url,
+        "--cacert".into(),
+        t.ca.display().to_string(),
+        "-I".into(),
+    ])
+    .await;
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        s.starts_with("HTTP/1.1 200 OK\r\n") && s.ends_with("\r\n\r\n"),
+        "{s}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_certificate_exits_60_and_k_overrides() {
+    let t = tls_origin().await;
+    let url = format!("https://localhost:{}/bytes/3", t.addr.port());
+    let out = run(vec![url.clone()]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(60),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(vec![url, "-k".into()]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, pattern(0, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_headers_and_data_reach_the_origin() {
+    let o = origin::start(origin::http1(), None).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", o.addr.port());
+    let out = run(vec![
+        format!("{base}/headers"),
+        "-X".into(),
+        "PUT".into(),
+        "-H".into(),
+        "X-Test: yes".into(),
+        "-H".into(),
+        "User-Agent: mine".into(),
+    ])
+    .await;
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.starts_with("PUT /headers\n"), "{s}");
+    assert!(s.contains("x-test: yes\n"), "{s}");
+    assert!(
+        s.contains("user-agent: mine\n") && !s.contains("burrow/"),
+        "{s}"
+    );
+
+    let out = run(vec![
+        format!("{base}/echo"),
+        "-d".into(),
+        "a=1".into(),
+        "-d".into(),
+        "b=2".into(),
+    ])
+    .await;
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "a=1&b=2");
+
+    let dir = tempdir::new("up");
+    let f = dir.0.join("up.bin");
+    std::fs::write(&f, pattern(0, 200_000)).unwrap();
+    let out = run(vec![
+        format!("{base}/echo"),
+        "--data-binary".into(),
+        format!("@{}", f.display()),
+    ])
+    .await;
+    assert_eq!(sha(&out.stdout), sha(&pattern(0, 200_000)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_follow_curl() {
+    // 7: nobody listens.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let out = run(vec![format!("http://127.0.0.1:{port}/")]).await;
+    assert_eq!(out.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("burrow: (7)"));
+    // -s hides the message.
+    let out = run(vec![format!("http://127.0.0.1:{port}/"), "-s".into()]).await;
+    assert_eq!(out.status.code(), Some(7));
+    assert!(out.stderr.is_empty());
+
+    // 28: a server that accepts and never answers.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    let out = run(vec![
+        format!("http://127.0.0.1:{port}/"),
+        "--max-time".into(),
+        "0.5".into(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(28));
+
+    // 8: garbage instead of HTTP.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut s, _)) = l.accept().await {
+            let _ = s.write_all(b"SSH-2.0-OpenSSH\r\n\r\n").await;
+        }
+    });
+    let out = run(vec![format!("http://127.0.0.1:{port}/")]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 22 with --fail; 1 and 3 for bad URLs.
+    let o = origin::start(origin::http1(), None).await.unwrap();
+    let out = run(vec![
+        format!("http://127.0.0.1:{}/status/404", o.addr.port()),
+        "-f".into(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(22));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        run(vec!["ftp://127.0.0.1/".into()]).await.status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        run(vec!["http://[::1/".into()]).await.status.code(),
+        Some(3)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_shows_route_and_heads_on_stderr() {
+    let t = tls_origin().await;
+    let out = run(vec![
+        format!("https://localhost:{}/bytes/1", t.addr.port()),
+        "--cacert".into(),
+        t.ca.display().to_string(),
+        "-v".into(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("* ALPN: server accepted http/1.1"), "{err}");
+    assert!(err.contains("* route: http/1.1 > tls > tcp"), "{err}");
+    assert!(err.contains("> GET /bytes/1 HTTP/1.1"), "{err}");
+    assert!(err.contains("< HTTP/1.1 200 OK"), "{err}");
+    assert_eq!(out.stdout, pattern(0, 1));
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Installs and starts the independent peers on loopback, runs the peer tests against them,
+# and stops them. Called by .ci/run; safe to run by hand (needs root for apt-get).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null || \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+fi
+
+work=$(mktemp -d /tmp/burrow-peers.XXXXXX)
+chmod 755 "$work"  # nginx workers run unprivileged
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+cargo build -q -p burrow-examples --bin burrow-testpki
+./target/debug/burrow-testpki "$work/pki"
+
+# Content: an empty file and 1 MiB of random bytes.
+mkdir -p "$work/www/chunked" "$work/logs"
+: > "$work/www/0.bin"
+head -c 1048576 /dev/urandom > "$work/www/1m.bin"
+cp "$work/www/1m.bin" "$work/www/chunked/1m.bin"
+chmod -R a+rX "$work/www"
+
+plain=$(free_port); tls=$(free_port)
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/tmp_body;
+  proxy_temp_path $work/tmp_proxy;
+  fastcgi_temp_path $work/tmp_fcgi;
+  uwsgi_temp_path $work/tmp_uwsgi;
+  scgi_temp_path $work/tmp_scgi;
+  default_type application/octet-stream;
+  keepalive_requests 1000;
+  server {
+    listen 127.0.0.1:$plain;
+    listen 127.0.0.1:$tls ssl;
+    ssl_certificate $work/pki/cert.pem;
+    ssl_certificate_key $work/pki/key.pem;
+    root $work/www;
+    add_header X-Conn \$connection always;
+    add_header X-Conn-Requests \$connection_requests always;
+    # sub_filter drops Content-Length, so nginx answers chunked.
+    location /chunked/ { sub_filter 'burrow' 'burrow'; sub_filter_once off; sub_filter_types *; }
+  }
+}
+CONF
+nginx -p "$work" -c "$work/nginx.conf" -g 'daemon off;' &
+pids+=($!)
+for _ in $(seq 50); do
+  (exec 3<>/dev/tcp/127.0.0.1/$tls) 2>/dev/null && break
+  sleep 0.1
+done
+
+export BURROW_NGINX_PLAIN=$plain BURROW_NGINX_TLS=$tls BURROW_NGINX_CA="$work/pki/ca.pem" BURROW_NGINX_ROOT="$work/www"
+echo "peers: nginx plain :$plain tls :$tls"
+cargo test -p burrow-examples --test peers_nginx -- --ignored --test-threads=1
