@@ -11,7 +11,6 @@ use burrow_transport::{
     TlsConfig,
 };
 use http::{Request, Response, Version};
-use tokio::io::AsyncWriteExt;
 
 use super::exit::{self, Exit};
 use super::request::{body, headers, method, parse_url};
@@ -199,18 +198,22 @@ async fn output(
             ),
         ));
     }
-    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match &args.output {
-        Some(p) => Box::new(tokio::fs::File::create(p).await.map_err(|e| {
+    // Plain blocking writes: the CLI runs on a current-thread runtime with one connection, so
+    // a write that blocks is the back-pressure we want; tokio's async file and stdout would
+    // hand every chunk to the blocking pool instead (a thread hop per chunk).
+    let mut out: Box<dyn std::io::Write + Send> = match &args.output {
+        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| {
             Exit::new(
                 exit::WRITE_ERROR,
                 format!("cannot create {}: {e}", p.display()),
             )
         })?),
-        None => Box::new(tokio::io::stdout()),
+        None => Box::new(std::io::stdout()),
     };
     let werr = |e: std::io::Error| Exit::new(exit::WRITE_ERROR, format!("write failed: {e}"));
+    let mut write = |b: &[u8]| out.write_all(b);
     if args.include || args.head {
-        out.write_all(head.as_bytes()).await.map_err(werr)?;
+        write(head.as_bytes()).map_err(werr)?;
     }
     let mut body = resp.into_body();
     let mut total = 0u64;
@@ -221,9 +224,9 @@ async fn output(
             x
         })?;
         total += chunk.len() as u64;
-        out.write_all(&chunk).await.map_err(werr)?;
+        write(&chunk).map_err(werr)?;
     }
-    out.flush().await.map_err(werr)?;
+    out.flush().map_err(werr)?;
     if v.0 {
         v.line("*", format!("received {total} body bytes"));
         let _ = std::io::stderr().flush();

