@@ -73,6 +73,15 @@ impl Body {
         Body::channel_with(None, DEFAULT_CHANNEL_FRAMES)
     }
 
+    /// A copy of this body if it can be sent again (empty or full bodies), for retries.
+    pub fn try_clone(&self) -> Option<Body> {
+        match &self.kind {
+            Kind::Empty => Some(Body::empty()),
+            Kind::Full(Some(b)) => Some(Body::full(b.clone())),
+            _ => None,
+        }
+    }
+
     /// Wraps any `http_body::Body`.
     pub fn wrap<B>(body: B) -> Body
     where

@@ -7,6 +7,8 @@
 //!   a streamed response; open a [`Tunnel`] (CONNECT, extended CONNECT);
 //! * [`ServerConnection`] and [`Respond`]: the server-side twin;
 //! * [`Body`]: streaming bodies with back-pressure and trailers;
+//! * [`Client`]: picks the version (ALPN, prior knowledge), pools connections by route and
+//!   origin, retries requests the peer provably did not process;
 //! * [`playbook`]: the test kit for every sans-I/O core in burrow.
 //!
 //! Errors are burrow's one [`Error`] type (from `burrow-transport`), re-exported here.
@@ -26,11 +28,18 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod client;
 mod connection;
 pub mod playbook;
+pub mod pool;
+mod protocol;
 mod tunnel;
 
 pub use body::{Body, BodySender, Collected, DEFAULT_CHANNEL_FRAMES};
 pub use burrow_transport::{Error, ErrorKind, Fault, Hop, Result};
+pub use client::{
+    origin, Client, ClientBuilder, VersionPolicy, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PER_ORIGIN,
+};
 pub use connection::{ConnectionInfo, HttpConnection, Respond, ServerConnection, ServerRequest};
-pub use tunnel::{refused, Tunnel, TunnelDatagrams, TunnelRequest};
+pub use protocol::StreamProtocol;
+pub use tunnel::{refused, ConnectProtocol, Tunnel, TunnelDatagrams, TunnelRequest};

@@ -37,6 +37,11 @@ impl TunnelRequest {
     }
 }
 
+/// Request extension naming the `:protocol` of an extended CONNECT (RFC 8441, RFC 9220) as
+/// a server received it (on HTTP/1.1: the `Upgrade` token of a tunnel request).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectProtocol(pub String);
+
 /// The HTTP Datagram channel bound to a tunnel's stream (HTTP/3 only; RFC 9297 §2.1).
 pub trait TunnelDatagrams: Send + Sync + 'static {
     /// Sends one HTTP Datagram payload (context id 0 is the caller's to add).

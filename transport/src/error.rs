@@ -42,6 +42,9 @@ pub enum ErrorKind {
     Unsupported,
     /// The caller passed something invalid (a bad URL, header, option).
     InvalidInput,
+    /// The peer did not process the request (HTTP/2 or HTTP/3 GOAWAY past it, REFUSED_STREAM,
+    /// or a reused HTTP/1.1 connection closed before answering): safe to retry elsewhere.
+    NotProcessed,
 }
 
 impl ErrorKind {
@@ -60,6 +63,7 @@ impl ErrorKind {
             ErrorKind::Closed => "connection closed",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::NotProcessed => "request not processed",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The client driver: one task per connection owns the stream and the core.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 use burrow_http_core::{
-    refused, Body, BodySender, ConnectionInfo, HttpConnection, Tunnel, TunnelRequest,
+    refused, Body, BodySender, ConnectionInfo, HttpConnection, StreamProtocol, Tunnel,
+    TunnelRequest,
 };
 use burrow_transport::{BoxStream, Error, ErrorKind, Fault, Prefixed};
 
@@ -38,7 +39,8 @@ enum Job {
 }
 
 struct Shared {
-    busy: AtomicBool,
+    /// Requests handed to this connection and not finished yet.
+    outstanding: AtomicUsize,
     closed: AtomicBool,
 }
 
@@ -49,16 +51,43 @@ pub struct Http1Connection {
     info: ConnectionInfo,
 }
 
+/// HTTP/1.1 as a [`StreamProtocol`] for the [`Client`](burrow_http_core::Client).
+#[derive(Clone, Debug, Default)]
+pub struct Http1 {
+    /// Limits on what the server may send.
+    pub limits: Limits,
+}
+
+#[async_trait]
+impl StreamProtocol for Http1 {
+    fn alpn(&self) -> &'static [u8] {
+        b"http/1.1"
+    }
+
+    fn version(&self) -> Version {
+        Version::HTTP_11
+    }
+
+    async fn handshake(
+        &self,
+        stream: BoxStream,
+        info: ConnectionInfo,
+    ) -> Result<Arc<dyn HttpConnection>, Error> {
+        Ok(Arc::new(handshake(stream, info, self.limits.clone())))
+    }
+}
+
 /// Starts HTTP/1.1 over `io`: spawns the driver task and returns the connection handle.
 pub fn handshake(io: BoxStream, info: ConnectionInfo, limits: Limits) -> Http1Connection {
     let (tx, rx) = mpsc::channel(1);
     let shared = Arc::new(Shared {
-        busy: AtomicBool::new(false),
+        outstanding: AtomicUsize::new(0),
         closed: AtomicBool::new(false),
     });
     let driver = Driver {
         conn: Connection::new(Role::Client, limits),
         shared: shared.clone(),
+        served: 0,
     };
     tokio::spawn(driver.run(io, rx));
     Http1Connection {
@@ -72,6 +101,7 @@ pub fn handshake(io: BoxStream, info: ConnectionInfo, limits: Limits) -> Http1Co
 impl HttpConnection for Http1Connection {
     async fn send_request(&self, request: Request<Body>) -> Result<Response<Body>, Error> {
         let (tx, rx) = oneshot::channel();
+        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
         self.jobs
             .send(Job::Request(request, tx))
             .await
@@ -81,6 +111,7 @@ impl HttpConnection for Http1Connection {
 
     async fn open_tunnel(&self, request: TunnelRequest) -> Result<Tunnel, Error> {
         let (tx, rx) = oneshot::channel();
+        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
         self.jobs
             .send(Job::Tunnel(request, tx))
             .await
@@ -97,7 +128,7 @@ impl HttpConnection for Http1Connection {
     }
 
     fn is_ready(&self) -> bool {
-        !self.shared.busy.load(Ordering::Acquire) && !self.is_closed()
+        self.shared.outstanding.load(Ordering::Acquire) == 0 && !self.is_closed()
     }
 
     fn is_closed(&self) -> bool {
@@ -112,16 +143,18 @@ fn closed() -> Error {
 struct Driver {
     conn: Connection,
     shared: Arc<Shared>,
+    /// Requests answered so far on this connection.
+    served: u64,
 }
 
 impl Driver {
     async fn run(mut self, io: BoxStream, mut jobs: mpsc::Receiver<Job>) {
         let (mut rd, mut wr) = tokio::io::split(io);
         while let Some(job) = jobs.recv().await {
-            self.shared.busy.store(true, Ordering::Release);
             match job {
                 Job::Request(req, reply) => {
                     let r = self.exchange(req, reply, &mut rd, &mut wr).await;
+                    self.served += 1;
                     if r.is_err() || self.conn.must_close() {
                         break;
                     }
@@ -132,7 +165,7 @@ impl Driver {
                     return;
                 }
             }
-            self.shared.busy.store(false, Ordering::Release);
+            self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
         }
         self.shared.closed.store(true, Ordering::Release);
         let mut io = rd.unsplit(wr);
@@ -166,9 +199,22 @@ impl Driver {
             return Ok(());
         }
         let mut reply = Some(reply);
+        let reused = self.served > 0;
         let fail = |reply: &mut Option<oneshot::Sender<_>>, e: Error| {
             if let Some(r) = reply.take() {
+                // A reused connection the server closed before answering (its keep-alive
+                // timeout raced our request): the request was not processed.
+                let e = if reused && matches!(e.kind(), ErrorKind::Closed | ErrorKind::Io) {
+                    Error::new(
+                        ErrorKind::NotProcessed,
+                        "HTTP/1.1: reused connection closed before a response",
+                    )
+                    .with_source(e)
+                } else {
+                    e
+                };
                 let _ = r.send(Err(e.clone()));
+                return e;
             }
             e
         };

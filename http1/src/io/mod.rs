@@ -6,5 +6,5 @@ mod client;
 mod server;
 mod wire;
 
-pub use client::{handshake, AbsoluteForm, Http1Connection};
+pub use client::{handshake, AbsoluteForm, Http1, Http1Connection};
 pub use server::{serve, Http1Server};

@@ -1,0 +1,343 @@
+//! The client side: a cloneable handle over h2's `SendRequest`, a task driving the connection.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use burrow_http_core::{
+    refused, Body, ConnectionInfo, HttpConnection, StreamProtocol, Tunnel, TunnelRequest,
+};
+use burrow_transport::{BoxStream, Error, ErrorKind, Fault};
+use bytes::Bytes;
+use http::header::{CONNECTION, HOST, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderName, Method, Request, Response, Uri, Version};
+use http_body::Body as _;
+use tokio::sync::watch;
+
+use crate::body::{pump, RecvBody};
+use crate::error::from_h2;
+use crate::stream::H2Stream;
+use crate::Http2Config;
+
+/// How long an extended CONNECT waits for the peer's SETTINGS before giving up.
+pub const SETTINGS_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Shared {
+    closed: AtomicBool,
+}
+
+/// The client side of an HTTP/2 connection. Requests multiplex; when the peer's
+/// `SETTINGS_MAX_CONCURRENT_STREAMS` is reached, new requests wait for a free stream.
+pub struct Http2Connection {
+    send: h2::client::SendRequest<Bytes>,
+    shared: Arc<Shared>,
+    settings: watch::Receiver<bool>,
+    info: ConnectionInfo,
+}
+
+/// HTTP/2 as a [`StreamProtocol`] for the [`Client`](burrow_http_core::Client).
+#[derive(Clone, Debug, Default)]
+pub struct Http2 {
+    /// Settings for connections this protocol opens.
+    pub config: Http2Config,
+}
+
+#[async_trait]
+impl StreamProtocol for Http2 {
+    fn alpn(&self) -> &'static [u8] {
+        b"h2"
+    }
+
+    fn version(&self) -> Version {
+        Version::HTTP_2
+    }
+
+    async fn handshake(
+        &self,
+        stream: BoxStream,
+        info: ConnectionInfo,
+    ) -> Result<Arc<dyn HttpConnection>, Error> {
+        Ok(Arc::new(handshake(stream, info, &self.config).await?))
+    }
+}
+
+/// Starts HTTP/2 over `io` (TLS with ALPN `h2` already done, or h2c with prior knowledge):
+/// sends the preface, spawns the connection task, returns the handle.
+pub async fn handshake(
+    io: BoxStream,
+    info: ConnectionInfo,
+    config: &Http2Config,
+) -> Result<Http2Connection, Error> {
+    let (send, mut conn) = config
+        .client()
+        .handshake::<_, Bytes>(io)
+        .await
+        .map_err(|e| from_h2(e, "handshake"))?;
+    let shared = Arc::new(Shared {
+        closed: AtomicBool::new(false),
+    });
+    let (settings_tx, settings) = watch::channel(false);
+    // The server's SETTINGS must be its first frame (RFC 9113 §3.4), so once a PING we send
+    // after the preface is answered, the peer's settings (extended CONNECT, stream limits)
+    // are known. h2 itself does not wait for them.
+    if let Some(mut pp) = conn.ping_pong() {
+        tokio::spawn(async move {
+            if pp.send_ping(h2::Ping::opaque()).is_ok()
+                && std::future::poll_fn(|cx| pp.poll_pong(cx)).await.is_ok()
+            {
+                let _ = settings_tx.send(true);
+            }
+        });
+    }
+    let sh = shared.clone();
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("HTTP/2 connection ended: {e}");
+        }
+        sh.closed.store(true, Ordering::Release);
+    });
+    Ok(Http2Connection {
+        send,
+        shared,
+        settings,
+        info,
+    })
+}
+
+impl Http2Connection {
+    /// Waits until the peer's SETTINGS have been received.
+    pub async fn settings_received(&self) -> Result<(), Error> {
+        let mut rx = self.settings.clone();
+        let r = tokio::time::timeout(SETTINGS_TIMEOUT, async {
+            rx.wait_for(|v| *v).await.map(|_| ())
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::new(
+                ErrorKind::Closed,
+                "HTTP/2: connection closed before the peer's SETTINGS",
+            )),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                "HTTP/2: no SETTINGS from the peer",
+            )),
+        }
+    }
+
+    /// Whether the peer allows extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441);
+    /// meaningful after [`settings_received`](Self::settings_received).
+    pub fn extended_connect_enabled(&self) -> bool {
+        self.send.is_extended_connect_protocol_enabled()
+    }
+
+    async fn ready(&self) -> Result<h2::client::SendRequest<Bytes>, Error> {
+        self.send
+            .clone()
+            .ready()
+            .await
+            .map_err(|e| from_h2(e, "opening a stream"))
+    }
+
+    /// Opens a stream. With a body, it is sent (END_STREAM when empty); without one (a
+    /// tunnel) the stream stays open and its send half is returned.
+    async fn open(
+        &self,
+        req: Request<()>,
+        body: Option<Body>,
+    ) -> Result<(Response<h2::RecvStream>, Option<h2::SendStream<Bytes>>), Error> {
+        let mut send = self.ready().await?;
+        let end = body.as_ref().is_some_and(|b| b.is_end_stream());
+        let (fut, stream) = send
+            .send_request(req, end)
+            .map_err(|e| from_h2(e, "sending a request"))?;
+        let mut keep = None;
+        match body {
+            Some(b) if !end => {
+                tokio::spawn(async move {
+                    if let Err(e) = pump(stream, b).await {
+                        tracing::debug!("HTTP/2 request body: {e}");
+                    }
+                });
+            }
+            _ => keep = Some(stream),
+        }
+        let resp = fut.await.map_err(|e| from_h2(e, "awaiting a response"))?;
+        Ok((resp, keep))
+    }
+}
+
+fn clone_head(r: &Request<()>) -> Request<()> {
+    let mut c = Request::new(());
+    *c.method_mut() = r.method().clone();
+    *c.uri_mut() = r.uri().clone();
+    *c.version_mut() = r.version();
+    *c.headers_mut() = r.headers().clone();
+    c
+}
+
+/// Header fields that are connection-specific in HTTP/1.1 and forbidden in HTTP/2
+/// (RFC 9113 §8.2.2).
+fn strip_connection_headers(h: &mut http::HeaderMap) {
+    if let Some(extra) = h.get(CONNECTION).and_then(|v| v.to_str().ok()).map(|s| {
+        s.split(',')
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect::<Vec<_>>()
+    }) {
+        for n in extra {
+            h.remove(n);
+        }
+    }
+    for n in [CONNECTION, TRANSFER_ENCODING, UPGRADE, HOST] {
+        h.remove(n);
+    }
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+    if h.get(http::header::TE).is_some_and(|v| v != "trailers") {
+        h.remove(http::header::TE);
+    }
+}
+
+fn absolute_uri(parts: &http::request::Parts) -> Result<Uri, Error> {
+    let uri = &parts.uri;
+    if uri.scheme().is_some() && uri.authority().is_some() {
+        return Ok(uri.clone());
+    }
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| {
+            Error::new(ErrorKind::InvalidInput, "request has no authority nor Host")
+                .with_fault(Fault::User)
+        })?;
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("https://{host}{pq}").parse().map_err(|_| {
+        Error::new(ErrorKind::InvalidInput, "invalid request URI").with_fault(Fault::User)
+    })
+}
+
+fn response_body(resp: Response<h2::RecvStream>, method: &Method) -> Response<Body> {
+    let (parts, recv) = resp.into_parts();
+    let len = if *method == Method::HEAD {
+        Some(0)
+    } else {
+        parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse().ok())
+    };
+    Response::from_parts(parts, Body::wrap(RecvBody::new(recv, len)))
+}
+
+#[async_trait]
+impl HttpConnection for Http2Connection {
+    async fn send_request(&self, request: Request<Body>) -> Result<Response<Body>, Error> {
+        let (mut parts, body) = request.into_parts();
+        parts.uri = absolute_uri(&parts)?;
+        strip_connection_headers(&mut parts.headers);
+        parts.version = Version::HTTP_2;
+        let method = parts.method.clone();
+        let mut replay = body.try_clone();
+        let mut attempt = (Request::from_parts(parts, ()), body);
+        loop {
+            let head = clone_head(&attempt.0);
+            let before_settings = !*self.settings.borrow();
+            match self.open(attempt.0, Some(attempt.1)).await {
+                Ok((resp, _)) => return Ok(response_body(resp, &method)),
+                // Streams opened before the peer's SETTINGS arrived may exceed its
+                // SETTINGS_MAX_CONCURRENT_STREAMS and be refused (RFC 9113 §5.1.2); h2 queues
+                // streams once the limit is known, so send such a request again.
+                Err(e)
+                    if e.kind() == ErrorKind::NotProcessed
+                        && e.code() == Some(u32::from(h2::Reason::REFUSED_STREAM).into())
+                        && before_settings =>
+                {
+                    let Some(b) = replay.take() else {
+                        return Err(e);
+                    };
+                    self.settings_received().await?;
+                    replay = b.try_clone();
+                    attempt = (head, b);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn open_tunnel(&self, request: TunnelRequest) -> Result<Tunnel, Error> {
+        let authority = request.authority.to_string();
+        let mut req = match &request.protocol {
+            // RFC 9113 §8.5: only :method and :authority.
+            None => Request::connect(authority.as_str()),
+            Some(p) => {
+                // RFC 8441 §4: only once the peer's SETTINGS allow it.
+                self.settings_received().await?;
+                if !self.extended_connect_enabled() {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "HTTP/2 peer did not enable extended CONNECT \
+                             (SETTINGS_ENABLE_CONNECT_PROTOCOL), needed for :protocol {p}"
+                        ),
+                    ));
+                }
+                let scheme = request.scheme.as_deref().unwrap_or("https");
+                let path = request.path.as_deref().unwrap_or("/");
+                Request::connect(format!("{scheme}://{authority}{path}"))
+                    .extension(h2::ext::Protocol::from(p.as_str()))
+            }
+        }
+        .body(())
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("tunnel request: {e}")))?;
+        for (k, v) in &request.headers {
+            req.headers_mut().append(k, v.clone());
+        }
+        strip_connection_headers(req.headers_mut());
+        let (resp, send) = self.open(req, None).await?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(refused(status, resp.headers()));
+        }
+        let send = send.ok_or_else(|| Error::new(ErrorKind::Protocol, "HTTP/2: no send stream"))?;
+        let (parts, recv) = resp.into_parts();
+        Ok(Tunnel::new(
+            Box::new(H2Stream::new(send, recv)),
+            status,
+            parts.headers,
+        ))
+    }
+
+    fn version(&self) -> Version {
+        Version::HTTP_2
+    }
+
+    fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    fn is_ready(&self) -> bool {
+        // h2 queues streams beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS and opens them
+        // as others finish, so a live connection can always take another request.
+        !self.is_closed()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire) || self.errored()
+    }
+}
+
+impl Http2Connection {
+    /// Whether h2 refuses new streams (GOAWAY received, connection error). Polls a clone
+    /// with no pending open, which registers no waker.
+    fn errored(&self) -> bool {
+        let mut s = self.send.clone();
+        matches!(
+            s.poll_ready(&mut Context::from_waker(Waker::noop())),
+            Poll::Ready(Err(_))
+        )
+    }
+}

@@ -1,0 +1,51 @@
+//! Mapping h2's errors onto burrow's.
+
+use burrow_transport::{Error, ErrorKind, Fault};
+use h2::Reason;
+
+/// Converts an h2 error, keeping the HTTP/2 error code (RFC 9113 §7) as the wire code.
+pub(crate) fn from_h2(e: h2::Error, what: &'static str) -> Error {
+    if e.is_io() {
+        let io = e
+            .into_io()
+            .unwrap_or_else(|| std::io::Error::other("HTTP/2 I/O error"));
+        return Error::from_io(format!("HTTP/2: {what}"), io);
+    }
+    let reason = e.reason();
+    let code = reason.map(u32::from).unwrap_or(0);
+    let remote = e.is_remote();
+    let kind = if e.is_go_away() && remote {
+        // h2 fails streams above the GOAWAY's last stream id: the peer never saw them.
+        ErrorKind::NotProcessed
+    } else {
+        match reason {
+            Some(Reason::REFUSED_STREAM) if remote => ErrorKind::NotProcessed,
+            Some(Reason::CANCEL) => ErrorKind::Cancelled,
+            Some(Reason::NO_ERROR) if e.is_reset() => ErrorKind::Cancelled,
+            _ => ErrorKind::Protocol,
+        }
+    };
+    let who = if e.is_go_away() {
+        "GOAWAY"
+    } else if e.is_reset() {
+        "RST_STREAM"
+    } else {
+        "error"
+    };
+    let name = reason
+        .map(|r| format!("{r:?}"))
+        .unwrap_or_else(|| "unknown".into());
+    let fault = if e.is_library() || !remote {
+        Fault::Local
+    } else {
+        Fault::Peer
+    };
+    Error::new(kind, format!("HTTP/2: {what}: {who} {name} (0x{code:x})"))
+        .with_code(code.into())
+        .with_fault(if kind == ErrorKind::Protocol && remote {
+            Fault::Peer
+        } else {
+            fault
+        })
+        .with_source(e)
+}

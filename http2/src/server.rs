@@ -1,0 +1,170 @@
+//! The server side: one task accepts streams (which also drives the connection's I/O);
+//! each request is answered by whoever took it from [`ServerConnection::accept`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use burrow_http_core::{Body, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel};
+use burrow_transport::{BoxStream, Error, ErrorKind, Fault};
+use bytes::Bytes;
+use http::{Method, Request, Response, Version};
+use http_body::Body as _;
+use tokio::sync::{mpsc, Notify};
+
+use crate::body::{pump, RecvBody};
+use crate::error::from_h2;
+use crate::stream::H2Stream;
+use crate::Http2Config;
+
+/// The server side of an HTTP/2 connection.
+pub struct Http2Server {
+    requests: mpsc::UnboundedReceiver<Result<ServerRequest, Error>>,
+    shutdown: Arc<Notify>,
+}
+
+/// Serves HTTP/2 on `io` (after TLS with ALPN `h2`, or h2c with prior knowledge). Extended
+/// CONNECT is enabled (SETTINGS_ENABLE_CONNECT_PROTOCOL).
+pub fn serve(io: BoxStream, config: &Http2Config) -> Http2Server {
+    // Unbounded is bounded in practice: h2 admits at most max_concurrent_streams at a time.
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shutdown = Arc::new(Notify::new());
+    let builder = config.server();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut conn = match builder.handshake::<_, Bytes>(io).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Err(from_h2(e, "server handshake")));
+                return;
+            }
+        };
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                next = conn.accept() => match next {
+                    Some(Ok((req, respond))) => {
+                        let _ = tx.send(Ok(request(req, respond)));
+                    }
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(from_h2(e, "accepting a stream")));
+                        break;
+                    }
+                    None => break,
+                },
+                _ = stop.notified(), if !stopping => {
+                    stopping = true;
+                    conn.graceful_shutdown();
+                }
+            }
+        }
+    });
+    Http2Server {
+        requests: rx,
+        shutdown,
+    }
+}
+
+fn request(
+    req: Request<h2::RecvStream>,
+    respond: h2::server::SendResponse<Bytes>,
+) -> ServerRequest {
+    let (mut parts, recv) = req.into_parts();
+    let is_connect = parts.method == Method::CONNECT;
+    if let Some(p) = parts.extensions.remove::<h2::ext::Protocol>() {
+        parts
+            .extensions
+            .insert(ConnectProtocol(p.as_str().to_string()));
+    }
+    // A CONNECT's stream is the tunnel: keep it for accept_tunnel, give the handler no body.
+    let (body, tunnel_recv) = if is_connect {
+        (Body::empty(), Some(recv))
+    } else {
+        let len = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse().ok());
+        (Body::wrap(RecvBody::new(recv, len)), None)
+    };
+    ServerRequest {
+        request: Request::from_parts(parts, body),
+        respond: Box::new(Responder {
+            respond,
+            tunnel_recv,
+            head: is_connect,
+        }),
+    }
+}
+
+struct Responder {
+    respond: h2::server::SendResponse<Bytes>,
+    tunnel_recv: Option<h2::RecvStream>,
+    head: bool,
+}
+
+#[async_trait]
+impl Respond for Responder {
+    async fn send_response(mut self: Box<Self>, response: Response<Body>) -> Result<(), Error> {
+        let (mut parts, body) = response.into_parts();
+        parts.version = Version::HTTP_2;
+        for n in ["connection", "transfer-encoding", "keep-alive", "upgrade"] {
+            parts.headers.remove(n);
+        }
+        let end = body.is_end_stream();
+        let send = self
+            .respond
+            .send_response(Response::from_parts(parts, ()), end)
+            .map_err(|e| from_h2(e, "sending a response"))?;
+        let _ = self.head;
+        if !end {
+            tokio::spawn(async move {
+                if let Err(e) = pump(send, body).await {
+                    tracing::debug!("HTTP/2 response body: {e}");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn accept_tunnel(mut self: Box<Self>, response: Response<()>) -> Result<Tunnel, Error> {
+        let recv = self.tunnel_recv.take().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "only a CONNECT request can become a tunnel",
+            )
+            .with_fault(Fault::User)
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(
+                Error::new(ErrorKind::InvalidInput, "accept_tunnel needs a 2xx status")
+                    .with_fault(Fault::User),
+            );
+        }
+        let headers = response.headers().clone();
+        let send = self
+            .respond
+            .send_response(response, false)
+            .map_err(|e| from_h2(e, "accepting a tunnel"))?;
+        Ok(Tunnel::new(
+            Box::new(H2Stream::new(send, recv)),
+            status,
+            headers,
+        ))
+    }
+}
+
+#[async_trait]
+impl ServerConnection for Http2Server {
+    async fn accept(&mut self) -> Option<Result<ServerRequest, Error>> {
+        self.requests.recv().await
+    }
+
+    fn version(&self) -> Version {
+        Version::HTTP_2
+    }
+
+    fn graceful_shutdown(&mut self) {
+        self.shutdown.notify_one();
+    }
+}

@@ -1,0 +1,131 @@
+//! An HTTP/2 stream as a byte stream: the tunnel of a CONNECT (RFC 9113 §8.5).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use h2::{RecvStream, SendStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::error::from_h2;
+
+/// Largest write handed to h2 at once.
+const MAX_WRITE: usize = 256 * 1024;
+
+/// Reads DATA frames and writes DATA frames on one stream. Received bytes are released to
+/// the peer's flow-control window as they are read, so a slow reader slows the sender.
+pub struct H2Stream {
+    send: SendStream<Bytes>,
+    recv: RecvStream,
+    buf: Bytes,
+    read_eof: bool,
+    write_closed: bool,
+}
+
+impl H2Stream {
+    pub(crate) fn new(send: SendStream<Bytes>, recv: RecvStream) -> Self {
+        H2Stream {
+            send,
+            recv,
+            buf: Bytes::new(),
+            read_eof: false,
+            write_closed: false,
+        }
+    }
+}
+
+fn io_err(e: h2::Error, what: &'static str) -> io::Error {
+    // A clean close by the peer (RST_STREAM NO_ERROR after END_STREAM) is not an error.
+    io::Error::from(from_h2(e, what))
+}
+
+impl AsyncRead for H2Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        while this.buf.is_empty() {
+            if this.read_eof {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(this.recv.poll_data(cx)) {
+                Some(Ok(d)) => this.buf = d,
+                Some(Err(e)) if e.reason() == Some(h2::Reason::NO_ERROR) => {
+                    this.read_eof = true;
+                }
+                Some(Err(e)) => return Poll::Ready(Err(io_err(e, "reading a tunnel"))),
+                None => this.read_eof = true,
+            }
+        }
+        let n = this.buf.len().min(out.remaining());
+        out.put_slice(&this.buf[..n]);
+        this.buf.advance(n);
+        let _ = this.recv.flow_control().release_capacity(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for H2Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let this = &mut *self;
+        if this.write_closed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        let want = buf.len().min(MAX_WRITE);
+        if this.send.capacity() < want {
+            this.send.reserve_capacity(want);
+        }
+        let n = loop {
+            let have = this.send.capacity();
+            if have > 0 {
+                break have;
+            }
+            match ready!(this.send.poll_capacity(cx)) {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Poll::Ready(Err(io_err(e, "writing a tunnel"))),
+                None => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            }
+        };
+        let n = n.min(want);
+        this.send
+            .send_data(Bytes::copy_from_slice(&buf[..n]), false)
+            .map_err(|e| io_err(e, "writing a tunnel"))?;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // h2 writes queued frames as the connection task runs.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.write_closed {
+            this.write_closed = true;
+            // END_STREAM: a half-close, as a TCP FIN (RFC 9113 §8.5).
+            this.send
+                .send_data(Bytes::new(), true)
+                .map_err(|e| io_err(e, "closing a tunnel"))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for H2Stream {
+    fn drop(&mut self) {
+        if !self.write_closed || !self.read_eof {
+            // Abandoned: tell the peer, rather than leaving the stream half-open.
+            self.send.send_reset(h2::Reason::CANCEL);
+        }
+    }
+}
