@@ -5,15 +5,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burrow_http1::io::handshake;
-use burrow_http1::proto::Limits;
-use burrow_http_core::{Body, ConnectionInfo, HttpConnection};
-use burrow_transport::{
-    Error, ErrorKind, Roots, StreamConnector, Target, TcpConnector, TlsConfig, TlsStreamConnector,
-};
-use http::Request;
+use burrow_http1::io::Http1;
+use burrow_http2::Http2;
+use burrow_http_core::{Body, Client, VersionPolicy};
+use burrow_transport::{Error, ErrorKind, Roots, TlsConfig};
+use http::{Request, Version};
 
-use crate::origin::{self, pattern_byte, Origin};
+use crate::origin::{self, pattern_byte, Origin, Versions};
 use crate::pki::TestPki;
 
 /// One row of the table.
@@ -55,139 +53,149 @@ pub async fn check_pattern(mut body: Body, expect: u64) -> Result<u64, Error> {
     Ok(off)
 }
 
-async fn fetch(
-    connector: &dyn StreamConnector,
-    target: &Target,
-    scheme: &str,
-    paths: &[(String, u64)],
-) -> Result<(String, u64), Error> {
-    let c = connector.connect(target).await?;
-    let route = c.info.route();
-    let info = ConnectionInfo {
-        peer_addr: c.info.peer_addr,
-        alpn: c.info.alpn.clone(),
-        route: route.clone(),
-    };
-    let conn = handshake(c.stream, info, Limits::default());
-    let mut total = 0;
-    for (path, n) in paths {
-        let req = Request::get(format!("{scheme}://{target}{path}"))
-            .body(Body::empty())
-            .map_err(|e| Error::new(ErrorKind::InvalidInput, e.to_string()))?;
-        let resp = conn.send_request(req).await?;
-        if !resp.status().is_success() {
-            return Err(Error::new(
-                ErrorKind::Protocol,
-                format!("status {}", resp.status()),
-            ));
-        }
-        total += check_pattern(resp.into_body(), *n).await?;
-    }
-    Ok((route, total))
+/// What one cell fetches: `requests` GETs of `path` (expecting `size` pattern bytes each),
+/// `parallel` at a time.
+struct Work {
+    what: &'static str,
+    path: String,
+    size: u64,
+    requests: usize,
+    parallel: bool,
 }
 
-/// One route to try: a label, the connector, the origin, the scheme and the paths to fetch.
-type Cell<'a> = (
-    &'static str,
-    Arc<dyn StreamConnector>,
-    &'a Origin,
-    &'static str,
-    Vec<(String, u64)>,
-);
+fn work(what: &'static str, path: &str, size: u64, requests: usize, parallel: bool) -> Work {
+    Work {
+        what,
+        path: path.to_string(),
+        size,
+        requests,
+        parallel,
+    }
+}
+
+async fn get(client: &Client, url: &str, size: u64) -> Result<(u64, Version), Error> {
+    let req = Request::get(url)
+        .body(Body::empty())
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, e.to_string()))?;
+    let resp = client.request(req).await?;
+    if !resp.status().is_success() {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            format!("status {}", resp.status()),
+        ));
+    }
+    let v = resp.version();
+    Ok((check_pattern(resp.into_body(), size).await?, v))
+}
+
+async fn fetch(client: &Client, base: &str, w: &Work) -> Result<(u64, Version), Error> {
+    let url = format!("{base}{}", w.path);
+    let mut total = 0;
+    let mut version = Version::HTTP_11;
+    if w.parallel {
+        let mut tasks = Vec::new();
+        for _ in 0..w.requests {
+            let (c, u, n) = (client.clone(), url.clone(), w.size);
+            tasks.push(tokio::spawn(async move { get(&c, &u, n).await }));
+        }
+        for t in tasks {
+            let (n, v) = t
+                .await
+                .map_err(|e| Error::new(ErrorKind::Cancelled, e.to_string()))??;
+            total += n;
+            version = v;
+        }
+    } else {
+        for _ in 0..w.requests {
+            let (n, v) = get(client, &url, w.size).await?;
+            total += n;
+            version = v;
+        }
+    }
+    Ok((total, version))
+}
+
+fn client(policy: VersionPolicy, tls: &TlsConfig) -> Result<Client, Error> {
+    let mut b = Client::builder();
+    b.protocol(Arc::new(Http1::default()))
+        .protocol(Arc::new(Http2::default()))
+        .tls(tls.clone())
+        .version_policy(policy);
+    b.build()
+}
 
 /// Runs the demo and returns the rows (the binary prints them).
 pub async fn run() -> Result<Vec<Row>, Error> {
     let pki = TestPki::generate(&[])
         .map_err(|e| Error::new(ErrorKind::Tls, format!("generating test PKI: {e}")))?;
-    let server_tls =
-        burrow_transport::tls::server_config(pki.chain_der.clone(), pki.key(), &[b"http/1.1"])?;
+    let server_tls = burrow_transport::tls::server_config(
+        pki.chain_der.clone(),
+        pki.key(),
+        origin::alpn(Versions::Negotiate),
+    )?;
     let io = |e: std::io::Error| Error::io("starting origin", e);
-    let plain: Origin = origin::start(origin::http1(), None).await.map_err(io)?;
-    let tls: Origin = origin::start(origin::http1(), Some(server_tls))
+    let plain1 = origin::start(Versions::Http1, None).await.map_err(io)?;
+    let plain2 = origin::start(Versions::Http2, None).await.map_err(io)?;
+    let tls = origin::start(Versions::Negotiate, Some(server_tls))
         .await
         .map_err(io)?;
     let mut tls_cfg = TlsConfig::default();
     tls_cfg.roots(Roots::None).add_root_der(pki.ca_der.clone());
-    let tcp: Arc<dyn StreamConnector> = Arc::new(TcpConnector::default());
-    let tls_conn: Arc<dyn StreamConnector> = Arc::new(TlsStreamConnector::new(
-        TcpConnector::default(),
-        tls_cfg.client_config(&[b"http/1.1"])?,
-    ));
     const MIB: u64 = 1 << 20;
-    let ten: Vec<(String, u64)> = (0..10)
-        .map(|_| (format!("/bytes/{}", 100 * 1024), 100 * 1024))
-        .collect();
-    let cells: Vec<Cell<'_>> = vec![
-        (
-            "1 MiB",
-            tcp.clone(),
-            &plain,
-            "http",
-            vec![(format!("/bytes/{MIB}"), MIB)],
-        ),
-        (
-            "1 MiB chunked",
-            tcp.clone(),
-            &plain,
-            "http",
-            vec![(format!("/chunked/{MIB}"), MIB)],
-        ),
-        (
-            "1 MiB",
-            tls_conn.clone(),
-            &tls,
-            "https",
-            vec![(format!("/bytes/{MIB}"), MIB)],
-        ),
-        (
-            "1 MiB chunked",
-            tls_conn.clone(),
-            &tls,
-            "https",
-            vec![(format!("/chunked/{MIB}"), MIB)],
-        ),
-        (
-            "0 B",
-            tls_conn.clone(),
-            &tls,
-            "https",
-            vec![("/bytes/0".into(), 0)],
-        ),
-        ("10 requests, 1 conn", tls_conn.clone(), &tls, "https", ten),
-    ];
+    let works = || {
+        vec![
+            work("1 MiB", &format!("/bytes/{MIB}"), MIB, 1, false),
+            work("1 MiB chunked", &format!("/chunked/{MIB}"), MIB, 1, false),
+            work("0 B", "/bytes/0", 0, 1, false),
+            work("10 sequential", "/bytes/102400", 100 * 1024, 10, false),
+        ]
+    };
     let mut rows = Vec::new();
-    for (what, connector, origin, scheme, paths) in cells {
-        let target = Target::new(
-            burrow_transport::Host::Name("localhost".into()),
-            origin.addr.port(),
-        );
-        let before = origin.stats.connections.load(Ordering::Relaxed);
-        let t0 = Instant::now();
-        let r = tokio::time::timeout(
-            Duration::from_secs(20),
-            fetch(&*connector, &target, scheme, &paths),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::new(
-                ErrorKind::Timeout,
-                "cell deadline (20 s) passed",
-            ))
-        });
-        let time = t0.elapsed();
-        let conns = origin.stats.connections.load(Ordering::Relaxed) - before;
-        let (route, bytes, result) = match r {
-            Ok((route, bytes)) if conns == 1 => (route, bytes, Ok(())),
-            Ok((route, bytes)) => (route, bytes, Err(format!("used {conns} connections"))),
-            Err(e) => (connector.describe(), 0, Err(e.to_string())),
-        };
-        rows.push(Row {
-            route: format!("{what}: {route}"),
-            version: "HTTP/1.1".into(),
-            bytes,
-            time,
-            result,
-        });
+    let routes: Vec<(VersionPolicy, &Origin, &str, &str)> = vec![
+        (VersionPolicy::Http1Only, &plain1, "http", "tcp"),
+        (VersionPolicy::Http1Only, &tls, "https", "tls > tcp"),
+        (VersionPolicy::Http2PriorKnowledge, &plain2, "http", "tcp"),
+        (VersionPolicy::PreferHttp2, &tls, "https", "tls > tcp"),
+    ];
+    for (policy, origin, scheme, route) in routes {
+        let mut ws = works();
+        if policy != VersionPolicy::Http1Only {
+            ws.push(work("100 concurrent", "/bytes/65536", 65536, 100, true));
+        }
+        for w in ws {
+            // A fresh client per cell, so each cell shows its own connection count.
+            let c = client(policy, &tls_cfg)?;
+            let base = format!("{scheme}://localhost:{}", origin.addr.port());
+            let before = origin.stats.connections.load(Ordering::Relaxed);
+            let t0 = Instant::now();
+            let r = tokio::time::timeout(Duration::from_secs(20), fetch(&c, &base, &w))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Timeout,
+                        "cell deadline (20 s) passed",
+                    ))
+                });
+            let time = t0.elapsed();
+            let conns = origin.stats.connections.load(Ordering::Relaxed) - before;
+            let (bytes, version, result) = match r {
+                Ok((b, v)) if conns == 1 => (b, v, Ok(())),
+                Ok((b, v)) => (b, v, Err(format!("used {conns} connections, expected 1"))),
+                Err(e) => (0, Version::HTTP_11, Err(e.to_string())),
+            };
+            rows.push(Row {
+                route: format!("{}: {route}", w.what),
+                version: match version {
+                    Version::HTTP_2 => "HTTP/2",
+                    Version::HTTP_3 => "HTTP/3",
+                    _ => "HTTP/1.1",
+                }
+                .into(),
+                bytes,
+                time,
+                result,
+            });
+        }
     }
     Ok(rows)
 }

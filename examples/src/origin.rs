@@ -41,22 +41,50 @@ pub struct Origin {
     pub stats: Arc<OriginStats>,
 }
 
-/// Which server role to run on each accepted TCP connection.
-pub type ServeFn = Arc<dyn Fn(BoxStream) -> Box<dyn ServerConnection> + Send + Sync>;
+/// Which HTTP versions an origin serves on each TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Versions {
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only (h2c with prior knowledge when there is no TLS).
+    Http2,
+    /// What TLS ALPN picked (`h2` or `http/1.1`); HTTP/1.1 without TLS.
+    Negotiate,
+}
 
-/// The HTTP/1.1 server role.
-pub fn http1() -> ServeFn {
-    Arc::new(|io| {
+/// ALPN ids to offer for `v`.
+pub fn alpn(v: Versions) -> &'static [&'static [u8]] {
+    match v {
+        Versions::Http1 => &[b"http/1.1"],
+        Versions::Http2 => &[b"h2"],
+        Versions::Negotiate => &[b"h2", b"http/1.1"],
+    }
+}
+
+/// Starts the server role for `versions` on `io`, given the ALPN TLS negotiated.
+pub fn serve(versions: Versions, io: BoxStream, alpn: Option<&[u8]>) -> Box<dyn ServerConnection> {
+    let h2 = match versions {
+        Versions::Http1 => false,
+        Versions::Http2 => true,
+        Versions::Negotiate => alpn == Some(b"h2"),
+    };
+    if h2 {
+        Box::new(burrow_http2::serve(
+            io,
+            &burrow_http2::Http2Config::default(),
+        ))
+    } else {
         Box::new(burrow_http1::io::serve(
             io,
             burrow_http1::proto::Limits::default(),
         ))
-    })
+    }
 }
 
-/// Starts an origin on `127.0.0.1:0`, plain or with TLS when `tls` is given.
+/// Starts an origin on `127.0.0.1:0`, plain or with TLS when `tls` is given (its ALPN list
+/// should come from [`alpn`]).
 pub async fn start(
-    serve: ServeFn,
+    versions: Versions,
     tls: Option<Arc<burrow_transport::rustls::ServerConfig>>,
 ) -> std::io::Result<Origin> {
     let l = TcpListener::bind("127.0.0.1:0").await?;
@@ -67,16 +95,16 @@ pub async fn start(
         while let Ok((s, _)) = l.accept().await {
             let _ = s.set_nodelay(true);
             st.connections.fetch_add(1, Ordering::Relaxed);
-            let (serve, tls, st) = (serve.clone(), tls.clone(), st.clone());
+            let (tls, st) = (tls.clone(), st.clone());
             tokio::spawn(async move {
-                let io: BoxStream = match tls {
+                let (io, alpn): (BoxStream, _) = match tls {
                     Some(cfg) => match tls::accept(Box::new(s), cfg).await {
-                        Ok((t, _)) => Box::new(t),
+                        Ok((t, alpn)) => (Box::new(t), alpn),
                         Err(_) => return,
                     },
-                    None => Box::new(s),
+                    None => (Box::new(s), None),
                 };
-                let mut conn = serve(io);
+                let mut conn = serve(versions, io, alpn.as_deref());
                 while let Some(Ok(req)) = conn.accept().await {
                     st.requests.fetch_add(1, Ordering::Relaxed);
                     tokio::spawn(answer(req));

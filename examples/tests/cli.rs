@@ -51,10 +51,15 @@ async fn tls_origin() -> Tls {
     let pki = TestPki::generate(&[]).unwrap();
     let dir = tempdir::new("tls");
     let (ca, _, _) = pki.write_to(&dir.0).unwrap();
-    let cfg =
-        burrow_transport::tls::server_config(pki.chain_der.clone(), pki.key(), &[b"http/1.1"])
-            .unwrap();
-    let o = origin::start(origin::http1(), Some(cfg)).await.unwrap();
+    let cfg = burrow_transport::tls::server_config(
+        pki.chain_der.clone(),
+        pki.key(),
+        origin::alpn(origin::Versions::Negotiate),
+    )
+    .unwrap();
+    let o = origin::start(origin::Versions::Negotiate, Some(cfg))
+        .await
+        .unwrap();
     Tls {
         addr: o.addr,
         ca,
@@ -68,7 +73,9 @@ fn sha(b: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downloads_are_byte_exact_to_file_and_stdout() {
-    let o = origin::start(origin::http1(), None).await.unwrap();
+    let o = origin::start(origin::Versions::Negotiate, None)
+        .await
+        .unwrap();
     let dir = tempdir::new("dl");
     let file = dir.0.join("out.bin");
     let out = run(vec![
@@ -109,8 +116,9 @@ async fn https_with_cacert_include_and_head() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = out.stdout;
+    // ALPN picks h2, as curl would.
     assert!(
-        text.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        text.starts_with(b"HTTP/2 200\r\n"),
         "{}",
         String::from_utf8_lossy(&text)
     );
@@ -124,10 +132,14 @@ async fn https_with_cacert_include_and_head() {
         "-I".into(),
     ])
     .await;
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = String::from_utf8(out.stdout).unwrap();
     assert!(
-        s.starts_with("HTTP/1.1 200 OK\r\n") && s.ends_with("\r\n\r\n"),
+        s.starts_with("HTTP/2 200\r\n") && s.ends_with("\r\n\r\n"),
         "{s}"
     );
 }
@@ -150,7 +162,9 @@ async fn untrusted_certificate_exits_60_and_k_overrides() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn method_headers_and_data_reach_the_origin() {
-    let o = origin::start(origin::http1(), None).await.unwrap();
+    let o = origin::start(origin::Versions::Negotiate, None)
+        .await
+        .unwrap();
     let base = format!("http://127.0.0.1:{}", o.addr.port());
     let out = run(vec![
         format!("{base}/headers"),
@@ -241,7 +255,9 @@ async fn exit_codes_follow_curl() {
     );
 
     // 22 with --fail; 1 and 3 for bad URLs.
-    let o = origin::start(origin::http1(), None).await.unwrap();
+    let o = origin::start(origin::Versions::Negotiate, None)
+        .await
+        .unwrap();
     let out = run(vec![
         format!("http://127.0.0.1:{}/status/404", o.addr.port()),
         "-f".into(),
@@ -270,9 +286,61 @@ async fn verbose_shows_route_and_heads_on_stderr() {
     ])
     .await;
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("* ALPN: server accepted http/1.1"), "{err}");
-    assert!(err.contains("* route: http/1.1 > tls > tcp"), "{err}");
-    assert!(err.contains("> GET /bytes/1 HTTP/1.1"), "{err}");
-    assert!(err.contains("< HTTP/1.1 200 OK"), "{err}");
+    assert!(err.contains("* ALPN: server accepted h2"), "{err}");
+    assert!(err.contains("* route: h2 > tls > tcp"), "{err}");
+    assert!(err.contains("> GET /bytes/1 HTTP/2"), "{err}");
+    assert!(err.contains("< HTTP/2 200"), "{err}");
     assert_eq!(out.stdout, pattern(0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_over_tls_by_alpn_and_prior_knowledge_in_cleartext() {
+    let t = tls_origin().await;
+    let url = format!("https://localhost:{}/bytes/70000", t.addr.port());
+    let ca = t.ca.display().to_string();
+    let out = run(vec![
+        url.clone(),
+        "--cacert".into(),
+        ca.clone(),
+        "-v".into(),
+        "-i".into(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("* ALPN: server accepted h2"), "{err}");
+    assert!(err.contains("* route: h2 > tls > tcp"), "{err}");
+    assert!(out.stdout.starts_with(b"HTTP/2 200\r\n"));
+    assert!(out.stdout.ends_with(&pattern(0, 70000)));
+
+    // --http1.1 offers only http/1.1.
+    let out = run(vec![
+        url,
+        "--cacert".into(),
+        ca,
+        "-v".into(),
+        "--http1.1".into(),
+    ])
+    .await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("* ALPN: server accepted http/1.1"));
+    assert_eq!(out.stdout, pattern(0, 70000));
+
+    let o = origin::start(origin::Versions::Http2, None).await.unwrap();
+    let out = run(vec![
+        format!("http://127.0.0.1:{}/chunked/100000", o.addr.port()),
+        "--http2-prior-knowledge".into(),
+        "-v".into(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("> GET /chunked/100000 HTTP/2"));
+    assert_eq!(sha(&out.stdout), sha(&pattern(0, 100_000)));
 }

@@ -218,3 +218,28 @@ async fn expect_continue_gets_interim_then_final() {
     let got = resp.into_body().collect(1024).await.unwrap();
     assert_eq!(&got.data[..], b"payload");
 }
+
+#[tokio::test]
+async fn head_response_carries_length_but_no_body_and_connection_is_reused() {
+    let (addr, conns) = server().await;
+    let c = client(addr).await;
+    let req = Request::head(format!("http://{addr}/abcd"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = c.send_request(req).await.unwrap();
+    assert_eq!(resp.headers()["content-length"], "5");
+    assert!(resp.into_body().collect(100).await.unwrap().data.is_empty());
+    let resp = c
+        .send_request(
+            Request::get(format!("http://{addr}/next"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        &resp.into_body().collect(100).await.unwrap().data[..],
+        b"/next"
+    );
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
+}

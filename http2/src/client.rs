@@ -240,6 +240,13 @@ impl HttpConnection for Http2Connection {
         parts.uri = absolute_uri(&parts)?;
         strip_connection_headers(&mut parts.headers);
         parts.version = Version::HTTP_2;
+        if let Some(n) = body.size_hint().exact().filter(|n| *n > 0) {
+            if !parts.headers.contains_key(http::header::CONTENT_LENGTH) {
+                parts
+                    .headers
+                    .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(n));
+            }
+        }
         let method = parts.method.clone();
         let mut replay = body.try_clone();
         let mut attempt = (Request::from_parts(parts, ()), body);

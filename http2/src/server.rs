@@ -70,6 +70,7 @@ fn request(
 ) -> ServerRequest {
     let (mut parts, recv) = req.into_parts();
     let is_connect = parts.method == Method::CONNECT;
+    let method = parts.method.clone();
     if let Some(p) = parts.extensions.remove::<h2::ext::Protocol>() {
         parts
             .extensions
@@ -91,7 +92,7 @@ fn request(
         respond: Box::new(Responder {
             respond,
             tunnel_recv,
-            head: is_connect,
+            method,
         }),
     }
 }
@@ -99,7 +100,7 @@ fn request(
 struct Responder {
     respond: h2::server::SendResponse<Bytes>,
     tunnel_recv: Option<h2::RecvStream>,
-    head: bool,
+    method: Method,
 }
 
 #[async_trait]
@@ -110,12 +111,27 @@ impl Respond for Responder {
         for n in ["connection", "transfer-encoding", "keep-alive", "upgrade"] {
             parts.headers.remove(n);
         }
-        let end = body.is_end_stream();
+        // RFC 9110 §9.3.2, §15.3.5, §15.4.5: no content for HEAD, 204, 304. A HEAD answer
+        // still carries the length a GET would have.
+        let status = parts.status;
+        let no_body = self.method == Method::HEAD
+            || status == http::StatusCode::NO_CONTENT
+            || status == http::StatusCode::NOT_MODIFIED;
+        let end = no_body || body.is_end_stream();
+        if let Some(n) = body.size_hint().exact() {
+            let lengthless = status == http::StatusCode::NO_CONTENT
+                || status == http::StatusCode::NOT_MODIFIED
+                || self.method == Method::CONNECT;
+            if !parts.headers.contains_key(http::header::CONTENT_LENGTH) && !lengthless {
+                parts
+                    .headers
+                    .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(n));
+            }
+        }
         let send = self
             .respond
             .send_response(Response::from_parts(parts, ()), end)
             .map_err(|e| from_h2(e, "sending a response"))?;
-        let _ = self.head;
         if !end {
             tokio::spawn(async move {
                 if let Err(e) = pump(send, body).await {

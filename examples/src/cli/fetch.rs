@@ -3,13 +3,12 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use burrow_http1::io::handshake;
-use burrow_http1::proto::Limits;
-use burrow_http_core::{ConnectionInfo, HttpConnection};
-use burrow_transport::{
-    tls, Connected, Error, ErrorKind, Host, StreamConnector, Target, TcpConfig, TcpConnector,
-    TlsConfig,
-};
+use std::sync::Arc;
+
+use burrow_http1::io::Http1;
+use burrow_http2::Http2;
+use burrow_http_core::{Client, VersionPolicy};
+use burrow_transport::{TcpConfig, TcpConnector, TlsConfig};
 use http::{Request, Response, Version};
 
 use super::exit::{self, Exit};
@@ -46,75 +45,43 @@ impl Verbose {
     }
 }
 
-async fn connect(args: &Args, uri: &http::Uri, v: &Verbose) -> Result<(Connected, Target), Exit> {
-    let https = uri.scheme_str() == Some("https");
-    let host = Host::parse(uri.host().unwrap_or_default())
-        .map_err(|e| Exit::new(exit::URL_MALFORMAT, e.to_string()))?;
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let target = Target::new(host, port);
+fn client(args: &Args) -> Result<Client, Exit> {
     let mut tcp = TcpConfig::default();
-    let connect_timeout = args
-        .connect_timeout
-        .map(|s| secs(s, "--connect-timeout"))
-        .transpose()?;
-    tcp.connect_timeout(connect_timeout);
-    let tcp = TcpConnector::new(tcp);
-    let fut = async {
-        if !https {
-            return tcp.connect(&target).await;
-        }
-        let mut t = TlsConfig::default();
-        t.insecure(args.insecure);
-        if let Some(ca) = &args.cacert {
-            t.add_root_pem_file(ca)?;
-        }
-        let cfg = t.client_config(&[b"http/1.1"])?;
-        let mut c = tcp.connect(&target).await?;
-        if let Some(a) = c.info.peer_addr {
-            v.line(
-                "*",
-                format!("Connected to {} ({}) port {port}", target.host, a.ip()),
-            );
-        }
-        let (s, alpn) = tls::handshake(c.stream, &target.host, cfg).await?;
-        c.stream = Box::new(s);
-        c.info.alpn = alpn;
-        c.info.layers.insert(0, "tls".into());
-        Ok(c)
-    };
-    let res: Result<Connected, Error> = match connect_timeout {
-        Some(d) => tokio::time::timeout(d, fut).await.unwrap_or_else(|_| {
-            Err(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "connection to {target} timed out after {} ms",
-                    d.as_millis()
-                ),
-            ))
-        }),
-        None => fut.await,
-    };
-    let c = res.map_err(|e| match e.kind() {
-        ErrorKind::InvalidInput if args.cacert.is_some() => {
-            Exit::new(exit::SSL_CACERT_BADFILE, e.to_string())
-        }
-        _ => Exit::from(e),
-    })?;
-    if !https {
-        if let Some(a) = c.info.peer_addr {
-            v.line(
-                "*",
-                format!("Connected to {} ({}) port {port}", target.host, a.ip()),
-            );
-        }
-    } else if let Some(alpn) = &c.info.alpn {
-        v.line(
-            "*",
-            format!("ALPN: server accepted {}", String::from_utf8_lossy(alpn)),
-        );
+    tcp.connect_timeout(
+        args.connect_timeout
+            .map(|s| secs(s, "--connect-timeout"))
+            .transpose()?,
+    );
+    let mut t = TlsConfig::default();
+    t.insecure(args.insecure);
+    if let Some(ca) = &args.cacert {
+        t.add_root_pem_file(ca)
+            .map_err(|e| Exit::new(exit::SSL_CACERT_BADFILE, e.to_string()))?;
     }
-    v.line("*", format!("route: http/1.1 > {}", c.info.route()));
-    Ok((c, target))
+    let policy = if args.http1_1 {
+        VersionPolicy::Http1Only
+    } else if args.http2_prior_knowledge {
+        VersionPolicy::Http2PriorKnowledge
+    } else {
+        // `--http2` asks for what is already the default: h2 over TLS when the server agrees.
+        VersionPolicy::PreferHttp2
+    };
+    let mut b = Client::builder();
+    b.protocol(Arc::new(Http1::default()))
+        .protocol(Arc::new(Http2::default()))
+        .connector(Arc::new(TcpConnector::new(tcp)))
+        .tls(t)
+        .version_policy(policy);
+    b.build().map_err(Exit::from)
+}
+
+fn version_str(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
 }
 
 async fn transfer(args: &Args) -> Result<(), Exit> {
@@ -123,13 +90,48 @@ async fn transfer(args: &Args) -> Result<(), Exit> {
     let headers = headers(args)?;
     let body = body(args).await?;
     let v = Verbose(args.verbose);
-    let (c, _target) = connect(args, &uri, &v).await?;
-    let info = ConnectionInfo {
-        peer_addr: c.info.peer_addr,
-        alpn: c.info.alpn.clone(),
-        route: c.info.route(),
+    let client = client(args)?;
+    let key = client.key(&uri).map_err(Exit::from)?;
+    let connect = client.connection(&key, &uri);
+    let timeout = args
+        .connect_timeout
+        .map(|s| secs(s, "--connect-timeout"))
+        .transpose()?;
+    let (conn, _) = match timeout {
+        Some(d) => tokio::time::timeout(d, connect).await.map_err(|_| {
+            Exit::new(
+                exit::OPERATION_TIMEDOUT,
+                format!("Connection timed out after {} milliseconds", d.as_millis()),
+            )
+        })?,
+        None => connect.await,
+    }
+    .map_err(Exit::from)?;
+    let info = conn.info();
+    if let Some(a) = info.peer_addr {
+        v.line(
+            "*",
+            format!(
+                "Connected to {} ({}) port {}",
+                uri.host().unwrap_or(""),
+                a.ip(),
+                a.port()
+            ),
+        );
+    }
+    if let Some(alpn) = &info.alpn {
+        v.line(
+            "*",
+            format!("ALPN: server accepted {}", String::from_utf8_lossy(alpn)),
+        );
+    }
+    let version = version_str(conn.version());
+    let proto = if conn.version() == Version::HTTP_2 {
+        "h2"
+    } else {
+        "http/1.1"
     };
-    let conn = handshake(c.stream, info, Limits::default());
+    v.line("*", format!("route: {proto} > {}", info.route));
     let mut req = Request::builder()
         .method(method.clone())
         .uri(uri.clone())
@@ -138,7 +140,7 @@ async fn transfer(args: &Args) -> Result<(), Exit> {
     *req.headers_mut() = headers;
     if v.0 {
         let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-        v.line(">", format!("{method} {pq} HTTP/1.1"));
+        v.line(">", format!("{method} {pq} {version}"));
         if let Some(a) = uri.authority() {
             v.line(">", format!("host: {a}"));
         }
@@ -155,18 +157,18 @@ async fn transfer(args: &Args) -> Result<(), Exit> {
 }
 
 fn head_text(resp: &Response<burrow_http_core::Body>) -> String {
-    let version = match resp.version() {
-        Version::HTTP_10 => "HTTP/1.0",
-        Version::HTTP_2 => "HTTP/2",
-        Version::HTTP_3 => "HTTP/3",
-        _ => "HTTP/1.1",
-    };
+    let version = version_str(resp.version());
     let status = resp.status();
-    let mut s = format!(
-        "{version} {} {}\r\n",
-        status.as_str(),
-        status.canonical_reason().unwrap_or("")
-    );
+    // HTTP/2 and HTTP/3 have no reason phrase; curl prints none either.
+    let mut s = if resp.version() >= Version::HTTP_2 {
+        format!("{version} {}\r\n", status.as_str())
+    } else {
+        format!(
+            "{version} {} {}\r\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or("")
+        )
+    };
     for (k, val) in resp.headers() {
         s.push_str(&format!(
             "{k}: {}\r\n",

@@ -1,7 +1,8 @@
 //! `burrow`: a curl-like command line client.
 //!
 //! Options keep curl's meanings: `-X`, `-H`, `-d/--data`, `--data-binary @file`, `-o`, `-i`,
-//! `-I`, `-s`, `-v`, `-k`, `--cacert`, `--http1.1`, `--max-time`, `--connect-timeout`,
+//! `-I`, `-s`, `-v`, `-k`, `--cacert`, `--http1.1`, `--http2`, `--http2-prior-knowledge`,
+//! `--max-time`, `--connect-timeout`,
 //! `-f/--fail`. Exit codes follow curl's (see [`exit`]).
 
 pub mod exit;
@@ -73,8 +74,16 @@ pub struct Args {
     pub cacert: Option<PathBuf>,
 
     /// Use HTTP/1.1 only.
-    #[arg(long = "http1.1")]
+    #[arg(long = "http1.1", conflicts_with_all = ["http2", "http2_prior_knowledge"])]
     pub http1_1: bool,
+
+    /// Use HTTP/2 when the server agrees (over TLS, ALPN); the default.
+    #[arg(long = "http2")]
+    pub http2: bool,
+
+    /// Use HTTP/2 without negotiation: h2c over cleartext, `h2` only over TLS.
+    #[arg(long = "http2-prior-knowledge")]
+    pub http2_prior_knowledge: bool,
 
     /// Fail (exit 22) on HTTP status 400 and above, without printing the body.
     #[arg(short = 'f', long = "fail")]

@@ -274,10 +274,18 @@ impl Driver {
                     match reply {
                         Ok(Reply::Response(resp)) => {
                             let (parts, body) = resp.into_parts();
-                            let head = response_head(parts, &body, &method);
+                            let no_body = method == Method::HEAD
+                                || parts.status == StatusCode::NO_CONTENT
+                                || parts.status == StatusCode::NOT_MODIFIED;
+                            let head = response_head(parts, &body);
                             self.conn.send_response(head)?;
+                            if no_body {
+                                // The handler's body is not sent (RFC 9110 §9.3.2).
+                                self.conn.send_end(None)?;
+                            } else {
+                                resp_body = Some(body);
+                            }
                             flush(&mut self.conn, wr).await?;
-                            resp_body = Some(body);
                         }
                         Ok(Reply::Tunnel(resp, tx)) => return Ok(Next::Tunnel(resp, tx)),
                         Err(_) => {
@@ -345,14 +353,14 @@ fn request_uri(head: &RequestHead) -> Option<Uri> {
     head.target.parse::<Uri>().ok()
 }
 
-fn response_head(parts: http::response::Parts, body: &Body, method: &Method) -> ResponseHead {
+fn response_head(parts: http::response::Parts, body: &Body) -> ResponseHead {
     let mut head = ResponseHead::new(parts.status.as_u16());
     head.headers = parts.headers;
-    let no_body = *method == Method::HEAD
-        || parts.status == StatusCode::NO_CONTENT
+    // A HEAD answer carries the length a GET would have; 1xx, 204 and 304 carry none.
+    let lengthless = parts.status == StatusCode::NO_CONTENT
         || parts.status == StatusCode::NOT_MODIFIED
         || parts.status.is_informational();
-    if !no_body
+    if !lengthless
         && !head.headers.contains_key(CONTENT_LENGTH)
         && !head.headers.contains_key(TRANSFER_ENCODING)
     {
