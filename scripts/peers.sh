@@ -5,10 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need nginx; then
+missing=()
+need nginx || missing+=(nginx)
+need curl || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null || \
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 work=$(mktemp -d /tmp/burrow-peers.XXXXXX)
@@ -33,7 +35,7 @@ head -c 1048576 /dev/urandom > "$work/www/1m.bin"
 cp "$work/www/1m.bin" "$work/www/chunked/1m.bin"
 chmod -R a+rX "$work/www"
 
-plain=$(free_port); tls=$(free_port)
+plain=$(free_port); tls=$(free_port); h2c=$(free_port)
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
 pid $work/nginx.pid;
@@ -50,7 +52,9 @@ http {
   keepalive_requests 1000;
   server {
     listen 127.0.0.1:$plain;
-    listen 127.0.0.1:$tls ssl;
+    listen 127.0.0.1:$tls ssl http2;
+    listen 127.0.0.1:$h2c http2;
+    http2_max_concurrent_streams 128;
     ssl_certificate $work/pki/cert.pem;
     ssl_certificate_key $work/pki/key.pem;
     root $work/www;
@@ -58,6 +62,8 @@ http {
     add_header X-Conn-Requests \$connection_requests always;
     # sub_filter drops Content-Length, so nginx answers chunked.
     location /chunked/ { sub_filter 'burrow' 'burrow'; sub_filter_once off; sub_filter_types *; }
+    # Answers before reading the upload; over h2 nginx then resets the stream with NO_ERROR.
+    location = /early { client_max_body_size 0; return 200 "early\n"; }
   }
 }
 CONF
@@ -68,6 +74,6 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-export BURROW_NGINX_PLAIN=$plain BURROW_NGINX_TLS=$tls BURROW_NGINX_CA="$work/pki/ca.pem" BURROW_NGINX_ROOT="$work/www"
-echo "peers: nginx plain :$plain tls :$tls"
-cargo test -p burrow-examples --test peers_nginx -- --ignored --test-threads=1
+export BURROW_NGINX_PLAIN=$plain BURROW_NGINX_TLS=$tls BURROW_NGINX_H2C=$h2c BURROW_NGINX_CA="$work/pki/ca.pem" BURROW_NGINX_ROOT="$work/www"
+echo "peers: nginx plain :$plain tls :$tls h2c :$h2c"
+cargo test -p burrow-examples --test peers_nginx --test peers_curl -- --ignored --test-threads=1
