@@ -22,7 +22,7 @@ fn read_all(reading: Reading, wire: &[u8], cuts: &[usize]) -> (Vec<MessageEvent>
             r.finish();
         }
         loop {
-            match r.next() {
+            match r.poll_event() {
                 Ok(Some(MessageEvent::Data(d))) => match events.last_mut() {
                     Some(MessageEvent::Data(prev)) => {
                         let mut v = prev.to_vec();
@@ -75,7 +75,7 @@ pub fn qpack_and_control(data: &[u8]) {
     let _ = qpack::check_encoder_stream(Bytes::copy_from_slice(data));
     let mut c = ControlReader::default();
     c.push(Bytes::copy_from_slice(data));
-    while let Ok(Some(_)) = c.next() {}
+    while let Ok(Some(_)) = c.poll_event() {}
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ impl FrameDecoder {
     }
 
     /// The next frame or DATA piece; `Ok(None)` when more bytes are needed.
-    pub fn next(&mut self) -> Result<Option<Decoded>, H3Error> {
+    pub fn poll_frame(&mut self) -> Result<Option<Decoded>, H3Error> {
         loop {
             match self.state {
                 State::Header => {
@@ -187,7 +187,7 @@ mod tests {
         let mut out = Vec::new();
         for piece in wire.chunks(split.max(1)) {
             d.push(piece);
-            while let Some(f) = d.next()? {
+            while let Some(f) = d.poll_frame()? {
                 out.push(f);
             }
         }

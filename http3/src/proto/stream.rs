@@ -93,11 +93,11 @@ impl MessageReader {
     }
 
     /// The next event; `Ok(None)` when more bytes are needed.
-    pub fn next(&mut self) -> Result<Option<MessageEvent>, H3Error> {
+    pub fn poll_event(&mut self) -> Result<Option<MessageEvent>, H3Error> {
         if self.expect == Expect::Done {
             return Ok(None);
         }
-        match self.frames.next()? {
+        match self.frames.poll_frame()? {
             Some(Decoded::Data(d)) => {
                 if self.expect != Expect::Body {
                     return Err(H3Error::new(Code::FRAME_UNEXPECTED, "DATA outside a body"));
@@ -196,9 +196,9 @@ impl ControlReader {
 
     /// The next event. Every error here is a connection error. A FIN on the control stream
     /// is `H3_CLOSED_CRITICAL_STREAM`; call [`closed`](Self::closed) for it.
-    pub fn next(&mut self) -> Result<Option<ControlEvent>, H3Error> {
+    pub fn poll_event(&mut self) -> Result<Option<ControlEvent>, H3Error> {
         loop {
-            let f = match self.frames.next()? {
+            let f = match self.frames.poll_frame()? {
                 None => return Ok(None),
                 Some(f) => f,
             };

@@ -18,6 +18,7 @@ enum In {
 }
 
 #[derive(Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 enum Out {
     Ev(MessageEvent),
     Err(Code),
@@ -34,7 +35,7 @@ impl SansIo for R {
             In::Fin => self.0.finish(),
         }
         loop {
-            match self.0.next() {
+            match self.0.poll_event() {
                 Ok(Some(e)) => self.1.push(Out::Ev(e)),
                 Ok(None) => break,
                 Err(e) => {
@@ -122,7 +123,7 @@ fn settings_on_request_stream_is_frame_unexpected_connection_error() {
     frame::encode(FrameType::SETTINGS, &[], &mut s);
     let mut r = MessageReader::new(Reading::Response);
     r.push(Bytes::from(s));
-    let e = r.next().unwrap_err();
+    let e = r.poll_event().unwrap_err();
     assert_eq!(e.code, Code::FRAME_UNEXPECTED);
     assert!(super::stream::is_connection_error(&e));
 }
@@ -184,7 +185,7 @@ fn control(frames: &[(FrameType, Vec<u8>)]) -> Vec<Result<ControlEvent, H3Error>
     c.push(Bytes::from(wire));
     let mut out = Vec::new();
     loop {
-        match c.next() {
+        match c.poll_event() {
             Ok(Some(e)) => out.push(Ok(e)),
             Ok(None) => break,
             Err(e) => {
