@@ -16,6 +16,11 @@ pub trait DatagramFlow: Send + Sync + 'static {
     /// Sends one datagram. `Pending` applies back-pressure.
     fn poll_send(&self, cx: &mut Context<'_>, datagram: &[u8]) -> Poll<io::Result<()>>;
 
+    /// Waits until a send is likely to succeed without `Pending` (default: always ready).
+    fn poll_send_ready(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
     /// Receives one datagram into `buf`, returning its length (truncated to `buf.len()`).
     /// An error ends the flow (e.g. the tunnel's stream closed).
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;

@@ -72,6 +72,10 @@ impl DatagramFlow for UdpFlow {
         }
     }
 
+    fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.socket.poll_send_ready(cx)
+    }
+
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         loop {
             let mut rb = ReadBuf::new(buf);

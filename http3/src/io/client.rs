@@ -1,0 +1,315 @@
+//! The client side: QUIC over any datagram flow, requests on bidirectional streams.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use burrow_http_core::{refused, Body, ConnectionInfo, HttpConnection, Tunnel, TunnelRequest};
+use burrow_transport::{BoxFlow, Error, ErrorKind, Fault};
+use http::header::HOST;
+use http::{Method, Request, Response, Version};
+use http_body::Body as _;
+use quinn::crypto::rustls::QuicClientConfig;
+use quinn::{ClientConfig, Endpoint, EndpointConfig, TokioRuntime};
+
+use super::config::{check_flow, Http3Config, MAX_FIELD_SECTION_SIZE};
+use super::conn::{conn_error, Shared};
+use super::socket::{FlowSocket, FLOW_PEER};
+use super::stream::{body, next_event, write_body, H3Stream};
+use crate::proto::headers::RequestHead;
+use crate::proto::headers_frame;
+use crate::proto::settings::Settings;
+use crate::proto::stream::{MessageEvent, MessageReader, Reading};
+
+/// The client side of an HTTP/3 connection. Requests multiplex on QUIC streams; when the
+/// peer's stream limit is reached, new requests wait for a free stream.
+pub struct Http3Connection {
+    shared: Arc<Shared>,
+    _endpoint: Endpoint,
+    info: ConnectionInfo,
+}
+
+fn handshake_error(e: quinn::ConnectionError, server: &str) -> Error {
+    if let quinn::ConnectionError::TransportError(t) = &e {
+        let code = u64::from(t.code);
+        if (0x100..0x200).contains(&code) {
+            // TLS alerts (RFC 9001 §4.8): certificate problems are 42..=49.
+            let kind = if (0x12a..=0x131).contains(&code) {
+                ErrorKind::Certificate
+            } else {
+                ErrorKind::Tls
+            };
+            return Error::new(kind, format!("QUIC TLS handshake with {server} failed"))
+                .with_source(e);
+        }
+    }
+    if let quinn::ConnectionError::TimedOut = e {
+        return Error::new(
+            ErrorKind::Timeout,
+            format!("QUIC handshake with {server} timed out"),
+        );
+    }
+    conn_error(e, "QUIC handshake")
+}
+
+/// Connects HTTP/3 over `flow` (a UDP socket or any tunnel) to `server_name`, with TLS from
+/// `tls` (its ALPN is set to `h3`).
+pub async fn connect(
+    flow: BoxFlow,
+    server_name: &str,
+    tls: &burrow_transport::TlsConfig,
+    config: &Http3Config,
+    mut info: ConnectionInfo,
+) -> Result<Http3Connection, Error> {
+    check_flow(flow.max_datagram_size(), config.initial_mtu)?;
+    info.route = flow.describe();
+    let crypto = tls.client_config(&[b"h3"])?;
+    let quic = QuicClientConfig::try_from(crypto)
+        .map_err(|e| Error::new(ErrorKind::Tls, "TLS config unusable for QUIC").with_source(e))?;
+    let mut cc = ClientConfig::new(Arc::new(quic));
+    cc.transport_config(config.transport()?);
+    let endpoint = Endpoint::new_with_abstract_socket(
+        EndpointConfig::default(),
+        None,
+        FlowSocket::new(flow),
+        Arc::new(TokioRuntime),
+    )
+    .map_err(|e| Error::io("creating a QUIC endpoint", e))?;
+    let connecting = endpoint
+        .connect_with(cc, FLOW_PEER, server_name)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("QUIC connect to {server_name}"),
+            )
+            .with_source(e)
+        })?;
+    let conn = connecting
+        .await
+        .map_err(|e| handshake_error(e, server_name))?;
+    info.alpn = Some(b"h3".to_vec());
+    let ours = Settings {
+        max_field_section_size: Some(MAX_FIELD_SECTION_SIZE),
+        h3_datagram: true,
+        ..Settings::default()
+    };
+    let shared = Shared::start(conn, ours).await?;
+    Ok(Http3Connection {
+        shared,
+        _endpoint: endpoint,
+        info,
+    })
+}
+
+impl Http3Connection {
+    /// The peer's SETTINGS, once received.
+    pub async fn peer_settings(&self) -> Result<Settings, Error> {
+        self.shared.peer_settings().await
+    }
+
+    /// Largest HTTP Datagram payload the connection can carry now.
+    pub fn max_datagram_size(&self) -> Option<usize> {
+        self.shared.conn.max_datagram_size()
+    }
+
+    /// Closes the connection with H3_NO_ERROR.
+    pub fn close(&self) {
+        self.shared.conn.close(
+            super::stream::code(crate::proto::error::Code::NO_ERROR),
+            b"",
+        );
+    }
+
+    async fn open(
+        &self,
+        head: &RequestHead,
+        body: Option<Body>,
+    ) -> Result<
+        (
+            MessageReader,
+            quinn::RecvStream,
+            Option<quinn::SendStream>,
+            u64,
+        ),
+        Error,
+    > {
+        let (mut send, recv) = self
+            .shared
+            .conn
+            .open_bi()
+            .await
+            .map_err(|e| conn_error(e, "opening a request stream"))?;
+        let id = send.id().index() * 4; // client-initiated bidirectional: id = 4 * index
+        let goaway = self.shared.goaway.load(Ordering::Acquire);
+        if id >= goaway {
+            let _ = send.reset(super::stream::code(
+                crate::proto::error::Code::REQUEST_CANCELLED,
+            ));
+            return Err(Error::new(
+                ErrorKind::NotProcessed,
+                "HTTP/3: the server sent GOAWAY",
+            ));
+        }
+        let frame = headers_frame(&head.fields());
+        send.write_all(&frame).await.map_err(|e| {
+            Error::new(ErrorKind::Closed, "HTTP/3: writing a request head").with_source(e)
+        })?;
+        let keep = match body {
+            Some(b) if b.is_end_stream() => {
+                let _ = send.finish();
+                None
+            }
+            Some(b) => {
+                tokio::spawn(async move {
+                    if let Err(e) = write_body(&mut send, b).await {
+                        tracing::debug!("HTTP/3 request body: {e}");
+                    }
+                });
+                None
+            }
+            None => Some(send),
+        };
+        Ok((MessageReader::new(Reading::Response), recv, keep, id))
+    }
+}
+
+fn request_head(parts: &http::request::Parts) -> Result<RequestHead, Error> {
+    let uri = &parts.uri;
+    let authority = match uri.authority() {
+        Some(a) => a.as_str().to_string(),
+        None => parts
+            .headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::new(ErrorKind::InvalidInput, "request has no authority")
+                    .with_fault(Fault::User)
+            })?,
+    };
+    let mut headers = parts.headers.clone();
+    headers.remove(HOST);
+    Ok(RequestHead {
+        method: parts.method.clone(),
+        scheme: Some(uri.scheme_str().unwrap_or("https").to_string()),
+        authority: Some(authority),
+        path: Some(uri.path_and_query().map_or("/", |p| p.as_str()).to_string()),
+        protocol: None,
+        headers,
+    })
+}
+
+#[async_trait]
+impl HttpConnection for Http3Connection {
+    async fn send_request(&self, request: Request<Body>) -> Result<Response<Body>, Error> {
+        let (parts, b) = request.into_parts();
+        let mut head = request_head(&parts)?;
+        if let Some(n) = b.size_hint().exact().filter(|n| *n > 0) {
+            head.headers
+                .entry(http::header::CONTENT_LENGTH)
+                .or_insert_with(|| http::HeaderValue::from(n));
+        }
+        let (mut reader, mut recv, _, _) = self.open(&head, Some(b)).await?;
+        loop {
+            match next_event(&mut reader, &mut recv, "awaiting a response").await? {
+                MessageEvent::Response(s, _) if s.is_informational() => continue,
+                MessageEvent::Response(status, headers) => {
+                    let len = if parts.method == Method::HEAD {
+                        Some(0)
+                    } else {
+                        headers
+                            .get(http::header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|s| s.parse().ok())
+                    };
+                    let mut resp = Response::new(body(reader, recv, len));
+                    *resp.status_mut() = status;
+                    *resp.version_mut() = Version::HTTP_3;
+                    *resp.headers_mut() = headers;
+                    return Ok(resp);
+                }
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        "HTTP/3: response without a head",
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn open_tunnel(&self, request: TunnelRequest) -> Result<Tunnel, Error> {
+        let authority = request.authority.to_string();
+        let mut headers = request.headers.clone();
+        headers.remove(HOST);
+        let head = match &request.protocol {
+            // RFC 9114 §4.4: :method and :authority only.
+            None => RequestHead {
+                method: Method::CONNECT,
+                scheme: None,
+                authority: Some(authority),
+                path: None,
+                protocol: None,
+                headers,
+            },
+            Some(p) => {
+                // RFC 9220 §3: only once the peer's SETTINGS enabled it.
+                let s = self.peer_settings().await?;
+                if !s.enable_connect_protocol {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!("HTTP/3 peer did not enable extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL), needed for :protocol {p}"),
+                    ));
+                }
+                RequestHead {
+                    method: Method::CONNECT,
+                    scheme: Some(request.scheme.clone().unwrap_or_else(|| "https".into())),
+                    authority: Some(authority),
+                    path: Some(request.path.clone().unwrap_or_else(|| "/".into())),
+                    protocol: Some(p.clone()),
+                    headers,
+                }
+            }
+        };
+        let (mut reader, mut recv, send, id) = self.open(&head, None).await?;
+        let send = send.ok_or_else(|| Error::new(ErrorKind::Protocol, "HTTP/3: no send stream"))?;
+        loop {
+            match next_event(&mut reader, &mut recv, "awaiting a tunnel response").await? {
+                MessageEvent::Response(s, _) if s.is_informational() => continue,
+                MessageEvent::Response(status, headers) => {
+                    if !status.is_success() {
+                        return Err(refused(status, &headers));
+                    }
+                    let mut t =
+                        Tunnel::new(Box::new(H3Stream::new(reader, recv, send)), status, headers);
+                    if request.protocol.is_some() {
+                        t = t.with_datagrams(Box::new(self.shared.datagrams(id)));
+                    }
+                    return Ok(t);
+                }
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        "HTTP/3: tunnel without a response head",
+                    ))
+                }
+            }
+        }
+    }
+
+    fn version(&self) -> Version {
+        Version::HTTP_3
+    }
+
+    fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    fn is_ready(&self) -> bool {
+        !self.is_closed() && self.shared.goaway.load(Ordering::Acquire) == u64::MAX
+    }
+
+    fn is_closed(&self) -> bool {
+        self.shared.conn.close_reason().is_some()
+    }
+}

@@ -1,0 +1,125 @@
+//! HTTP/3 and QUIC settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use burrow_transport::{Error, ErrorKind, QUIC_MIN_DATAGRAM};
+use quinn::{IdleTimeout, TransportConfig, VarInt};
+
+/// QUIC's initial MTU for an ordinary connection: the 1200-byte minimum (RFC 9000 §14).
+pub const DEFAULT_INITIAL_MTU: u16 = 1200;
+/// Initial MTU for a connection to a proxy that may carry QUIC inside its datagrams: a
+/// 1200-byte inner packet plus tunnel overhead must fit (DESIGN.md: ≥ 1350).
+pub const PROXY_INITIAL_MTU: u16 = 1400;
+/// Default receive window per stream: 8 MiB.
+pub const DEFAULT_STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+/// Default receive window per connection: 32 MiB.
+pub const DEFAULT_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+/// Default buffer for received HTTP Datagrams not yet read: 1 MiB.
+pub const DEFAULT_DATAGRAM_BUFFER: usize = 1024 * 1024;
+/// Largest received field section (SETTINGS_MAX_FIELD_SECTION_SIZE we announce).
+pub const MAX_FIELD_SECTION_SIZE: u64 = crate::proto::qpack::MAX_FIELD_SECTION_SIZE;
+
+/// HTTP/3 settings for both roles.
+#[derive(Clone, Debug)]
+pub struct Http3Config {
+    pub(crate) initial_mtu: u16,
+    pub(crate) mtu_discovery: bool,
+    pub(crate) stream_window: u32,
+    pub(crate) connection_window: u32,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) keep_alive: Option<Duration>,
+    pub(crate) max_concurrent_streams: u32,
+    pub(crate) datagram_buffer: usize,
+}
+
+impl Default for Http3Config {
+    fn default() -> Self {
+        Http3Config {
+            initial_mtu: DEFAULT_INITIAL_MTU,
+            mtu_discovery: false,
+            stream_window: DEFAULT_STREAM_WINDOW,
+            connection_window: DEFAULT_CONNECTION_WINDOW,
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Some(Duration::from_secs(10)),
+            max_concurrent_streams: 256,
+            datagram_buffer: DEFAULT_DATAGRAM_BUFFER,
+        }
+    }
+}
+
+impl Http3Config {
+    /// QUIC's initial MTU (at least 1200). Use [`PROXY_INITIAL_MTU`] for a proxy connection
+    /// that will carry QUIC: quinn clamps to 1200, after which only 1162 bytes of datagram
+    /// payload remain, too few for an inner QUIC packet.
+    pub fn initial_mtu(&mut self, mtu: u16) -> &mut Self {
+        self.initial_mtu = mtu.max(1200);
+        self
+    }
+
+    /// Path MTU discovery (only meaningful on a real UDP socket; off inside tunnels).
+    pub fn mtu_discovery(&mut self, on: bool) -> &mut Self {
+        self.mtu_discovery = on;
+        self
+    }
+
+    /// Receive window per stream.
+    pub fn stream_window(&mut self, bytes: u32) -> &mut Self {
+        self.stream_window = bytes;
+        self
+    }
+
+    /// Receive window per connection.
+    pub fn connection_window(&mut self, bytes: u32) -> &mut Self {
+        self.connection_window = bytes;
+        self
+    }
+
+    /// Idle timeout of the QUIC connection.
+    pub fn idle_timeout(&mut self, d: Duration) -> &mut Self {
+        self.idle_timeout = d;
+        self
+    }
+
+    /// Server: concurrent request streams a client may open.
+    pub fn max_concurrent_streams(&mut self, n: u32) -> &mut Self {
+        self.max_concurrent_streams = n;
+        self
+    }
+
+    pub(crate) fn transport(&self) -> Result<Arc<TransportConfig>, Error> {
+        let mut t = TransportConfig::default();
+        t.initial_mtu(self.initial_mtu)
+            .stream_receive_window(VarInt::from_u32(self.stream_window))
+            .receive_window(VarInt::from_u32(self.connection_window))
+            .send_window(u64::from(self.connection_window))
+            .max_concurrent_bidi_streams(VarInt::from_u32(self.max_concurrent_streams))
+            .max_concurrent_uni_streams(VarInt::from_u32(16))
+            .keep_alive_interval(self.keep_alive)
+            .datagram_receive_buffer_size(Some(self.datagram_buffer))
+            .datagram_send_buffer_size(self.datagram_buffer)
+            .max_idle_timeout(Some(IdleTimeout::try_from(self.idle_timeout).map_err(
+                |_| Error::new(ErrorKind::InvalidInput, "idle timeout too large"),
+            )?));
+        if !self.mtu_discovery {
+            t.mtu_discovery_config(None);
+        }
+        Ok(Arc::new(t))
+    }
+}
+
+/// Fails when a flow cannot carry a QUIC packet of the configured size (RFC 9000 §14.1):
+/// a clear error instead of a handshake that times out.
+pub(crate) fn check_flow(max_datagram: usize, initial_mtu: u16) -> Result<(), Error> {
+    let need = usize::from(initial_mtu).max(QUIC_MIN_DATAGRAM);
+    if max_datagram < need {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "this path carries datagrams of at most {max_datagram} bytes; QUIC needs {need} \
+                 (raise the initial MTU of the QUIC connection to the proxy, e.g. to 1400)"
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! The server side: requests arrive on client-initiated bidirectional streams.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use burrow_http_core::{Body, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel};
+use burrow_transport::{Error, ErrorKind, Fault};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
+use quinn::crypto::rustls::QuicServerConfig;
+use quinn::{Endpoint, ServerConfig};
+use tokio::sync::mpsc;
+
+use super::config::{Http3Config, MAX_FIELD_SECTION_SIZE};
+use super::conn::Shared;
+use super::stream::{body, code, next_event, write_body, H3Stream};
+use crate::proto::error::Code;
+use crate::proto::headers::response_fields;
+use crate::proto::headers_frame;
+use crate::proto::settings::Settings;
+use crate::proto::stream::{MessageEvent, MessageReader, Reading};
+
+/// Binds a QUIC server endpoint on a real UDP socket (path MTU discovery on), with TLS from
+/// `tls` (its ALPN list should contain `h3`).
+pub fn bind(
+    addr: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    config: &Http3Config,
+) -> Result<Endpoint, Error> {
+    let quic = QuicServerConfig::try_from(tls)
+        .map_err(|e| Error::new(ErrorKind::Tls, "TLS config unusable for QUIC").with_source(e))?;
+    let mut sc = ServerConfig::with_crypto(Arc::new(quic));
+    let mut cfg = config.clone();
+    cfg.mtu_discovery(true);
+    sc.transport_config(cfg.transport()?);
+    Endpoint::server(sc, addr).map_err(|e| Error::io(format!("binding UDP {addr}"), e))
+}
+
+/// The server side of an HTTP/3 connection.
+pub struct Http3Server {
+    requests: mpsc::UnboundedReceiver<Result<ServerRequest, Error>>,
+    shared: Arc<Shared>,
+    stopping: Arc<AtomicBool>,
+    next_id: Arc<AtomicU64>,
+}
+
+/// Serves HTTP/3 on an accepted QUIC connection: sends our SETTINGS (extended CONNECT and
+/// HTTP Datagrams enabled) and starts accepting request streams.
+pub async fn serve(conn: quinn::Connection) -> Result<Http3Server, Error> {
+    let ours = Settings {
+        max_field_section_size: Some(MAX_FIELD_SECTION_SIZE),
+        enable_connect_protocol: true,
+        h3_datagram: true,
+        ..Settings::default()
+    };
+    let shared = Shared::start(conn.clone(), ours).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stopping = Arc::new(AtomicBool::new(false));
+    let next_id = Arc::new(AtomicU64::new(0));
+    let (sh, stop, next) = (shared.clone(), stopping.clone(), next_id.clone());
+    tokio::spawn(async move {
+        while let Ok((mut send, recv)) = conn.accept_bi().await {
+            let id = send.id().index() * 4;
+            next.fetch_max(id + 4, Ordering::AcqRel);
+            if stop.load(Ordering::Acquire) {
+                let _ = send.reset(code(Code::REQUEST_REJECTED));
+                continue;
+            }
+            let (tx, sh) = (tx.clone(), sh.clone());
+            tokio::spawn(async move {
+                if let Some(r) = request(sh, send, recv, id).await {
+                    let _ = tx.send(r);
+                }
+            });
+        }
+    });
+    Ok(Http3Server {
+        requests: rx,
+        shared,
+        stopping,
+        next_id,
+    })
+}
+
+async fn request(
+    shared: Arc<Shared>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    id: u64,
+) -> Option<Result<ServerRequest, Error>> {
+    let mut reader = MessageReader::new(Reading::Request);
+    let head = match next_event(&mut reader, &mut recv, "reading a request head").await {
+        Ok(MessageEvent::Request(h)) => h,
+        Ok(_) => return None,
+        Err(e) => {
+            // A malformed request is a stream error: reset with its code (RFC 9114 §4.1.2).
+            let c = e.code().unwrap_or(Code::MESSAGE_ERROR.0);
+            let _ = send.reset(quinn::VarInt::from_u64(c).unwrap_or(code(Code::MESSAGE_ERROR)));
+            return None;
+        }
+    };
+    let uri = match head.uri() {
+        Ok(u) => u,
+        Err(_) => {
+            let _ = send.reset(code(Code::MESSAGE_ERROR));
+            return None;
+        }
+    };
+    let is_connect = head.method == Method::CONNECT;
+    let len = head
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok());
+    let (b, tunnel) = if is_connect {
+        (Body::empty(), Some((reader, recv)))
+    } else {
+        (body(reader, recv, len), None)
+    };
+    let mut req = Request::new(b);
+    *req.method_mut() = head.method.clone();
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_3;
+    *req.headers_mut() = head.headers;
+    if let Some(p) = head.protocol {
+        req.extensions_mut().insert(ConnectProtocol(p));
+    }
+    let extended = req.extensions().get::<ConnectProtocol>().is_some();
+    Some(Ok(ServerRequest {
+        request: req,
+        respond: Box::new(Responder {
+            send,
+            tunnel,
+            method: head.method,
+            shared,
+            id,
+            extended,
+        }),
+    }))
+}
+
+struct Responder {
+    send: quinn::SendStream,
+    tunnel: Option<(MessageReader, quinn::RecvStream)>,
+    method: Method,
+    shared: Arc<Shared>,
+    id: u64,
+    extended: bool,
+}
+
+#[async_trait]
+impl Respond for Responder {
+    async fn send_response(mut self: Box<Self>, response: Response<Body>) -> Result<(), Error> {
+        let (mut parts, b) = response.into_parts();
+        let status = parts.status;
+        let no_body = self.method == Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        if let Some(n) = b.size_hint().exact() {
+            if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+                parts
+                    .headers
+                    .entry(http::header::CONTENT_LENGTH)
+                    .or_insert_with(|| http::HeaderValue::from(n));
+            }
+        }
+        let frame = headers_frame(&response_fields(status, &parts.headers));
+        self.send.write_all(&frame).await.map_err(|e| {
+            Error::new(ErrorKind::Closed, "HTTP/3: writing a response head").with_source(e)
+        })?;
+        if no_body || b.is_end_stream() {
+            let _ = self.send.finish();
+            return Ok(());
+        }
+        let mut send = self.send;
+        tokio::spawn(async move {
+            if let Err(e) = write_body(&mut send, b).await {
+                tracing::debug!("HTTP/3 response body: {e}");
+            }
+        });
+        Ok(())
+    }
+
+    async fn accept_tunnel(mut self: Box<Self>, response: Response<()>) -> Result<Tunnel, Error> {
+        let (reader, recv) = self.tunnel.take().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "only a CONNECT request can become a tunnel",
+            )
+            .with_fault(Fault::User)
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(
+                Error::new(ErrorKind::InvalidInput, "accept_tunnel needs a 2xx status")
+                    .with_fault(Fault::User),
+            );
+        }
+        let headers = response.headers().clone();
+        let frame = headers_frame(&response_fields(status, &headers));
+        self.send.write_all(&frame).await.map_err(|e| {
+            Error::new(ErrorKind::Closed, "HTTP/3: accepting a tunnel").with_source(e)
+        })?;
+        let datagrams = self.extended.then(|| self.shared.datagrams(self.id));
+        let mut t = Tunnel::new(
+            Box::new(H3Stream::new(reader, recv, self.send)),
+            status,
+            headers,
+        );
+        if let Some(d) = datagrams {
+            t = t.with_datagrams(Box::new(d));
+        }
+        Ok(t)
+    }
+}
+
+#[async_trait]
+impl ServerConnection for Http3Server {
+    async fn accept(&mut self) -> Option<Result<ServerRequest, Error>> {
+        tokio::select! {
+            r = self.requests.recv() => r,
+            _ = self.shared.conn.closed() => None,
+        }
+    }
+
+    fn version(&self) -> Version {
+        Version::HTTP_3
+    }
+
+    fn graceful_shutdown(&mut self) {
+        self.stopping.store(true, Ordering::Release);
+        let shared = self.shared.clone();
+        let id = self.next_id.load(Ordering::Acquire);
+        tokio::spawn(async move { shared.send_goaway(id).await });
+    }
+}

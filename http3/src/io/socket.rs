@@ -1,0 +1,94 @@
+//! quinn's socket seam over any [`DatagramFlow`]: one endpoint per flow, a fixed peer, no
+//! GSO/GRO, `may_fragment` (no path MTU discovery inside a tunnel).
+
+use std::fmt;
+use std::io::{self, IoSliceMut};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use burrow_transport::BoxFlow;
+use quinn::udp::{RecvMeta, Transmit};
+use quinn::{AsyncUdpSocket, UdpPoller};
+
+/// The address quinn is told the peer has. A flow has exactly one peer, so the value only
+/// has to be stable; it is from TEST-NET-1 (RFC 5737) and never reaches a real socket.
+pub const FLOW_PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 443);
+
+/// A [`DatagramFlow`](burrow_transport::DatagramFlow) as quinn's `AsyncUdpSocket`.
+pub struct FlowSocket {
+    flow: BoxFlow,
+}
+
+impl FlowSocket {
+    /// Wraps `flow`.
+    pub fn new(flow: BoxFlow) -> Arc<Self> {
+        Arc::new(FlowSocket { flow })
+    }
+}
+
+impl fmt::Debug for FlowSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowSocket")
+            .field("flow", &self.flow.describe())
+            .finish()
+    }
+}
+
+struct Poller(BoxFlow);
+
+impl fmt::Debug for Poller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Poller")
+    }
+}
+
+impl UdpPoller for Poller {
+    fn poll_writable(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_send_ready(cx)
+    }
+}
+
+impl AsyncUdpSocket for FlowSocket {
+    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
+        Box::pin(Poller(self.flow.clone()))
+    }
+
+    fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.flow.poll_send(&mut cx, transmit.contents) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        let (Some(buf), Some(m)) = (bufs.first_mut(), meta.first_mut()) else {
+            return Poll::Ready(Ok(0));
+        };
+        let n = std::task::ready!(self.flow.poll_recv(cx, buf))?;
+        *m = RecvMeta {
+            addr: FLOW_PEER,
+            len: n,
+            stride: n,
+            ecn: None,
+            dst_ip: None,
+        };
+        Poll::Ready(Ok(1))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0))
+    }
+
+    fn may_fragment(&self) -> bool {
+        true
+    }
+}

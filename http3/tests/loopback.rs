@@ -1,0 +1,318 @@
+//! burrow's HTTP/3 client against burrow's HTTP/3 server over loopback UDP.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use burrow_http3::{bind, connect, serve, Http3Config};
+use burrow_http_core::{
+    Body, ConnectProtocol, ConnectionInfo, ErrorKind, HttpConnection, ServerConnection,
+    TunnelRequest,
+};
+use burrow_transport::{Roots, Target, TlsConfig, UdpFlow};
+use bytes::Bytes;
+use http::{Request, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Pki {
+    ca: burrow_transport::rustls::pki_types::CertificateDer<'static>,
+    server: Arc<burrow_transport::rustls::ServerConfig>,
+}
+
+fn pki() -> Pki {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .signed_by(&leaf_key, &rcgen::Issuer::new(ca_params, ca_key))
+        .unwrap();
+    let server = burrow_transport::tls::server_config_from_pem(
+        leaf.pem().as_bytes(),
+        leaf_key.serialize_pem().as_bytes(),
+        &[b"h3"],
+    )
+    .unwrap();
+    Pki {
+        ca: ca.der().clone(),
+        server,
+    }
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// `/N` → N pattern bytes; POST echoes with a trailer; CONNECT echoes bytes (and datagrams
+/// for extended CONNECT).
+async fn server(p: &Pki) -> std::net::SocketAddr {
+    let ep = bind(
+        "127.0.0.1:0".parse().unwrap(),
+        p.server.clone(),
+        &Http3Config::default(),
+    )
+    .unwrap();
+    let addr = ep.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Some(incoming) = ep.accept().await {
+            tokio::spawn(async move {
+                let conn = incoming.await.unwrap();
+                let mut srv = serve(conn).await.unwrap();
+                while let Some(Ok(sr)) = srv.accept().await {
+                    tokio::spawn(async move {
+                        let (parts, body) = sr.request.into_parts();
+                        if parts.method == http::Method::CONNECT {
+                            let proto = parts.extensions.get::<ConnectProtocol>().cloned();
+                            let t = sr.respond.accept_tunnel(Response::new(())).await.unwrap();
+                            let (stream, dgrams) = t.into_parts();
+                            if let (Some(_), Some(d)) = (proto, dgrams) {
+                                let d = Arc::new(d);
+                                let mut buf = vec![0u8; 2000];
+                                for _ in 0..3 {
+                                    let n = std::future::poll_fn(|cx| d.poll_recv(cx, &mut buf))
+                                        .await
+                                        .unwrap();
+                                    let payload = buf[..n].to_vec();
+                                    std::future::poll_fn(|cx| d.poll_send(cx, &payload))
+                                        .await
+                                        .unwrap();
+                                }
+                            }
+                            let (mut rd, mut wr) = tokio::io::split(stream);
+                            let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                            let _ = wr.shutdown().await;
+                        } else if parts.method == http::Method::POST {
+                            let got = body.collect(64 << 20).await.unwrap();
+                            let (mut tx, out) = Body::channel();
+                            sr.respond.send_response(Response::new(out)).await.unwrap();
+                            tx.send_data(got.data).await.unwrap();
+                            let mut t = got.trailers.unwrap_or_default();
+                            t.insert("x-echoed", "1".parse().unwrap());
+                            tx.send_trailers(t).await.unwrap();
+                        } else {
+                            let n: usize = parts.uri.path()[1..].parse().unwrap_or(0);
+                            sr.respond
+                                .send_response(Response::new(Body::from(pattern(n))))
+                                .await
+                                .unwrap();
+                        }
+                    });
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn client(p: &Pki, addr: std::net::SocketAddr) -> burrow_http3::Http3Connection {
+    let flow = Arc::new(UdpFlow::connect(addr).await.unwrap());
+    let mut tls = TlsConfig::default();
+    tls.roots(Roots::None).add_root_der(p.ca.clone());
+    connect(
+        flow,
+        "localhost",
+        &tls,
+        &Http3Config::default(),
+        ConnectionInfo::default(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_0_1mib_64mib_byte_exact() {
+    let p = pki();
+    let addr = server(&p).await;
+    let c = client(&p, addr).await;
+    for n in [0usize, 1 << 20, 64 << 20] {
+        let req = Request::get(format!("https://localhost:{}/{n}", addr.port()))
+            .body(Body::empty())
+            .unwrap();
+        let resp = c.send_request(req).await.unwrap();
+        assert_eq!(resp.version(), http::Version::HTTP_3);
+        assert_eq!(resp.headers()["content-length"], n.to_string().as_str());
+        let got = resp.into_body().collect(65 << 20).await.unwrap();
+        assert!(got.data == pattern(n), "body of {n} bytes differs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_concurrent_requests_one_connection() {
+    let p = pki();
+    let addr = server(&p).await;
+    let c = Arc::new(client(&p, addr).await);
+    let mut tasks = Vec::new();
+    for i in 0..100usize {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let n = 1000 + i * 331;
+            let req = Request::get(format!("https://localhost:{}/{n}", addr.port()))
+                .body(Body::empty())
+                .unwrap();
+            let got = c
+                .send_request(req)
+                .await
+                .unwrap()
+                .into_body()
+                .collect(1 << 20)
+                .await
+                .unwrap();
+            assert_eq!(got.data, pattern(n));
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_with_trailers_both_ways() {
+    let p = pki();
+    let addr = server(&p).await;
+    let c = client(&p, addr).await;
+    let (mut tx, b) = Body::channel();
+    tokio::spawn(async move {
+        for i in 0..20u8 {
+            tx.send_data(Bytes::from(vec![i; 50_000])).await.unwrap();
+        }
+        let mut t = http::HeaderMap::new();
+        t.insert("x-sent", "yes".parse().unwrap());
+        tx.send_trailers(t).await.unwrap();
+    });
+    let req = Request::post(format!("https://localhost:{}/echo", addr.port()))
+        .body(b)
+        .unwrap();
+    let got = c
+        .send_request(req)
+        .await
+        .unwrap()
+        .into_body()
+        .collect(4 << 20)
+        .await
+        .unwrap();
+    assert_eq!(got.data.len(), 1_000_000);
+    let t = got.trailers.unwrap();
+    assert_eq!(t["x-sent"], "yes");
+    assert_eq!(t["x-echoed"], "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_and_extended_connect_with_datagrams() {
+    let p = pki();
+    let addr = server(&p).await;
+    let c = client(&p, addr).await;
+    let mut t = c
+        .open_tunnel(TunnelRequest::connect(
+            "example.com:443".parse::<Target>().unwrap(),
+        ))
+        .await
+        .unwrap();
+    t.write_all(b"through h3").await.unwrap();
+    let mut b = [0u8; 10];
+    t.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"through h3");
+
+    let mut req = TunnelRequest::connect(
+        format!("localhost:{}", addr.port())
+            .parse::<Target>()
+            .unwrap(),
+    );
+    req.protocol = Some("connect-udp".into());
+    req.path = Some("/.well-known/masque/udp/192.0.2.9/53/".into());
+    let t = c.open_tunnel(req).await.unwrap();
+    let d = t.datagrams().unwrap();
+    assert!(d.max_payload() >= 1100, "{}", d.max_payload());
+    let mut buf = vec![0u8; 2000];
+    for i in 0..3u8 {
+        let payload = vec![i; 1000];
+        // Datagrams are unreliable: resend until the echo arrives.
+        let got = loop {
+            std::future::poll_fn(|cx| d.poll_send(cx, &payload))
+                .await
+                .unwrap();
+            let r = tokio::time::timeout(
+                Duration::from_millis(300),
+                std::future::poll_fn(|cx| d.poll_recv(cx, &mut buf)),
+            )
+            .await;
+            if let Ok(n) = r {
+                break n.unwrap();
+            }
+        };
+        assert_eq!(&buf[..got], &payload[..]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_server_certificate_is_certificate_error() {
+    let p = pki();
+    let addr = server(&p).await;
+    let flow = Arc::new(UdpFlow::connect(addr).await.unwrap());
+    let mut tls = TlsConfig::default();
+    tls.roots(Roots::None);
+    let e = connect(
+        flow,
+        "localhost",
+        &tls,
+        &Http3Config::default(),
+        ConnectionInfo::default(),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Certificate, "{e}");
+}
+
+/// A flow that can only carry small datagrams, like a tunnel through an outer QUIC
+/// connection started at 1200 bytes.
+struct SmallFlow(UdpFlow);
+
+impl burrow_transport::DatagramFlow for SmallFlow {
+    fn poll_send(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        d: &[u8],
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.0.poll_send(cx, d)
+    }
+    fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        b: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.0.poll_recv(cx, b)
+    }
+    fn max_datagram_size(&self) -> usize {
+        1162
+    }
+    fn describe(&self) -> String {
+        "small".into()
+    }
+}
+
+#[tokio::test]
+async fn flow_too_small_for_quic_is_a_clear_error_not_a_timeout() {
+    let flow = Arc::new(SmallFlow(
+        UdpFlow::connect("127.0.0.1:9".parse().unwrap())
+            .await
+            .unwrap(),
+    ));
+    let e = connect(
+        flow,
+        "localhost",
+        &TlsConfig::default(),
+        &Http3Config::default(),
+        ConnectionInfo::default(),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(
+        e.to_string()
+            .contains("at most 1162 bytes; QUIC needs 1200"),
+        "{e}"
+    );
+}
