@@ -54,6 +54,7 @@ pub enum Versions {
 
 /// ALPN ids to offer for `v`.
 pub fn alpn(v: Versions) -> &'static [&'static [u8]] {
+    // (h3 is negotiated on the UDP listener, whose TLS config offers b"h3".)
     match v {
         Versions::Http1 => &[b"http/1.1"],
         Versions::Http2 => &[b"h2"],
@@ -87,6 +88,49 @@ pub async fn start(
     versions: Versions,
     tls: Option<Arc<burrow_transport::rustls::ServerConfig>>,
 ) -> std::io::Result<Origin> {
+    start_with(versions, tls, None).await
+}
+
+/// Starts an HTTP/3 origin on `127.0.0.1:port` (0 for any) over UDP; `tls` must offer `h3`.
+pub async fn start_h3(
+    tls: Arc<burrow_transport::rustls::ServerConfig>,
+    port: u16,
+) -> Result<Origin, burrow_transport::Error> {
+    let ep = burrow_http3::bind(
+        ([127, 0, 0, 1], port).into(),
+        tls,
+        &burrow_http3::Http3Config::default(),
+    )?;
+    let addr = ep
+        .local_addr()
+        .map_err(|e| burrow_transport::Error::io("HTTP/3 origin address", e))?;
+    let stats = Arc::new(OriginStats::default());
+    let st = stats.clone();
+    tokio::spawn(async move {
+        while let Some(incoming) = ep.accept().await {
+            let st = st.clone();
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                st.connections.fetch_add(1, Ordering::Relaxed);
+                let Ok(mut srv) = burrow_http3::serve(conn).await else {
+                    return;
+                };
+                while let Some(Ok(req)) = srv.accept().await {
+                    st.requests.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(answer(req, None));
+                }
+            });
+        }
+    });
+    Ok(Origin { addr, stats })
+}
+
+/// Like [`start`]; with `alt_svc_h3`, every response advertises HTTP/3 on that port.
+pub async fn start_with(
+    versions: Versions,
+    tls: Option<Arc<burrow_transport::rustls::ServerConfig>>,
+    alt_svc_h3: Option<u16>,
+) -> std::io::Result<Origin> {
     let l = TcpListener::bind("127.0.0.1:0").await?;
     let addr = l.local_addr()?;
     let stats = Arc::new(OriginStats::default());
@@ -107,7 +151,7 @@ pub async fn start(
                 let mut conn = serve(versions, io, alpn.as_deref());
                 while let Some(Ok(req)) = conn.accept().await {
                     st.requests.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(answer(req));
+                    tokio::spawn(answer(req, alt_svc_h3));
                 }
             });
         }
@@ -132,7 +176,7 @@ fn pattern_body(n: u64, known_length: bool) -> Body {
     body
 }
 
-async fn answer(sr: ServerRequest) {
+async fn answer(sr: ServerRequest, alt_svc_h3: Option<u16>) {
     let (parts, body) = sr.request.into_parts();
     let path = parts.uri.path().to_string();
     let resp = if let Some(n) = path.strip_prefix("/bytes/") {
@@ -157,5 +201,11 @@ async fn answer(sr: ServerRequest) {
     } else {
         Response::new(Body::from(path))
     };
+    let mut resp = resp;
+    if let Some(port) = alt_svc_h3 {
+        if let Ok(v) = http::HeaderValue::from_str(&format!("h3=\":{port}\"; ma=3600")) {
+            resp.headers_mut().insert(http::header::ALT_SVC, v);
+        }
+    }
     let _ = sr.respond.send_response(resp).await;
 }

@@ -344,3 +344,130 @@ async fn http2_over_tls_by_alpn_and_prior_knowledge_in_cleartext() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("> GET /chunked/100000 HTTP/2"));
     assert_eq!(sha(&out.stdout), sha(&pattern(0, 100_000)));
 }
+
+struct H3Origin {
+    h3: std::net::SocketAddr,
+    tcp: std::net::SocketAddr,
+    ca: std::path::PathBuf,
+    _dir: tempdir::Dir,
+}
+
+/// An HTTP/3 origin, and a TCP origin (h2/h1) advertising it with Alt-Svc.
+async fn h3_origin() -> H3Origin {
+    let pki = TestPki::generate(&[]).unwrap();
+    let dir = tempdir::new("h3");
+    let (ca, _, _) = pki.write_to(&dir.0).unwrap();
+    let h3_tls =
+        burrow_transport::tls::server_config(pki.chain_der.clone(), pki.key(), &[b"h3"]).unwrap();
+    let h3 = origin::start_h3(h3_tls, 0).await.unwrap();
+    let tcp_tls = burrow_transport::tls::server_config(
+        pki.chain_der.clone(),
+        pki.key(),
+        origin::alpn(origin::Versions::Negotiate),
+    )
+    .unwrap();
+    let tcp = origin::start_with(
+        origin::Versions::Negotiate,
+        Some(tcp_tls),
+        Some(h3.addr.port()),
+    )
+    .await
+    .unwrap();
+    H3Origin {
+        h3: h3.addr,
+        tcp: tcp.addr,
+        ca,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http3_only_and_http3_with_fallback() {
+    let o = h3_origin().await;
+    let ca = o.ca.display().to_string();
+    let out = run(vec![
+        format!("https://localhost:{}/bytes/1048576", o.h3.port()),
+        "--http3-only".into(),
+        "--cacert".into(),
+        ca.clone(),
+        "-v".into(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("* route: h3 > quic > udp"), "{err}");
+    assert!(err.contains("< HTTP/3 200"), "{err}");
+    assert_eq!(sha(&out.stdout), sha(&pattern(0, 1 << 20)));
+
+    // --http3 to a port where only TCP answers: falls back to h2.
+    let out = run(vec![
+        format!("https://localhost:{}/bytes/1000", o.tcp.port()),
+        "--http3".into(),
+        "--cacert".into(),
+        ca.clone(),
+        "-v".into(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("< HTTP/2 200"), "{err}");
+    assert_eq!(out.stdout, pattern(0, 1000));
+
+    // --http3-only there fails instead.
+    let out = run(vec![
+        format!("https://localhost:{}/bytes/1000", o.tcp.port()),
+        "--http3-only".into(),
+        "--cacert".into(),
+        ca,
+        "--max-time".into(),
+        "20".into(),
+    ])
+    .await;
+    // Nobody listens on UDP there: refused at once (exit 7), not a handshake timeout.
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alt_svc_h3_is_used_for_the_next_request() {
+    let o = h3_origin().await;
+    let mut tls = burrow_transport::TlsConfig::default();
+    tls.roots(burrow_transport::Roots::None)
+        .add_root_pem_file(&o.ca)
+        .unwrap();
+    let mut b = burrow_http_core::Client::builder();
+    b.protocol(std::sync::Arc::new(burrow_http1::io::Http1::default()))
+        .protocol(std::sync::Arc::new(burrow_http2::Http2::default()))
+        .datagram_protocol(std::sync::Arc::new(burrow_http3::Http3::default()))
+        .tls(tls);
+    let client = b.build().unwrap();
+    // The Alt-Svc names the h3 port; the TCP origin's port is different, so point the
+    // second request's authority at... the same origin: Alt-Svc maps it to the h3 port.
+    let url = format!("https://localhost:{}/bytes/5000", o.tcp.port());
+    let first = client
+        .request(
+            http::Request::get(&url)
+                .body(burrow_http_core::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.version(), http::Version::HTTP_2);
+    assert!(first.headers().contains_key("alt-svc"));
+    first.into_body().collect(1 << 20).await.unwrap();
+    let second = client
+        .request(
+            http::Request::get(&url)
+                .body(burrow_http_core::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.version(), http::Version::HTTP_3);
+    let body = second.into_body().collect(1 << 20).await.unwrap();
+    assert_eq!(&body.data[..], &pattern(0, 5000)[..]);
+}

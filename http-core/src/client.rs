@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burrow_transport::{
-    tls, Error, ErrorKind, Fault, Host, StreamConnector, Target, TcpConnector, TlsConfig,
+    tls, DatagramConnector, Error, ErrorKind, Fault, Host, StreamConnector, Target, TcpConnector,
+    TlsConfig, UdpConnector,
 };
 use http::{Request, Response, Version};
 
+use crate::altsvc::AltSvcCache;
 use crate::pool::{Checkout, Pool, PoolKey};
-use crate::protocol::StreamProtocol;
+use crate::protocol::{DatagramProtocol, StreamProtocol};
 use crate::{Body, ConnectionInfo, HttpConnection};
 
 /// Default time an unused pooled connection is kept (as reqwest and hyper-util).
@@ -29,11 +31,21 @@ pub enum VersionPolicy {
     PreferHttp2,
     /// HTTP/2 without negotiation: h2c over cleartext, and only `h2` offered over TLS.
     Http2PriorKnowledge,
+    /// Try HTTP/3 first for `https`, and fall back to HTTP/2 or HTTP/1.1 over TCP when it
+    /// fails (curl's `--http3`).
+    Http3,
+    /// HTTP/3 only for `https` (curl's `--http3-only`).
+    Http3Only,
 }
+
+/// How long an HTTP/3 attempt may take before the client falls back to TCP.
+pub const DEFAULT_H3_FALLBACK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Builds a [`Client`].
 pub struct ClientBuilder {
     protocols: Vec<Arc<dyn StreamProtocol>>,
+    h3: Option<Arc<dyn DatagramProtocol>>,
+    udp: Arc<dyn DatagramConnector>,
     connector: Arc<dyn StreamConnector>,
     tls: TlsConfig,
     policy: VersionPolicy,
@@ -45,6 +57,19 @@ impl ClientBuilder {
     /// Adds a version (HTTP/1.1 from `burrow-http1`, HTTP/2 from `burrow-http2`).
     pub fn protocol(&mut self, p: Arc<dyn StreamProtocol>) -> &mut Self {
         self.protocols.push(p);
+        self
+    }
+
+    /// Adds HTTP/3 (from `burrow-http3`), used when the policy asks for it or an origin
+    /// advertised it with `Alt-Svc`.
+    pub fn datagram_protocol(&mut self, p: Arc<dyn DatagramProtocol>) -> &mut Self {
+        self.h3 = Some(p);
+        self
+    }
+
+    /// The datagram route to origins, for HTTP/3 (default: direct UDP).
+    pub fn datagram_connector(&mut self, c: Arc<dyn DatagramConnector>) -> &mut Self {
+        self.udp = c;
         self
     }
 
@@ -85,12 +110,20 @@ impl ClientBuilder {
         let h2 = find(b"h2");
         let (alpn, cleartext): (Vec<Arc<dyn StreamProtocol>>, _) = match self.policy {
             VersionPolicy::Http1Only => (h1.iter().cloned().collect(), h1.clone()),
-            VersionPolicy::PreferHttp2 => {
+            VersionPolicy::PreferHttp2 | VersionPolicy::Http3 | VersionPolicy::Http3Only => {
                 (h2.iter().chain(h1.iter()).cloned().collect(), h1.clone())
             }
             VersionPolicy::Http2PriorKnowledge => (h2.iter().cloned().collect(), h2.clone()),
         };
-        if alpn.is_empty() {
+        let wants_h3 = matches!(self.policy, VersionPolicy::Http3 | VersionPolicy::Http3Only);
+        if wants_h3 && self.h3.is_none() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "HTTP/3 asked for but not registered",
+            )
+            .with_fault(Fault::User));
+        }
+        if alpn.is_empty() && !wants_h3 {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 "no HTTP version registered for this version policy",
@@ -103,6 +136,11 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 alpn,
                 cleartext,
+                h3: self.h3.clone(),
+                udp: self.udp.clone(),
+                policy: self.policy,
+                tls: self.tls.clone(),
+                altsvc: AltSvcCache::default(),
                 connector: self.connector.clone(),
                 tls_config,
                 pool: Pool::new(self.idle_timeout, self.max_per_origin),
@@ -120,6 +158,11 @@ pub struct Client {
 struct Inner {
     alpn: Vec<Arc<dyn StreamProtocol>>,
     cleartext: Option<Arc<dyn StreamProtocol>>,
+    h3: Option<Arc<dyn DatagramProtocol>>,
+    udp: Arc<dyn DatagramConnector>,
+    policy: VersionPolicy,
+    tls: TlsConfig,
+    altsvc: AltSvcCache,
     connector: Arc<dyn StreamConnector>,
     tls_config: Arc<burrow_transport::rustls::ClientConfig>,
     pool: Pool,
@@ -130,6 +173,8 @@ impl Client {
     pub fn builder() -> ClientBuilder {
         ClientBuilder {
             protocols: Vec::new(),
+            h3: None,
+            udp: Arc::new(UdpConnector),
             connector: Arc::new(TcpConnector::default()),
             tls: TlsConfig::default(),
             policy: VersionPolicy::default(),
@@ -138,16 +183,72 @@ impl Client {
         }
     }
 
-    /// Sends a request with an absolute URI and returns the response.
+    /// Sends a request with an absolute URI and returns the response. HTTP/3 is tried first
+    /// when the policy asks for it or the origin advertised it (`Alt-Svc`); otherwise, or
+    /// when that fails and fallback is allowed, HTTP/2 or HTTP/1.1 over TCP.
     pub async fn request(&self, req: Request<Body>) -> Result<Response<Body>, Error> {
-        let key = self.key(req.uri())?;
+        let (conn, key) = self.connection_for(req.uri()).await?;
+        self.send_on(conn, key, req).await
+    }
+
+    /// The connection a request to `uri` would use now (pooled or new), with its pool key:
+    /// HTTP/3 when the policy or `Alt-Svc` says so (falling back to TCP when allowed).
+    pub async fn connection_for(
+        &self,
+        uri: &http::Uri,
+    ) -> Result<(Arc<dyn HttpConnection>, PoolKey), Error> {
+        let (scheme, target) = origin(uri)?;
+        let authority = target.to_string();
+        let h3_port = match self.inner.policy {
+            VersionPolicy::Http3 | VersionPolicy::Http3Only => Some(target.port),
+            _ => self.inner.altsvc.h3_port(&authority),
+        };
+        if let (Some(port), "https", Some(_)) = (h3_port, scheme, &self.inner.h3) {
+            let h3_target = Target::new(target.host.clone(), port);
+            let key = PoolKey {
+                route: self.inner.udp.describe(),
+                scheme: "h3".into(),
+                authority: h3_target.to_string(),
+            };
+            let only = self.inner.policy == VersionPolicy::Http3Only;
+            let attempt = self.connection_with(&key, || self.connect_h3(&h3_target));
+            let r = if only {
+                attempt.await
+            } else {
+                tokio::time::timeout(DEFAULT_H3_FALLBACK_TIMEOUT, attempt)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::new(ErrorKind::Timeout, "HTTP/3 attempt timed out"))
+                    })
+            };
+            match r {
+                Ok((c, _)) => return Ok((c, key)),
+                Err(e) if only => return Err(e),
+                Err(e) => {
+                    tracing::debug!("HTTP/3 to {h3_target} failed, falling back to TCP: {e}");
+                    self.inner.altsvc.forget(&authority);
+                }
+            }
+        }
+        let key = self.key(uri)?;
+        let (c, _) = self.connection(&key, uri).await?;
+        Ok((c, key))
+    }
+
+    async fn send_on(
+        &self,
+        conn: Arc<dyn HttpConnection>,
+        key: PoolKey,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, Error> {
         let replay = replayable(&req);
-        let (conn, _) = self.connection(&key, req.uri()).await?;
-        match conn.send_request(req).await {
+        let authority = key.authority.clone();
+        let tcp = key.scheme != "h3";
+        let r = match conn.send_request(req).await {
             Err(e) if e.kind() == ErrorKind::NotProcessed => {
                 self.inner.pool.remove(&key, &conn);
                 let Some(req) = replay else { return Err(e) };
-                let (conn, _) = self.connection(&key, req.uri()).await?;
+                let (conn, _) = self.connection_for(req.uri()).await?;
                 conn.send_request(req).await
             }
             Err(e) => {
@@ -157,28 +258,61 @@ impl Client {
                 Err(e)
             }
             ok => ok,
+        };
+        if let (Ok(resp), true) = (&r, tcp) {
+            if let Some(v) = resp
+                .headers()
+                .get(http::header::ALT_SVC)
+                .and_then(|v| v.to_str().ok())
+            {
+                self.inner.altsvc.learn(&authority, v);
+            }
         }
+        r
     }
 
-    /// A connection to the origin of `uri`, pooled or new; `true` when new.
-    pub async fn connection(
+    async fn connect_h3(&self, target: &Target) -> Result<Arc<dyn HttpConnection>, Error> {
+        let h3 = self
+            .inner
+            .h3
+            .clone()
+            .ok_or_else(|| Error::new(ErrorKind::Unsupported, "HTTP/3 is not registered"))?;
+        let flow = self.inner.udp.connect_datagram(target).await?;
+        let info = ConnectionInfo {
+            peer_addr: target.socket_addr(),
+            alpn: None,
+            route: format!("quic > {}", flow.describe()),
+        };
+        h3.handshake(flow, &target.host_str(), &self.inner.tls, info)
+            .await
+            .map_err(|e| e.at_hop(origin_hop(target)))
+    }
+
+    async fn connection_with<F, Fut>(
         &self,
         key: &PoolKey,
-        uri: &http::Uri,
-    ) -> Result<(Arc<dyn HttpConnection>, bool), Error> {
+        connect: F,
+    ) -> Result<(Arc<dyn HttpConnection>, bool), Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Arc<dyn HttpConnection>, Error>>,
+    {
+        let mut connect = Some(connect);
         loop {
             match self.inner.pool.checkout(key) {
                 Checkout::Ready(c) => return Ok((c, false)),
                 Checkout::Wait(n) => {
                     let notified = n.notified();
-                    // Re-check after registering, so a wake-up between is not missed.
                     if let Checkout::Ready(c) = self.inner.pool.checkout_if_ready(key) {
                         return Ok((c, false));
                     }
                     notified.await;
                 }
                 Checkout::Connect => {
-                    let r = self.connect(uri).await;
+                    let f = connect.take().ok_or_else(|| {
+                        Error::new(ErrorKind::Closed, "connection attempt already used")
+                    })?;
+                    let r = f().await;
                     self.inner
                         .pool
                         .finish_connect(key, r.as_ref().ok().cloned());
@@ -186,6 +320,15 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// A TCP connection to the origin of `uri`, pooled or new; `true` when new.
+    pub async fn connection(
+        &self,
+        key: &PoolKey,
+        uri: &http::Uri,
+    ) -> Result<(Arc<dyn HttpConnection>, bool), Error> {
+        self.connection_with(key, || self.connect(uri)).await
     }
 
     /// The pool key for `uri` on this client's route.

@@ -27,6 +27,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod altsvc;
 mod body;
 mod client;
 mod connection;
@@ -38,8 +39,9 @@ mod tunnel;
 pub use body::{Body, BodySender, Collected, DEFAULT_CHANNEL_FRAMES};
 pub use burrow_transport::{Error, ErrorKind, Fault, Hop, Result};
 pub use client::{
-    origin, Client, ClientBuilder, VersionPolicy, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PER_ORIGIN,
+    origin, Client, ClientBuilder, VersionPolicy, DEFAULT_H3_FALLBACK_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PER_ORIGIN,
 };
 pub use connection::{ConnectionInfo, HttpConnection, Respond, ServerConnection, ServerRequest};
-pub use protocol::StreamProtocol;
+pub use protocol::{DatagramProtocol, StreamProtocol};
 pub use tunnel::{refused, ConnectProtocol, Tunnel, TunnelDatagrams, TunnelRequest};

@@ -25,3 +25,20 @@ pub trait StreamProtocol: Send + Sync + 'static {
         info: ConnectionInfo,
     ) -> Result<Arc<dyn HttpConnection>>;
 }
+
+/// An HTTP version that runs over a datagram flow (HTTP/3): its ALPN id and its client
+/// handshake over a [`DatagramFlow`](burrow_transport::DatagramFlow).
+#[async_trait]
+pub trait DatagramProtocol: Send + Sync + 'static {
+    /// The ALPN protocol id (`h3`).
+    fn alpn(&self) -> &'static [u8];
+
+    /// Starts the client side over `flow`, verifying the server as `server_name` with `tls`.
+    async fn handshake(
+        &self,
+        flow: burrow_transport::BoxFlow,
+        server_name: &str,
+        tls: &burrow_transport::TlsConfig,
+        info: ConnectionInfo,
+    ) -> Result<Arc<dyn HttpConnection>>;
+}

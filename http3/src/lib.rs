@@ -17,6 +17,6 @@ pub mod fuzzing;
 pub mod io;
 pub mod proto;
 
-pub use io::client::{connect, Http3Connection};
+pub use io::client::{connect, Http3, Http3Connection};
 pub use io::config::{Http3Config, DEFAULT_INITIAL_MTU, PROXY_INITIAL_MTU};
 pub use io::server::{bind, serve, Http3Server};

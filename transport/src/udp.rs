@@ -22,6 +22,9 @@ pub const MAX_UDP_PAYLOAD_V6: usize = 65_527;
 pub struct UdpFlow {
     socket: UdpSocket,
     peer: SocketAddr,
+    /// Whether the peer ever answered: until it has, an ICMP port unreachable means nobody
+    /// listens there (reported as `ConnectionRefused`); afterwards it is ignored as noise.
+    heard: std::sync::atomic::AtomicBool,
 }
 
 impl UdpFlow {
@@ -38,7 +41,15 @@ impl UdpFlow {
         socket.connect(peer).await.map_err(|e| {
             Error::new(ErrorKind::Connect, format!("connecting UDP to {peer}")).with_source(e)
         })?;
-        Ok(UdpFlow { socket, peer })
+        Ok(UdpFlow {
+            socket,
+            peer,
+            heard: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn heard(&self) -> bool {
+        self.heard.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The peer address.
@@ -61,6 +72,11 @@ impl DatagramFlow for UdpFlow {
     fn poll_send(&self, cx: &mut Context<'_>, datagram: &[u8]) -> Poll<io::Result<()>> {
         match self.socket.poll_send(cx, datagram) {
             Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e))
+                if e.kind() == io::ErrorKind::ConnectionRefused && !self.heard() =>
+            {
+                Poll::Ready(Err(e))
+            }
             // Too large for the path or refused by ICMP: a datagram is simply lost.
             Poll::Ready(Err(e))
                 if e.raw_os_error() == Some(90) // EMSGSIZE
@@ -80,11 +96,30 @@ impl DatagramFlow for UdpFlow {
         loop {
             let mut rb = ReadBuf::new(buf);
             match self.socket.poll_recv(cx, &mut rb) {
-                Poll::Ready(Ok(())) => return Poll::Ready(Ok(rb.filled().len())),
-                // ICMP port unreachable from an earlier send: not the end of the flow.
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Poll::Ready(Ok(())) => {
+                    self.heard.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Poll::Ready(Ok(rb.filled().len()));
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    if !self.heard.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Poll::Ready(Err(e));
+                    }
+                    // An ICMP error after the peer has answered: not the end of the flow.
+                    continue;
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // tokio does not wake a reader for a queued socket error (an ICMP port
+                    // unreachable), so look for one while the peer has never answered.
+                    if !self.heard() {
+                        if let Ok(Some(e)) = socket2::SockRef::from(&self.socket).take_error() {
+                            if e.kind() == io::ErrorKind::ConnectionRefused {
+                                return Poll::Ready(Err(e));
+                            }
+                        }
+                    }
+                    return Poll::Pending;
+                }
             }
         }
     }
@@ -154,5 +189,31 @@ mod tests {
         send(&*flow, b"x").await.unwrap();
         let n = recv(&*flow, &mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"x");
+    }
+}
+
+#[cfg(test)]
+mod refused_tests {
+    use super::*;
+    use crate::datagram::{recv, send};
+
+    /// Nobody listens: the ICMP port unreachable surfaces as `ConnectionRefused` while the
+    /// peer has never answered, so QUIC can fail fast instead of waiting for a timeout.
+    #[tokio::test]
+    async fn closed_port_is_refused_before_any_answer() {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = s.local_addr().unwrap();
+        drop(s);
+        let flow = UdpFlow::connect(addr).await.unwrap();
+        send(&flow, b"hello").await.unwrap();
+        let mut buf = [0u8; 16];
+        // The error is found on the next receive attempt or send, whichever comes first.
+        let r = tokio::time::timeout(std::time::Duration::from_millis(100), recv(&flow, &mut buf))
+            .await;
+        let e = match r {
+            Ok(r) => r.unwrap_err(),
+            Err(_) => send(&flow, b"again").await.unwrap_err(),
+        };
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
     }
 }

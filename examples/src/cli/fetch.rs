@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use burrow_http1::io::Http1;
 use burrow_http2::Http2;
+use burrow_http3::Http3;
 use burrow_http_core::{Client, VersionPolicy};
 use burrow_transport::{TcpConfig, TcpConnector, TlsConfig};
 use http::{Request, Response, Version};
@@ -58,7 +59,11 @@ fn client(args: &Args) -> Result<Client, Exit> {
         t.add_root_pem_file(ca)
             .map_err(|e| Exit::new(exit::SSL_CACERT_BADFILE, e.to_string()))?;
     }
-    let policy = if args.http1_1 {
+    let policy = if args.http3_only {
+        VersionPolicy::Http3Only
+    } else if args.http3 {
+        VersionPolicy::Http3
+    } else if args.http1_1 {
         VersionPolicy::Http1Only
     } else if args.http2_prior_knowledge {
         VersionPolicy::Http2PriorKnowledge
@@ -69,6 +74,7 @@ fn client(args: &Args) -> Result<Client, Exit> {
     let mut b = Client::builder();
     b.protocol(Arc::new(Http1::default()))
         .protocol(Arc::new(Http2::default()))
+        .datagram_protocol(Arc::new(Http3::default()))
         .connector(Arc::new(TcpConnector::new(tcp)))
         .tls(t)
         .version_policy(policy);
@@ -91,13 +97,12 @@ async fn transfer(args: &Args) -> Result<(), Exit> {
     let body = body(args).await?;
     let v = Verbose(args.verbose);
     let client = client(args)?;
-    let key = client.key(&uri).map_err(Exit::from)?;
-    let connect = client.connection(&key, &uri);
+    let connect = client.connection_for(&uri);
     let timeout = args
         .connect_timeout
         .map(|s| secs(s, "--connect-timeout"))
         .transpose()?;
-    let (conn, _) = match timeout {
+    let (conn, _key) = match timeout {
         Some(d) => tokio::time::timeout(d, connect).await.map_err(|_| {
             Exit::new(
                 exit::OPERATION_TIMEDOUT,
@@ -126,10 +131,10 @@ async fn transfer(args: &Args) -> Result<(), Exit> {
         );
     }
     let version = version_str(conn.version());
-    let proto = if conn.version() == Version::HTTP_2 {
-        "h2"
-    } else {
-        "http/1.1"
+    let proto = match conn.version() {
+        Version::HTTP_3 => "h3",
+        Version::HTTP_2 => "h2",
+        _ => "http/1.1",
     };
     v.line("*", format!("route: {proto} > {}", info.route));
     let mut req = Request::builder()

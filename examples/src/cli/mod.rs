@@ -2,6 +2,7 @@
 //!
 //! Options keep curl's meanings: `-X`, `-H`, `-d/--data`, `--data-binary @file`, `-o`, `-i`,
 //! `-I`, `-s`, `-v`, `-k`, `--cacert`, `--http1.1`, `--http2`, `--http2-prior-knowledge`,
+//! `--http3`, `--http3-only`,
 //! `--max-time`, `--connect-timeout`,
 //! `-f/--fail`. Exit codes follow curl's (see [`exit`]).
 
@@ -84,6 +85,14 @@ pub struct Args {
     /// Use HTTP/2 without negotiation: h2c over cleartext, `h2` only over TLS.
     #[arg(long = "http2-prior-knowledge")]
     pub http2_prior_knowledge: bool,
+
+    /// Try HTTP/3 first (https only), falling back to HTTP/2 or HTTP/1.1 over TCP.
+    #[arg(long = "http3", conflicts_with = "http3_only")]
+    pub http3: bool,
+
+    /// Use HTTP/3 only (https only); fail rather than fall back.
+    #[arg(long = "http3-only")]
+    pub http3_only: bool,
 
     /// Fail (exit 22) on HTTP status 400 and above, without printing the body.
     #[arg(short = 'f', long = "fail")]

@@ -68,10 +68,13 @@ pub async fn connect(
         .map_err(|e| Error::new(ErrorKind::Tls, "TLS config unusable for QUIC").with_source(e))?;
     let mut cc = ClientConfig::new(Arc::new(quic));
     cc.transport_config(config.transport()?);
+    let describe = flow.describe();
+    let socket = FlowSocket::new(flow);
+    let failure = socket.failure();
     let endpoint = Endpoint::new_with_abstract_socket(
         EndpointConfig::default(),
         None,
-        FlowSocket::new(flow),
+        socket,
         Arc::new(TokioRuntime),
     )
     .map_err(|e| Error::io("creating a QUIC endpoint", e))?;
@@ -84,9 +87,20 @@ pub async fn connect(
             )
             .with_source(e)
         })?;
-    let conn = connecting
-        .await
-        .map_err(|e| handshake_error(e, server_name))?;
+    let flow_failed = |why: String| {
+        Error::new(
+            ErrorKind::Connect,
+            format!("QUIC to {server_name} over {describe} failed: {why}"),
+        )
+    };
+    let conn = tokio::select! {
+        r = connecting => match r {
+            Ok(c) => c,
+            // The endpoint stops when its flow fails; say why rather than "closed".
+            Err(e) => return Err(failure.get().map_or_else(|| handshake_error(e, server_name), flow_failed)),
+        },
+        why = failure.wait() => return Err(flow_failed(why)),
+    };
     info.alpn = Some(b"h3".to_vec());
     let ours = Settings {
         max_field_section_size: Some(MAX_FIELD_SECTION_SIZE),
@@ -311,5 +325,33 @@ impl HttpConnection for Http3Connection {
 
     fn is_closed(&self) -> bool {
         self.shared.conn.close_reason().is_some()
+    }
+}
+
+/// HTTP/3 as a [`DatagramProtocol`](burrow_http_core::DatagramProtocol) for the
+/// [`Client`](burrow_http_core::Client).
+#[derive(Clone, Debug, Default)]
+pub struct Http3 {
+    /// Settings for connections this protocol opens.
+    pub config: Http3Config,
+}
+
+#[async_trait]
+impl burrow_http_core::DatagramProtocol for Http3 {
+    fn alpn(&self) -> &'static [u8] {
+        b"h3"
+    }
+
+    async fn handshake(
+        &self,
+        flow: BoxFlow,
+        server_name: &str,
+        tls: &burrow_transport::TlsConfig,
+        info: ConnectionInfo,
+    ) -> Result<Arc<dyn HttpConnection>, Error> {
+        let route = info.route.clone();
+        let mut c = connect(flow, server_name, tls, &self.config, info).await?;
+        c.info.route = route;
+        Ok(Arc::new(c))
     }
 }

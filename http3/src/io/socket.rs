@@ -20,12 +20,51 @@ pub const FLOW_PEER: SocketAddr =
 /// A [`DatagramFlow`](burrow_transport::DatagramFlow) as quinn's `AsyncUdpSocket`.
 pub struct FlowSocket {
     flow: BoxFlow,
+    failure: Arc<Failure>,
+}
+
+/// Why a flow stopped delivering (quinn's endpoint just stops on a receive error, so the
+/// handshake would otherwise wait for its idle timeout).
+#[derive(Default)]
+pub struct Failure {
+    error: std::sync::Mutex<Option<String>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Failure {
+    /// The failure, if one happened.
+    pub fn get(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits until the flow failed, and says why.
+    pub async fn wait(&self) -> String {
+        loop {
+            if let Some(e) = self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                return e;
+            }
+            self.notify.notified().await;
+        }
+    }
 }
 
 impl FlowSocket {
     /// Wraps `flow`.
     pub fn new(flow: BoxFlow) -> Arc<Self> {
-        Arc::new(FlowSocket { flow })
+        Arc::new(FlowSocket {
+            flow,
+            failure: Arc::default(),
+        })
+    }
+
+    fn fail(&self, e: &io::Error) {
+        *self.failure.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        self.failure.notify.notify_one();
+    }
+
+    /// The flow's failure signal.
+    pub fn failure(&self) -> Arc<Failure> {
+        self.failure.clone()
     }
 }
 
@@ -59,6 +98,10 @@ impl AsyncUdpSocket for FlowSocket {
     fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
         let mut cx = Context::from_waker(Waker::noop());
         match self.flow.poll_send(&mut cx, transmit.contents) {
+            Poll::Ready(Err(e)) => {
+                self.fail(&e);
+                Err(e)
+            }
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
@@ -73,7 +116,13 @@ impl AsyncUdpSocket for FlowSocket {
         let (Some(buf), Some(m)) = (bufs.first_mut(), meta.first_mut()) else {
             return Poll::Ready(Ok(0));
         };
-        let n = std::task::ready!(self.flow.poll_recv(cx, buf))?;
+        let n = match std::task::ready!(self.flow.poll_recv(cx, buf)) {
+            Ok(n) => n,
+            Err(e) => {
+                self.fail(&e);
+                return Poll::Ready(Err(e));
+            }
+        };
         *m = RecvMeta {
             addr: FLOW_PEER,
             len: n,
