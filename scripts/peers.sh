@@ -8,10 +8,13 @@ need() { command -v "$1" >/dev/null 2>&1; }
 missing=()
 need nginx || missing+=(nginx)
 need curl || missing+=(curl)
+need caddy || missing+=(caddy)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# An independent HTTP/3 client (libcurl 8 with HTTP/3, bundled in the wheel).
+python3 -c 'import curl_cffi' 2>/dev/null || pip install -q curl_cffi
 
 work=$(mktemp -d /tmp/burrow-peers.XXXXXX)
 chmod 755 "$work"  # nginx workers run unprivileged
@@ -32,10 +35,11 @@ cargo build -q -p burrow-examples --bin burrow-testpki
 mkdir -p "$work/www/chunked" "$work/logs"
 : > "$work/www/0.bin"
 head -c 1048576 /dev/urandom > "$work/www/1m.bin"
+head -c 67108864 /dev/urandom > "$work/www/64m.bin"
 cp "$work/www/1m.bin" "$work/www/chunked/1m.bin"
 chmod -R a+rX "$work/www"
 
-plain=$(free_port); tls=$(free_port); h2c=$(free_port)
+plain=$(free_port); tls=$(free_port); h2c=$(free_port); caddy_port=$(free_port)
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
 pid $work/nginx.pid;
@@ -74,6 +78,32 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
+# Caddy (quic-go inside) serves the same files over h1, h2 and h3 on one port number.
+cat > "$work/Caddyfile" <<CONF
+{
+  admin off
+  auto_https off
+  skip_install_trust
+  storage file_system $work/caddy-data
+  servers {
+    protocols h1 h2 h3
+  }
+}
+https://localhost:$caddy_port {
+  tls $work/pki/cert.pem $work/pki/key.pem
+  bind 127.0.0.1
+  root * $work/www
+  file_server
+}
+CONF
+HOME="$work" XDG_DATA_HOME="$work" XDG_CONFIG_HOME="$work" caddy run --config "$work/Caddyfile" --adapter caddyfile > "$work/logs/caddy.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do
+  (exec 3<>/dev/tcp/127.0.0.1/$caddy_port) 2>/dev/null && break
+  sleep 0.1
+done
+export BURROW_CADDY=$caddy_port
+
 export BURROW_NGINX_PLAIN=$plain BURROW_NGINX_TLS=$tls BURROW_NGINX_H2C=$h2c BURROW_NGINX_CA="$work/pki/ca.pem" BURROW_NGINX_ROOT="$work/www"
-echo "peers: nginx plain :$plain tls :$tls h2c :$h2c"
-cargo test -p burrow-examples --test peers_nginx --test peers_curl -- --ignored --test-threads=1
+echo "peers: nginx plain :$plain tls :$tls h2c :$h2c; caddy :$caddy_port (tcp+udp)"
+cargo test -p burrow-examples --test peers_nginx --test peers_curl --test peers_caddy -- --ignored --test-threads=1

@@ -81,3 +81,46 @@ async fn curl_speaks_http2_to_burrow_server() {
     assert_eq!(sha(&out.stdout), sha(&pattern(5, 3 << 20)));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// curl_cffi's libcurl (with HTTP/3) against burrow's HTTP/3 server: byte-exact bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs curl_cffi: run scripts/peers.sh"]
+async fn libcurl_http3_against_burrow_server() {
+    let pki = TestPki::generate(&[]).unwrap();
+    let dir = std::env::temp_dir().join(format!("burrow-cffi-{}", std::process::id()));
+    let (ca, _, _) = pki.write_to(&dir).unwrap();
+    let cfg =
+        burrow_transport::tls::server_config(pki.chain_der.clone(), pki.key(), &[b"h3"]).unwrap();
+    let o = origin::start_h3(cfg, 0).await.unwrap();
+    let script = r#"
+import sys, hashlib
+from curl_cffi import requests, CurlHttpVersion
+url, ca = sys.argv[1], sys.argv[2]
+r = requests.get(url, http_version=CurlHttpVersion.V3ONLY, verify=ca, timeout=30)
+print(r.http_version, r.status_code, len(r.content), hashlib.sha256(r.content).hexdigest())
+"#;
+    for n in [0usize, 1 << 20, 64 << 20] {
+        let url = format!("https://localhost:{}/bytes/{n}", o.addr.port());
+        let args = vec![
+            "-c".to_string(),
+            script.into(),
+            url.clone(),
+            ca.display().to_string(),
+        ];
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("python3").args(&args).output().unwrap()
+        })
+        .await
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want = format!("{:x}", Sha256::digest(pattern(0, n)));
+        // curl reports HTTP/3 as version 30.
+        assert_eq!(text.trim(), format!("30 200 {n} {want}"), "{url}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
