@@ -243,3 +243,29 @@ async fn head_response_carries_length_but_no_body_and_connection_is_reused() {
     );
     assert_eq!(conns.load(Ordering::SeqCst), 1);
 }
+
+/// Regression: a request sent the moment the previous body was read must find the
+/// connection free (the driver releases it before delivering the body's end), and a GET's
+/// empty body must never look like an abandoned upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_reuses_one_connection_for_back_to_back_requests() {
+    let (addr, conns) = server().await;
+    let mut b = burrow_http_core::Client::builder();
+    b.protocol(std::sync::Arc::new(burrow_http1::io::Http1::default()));
+    let client = b.build().unwrap();
+    for i in 0..50 {
+        let r = client
+            .request(
+                Request::get(format!("http://{addr}/n{i}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.into_body().collect(100).await.unwrap().data,
+            format!("/n{i}")
+        );
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
+}

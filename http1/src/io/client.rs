@@ -88,6 +88,7 @@ pub fn handshake(io: BoxStream, info: ConnectionInfo, limits: Limits) -> Http1Co
         conn: Connection::new(Role::Client, limits),
         shared: shared.clone(),
         served: 0,
+        released: false,
     };
     tokio::spawn(driver.run(io, rx));
     Http1Connection {
@@ -145,17 +146,21 @@ struct Driver {
     shared: Arc<Shared>,
     /// Requests answered so far on this connection.
     served: u64,
+    /// Whether the current job already gave its slot back (see [`Driver::release`]).
+    released: bool,
 }
 
 impl Driver {
     async fn run(mut self, io: BoxStream, mut jobs: mpsc::Receiver<Job>) {
         let (mut rd, mut wr) = tokio::io::split(io);
         while let Some(job) = jobs.recv().await {
+            self.released = false;
             match job {
                 Job::Request(req, reply) => {
                     let r = self.exchange(req, reply, &mut rd, &mut wr).await;
                     self.served += 1;
                     if r.is_err() || self.conn.must_close() {
+                        self.shared.closed.store(true, Ordering::Release);
                         break;
                     }
                 }
@@ -165,11 +170,25 @@ impl Driver {
                     return;
                 }
             }
-            self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
+            self.release();
         }
         self.shared.closed.store(true, Ordering::Release);
         let mut io = rd.unsplit(wr);
         let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+    }
+
+    /// Gives the connection back (or marks it closed) once per job. Called before the
+    /// response body's end is delivered, so a caller that sends its next request as soon as
+    /// it has read a body finds this connection free.
+    fn release(&mut self) {
+        if self.released {
+            return;
+        }
+        self.released = true;
+        if self.conn.must_close() {
+            self.shared.closed.store(true, Ordering::Release);
+        }
+        self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// One request/response cycle. The request body is written while the response is read,
@@ -218,10 +237,18 @@ impl Driver {
             }
             e
         };
+        // A request without a body ends with its head; otherwise a response that arrives
+        // before the (empty) body's end is noticed would look like an abandoned upload.
+        let mut req_done = false;
+        if body.is_end_stream() {
+            if let Err(e) = self.conn.send_end(None) {
+                return Err(fail(&mut reply, e.into()));
+            }
+            req_done = true;
+        }
         if let Err(e) = flush(&mut self.conn, wr).await {
             return Err(fail(&mut reply, e));
         }
-        let mut req_done = false;
         let mut wait_continue = expect_continue;
         let continue_timer = tokio::time::sleep(EXPECT_CONTINUE_TIMEOUT);
         tokio::pin!(continue_timer);
@@ -248,6 +275,9 @@ impl Driver {
                     Ok(Some(Event::Data(d))) => pending = Some(d),
                     Ok(Some(Event::End(t))) => {
                         resp_done = true;
+                        if req_done {
+                            self.release();
+                        }
                         if let Some(tx) = body_tx.take() {
                             match t {
                                 Some(t) => {
