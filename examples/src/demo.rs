@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use burrow_http1::io::Http1;
 use burrow_http2::Http2;
+use burrow_http3::Http3;
 use burrow_http_core::{Body, Client, VersionPolicy};
 use burrow_transport::{Error, ErrorKind, Roots, TlsConfig};
 use http::{Request, Version};
@@ -119,6 +120,7 @@ fn client(policy: VersionPolicy, tls: &TlsConfig) -> Result<Client, Error> {
     let mut b = Client::builder();
     b.protocol(Arc::new(Http1::default()))
         .protocol(Arc::new(Http2::default()))
+        .datagram_protocol(Arc::new(Http3::default()))
         .tls(tls.clone())
         .version_policy(policy);
     b.build()
@@ -139,6 +141,8 @@ pub async fn run() -> Result<Vec<Row>, Error> {
     let tls = origin::start(Versions::Negotiate, Some(server_tls))
         .await
         .map_err(io)?;
+    let h3_tls = burrow_transport::tls::server_config(pki.chain_der.clone(), pki.key(), &[b"h3"])?;
+    let h3 = origin::start_h3(h3_tls, 0).await?;
     let mut tls_cfg = TlsConfig::default();
     tls_cfg.roots(Roots::None).add_root_der(pki.ca_der.clone());
     const MIB: u64 = 1 << 20;
@@ -156,9 +160,21 @@ pub async fn run() -> Result<Vec<Row>, Error> {
         (VersionPolicy::Http1Only, &tls, "https", "tls > tcp"),
         (VersionPolicy::Http2PriorKnowledge, &plain2, "http", "tcp"),
         (VersionPolicy::PreferHttp2, &tls, "https", "tls > tcp"),
+        (VersionPolicy::Http3Only, &h3, "https", "quic > udp"),
     ];
     for (policy, origin, scheme, route) in routes {
         let mut ws = works();
+        if policy == VersionPolicy::Http3Only {
+            // An HTTP/3 body has no chunked form; show a larger transfer instead.
+            ws.retain(|w| w.what != "1 MiB chunked");
+            ws.push(work(
+                "16 MiB",
+                &format!("/bytes/{}", 16 * MIB),
+                16 * MIB,
+                1,
+                false,
+            ));
+        }
         if policy != VersionPolicy::Http1Only {
             ws.push(work("100 concurrent", "/bytes/65536", 65536, 100, true));
         }
