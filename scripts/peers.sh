@@ -21,7 +21,7 @@ chmod 755 "$work"  # nginx workers run unprivileged
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -7,6 +7,7 @@
 //!   a streamed response; open a [`Tunnel`] (CONNECT, extended CONNECT);
 //! * [`ServerConnection`] and [`Respond`]: the server-side twin;
 //! * [`Body`]: streaming bodies with back-pressure and trailers;
+//! * [`capsule`]: the Capsule Protocol codec (RFC 9297), sans-I/O;
 //! * [`Client`]: picks the version (ALPN, prior knowledge), pools connections by route and
 //!   origin, retries requests the peer provably did not process;
 //! * [`playbook`]: the test kit for every sans-I/O core in burrow.
@@ -29,6 +30,7 @@
 
 pub mod altsvc;
 mod body;
+pub mod capsule;
 mod client;
 mod connection;
 pub mod playbook;

@@ -61,7 +61,8 @@ pub fn message_reader(data: &[u8]) {
     assert_eq!(whole, split, "read splits changed the outcome");
 }
 
-/// QPACK field sections, SETTINGS payloads and control streams from arbitrary bytes: never a
+/// QPACK field sections, SETTINGS payloads, control streams and capsules from arbitrary
+/// bytes: never a
 /// panic, and whatever decodes re-encodes to the same fields.
 pub fn qpack_and_control(data: &[u8]) {
     if let Ok(fields) = qpack::decode(Bytes::copy_from_slice(data)) {
@@ -76,6 +77,12 @@ pub fn qpack_and_control(data: &[u8]) {
     let mut c = ControlReader::default();
     c.push(Bytes::copy_from_slice(data));
     while let Ok(Some(_)) = c.poll_event() {}
+    // Capsules travel in request-stream DATA: decode whatever comes, never panic.
+    let mut caps = burrow_http_core::capsule::CapsuleDecoder::new(4096);
+    caps.push(data);
+    while let Ok(Some(cap)) = caps.poll_capsule() {
+        let _ = burrow_http_core::capsule::split_context(cap.value);
+    }
 }
 
 #[cfg(test)]

@@ -188,3 +188,43 @@ async fn h3_crate_client_against_burrow_server() {
         assert!(got == pattern(n), "{n} bytes differ");
     }
 }
+
+/// The h3 crate's server does not enable extended CONNECT: burrow refuses to send one,
+/// with a clear error, after reading the server's SETTINGS (no stream is reset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_connect_refused_when_peer_settings_do_not_allow_it() {
+    let p = pki();
+    let addr = h3_origin(&p).await;
+    let flow = Arc::new(UdpFlow::connect(addr).await.unwrap());
+    let mut tls = TlsConfig::default();
+    tls.roots(Roots::None).add_root_der(p.ca.clone());
+    let c = connect(
+        flow,
+        "localhost",
+        &tls,
+        &Http3Config::default(),
+        ConnectionInfo::default(),
+    )
+    .await
+    .unwrap();
+    let mut req = burrow_http_core::TunnelRequest::connect(
+        format!("localhost:{}", addr.port()).parse().unwrap(),
+    );
+    req.protocol = Some("connect-udp".into());
+    let e = c.open_tunnel(req).await.unwrap_err();
+    assert_eq!(e.kind(), burrow_http_core::ErrorKind::Unsupported, "{e}");
+    assert!(
+        e.to_string().contains("SETTINGS_ENABLE_CONNECT_PROTOCOL"),
+        "{e}"
+    );
+    // The connection still serves requests.
+    let r = c
+        .send_request(
+            Request::get(format!("https://localhost:{}/10", addr.port()))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.into_body().collect(100).await.unwrap().data, pattern(10));
+}

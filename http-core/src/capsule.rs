@@ -1,0 +1,259 @@
+//! The Capsule Protocol (RFC 9297 §3): type-length-value capsules carried on a request
+//! stream's data (HTTP/3 DATA frames, HTTP/2 DATA frames, or the HTTP/1.1 byte stream after
+//! an Upgrade). Sans-I/O: bytes in, capsules out; capsules in, bytes out.
+//!
+//! ```text
+//! Capsule { Type (i), Length (i), Value (..) }        i = QUIC variable-length integer
+//! DATAGRAM capsule (type 0x00): Value = HTTP Datagram Payload
+//!   for CONNECT-UDP (RFC 9298 §5): Context ID (i) = 0, then the UDP payload
+//! ```
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// A capsule type (RFC 9297 §5.4 registry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CapsuleType(pub u64);
+
+impl CapsuleType {
+    /// DATAGRAM (RFC 9297 §3.5).
+    pub const DATAGRAM: CapsuleType = CapsuleType(0x00);
+}
+
+/// Largest capsule value accepted by default: 64 KiB, above any UDP payload (65,527 bytes)
+/// plus its context id. A longer capsule is refused before it is buffered.
+pub const DEFAULT_MAX_CAPSULE: u64 = 65_536 + 16;
+
+/// A decoded capsule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capsule {
+    /// Its type.
+    pub ty: CapsuleType,
+    /// Its value.
+    pub value: Bytes,
+}
+
+/// What went wrong decoding capsules (RFC 9297 §3.3: the stream must be aborted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CapsuleError {
+    /// A capsule longer than the configured limit.
+    TooLong {
+        /// Its declared length.
+        length: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The stream ended inside a capsule.
+    Truncated,
+    /// A DATAGRAM capsule whose payload does not start with a context id.
+    BadDatagram,
+}
+
+impl std::fmt::Display for CapsuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CapsuleError::TooLong { length, limit } => {
+                write!(f, "capsule of {length} bytes exceeds the limit of {limit}")
+            }
+            CapsuleError::Truncated => f.write_str("stream ended inside a capsule"),
+            CapsuleError::BadDatagram => f.write_str("DATAGRAM capsule without a context id"),
+        }
+    }
+}
+
+impl std::error::Error for CapsuleError {}
+
+impl From<CapsuleError> for crate::Error {
+    fn from(e: CapsuleError) -> crate::Error {
+        let kind = match e {
+            CapsuleError::TooLong { .. } => crate::ErrorKind::LimitExceeded,
+            CapsuleError::Truncated => crate::ErrorKind::Closed,
+            CapsuleError::BadDatagram => crate::ErrorKind::Protocol,
+        };
+        crate::Error::new(kind, format!("capsule protocol: {e}"))
+    }
+}
+
+/// QUIC variable-length integers (RFC 9000 §16), as capsules use them.
+pub mod varint {
+    use bytes::BufMut;
+
+    /// Appends `v` (clamped to 2^62 − 1).
+    pub fn encode(v: u64, out: &mut impl BufMut) {
+        let v = v.min((1 << 62) - 1);
+        if v < 64 {
+            out.put_u8(v as u8);
+        } else if v < 16_384 {
+            out.put_u16(0x4000 | v as u16);
+        } else if v < 1 << 30 {
+            out.put_u32(0x8000_0000 | v as u32);
+        } else {
+            out.put_u64(0xc000_0000_0000_0000 | v);
+        }
+    }
+
+    /// Decodes from the front of `buf`: `(value, length)`, or `None` if incomplete.
+    pub fn peek(buf: &[u8]) -> Option<(u64, usize)> {
+        let first = *buf.first()?;
+        let len = 1usize << (first >> 6);
+        if buf.len() < len {
+            return None;
+        }
+        let mut v = u64::from(first & 0x3f);
+        for b in &buf[1..len] {
+            v = (v << 8) | u64::from(*b);
+        }
+        Some((v, len))
+    }
+}
+
+/// Decodes capsules from stream bytes as they arrive. Unknown capsule types are returned
+/// too (callers skip them, RFC 9297 §3.2); only the length limit makes one an error.
+#[derive(Debug)]
+pub struct CapsuleDecoder {
+    buf: BytesMut,
+    max: u64,
+}
+
+impl Default for CapsuleDecoder {
+    fn default() -> Self {
+        CapsuleDecoder::new(DEFAULT_MAX_CAPSULE)
+    }
+}
+
+impl CapsuleDecoder {
+    /// A decoder refusing capsules longer than `max` bytes.
+    pub fn new(max: u64) -> Self {
+        CapsuleDecoder {
+            buf: BytesMut::new(),
+            max,
+        }
+    }
+
+    /// Bytes received.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next capsule, `Ok(None)` when more bytes are needed.
+    pub fn poll_capsule(&mut self) -> Result<Option<Capsule>, CapsuleError> {
+        let Some((ty, n1)) = varint::peek(&self.buf) else {
+            return Ok(None);
+        };
+        let Some((len, n2)) = varint::peek(&self.buf[n1..]) else {
+            return Ok(None);
+        };
+        if len > self.max {
+            return Err(CapsuleError::TooLong {
+                length: len,
+                limit: self.max,
+            });
+        }
+        if self.buf.len() < n1 + n2 + len as usize {
+            return Ok(None);
+        }
+        self.buf.advance(n1 + n2);
+        let value = self.buf.split_to(len as usize).freeze();
+        Ok(Some(Capsule {
+            ty: CapsuleType(ty),
+            value,
+        }))
+    }
+
+    /// The stream ended: an error if it ended inside a capsule.
+    pub fn finish(&self) -> Result<(), CapsuleError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(CapsuleError::Truncated)
+        }
+    }
+}
+
+/// Encodes a capsule.
+pub fn encode(ty: CapsuleType, value: &[u8], out: &mut impl BufMut) {
+    varint::encode(ty.0, out);
+    varint::encode(value.len() as u64, out);
+    out.put_slice(value);
+}
+
+/// Encodes a CONNECT-UDP datagram (context id 0, RFC 9298 §5) as a DATAGRAM capsule.
+pub fn encode_udp_datagram(payload: &[u8], out: &mut impl BufMut) {
+    varint::encode(CapsuleType::DATAGRAM.0, out);
+    varint::encode(payload.len() as u64 + 1, out);
+    out.put_u8(0); // context id 0
+    out.put_slice(payload);
+}
+
+/// Splits an HTTP Datagram payload into its context id and the rest (RFC 9298 §5).
+pub fn split_context(mut payload: Bytes) -> Result<(u64, Bytes), CapsuleError> {
+    let (id, n) = varint::peek(&payload).ok_or(CapsuleError::BadDatagram)?;
+    payload.advance(n);
+    Ok((id, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_across_any_split() {
+        let mut wire = Vec::new();
+        encode_udp_datagram(b"dns query", &mut wire);
+        encode(
+            CapsuleType(0x2c7c_f000),
+            b"unknown, skipped by callers",
+            &mut wire,
+        );
+        encode_udp_datagram(&[7u8; 1500], &mut wire);
+        for split in [1, 2, 3, 7, 1000, wire.len()] {
+            let mut d = CapsuleDecoder::default();
+            let mut got = Vec::new();
+            for piece in wire.chunks(split) {
+                d.push(piece);
+                while let Some(c) = d.poll_capsule().unwrap() {
+                    got.push(c);
+                }
+            }
+            d.finish().unwrap();
+            assert_eq!(got.len(), 3, "split {split}");
+            assert_eq!(got[0].ty, CapsuleType::DATAGRAM);
+            let (ctx, udp) = split_context(got[0].value.clone()).unwrap();
+            assert_eq!((ctx, &udp[..]), (0, &b"dns query"[..]));
+            assert_eq!(got[1].ty, CapsuleType(0x2c7c_f000));
+            assert_eq!(split_context(got[2].value.clone()).unwrap().1.len(), 1500);
+        }
+    }
+
+    #[test]
+    fn length_limit_refuses_before_buffering() {
+        let mut d = CapsuleDecoder::new(100);
+        let mut wire = Vec::new();
+        varint::encode(0, &mut wire);
+        varint::encode(101, &mut wire);
+        d.push(&wire);
+        assert_eq!(
+            d.poll_capsule(),
+            Err(CapsuleError::TooLong {
+                length: 101,
+                limit: 100
+            })
+        );
+        // Exactly at the limit is fine.
+        let mut d = CapsuleDecoder::new(100);
+        let mut wire = Vec::new();
+        encode(CapsuleType::DATAGRAM, &[0u8; 100], &mut wire);
+        d.push(&wire);
+        assert_eq!(d.poll_capsule().unwrap().unwrap().value.len(), 100);
+    }
+
+    #[test]
+    fn truncation_and_empty_datagram() {
+        let mut d = CapsuleDecoder::default();
+        let mut wire = Vec::new();
+        encode_udp_datagram(b"abc", &mut wire);
+        d.push(&wire[..wire.len() - 1]);
+        assert_eq!(d.poll_capsule(), Ok(None));
+        assert_eq!(d.finish(), Err(CapsuleError::Truncated));
+        assert_eq!(split_context(Bytes::new()), Err(CapsuleError::BadDatagram));
+    }
+}
