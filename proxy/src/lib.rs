@@ -1,6 +1,14 @@
 //! # burrow-proxy
 //!
-//! Hops and routes: CONNECT and CONNECT-UDP tunnels through HTTP proxies of every version,
-//! SOCKS5/4a, proxy URLs, route building, and the proxy server side. Not filled yet
-//! (issues 5, 6, 7).
+//! Hops and routes, and the proxy server side.
+//!
+//! * [`server`]: a forward proxy speaking everything burrow's client speaks: HTTP/1.1 and
+//!   HTTP/2 over TCP (plain or TLS), HTTP/3; CONNECT and CONNECT-UDP (RFC 9298) on every
+//!   version (datagrams on HTTP/3, capsules on HTTP/2 and HTTP/1.1), absolute-form
+//!   forwarding with version translation, Basic authentication, target rules answered with
+//!   `Proxy-Status` (RFC 9209), bounded relays and counters;
+//! * [`template`]: CONNECT-UDP URI templates.
 #![forbid(unsafe_code)]
+
+pub mod server;
+pub mod template;

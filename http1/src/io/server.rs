@@ -11,7 +11,9 @@ use http_body::Body as _;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use burrow_http_core::{Body, BodySender, Respond, ServerConnection, ServerRequest, Tunnel};
+use burrow_http_core::{
+    Body, BodySender, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel,
+};
 use burrow_transport::{BoxStream, Error, ErrorKind, Fault, Prefixed};
 
 use super::wire::{flush, read_more};
@@ -201,7 +203,18 @@ impl Driver {
             });
         let (body_tx, body) = Body::channel_with(len, burrow_http_core::DEFAULT_CHANNEL_FRAMES);
         let method = head.method.clone();
+        // An Upgrade request (e.g. CONNECT-UDP over HTTP/1.1, RFC 9298 §3.2) names its
+        // protocol the way :protocol does on HTTP/2 and HTTP/3.
+        let upgrade =
+            crate::proto::framing::has_token(&head.headers, http::header::CONNECTION, "upgrade")
+                .then(|| head.headers.get(http::header::UPGRADE))
+                .flatten()
+                .and_then(|v| v.to_str().ok())
+                .map(|v| ConnectProtocol(v.trim().to_ascii_lowercase()));
         let mut req = Request::new(body);
+        if let Some(p) = upgrade {
+            req.extensions_mut().insert(p);
+        }
         *req.method_mut() = head.method;
         *req.uri_mut() = uri;
         *req.version_mut() = head.version;

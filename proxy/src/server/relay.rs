@@ -1,0 +1,142 @@
+//! Moving bytes between a tunnel and its target with bounded buffers, an idle deadline, and
+//! counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Copies both ways until both sides finish, either fails, or nothing moves for `idle`.
+/// At most `buffer` bytes per direction are in flight: a slow reader on one side stops the
+/// reads from the other (back-pressure), nothing queues without bound.
+pub async fn relay<A, B>(a: A, b: B, buffer: usize, idle: Duration, stats: &Stats) -> (u64, u64)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut ar, mut aw) = tokio::io::split(a);
+    let (mut br, mut bw) = tokio::io::split(b);
+    let start = Instant::now();
+    let last = AtomicU64::new(0);
+    let touch = || last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    let up = copy(&mut ar, &mut bw, buffer, &touch, &stats.bytes_up);
+    let down = copy(&mut br, &mut aw, buffer, &touch, &stats.bytes_down);
+    let watchdog = async {
+        loop {
+            tokio::time::sleep(idle / 4).await;
+            let quiet = start.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed);
+            if quiet >= idle.as_millis() as u64 {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        (u, d) = async { tokio::join!(up, down) } => (u, d),
+        _ = watchdog => (0, 0),
+    }
+}
+
+async fn copy<R, W>(
+    r: &mut R,
+    w: &mut W,
+    buffer: usize,
+    touch: &impl Fn(),
+    counter: &AtomicU64,
+) -> u64
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; buffer.max(1024)];
+    let mut total = 0;
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        touch();
+        if w.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        total += n as u64;
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        touch();
+    }
+    // Half-close the other side, as TCP does (FIN / END_STREAM).
+    let _ = w.shutdown().await;
+    total
+}
+
+/// Counters a proxy keeps, so tests and operators can see what it relayed.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Tunnels opened (CONNECT, CONNECT-UDP, SOCKS).
+    pub tunnels: AtomicU64,
+    /// Tunnels open right now.
+    pub active: AtomicU64,
+    /// Requests forwarded (absolute-form).
+    pub forwarded: AtomicU64,
+    /// Requests refused (auth, rules, limits, failures).
+    pub refused: AtomicU64,
+    /// Bytes from clients to targets.
+    pub bytes_up: AtomicU64,
+    /// Bytes from targets to clients.
+    pub bytes_down: AtomicU64,
+    /// UDP datagrams relayed, both ways.
+    pub datagrams: AtomicU64,
+}
+
+/// Shared counters.
+pub type SharedStats = Arc<Stats>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn relays_both_ways_and_counts() {
+        let (client, proxy_side) = tokio::io::duplex(1024);
+        let (target_side, target) = tokio::io::duplex(1024);
+        let h = tokio::spawn(async move {
+            let (mut tr, mut tw) = tokio::io::split(target);
+            let mut buf = vec![0u8; 5];
+            tr.read_exact(&mut buf).await.unwrap();
+            tw.write_all(b"world!").await.unwrap();
+            tw.shutdown().await.unwrap();
+            let mut rest = Vec::new();
+            tr.read_to_end(&mut rest).await.unwrap();
+            buf
+        });
+        let relay = tokio::spawn(async move {
+            let s = Stats::default();
+            let r = relay(proxy_side, target_side, 4096, Duration::from_secs(5), &s).await;
+            (r, s.bytes_up.load(Ordering::Relaxed))
+        });
+        let (mut cr, mut cw) = tokio::io::split(client);
+        cw.write_all(b"hello").await.unwrap();
+        cw.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        cr.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"world!");
+        assert_eq!(h.await.unwrap(), b"hello");
+        let ((up, down), counted) = relay.await.unwrap();
+        assert_eq!((up, down, counted), (5, 6, 5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_tunnel_is_closed() {
+        let (_client, proxy_side) = tokio::io::duplex(64);
+        let (target_side, _target) = tokio::io::duplex(64);
+        let s = Stats::default();
+        let t0 = tokio::time::Instant::now();
+        relay(proxy_side, target_side, 64, Duration::from_secs(8), &s).await;
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_secs(8) && waited <= Duration::from_secs(11),
+            "{waited:?}"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! CONNECT-UDP URI templates (RFC 9298 §3): expanding `{target_host}` and `{target_port}`
+//! on the client, matching a request path on the proxy.
+
+use burrow_transport::{Error, ErrorKind, Host, Target};
+
+/// The default template (RFC 9298 §3).
+pub const DEFAULT_UDP_TEMPLATE: &str = "/.well-known/masque/udp/{target_host}/{target_port}/";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Lit(String),
+    Host,
+    Port,
+}
+
+/// A parsed URI template with the two CONNECT-UDP variables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpTemplate {
+    raw: String,
+    tokens: Vec<Token>,
+}
+
+impl Default for UdpTemplate {
+    fn default() -> Self {
+        UdpTemplate::parse(DEFAULT_UDP_TEMPLATE).unwrap_or_else(|_| UdpTemplate {
+            raw: String::new(),
+            tokens: Vec::new(),
+        })
+    }
+}
+
+impl UdpTemplate {
+    /// Parses a template: a path (optionally with a query) naming both variables once.
+    pub fn parse(s: &str) -> Result<UdpTemplate, Error> {
+        let bad = |why: &str| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("URI template {s:?}: {why}"),
+            )
+        };
+        if !s.starts_with('/') {
+            return Err(bad("must start with /"));
+        }
+        let mut tokens = Vec::new();
+        let mut rest = s;
+        while !rest.is_empty() {
+            match rest.find('{') {
+                Some(0) => {
+                    let end = rest.find('}').ok_or_else(|| bad("unclosed {"))?;
+                    tokens.push(match &rest[1..end] {
+                        "target_host" => Token::Host,
+                        "target_port" => Token::Port,
+                        other => return Err(bad(&format!("unknown variable {other}"))),
+                    });
+                    rest = &rest[end + 1..];
+                }
+                Some(i) => {
+                    tokens.push(Token::Lit(rest[..i].to_string()));
+                    rest = &rest[i..];
+                }
+                None => {
+                    tokens.push(Token::Lit(rest.to_string()));
+                    rest = "";
+                }
+            }
+        }
+        let count = |t: &Token| tokens.iter().filter(|x| *x == t).count();
+        if count(&Token::Host) != 1 || count(&Token::Port) != 1 {
+            return Err(bad("needs {target_host} and {target_port} once each"));
+        }
+        if tokens
+            .windows(2)
+            .any(|w| !matches!(w[0], Token::Lit(_)) && !matches!(w[1], Token::Lit(_)))
+        {
+            return Err(bad("variables must be separated by literal text"));
+        }
+        Ok(UdpTemplate {
+            raw: s.to_string(),
+            tokens,
+        })
+    }
+
+    /// The template text.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// Expands for `target` (RFC 6570 simple expansion: IPv6 colons percent-encoded).
+    pub fn expand(&self, target: &Target) -> String {
+        let host = match &target.host {
+            Host::Name(n) => n.clone(),
+            Host::Ip(ip) => ip.to_string(),
+        };
+        let mut out = String::new();
+        for t in &self.tokens {
+            match t {
+                Token::Lit(l) => out.push_str(l),
+                Token::Host => out.push_str(&encode(&host)),
+                Token::Port => out.push_str(&target.port.to_string()),
+            }
+        }
+        out
+    }
+
+    /// Matches a request path (and query) against the template, returning the target.
+    pub fn matches(&self, path: &str) -> Option<Target> {
+        let mut rest = path;
+        let mut host = None;
+        let mut port = None;
+        for (i, t) in self.tokens.iter().enumerate() {
+            match t {
+                Token::Lit(l) => rest = rest.strip_prefix(l.as_str())?,
+                var => {
+                    let end = match self.tokens.get(i + 1) {
+                        Some(Token::Lit(next)) => rest.find(next.as_str())?,
+                        _ => rest.len(),
+                    };
+                    let value = decode(&rest[..end])?;
+                    rest = &rest[end..];
+                    match var {
+                        Token::Host => host = Some(value),
+                        _ => port = Some(value.parse::<u16>().ok().filter(|p| *p != 0)?),
+                    }
+                }
+            }
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+        Some(Target::new(Host::parse(&host?).ok()?, port?))
+    }
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_template_round_trips_names_v4_v6() {
+        let t = UdpTemplate::default();
+        for target in ["example.com:443", "192.0.2.1:53", "[2001:db8::42]:8443"] {
+            let target: Target = target.parse().unwrap();
+            let path = t.expand(&target);
+            assert_eq!(t.matches(&path), Some(target.clone()), "{path}");
+        }
+        let v6: Target = "[2001:db8::42]:8443".parse().unwrap();
+        assert_eq!(
+            t.expand(&v6),
+            "/.well-known/masque/udp/2001%3Adb8%3A%3A42/8443/"
+        );
+    }
+
+    #[test]
+    fn custom_query_template() {
+        let t = UdpTemplate::parse("/masque?h={target_host}&p={target_port}").unwrap();
+        let target: Target = "dns.example:53".parse().unwrap();
+        assert_eq!(t.expand(&target), "/masque?h=dns.example&p=53");
+        assert_eq!(t.matches("/masque?h=dns.example&p=53"), Some(target));
+        assert_eq!(t.matches("/masque?h=dns.example&p=0"), None);
+        assert_eq!(t.matches("/other"), None);
+    }
+
+    #[test]
+    fn bad_templates() {
+        for bad in [
+            "masque/{target_host}/{target_port}",
+            "/{target_host}{target_port}",
+            "/{target_host}/",
+            "/{x}/{target_host}/{target_port}",
+        ] {
+            assert!(UdpTemplate::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
