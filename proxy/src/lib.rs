@@ -11,4 +11,5 @@
 #![forbid(unsafe_code)]
 
 pub mod server;
+pub mod socks;
 pub mod template;

@@ -1,0 +1,522 @@
+//! The SOCKS server core, sans-I/O: SOCKS5 (RFC 1928) with no-auth or username/password
+//! (RFC 1929), and SOCKS4a. Bytes in, an [`Event::Request`] out; the driver connects and
+//! answers with [`SocksServer::reply`].
+//!
+//! ```text
+//! SOCKS5: ExpectGreeting --methods--> [ExpectAuth --user/pass-->] ExpectRequest --> Replying
+//! SOCKS4a: ExpectGreeting(VN=4) --------------------------------> Replying
+//! Replying --reply()--> Done (bytes after the request are the tunnel's)
+//! ```
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr};
+
+use burrow_transport::{Host, Target, MAX_HOST_NAME_LEN};
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::wire::{decode_addr, encode_addr, AddrError, Command, Reply};
+use crate::server::rules::Credentials;
+
+/// Longest SOCKS4 user id accepted (NUL-terminated; the protocol sets no limit).
+pub const MAX_SOCKS4_USERID: usize = 255;
+
+/// Which SOCKS version the client spoke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// SOCKS4 / SOCKS4a.
+    V4,
+    /// SOCKS5.
+    V5,
+}
+
+/// What the client asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A request to answer with [`SocksServer::reply`].
+    Request {
+        /// SOCKS version.
+        version: Version,
+        /// What to do.
+        command: Command,
+        /// Where to.
+        target: Target,
+    },
+}
+
+/// Why the exchange failed; a reply (if any) is already queued for transmission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SocksError {
+    /// Neither SOCKS4 nor SOCKS5.
+    BadVersion(u8),
+    /// No offered authentication method is acceptable.
+    NoAcceptableMethod,
+    /// Wrong username or password.
+    AuthFailed,
+    /// The request is malformed.
+    Malformed(&'static str),
+    /// A SOCKS4 user id or hostname over 255 bytes.
+    TooLong,
+    /// Address type not supported (replied with 0x08).
+    AddressType,
+}
+
+impl std::fmt::Display for SocksError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SocksError::BadVersion(v) => write!(f, "not SOCKS (version byte {v})"),
+            SocksError::NoAcceptableMethod => f.write_str("no acceptable authentication method"),
+            SocksError::AuthFailed => f.write_str("authentication failed"),
+            SocksError::Malformed(w) => write!(f, "malformed request: {w}"),
+            SocksError::TooLong => f.write_str("SOCKS4 field over 255 bytes"),
+            SocksError::AddressType => f.write_str("address type not supported"),
+        }
+    }
+}
+
+impl std::error::Error for SocksError {}
+
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    ExpectGreeting,
+    ExpectAuth,
+    ExpectRequest,
+    Replying(Version),
+    Done,
+    Failed,
+}
+
+/// The server side of one SOCKS exchange. Inputs: [`receive`](Self::receive),
+/// [`reply`](Self::reply). Outputs: [`poll_event`](Self::poll_event),
+/// [`poll_transmit`](Self::poll_transmit), [`take_leftover`](Self::take_leftover).
+#[derive(Debug)]
+pub struct SocksServer {
+    auth: Option<Credentials>,
+    state: State,
+    buf: BytesMut,
+    out: VecDeque<Bytes>,
+}
+
+impl SocksServer {
+    /// A server requiring `auth` (SOCKS5 username/password; SOCKS4 is then refused), or none.
+    pub fn new(auth: Option<Credentials>) -> Self {
+        SocksServer {
+            auth,
+            state: State::ExpectGreeting,
+            buf: BytesMut::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// Bytes from the client.
+    pub fn receive(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes to send to the client.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.out.pop_front()
+    }
+
+    /// Bytes the client sent after its request (the start of the tunnel).
+    pub fn take_leftover(&mut self) -> Bytes {
+        self.buf.split().freeze()
+    }
+
+    fn fail(&mut self, e: SocksError) -> Result<Option<Event>, SocksError> {
+        self.state = State::Failed;
+        Err(e)
+    }
+
+    /// Advances; `Ok(None)` when more bytes are needed (or the request awaits its reply).
+    pub fn poll_event(&mut self) -> Result<Option<Event>, SocksError> {
+        loop {
+            match self.state {
+                State::ExpectGreeting => {
+                    let Some(&ver) = self.buf.first() else {
+                        return Ok(None);
+                    };
+                    match ver {
+                        5 => {
+                            let Some(&n) = self.buf.get(1) else {
+                                return Ok(None);
+                            };
+                            let n = n as usize;
+                            if self.buf.len() < 2 + n {
+                                return Ok(None);
+                            }
+                            let methods = self.buf[2..2 + n].to_vec();
+                            self.buf.advance(2 + n);
+                            let want = if self.auth.is_some() { 0x02 } else { 0x00 };
+                            if !methods.contains(&want) {
+                                self.out.push_back(Bytes::from_static(&[5, 0xff]));
+                                return self.fail(SocksError::NoAcceptableMethod);
+                            }
+                            self.out.push_back(Bytes::copy_from_slice(&[5, want]));
+                            self.state = if want == 0x02 {
+                                State::ExpectAuth
+                            } else {
+                                State::ExpectRequest
+                            };
+                        }
+                        4 => return self.socks4(),
+                        v => return self.fail(SocksError::BadVersion(v)),
+                    }
+                }
+                State::ExpectAuth => {
+                    // RFC 1929: VER=1 ULEN UNAME PLEN PASSWD.
+                    let b = &self.buf;
+                    if b.len() < 2 {
+                        return Ok(None);
+                    }
+                    if b[0] != 1 {
+                        self.out.push_back(Bytes::from_static(&[1, 1]));
+                        return self.fail(SocksError::Malformed("username/password version"));
+                    }
+                    let ulen = b[1] as usize;
+                    let Some(&plen) = b.get(2 + ulen) else {
+                        return Ok(None);
+                    };
+                    let total = 3 + ulen + plen as usize;
+                    if b.len() < total {
+                        return Ok(None);
+                    }
+                    let user = b[2..2 + ulen].to_vec();
+                    let pass = b[3 + ulen..total].to_vec();
+                    self.buf.advance(total);
+                    let ok = self.auth.as_ref().is_some_and(|c| {
+                        c.user.as_bytes() == user.as_slice() && c.pass.as_bytes() == pass.as_slice()
+                    });
+                    if !ok {
+                        self.out.push_back(Bytes::from_static(&[1, 1]));
+                        return self.fail(SocksError::AuthFailed);
+                    }
+                    self.out.push_back(Bytes::from_static(&[1, 0]));
+                    self.state = State::ExpectRequest;
+                }
+                State::ExpectRequest => {
+                    if self.buf.len() < 4 {
+                        return Ok(None);
+                    }
+                    if self.buf[0] != 5 || self.buf[2] != 0 {
+                        self.queue_reply5(Reply::GENERAL_FAILURE, None);
+                        return self.fail(SocksError::Malformed("request header"));
+                    }
+                    let cmd = self.buf[1];
+                    let (target, n) = match decode_addr(&self.buf[3..]) {
+                        Ok(x) => x,
+                        Err(AddrError::Incomplete) => return Ok(None),
+                        Err(AddrError::BadType) => {
+                            self.queue_reply5(Reply::ADDRESS_TYPE_NOT_SUPPORTED, None);
+                            return self.fail(SocksError::AddressType);
+                        }
+                        Err(AddrError::BadName) => {
+                            self.queue_reply5(Reply::GENERAL_FAILURE, None);
+                            return self.fail(SocksError::Malformed("host name"));
+                        }
+                    };
+                    let command = match cmd {
+                        1 => Command::Connect,
+                        2 => Command::Bind,
+                        3 => Command::UdpAssociate,
+                        _ => {
+                            self.queue_reply5(Reply::COMMAND_NOT_SUPPORTED, None);
+                            return self.fail(SocksError::Malformed("unknown command"));
+                        }
+                    };
+                    self.buf.advance(3 + n);
+                    self.state = State::Replying(Version::V5);
+                    return Ok(Some(Event::Request {
+                        version: Version::V5,
+                        command,
+                        target,
+                    }));
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// SOCKS4/4a: VN=4 CD DSTPORT DSTIP USERID NUL [HOST NUL].
+    fn socks4(&mut self) -> Result<Option<Event>, SocksError> {
+        if self.buf.len() < 9 {
+            return Ok(None);
+        }
+        let cd = self.buf[1];
+        let port = u16::from_be_bytes([self.buf[2], self.buf[3]]);
+        let ip = Ipv4Addr::new(self.buf[4], self.buf[5], self.buf[6], self.buf[7]);
+        let rest = &self.buf[8..];
+        let Some(uid_end) = rest.iter().position(|&b| b == 0) else {
+            if rest.len() > MAX_SOCKS4_USERID {
+                self.queue_reply4(false);
+                return self.fail(SocksError::TooLong);
+            }
+            return Ok(None);
+        };
+        if uid_end > MAX_SOCKS4_USERID {
+            self.queue_reply4(false);
+            return self.fail(SocksError::TooLong);
+        }
+        let mut used = 8 + uid_end + 1;
+        let o = ip.octets();
+        let host = if o[0] == 0 && o[1] == 0 && o[2] == 0 && o[3] != 0 {
+            // SOCKS4a: the name follows.
+            let rest = &self.buf[used..];
+            let Some(end) = rest.iter().position(|&b| b == 0) else {
+                if rest.len() > MAX_HOST_NAME_LEN {
+                    self.queue_reply4(false);
+                    return self.fail(SocksError::TooLong);
+                }
+                return Ok(None);
+            };
+            if end > MAX_HOST_NAME_LEN {
+                self.queue_reply4(false);
+                return self.fail(SocksError::TooLong);
+            }
+            let name = std::str::from_utf8(&rest[..end])
+                .ok()
+                .and_then(|n| Host::parse(n).ok());
+            used += end + 1;
+            match name {
+                Some(h) => h,
+                None => {
+                    self.queue_reply4(false);
+                    return self.fail(SocksError::Malformed("SOCKS4a host name"));
+                }
+            }
+        } else {
+            Host::Ip(IpAddr::V4(ip))
+        };
+        if self.auth.is_some() {
+            // SOCKS4 has no passwords: with authentication required, refuse it.
+            self.queue_reply4(false);
+            return self.fail(SocksError::AuthFailed);
+        }
+        let command = match cd {
+            1 => Command::Connect,
+            2 => Command::Bind,
+            _ => {
+                self.queue_reply4(false);
+                return self.fail(SocksError::Malformed("SOCKS4 command"));
+            }
+        };
+        self.buf.advance(used);
+        self.state = State::Replying(Version::V4);
+        Ok(Some(Event::Request {
+            version: Version::V4,
+            command,
+            target: Target::new(host, port),
+        }))
+    }
+
+    fn queue_reply5(&mut self, r: Reply, bound: Option<&Target>) {
+        let mut v = vec![5, r.0, 0];
+        let zero = Target::new(Host::Ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), 0);
+        encode_addr(bound.unwrap_or(&zero), &mut v);
+        self.out.push_back(Bytes::from(v));
+    }
+
+    fn queue_reply4(&mut self, granted: bool) {
+        self.out.push_back(Bytes::copy_from_slice(&[
+            0,
+            if granted { 90 } else { 91 },
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ]));
+    }
+
+    /// Answers the request: `bound` is the relay address for UDP ASSOCIATE (or the local
+    /// address of the outgoing connection). A non-success reply ends the exchange.
+    pub fn reply(&mut self, reply: Reply, bound: Option<&Target>) {
+        let State::Replying(v) = self.state else {
+            return;
+        };
+        match v {
+            Version::V5 => self.queue_reply5(reply, bound),
+            Version::V4 => self.queue_reply4(reply == Reply::SUCCEEDED),
+        }
+        self.state = if reply == Reply::SUCCEEDED {
+            State::Done
+        } else {
+            State::Failed
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burrow_http_core::playbook;
+    use burrow_http_core::playbook::SansIo;
+
+    #[derive(Debug)]
+    enum In {
+        Recv(&'static [u8]),
+        Reply(Reply, Option<Target>),
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Out {
+        Tx(Vec<u8>),
+        Ev(Event),
+        Err(SocksError),
+    }
+
+    struct S(SocksServer, Vec<Out>);
+
+    impl SansIo for S {
+        type Input = In;
+        type Output = Out;
+        fn handle(&mut self, i: In) {
+            match i {
+                In::Recv(b) => self.0.receive(b),
+                In::Reply(r, t) => self.0.reply(r, t.as_ref()),
+            }
+            let ev = self.0.poll_event();
+            let mut tx = Vec::new();
+            while let Some(b) = self.0.poll_transmit() {
+                tx.extend_from_slice(&b);
+            }
+            if !tx.is_empty() {
+                self.1.push(Out::Tx(tx));
+            }
+            match ev {
+                Ok(Some(e)) => self.1.push(Out::Ev(e)),
+                Ok(None) => {}
+                Err(e) => self.1.push(Out::Err(e)),
+            }
+        }
+        fn poll_output(&mut self) -> Option<Out> {
+            (!self.1.is_empty()).then(|| self.1.remove(0))
+        }
+    }
+
+    fn open() -> S {
+        S(SocksServer::new(None), Vec::new())
+    }
+
+    fn with_auth() -> S {
+        S(
+            SocksServer::new(Some(Credentials {
+                user: "u".into(),
+                pass: "pw".into(),
+            })),
+            Vec::new(),
+        )
+    }
+
+    fn connect(t: &str) -> Out {
+        Out::Ev(Event::Request {
+            version: Version::V5,
+            command: Command::Connect,
+            target: t.parse().unwrap(),
+        })
+    }
+
+    #[test]
+    fn socks5_no_auth_connect_by_name_with_early_data() {
+        let mut core = playbook!(open(),
+            >> In::Recv(&[5, 1, 0]),
+            << Out::Tx(vec![5, 0]),
+            >> In::Recv(&[5, 1, 0, 3, 11, b'e', b'x', b'a', b'm', b'p', b'l', b'e', b'.', b'c', b'o', b'm', 0x01, 0xbb, b'G', b'E']),
+            << connect("example.com:443"),
+            >> In::Reply(Reply::SUCCEEDED, Some("127.0.0.1:5000".parse().unwrap())),
+            << Out::Tx(vec![5, 0, 0, 1, 127, 0, 0, 1, 0x13, 0x88]),
+        );
+        assert_eq!(&core.0.take_leftover()[..], b"GE");
+    }
+
+    #[test]
+    fn socks5_ipv6_and_udp_associate() {
+        let mut req = vec![5, 3, 0, 4];
+        req.extend_from_slice(&[0u8; 15]);
+        req.push(1);
+        req.extend_from_slice(&[0, 53]);
+        let req: &'static [u8] = Box::leak(req.into_boxed_slice());
+        playbook!(open(),
+            >> In::Recv(&[5, 2, 2, 0]),
+            << Out::Tx(vec![5, 0]),
+            >> In::Recv(req),
+            << Out::Ev(Event::Request { version: Version::V5, command: Command::UdpAssociate, target: "[::1]:53".parse().unwrap() }),
+        );
+    }
+
+    #[test]
+    fn socks5_username_password() {
+        playbook!(with_auth(),
+            >> In::Recv(&[5, 2, 0, 2]),
+            << Out::Tx(vec![5, 2]),
+            >> In::Recv(&[1, 1, b'u', 2, b'p', b'w']),
+            << Out::Tx(vec![1, 0]),
+            >> In::Recv(&[5, 1, 0, 1, 10, 0, 0, 1, 0, 80]),
+            << connect("10.0.0.1:80"),
+        );
+        playbook!(with_auth(),
+            >> In::Recv(&[5, 1, 2]),
+            << Out::Tx(vec![5, 2]),
+            >> In::Recv(&[1, 1, b'u', 2, b'n', b'o']),
+            << Out::Tx(vec![1, 1]),
+            << Out::Err(SocksError::AuthFailed),
+        );
+        playbook!(with_auth(),
+            >> In::Recv(&[5, 1, 0]),
+            << Out::Tx(vec![5, 0xff]),
+            << Out::Err(SocksError::NoAcceptableMethod),
+        );
+    }
+
+    #[test]
+    fn socks5_errors_reply_with_codes() {
+        playbook!(open(),
+            >> In::Recv(&[5, 1, 0, 5, 1, 0, 9, 0, 0]),
+            << Out::Tx(vec![5, 0, 5, 8, 0, 1, 0, 0, 0, 0, 0, 0]),
+            << Out::Err(SocksError::AddressType),
+        );
+        playbook!(open(),
+            >> In::Recv(&[5, 1, 0, 5, 9, 0, 1, 1, 2, 3, 4, 0, 80]),
+            << Out::Tx(vec![5, 0, 5, 7, 0, 1, 0, 0, 0, 0, 0, 0]),
+            << Out::Err(SocksError::Malformed("unknown command")),
+        );
+        playbook!(open(),
+            >> In::Recv(&[1, 2, 3]),
+            << Out::Err(SocksError::BadVersion(1)),
+        );
+    }
+
+    #[test]
+    fn socks4a_by_name_and_limits() {
+        playbook!(open(),
+            >> In::Recv(b"\x04\x01\x00\x50\x00\x00\x00\x01user\x00example.org\x00"),
+            << Out::Ev(Event::Request { version: Version::V4, command: Command::Connect, target: "example.org:80".parse().unwrap() }),
+            >> In::Reply(Reply::SUCCEEDED, None),
+            << Out::Tx(vec![0, 90, 0, 0, 0, 0, 0, 0]),
+        );
+        let mut long = b"\x04\x01\x00\x50\x00\x00\x00\x01\x00".to_vec();
+        long.extend(std::iter::repeat_n(b'a', MAX_HOST_NAME_LEN + 1));
+        let long: &'static [u8] = Box::leak(long.into_boxed_slice());
+        playbook!(open(),
+            >> In::Recv(long),
+            << Out::Tx(vec![0, 91, 0, 0, 0, 0, 0, 0]),
+            << Out::Err(SocksError::TooLong),
+        );
+        // Exactly 255 bytes is accepted.
+        let mut ok = b"\x04\x01\x00\x50\x00\x00\x00\x01\x00".to_vec();
+        ok.extend(std::iter::repeat_n(b'a', MAX_HOST_NAME_LEN));
+        ok.push(0);
+        let mut s = SocksServer::new(None);
+        s.receive(&ok);
+        assert!(matches!(s.poll_event(), Ok(Some(Event::Request { .. }))));
+    }
+
+    #[test]
+    fn socks4_refused_when_auth_required() {
+        playbook!(with_auth(),
+            >> In::Recv(b"\x04\x01\x00\x50\x7f\x00\x00\x01\x00"),
+            << Out::Tx(vec![0, 91, 0, 0, 0, 0, 0, 0]),
+            << Out::Err(SocksError::AuthFailed),
+        );
+    }
+}
