@@ -5,6 +5,7 @@
 mod http;
 mod relay;
 pub mod rules;
+mod socks;
 mod udp;
 
 use std::net::SocketAddr;
@@ -73,10 +74,12 @@ pub enum Listen {
     Https(SocketAddr),
     /// HTTP/3 over UDP (`h3://`).
     H3(SocketAddr),
+    /// SOCKS5 (and SOCKS4a) over TCP (`socks5://`).
+    Socks(SocketAddr),
 }
 
 impl Listen {
-    /// Parses `http://ADDR`, `https://ADDR`, `h3://ADDR`.
+    /// Parses `http://ADDR`, `https://ADDR`, `h3://ADDR`, `socks5://ADDR`.
     pub fn parse(s: &str) -> Result<Listen, Error> {
         let bad = || Error::new(ErrorKind::InvalidInput, format!("bad listen address {s:?}"));
         let (scheme, rest) = s.split_once("://").ok_or_else(bad)?;
@@ -85,6 +88,7 @@ impl Listen {
             "http" => Listen::Http(addr),
             "https" => Listen::Https(addr),
             "h3" => Listen::H3(addr),
+            "socks5" | "socks" | "socks4a" => Listen::Socks(addr),
             _ => return Err(bad()),
         })
     }
@@ -310,6 +314,27 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                             };
                             serve_conn(proxy, conn, stop).await;
                         });
+                    }
+                });
+            }
+            Listen::Socks(a) => {
+                let listener = TcpListener::bind(a)
+                    .await
+                    .map_err(|e| Error::io(format!("binding {a}"), e))?;
+                addrs.push(Listen::Socks(
+                    listener
+                        .local_addr()
+                        .map_err(|e| Error::io("local address", e))?,
+                ));
+                let (proxy, stop) = (proxy.clone(), stop.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let (s, _) = tokio::select! {
+                            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+                            _ = stop.notified() => return,
+                        };
+                        let _ = s.set_nodelay(true);
+                        tokio::spawn(socks::serve(proxy.clone(), s));
                     }
                 });
             }
