@@ -106,4 +106,4 @@ export BURROW_CADDY=$caddy_port
 
 export BURROW_NGINX_PLAIN=$plain BURROW_NGINX_TLS=$tls BURROW_NGINX_H2C=$h2c BURROW_NGINX_CA="$work/pki/ca.pem" BURROW_NGINX_ROOT="$work/www"
 echo "peers: nginx plain :$plain tls :$tls h2c :$h2c; caddy :$caddy_port (tcp+udp)"
-cargo test -p burrow-examples --test peers_nginx --test peers_curl --test peers_caddy -- --ignored --test-threads=1
+cargo test -p burrow-examples --test peers_nginx --test peers_curl --test peers_caddy --test peers_proxy -- --ignored --test-threads=1

@@ -5,3 +5,4 @@ pub mod cli;
 pub mod demo;
 pub mod origin;
 pub mod pki;
+pub mod proxy_cli;

@@ -1,0 +1,160 @@
+//! `burrow-proxy`: a forward proxy for every HTTP version and tunnel kind.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use burrow_proxy::server::{self, rules::parse_network, Credentials, Listen, Proxy, ProxyConfig};
+use burrow_proxy::template::UdpTemplate;
+use burrow_transport::rustls::pki_types::pem::PemObject;
+use burrow_transport::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use burrow_transport::{Error, ErrorKind};
+use clap::Parser;
+
+/// Command line of `burrow-proxy`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "burrow-proxy",
+    about = "Forward proxy: HTTP/1.1, HTTP/2, HTTP/3 CONNECT and CONNECT-UDP, SOCKS5/4a"
+)]
+pub struct Args {
+    /// Where to listen (repeatable): http://ADDR, https://ADDR, h3://ADDR, socks5://ADDR.
+    #[arg(long = "listen", required = true)]
+    pub listen: Vec<String>,
+    /// Certificate chain (PEM) for https:// and h3:// listeners; self-signed when omitted.
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) for --cert.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Require these credentials, USER:PASS (Basic for HTTP, RFC 1929 for SOCKS5).
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// Allowed target host (repeatable; `*.example.com` for subdomains). Default: any.
+    #[arg(long = "allow-host")]
+    pub allow_host: Vec<String>,
+    /// Allowed target network, ADDR/LEN (repeatable). Default: any.
+    #[arg(long = "allow-net")]
+    pub allow_net: Vec<String>,
+    /// Allowed target ports, N or N-M (repeatable). Default: any.
+    #[arg(long = "allow-port")]
+    pub allow_port: Vec<String>,
+    /// Most concurrent tunnels.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_TUNNELS)]
+    pub max_tunnels: usize,
+    /// Bytes in flight per tunnel direction.
+    #[arg(long, default_value_t = server::DEFAULT_TUNNEL_BUFFER)]
+    pub tunnel_buffer: usize,
+    /// Seconds a tunnel may stay idle.
+    #[arg(long, default_value_t = 300)]
+    pub idle_timeout: u64,
+    /// CONNECT-UDP URI template served.
+    #[arg(long, default_value = burrow_proxy::template::DEFAULT_UDP_TEMPLATE)]
+    pub udp_template: String,
+}
+
+fn bad(msg: String) -> Error {
+    Error::new(ErrorKind::InvalidInput, msg)
+}
+
+/// Builds the proxy configuration from the command line.
+pub fn config(args: &Args) -> Result<ProxyConfig, Error> {
+    let listeners = args
+        .listen
+        .iter()
+        .map(|l| Listen::parse(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let identity = match (&args.cert, &args.key) {
+        (Some(c), Some(k)) => {
+            let chain = CertificateDer::pem_file_iter(c)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| bad(format!("reading {}: {e}", c.display())))?;
+            let key = PrivateKeyDer::from_pem_file(k)
+                .map_err(|e| bad(format!("reading {}: {e}", k.display())))?;
+            (chain, Arc::new(key))
+        }
+        (None, None) => {
+            let pki = crate::pki::TestPki::generate(&[])
+                .map_err(|e| bad(format!("self-signed certificate: {e}")))?;
+            (pki.chain_der.clone(), Arc::new(pki.key()))
+        }
+        _ => return Err(bad("--cert and --key go together".into())),
+    };
+    let auth = match &args.auth {
+        Some(a) => {
+            let (user, pass) = a
+                .split_once(':')
+                .ok_or_else(|| bad("--auth wants USER:PASS".into()))?;
+            Some(Credentials {
+                user: user.into(),
+                pass: pass.into(),
+            })
+        }
+        None => None,
+    };
+    let mut rules = server::Rules {
+        hosts: args.allow_host.clone(),
+        ..Default::default()
+    };
+    for n in &args.allow_net {
+        rules
+            .networks
+            .push(parse_network(n).ok_or_else(|| bad(format!("bad network {n:?}")))?);
+    }
+    for p in &args.allow_port {
+        let (a, b) = p.split_once('-').unwrap_or((p, p));
+        let (a, b) = (a.parse::<u16>(), b.parse::<u16>());
+        match (a, b) {
+            (Ok(a), Ok(b)) if a <= b => rules.ports.push((a, b)),
+            _ => return Err(bad(format!("bad port range {p:?}"))),
+        }
+    }
+    Ok(ProxyConfig {
+        listeners,
+        identity: Some(identity),
+        auth,
+        rules,
+        limits: server::Limits {
+            max_tunnels: args.max_tunnels,
+            tunnel_buffer: args.tunnel_buffer,
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            ..Default::default()
+        },
+        udp_template: UdpTemplate::parse(&args.udp_template)?,
+        ..Default::default()
+    })
+}
+
+fn scheme(l: &Listen) -> (String, std::net::SocketAddr) {
+    match l {
+        Listen::Http(a) => ("http".into(), *a),
+        Listen::Https(a) => ("https".into(), *a),
+        Listen::H3(a) => ("h3".into(), *a),
+        Listen::Socks(a) => ("socks5".into(), *a),
+    }
+}
+
+/// Runs until SIGINT or SIGTERM, then stops accepting and lets open tunnels finish (5 s).
+pub async fn run(args: Args) -> Result<(), Error> {
+    let cfg = config(&args)?;
+    let running = server::start(Proxy::new(cfg, None, None)?).await?;
+    // Status lines must not kill the proxy if whoever started it stopped reading stdout.
+    let say = |line: String| {
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+    };
+    for l in &running.addrs {
+        let (s, a) = scheme(l);
+        say(format!("burrow-proxy listening on {s}://{a}"));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::io("installing SIGTERM handler", e))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    say("burrow-proxy shutting down".into());
+    running.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
