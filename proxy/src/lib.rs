@@ -10,6 +10,7 @@
 //! * [`template`]: CONNECT-UDP URI templates.
 #![forbid(unsafe_code)]
 
+pub mod fuzzing;
 pub mod server;
 pub mod socks;
 pub mod template;

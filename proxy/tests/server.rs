@@ -410,3 +410,48 @@ async fn oversized_capsule_closes_only_that_tunnel() {
     let mut t = conn.open_tunnel(udp_request(s.https, echo)).await.unwrap();
     capsule_echo(&mut t, b"after").await;
 }
+
+/// The h2 crate's own client (independent of burrow's) opens CONNECT tunnels through
+/// burrow-proxy over TLS: 50 tunnels multiplexed on one connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_crate_client_connects_through_burrow_proxy() {
+    let p = pki();
+    let echo = tcp_echo().await;
+    let s = start(&p, |_| {}).await;
+    let tcp = TcpStream::connect(s.https).await.unwrap();
+    let cfg = tls(&p).client_config(&[b"h2"]).unwrap();
+    let (t, _) = burrow_transport::tls::handshake(
+        Box::new(tcp),
+        &burrow_transport::Host::Name("localhost".into()),
+        cfg,
+    )
+    .await
+    .unwrap();
+    let (send, conn) = h2::client::handshake(t).await.unwrap();
+    tokio::spawn(conn);
+    let mut tasks = Vec::new();
+    for i in 0..50u8 {
+        let mut send = send.clone();
+        tasks.push(tokio::spawn(async move {
+            send = send.ready().await.unwrap();
+            let req = Request::connect(echo.to_string()).body(()).unwrap();
+            let (resp, mut tx) = send.send_request(req, false).unwrap();
+            let resp = resp.await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let mut rx = resp.into_body();
+            let msg = bytes::Bytes::from(vec![i; 10_000]);
+            tx.send_data(msg.clone(), false).unwrap();
+            let mut got = Vec::new();
+            while got.len() < msg.len() {
+                let d = rx.data().await.unwrap().unwrap();
+                let _ = rx.flow_control().release_capacity(d.len());
+                got.extend_from_slice(&d);
+            }
+            assert_eq!(got, msg);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.running.stats().tunnels.load(Ordering::Relaxed), 50);
+}
