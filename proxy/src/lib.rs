@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fuzzing;
+pub mod route;
 pub mod server;
 pub mod socks;
 pub mod template;

@@ -1,4 +1,5 @@
-//! SOCKS (RFC 1928, RFC 1929, SOCKS4a): wire pieces and the sans-I/O server core.
+//! SOCKS (RFC 1928, RFC 1929, SOCKS4a): wire pieces and the sans-I/O client and server cores.
 
+pub mod client;
 pub mod server;
 pub mod wire;

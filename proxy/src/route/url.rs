@@ -1,0 +1,200 @@
+//! Proxy URLs, one per hop (DESIGN.md): `http://`, `https://`, `h2://`, `h3://`,
+//! `socks5://`, `socks5h://`, `socks4a://`, credentials in userinfo.
+
+use std::fmt;
+
+use burrow_transport::{Error, ErrorKind, Fault, Host, Target};
+
+use crate::server::rules::Credentials;
+
+/// What kind of proxy a hop is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyKind {
+    /// HTTP/1.1 over TCP.
+    Http,
+    /// TLS to the proxy, ALPN `h2` then `http/1.1`.
+    Https,
+    /// TLS, HTTP/2 only.
+    H2,
+    /// HTTP/3 over QUIC.
+    H3,
+    /// SOCKS5, names resolved by the client.
+    Socks5,
+    /// SOCKS5, names resolved by the proxy.
+    Socks5h,
+    /// SOCKS4a (names resolved by the proxy; no UDP).
+    Socks4a,
+}
+
+impl ProxyKind {
+    /// The URL scheme.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            ProxyKind::Http => "http",
+            ProxyKind::Https => "https",
+            ProxyKind::H2 => "h2",
+            ProxyKind::H3 => "h3",
+            ProxyKind::Socks5 => "socks5",
+            ProxyKind::Socks5h => "socks5h",
+            ProxyKind::Socks4a => "socks4a",
+        }
+    }
+
+    /// Whether it is an HTTP proxy (CONNECT), as opposed to SOCKS.
+    pub fn is_http(self) -> bool {
+        matches!(
+            self,
+            ProxyKind::Http | ProxyKind::Https | ProxyKind::H2 | ProxyKind::H3
+        )
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            // curl's default proxy port.
+            ProxyKind::Http => 1080,
+            ProxyKind::Https | ProxyKind::H2 | ProxyKind::H3 => 443,
+            _ => 1080,
+        }
+    }
+}
+
+/// One hop of a route.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyUrl {
+    /// The kind of proxy.
+    pub kind: ProxyKind,
+    /// Where it is.
+    pub target: Target,
+    /// Credentials for this hop only.
+    pub credentials: Option<Credentials>,
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            out.push(u8::from_str_radix(std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl ProxyUrl {
+    /// Parses a proxy URL. A missing scheme means `http://`, as curl does.
+    pub fn parse(s: &str) -> Result<ProxyUrl, Error> {
+        // Never echo the input back: it may hold a password.
+        let bad = |why: &str| {
+            Error::new(ErrorKind::InvalidInput, format!("invalid proxy URL: {why}"))
+                .with_fault(Fault::User)
+        };
+        let (scheme, rest) = s.split_once("://").unwrap_or(("http", s));
+        let kind = match scheme.to_ascii_lowercase().as_str() {
+            "http" => ProxyKind::Http,
+            "https" => ProxyKind::Https,
+            "h2" => ProxyKind::H2,
+            "h3" => ProxyKind::H3,
+            "socks5" => ProxyKind::Socks5,
+            "socks5h" => ProxyKind::Socks5h,
+            "socks4a" => ProxyKind::Socks4a,
+            _ => return Err(bad("unknown scheme")),
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let credentials = match userinfo {
+            Some(u) => {
+                let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+                Some(Credentials {
+                    user: percent_decode(user).ok_or_else(|| bad("bad user name encoding"))?,
+                    pass: percent_decode(pass).ok_or_else(|| bad("bad password encoding"))?,
+                })
+            }
+            None => None,
+        };
+        if hostport.is_empty() {
+            return Err(bad("no host"));
+        }
+        let target = Target::parse_with_default(hostport, kind.default_port())
+            .map_err(|e| bad(e.message()))?;
+        Ok(ProxyUrl {
+            kind,
+            target,
+            credentials,
+        })
+    }
+
+    /// A label for logs and errors, without credentials: `h2 proxy proxy.example:443`.
+    pub fn label(&self) -> String {
+        format!("{} proxy {}", self.kind.scheme(), self.target)
+    }
+}
+
+impl fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for ProxyUrl {
+    /// The URL with the password replaced by `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://", self.kind.scheme())?;
+        if let Some(c) = &self.credentials {
+            write!(f, "{}:***@", c.user)?;
+        }
+        write!(f, "{}", self.target)
+    }
+}
+
+impl ProxyUrl {
+    /// The proxy's host, for TLS server names.
+    pub fn host(&self) -> &Host {
+        &self.target.host
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_scheme_with_defaults() {
+        let p = ProxyUrl::parse("h3://proxy.example").unwrap();
+        assert_eq!(
+            (p.kind, p.target.to_string()),
+            (ProxyKind::H3, "proxy.example:443".into())
+        );
+        let p = ProxyUrl::parse("127.0.0.1:3128").unwrap();
+        assert_eq!((p.kind, p.target.port), (ProxyKind::Http, 3128));
+        let p = ProxyUrl::parse("socks5h://[::1]").unwrap();
+        assert_eq!(
+            (p.kind, p.target.to_string()),
+            (ProxyKind::Socks5h, "[::1]:1080".into())
+        );
+        assert_eq!(
+            ProxyUrl::parse("socks4a://h:1").unwrap().kind,
+            ProxyKind::Socks4a
+        );
+        assert!(ProxyUrl::parse("ftp://h").is_err());
+    }
+
+    #[test]
+    fn credentials_are_decoded_and_never_shown() {
+        let p = ProxyUrl::parse("https://al%40ice:p%3Ass@proxy:8443/").unwrap();
+        let c = p.credentials.clone().unwrap();
+        assert_eq!((c.user.as_str(), c.pass.as_str()), ("al@ice", "p:ss"));
+        assert_eq!(p.to_string(), "https://al@ice:***@proxy:8443");
+        assert!(!format!("{p:?}").contains("p:ss"));
+        assert_eq!(p.label(), "https proxy proxy:8443");
+        let e = ProxyUrl::parse("http://u:secret@").unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+}
