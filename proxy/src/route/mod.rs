@@ -1,5 +1,9 @@
 //! Routes: proxy URLs, one connector per hop, folded nearest first (DESIGN.md).
 
+mod build;
+pub mod http_hop;
+pub mod socks_hop;
 pub mod url;
 
+pub use build::{Route, RouteOptions};
 pub use url::{ProxyKind, ProxyUrl};

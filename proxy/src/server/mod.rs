@@ -246,6 +246,7 @@ impl Running {
 }
 
 async fn serve_conn(proxy: Arc<Proxy>, mut conn: Box<dyn ServerConnection>, stop: Arc<Notify>) {
+    proxy.stats.connections.fetch_add(1, Ordering::Relaxed);
     loop {
         tokio::select! {
             r = conn.accept() => match r {

@@ -73,6 +73,8 @@ where
 /// Counters a proxy keeps, so tests and operators can see what it relayed.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Client connections accepted (HTTP/1.1, HTTP/2, HTTP/3, SOCKS).
+    pub connections: AtomicU64,
     /// Tunnels opened (CONNECT, CONNECT-UDP, SOCKS).
     pub tunnels: AtomicU64,
     /// Tunnels open right now.

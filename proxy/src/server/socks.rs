@@ -36,6 +36,7 @@ async fn flush(core: &mut SocksServer, s: &mut TcpStream) -> bool {
 
 /// Serves one SOCKS client connection.
 pub(crate) async fn serve(proxy: Arc<Proxy>, mut s: TcpStream) {
+    proxy.stats.connections.fetch_add(1, Ordering::Relaxed);
     let mut core = SocksServer::new(proxy.config.auth.clone());
     let mut buf = vec![0u8; 4096];
     let timeout = std::time::Duration::from_secs(30);

@@ -1,0 +1,197 @@
+//! A hop through an HTTP proxy: CONNECT over HTTP/1.1, HTTP/2 or HTTP/3. HTTP/2 and HTTP/3
+//! proxy connections carry many tunnels and are reused; an HTTP/1.1 one becomes the tunnel.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use burrow_http_core::{ConnectionInfo, HttpConnection, TunnelRequest};
+use burrow_transport::{
+    tls, Connected, DatagramConnector, Error, Hop, Result, StreamConnector, StreamInfo, Target,
+    TlsConfig,
+};
+use http::{HeaderMap, HeaderValue, Version};
+use tokio::sync::Mutex;
+
+use super::url::{ProxyKind, ProxyUrl};
+
+/// Basic credentials as a `Proxy-Authorization` value (RFC 7617).
+pub fn basic(user: &str, pass: &str) -> Option<HeaderValue> {
+    use base64::Engine;
+    let v = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    let mut h = HeaderValue::from_str(&format!("Basic {v}")).ok()?;
+    h.set_sensitive(true);
+    Some(h)
+}
+
+struct Shared {
+    conn: Arc<dyn HttpConnection>,
+    layers: Vec<String>,
+}
+
+/// One HTTP proxy hop, reached through the connectors of the hops before it.
+pub struct HttpHop {
+    url: ProxyUrl,
+    index: usize,
+    lower: Arc<dyn StreamConnector>,
+    lower_udp: Arc<dyn DatagramConnector>,
+    tls: TlsConfig,
+    headers: HeaderMap,
+    shared: Mutex<Option<Shared>>,
+}
+
+impl HttpHop {
+    /// A hop to `url` (an HTTP kind), `index` in the route (0 = nearest), with its own TLS
+    /// trust settings and extra CONNECT headers.
+    pub fn new(
+        url: ProxyUrl,
+        index: usize,
+        lower: Arc<dyn StreamConnector>,
+        lower_udp: Arc<dyn DatagramConnector>,
+        tls: TlsConfig,
+        headers: HeaderMap,
+    ) -> Self {
+        HttpHop {
+            url,
+            index,
+            lower,
+            lower_udp,
+            tls,
+            headers,
+            shared: Mutex::new(None),
+        }
+    }
+
+    fn hop(&self) -> Hop {
+        Hop {
+            index: Some(self.index),
+            label: self.url.label(),
+        }
+    }
+
+    /// A connection to the proxy: the shared HTTP/2 or HTTP/3 one, or a new one.
+    async fn connection(&self) -> Result<(Arc<dyn HttpConnection>, Vec<String>)> {
+        let mut shared = self.shared.lock().await;
+        if let Some(s) = shared.as_ref() {
+            if !s.conn.is_closed() {
+                return Ok((s.conn.clone(), s.layers.clone()));
+            }
+        }
+        let (conn, layers) = self.open().await?;
+        if conn.version() != Version::HTTP_11 {
+            *shared = Some(Shared {
+                conn: conn.clone(),
+                layers: layers.clone(),
+            });
+        }
+        Ok((conn, layers))
+    }
+
+    async fn open(&self) -> Result<(Arc<dyn HttpConnection>, Vec<String>)> {
+        let target = &self.url.target;
+        if self.url.kind == ProxyKind::H3 {
+            let flow = self.lower_udp.connect_datagram(target).await?;
+            let layers: Vec<String> = vec![flow.describe()];
+            let mut cfg = burrow_http3::Http3Config::default();
+            // This connection may carry QUIC (an HTTP/3 origin or proxy behind it).
+            cfg.initial_mtu(burrow_http3::PROXY_INITIAL_MTU);
+            let c = burrow_http3::connect(
+                flow,
+                &target.host_str(),
+                &self.tls,
+                &cfg,
+                ConnectionInfo::default(),
+            )
+            .await?;
+            return Ok((Arc::new(c), vec![format!("quic > {}", layers.join(" > "))]));
+        }
+        let Connected { stream, info } = self.lower.connect(target).await?;
+        let mut layers = info.layers.clone();
+        let cinfo = ConnectionInfo {
+            peer_addr: info.peer_addr,
+            alpn: None,
+            route: info.route(),
+        };
+        if self.url.kind == ProxyKind::Http {
+            let c = burrow_http1::io::handshake(stream, cinfo, Default::default());
+            return Ok((Arc::new(c), layers));
+        }
+        let alpn: &[&[u8]] = match self.url.kind {
+            ProxyKind::H2 => &[b"h2"],
+            _ => &[b"h2", b"http/1.1"],
+        };
+        let (t, negotiated) =
+            tls::handshake(stream, &target.host, self.tls.client_config(alpn)?).await?;
+        layers.insert(0, "tls".into());
+        if negotiated.as_deref() == Some(b"h2") {
+            let c = burrow_http2::handshake(Box::new(t), cinfo, &Default::default()).await?;
+            Ok((Arc::new(c), layers))
+        } else if self.url.kind == ProxyKind::H2 {
+            Err(Error::new(
+                burrow_transport::ErrorKind::Unsupported,
+                "the proxy did not agree to HTTP/2 (ALPN)",
+            ))
+        } else {
+            Ok((
+                Arc::new(burrow_http1::io::handshake(
+                    Box::new(t),
+                    cinfo,
+                    Default::default(),
+                )),
+                layers,
+            ))
+        }
+    }
+
+    fn tunnel_request(&self, target: &Target) -> TunnelRequest {
+        let mut req = TunnelRequest::connect(target.clone());
+        req.headers = self.headers.clone();
+        if let Some(c) = &self.url.credentials {
+            if let Some(v) = basic(&c.user, &c.pass) {
+                req.headers.insert(http::header::PROXY_AUTHORIZATION, v);
+            }
+        }
+        req
+    }
+}
+
+fn version_tag(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_3 => "h3",
+        Version::HTTP_2 => "h2",
+        _ => "h1",
+    }
+}
+
+#[async_trait]
+impl StreamConnector for HttpHop {
+    async fn connect(&self, target: &Target) -> Result<Connected> {
+        let (conn, layers) = self.connection().await.map_err(|e| e.at_hop(self.hop()))?;
+        let tunnel = conn
+            .open_tunnel(self.tunnel_request(target))
+            .await
+            .map_err(|e| e.at_hop(self.hop()))?;
+        let mut all = vec![format!(
+            "CONNECT@{} {}",
+            version_tag(conn.version()),
+            self.url.target
+        )];
+        all.extend(layers);
+        Ok(Connected {
+            stream: tunnel.into_stream(),
+            info: StreamInfo {
+                peer_addr: conn.info().peer_addr,
+                alpn: None,
+                layers: all,
+            },
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "CONNECT@{} {} > {}",
+            self.url.kind.scheme(),
+            self.url.target,
+            self.lower.describe()
+        )
+    }
+}
