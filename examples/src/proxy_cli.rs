@@ -48,6 +48,15 @@ pub struct Args {
     /// Seconds a tunnel may stay idle.
     #[arg(long, default_value_t = 300)]
     pub idle_timeout: u64,
+    /// Reach targets through these proxies (repeatable: a chain, nearest first).
+    #[arg(long = "upstream")]
+    pub upstream: Vec<String>,
+    /// Trust this CA (PEM) for upstream HTTPS, HTTP/2 and HTTP/3 proxies.
+    #[arg(long = "upstream-cacert")]
+    pub upstream_cacert: Option<PathBuf>,
+    /// Do not verify upstream proxies' certificates.
+    #[arg(long = "upstream-insecure")]
+    pub upstream_insecure: bool,
     /// CONNECT-UDP URI template served.
     #[arg(long, default_value = burrow_proxy::template::DEFAULT_UDP_TEMPLATE)]
     pub udp_template: String,
@@ -137,7 +146,27 @@ fn scheme(l: &Listen) -> (String, std::net::SocketAddr) {
 /// Runs until SIGINT or SIGTERM, then stops accepting and lets open tunnels finish (5 s).
 pub async fn run(args: Args) -> Result<(), Error> {
     let cfg = config(&args)?;
-    let running = server::start(Proxy::new(cfg, None, None)?).await?;
+    let (tcp, udp) = if args.upstream.is_empty() {
+        (None, None)
+    } else {
+        let hops = args
+            .upstream
+            .iter()
+            .map(|u| burrow_proxy::route::ProxyUrl::parse(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tls = burrow_transport::TlsConfig::default();
+        tls.insecure(args.upstream_insecure);
+        if let Some(ca) = &args.upstream_cacert {
+            tls.add_root_pem_file(ca)?;
+        }
+        let opts = burrow_proxy::route::RouteOptions {
+            proxy_tls: tls,
+            ..Default::default()
+        };
+        let route = burrow_proxy::route::Route::build(&hops, &opts);
+        (Some(route.stream), Some(route.datagram))
+    };
+    let running = server::start(Proxy::new(cfg, tcp, udp)?).await?;
     // Status lines must not kill the proxy if whoever started it stopped reading stdout.
     let say = |line: String| {
         use std::io::Write;

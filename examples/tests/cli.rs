@@ -471,3 +471,164 @@ async fn alt_svc_h3_is_used_for_the_next_request() {
     let body = second.into_body().collect(1 << 20).await.unwrap();
     assert_eq!(&body.data[..], &pattern(0, 5000)[..]);
 }
+
+/// `-x` chains, `--preproxy`, `--proxy-user`, `--proxy-cacert` and the proxy environment
+/// variables, through in-process burrow-proxy instances; `-v` shows the route as layers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_chains_and_environment() {
+    use burrow_proxy::server::{self, Credentials, Listen, Proxy, ProxyConfig};
+    let pki = TestPki::generate(&[]).unwrap();
+    let dir = tempdir::new("proxy");
+    let (ca, _, _) = pki.write_to(&dir.0).unwrap();
+    let cfg = burrow_transport::tls::server_config(
+        pki.chain_der.clone(),
+        pki.key(),
+        origin::alpn(origin::Versions::Negotiate),
+    )
+    .unwrap();
+    let o = origin::start(origin::Versions::Negotiate, Some(cfg))
+        .await
+        .unwrap();
+    let start = |auth: Option<Credentials>| {
+        let pki = &pki;
+        async move {
+            let cfg = ProxyConfig {
+                listeners: ["http", "https", "h3", "socks5"]
+                    .iter()
+                    .map(|s| Listen::parse(&format!("{s}://127.0.0.1:0")).unwrap())
+                    .collect(),
+                identity: Some((pki.chain_der.clone(), std::sync::Arc::new(pki.key()))),
+                auth,
+                ..ProxyConfig::default()
+            };
+            server::start(Proxy::new(cfg, None, None).unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let a = start(None).await;
+    let b = start(Some(Credentials {
+        user: "bob".into(),
+        pass: "pw".into(),
+    }))
+    .await;
+    let port = |r: &server::Running, k: usize| match r.addrs[k] {
+        Listen::Http(x) | Listen::Https(x) | Listen::H3(x) | Listen::Socks(x) => x.port(),
+    };
+    let url = format!("https://localhost:{}/bytes/100000", o.addr.port());
+    let ca = ca.display().to_string();
+    let out = run(vec![
+        url.clone(),
+        "--cacert".into(),
+        ca.clone(),
+        "--proxy-cacert".into(),
+        ca.clone(),
+        "--preproxy".into(),
+        format!("socks5h://127.0.0.1:{}", port(&a, 3)),
+        "-x".into(),
+        format!("h3://localhost:{}", port(&a, 2)),
+        "-x".into(),
+        format!("https://localhost:{}", port(&b, 1)),
+        "--proxy-user".into(),
+        "bob:pw".into(),
+        "-v".into(),
+    ])
+    .await;
+    // The h3 hop needs UDP from the SOCKS5h preproxy before it, which this route cannot
+    // carry yet: a clear error naming the hop, not a hang.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("hop 1 (socks5h proxy 127.0.0.1:{})", port(&a, 3))),
+        "{err}"
+    );
+    assert!(err.contains("UDP"), "{err}");
+
+    // The same three kinds of hop in an order TCP can carry: socks5h > https > h3 is not
+    // possible either, but socks5h > https (h2) > http works, with credentials for hop 2.
+    let out = run(vec![
+        url.clone(),
+        "--cacert".into(),
+        ca.clone(),
+        "--proxy-cacert".into(),
+        ca.clone(),
+        "--preproxy".into(),
+        format!("socks5h://127.0.0.1:{}", port(&a, 3)),
+        "-x".into(),
+        format!("https://localhost:{}", port(&b, 1)),
+        "-x".into(),
+        format!("http://127.0.0.1:{}", port(&a, 0)),
+        "-U".into(),
+        "nobody:x".into(),
+        "--proxy-header".into(),
+        "X-Hop: test".into(),
+    ])
+    .await;
+    // -U goes to the last -x (hop 3, open) and hop 2 (bob) has no credentials: 407 at hop 2.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(56), "{err}");
+    assert!(
+        err.contains(&format!("hop 2 (https proxy localhost:{})", port(&b, 1)))
+            && err.contains("407"),
+        "{err}"
+    );
+
+    // A TCP-only chain with the route shown as layers.
+    let out = run(vec![
+        url.clone(),
+        "--cacert".into(),
+        ca.clone(),
+        "--proxy-cacert".into(),
+        ca.clone(),
+        "-x".into(),
+        format!("http://127.0.0.1:{}", port(&a, 0)),
+        "-x".into(),
+        format!("h2://bob:pw@localhost:{}", port(&b, 1)),
+        "-v".into(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "* route: h2 > tls > CONNECT@h2 localhost:{} > tls > CONNECT@h1 127.0.0.1:{} > tcp",
+            port(&b, 1),
+            port(&a, 0)
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("pw"), "credentials leaked into -v: {err}");
+    assert_eq!(out.stdout, pattern(0, 100_000));
+
+    // https_proxy from the environment, and NO_PROXY overriding it.
+    let envrun = |vars: Vec<(&'static str, String)>| {
+        let (u, c) = (url.clone(), ca.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_burrow"));
+            cmd.args([&u, "--cacert", &c, "--proxy-cacert", &c, "-v"]);
+            for (k, v) in vars {
+                cmd.env(k, v);
+            }
+            cmd.output().unwrap()
+        })
+    };
+    let out = envrun(vec![(
+        "https_proxy",
+        format!("http://127.0.0.1:{}", port(&a, 0)),
+    )])
+    .await
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CONNECT@h1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = envrun(vec![
+        ("https_proxy", format!("http://127.0.0.1:{}", port(&a, 0))),
+        ("NO_PROXY", "localhost".into()),
+    ])
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("CONNECT@"), "{err}");
+}

@@ -318,3 +318,35 @@ async fn udp_through_socks4a_is_an_error_naming_the_hop() {
     );
     assert!(e.to_string().contains("SOCKS4a cannot carry UDP"), "{e}");
 }
+
+/// burrow-proxy reaching its targets through another proxy (`--upstream`): a client's
+/// h3 hop to proxy A, whose upstream is proxy B over HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_chains_through_its_upstream_route() {
+    let pk = pki();
+    let o = origin(&pk).await;
+    let b = proxy(&pk, None).await;
+    let upstream = Route::build(
+        &[ProxyUrl::parse(&format!("h2://localhost:{}", b.https.port())).unwrap()],
+        &RouteOptions {
+            proxy_tls: trust(&pk),
+            ..Default::default()
+        },
+    );
+    let cfg = ProxyConfig {
+        listeners: vec![Listen::parse("h3://127.0.0.1:0").unwrap()],
+        identity: Some((pk.chain.clone(), Arc::new(key(&pk)))),
+        ..ProxyConfig::default()
+    };
+    let a = server::start(Proxy::new(cfg, Some(upstream.stream), Some(upstream.datagram)).unwrap())
+        .await
+        .unwrap();
+    let Listen::H3(a_addr) = a.addrs[0] else {
+        unreachable!()
+    };
+    let c = client(&pk, &[format!("h3://localhost:{}", a_addr.port())]);
+    let (_, n) = fetch(&c, o, 500_000).await;
+    assert_eq!(n, 500_000);
+    assert_eq!(a.stats().tunnels.load(Ordering::Relaxed), 1);
+    assert_eq!(b.stats.tunnels.load(Ordering::Relaxed), 1);
+}

@@ -37,6 +37,8 @@ pub const OPERATION_TIMEDOUT: i32 = 28;
 pub const SSL_CONNECT_ERROR: i32 = 35;
 /// Failure receiving network data (also: a proxy refused the tunnel).
 pub const RECV_ERROR: i32 = 56;
+/// A proxy handshake failed (SOCKS replies, CURLE_PROXY).
+pub const PROXY: i32 = 97;
 /// The peer's certificate was not trusted.
 pub const PEER_FAILED_VERIFICATION: i32 = 60;
 /// Problem reading the CA certificate file.
@@ -64,6 +66,9 @@ impl From<Error> for Exit {
             ErrorKind::Closed => PARTIAL_FILE,
             ErrorKind::InvalidInput => FAILED_INIT,
             ErrorKind::Unsupported => UNSUPPORTED_PROTOCOL,
+            // An HTTP proxy's status (curl: 56 "CONNECT tunnel failed"); SOCKS reply codes
+            // are below 100 (curl: 97).
+            ErrorKind::ProxyRefused if e.code().is_some_and(|c| c < 100) => PROXY,
             _ => RECV_ERROR,
         };
         Exit::new(code, e.to_string())

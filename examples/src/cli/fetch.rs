@@ -9,7 +9,8 @@ use burrow_http1::io::Http1;
 use burrow_http2::Http2;
 use burrow_http3::Http3;
 use burrow_http_core::{Client, VersionPolicy};
-use burrow_transport::{TcpConfig, TcpConnector, TlsConfig};
+use burrow_proxy::route::{Route, RouteOptions};
+use burrow_transport::{TcpConfig, TlsConfig};
 use http::{Request, Response, Version};
 
 use super::exit::{self, Exit};
@@ -46,7 +47,7 @@ impl Verbose {
     }
 }
 
-fn client(args: &Args) -> Result<Client, Exit> {
+fn client(args: &Args, uri: &http::Uri) -> Result<Client, Exit> {
     let mut tcp = TcpConfig::default();
     tcp.connect_timeout(
         args.connect_timeout
@@ -71,11 +72,37 @@ fn client(args: &Args) -> Result<Client, Exit> {
         // `--http2` asks for what is already the default: h2 over TLS when the server agrees.
         VersionPolicy::PreferHttp2
     };
+    let mut proxy_tls = TlsConfig::default();
+    proxy_tls.insecure(args.proxy_insecure);
+    if let Some(ca) = &args.proxy_cacert {
+        proxy_tls
+            .add_root_pem_file(ca)
+            .map_err(|e| Exit::new(exit::SSL_CACERT_BADFILE, e.to_string()))?;
+    }
+    let mut proxy_headers = http::HeaderMap::new();
+    for line in &args.proxy_header {
+        let (n, v) = line
+            .split_once(':')
+            .ok_or_else(|| Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}")))?;
+        let n = http::HeaderName::from_bytes(n.trim().as_bytes())
+            .map_err(|_| Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}")))?;
+        let v = http::HeaderValue::from_str(v.trim())
+            .map_err(|_| Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}")))?;
+        proxy_headers.append(n, v);
+    }
+    let options = RouteOptions {
+        tcp,
+        proxy_tls,
+        proxy_headers,
+    };
+    let hops = super::proxies::hops(args, uri)?;
+    let route = Route::build(&hops, &options);
     let mut b = Client::builder();
     b.protocol(Arc::new(Http1::default()))
         .protocol(Arc::new(Http2::default()))
         .datagram_protocol(Arc::new(Http3::default()))
-        .connector(Arc::new(TcpConnector::new(tcp)))
+        .connector(route.stream)
+        .datagram_connector(route.datagram)
         .tls(t)
         .version_policy(policy);
     b.build().map_err(Exit::from)
@@ -96,7 +123,7 @@ async fn transfer(args: &Args) -> Result<(), Exit> {
     let headers = headers(args)?;
     let body = body(args).await?;
     let v = Verbose(args.verbose);
-    let client = client(args)?;
+    let client = client(args, &uri)?;
     let connect = client.connection_for(&uri);
     let timeout = args
         .connect_timeout

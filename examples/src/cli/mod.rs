@@ -8,6 +8,7 @@
 
 pub mod exit;
 mod fetch;
+mod proxies;
 mod request;
 
 use std::path::PathBuf;
@@ -97,6 +98,39 @@ pub struct Args {
     /// Fail (exit 22) on HTTP status 400 and above, without printing the body.
     #[arg(short = 'f', long = "fail")]
     pub fail: bool,
+
+    /// Proxy URL (repeatable: a chain, nearest first): http, https, h2, h3, socks5, socks5h,
+    /// socks4a; credentials in userinfo.
+    #[arg(short = 'x', long = "proxy")]
+    pub proxy: Vec<String>,
+
+    /// A proxy reached before the -x proxies (nearest hop).
+    #[arg(long = "preproxy")]
+    pub preproxy: Option<String>,
+
+    /// Credentials USER:PASS for the last -x proxy (unless its URL has its own).
+    #[arg(short = 'U', long = "proxy-user")]
+    pub proxy_user: Option<String>,
+
+    /// Extra header for CONNECT requests to HTTP proxies (repeatable).
+    #[arg(long = "proxy-header")]
+    pub proxy_header: Vec<String>,
+
+    /// Trust the CA certificates in this PEM file for HTTPS, HTTP/2 and HTTP/3 proxies.
+    #[arg(long = "proxy-cacert")]
+    pub proxy_cacert: Option<PathBuf>,
+
+    /// Do not verify proxies' TLS certificates.
+    #[arg(long = "proxy-insecure")]
+    pub proxy_insecure: bool,
+
+    /// Use HTTP/2 with HTTPS proxies when they agree (offered by default).
+    #[arg(long = "proxy-http2")]
+    pub proxy_http2: bool,
+
+    /// Hosts (comma-separated, `*` for all) reached without any proxy.
+    #[arg(long = "noproxy")]
+    pub noproxy: Option<String>,
 
     /// Maximum time for the whole transfer, in seconds (fractions allowed).
     #[arg(short = 'm', long = "max-time")]
