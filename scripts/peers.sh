@@ -9,6 +9,9 @@ missing=()
 need nginx || missing+=(nginx)
 need curl || missing+=(curl)
 need caddy || missing+=(caddy)
+need squid || missing+=(squid)
+need nghttpx || missing+=(nghttp2-proxy)
+need danted || missing+=(dante-server)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -40,6 +43,7 @@ cp "$work/www/1m.bin" "$work/www/chunked/1m.bin"
 chmod -R a+rX "$work/www"
 
 plain=$(free_port); tls=$(free_port); h2c=$(free_port); caddy_port=$(free_port)
+squid_port=$(free_port); squid_tls=$(free_port); nghttpx_port=$(free_port); dante_port=$(free_port)
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
 pid $work/nginx.pid;
@@ -104,6 +108,47 @@ for _ in $(seq 50); do
 done
 export BURROW_CADDY=$caddy_port
 
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
+
+# squid: HTTP/1.1 forward proxy, and an HTTPS proxy (GnuTLS, no ALPN).
+cat > "$work/squid.conf" <<CONF
+http_port 127.0.0.1:$squid_port
+https_port 127.0.0.1:$squid_tls tls-cert=$work/pki/cert.pem tls-key=$work/pki/key.pem
+http_access allow all
+cache deny all
+pid_filename $work/squid.pid
+cache_log $work/logs/squid-cache.log
+access_log none
+coredump_dir $work
+shutdown_lifetime 1 second
+CONF
+squid -N -f "$work/squid.conf" > "$work/logs/squid.out" 2>&1 &
+pids+=($!)
+# nghttpx: HTTP/2 proxy (TLS, ALPN h2) relaying every request to squid.
+# Each CONNECT holds a backend connection: the default of 8 per host would queue the rest.
+nghttpx --http2-proxy -f"127.0.0.1,$nghttpx_port" -b"127.0.0.1,$squid_port" --backend-connections-per-host=512 \
+  --frontend-http2-window-size=16777215 --frontend-http2-connection-window-size=67108864 \
+  --no-ocsp --workers=1 --conf=/dev/null --pid-file="$work/nghttpx.pid" --log-level=WARN \
+  "$work/pki/key.pem" "$work/pki/cert.pem" > "$work/logs/nghttpx.out" 2>&1 &
+pids+=($!)
+# dante: SOCKS5 CONNECT and UDP ASSOCIATE.
+cat > "$work/danted.conf" <<CONF
+logoutput: $work/logs/danted.log
+internal: 127.0.0.1 port = $dante_port
+external: 127.0.0.1
+clientmethod: none
+socksmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
+socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 command: connect udpassociate udpreply bindreply
+  udp.portrange: 40000-40999 }
+CONF
+danted -f "$work/danted.conf" -p "$work/danted.pid" > "$work/logs/danted.out" 2>&1 &
+pids+=($!)
+for p in $squid_port $squid_tls $nghttpx_port $dante_port; do wait_port $p; done
+export BURROW_SQUID=$squid_port BURROW_SQUID_TLS=$squid_tls BURROW_NGHTTPX=$nghttpx_port BURROW_DANTE=$dante_port
+
 export BURROW_NGINX_PLAIN=$plain BURROW_NGINX_TLS=$tls BURROW_NGINX_H2C=$h2c BURROW_NGINX_CA="$work/pki/ca.pem" BURROW_NGINX_ROOT="$work/www"
-echo "peers: nginx plain :$plain tls :$tls h2c :$h2c; caddy :$caddy_port (tcp+udp)"
-cargo test -p burrow-examples --test peers_nginx --test peers_curl --test peers_caddy --test peers_proxy -- --ignored --test-threads=1
+echo "peers: nginx plain :$plain tls :$tls h2c :$h2c; caddy :$caddy_port (tcp+udp); squid :$squid_port https :$squid_tls; nghttpx :$nghttpx_port; dante :$dante_port"
+cargo test -p burrow-examples --test peers_nginx --test peers_curl --test peers_caddy --test peers_proxy --test peers_proxies -- --ignored --test-threads=1
