@@ -85,8 +85,8 @@ impl<C: SansIo> Playbook<C> {
         self
     }
 
-    /// Runs the script. Outputs are drained after each input; every output must be expected
-    /// in order, and none may be left over at the end. Returns the core for further checks.
+    /// Runs the script. Outputs are drained at the start and after each input; every output
+    /// must be expected in order, and none may be left over at the end. Returns the core for further checks.
     ///
     /// # Panics
     /// On the first mismatch, with a transcript.
@@ -97,6 +97,10 @@ impl<C: SansIo> Playbook<C> {
         let fail = |transcript: &str, why: String| -> ! {
             panic!("playbook mismatch\n{transcript}!! {why}\n");
         };
+        // A core may speak first (a client's greeting): its outputs before any input.
+        while let Some(o) = core.poll_output() {
+            pending.push_back(o);
+        }
         for step in steps {
             match step {
                 Step::Input(i) => {

@@ -455,3 +455,63 @@ async fn h2_crate_client_connects_through_burrow_proxy() {
     }
     assert_eq!(s.running.stats().tunnels.load(Ordering::Relaxed), 50);
 }
+
+/// The cleartext listener also takes HTTP/2 with prior knowledge (h2c).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_listener_takes_h2c_prior_knowledge() {
+    let p = pki();
+    let echo = tcp_echo().await;
+    let s = start(&p, |_| {}).await;
+    let tcp = TcpStream::connect(s.http).await.unwrap();
+    let conn = burrow_http2::handshake(
+        Box::new(tcp),
+        ConnectionInfo::default(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let t = conn
+        .open_tunnel(TunnelRequest::connect(Target::from(echo)))
+        .await
+        .unwrap();
+    echo_through(t, b"h2c through the plain listener").await;
+}
+
+/// A client that stops reading slows the target: the proxy buffers a bounded amount
+/// (tunnel buffer plus socket buffers), not everything the target can send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_reader_back_pressures_the_target() {
+    let p = pki();
+    // A target that writes as fast as it is allowed to.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let firehose = l.local_addr().unwrap();
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        let (mut sock, _) = l.accept().await.unwrap();
+        let chunk = vec![0x42u8; 64 * 1024];
+        while sock.write_all(&chunk).await.is_ok() {
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+    });
+    let s = start(&p, |_| {}).await;
+    let conn = h1(s.http).await;
+    let mut t = conn
+        .open_tunnel(TunnelRequest::connect(Target::from(firehose)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stalled = sent.load(Ordering::Relaxed);
+    // Loopback moves gigabytes a second; without back-pressure this would be far larger.
+    assert!(
+        stalled < 64 << 20,
+        "target pushed {stalled} bytes to a client that reads nothing"
+    );
+    // Reading resumes the flow.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = 0;
+    while got < 32 << 20 {
+        got += t.read(&mut buf).await.unwrap();
+    }
+    assert!(sent.load(Ordering::Relaxed) > stalled);
+}

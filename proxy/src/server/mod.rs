@@ -304,7 +304,11 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                         let (proxy, stop, tls) = (proxy.clone(), stop.clone(), tls.clone());
                         tokio::spawn(async move {
                             let conn = match tls {
-                                None => h1(&proxy, Box::new(s)),
+                                None => match sniff_h2c(s).await {
+                                    Some((true, io)) => h2(&proxy, io),
+                                    Some((false, io)) => h1(&proxy, io),
+                                    None => return,
+                                },
                                 Some(cfg) => match tls::accept(Box::new(s), cfg).await {
                                     Ok((t, alpn)) if alpn.as_deref() == Some(b"h2") => {
                                         h2(&proxy, Box::new(t))
@@ -366,6 +370,40 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
         }
     }
     Ok(Running { addrs, proxy, stop })
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Tells HTTP/2 with prior knowledge (h2c) from HTTP/1.1 on a cleartext listener by the
+/// first bytes, which are handed back in front of the stream. `None`: the client went away
+/// or sent nothing for 30 s.
+async fn sniff_h2c(mut s: tokio::net::TcpStream) -> Option<(bool, BoxStream)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::with_capacity(H2_PREFACE.len());
+    let mut tmp = [0u8; 24];
+    while buf.len() < H2_PREFACE.len() {
+        let want = H2_PREFACE.len() - buf.len();
+        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut tmp[..want]))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        if !H2_PREFACE.starts_with(&buf) {
+            break;
+        }
+    }
+    if buf.is_empty() {
+        return None;
+    }
+    let h2 = buf == H2_PREFACE;
+    Some((
+        h2,
+        Box::new(burrow_transport::Prefixed::new(bytes::Bytes::from(buf), s)),
+    ))
 }
 
 fn tls_config(proxy: &Proxy, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, Error> {

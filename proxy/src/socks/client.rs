@@ -350,6 +350,123 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Unsupported);
     }
 
+    /// Playbook harness: bytes from the proxy in, bytes to send and the outcome out.
+    mod pb {
+        use super::super::*;
+        use burrow_http_core::playbook::SansIo;
+
+        #[derive(Debug)]
+        pub enum In {
+            Recv(&'static [u8]),
+        }
+
+        #[derive(Debug, PartialEq)]
+        pub enum Out {
+            Tx(Vec<u8>),
+            Granted(Target),
+            Refused(ErrorKind, Option<u64>),
+        }
+
+        pub struct C(pub SocksClient, pub Vec<Out>);
+
+        impl C {
+            pub fn new(c: SocksClient) -> Self {
+                let mut s = C(c, Vec::new());
+                s.drain();
+                s
+            }
+            fn drain(&mut self) {
+                let mut tx = Vec::new();
+                while let Some(b) = self.0.poll_transmit() {
+                    tx.extend_from_slice(&b);
+                }
+                if !tx.is_empty() {
+                    self.1.push(Out::Tx(tx));
+                }
+            }
+        }
+
+        impl SansIo for C {
+            type Input = In;
+            type Output = Out;
+            fn handle(&mut self, i: In) {
+                let In::Recv(b) = i;
+                self.0.receive(b);
+                match self.0.poll_done() {
+                    Ok(Some(t)) => self.1.push(Out::Granted(t)),
+                    Ok(None) => {}
+                    Err(e) => self.1.push(Out::Refused(e.kind(), e.code())),
+                }
+                self.drain();
+            }
+            fn poll_output(&mut self) -> Option<Out> {
+                (!self.1.is_empty()).then(|| self.1.remove(0))
+            }
+        }
+    }
+
+    #[test]
+    fn playbook_socks5_username_password_connect_ipv6() {
+        use burrow_http_core::playbook;
+        use pb::{In, Out, C};
+        let creds = Credentials {
+            user: "ann".into(),
+            pass: "pw".into(),
+        };
+        let c = SocksClient::new(
+            Dialect::V5(Some(creds)),
+            Command::Connect,
+            "[2001:db8::1]:443".parse().unwrap(),
+        )
+        .unwrap();
+        let mut req = vec![5, 1, 0, 4, 0x20, 0x01, 0x0d, 0xb8];
+        req.extend_from_slice(&[0; 11]);
+        req.extend_from_slice(&[1, 0x01, 0xbb]);
+        playbook!(C::new(c),
+            << Out::Tx(vec![5, 1, 2]),
+            >> In::Recv(&[5, 2]),
+            << Out::Tx(vec![1, 3, b'a', b'n', b'n', 2, b'p', b'w']),
+            >> In::Recv(&[1, 0]),
+            << Out::Tx(req),
+            >> In::Recv(&[5, 0, 0, 1, 192, 0, 2, 7]),
+            >> In::Recv(&[0x1f, 0x90]),
+            << Out::Granted("192.0.2.7:8080".parse().unwrap()),
+        );
+    }
+
+    #[test]
+    fn playbook_socks5_refusals() {
+        use burrow_http_core::playbook;
+        use pb::{In, Out, C};
+        let c = SocksClient::new(
+            Dialect::V5(None),
+            Command::Connect,
+            "h.example:80".parse().unwrap(),
+        )
+        .unwrap();
+        let mut req = vec![5, 1, 0, 3, 9];
+        req.extend_from_slice(b"h.example");
+        req.extend_from_slice(&[0, 80]);
+        playbook!(C::new(c),
+            << Out::Tx(vec![5, 1, 0]),
+            >> In::Recv(&[5, 0]),
+            << Out::Tx(req),
+            >> In::Recv(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0]),
+            << Out::Refused(ErrorKind::ProxyRefused, Some(2)),
+        );
+        let c = SocksClient::new(
+            Dialect::V5(None),
+            Command::Connect,
+            "h.example:80".parse().unwrap(),
+        )
+        .unwrap();
+        playbook!(C::new(c),
+            << Out::Tx(vec![5, 1, 0]),
+            >> In::Recv(&[5, 0xff]),
+            << Out::Refused(ErrorKind::ProxyRefused, Some(0xff)),
+        );
+    }
+
     #[test]
     fn socks4a_by_name() {
         let mut c = SocksClient::new(
