@@ -350,3 +350,78 @@ async fn proxy_chains_through_its_upstream_route() {
     assert_eq!(a.stats().tunnels.load(Ordering::Relaxed), 1);
     assert_eq!(b.stats.tunnels.load(Ordering::Relaxed), 1);
 }
+
+/// An HTTP/3 origin (burrow's) on loopback UDP.
+async fn h3_origin(p: &Pki) -> SocketAddr {
+    let cfg = burrow_transport::tls::server_config(p.chain.clone(), key(p), &[b"h3"]).unwrap();
+    let ep = burrow_http3::bind("127.0.0.1:0".parse().unwrap(), cfg, &Default::default()).unwrap();
+    let a = ep.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Some(inc) = ep.accept().await {
+            tokio::spawn(async move {
+                let Ok(c) = inc.await else { return };
+                let Ok(mut srv) = burrow_http3::serve(c).await else {
+                    return;
+                };
+                while let Some(Ok(sr)) = srv.accept().await {
+                    let n: usize = sr.request.uri().path()[1..].parse().unwrap_or(0);
+                    let body: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
+                    tokio::spawn(sr.respond.send_response(Response::new(Body::from(body))));
+                }
+            });
+        }
+    });
+    a
+}
+
+fn h3_client(p: &Pki, hops: &[String]) -> Client {
+    let urls: Vec<ProxyUrl> = hops.iter().map(|h| ProxyUrl::parse(h).unwrap()).collect();
+    let route = Route::build(
+        &urls,
+        &RouteOptions {
+            proxy_tls: trust(p),
+            ..Default::default()
+        },
+    );
+    let mut b = Client::builder();
+    b.datagram_protocol(Arc::new(burrow_http3::Http3::default()))
+        .datagram_connector(route.datagram)
+        .connector(route.stream)
+        .tls(trust(p))
+        .version_policy(VersionPolicy::Http3Only);
+    b.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http3_origin_through_udp_hops_and_quic_in_quic_in_quic() {
+    let pk = pki();
+    let o = h3_origin(&pk).await;
+    let a = proxy(&pk, None).await;
+    let b = proxy(&pk, None).await;
+    let ua = urls(&a);
+    let ub = urls(&b);
+    let pick =
+        |u: &Vec<(&str, String)>, k: &str| u.iter().find(|(n, _)| *n == k).unwrap().1.clone();
+    let routes = vec![
+        vec![pick(&ua, "h3")],
+        vec![pick(&ua, "h2")],
+        vec![pick(&ua, "http")],
+        vec![pick(&ua, "socks5")],
+        vec![pick(&ua, "h3"), pick(&ub, "h3")],
+        vec![pick(&ua, "h2"), pick(&ub, "h3")],
+        vec![pick(&ua, "socks5h"), pick(&ub, "h2")],
+    ];
+    for hops in routes {
+        let before = a.stats.tunnels.load(Ordering::Relaxed);
+        let c = h3_client(&pk, &hops);
+        let (v, n) =
+            tokio::time::timeout(std::time::Duration::from_secs(30), fetch(&c, o, 1 << 20))
+                .await
+                .unwrap_or_else(|_| panic!("{hops:?} timed out"));
+        assert_eq!((v, n), (http::Version::HTTP_3, 1 << 20), "{hops:?}");
+        assert!(
+            a.stats.tunnels.load(Ordering::Relaxed) > before,
+            "{hops:?} did not use the first hop"
+        );
+    }
+}

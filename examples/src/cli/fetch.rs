@@ -90,10 +90,16 @@ fn client(args: &Args, uri: &http::Uri) -> Result<Client, Exit> {
             .map_err(|_| Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}")))?;
         proxy_headers.append(n, v);
     }
+    let udp_template = match &args.proxy_udp_template {
+        Some(t) => burrow_proxy::template::UdpTemplate::parse(t)
+            .map_err(|e| Exit::new(exit::FAILED_INIT, e.to_string()))?,
+        None => Default::default(),
+    };
     let options = RouteOptions {
         tcp,
         proxy_tls,
         proxy_headers,
+        udp_template,
     };
     let hops = super::proxies::hops(args, uri)?;
     let route = Route::build(&hops, &options);

@@ -128,6 +128,11 @@ pub struct Args {
     #[arg(long = "proxy-http2")]
     pub proxy_http2: bool,
 
+    /// CONNECT-UDP URI template for HTTP proxies (default
+    /// `/.well-known/masque/udp/{target_host}/{target_port}/`).
+    #[arg(long = "proxy-udp-template")]
+    pub proxy_udp_template: Option<String>,
+
     /// Hosts (comma-separated, `*` for all) reached without any proxy.
     #[arg(long = "noproxy")]
     pub noproxy: Option<String>,

@@ -50,6 +50,8 @@ pub struct RouteOptions {
     pub proxy_tls: TlsConfig,
     /// Extra headers for CONNECT requests (`--proxy-header`).
     pub proxy_headers: HeaderMap,
+    /// The CONNECT-UDP URI template for HTTP proxies (default: RFC 9298's).
+    pub udp_template: crate::template::UdpTemplate,
 }
 
 impl Route {
@@ -62,7 +64,9 @@ impl Route {
         }
     }
 
-    /// Every hop reached through the hops before it, nearest first.
+    /// Every hop reached through the hops before it, nearest first. Each level carries
+    /// streams and datagrams: CONNECT and CONNECT-UDP for HTTP proxies, CONNECT and UDP
+    /// ASSOCIATE for SOCKS5; a SOCKS4a level cannot carry UDP and says so.
     pub fn build(hops: &[ProxyUrl], options: &RouteOptions) -> Route {
         let mut route = Route::direct(options);
         for (i, url) in hops.iter().enumerate() {
@@ -70,31 +74,34 @@ impl Route {
                 index: Some(i),
                 label: url.label(),
             };
-            let (stream, why): (Arc<dyn StreamConnector>, &'static str) = if url.kind.is_http() {
-                (
-                    Arc::new(HttpHop::new(
+            if url.kind.is_http() {
+                let h = Arc::new(
+                    HttpHop::new(
                         url.clone(),
                         i,
                         route.stream.clone(),
                         route.datagram.clone(),
                         options.proxy_tls.clone(),
                         options.proxy_headers.clone(),
-                    )),
-                    "UDP (CONNECT-UDP) through this HTTP proxy is not supported yet",
-                )
+                    )
+                    .with_udp_template(options.udp_template.clone()),
+                );
+                route.stream = h.clone();
+                route.datagram = h;
+            } else if url.kind == ProxyKind::Socks4a {
+                route.stream = Arc::new(SocksHop::new(url.clone(), i, route.stream.clone()));
+                route.datagram = Arc::new(NoUdp {
+                    hop,
+                    why: "SOCKS4a cannot carry UDP",
+                });
             } else {
-                let why = if url.kind == ProxyKind::Socks4a {
-                    "SOCKS4a cannot carry UDP"
-                } else {
-                    "UDP through SOCKS5 (UDP ASSOCIATE) is not supported yet"
-                };
-                (
-                    Arc::new(SocksHop::new(url.clone(), i, route.stream.clone())),
-                    why,
-                )
-            };
-            route.stream = stream;
-            route.datagram = Arc::new(NoUdp { hop, why });
+                let h = Arc::new(
+                    SocksHop::new(url.clone(), i, route.stream.clone())
+                        .with_udp(route.datagram.clone()),
+                );
+                route.stream = h.clone();
+                route.datagram = h;
+            }
             route.hops.push(url.clone());
         }
         route

@@ -36,6 +36,7 @@ pub struct HttpHop {
     lower_udp: Arc<dyn DatagramConnector>,
     tls: TlsConfig,
     headers: HeaderMap,
+    template: crate::template::UdpTemplate,
     shared: Mutex<Option<Shared>>,
 }
 
@@ -57,8 +58,15 @@ impl HttpHop {
             lower_udp,
             tls,
             headers,
+            template: Default::default(),
             shared: Mutex::new(None),
         }
+    }
+
+    /// Uses `template` for CONNECT-UDP requests to this proxy (default: RFC 9298's).
+    pub fn with_udp_template(mut self, template: crate::template::UdpTemplate) -> Self {
+        self.template = template;
+        self
     }
 
     fn hop(&self) -> Hop {
@@ -92,8 +100,11 @@ impl HttpHop {
             let flow = self.lower_udp.connect_datagram(target).await?;
             let layers: Vec<String> = vec![flow.describe()];
             let mut cfg = burrow_http3::Http3Config::default();
-            // This connection may carry QUIC (an HTTP/3 origin or proxy behind it).
-            cfg.initial_mtu(burrow_http3::PROXY_INITIAL_MTU);
+            // This connection may carry QUIC (an HTTP/3 origin or proxy behind it): start as
+            // large as the path allows, up to PROXY_INITIAL_MTU. Each nested level costs
+            // ~40 bytes, so 1400 on a real socket leaves room for several levels above 1200.
+            let fits = u16::try_from(flow.max_datagram_size()).unwrap_or(u16::MAX);
+            cfg.initial_mtu(burrow_http3::PROXY_INITIAL_MTU.min(fits));
             let c = burrow_http3::connect(
                 flow,
                 &target.host_str(),
@@ -140,6 +151,39 @@ impl HttpHop {
                 layers,
             ))
         }
+    }
+
+    async fn connect_udp(&self, target: &Target) -> Result<burrow_transport::BoxFlow> {
+        let (conn, layers) = self.connection().await?;
+        let mut req = self.tunnel_request(&self.url.target);
+        req.protocol = Some("connect-udp".into());
+        req.scheme = Some(
+            if self.url.kind == ProxyKind::Http {
+                "http"
+            } else {
+                "https"
+            }
+            .into(),
+        );
+        req.path = Some(self.template.expand(target));
+        req.headers
+            .insert("capsule-protocol", HeaderValue::from_static("?1"));
+        let tunnel = conn.open_tunnel(req).await?;
+        let describe = format!(
+            "CONNECT-UDP@{} {} > {}",
+            version_tag(conn.version()),
+            self.url.target,
+            layers.join(" > ")
+        );
+        let (stream, datagrams) = tunnel.into_parts();
+        Ok(match datagrams {
+            Some(d) => Arc::new(super::flows::DatagramTunnelFlow::new(stream, d, describe)),
+            None => Arc::new(super::flows::CapsuleFlow::new(
+                stream,
+                burrow_http_core::capsule::DEFAULT_MAX_CAPSULE,
+                describe,
+            )),
+        })
     }
 
     fn tunnel_request(&self, target: &Target) -> TunnelRequest {
@@ -189,6 +233,24 @@ impl StreamConnector for HttpHop {
     fn describe(&self) -> String {
         format!(
             "CONNECT@{} {} > {}",
+            self.url.kind.scheme(),
+            self.url.target,
+            self.lower.describe()
+        )
+    }
+}
+
+#[async_trait]
+impl DatagramConnector for HttpHop {
+    async fn connect_datagram(&self, target: &Target) -> Result<burrow_transport::BoxFlow> {
+        self.connect_udp(target)
+            .await
+            .map_err(|e| e.at_hop(self.hop()))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "CONNECT-UDP@{} {} > {}",
             self.url.kind.scheme(),
             self.url.target,
             self.lower.describe()

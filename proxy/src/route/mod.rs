@@ -1,6 +1,7 @@
 //! Routes: proxy URLs, one connector per hop, folded nearest first (DESIGN.md).
 
 mod build;
+pub mod flows;
 pub mod http_hop;
 pub mod socks_hop;
 pub mod url;

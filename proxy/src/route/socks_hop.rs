@@ -18,12 +18,25 @@ pub struct SocksHop {
     url: ProxyUrl,
     index: usize,
     lower: Arc<dyn StreamConnector>,
+    lower_udp: Option<Arc<dyn burrow_transport::DatagramConnector>>,
 }
 
 impl SocksHop {
     /// A hop to `url` (a SOCKS kind), `index` in the route.
     pub fn new(url: ProxyUrl, index: usize, lower: Arc<dyn StreamConnector>) -> Self {
-        SocksHop { url, index, lower }
+        SocksHop {
+            url,
+            index,
+            lower,
+            lower_udp: None,
+        }
+    }
+
+    /// Lets the hop carry UDP (SOCKS5 UDP ASSOCIATE), reaching the proxy's relay through
+    /// `lower_udp`.
+    pub fn with_udp(mut self, lower_udp: Arc<dyn burrow_transport::DatagramConnector>) -> Self {
+        self.lower_udp = Some(lower_udp);
+        self
     }
 
     fn hop(&self) -> Hop {
@@ -34,6 +47,17 @@ impl SocksHop {
     }
 
     async fn handshake(&self, target: &Target) -> Result<Connected> {
+        self.handshake_for(Command::Connect, target)
+            .await
+            .map(|(c, _)| c)
+    }
+
+    /// Runs a SOCKS handshake for `command`; returns the stream and the bound address.
+    async fn handshake_for(
+        &self,
+        command: Command,
+        target: &Target,
+    ) -> Result<(Connected, Target)> {
         let target = match (self.url.kind, &target.host) {
             (ProxyKind::Socks5, Host::Name(_)) => {
                 let a = tcp::resolve(target).await?;
@@ -50,21 +74,21 @@ impl SocksHop {
             _ => Dialect::V5(self.url.credentials.clone()),
         };
         // Checks the 255-byte host limit before anything is sent.
-        let mut core = SocksClient::new(dialect, Command::Connect, target)?;
+        let mut core = SocksClient::new(dialect, command, target)?;
         let Connected {
             mut stream,
             mut info,
         } = self.lower.connect(&self.url.target).await?;
         let mut buf = [0u8; 512];
-        loop {
+        let bound = loop {
             while let Some(b) = core.poll_transmit() {
                 stream
                     .write_all(&b)
                     .await
                     .map_err(|e| Error::io("SOCKS handshake", e))?;
             }
-            if core.poll_done()?.is_some() {
-                break;
+            if let Some(bound) = core.poll_done()? {
+                break bound;
             }
             while let Some(b) = core.poll_transmit() {
                 stream
@@ -83,14 +107,58 @@ impl SocksHop {
                 ));
             }
             core.receive(&buf[..n]);
-        }
+        };
         let leftover = core.take_leftover();
         info.layers
             .insert(0, format!("{}@{}", self.url.kind.scheme(), self.url.target));
-        Ok(Connected {
-            stream: Box::new(Prefixed::new(leftover, stream)),
-            info,
-        })
+        Ok((
+            Connected {
+                stream: Box::new(Prefixed::new(leftover, stream)),
+                info,
+            },
+            bound,
+        ))
+    }
+
+    async fn associate(&self, target: &Target) -> Result<burrow_transport::BoxFlow> {
+        let lower_udp = self
+            .lower_udp
+            .clone()
+            .ok_or_else(|| Error::new(ErrorKind::Unsupported, "SOCKS4a cannot carry UDP"))?;
+        // RFC 1928 §7: the client may not know its address yet; send zeros.
+        let any = Target::new(Host::Ip(std::net::Ipv4Addr::UNSPECIFIED.into()), 0);
+        let (control, bound) = self.handshake_for(Command::UdpAssociate, &any).await?;
+        // A relay bound to the unspecified address is reached at the proxy's own address.
+        let relay = match bound.host {
+            Host::Ip(ip) if ip.is_unspecified() => {
+                Target::new(self.url.target.host.clone(), bound.port)
+            }
+            _ => bound,
+        };
+        let flow = lower_udp.connect_datagram(&relay).await?;
+        let target = match (self.url.kind, &target.host) {
+            (ProxyKind::Socks5, Host::Name(_)) => {
+                let a = tcp::resolve(target).await?;
+                Target::from(
+                    a.first()
+                        .copied()
+                        .ok_or_else(|| Error::new(ErrorKind::Resolve, "no address"))?,
+                )
+            }
+            _ => target.clone(),
+        };
+        let describe = format!(
+            "{}-udp@{} > {}",
+            self.url.kind.scheme(),
+            self.url.target,
+            flow.describe()
+        );
+        Ok(Arc::new(super::flows::SocksUdpFlow::new(
+            control.stream,
+            flow,
+            target,
+            describe,
+        )))
     }
 }
 
@@ -105,6 +173,24 @@ impl StreamConnector for SocksHop {
     fn describe(&self) -> String {
         format!(
             "{}@{} > {}",
+            self.url.kind.scheme(),
+            self.url.target,
+            self.lower.describe()
+        )
+    }
+}
+
+#[async_trait]
+impl burrow_transport::DatagramConnector for SocksHop {
+    async fn connect_datagram(&self, target: &Target) -> Result<burrow_transport::BoxFlow> {
+        self.associate(target)
+            .await
+            .map_err(|e| e.at_hop(self.hop()))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}-udp@{} > {}",
             self.url.kind.scheme(),
             self.url.target,
             self.lower.describe()
