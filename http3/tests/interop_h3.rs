@@ -210,7 +210,7 @@ async fn extended_connect_refused_when_peer_settings_do_not_allow_it() {
     let mut req = burrow_http_core::TunnelRequest::connect(
         format!("localhost:{}", addr.port()).parse().unwrap(),
     );
-    req.protocol = Some("connect-udp".into());
+    req.protocol = Some("websocket".into());
     let e = c.open_tunnel(req).await.unwrap_err();
     assert_eq!(e.kind(), burrow_http_core::ErrorKind::Unsupported, "{e}");
     assert!(
@@ -227,4 +227,31 @@ async fn extended_connect_refused_when_peer_settings_do_not_allow_it() {
         .await
         .unwrap();
     assert_eq!(r.into_body().collect(100).await.unwrap().data, pattern(10));
+}
+
+/// The h3 crate's server announces no HTTP Datagrams: CONNECT-UDP is refused up front with
+/// a clear error instead of a tunnel whose datagrams vanish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_udp_refused_without_h3_datagram_setting() {
+    let p = pki();
+    let addr = h3_origin(&p).await;
+    let flow = Arc::new(UdpFlow::connect(addr).await.unwrap());
+    let mut tls = TlsConfig::default();
+    tls.roots(Roots::None).add_root_der(p.ca.clone());
+    let c = connect(
+        flow,
+        "localhost",
+        &tls,
+        &Http3Config::default(),
+        ConnectionInfo::default(),
+    )
+    .await
+    .unwrap();
+    let mut req = burrow_http_core::TunnelRequest::connect(
+        format!("localhost:{}", addr.port()).parse().unwrap(),
+    );
+    req.protocol = Some("connect-udp".into());
+    let e = c.open_tunnel(req).await.unwrap_err();
+    assert_eq!(e.kind(), burrow_http_core::ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("SETTINGS_H3_DATAGRAM"), "{e}");
 }

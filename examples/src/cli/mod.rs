@@ -128,6 +128,10 @@ pub struct Args {
     #[arg(long = "proxy-http2")]
     pub proxy_http2: bool,
 
+    /// Speak HTTP/3 to `https://` proxies (as if they were written `h3://`).
+    #[arg(long = "proxy-http3")]
+    pub proxy_http3: bool,
+
     /// CONNECT-UDP URI template for HTTP proxies (default
     /// `/.well-known/masque/udp/{target_host}/{target_port}/`).
     #[arg(long = "proxy-udp-template")]

@@ -69,6 +69,13 @@ pub fn hops(args: &Args, uri: &http::Uri) -> Result<Vec<ProxyUrl>, Exit> {
             });
         }
     }
+    if args.proxy_http3 {
+        for h in hops.iter_mut() {
+            if h.kind == burrow_proxy::route::ProxyKind::Https {
+                h.kind = burrow_proxy::route::ProxyKind::H3;
+            }
+        }
+    }
     if let Some(pre) = &args.preproxy {
         hops.insert(0, ProxyUrl::parse(pre).map_err(bad)?);
     }

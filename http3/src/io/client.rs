@@ -269,6 +269,13 @@ impl HttpConnection for Http3Connection {
             Some(p) => {
                 // RFC 9220 §3: only once the peer's SETTINGS enabled it.
                 let s = self.peer_settings().await?;
+                // RFC 9297 §2.1.1 / RFC 9298: HTTP Datagrams need the peer's H3_DATAGRAM.
+                if p.eq_ignore_ascii_case("connect-udp") && !s.h3_datagram {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        "HTTP/3 peer did not enable HTTP Datagrams (SETTINGS_H3_DATAGRAM), needed for CONNECT-UDP",
+                    ));
+                }
                 if !s.enable_connect_protocol {
                     return Err(Error::new(
                         ErrorKind::Unsupported,
