@@ -23,29 +23,60 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Set when what keeps a flow alive (a control connection, a request stream) ends; wakes a
+/// receiver waiting for a datagram so it sees the end at once.
+#[derive(Default)]
+struct Closed {
+    flag: std::sync::atomic::AtomicBool,
+    waker: Mutex<Option<std::task::Waker>>,
+}
+
+impl Closed {
+    fn close(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(w) = lock(&self.waker).take() {
+            w.wake();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Registers the receiver's waker, then reports whether the flow is already closed.
+    fn check(&self, cx: &Context<'_>) -> bool {
+        *lock(&self.waker) = Some(cx.waker().clone());
+        self.is_closed()
+    }
+}
+
+/// Watches `stream` until it ends, then marks the flow closed.
+fn watch_end(stream: BoxStream, closed: Arc<Closed>) {
+    tokio::spawn(async move {
+        let mut s = stream;
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+        closed.close();
+    });
+}
+
 /// CONNECT-UDP over HTTP/3: QUIC DATAGRAM frames bound to the request stream, context id 0.
 /// The stream is held (and read, skipping capsules) for the flow's life; its end ends it.
 pub struct DatagramTunnelFlow {
     datagrams: Box<dyn TunnelDatagrams>,
-    closed: Arc<std::sync::atomic::AtomicBool>,
+    closed: Arc<Closed>,
     describe: String,
 }
 
 impl DatagramTunnelFlow {
     /// A flow over an HTTP/3 CONNECT-UDP tunnel.
     pub fn new(stream: BoxStream, datagrams: Box<dyn TunnelDatagrams>, describe: String) -> Self {
-        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let c = closed.clone();
-        tokio::spawn(async move {
-            let mut s = stream;
-            let mut buf = vec![0u8; 4096];
-            while let Ok(n) = s.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-            }
-            c.store(true, std::sync::atomic::Ordering::Release);
-        });
+        let closed = Arc::new(Closed::default());
+        watch_end(stream, closed.clone());
         DatagramTunnelFlow {
             datagrams,
             closed,
@@ -56,7 +87,7 @@ impl DatagramTunnelFlow {
 
 impl DatagramFlow for DatagramTunnelFlow {
     fn poll_send(&self, cx: &mut Context<'_>, datagram: &[u8]) -> Poll<io::Result<()>> {
-        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+        if self.closed.is_closed() {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         let mut b = Vec::with_capacity(datagram.len() + 1);
@@ -69,6 +100,12 @@ impl DatagramFlow for DatagramTunnelFlow {
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut tmp = vec![0u8; buf.len() + 8];
         loop {
+            if self.closed.check(cx) {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "CONNECT-UDP stream ended",
+                )));
+            }
             let n = std::task::ready!(self.datagrams.poll_recv(cx, &mut tmp))?;
             match capsule::split_context(Bytes::copy_from_slice(&tmp[..n])) {
                 Ok((0, udp)) => {
@@ -183,32 +220,22 @@ pub struct SocksUdpFlow {
     relay: BoxFlow,
     target: Target,
     header_len: usize,
-    alive: Arc<std::sync::atomic::AtomicBool>,
+    closed: Arc<Closed>,
     describe: String,
 }
 
 impl SocksUdpFlow {
     /// A flow to `target` through the relay reached by `relay`, alive while `control` is.
     pub fn new(control: BoxStream, relay: BoxFlow, target: Target, describe: String) -> Self {
-        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let a = alive.clone();
-        tokio::spawn(async move {
-            let mut c = control;
-            let mut b = [0u8; 64];
-            while let Ok(n) = c.read(&mut b).await {
-                if n == 0 {
-                    break;
-                }
-            }
-            a.store(false, std::sync::atomic::Ordering::Release);
-        });
+        let closed = Arc::new(Closed::default());
+        watch_end(control, closed.clone());
         let mut hdr = Vec::new();
         encode_udp(&target, &[], &mut hdr);
         SocksUdpFlow {
             relay,
             target,
             header_len: hdr.len(),
-            alive,
+            closed,
             describe,
         }
     }
@@ -216,7 +243,7 @@ impl SocksUdpFlow {
 
 impl DatagramFlow for SocksUdpFlow {
     fn poll_send(&self, cx: &mut Context<'_>, datagram: &[u8]) -> Poll<io::Result<()>> {
-        if !self.alive.load(std::sync::atomic::Ordering::Acquire) {
+        if self.closed.is_closed() {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "SOCKS control connection closed",
@@ -234,7 +261,7 @@ impl DatagramFlow for SocksUdpFlow {
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut tmp = vec![0u8; buf.len() + 300];
         loop {
-            if !self.alive.load(std::sync::atomic::Ordering::Acquire) {
+            if self.closed.check(cx) {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::BrokenPipe,
                     "SOCKS control connection closed",
@@ -258,5 +285,40 @@ impl DatagramFlow for SocksUdpFlow {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 1928 §7: the association ends with its TCP control connection; a receiver that
+    /// is waiting for a datagram learns it at once, not at the next datagram.
+    #[tokio::test]
+    async fn socks_flow_ends_when_control_closes() {
+        let (ours, theirs) = tokio::io::duplex(64);
+        let relay_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let relay: BoxFlow = Arc::new(
+            burrow_transport::UdpFlow::connect(relay_sock.local_addr().unwrap())
+                .await
+                .unwrap(),
+        );
+        let flow = SocksUdpFlow::new(
+            Box::new(ours),
+            relay,
+            "192.0.2.1:53".parse().unwrap(),
+            "t".into(),
+        );
+        let waiting = tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            burrow_transport::datagram::recv(&flow, &mut buf).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(theirs);
+        let r = tokio::time::timeout(std::time::Duration::from_secs(2), waiting)
+            .await
+            .expect("receiver was not woken")
+            .unwrap();
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
     }
 }
