@@ -425,3 +425,116 @@ async fn http3_origin_through_udp_hops_and_quic_in_quic_in_quic() {
         );
     }
 }
+
+/// Drops every datagram its PRNG picks, each way: `per_mille` in a thousand.
+struct Lossy {
+    inner: burrow_transport::BoxFlow,
+    per_mille: u32,
+    state: std::sync::Mutex<u64>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Lossy {
+    fn lose(&self) -> bool {
+        let mut s = self.state.lock().unwrap();
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        let hit = (*s % 1000) < u64::from(self.per_mille);
+        if hit {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+}
+
+impl burrow_transport::DatagramFlow for Lossy {
+    fn poll_send(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        d: &[u8],
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.lose() {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        self.inner.poll_send(cx, d)
+    }
+    fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        loop {
+            let n = std::task::ready!(self.inner.poll_recv(cx, buf))?;
+            if !self.lose() {
+                return std::task::Poll::Ready(Ok(n));
+            }
+        }
+    }
+    fn max_datagram_size(&self) -> usize {
+        self.inner.max_datagram_size()
+    }
+    fn describe(&self) -> String {
+        format!("lossy > {}", self.inner.describe())
+    }
+}
+
+struct LossyConnector {
+    inner: Arc<dyn burrow_transport::DatagramConnector>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl burrow_transport::DatagramConnector for LossyConnector {
+    async fn connect_datagram(
+        &self,
+        t: &burrow_transport::Target,
+    ) -> burrow_transport::Result<burrow_transport::BoxFlow> {
+        let inner = self.inner.connect_datagram(t).await?;
+        Ok(Arc::new(Lossy {
+            inner,
+            per_mille: 10,
+            state: std::sync::Mutex::new(0x9e37_79b9_7f4a_7c15),
+            dropped: self.dropped.clone(),
+        }))
+    }
+    fn describe(&self) -> String {
+        "lossy".into()
+    }
+}
+
+/// HTTP/3 through a CONNECT-UDP flow (over an HTTP/2 proxy) that loses 1% of datagrams
+/// each way: QUIC recovers and the body is byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http3_through_connect_udp_survives_one_percent_loss() {
+    let pk = pki();
+    let o = h3_origin(&pk).await;
+    let a = proxy(&pk, None).await;
+    let route = Route::build(
+        &[ProxyUrl::parse(&format!("h2://localhost:{}", a.https.port())).unwrap()],
+        &RouteOptions {
+            proxy_tls: trust(&pk),
+            ..Default::default()
+        },
+    );
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let lossy = Arc::new(LossyConnector {
+        inner: route.datagram,
+        dropped: dropped.clone(),
+    });
+    let mut b = Client::builder();
+    b.datagram_protocol(Arc::new(burrow_http3::Http3::default()))
+        .datagram_connector(lossy)
+        .tls(trust(&pk))
+        .version_policy(VersionPolicy::Http3Only);
+    let c = b.build().unwrap();
+    let (v, n) = tokio::time::timeout(std::time::Duration::from_secs(60), fetch(&c, o, 4 << 20))
+        .await
+        .expect("HTTP/3 over a lossy path stalled");
+    assert_eq!((v, n), (http::Version::HTTP_3, 4 << 20));
+    assert!(
+        dropped.load(Ordering::Relaxed) >= 10,
+        "too few losses to mean anything: {}",
+        dropped.load(Ordering::Relaxed)
+    );
+}
