@@ -538,3 +538,43 @@ async fn http3_through_connect_udp_survives_one_percent_loss() {
         dropped.load(Ordering::Relaxed)
     );
 }
+
+/// A proxy serving a custom CONNECT-UDP template: the hop's URL path carries it; without
+/// it the proxy refuses the default path (400) and the error names the hop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_hop_udp_template() {
+    let pk = pki();
+    let o = h3_origin(&pk).await;
+    let cfg = ProxyConfig {
+        listeners: vec![Listen::parse("h3://127.0.0.1:0").unwrap()],
+        identity: Some((pk.chain.clone(), Arc::new(key(&pk)))),
+        udp_template: burrow_proxy::template::UdpTemplate::parse(
+            "/masque?h={target_host}&p={target_port}",
+        )
+        .unwrap(),
+        ..ProxyConfig::default()
+    };
+    let running = server::start(Proxy::new(cfg, None, None).unwrap())
+        .await
+        .unwrap();
+    let Listen::H3(addr) = running.addrs[0] else {
+        unreachable!()
+    };
+    let with = format!(
+        "h3://localhost:{}/masque?h={{target_host}}&p={{target_port}}",
+        addr.port()
+    );
+    let (v, n) = fetch(&h3_client(&pk, &[with]), o, 100_000).await;
+    assert_eq!((v, n), (http::Version::HTTP_3, 100_000));
+    let without = format!("h3://localhost:{}", addr.port());
+    let e = h3_client(&pk, &[without])
+        .request(
+            Request::get(format!("https://localhost:{}/1", o.port()))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(400), "{e}");
+    assert_eq!(e.hop().unwrap().index, Some(0));
+}

@@ -84,7 +84,11 @@ impl Route {
                         options.proxy_tls.clone(),
                         options.proxy_headers.clone(),
                     )
-                    .with_udp_template(options.udp_template.clone()),
+                    .with_udp_template(
+                        url.udp_template
+                            .clone()
+                            .unwrap_or_else(|| options.udp_template.clone()),
+                    ),
                 );
                 route.stream = h.clone();
                 route.datagram = h;

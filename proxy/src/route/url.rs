@@ -67,6 +67,9 @@ pub struct ProxyUrl {
     pub target: Target,
     /// Credentials for this hop only.
     pub credentials: Option<Credentials>,
+    /// This hop's CONNECT-UDP URI template, from the URL's path when it names
+    /// `{target_host}` and `{target_port}` (e.g. `h3://p:443/masque?h={target_host}&p={target_port}`).
+    pub udp_template: Option<crate::template::UdpTemplate>,
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -105,6 +108,18 @@ impl ProxyUrl {
             _ => return Err(bad("unknown scheme")),
         };
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let path = &rest[authority.len()..];
+        let udp_template = if path.contains("{target_host}") {
+            if !kind.is_http() {
+                return Err(bad("a URI template only applies to HTTP proxies"));
+            }
+            Some(
+                crate::template::UdpTemplate::parse(path)
+                    .map_err(|_| bad("invalid CONNECT-UDP URI template"))?,
+            )
+        } else {
+            None
+        };
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, authority),
@@ -128,6 +143,7 @@ impl ProxyUrl {
             kind,
             target,
             credentials,
+            udp_template,
         })
     }
 
@@ -184,6 +200,21 @@ mod tests {
             ProxyKind::Socks4a
         );
         assert!(ProxyUrl::parse("ftp://h").is_err());
+    }
+
+    #[test]
+    fn per_hop_udp_template_from_the_path() {
+        let p = ProxyUrl::parse("h3://p.example/masque?h={target_host}&p={target_port}").unwrap();
+        let t = p.udp_template.unwrap();
+        assert_eq!(
+            t.expand(&"192.0.2.1:53".parse().unwrap()),
+            "/masque?h=192.0.2.1&p=53"
+        );
+        assert!(ProxyUrl::parse("h2://p.example/")
+            .unwrap()
+            .udp_template
+            .is_none());
+        assert!(ProxyUrl::parse("socks5://p/{target_host}/{target_port}").is_err());
     }
 
     #[test]
