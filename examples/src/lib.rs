@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod matrix;
 pub mod origin;
 pub mod pki;
 pub mod proxy_cli;

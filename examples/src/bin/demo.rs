@@ -4,9 +4,24 @@
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     println!("burrow demo: in-process origins on 127.0.0.1, bodies checked byte by byte\n");
-    match burrow_examples::demo::run().await {
+    let direct = burrow_examples::demo::run().await;
+    let proxied = async {
+        let lab = burrow_examples::matrix::Lab::start().await?;
+        let mut rows = Vec::new();
+        for c in burrow_examples::matrix::representative() {
+            rows.push(lab.run(&c).await);
+        }
+        Ok::<_, burrow_transport::Error>(rows)
+    }
+    .await;
+    match direct.and_then(|mut d| {
+        println!("direct, every version and body shape:\n{}", burrow_examples::demo::table(&d));
+        let p = proxied?;
+        println!("through in-process proxies (1 MiB each; h1 = CONNECT over HTTP/1.1, h2/h3 = CONNECT or CONNECT-UDP over HTTP/2/HTTP/3, socks = SOCKS5h/SOCKS4a):\n{}", burrow_examples::demo::table(&p));
+        d.extend(p);
+        Ok(d)
+    }) {
         Ok(rows) => {
-            print!("{}", burrow_examples::demo::table(&rows));
             let failed = rows.iter().filter(|r| r.result.is_err()).count();
             println!(
                 "\n{} routes, {} ok, {} failed",

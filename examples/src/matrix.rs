@@ -1,0 +1,314 @@
+//! The composition matrix: every origin version over every path, in process, on loopback.
+//!
+//! Origins: HTTP/1.1 and HTTP/2 over TLS, HTTP/3 (burrow's servers, a generated CA).
+//! Proxies: three burrow-proxy instances, each listening on HTTP/1.1 (plain), HTTPS
+//! (HTTP/2 by ALPN), HTTP/3 and SOCKS5; hop *n* of a route always uses instance *n*, so each
+//! cell can check that every hop really relayed it (the instance's tunnel counter moved).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burrow_http1::io::Http1;
+use burrow_http2::Http2;
+use burrow_http3::Http3;
+use burrow_http_core::{Body, Client, VersionPolicy};
+use burrow_proxy::route::{ProxyUrl, Route, RouteOptions};
+use burrow_proxy::server::{self, Listen, Proxy, ProxyConfig, SharedStats};
+use burrow_transport::{Error, ErrorKind, Roots, TlsConfig};
+use http::{Request, Version};
+
+use crate::demo::{check_pattern, Row};
+use crate::origin::{self, Origin, Versions};
+use crate::pki::TestPki;
+
+/// One hop kind of the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HopKind {
+    /// CONNECT over HTTP/1.1 (cleartext to the proxy).
+    H1,
+    /// CONNECT over HTTP/2 (TLS to the proxy).
+    H2,
+    /// CONNECT over HTTP/3 (QUIC to the proxy).
+    H3,
+    /// SOCKS5 (names resolved by the proxy).
+    Socks5,
+    /// SOCKS4a (TCP only).
+    Socks4a,
+}
+
+impl HopKind {
+    fn name(self) -> &'static str {
+        match self {
+            HopKind::H1 => "h1",
+            HopKind::H2 => "h2",
+            HopKind::H3 => "h3",
+            HopKind::Socks5 => "socks5",
+            HopKind::Socks4a => "socks4a",
+        }
+    }
+}
+
+/// Which origin a cell fetches from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OriginKind {
+    /// HTTP/1.1 over TLS.
+    H1,
+    /// HTTP/2 over TLS.
+    H2,
+    /// HTTP/3.
+    H3,
+}
+
+impl OriginKind {
+    fn name(self) -> &'static str {
+        match self {
+            OriginKind::H1 => "HTTP/1.1",
+            OriginKind::H2 => "HTTP/2",
+            OriginKind::H3 => "HTTP/3",
+        }
+    }
+}
+
+/// One cell: an origin version and a route.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    /// The origin.
+    pub origin: OriginKind,
+    /// The hops, nearest first.
+    pub hops: Vec<HopKind>,
+}
+
+struct ProxyInstance {
+    ports: [u16; 4],
+    stats: SharedStats,
+    _running: server::Running,
+}
+
+/// The running origins and proxies.
+pub struct Lab {
+    origins: [Origin; 3],
+    proxies: Vec<ProxyInstance>,
+    trust: TlsConfig,
+}
+
+/// Size of every cell's body: 1 MiB.
+pub const BODY: u64 = 1 << 20;
+/// Deadline of one cell.
+pub const CELL_DEADLINE: Duration = Duration::from_secs(30);
+
+impl Lab {
+    /// Starts three origins and three proxies on loopback.
+    pub async fn start() -> Result<Lab, Error> {
+        let pki = TestPki::generate(&[])
+            .map_err(|e| Error::new(ErrorKind::Tls, format!("test PKI: {e}")))?;
+        let tls = |alpn: &[&[u8]]| {
+            burrow_transport::tls::server_config(pki.chain_der.clone(), pki.key(), alpn)
+        };
+        let io = |e: std::io::Error| Error::io("starting an origin", e);
+        let o1 = origin::start(Versions::Http1, Some(tls(&[b"http/1.1"])?))
+            .await
+            .map_err(io)?;
+        let o2 = origin::start(Versions::Http2, Some(tls(&[b"h2"])?))
+            .await
+            .map_err(io)?;
+        let o3 = origin::start_h3(tls(&[b"h3"])?, 0).await?;
+        let mut proxies = Vec::new();
+        for _ in 0..3 {
+            let cfg = ProxyConfig {
+                listeners: ["http", "https", "h3", "socks5"]
+                    .iter()
+                    .map(|s| Listen::parse(&format!("{s}://127.0.0.1:0")))
+                    .collect::<Result<_, _>>()?,
+                identity: Some((pki.chain_der.clone(), Arc::new(pki.key()))),
+                ..ProxyConfig::default()
+            };
+            let running = server::start(Proxy::new(cfg, None, None)?).await?;
+            let mut ports = [0u16; 4];
+            for (i, l) in running.addrs.iter().enumerate().take(4) {
+                ports[i] = match l {
+                    Listen::Http(a) | Listen::Https(a) | Listen::H3(a) | Listen::Socks(a) => {
+                        a.port()
+                    }
+                };
+            }
+            proxies.push(ProxyInstance {
+                ports,
+                stats: running.stats(),
+                _running: running,
+            });
+        }
+        let mut trust = TlsConfig::default();
+        trust.roots(Roots::None).add_root_der(pki.ca_der.clone());
+        Ok(Lab {
+            origins: [o1, o2, o3],
+            proxies,
+            trust,
+        })
+    }
+
+    fn url(&self, position: usize, kind: HopKind) -> String {
+        let p = &self.proxies[position].ports;
+        match kind {
+            HopKind::H1 => format!("http://127.0.0.1:{}", p[0]),
+            HopKind::H2 => format!("h2://localhost:{}", p[1]),
+            HopKind::H3 => format!("h3://localhost:{}", p[2]),
+            HopKind::Socks5 => format!("socks5h://127.0.0.1:{}", p[3]),
+            HopKind::Socks4a => format!("socks4a://127.0.0.1:{}", p[3]),
+        }
+    }
+
+    async fn fetch(&self, cell: &Cell) -> Result<(Version, u64, String), Error> {
+        let hops = cell
+            .hops
+            .iter()
+            .enumerate()
+            .map(|(i, k)| ProxyUrl::parse(&self.url(i, *k)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let route = Route::build(
+            &hops,
+            &RouteOptions {
+                proxy_tls: self.trust.clone(),
+                ..Default::default()
+            },
+        );
+        let mut b = Client::builder();
+        b.protocol(Arc::new(Http1::default()))
+            .protocol(Arc::new(Http2::default()))
+            .datagram_protocol(Arc::new(Http3::default()))
+            .connector(route.stream)
+            .datagram_connector(route.datagram)
+            .tls(self.trust.clone())
+            .version_policy(match cell.origin {
+                OriginKind::H1 => VersionPolicy::Http1Only,
+                OriginKind::H2 => VersionPolicy::Http2PriorKnowledge,
+                OriginKind::H3 => VersionPolicy::Http3Only,
+            });
+        let client = b.build()?;
+        let o = &self.origins[cell.origin as usize];
+        let uri: http::Uri = format!("https://localhost:{}/bytes/{BODY}", o.addr.port())
+            .parse()
+            .map_err(|_| Error::new(ErrorKind::InvalidInput, "bad URI"))?;
+        let (conn, _) = client.connection_for(&uri).await?;
+        let route_text = conn.info().route.clone();
+        let req = Request::get(uri)
+            .body(Body::empty())
+            .map_err(|e| Error::new(ErrorKind::InvalidInput, e.to_string()))?;
+        let resp = conn.send_request(req).await?;
+        let v = resp.version();
+        let n = check_pattern(resp.into_body(), BODY).await?;
+        Ok((v, n, route_text))
+    }
+
+    /// Runs one cell under its deadline and checks that every hop relayed it.
+    pub async fn run(&self, cell: &Cell) -> Row {
+        let before: Vec<u64> = self
+            .proxies
+            .iter()
+            .map(|p| p.stats.tunnels.load(Ordering::Relaxed))
+            .collect();
+        let t0 = Instant::now();
+        let r = tokio::time::timeout(CELL_DEADLINE, self.fetch(cell))
+            .await
+            .unwrap_or_else(|_| Err(Error::new(ErrorKind::Timeout, "cell deadline passed")));
+        let time = t0.elapsed();
+        let label = if cell.hops.is_empty() {
+            "direct".to_string()
+        } else {
+            cell.hops
+                .iter()
+                .map(|h| h.name())
+                .collect::<Vec<_>>()
+                .join(" > ")
+        };
+        let (version, bytes, result) = match r {
+            Ok((v, n, _route)) => {
+                let unused: Vec<usize> = (0..cell.hops.len())
+                    .filter(|i| {
+                        self.proxies[*i].stats.tunnels.load(Ordering::Relaxed) <= before[*i]
+                    })
+                    .collect();
+                let res = if unused.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("hops {unused:?} relayed nothing"))
+                };
+                (v, n, res)
+            }
+            Err(e) => (Version::HTTP_11, 0, Err(e.to_string())),
+        };
+        let shown = match (version, &result) {
+            (Version::HTTP_3, _) => "HTTP/3",
+            (Version::HTTP_2, _) => "HTTP/2",
+            (_, Ok(())) => "HTTP/1.1",
+            _ => "-",
+        };
+        Row {
+            route: format!("{} origin via {label}", cell.origin.name()),
+            version: shown.into(),
+            bytes,
+            time,
+            result,
+        }
+    }
+}
+
+fn cell(origin: OriginKind, hops: &[HopKind]) -> Cell {
+    Cell {
+        origin,
+        hops: hops.to_vec(),
+    }
+}
+
+/// The full matrix: direct and every single hop per origin (SOCKS4a for TCP origins), every
+/// two-hop chain of {h1, h2, h3, SOCKS5} per origin, and three-hop chains mixing all kinds.
+pub fn full() -> Vec<Cell> {
+    use HopKind::*;
+    let kinds = [H1, H2, H3, Socks5];
+    let mut cells = Vec::new();
+    for o in [OriginKind::H1, OriginKind::H2, OriginKind::H3] {
+        cells.push(cell(o, &[]));
+        for k in kinds {
+            cells.push(cell(o, &[k]));
+        }
+        if o != OriginKind::H3 {
+            cells.push(cell(o, &[Socks4a]));
+        }
+        for a in kinds {
+            for b in kinds {
+                cells.push(cell(o, &[a, b]));
+            }
+        }
+    }
+    for (o, hops) in [
+        (OriginKind::H3, vec![H3, H3, H3]),
+        (OriginKind::H3, vec![Socks5, H2, H3]),
+        (OriginKind::H3, vec![H1, Socks5, H2]),
+        (OriginKind::H2, vec![H3, H2, Socks5]),
+        (OriginKind::H2, vec![Socks5, H1, H3]),
+        (OriginKind::H1, vec![H2, Socks4a, H1]),
+        (OriginKind::H1, vec![H3, H1, Socks5]),
+    ] {
+        cells.push(cell(o, &hops));
+    }
+    cells
+}
+
+/// A representative subset for the demo: every origin version direct and over every hop
+/// kind, some two-hop chains, and three-hop chains.
+pub fn representative() -> Vec<Cell> {
+    use HopKind::*;
+    let mut cells = Vec::new();
+    for o in [OriginKind::H1, OriginKind::H2, OriginKind::H3] {
+        for hops in [vec![], vec![H1], vec![H2], vec![H3], vec![Socks5]] {
+            cells.push(cell(o, &hops));
+        }
+    }
+    cells.push(cell(OriginKind::H1, &[Socks4a]));
+    cells.push(cell(OriginKind::H2, &[H3, H1]));
+    cells.push(cell(OriginKind::H3, &[H2, Socks5]));
+    cells.push(cell(OriginKind::H3, &[H3, H3, H3]));
+    cells.push(cell(OriginKind::H2, &[Socks5, H2, H3]));
+    cells.push(cell(OriginKind::H1, &[H3, H1, Socks5]));
+    cells
+}
