@@ -151,4 +151,4 @@ export BURROW_SQUID=$squid_port BURROW_SQUID_TLS=$squid_tls BURROW_NGHTTPX=$nght
 
 export BURROW_NGINX_PLAIN=$plain BURROW_NGINX_TLS=$tls BURROW_NGINX_H2C=$h2c BURROW_NGINX_CA="$work/pki/ca.pem" BURROW_NGINX_ROOT="$work/www"
 echo "peers: nginx plain :$plain tls :$tls h2c :$h2c; caddy :$caddy_port (tcp+udp); squid :$squid_port https :$squid_tls; nghttpx :$nghttpx_port; dante :$dante_port"
-cargo test -p burrow-examples --test peers_nginx --test peers_curl --test peers_caddy --test peers_proxy --test peers_proxies --test peers_udp -- --ignored --test-threads=1
+cargo test -p burrow-examples --test peers_nginx --test peers_curl --test peers_caddy --test peers_proxy --test peers_proxies --test peers_udp --test peers_matrix -- --ignored --nocapture --test-threads=1
