@@ -1,8 +1,8 @@
 //! The composition matrix: every origin version over every path, in process, on loopback.
 //!
 //! Origins: HTTP/1.1 and HTTP/2 over TLS, HTTP/3 (burrow's servers, a generated CA).
-//! Proxies: three burrow-proxy instances, each listening on HTTP/1.1 (plain), HTTPS
-//! (HTTP/2 by ALPN), HTTP/3 and SOCKS5; hop *n* of a route always uses instance *n*, so each
+//! Proxies: three burrow-proxy instances, each listening on HTTP/1.1 (plain and TLS),
+//! HTTPS (HTTP/2 by ALPN), HTTP/3 and SOCKS5; hop *n* of a route always uses instance *n*, so each
 //! cell can check that every hop really relayed it (the instance's tunnel counter moved).
 
 use std::sync::atomic::Ordering;
@@ -27,6 +27,8 @@ use crate::pki::TestPki;
 pub enum HopKind {
     /// CONNECT over HTTP/1.1 (cleartext to the proxy).
     H1,
+    /// CONNECT over HTTP/1.1 with TLS to the proxy.
+    H1s,
     /// CONNECT over HTTP/2 (TLS to the proxy).
     H2,
     /// CONNECT over HTTP/3 (QUIC to the proxy).
@@ -41,6 +43,7 @@ impl HopKind {
     fn name(self) -> &'static str {
         match self {
             HopKind::H1 => "h1",
+            HopKind::H1s => "h1s",
             HopKind::H2 => "h2",
             HopKind::H3 => "h3",
             HopKind::Socks5 => "socks5",
@@ -80,7 +83,7 @@ pub struct Cell {
 }
 
 struct ProxyInstance {
-    ports: [u16; 4],
+    ports: [u16; 5],
     stats: SharedStats,
     _running: server::Running,
 }
@@ -116,7 +119,7 @@ impl Lab {
         let mut proxies = Vec::new();
         for _ in 0..3 {
             let cfg = ProxyConfig {
-                listeners: ["http", "https", "h3", "socks5"]
+                listeners: ["http", "https", "h3", "socks5", "https1"]
                     .iter()
                     .map(|s| Listen::parse(&format!("{s}://127.0.0.1:0")))
                     .collect::<Result<_, _>>()?,
@@ -124,12 +127,14 @@ impl Lab {
                 ..ProxyConfig::default()
             };
             let running = server::start(Proxy::new(cfg, None, None)?).await?;
-            let mut ports = [0u16; 4];
-            for (i, l) in running.addrs.iter().enumerate().take(4) {
+            let mut ports = [0u16; 5];
+            for (i, l) in running.addrs.iter().enumerate().take(5) {
                 ports[i] = match l {
-                    Listen::Http(a) | Listen::Https(a) | Listen::H3(a) | Listen::Socks(a) => {
-                        a.port()
-                    }
+                    Listen::Http(a)
+                    | Listen::Https(a)
+                    | Listen::Https1(a)
+                    | Listen::H3(a)
+                    | Listen::Socks(a) => a.port(),
                 };
             }
             proxies.push(ProxyInstance {
@@ -151,6 +156,8 @@ impl Lab {
         let p = &self.proxies[position].ports;
         match kind {
             HopKind::H1 => format!("http://127.0.0.1:{}", p[0]),
+            // The client offers h2 and http/1.1; this listener takes only http/1.1.
+            HopKind::H1s => format!("https://localhost:{}", p[4]),
             HopKind::H2 => format!("h2://localhost:{}", p[1]),
             HopKind::H3 => format!("h3://localhost:{}", p[2]),
             HopKind::Socks5 => format!("socks5h://127.0.0.1:{}", p[3]),
@@ -271,6 +278,7 @@ pub fn full() -> Vec<Cell> {
         for k in kinds {
             cells.push(cell(o, &[k]));
         }
+        cells.push(cell(o, &[H1s]));
         if o != OriginKind::H3 {
             cells.push(cell(o, &[Socks4a]));
         }
@@ -288,6 +296,7 @@ pub fn full() -> Vec<Cell> {
         (OriginKind::H2, vec![Socks5, H1, H3]),
         (OriginKind::H1, vec![H2, Socks4a, H1]),
         (OriginKind::H1, vec![H3, H1, Socks5]),
+        (OriginKind::H3, vec![H1s, H3, Socks5]),
     ] {
         cells.push(cell(o, &hops));
     }
@@ -305,6 +314,7 @@ pub fn representative() -> Vec<Cell> {
         }
     }
     cells.push(cell(OriginKind::H1, &[Socks4a]));
+    cells.push(cell(OriginKind::H2, &[H1s]));
     cells.push(cell(OriginKind::H2, &[H3, H1]));
     cells.push(cell(OriginKind::H3, &[H2, Socks5]));
     cells.push(cell(OriginKind::H3, &[H3, H3, H3]));

@@ -18,7 +18,8 @@ use clap::Parser;
     about = "Forward proxy: HTTP/1.1, HTTP/2, HTTP/3 CONNECT and CONNECT-UDP, SOCKS5/4a"
 )]
 pub struct Args {
-    /// Where to listen (repeatable): http://ADDR, https://ADDR, h3://ADDR, socks5://ADDR.
+    /// Where to listen (repeatable): http://ADDR, https://ADDR, https1://ADDR (TLS, HTTP/1.1
+    /// only), h3://ADDR, socks5://ADDR.
     #[arg(long = "listen", required = true)]
     pub listen: Vec<String>,
     /// Certificate chain (PEM) for https:// and h3:// listeners; self-signed when omitted.
@@ -138,6 +139,7 @@ fn scheme(l: &Listen) -> (String, std::net::SocketAddr) {
     match l {
         Listen::Http(a) => ("http".into(), *a),
         Listen::Https(a) => ("https".into(), *a),
+        Listen::Https1(a) => ("https1".into(), *a),
         Listen::H3(a) => ("h3".into(), *a),
         Listen::Socks(a) => ("socks5".into(), *a),
     }

@@ -513,7 +513,11 @@ async fn proxies_chains_and_environment() {
     }))
     .await;
     let port = |r: &server::Running, k: usize| match r.addrs[k] {
-        Listen::Http(x) | Listen::Https(x) | Listen::H3(x) | Listen::Socks(x) => x.port(),
+        Listen::Http(x)
+        | Listen::Https(x)
+        | Listen::Https1(x)
+        | Listen::H3(x)
+        | Listen::Socks(x) => x.port(),
     };
     let url = format!("https://localhost:{}/bytes/100000", o.addr.port());
     let ca = ca.display().to_string();

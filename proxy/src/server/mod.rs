@@ -72,6 +72,8 @@ pub enum Listen {
     Http(SocketAddr),
     /// TLS over TCP, ALPN `h2` then `http/1.1` (`https://`).
     Https(SocketAddr),
+    /// TLS over TCP, HTTP/1.1 only (`https1://`).
+    Https1(SocketAddr),
     /// HTTP/3 over UDP (`h3://`).
     H3(SocketAddr),
     /// SOCKS5 (and SOCKS4a) over TCP (`socks5://`).
@@ -79,7 +81,7 @@ pub enum Listen {
 }
 
 impl Listen {
-    /// Parses `http://ADDR`, `https://ADDR`, `h3://ADDR`, `socks5://ADDR`.
+    /// Parses `http://ADDR`, `https://ADDR`, `https1://ADDR`, `h3://ADDR`, `socks5://ADDR`.
     pub fn parse(s: &str) -> Result<Listen, Error> {
         let bad = || Error::new(ErrorKind::InvalidInput, format!("bad listen address {s:?}"));
         let (scheme, rest) = s.split_once("://").ok_or_else(bad)?;
@@ -87,6 +89,7 @@ impl Listen {
         Ok(match scheme {
             "http" => Listen::Http(addr),
             "https" => Listen::Https(addr),
+            "https1" => Listen::Https1(addr),
             "h3" => Listen::H3(addr),
             "socks5" | "socks" | "socks4a" => Listen::Socks(addr),
             _ => return Err(bad()),
@@ -278,9 +281,10 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
     let mut addrs = Vec::new();
     for l in proxy.config.listeners.clone() {
         match l {
-            Listen::Http(a) | Listen::Https(a) => {
+            Listen::Http(a) | Listen::Https(a) | Listen::Https1(a) => {
                 let tls = match l {
                     Listen::Https(_) => Some(tls_config(&proxy, &[b"h2", b"http/1.1"])?),
+                    Listen::Https1(_) => Some(tls_config(&proxy, &[b"http/1.1"])?),
                     _ => None,
                 };
                 let listener = TcpListener::bind(a)
@@ -291,6 +295,7 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                     .map_err(|e| Error::io("local address", e))?;
                 addrs.push(match l {
                     Listen::Https(_) => Listen::Https(bound),
+                    Listen::Https1(_) => Listen::Https1(bound),
                     _ => Listen::Http(bound),
                 });
                 let (proxy, stop) = (proxy.clone(), stop.clone());
