@@ -163,16 +163,7 @@ pub fn operations(data: &[u8]) {
 mod tests {
     use super::*;
 
-    /// xorshift: a deterministic stream of pseudo-random bytes.
-    fn rng(seed: u64) -> impl FnMut() -> u8 {
-        let mut s = seed | 1;
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 32) as u8
-        }
-    }
+    use burrow_test_support::rng;
 
     const SEEDS: &[&[u8]] = &[
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",

@@ -89,15 +89,7 @@ pub fn qpack_and_control(data: &[u8]) {
 mod tests {
     use super::*;
 
-    fn rng(seed: u64) -> impl FnMut() -> u8 {
-        let mut s = seed | 1;
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 32) as u8
-        }
-    }
+    use burrow_test_support::rng;
 
     #[test]
     fn random_streams_agree_across_splits_and_never_panic() {

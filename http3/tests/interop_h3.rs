@@ -14,31 +14,24 @@ fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 7 % 251) as u8).collect()
 }
 
-struct Pki {
+use burrow_test_support::Pki;
+
+/// A test PKI whose server configuration offers `h3`.
+struct H3Pki {
     ca: burrow_transport::rustls::pki_types::CertificateDer<'static>,
     server: Arc<burrow_transport::rustls::ServerConfig>,
 }
 
-fn pki() -> Pki {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let server = burrow_transport::tls::server_config_from_pem(
-        cert.pem().as_bytes(),
-        key.serialize_pem().as_bytes(),
-        &[b"h3"],
-    )
-    .unwrap();
-    Pki {
-        ca: cert.der().clone(),
-        server,
+fn pki() -> H3Pki {
+    let p = Pki::new();
+    H3Pki {
+        server: p.server(&[b"h3"]),
+        ca: p.ca,
     }
 }
 
 /// An HTTP/3 origin written with the h3 crate: `/N` returns N pattern bytes.
-async fn h3_origin(p: &Pki) -> std::net::SocketAddr {
+async fn h3_origin(p: &H3Pki) -> std::net::SocketAddr {
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(p.server.clone()).unwrap();
     let ep = quinn::Endpoint::server(
         quinn::ServerConfig::with_crypto(Arc::new(quic)),

@@ -14,30 +14,19 @@ use bytes::Bytes;
 use http::{Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Pki {
+use burrow_test_support::Pki;
+
+/// A test PKI whose server configuration offers `h3`.
+struct H3Pki {
     ca: burrow_transport::rustls::pki_types::CertificateDer<'static>,
     server: Arc<burrow_transport::rustls::ServerConfig>,
 }
 
-fn pki() -> Pki {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".into()])
-        .unwrap()
-        .signed_by(&leaf_key, &rcgen::Issuer::new(ca_params, ca_key))
-        .unwrap();
-    let server = burrow_transport::tls::server_config_from_pem(
-        leaf.pem().as_bytes(),
-        leaf_key.serialize_pem().as_bytes(),
-        &[b"h3"],
-    )
-    .unwrap();
-    Pki {
-        ca: ca.der().clone(),
-        server,
+fn pki() -> H3Pki {
+    let p = Pki::new();
+    H3Pki {
+        server: p.server(&[b"h3"]),
+        ca: p.ca,
     }
 }
 
@@ -47,7 +36,7 @@ fn pattern(n: usize) -> Vec<u8> {
 
 /// `/N` → N pattern bytes; POST echoes with a trailer; CONNECT echoes bytes (and datagrams
 /// for extended CONNECT).
-async fn server(p: &Pki) -> std::net::SocketAddr {
+async fn server(p: &H3Pki) -> std::net::SocketAddr {
     let ep = bind(
         "127.0.0.1:0".parse().unwrap(),
         p.server.clone(),
@@ -106,7 +95,7 @@ async fn server(p: &Pki) -> std::net::SocketAddr {
     addr
 }
 
-async fn client(p: &Pki, addr: std::net::SocketAddr) -> burrow_http3::Http3Connection {
+async fn client(p: &H3Pki, addr: std::net::SocketAddr) -> burrow_http3::Http3Connection {
     let flow = Arc::new(UdpFlow::connect(addr).await.unwrap());
     let mut tls = TlsConfig::default();
     tls.roots(Roots::None).add_root_der(p.ca.clone());

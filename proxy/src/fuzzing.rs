@@ -62,15 +62,7 @@ pub fn socks_server(data: &[u8]) {
 mod tests {
     use super::*;
 
-    fn rng(seed: u64) -> impl FnMut() -> u8 {
-        let mut s = seed | 1;
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 32) as u8
-        }
-    }
+    use burrow_test_support::rng;
 
     #[test]
     fn random_socks_streams_agree_across_splits() {

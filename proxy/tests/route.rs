@@ -9,42 +9,23 @@ use std::sync::Arc;
 use burrow_http_core::{Body, Client, ErrorKind, ServerConnection, VersionPolicy};
 use burrow_proxy::route::{ProxyUrl, Route, RouteOptions};
 use burrow_proxy::server::{self, Credentials, Listen, Proxy, ProxyConfig, SharedStats};
-use burrow_transport::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use burrow_transport::{Roots, TlsConfig};
+use burrow_transport::rustls::pki_types::PrivateKeyDer;
+use burrow_transport::TlsConfig;
 use http::{Request, Response};
 use tokio::net::TcpListener;
 
-struct Pki {
-    ca: CertificateDer<'static>,
-    chain: Vec<CertificateDer<'static>>,
-    key: Vec<u8>,
-}
+use burrow_test_support::Pki;
 
 fn pki() -> Pki {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap()
-        .signed_by(&leaf_key, &rcgen::Issuer::new(ca_params, ca_key))
-        .unwrap();
-    Pki {
-        ca: ca.der().clone(),
-        chain: vec![leaf.der().clone()],
-        key: leaf_key.serialize_der(),
-    }
+    Pki::new()
 }
 
 fn trust(p: &Pki) -> TlsConfig {
-    let mut t = TlsConfig::default();
-    t.roots(Roots::None).add_root_der(p.ca.clone());
-    t
+    p.trust()
 }
 
 fn key(p: &Pki) -> PrivateKeyDer<'static> {
-    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(p.key.clone()))
+    p.key()
 }
 
 /// An HTTPS origin (ALPN h2/http1.1) answering `path + body of N bytes`.

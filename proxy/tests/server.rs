@@ -11,66 +11,20 @@ use burrow_http_core::capsule::{self, CapsuleDecoder};
 use burrow_http_core::{Body, ConnectionInfo, ErrorKind, HttpConnection, Tunnel, TunnelRequest};
 use burrow_proxy::server::{self, Credentials, Listen, Proxy, ProxyConfig, Rules};
 use burrow_proxy::template::UdpTemplate;
-use burrow_transport::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use burrow_transport::{Roots, Target, TlsConfig, UdpFlow};
+use burrow_transport::{Target, TlsConfig, UdpFlow};
 use bytes::BytesMut;
 use http::{HeaderValue, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 
-struct Pki {
-    ca: CertificateDer<'static>,
-    chain: Vec<CertificateDer<'static>>,
-    key: Vec<u8>,
-}
+use burrow_test_support::{tcp_echo, udp_echo, Pki};
 
 fn pki() -> Pki {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".into()])
-        .unwrap()
-        .signed_by(&leaf_key, &rcgen::Issuer::new(ca_params, ca_key))
-        .unwrap();
-    Pki {
-        ca: ca.der().clone(),
-        chain: vec![leaf.der().clone()],
-        key: leaf_key.serialize_der(),
-    }
+    Pki::new()
 }
 
 fn tls(p: &Pki) -> TlsConfig {
-    let mut t = TlsConfig::default();
-    t.roots(Roots::None).add_root_der(p.ca.clone());
-    t
-}
-
-async fn tcp_echo() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.into_split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    a
-}
-
-async fn udp_echo() -> SocketAddr {
-    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let a = s.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        while let Ok((n, from)) = s.recv_from(&mut buf).await {
-            let _ = s.send_to(&buf[..n], from).await;
-        }
-    });
-    a
+    p.trust()
 }
 
 struct Started {
@@ -87,12 +41,7 @@ async fn start(p: &Pki, tweak: impl FnOnce(&mut ProxyConfig)) -> Started {
             Listen::Https("127.0.0.1:0".parse().unwrap()),
             Listen::H3("127.0.0.1:0".parse().unwrap()),
         ],
-        identity: Some((
-            p.chain.clone(),
-            Arc::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-                p.key.clone(),
-            ))),
-        )),
+        identity: Some((p.chain.clone(), Arc::new(p.key()))),
         ..ProxyConfig::default()
     };
     tweak(&mut cfg);
