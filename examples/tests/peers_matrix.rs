@@ -5,61 +5,13 @@
 //! fails on any broken cell. Run by `scripts/peers.sh`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-fn var(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| panic!("{k} not set: run scripts/peers.sh"))
-}
-
-struct Bp(Child, String, String, String);
-
-impl Drop for Bp {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
-
-fn burrow_proxy(ca: &str) -> Bp {
-    let pki = std::path::Path::new(ca).parent().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_burrow-proxy"))
-        .args([
-            "--listen",
-            "http://127.0.0.1:0",
-            "--listen",
-            "https://127.0.0.1:0",
-            "--listen",
-            "h3://127.0.0.1:0",
-            "--cert",
-            &pki.join("cert.pem").display().to_string(),
-            "--key",
-            &pki.join("key.pem").display().to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut port = || {
-        lines
-            .next()
-            .unwrap()
-            .unwrap()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    let (a, b, c) = (port(), port(), port());
-    Bp(
-        child,
-        format!("http://127.0.0.1:{a}"),
-        format!("h2://localhost:{b}"),
-        format!("h3://localhost:{c}"),
-    )
-}
+mod common;
+use common::{start_burrow_proxy, var};
 
 #[test]
 #[ignore = "needs every peer: run scripts/peers.sh"]
@@ -67,7 +19,12 @@ fn matrix_with_real_peers() {
     let ca = var("BURROW_NGINX_CA");
     let root = var("BURROW_NGINX_ROOT");
     let want = Sha256::digest(std::fs::read(format!("{root}/1m.bin")).unwrap()).to_vec();
-    let bp = burrow_proxy(&ca);
+    let bp = start_burrow_proxy(&["http", "https", "h3"], &[]);
+    let (bp_h1, bp_h2, bp_h3) = (
+        format!("http://127.0.0.1:{}", bp.port(0)),
+        format!("h2://localhost:{}", bp.port(1)),
+        format!("h3://localhost:{}", bp.port(2)),
+    );
     let tcp_proxies: Vec<(&str, String)> = vec![
         ("squid", format!("http://127.0.0.1:{}", var("BURROW_SQUID"))),
         (
@@ -84,9 +41,9 @@ fn matrix_with_real_peers() {
         ),
     ];
     let udp_proxies: Vec<(&str, String)> = vec![
-        ("burrow-h1", bp.1.clone()),
-        ("burrow-h2", bp.2.clone()),
-        ("burrow-h3", bp.3.clone()),
+        ("burrow-h1", bp_h1),
+        ("burrow-h2", bp_h2),
+        ("burrow-h3", bp_h3),
         (
             "dante",
             format!("socks5h://127.0.0.1:{}", var("BURROW_DANTE")),

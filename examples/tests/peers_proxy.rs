@@ -3,54 +3,19 @@
 //! SIGTERM shutdown. Run by `scripts/peers.sh`; ignored in a plain `cargo test`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-fn var(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| panic!("{k} not set: run scripts/peers.sh"))
-}
+mod common;
+use common::{start_burrow_proxy, var, ProxyProcess};
 
 fn sha(b: &[u8]) -> Vec<u8> {
     Sha256::digest(b).to_vec()
 }
 
-struct ProxyProc {
-    child: Child,
-    addrs: Vec<String>,
-}
-
-fn start_proxy(extra: &[&str]) -> ProxyProc {
-    let dir = var("BURROW_NGINX_CA");
-    let pki = std::path::Path::new(&dir).parent().unwrap();
-    let mut args = vec![
-        "--listen",
-        "http://127.0.0.1:0",
-        "--listen",
-        "https://127.0.0.1:0",
-        "--listen",
-        "socks5://127.0.0.1:0",
-    ];
-    let cert = pki.join("cert.pem").display().to_string();
-    let key = pki.join("key.pem").display().to_string();
-    args.extend(["--cert", &cert, "--key", &key]);
-    args.extend(extra);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_burrow-proxy"))
-        .args(&args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addrs = Vec::new();
-    for _ in 0..3 {
-        let l = lines.next().unwrap().unwrap();
-        addrs.push(
-            l.trim_start_matches("burrow-proxy listening on ")
-                .to_string(),
-        );
-    }
-    ProxyProc { child, addrs }
+fn start_proxy(extra: &[&str]) -> ProxyProcess {
+    start_burrow_proxy(&["http", "https", "socks5"], extra)
 }
 
 fn curl(args: &[String]) -> std::process::Output {

@@ -3,66 +3,31 @@
 //! ASSOCIATE, and through two-hop chains. Run by `scripts/peers.sh`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-fn var(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| panic!("{k} not set: run scripts/peers.sh"))
-}
+mod common;
+use common::{start_burrow_proxy, var};
 
 fn sha(b: &[u8]) -> Vec<u8> {
     Sha256::digest(b).to_vec()
 }
 
 struct Bp {
-    child: Child,
+    _p: common::ProxyProcess,
     http: String,
     https: String,
     h3: String,
 }
 
-impl Drop for Bp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 fn burrow_proxy() -> Bp {
-    let ca = var("BURROW_NGINX_CA");
-    let pki = std::path::Path::new(&ca).parent().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_burrow-proxy"))
-        .args([
-            "--listen",
-            "http://127.0.0.1:0",
-            "--listen",
-            "https://127.0.0.1:0",
-            "--listen",
-            "h3://127.0.0.1:0",
-            "--cert",
-            &pki.join("cert.pem").display().to_string(),
-            "--key",
-            &pki.join("key.pem").display().to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addr = || {
-        let l = lines.next().unwrap().unwrap();
-        l.trim_start_matches("burrow-proxy listening on ")
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    let (http, https, h3) = (addr(), addr(), addr());
+    let p = start_burrow_proxy(&["http", "https", "h3"], &[]);
     Bp {
-        child,
-        http: format!("http://127.0.0.1:{http}"),
-        https: format!("h2://localhost:{https}"),
-        h3: format!("h3://localhost:{h3}"),
+        http: format!("http://127.0.0.1:{}", p.port(0)),
+        https: format!("h2://localhost:{}", p.port(1)),
+        h3: format!("h3://localhost:{}", p.port(2)),
+        _p: p,
     }
 }
 
