@@ -18,7 +18,7 @@ use burrow_http_core::{
 };
 use burrow_transport::{BoxStream, Error, ErrorKind, Fault, Prefixed};
 
-use super::wire::{flush, read_more};
+use super::wire::{flush, read_more, sender_ready};
 use crate::proto::{Connection, Event, Limits, RequestHead, ResponseHead, Role};
 
 /// How long to wait for `100 Continue` before sending a body anyway (curl waits 1 s).
@@ -312,7 +312,7 @@ impl Driver {
                 return Ok(());
             }
             tokio::select! {
-                r = async { body_tx.as_mut().expect("guarded").ready().await }, if pending.is_some() && body_tx.is_some() => {
+                r = sender_ready(body_tx.as_mut()), if pending.is_some() && body_tx.is_some() => {
                     if r.is_err() {
                         // The caller dropped the body: this connection cannot be reused.
                         self.conn.abandon_body();

@@ -16,7 +16,7 @@ use burrow_http_core::{
 };
 use burrow_transport::{BoxStream, Error, ErrorKind, Fault, Prefixed};
 
-use super::wire::{flush, read_more};
+use super::wire::{flush, next_frame, read_more, sender_ready};
 use crate::proto::{
     encode_response, Connection, Event, Limits, ProtoError, RequestHead, ResponseHead, Role,
 };
@@ -273,7 +273,7 @@ impl Driver {
                 return Ok(Next::KeepGoing);
             }
             tokio::select! {
-                r = async { body_tx.as_mut().expect("guarded").ready().await }, if pending.is_some() && body_tx.is_some() => {
+                r = sender_ready(body_tx.as_mut()), if pending.is_some() && body_tx.is_some() => {
                     match r {
                         Ok(()) => if let (Some(tx), Some(d)) = (body_tx.as_mut(), pending.take()) {
                             let _ = tx.send_data(d).await;
@@ -310,7 +310,7 @@ impl Driver {
                         }
                     }
                 }
-                f = async { resp_body.as_mut().expect("guarded").frame().await }, if resp_body.is_some() => {
+                f = next_frame(resp_body.as_mut()), if resp_body.is_some() => {
                     match f {
                         Some(Ok(f)) => match f.into_data() {
                             Ok(d) => self.conn.send_data(d)?,

@@ -62,3 +62,24 @@ pub(crate) async fn read_more(
     }
     Ok(())
 }
+
+/// Waits until `tx` has room; with no sender it never resolves (a `select!` branch whose
+/// guard already excluded that case), so no `expect` is needed.
+pub(crate) async fn sender_ready(
+    tx: Option<&mut burrow_http_core::BodySender>,
+) -> Result<(), Error> {
+    match tx {
+        Some(t) => t.ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next frame of `body`; with no body it never resolves (see [`sender_ready`]).
+pub(crate) async fn next_frame(
+    body: Option<&mut burrow_http_core::Body>,
+) -> Option<Result<http_body::Frame<Bytes>, Error>> {
+    match body {
+        Some(b) => b.frame().await,
+        None => std::future::pending().await,
+    }
+}

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use burrow_http_core::{Body, ConnectProtocol, ServerRequest};
+use burrow_http_core::{Body, ConnectProtocol, Respond, ServerRequest};
 use burrow_transport::{Error, ErrorKind, Host, Target};
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{Method, Response, StatusCode, Version};
@@ -63,8 +63,26 @@ pub(crate) fn dial_failure(e: &Error) -> (StatusCode, &'static str) {
     }
 }
 
-fn denied(d: Denied) -> Response<Body> {
+pub(crate) fn denied(d: Denied) -> Response<Body> {
     refusal(StatusCode::FORBIDDEN, d.proxy_status(), None)
+}
+
+/// The answer to a target that could not be reached: 403 when the rules refused it, else
+/// the status and Proxy-Status error of the failure.
+pub(crate) fn dial_refusal(d: &Dial, target: &Target) -> Response<Body> {
+    match d {
+        Dial::Denied(d) => denied(*d),
+        Dial::Failed(e) => {
+            let (status, error) = dial_failure(e);
+            refusal(status, error, Some(&target.to_string()))
+        }
+    }
+}
+
+/// Counts a refusal and sends it.
+pub(crate) async fn refuse(proxy: &Proxy, respond: Box<dyn Respond>, response: Response<Body>) {
+    proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
+    let _ = respond.send_response(response).await;
 }
 
 /// Handles one request taken from any server connection.
@@ -74,7 +92,6 @@ pub async fn handle(proxy: Arc<Proxy>, sr: ServerRequest) {
     if let Some(creds) = &proxy.config.auth {
         let header = request.headers().get(http::header::PROXY_AUTHORIZATION);
         if !creds.check_basic(header.map(|h| h.as_bytes())) {
-            stats.refused.fetch_add(1, Ordering::Relaxed);
             let mut r = refusal(
                 StatusCode::PROXY_AUTHENTICATION_REQUIRED,
                 "http_request_denied",
@@ -84,23 +101,23 @@ pub async fn handle(proxy: Arc<Proxy>, sr: ServerRequest) {
                 http::header::PROXY_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"burrow\""),
             );
-            let _ = respond.send_response(r).await;
-            return;
+            return refuse(&proxy, respond, r).await;
         }
     }
     let protocol = request.extensions().get::<ConnectProtocol>().cloned();
     let is_tunnel = request.method() == Method::CONNECT || protocol.is_some();
     if is_tunnel {
         let Some(_permit) = proxy.tunnel_slots.clone().try_acquire_owned().ok() else {
-            stats.refused.fetch_add(1, Ordering::Relaxed);
-            let _ = respond
-                .send_response(refusal(
+            return refuse(
+                &proxy,
+                respond,
+                refusal(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "proxy_internal_error",
                     Some("too many tunnels"),
-                ))
-                .await;
-            return;
+                ),
+            )
+            .await;
         };
         stats.tunnels.fetch_add(1, Ordering::Relaxed);
         stats.active.fetch_add(1, Ordering::Relaxed);
@@ -110,13 +127,12 @@ pub async fn handle(proxy: Arc<Proxy>, sr: ServerRequest) {
             }
             Some(p) => {
                 let msg = format!("unsupported :protocol {}", p.0);
-                let _ = respond
-                    .send_response(refusal(
-                        StatusCode::NOT_IMPLEMENTED,
-                        "proxy_internal_error",
-                        Some(&msg),
-                    ))
-                    .await;
+                let r = refusal(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "proxy_internal_error",
+                    Some(&msg),
+                );
+                refuse(&proxy, respond, r).await;
             }
             None => connect_tcp(&proxy, request, respond).await,
         }
@@ -126,45 +142,29 @@ pub async fn handle(proxy: Arc<Proxy>, sr: ServerRequest) {
     forward(&proxy, request, respond).await;
 }
 
-async fn connect_tcp(
-    proxy: &Proxy,
-    request: http::Request<Body>,
-    respond: Box<dyn burrow_http_core::Respond>,
-) {
+async fn connect_tcp(proxy: &Proxy, request: http::Request<Body>, respond: Box<dyn Respond>) {
     let Some(target) = request
         .uri()
         .authority()
         .and_then(|a| Target::parse_with_default(a.as_str(), 443).ok())
     else {
-        let _ = respond
-            .send_response(refusal(
+        return refuse(
+            proxy,
+            respond,
+            refusal(
                 StatusCode::BAD_REQUEST,
                 "http_request_error",
                 Some("CONNECT needs host:port"),
-            ))
-            .await;
-        return;
+            ),
+        )
+        .await;
     };
     if let Err(d) = proxy.config.rules.check_target(&target) {
-        proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
-        let _ = respond.send_response(denied(d)).await;
-        return;
+        return refuse(proxy, respond, denied(d)).await;
     }
     let upstream = match proxy.dial_tcp(&target).await {
         Ok(s) => s,
-        Err(Dial::Denied(d)) => {
-            proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
-            let _ = respond.send_response(denied(d)).await;
-            return;
-        }
-        Err(Dial::Failed(e)) => {
-            proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
-            let (status, error) = dial_failure(&e);
-            let _ = respond
-                .send_response(refusal(status, error, Some(&target.to_string())))
-                .await;
-            return;
-        }
+        Err(d) => return refuse(proxy, respond, dial_refusal(&d, &target)).await,
     };
     let tunnel = match respond.accept_tunnel(Response::new(())).await {
         Ok(t) => t,
@@ -181,37 +181,35 @@ async fn connect_tcp(
     .await;
 }
 
-async fn forward(
-    proxy: &Proxy,
-    request: http::Request<Body>,
-    respond: Box<dyn burrow_http_core::Respond>,
-) {
+async fn forward(proxy: &Proxy, request: http::Request<Body>, respond: Box<dyn Respond>) {
     let (mut parts, body) = request.into_parts();
     let Some(authority) = parts.uri.authority().cloned() else {
-        let _ = respond
-            .send_response(refusal(
+        return refuse(
+            proxy,
+            respond,
+            refusal(
                 StatusCode::BAD_REQUEST,
                 "http_request_error",
                 Some("not a proxy request: absolute URI needed"),
-            ))
-            .await;
-        return;
+            ),
+        )
+        .await;
     };
     let scheme = parts.uri.scheme_str().unwrap_or("http");
     let default_port = if scheme == "https" { 443 } else { 80 };
     let target = match Target::parse_with_default(authority.as_str(), default_port) {
         Ok(t) => t,
         Err(_) => {
-            let _ = respond
-                .send_response(refusal(StatusCode::BAD_REQUEST, "http_request_error", None))
-                .await;
-            return;
+            return refuse(
+                proxy,
+                respond,
+                refusal(StatusCode::BAD_REQUEST, "http_request_error", None),
+            )
+            .await;
         }
     };
     if let Err(d) = proxy.config.rules.check_target(&target) {
-        proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
-        let _ = respond.send_response(denied(d)).await;
-        return;
+        return refuse(proxy, respond, denied(d)).await;
     }
     strip_hop_by_hop(&mut parts.headers);
     let via = match parts.version {
@@ -231,8 +229,7 @@ async fn forward(
                 .iter()
                 .find_map(|a| proxy.config.rules.check_address(a.ip()).err())
             {
-                let _ = respond.send_response(denied(d)).await;
-                return;
+                return refuse(proxy, respond, denied(d)).await;
             }
         }
     }
@@ -246,13 +243,7 @@ async fn forward(
                 .append(http::header::VIA, HeaderValue::from_static(via));
             let _ = respond.send_response(Response::from_parts(rp, rb)).await;
         }
-        Err(e) => {
-            proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
-            let (status, error) = dial_failure(&e);
-            let _ = respond
-                .send_response(refusal(status, error, Some(&target.to_string())))
-                .await;
-        }
+        Err(e) => refuse(proxy, respond, dial_refusal(&Dial::Failed(e), &target)).await,
     }
 }
 

@@ -11,8 +11,8 @@ use bytes::{BufMut, BytesMut};
 use http::{HeaderValue, Response, StatusCode, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::http::{dial_failure, refusal};
-use super::{Dial, Proxy};
+use super::http::{denied, dial_refusal, refusal, refuse};
+use super::Proxy;
 
 /// Largest UDP payload relayed.
 const MAX_UDP: usize = 65_535;
@@ -20,39 +20,23 @@ const MAX_UDP: usize = 65_535;
 pub(crate) async fn handle(proxy: &Proxy, request: http::Request<Body>, respond: Box<dyn Respond>) {
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let Some(target) = proxy.config.udp_template.matches(path) else {
-        let _ = respond
-            .send_response(refusal(
+        return refuse(
+            proxy,
+            respond,
+            refusal(
                 StatusCode::BAD_REQUEST,
                 "http_request_error",
                 Some("path does not match the CONNECT-UDP template"),
-            ))
-            .await;
-        return;
+            ),
+        )
+        .await;
     };
     if let Err(d) = proxy.config.rules.check_target(&target) {
-        proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
-        let _ = respond
-            .send_response(refusal(StatusCode::FORBIDDEN, d.proxy_status(), None))
-            .await;
-        return;
+        return refuse(proxy, respond, denied(d)).await;
     }
     let flow = match proxy.dial_udp(&target).await {
         Ok(f) => f,
-        Err(Dial::Denied(d)) => {
-            proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
-            let _ = respond
-                .send_response(refusal(StatusCode::FORBIDDEN, d.proxy_status(), None))
-                .await;
-            return;
-        }
-        Err(Dial::Failed(e)) => {
-            proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
-            let (status, error) = dial_failure(&e);
-            let _ = respond
-                .send_response(refusal(status, error, Some(&target.to_string())))
-                .await;
-            return;
-        }
+        Err(d) => return refuse(proxy, respond, dial_refusal(&d, &target)).await,
     };
     // RFC 9298 §3.3 (HTTP/1.1: 101 with Upgrade), §3.4/3.5 (HTTP/2 and HTTP/3: 2xx);
     // Capsule-Protocol: ?1 either way (RFC 9297 §3.4).
