@@ -1,7 +1,8 @@
 //! An in-process test origin built on burrow's server roles.
 //!
 //! Paths: `/bytes/N` returns N deterministic bytes with `Content-Length`; `/chunked/N` the
-//! same bytes chunked; `/echo` echoes a request body; anything else returns the path.
+//! same bytes chunked; `/fill/N` N bytes cut from one repeated 64 KiB block (cheap to serve,
+//! for benchmarks); `/echo` echoes a request body; anything else returns the path.
 //! The body bytes are [`pattern`] so a client can check them without storing them.
 
 use std::net::SocketAddr;
@@ -176,12 +177,35 @@ fn pattern_body(n: u64, known_length: bool) -> Body {
     body
 }
 
+/// Streams `n` bytes of one shared 64 KiB block, so serving costs the server no copying.
+fn fill_body(n: u64) -> Body {
+    static BLOCK: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    let block = BLOCK
+        .get_or_init(|| Bytes::from(pattern(0, 64 * 1024)))
+        .clone();
+    let (mut tx, body) = Body::channel_with(Some(n), 4);
+    tokio::spawn(async move {
+        let mut off = 0u64;
+        while off < n {
+            let len = (n - off).min(block.len() as u64) as usize;
+            if tx.send_data(block.slice(..len)).await.is_err() {
+                return;
+            }
+            off += len as u64;
+        }
+        tx.finish();
+    });
+    body
+}
+
 async fn answer(sr: ServerRequest, alt_svc_h3: Option<u16>) {
     let (parts, body) = sr.request.into_parts();
     let path = parts.uri.path().to_string();
     let resp = if let Some(n) = path.strip_prefix("/bytes/") {
         let n = n.parse().unwrap_or(0);
         Response::new(pattern_body(n, true))
+    } else if let Some(n) = path.strip_prefix("/fill/") {
+        Response::new(fill_body(n.parse().unwrap_or(0)))
     } else if let Some(n) = path.strip_prefix("/chunked/") {
         let n = n.parse().unwrap_or(0);
         Response::new(pattern_body(n, false))

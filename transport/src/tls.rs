@@ -1,7 +1,7 @@
 //! TLS over any [`ByteStream`](crate::ByteStream) with rustls and the ring provider.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -31,12 +31,28 @@ pub enum Roots {
 }
 
 /// Client TLS settings for one hop (origin or proxy). Each hop has its own.
+///
+/// The rustls configuration built from it is kept (per ALPN list) and shared by clones,
+/// so connections reuse one root store and one session cache (TLS resumption) instead of
+/// loading the system roots again for each connection. Changing a setting starts afresh.
 #[derive(Clone, Debug)]
 pub struct TlsConfig {
     roots: Roots,
     extra_roots: Vec<CertificateDer<'static>>,
     insecure: bool,
     keylog: bool,
+    built: Built,
+}
+
+/// Client configurations already built, by ALPN list.
+#[derive(Clone, Default)]
+struct Built(Arc<Mutex<Vec<(Vec<Vec<u8>>, Arc<ClientConfig>)>>>);
+
+impl std::fmt::Debug for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |v| v.len());
+        write!(f, "{n} built")
+    }
 }
 
 impl Default for TlsConfig {
@@ -46,6 +62,7 @@ impl Default for TlsConfig {
             extra_roots: Vec::new(),
             insecure: false,
             keylog: true,
+            built: Built::default(),
         }
     }
 }
@@ -53,6 +70,7 @@ impl Default for TlsConfig {
 impl TlsConfig {
     /// Chooses the built-in roots (default: the system store).
     pub fn roots(&mut self, roots: Roots) -> &mut Self {
+        self.built = Built::default();
         self.roots = roots;
         self
     }
@@ -75,30 +93,49 @@ impl TlsConfig {
                 format!("no certificates in {}", path.display()),
             ));
         }
+        self.built = Built::default();
         self.extra_roots.extend(certs);
         Ok(self)
     }
 
     /// Trusts one DER certificate in addition to the built-in roots.
     pub fn add_root_der(&mut self, der: CertificateDer<'static>) -> &mut Self {
+        self.built = Built::default();
         self.extra_roots.push(der);
         self
     }
 
     /// Turns certificate verification off (curl's `-k`). Handshake signatures are still checked.
     pub fn insecure(&mut self, on: bool) -> &mut Self {
+        self.built = Built::default();
         self.insecure = on;
         self
     }
 
     /// Writes session secrets to the file named by `SSLKEYLOGFILE` when that is set (default on).
     pub fn keylog(&mut self, on: bool) -> &mut Self {
+        self.built = Built::default();
         self.keylog = on;
         self
     }
 
-    /// Builds a rustls client configuration offering `alpn` (most preferred first).
+    /// The rustls client configuration offering `alpn` (most preferred first), built once
+    /// per ALPN list and shared afterwards.
     pub fn client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>> {
+        let key: Vec<Vec<u8>> = alpn.iter().map(|p| p.to_vec()).collect();
+        if let Ok(built) = self.built.0.lock() {
+            if let Some((_, c)) = built.iter().find(|(k, _)| *k == key) {
+                return Ok(c.clone());
+            }
+        }
+        let cfg = self.build_client_config(alpn)?;
+        if let Ok(mut built) = self.built.0.lock() {
+            built.push((key, cfg.clone()));
+        }
+        Ok(cfg)
+    }
+
+    fn build_client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>> {
         let provider = provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -405,6 +442,24 @@ mod tests {
         let mut out = [0u8; 4];
         conn.stream.read_exact(&mut out).await.unwrap();
         assert_eq!(&out, b"ping");
+    }
+
+    #[test]
+    fn client_config_is_built_once_per_alpn_and_rebuilt_after_a_change() {
+        let mut t = TlsConfig::default();
+        t.roots(Roots::None).add_root_der(pki().ca_der.clone());
+        let a = t.client_config(&[b"h2"]).unwrap();
+        assert!(Arc::ptr_eq(&a, &t.client_config(&[b"h2"]).unwrap()));
+        assert!(Arc::ptr_eq(&a, &t.clone().client_config(&[b"h2"]).unwrap()));
+        let h3 = t.client_config(&[b"h3"]).unwrap();
+        assert!(!Arc::ptr_eq(&a, &h3));
+        assert_eq!(h3.alpn_protocols, vec![b"h3".to_vec()]);
+        let before = t.clone();
+        t.insecure(true);
+        let b = t.client_config(&[b"h2"]).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+        // The clone taken before the change keeps its own configuration.
+        assert!(Arc::ptr_eq(&a, &before.client_config(&[b"h2"]).unwrap()));
     }
 
     #[test]
