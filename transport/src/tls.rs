@@ -44,9 +44,12 @@ pub struct TlsConfig {
     built: Built,
 }
 
+/// An ALPN list and the client configuration built for it.
+type BuiltFor = (Vec<Vec<u8>>, Arc<ClientConfig>);
+
 /// Client configurations already built, by ALPN list.
 #[derive(Clone, Default)]
-struct Built(Arc<Mutex<Vec<(Vec<Vec<u8>>, Arc<ClientConfig>)>>>);
+struct Built(Arc<Mutex<Vec<BuiltFor>>>);
 
 impl std::fmt::Debug for Built {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
