@@ -1,8 +1,10 @@
 //! Moving bytes between a tunnel and its target with bounded buffers, an idle deadline, and
 //! counters.
 
+use std::future::Future as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -52,8 +54,26 @@ where
 {
     let mut buf = vec![0u8; buffer.max(1024)];
     let mut total = 0;
+    let mut unflushed = false;
     loop {
-        let n = match r.read(&mut buf).await {
+        let n = {
+            let mut read = std::pin::pin!(r.read(&mut buf));
+            let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+            match first {
+                Poll::Ready(r) => r,
+                // Nothing more to read now: what was written must not wait in a writer's
+                // buffer (TLS records, a QUIC stream's staging) until more arrives.
+                Poll::Pending if unflushed => {
+                    if w.flush().await.is_err() {
+                        break;
+                    }
+                    unflushed = false;
+                    read.await
+                }
+                Poll::Pending => read.await,
+            }
+        };
+        let n = match n {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -61,6 +81,7 @@ where
         if w.write_all(&buf[..n]).await.is_err() {
             break;
         }
+        unflushed = true;
         total += n as u64;
         counter.fetch_add(n as u64, Ordering::Relaxed);
         touch();
@@ -126,6 +147,30 @@ mod tests {
         assert_eq!(h.await.unwrap(), b"hello");
         let ((up, down), counted) = relay.await.unwrap();
         assert_eq!((up, down, counted), (5, 6, 5));
+    }
+
+    /// A writer that buffers (as TLS and QUIC stream writers do) must be flushed when the
+    /// other side goes quiet, or the tail of a response waits until the target closes.
+    #[tokio::test(start_paused = true)]
+    async fn buffered_writes_are_flushed_when_the_reader_goes_quiet() {
+        let (client, proxy_side) = tokio::io::duplex(1 << 16);
+        let (target_side, mut target) = tokio::io::duplex(1 << 16);
+        let s = Arc::new(Stats::default());
+        let st = s.clone();
+        let buffered = tokio::io::BufWriter::with_capacity(8192, proxy_side);
+        tokio::spawn(async move {
+            relay(buffered, target_side, 4096, Duration::from_secs(60), &st).await;
+        });
+        // The target answers and then keeps its connection open (keep-alive).
+        target.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        let mut cr = client;
+        let mut got = [0u8; 19];
+        tokio::time::timeout(Duration::from_secs(5), cr.read_exact(&mut got))
+            .await
+            .expect("the answer stayed in the relay's writer")
+            .unwrap();
+        assert_eq!(&got, b"HTTP/1.1 200 OK\r\n\r\n");
+        drop(target);
     }
 
     #[tokio::test(start_paused = true)]
