@@ -263,6 +263,7 @@ struct Case {
 struct Stats {
     walls: Vec<f64>,
     cpus: Vec<f64>,
+    machine: Vec<f64>,
     rss: Vec<f64>,
     rates: Vec<f64>,
     cpu_per_req_us: Vec<f64>,
@@ -374,6 +375,7 @@ impl Bench {
                         );
                         st.walls.push(s.wall);
                         st.cpus.push(s.cpu);
+                        st.machine.push(s.machine_cpu);
                         st.rss.push(s.rss_kib as f64);
                         if let Some((n, r)) = rate {
                             st.rates.push(r);
@@ -404,19 +406,20 @@ impl Bench {
             .map(|c| format!("- {}: `{}`", c.label, shown(&c.argv)))
             .collect();
         let stats = self.ab(group, cases, self.o.rounds);
-        self.say("| client | median s | MiB/s | CPU s | CPU s/GiB | peak RSS MiB | first row ÷ this (speed) | runs (s) |");
-        self.say("|---|---|---|---|---|---|---|---|");
+        self.say("| client | median s | MiB/s | CPU s | CPU s/GiB | machine CPU s | peak RSS MiB | first row ÷ this (speed) | runs (s) |");
+        self.say("|---|---|---|---|---|---|---|---|---|");
         let base = stats.first().map_or(f64::NAN, Stats::wall);
         for (c, s) in cases.iter().zip(&stats) {
             let w = s.wall();
             let cpu = median(&s.cpus);
             let row = format!(
-                "| {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} | {:.2}× | {}{} |",
+                "| {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2}× | {}{} |",
                 c.label,
                 w,
                 size as f64 / MIB as f64 / w,
                 cpu,
                 cpu / (size as f64 / (1u64 << 30) as f64),
+                median(&s.machine),
                 median(&s.rss) / 1024.0,
                 w / base,
                 s.walls
@@ -1194,6 +1197,11 @@ pub fn run(o: Options) -> Result<(), Failure> {
         "## Run: {} MiB downloads, {} rounds; request rates {} s × {} rounds; {cores} CPUs ({host})",
         o.size_mib, o.rounds, o.rate_secs, o.rate_rounds
     ));
+    b.say(
+        "\nSpeed ratios compare medians. *CPU s* is the measured client's user+system time; \
+         *machine CPU s* is what every process on the machine (client, servers, proxies) \
+         spent during the run, from /proc/stat; peak RSS is the client's.",
+    );
     let started = Instant::now();
     if b.want("throughput") {
         b.throughput();

@@ -14,13 +14,37 @@ pub struct Sample {
     pub cpu: f64,
     /// Peak resident set, KiB.
     pub rss_kib: u64,
+    /// CPU seconds the whole machine spent meanwhile (client, servers, proxies), from
+    /// `/proc/stat`.
+    pub machine_cpu: f64,
     /// What the command printed on stdout.
     pub stdout: String,
+}
+
+/// Busy CPU seconds of the whole machine since boot (all cores), from `/proc/stat`.
+pub fn machine_busy() -> f64 {
+    // user nice system idle iowait irq softirq steal, in USER_HZ (100 on Linux).
+    let Ok(s) = std::fs::read_to_string("/proc/stat") else {
+        return f64::NAN;
+    };
+    let Some(line) = s.lines().next() else {
+        return f64::NAN;
+    };
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 8 {
+        return f64::NAN;
+    }
+    (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / 100.0
 }
 
 /// Runs `argv` under GNU time; fails when the command fails.
 pub fn timed(argv: &[String], scratch: &Path) -> Result<Sample, Failure> {
     let out_file = scratch.join("time.out");
+    let busy = machine_busy();
     let out = Command::new("/usr/bin/time")
         .arg("-f")
         .arg("%e %U %S %M")
@@ -28,6 +52,7 @@ pub fn timed(argv: &[String], scratch: &Path) -> Result<Sample, Failure> {
         .arg(&out_file)
         .args(argv)
         .output()?;
+    let machine_cpu = machine_busy() - busy;
     if !out.status.success() {
         return Err(format!(
             "`{}` failed ({}): {}",
@@ -48,6 +73,7 @@ pub fn timed(argv: &[String], scratch: &Path) -> Result<Sample, Failure> {
         wall: num(0)?,
         cpu: num(1)? + num(2)?,
         rss_kib: num(3)? as u64,
+        machine_cpu,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
     })
 }

@@ -130,8 +130,6 @@ impl ClientBuilder {
             )
             .with_fault(Fault::User));
         }
-        let ids: Vec<&[u8]> = alpn.iter().map(|p| p.alpn()).collect();
-        let tls_config = self.tls.client_config(&ids)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 alpn,
@@ -142,7 +140,6 @@ impl ClientBuilder {
                 tls: self.tls.clone(),
                 altsvc: AltSvcCache::default(),
                 connector: self.connector.clone(),
-                tls_config,
                 pool: Pool::new(self.idle_timeout, self.max_per_origin),
             }),
         })
@@ -164,7 +161,6 @@ struct Inner {
     tls: TlsConfig,
     altsvc: AltSvcCache,
     connector: Arc<dyn StreamConnector>,
-    tls_config: Arc<burrow_transport::rustls::ClientConfig>,
     pool: Pool,
 }
 
@@ -362,7 +358,11 @@ impl Client {
             })?;
             return p.handshake(c.stream, info).await;
         }
-        let (s, alpn) = tls::handshake(c.stream, &target.host, self.inner.tls_config.clone())
+        // Built on first use (plain-HTTP clients never load the root store) and kept by
+        // the TlsConfig for every later connection.
+        let ids: Vec<&[u8]> = self.inner.alpn.iter().map(|p| p.alpn()).collect();
+        let config = self.inner.tls.client_config(&ids)?;
+        let (s, alpn) = tls::handshake(c.stream, &target.host, config)
             .await
             .map_err(|e| e.at_hop(origin_hop(&target)))?;
         info.route = format!("tls > {}", info.route);

@@ -10,7 +10,7 @@ use crate::proto::Connection;
 /// Pieces smaller than this are copied together before a write; larger ones go straight out.
 const COALESCE: usize = 16 * 1024;
 /// How much room to make in the receive buffer before each read.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 /// Writes everything the core has queued, coalescing small pieces, then flushes.
 pub(crate) async fn flush(

@@ -67,7 +67,6 @@ where
                     if w.flush().await.is_err() {
                         break;
                     }
-                    unflushed = false;
                     read.await
                 }
                 Poll::Pending => read.await,
