@@ -25,6 +25,26 @@ pub trait DatagramFlow: Send + Sync + 'static {
     /// An error ends the flow (e.g. the tunnel's stream closed).
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
 
+    /// Asks the flow to deliver several datagrams per receive where it can (UDP generic
+    /// receive offload, GRO) and returns how many one
+    /// [`poll_recv_segments`](Self::poll_recv_segments) may deliver: 1, the default, when it
+    /// cannot. A consumer that calls this receives with `poll_recv_segments` only.
+    fn enable_receive_offload(&self) -> usize {
+        1
+    }
+
+    /// Receives one or more datagrams from the peer into `buf`: returns the bytes received
+    /// and the length of each datagram in them (every one but the last is exactly that
+    /// long). Without receive offload, one datagram.
+    fn poll_recv_segments(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, usize)>> {
+        let n = std::task::ready!(self.poll_recv(cx, buf))?;
+        Poll::Ready(Ok((n, n)))
+    }
+
     /// The largest datagram payload this flow can carry.
     fn max_datagram_size(&self) -> usize;
 

@@ -1,5 +1,6 @@
 //! quinn's socket seam over any [`DatagramFlow`]: one endpoint per flow, a fixed peer, no
-//! GSO/GRO, `may_fragment` (no path MTU discovery inside a tunnel).
+//! GSO, receive offload (GRO) when the flow has it (direct UDP), `may_fragment` (no path
+//! MTU discovery inside a tunnel).
 
 use std::fmt;
 use std::io::{self, IoSliceMut};
@@ -21,6 +22,8 @@ pub const FLOW_PEER: SocketAddr =
 pub struct FlowSocket {
     flow: BoxFlow,
     failure: Arc<Failure>,
+    /// Datagrams one receive may deliver coalesced (1 without receive offload).
+    segments: usize,
 }
 
 /// Why a flow stopped delivering (quinn's endpoint just stops on a receive error, so the
@@ -51,9 +54,12 @@ impl Failure {
 impl FlowSocket {
     /// Wraps `flow`.
     pub fn new(flow: BoxFlow) -> Arc<Self> {
+        // quinn understands coalesced receives (it splits them by stride).
+        let segments = flow.enable_receive_offload().max(1);
         Arc::new(FlowSocket {
             flow,
             failure: Arc::default(),
+            segments,
         })
     }
 
@@ -116,8 +122,8 @@ impl AsyncUdpSocket for FlowSocket {
         let (Some(buf), Some(m)) = (bufs.first_mut(), meta.first_mut()) else {
             return Poll::Ready(Ok(0));
         };
-        let n = match std::task::ready!(self.flow.poll_recv(cx, buf)) {
-            Ok(n) => n,
+        let (n, stride) = match std::task::ready!(self.flow.poll_recv_segments(cx, buf)) {
+            Ok(r) => r,
             Err(e) => {
                 self.fail(&e);
                 return Poll::Ready(Err(e));
@@ -126,7 +132,7 @@ impl AsyncUdpSocket for FlowSocket {
         *m = RecvMeta {
             addr: FLOW_PEER,
             len: n,
-            stride: n,
+            stride,
             ecn: None,
             dst_ip: None,
         };
@@ -139,5 +145,9 @@ impl AsyncUdpSocket for FlowSocket {
 
     fn may_fragment(&self) -> bool {
         true
+    }
+
+    fn max_receive_segments(&self) -> usize {
+        self.segments
     }
 }

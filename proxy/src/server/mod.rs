@@ -269,9 +269,20 @@ fn h1(proxy: &Proxy, io: BoxStream) -> Box<dyn ServerConnection> {
     Box::new(burrow_http1::io::serve(io, limits))
 }
 
+/// Concurrent streams a client may open on one HTTP/2 or HTTP/3 connection: every stream
+/// can be a tunnel, so the tunnel limit (503 beyond it), not the stream limit, should be
+/// what a client meets; a client that shares one connection for all its tunnels would
+/// otherwise wait for a stream slot that only a closing tunnel frees.
+fn streams_per_connection(proxy: &Proxy) -> u32 {
+    u32::try_from(proxy.config.limits.max_tunnels)
+        .unwrap_or(u32::MAX)
+        .max(burrow_http2::DEFAULT_MAX_CONCURRENT_STREAMS)
+}
+
 fn h2(proxy: &Proxy, io: BoxStream) -> Box<dyn ServerConnection> {
     let mut c = Http2Config::default();
-    c.max_header_list_size(proxy.config.limits.max_head_bytes as u32);
+    c.max_header_list_size(proxy.config.limits.max_head_bytes as u32)
+        .max_concurrent_streams(streams_per_connection(proxy));
     Box::new(burrow_http2::serve(io, &c))
 }
 
@@ -350,7 +361,9 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
             }
             Listen::H3(a) => {
                 let cfg = tls_config(&proxy, &[b"h3"])?;
-                let ep = burrow_http3::bind(a, cfg, &burrow_http3::Http3Config::default())?;
+                let mut h3 = burrow_http3::Http3Config::default();
+                h3.max_concurrent_streams(streams_per_connection(&proxy));
+                let ep = burrow_http3::bind(a, cfg, &h3)?;
                 addrs.push(Listen::H3(
                     ep.local_addr().map_err(|e| Error::io("local address", e))?,
                 ));
