@@ -267,6 +267,8 @@ struct Stats {
     rss: Vec<f64>,
     rates: Vec<f64>,
     cpu_per_req_us: Vec<f64>,
+    /// Failed requests a reference client reported (it goes on after one).
+    errors: f64,
     failures: usize,
 }
 
@@ -377,6 +379,7 @@ impl Bench {
                         st.cpus.push(s.cpu);
                         st.machine.push(s.machine_cpu);
                         st.rss.push(s.rss_kib as f64);
+                        st.errors += field(&s.stdout, "errors").unwrap_or(0.0);
                         if let Some((n, r)) = rate {
                             st.rates.push(r);
                             if n > 0.0 {
@@ -448,16 +451,17 @@ impl Bench {
             .map(|c| format!("- {}: `{}`", c.label, shown(&c.argv)))
             .collect();
         let stats = self.ab(group, cases, self.o.rate_rounds);
-        self.say("| client | median req/s | CPU µs/request | first row ÷ this | runs (req/s) |");
-        self.say("|---|---|---|---|---|");
+        self.say("| client | median req/s | CPU µs/request | first row ÷ this | failed requests | runs (req/s) |");
+        self.say("|---|---|---|---|---|---|");
         let base = stats.first().map_or(f64::NAN, Stats::rate);
         for (c, s) in cases.iter().zip(&stats) {
             let row = format!(
-                "| {} | {:.0} | {:.1} | {:.2}× | {}{} |",
+                "| {} | {:.0} | {:.1} | {:.2}× | {} | {}{} |",
                 c.label,
                 s.rate(),
                 median(&s.cpu_per_req_us),
                 base / s.rate(),
+                s.errors,
                 s.rates
                     .iter()
                     .map(|x| format!("{x:.0}"))
