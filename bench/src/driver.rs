@@ -1159,7 +1159,7 @@ fn shown(argv: &[String]) -> String {
             let a = a
                 .rsplit('/')
                 .next()
-                .filter(|_| a.starts_with('/') && !a.contains(' '))
+                .filter(|_| a.starts_with('/') && !a.starts_with("/dev/") && !a.contains(' '))
                 .unwrap_or(a);
             if a.contains(' ') || a.contains('%') {
                 format!("'{a}'")
