@@ -1,0 +1,177 @@
+//! The goals, computed from the medians of a run.
+
+use super::{Bench, MIB, SMALL_DOWNLOAD_MIB};
+use crate::measure::median;
+
+impl Bench {
+    pub(super) fn goals(&mut self) {
+        // (goal, group, burrow's row, group of the reference, reference row, at least)
+        let speed: [(&str, &str, &str, &str, &str, f64); 16] = [
+            (
+                "HTTP/1.1 plain ≥ 1.0× curl",
+                "h1-plain",
+                "burrow",
+                "h1-plain",
+                "curl",
+                1.0,
+            ),
+            (
+                "HTTP/1.1 plain ≥ 1.0× hyper",
+                "h1-plain",
+                "burrow",
+                "h1-plain",
+                "hyper",
+                1.0,
+            ),
+            (
+                "HTTP/1.1 TLS ≥ 1.0× curl",
+                "h1-tls",
+                "burrow",
+                "h1-tls",
+                "curl",
+                1.0,
+            ),
+            (
+                "HTTP/1.1 TLS ≥ 1.0× hyper",
+                "h1-tls",
+                "burrow",
+                "h1-tls",
+                "hyper",
+                1.0,
+            ),
+            (
+                "HTTP/2 TLS ≥ 1.0× curl",
+                "h2-tls",
+                "burrow",
+                "h2-tls",
+                "curl",
+                1.0,
+            ),
+            (
+                "HTTP/2 TLS ≥ 1.0× hyper",
+                "h2-tls",
+                "burrow",
+                "h2-tls",
+                "hyper",
+                1.0,
+            ),
+            (
+                "HTTP/3 ≥ 1.0× reqwest h3 (Caddy)",
+                "h3-caddy",
+                "burrow h3",
+                "h3-caddy",
+                "reqwest h3",
+                1.0,
+            ),
+            (
+                "HTTP/3 ≥ 1.0× reqwest h3 (burrow origin)",
+                "h3-burrow",
+                "burrow h3",
+                "h3-burrow",
+                "reqwest h3",
+                1.0,
+            ),
+            (
+                "HTTP/3 ≥ 0.6× burrow h2 (Caddy)",
+                "h3-caddy",
+                "burrow h3",
+                "h3-caddy",
+                "burrow h2",
+                0.6,
+            ),
+            (
+                "HTTP/3 ≥ 0.6× burrow h2 (burrow origin)",
+                "h3-burrow",
+                "burrow h3",
+                "h3-burrow",
+                "burrow h2",
+                0.6,
+            ),
+            (
+                "CONNECT over HTTP/2 ≥ 0.9× direct",
+                "tunnel",
+                "burrow-proxy CONNECT h2",
+                "tunnel",
+                "direct",
+                0.9,
+            ),
+            (
+                "HTTP/3 in CONNECT-UDP ≥ 0.5× direct HTTP/3",
+                "connect-udp",
+                "h3 in CONNECT-UDP over h3",
+                "connect-udp",
+                "direct h3",
+                0.5,
+            ),
+            (
+                "burrow-proxy ≥ 1.0× squid (CONNECT h1, burrow client)",
+                "tunnel",
+                "burrow-proxy CONNECT h1",
+                "tunnel",
+                "squid CONNECT h1",
+                1.0,
+            ),
+            (
+                "burrow-proxy ≥ 1.0× squid (CONNECT h1+TLS, burrow client)",
+                "tunnel",
+                "burrow-proxy CONNECT h1+TLS",
+                "tunnel",
+                "squid CONNECT h1+TLS",
+                1.0,
+            ),
+            (
+                "burrow-proxy ≥ 1.0× squid (CONNECT h1, curl client)",
+                "tunnel-curl",
+                "burrow-proxy CONNECT h1",
+                "tunnel-curl",
+                "squid CONNECT h1",
+                1.0,
+            ),
+            (
+                "burrow-proxy ≥ 1.0× nghttpx (CONNECT h2)",
+                "tunnel",
+                "burrow-proxy CONNECT h2",
+                "tunnel",
+                "nghttpx CONNECT h2 (→ squid)",
+                1.0,
+            ),
+        ];
+        self.say("\n### Goals (throughput ratio = reference median time ÷ burrow median time)\n");
+        self.say("| goal | ratio | met |");
+        self.say("|---|---|---|");
+        for (goal, g, b, rg, r, min) in speed {
+            let row = match (self.stat(g, b), self.stat(rg, r)) {
+                (Some(b), Some(r)) => {
+                    let ratio = r.wall() / b.wall();
+                    format!(
+                        "| {goal} | {ratio:.2} | {} |",
+                        if ratio >= min { "yes" } else { "**no**" }
+                    )
+                }
+                _ => format!("| {goal} | not measured | |"),
+            };
+            self.say(row);
+        }
+        let small = SMALL_DOWNLOAD_MIB;
+        let full = self.size / MIB;
+        for v in ["h1 TLS", "h2 TLS", "h3"] {
+            let a = self
+                .stat("memory", &format!("{v} {small} MiB"))
+                .map(|s| median(&s.rss));
+            let b = self
+                .stat("memory", &format!("{v} {full} MiB"))
+                .map(|s| median(&s.rss));
+            let row = match (a, b) {
+                (Some(a), Some(b)) => {
+                    let r = b / a;
+                    format!(
+                        "| constant memory, {v}: peak RSS {full} MiB ÷ {small} MiB download ≤ 1.25 | {r:.2} | {} |",
+                        if r <= 1.25 { "yes" } else { "**no**" }
+                    )
+                }
+                _ => format!("| constant memory, {v} | not measured | |"),
+            };
+            self.say(row);
+        }
+    }
+}
