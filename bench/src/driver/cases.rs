@@ -151,13 +151,17 @@ impl Bench {
         stats
     }
 
+    /// Lists the command line of every case under its table.
+    fn commands(&mut self, cases: &[Case]) {
+        self.say("\nCommands:\n");
+        for c in cases {
+            self.say(format!("- {}: `{}`", c.label, shown(&c.argv)));
+        }
+    }
+
     /// A download comparison table; ratios are throughput relative to the first case.
     pub(super) fn download_table(&mut self, group: &str, title: &str, cases: &[Case], size: u64) {
         self.say(format!("\n### {title}\n"));
-        let cmds: Vec<String> = cases
-            .iter()
-            .map(|c| format!("- {}: `{}`", c.label, shown(&c.argv)))
-            .collect();
         let stats = self.ab(group, cases, self.o.rounds);
         self.say("| client | median s | MiB/s | CPU s | CPU s/GiB | machine CPU s | peak RSS MiB | first row ÷ this (speed) | runs (s) |");
         self.say("|---|---|---|---|---|---|---|---|---|");
@@ -166,7 +170,7 @@ impl Bench {
             let w = s.wall();
             let cpu = median(&s.cpus);
             let row = format!(
-                "| {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2}× | {}{} |",
+                "| {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2}× | {} |",
                 c.label,
                 w,
                 size as f64 / MIB as f64 / w,
@@ -175,60 +179,32 @@ impl Bench {
                 median(&s.machine),
                 median(&s.rss) / 1024.0,
                 w / base,
-                s.walls
-                    .iter()
-                    .map(|x| format!("{x:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                if s.failures > 0 {
-                    format!(" ({} failed)", s.failures)
-                } else {
-                    String::new()
-                }
+                runs(&s.walls, 2, s.failures),
             );
             self.say(row);
         }
-        self.say("\nCommands:\n");
-        for c in cmds {
-            self.say(c);
-        }
+        self.commands(cases);
     }
 
     pub(super) fn rate_table(&mut self, group: &str, title: &str, cases: &[Case]) {
         self.say(format!("\n### {title}\n"));
-        let cmds: Vec<String> = cases
-            .iter()
-            .map(|c| format!("- {}: `{}`", c.label, shown(&c.argv)))
-            .collect();
         let stats = self.ab(group, cases, self.o.rate_rounds);
         self.say("| client | median req/s | CPU µs/request | first row ÷ this | failed requests | runs (req/s) |");
         self.say("|---|---|---|---|---|---|");
         let base = stats.first().map_or(f64::NAN, Stats::rate);
         for (c, s) in cases.iter().zip(&stats) {
             let row = format!(
-                "| {} | {:.0} | {:.1} | {:.2}× | {} | {}{} |",
+                "| {} | {:.0} | {:.1} | {:.2}× | {} | {} |",
                 c.label,
                 s.rate(),
                 median(&s.cpu_per_req_us),
                 base / s.rate(),
                 s.errors,
-                s.rates
-                    .iter()
-                    .map(|x| format!("{x:.0}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                if s.failures > 0 {
-                    format!(" ({} failed)", s.failures)
-                } else {
-                    String::new()
-                }
+                runs(&s.rates, 0, s.failures),
             );
             self.say(row);
         }
-        self.say("\nCommands:\n");
-        for c in cmds {
-            self.say(c);
-        }
+        self.commands(cases);
     }
 
     pub(super) fn burrow(&self, http: &str, url: &str, proxy: &[&str]) -> Case {
@@ -387,4 +363,17 @@ impl Bench {
             check: Check::Rate,
         }
     }
+}
+
+/// The runs column: every value, then how many runs failed.
+fn runs(values: &[f64], decimals: usize, failures: usize) -> String {
+    let mut s = values
+        .iter()
+        .map(|x| format!("{x:.decimals$}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if failures > 0 {
+        s.push_str(&format!(" ({failures} failed)"));
+    }
+    s
 }
