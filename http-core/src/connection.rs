@@ -43,6 +43,14 @@ pub trait HttpConnection: Send + Sync + 'static {
 
     /// Whether the connection is closed for good (no further request will succeed).
     fn is_closed(&self) -> bool;
+
+    /// Whether a tunnel opened now would start at once. A multiplexed connection answers
+    /// `false` when the tunnels it carries already fill the peer's concurrent-stream limit:
+    /// a new one would wait until another closes, which for long-lived tunnels may be never,
+    /// so a caller sharing the connection should open another. Default: not closed.
+    fn can_open_tunnel(&self) -> bool {
+        !self.is_closed()
+    }
 }
 
 /// How a server answers one request: with a response, or by accepting it as a tunnel.

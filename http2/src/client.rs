@@ -1,6 +1,6 @@
 //! The client side: a cloneable handle over h2's `SendRequest`, a task driving the connection.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -26,6 +26,8 @@ pub const SETTINGS_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Shared {
     closed: AtomicBool,
+    /// Tunnels open on this connection (each holds a stream until it is dropped).
+    tunnels: Arc<AtomicUsize>,
 }
 
 /// The client side of an HTTP/2 connection. Requests multiplex; when the peer's
@@ -77,6 +79,7 @@ pub async fn handshake(
         .map_err(|e| from_h2(e, "handshake"))?;
     let shared = Arc::new(Shared {
         closed: AtomicBool::new(false),
+        tunnels: Arc::default(),
     });
     let (settings_tx, settings) = watch::channel(false);
     // The server's SETTINGS must be its first frame (RFC 9113 §3.4), so once a PING we send
@@ -276,6 +279,10 @@ impl HttpConnection for Http2Connection {
     }
 
     async fn open_tunnel(&self, request: TunnelRequest) -> Result<Tunnel, Error> {
+        // Counted from the start (before any await), so callers that check
+        // `can_open_tunnel` one after another see this one; released on failure or when
+        // the tunnel is dropped.
+        let slot = crate::stream::TunnelSlot::new(self.shared.tunnels.clone());
         let authority = request.authority.to_string();
         let mut req = match &request.protocol {
             // RFC 9113 §8.5: only :method and :authority.
@@ -312,7 +319,7 @@ impl HttpConnection for Http2Connection {
         let send = send.ok_or_else(|| Error::new(ErrorKind::Protocol, "HTTP/2: no send stream"))?;
         let (parts, recv) = resp.into_parts();
         Ok(Tunnel::new(
-            Box::new(H2Stream::new(send, recv)),
+            Box::new(H2Stream::new(send, recv).with_slot(slot)),
             status,
             parts.headers,
         ))
@@ -334,6 +341,12 @@ impl HttpConnection for Http2Connection {
 
     fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire) || self.errored()
+    }
+
+    fn can_open_tunnel(&self) -> bool {
+        // Streams beyond the peer's limit are queued by h2 until one closes.
+        !self.is_closed()
+            && self.shared.tunnels.load(Ordering::Acquire) < self.send.current_max_send_streams()
     }
 }
 

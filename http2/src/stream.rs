@@ -2,6 +2,8 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -21,6 +23,7 @@ pub struct H2Stream {
     buf: Bytes,
     read_eof: bool,
     write_closed: bool,
+    _slot: Option<TunnelSlot>,
 }
 
 impl H2Stream {
@@ -31,7 +34,30 @@ impl H2Stream {
             buf: Bytes::new(),
             read_eof: false,
             write_closed: false,
+            _slot: None,
         }
+    }
+
+    /// Holds `slot` (one of the connection's counted tunnels) until the stream is dropped.
+    pub(crate) fn with_slot(mut self, slot: TunnelSlot) -> Self {
+        self._slot = Some(slot);
+        self
+    }
+}
+
+/// One tunnel counted on a connection: counted when made, released when dropped.
+pub(crate) struct TunnelSlot(Arc<AtomicUsize>);
+
+impl TunnelSlot {
+    pub(crate) fn new(count: Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        TunnelSlot(count)
+    }
+}
+
+impl Drop for TunnelSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

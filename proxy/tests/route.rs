@@ -559,3 +559,73 @@ async fn per_hop_udp_template() {
     assert_eq!(e.code(), Some(400), "{e}");
     assert_eq!(e.hop().unwrap().index, Some(0));
 }
+
+/// A proxy whose HTTP/2 connections allow only two concurrent streams: the route opens a
+/// second and third connection for tunnels beyond that instead of waiting for a stream
+/// (which long-lived tunnels never free).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_beyond_the_proxys_stream_limit_open_another_connection() {
+    use std::sync::atomic::AtomicUsize;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pk = pki();
+    let cfg = burrow_transport::tls::server_config(pk.chain.clone(), key(&pk), &[b"h2"]).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let cfg = cfg.clone();
+            tokio::spawn(async move {
+                let (t, _) = burrow_transport::tls::accept(Box::new(s), cfg)
+                    .await
+                    .unwrap();
+                let mut h2 = burrow_http2::Http2Config::default();
+                h2.max_concurrent_streams(2);
+                let mut conn = burrow_http2::serve(Box::new(t), &h2);
+                while let Some(Ok(sr)) = conn.accept().await {
+                    tokio::spawn(async move {
+                        // An echoing CONNECT tunnel.
+                        let t = sr.respond.accept_tunnel(Response::new(())).await.unwrap();
+                        let (mut r, mut w) = tokio::io::split(t);
+                        let _ = tokio::io::copy(&mut r, &mut w).await;
+                    });
+                }
+            });
+        }
+    });
+    let route = Route::build(
+        &[ProxyUrl::parse(&format!("h2://localhost:{port}")).unwrap()],
+        &RouteOptions {
+            proxy_tls: trust(&pk),
+            ..Default::default()
+        },
+    );
+    let target = burrow_transport::Target::from(SocketAddr::from(([127, 0, 0, 1], 9)));
+    let mut held = Vec::new();
+    for i in 0..5u8 {
+        let mut c = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            route.stream.connect(&target),
+        )
+        .await
+        .expect("a tunnel beyond the stream limit waited")
+        .unwrap();
+        c.stream.write_all(&[i; 3]).await.unwrap();
+        let mut b = [0u8; 3];
+        c.stream.read_exact(&mut b).await.unwrap();
+        assert_eq!(b, [i; 3]);
+        held.push(c);
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+    // A closed tunnel frees its stream: the next one reuses a connection.
+    held.remove(0);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut c = route.stream.connect(&target).await.unwrap();
+    c.stream.write_all(b"again").await.unwrap();
+    let mut b = [0u8; 5];
+    c.stream.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"again");
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+}

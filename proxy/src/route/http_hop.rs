@@ -37,7 +37,9 @@ pub struct HttpHop {
     tls: TlsConfig,
     headers: HeaderMap,
     template: crate::template::UdpTemplate,
-    shared: Mutex<Option<Shared>>,
+    /// Multiplexed (HTTP/2, HTTP/3) connections to the proxy, shared by all tunnels; a new
+    /// one is opened only when none can start another tunnel at once.
+    shared: Mutex<Vec<Shared>>,
 }
 
 impl HttpHop {
@@ -59,7 +61,7 @@ impl HttpHop {
             tls,
             headers,
             template: Default::default(),
-            shared: Mutex::new(None),
+            shared: Mutex::new(Vec::new()),
         }
     }
 
@@ -76,17 +78,17 @@ impl HttpHop {
         }
     }
 
-    /// A connection to the proxy: the shared HTTP/2 or HTTP/3 one, or a new one.
+    /// A connection to the proxy: a shared HTTP/2 or HTTP/3 one that can start a tunnel
+    /// at once, or a new one (shared too unless it is HTTP/1.1, where it becomes the tunnel).
     async fn connection(&self) -> Result<(Arc<dyn HttpConnection>, Vec<String>)> {
         let mut shared = self.shared.lock().await;
-        if let Some(s) = shared.as_ref() {
-            if !s.conn.is_closed() {
-                return Ok((s.conn.clone(), s.layers.clone()));
-            }
+        shared.retain(|s| !s.conn.is_closed());
+        if let Some(s) = shared.iter().find(|s| s.conn.can_open_tunnel()) {
+            return Ok((s.conn.clone(), s.layers.clone()));
         }
         let (conn, layers) = self.open().await?;
         if conn.version() != Version::HTTP_11 {
-            *shared = Some(Shared {
+            shared.push(Shared {
                 conn: conn.clone(),
                 layers: layers.clone(),
             });
