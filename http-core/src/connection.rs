@@ -51,6 +51,11 @@ pub trait HttpConnection: Send + Sync + 'static {
     fn can_open_tunnel(&self) -> bool {
         !self.is_closed()
     }
+
+    /// Closes the connection gracefully and waits, briefly, until the peer has been told,
+    /// so it can free what it holds for us at once (HTTP/3: CONNECTION_CLOSE with
+    /// H3_NO_ERROR). Default: nothing; dropping a connection closes it.
+    async fn shutdown(&self) {}
 }
 
 /// How a server answers one request: with a response, or by accepting it as a tunnel.

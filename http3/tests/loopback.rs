@@ -305,3 +305,33 @@ async fn flow_too_small_for_quic_is_a_clear_error_not_a_timeout() {
         "{e}"
     );
 }
+
+/// `shutdown` tells the server at once (CONNECTION_CLOSE), so it need not wait for the idle
+/// timeout (30 s) to free the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_the_connection_at_the_server_promptly() {
+    let p = pki();
+    let ep = bind(
+        "127.0.0.1:0".parse().unwrap(),
+        p.server.clone(),
+        &Http3Config::default(),
+    )
+    .unwrap();
+    let addr = ep.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let conn = ep.accept().await.unwrap().await.unwrap();
+        let mut srv = serve(conn).await.unwrap();
+        // Ends when the client's close arrives (an error or the end of requests).
+        let _ = srv.accept().await;
+        let _ = tx.send(());
+    });
+    let c = client(&p, addr).await;
+    c.shutdown().await;
+    // `c` is still alive: only the close itself can end the server's loop this early.
+    tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .expect("the server did not learn of the close")
+        .unwrap();
+    drop(c);
+}

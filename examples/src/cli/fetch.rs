@@ -191,7 +191,11 @@ async fn transfer(args: &Args) -> Result<(), Exit> {
         v.line(">", "");
     }
     let resp = conn.send_request(req).await.map_err(Exit::from)?;
-    output(args, &v, resp).await
+    output(args, &v, resp).await?;
+    // Tell the server (or the proxy carrying the connection) we are done, as curl does,
+    // rather than leaving it to time the connection out after we exit.
+    conn.shutdown().await;
+    Ok(())
 }
 
 fn head_text(resp: &Response<burrow_http_core::Body>) -> String {

@@ -52,6 +52,9 @@ fn handshake_error(e: quinn::ConnectionError, server: &str) -> Error {
     conn_error(e, "QUIC handshake")
 }
 
+/// Longest [`HttpConnection::shutdown`] waits for the close to reach the peer.
+pub const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Connects HTTP/3 over `flow` (a UDP socket or any tunnel) to `server_name`, with TLS from
 /// `tls` (its ALPN is set to `h3`).
 pub async fn connect(
@@ -332,6 +335,14 @@ impl HttpConnection for Http3Connection {
 
     fn is_closed(&self) -> bool {
         self.shared.conn.close_reason().is_some()
+    }
+
+    async fn shutdown(&self) {
+        self.close();
+        // The endpoint sends CONNECTION_CLOSE as soon as its driver runs; waiting for it
+        // to go idle lets that happen before a process exits (bounded: a lost peer must
+        // not hold the caller).
+        let _ = tokio::time::timeout(SHUTDOWN_WAIT, self._endpoint.wait_idle()).await;
     }
 }
 
