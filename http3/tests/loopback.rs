@@ -311,6 +311,46 @@ async fn flow_too_small_for_quic_is_a_clear_error_not_a_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_the_connection_at_the_server_promptly() {
     let p = pki();
+    let (addr, closed) = server_noticing_close(&p);
+    let c = client(&p, addr).await;
+    c.shutdown().await;
+    // `c` is still alive: only the close itself can end the server's loop this early.
+    tokio::time::timeout(Duration::from_secs(5), closed)
+        .await
+        .expect("the server did not learn of the close")
+        .unwrap();
+    drop(c);
+}
+
+/// As the CLI runs: a one-thread runtime that ends right after `shutdown` returns (its
+/// tasks never run again), so the close must have left during `shutdown` itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_the_close_before_a_one_thread_runtime_ends() {
+    let p = Arc::new(pki());
+    let (addr, closed) = server_noticing_close(&p);
+    let pc = p.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let c = client(&pc, addr).await;
+            c.shutdown().await;
+        });
+        drop(rt);
+    })
+    .join()
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), closed)
+        .await
+        .expect("the close never left the client")
+        .unwrap();
+}
+
+/// A server that reports when its one connection ends: while it opens its control stream
+/// (an error from `serve`) or while it waits for requests (the end of `accept`).
+fn server_noticing_close(p: &H3Pki) -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<()>) {
     let ep = bind(
         "127.0.0.1:0".parse().unwrap(),
         p.server.clone(),
@@ -321,19 +361,10 @@ async fn shutdown_closes_the_connection_at_the_server_promptly() {
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let conn = ep.accept().await.unwrap().await.unwrap();
-        // The close may arrive while the server is still opening its control stream (an
-        // error from `serve`) or once it waits for requests (the end of `accept`).
         if let Ok(mut srv) = serve(conn).await {
             let _ = srv.accept().await;
         }
         let _ = tx.send(());
     });
-    let c = client(&p, addr).await;
-    c.shutdown().await;
-    // `c` is still alive: only the close itself can end the server's loop this early.
-    tokio::time::timeout(Duration::from_secs(5), rx)
-        .await
-        .expect("the server did not learn of the close")
-        .unwrap();
-    drop(c);
+    (addr, rx)
 }
