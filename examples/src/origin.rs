@@ -160,14 +160,21 @@ pub async fn start_with(
     Ok(Origin { addr, stats })
 }
 
-/// Streams `n` pattern bytes into a channel body in 64 KiB pieces.
-fn pattern_body(n: u64, known_length: bool) -> Body {
+/// Size of the pieces a generated body is sent in.
+const PIECE: usize = 64 * 1024;
+
+/// Streams `n` bytes into a channel body, piece by piece: `piece(offset, len)` makes each.
+fn generated_body(
+    n: u64,
+    known_length: bool,
+    piece: impl Fn(u64, usize) -> Bytes + Send + 'static,
+) -> Body {
     let (mut tx, body) = Body::channel_with(known_length.then_some(n), 4);
     tokio::spawn(async move {
         let mut off = 0u64;
         while off < n {
-            let len = (n - off).min(64 * 1024) as usize;
-            if tx.send_data(Bytes::from(pattern(off, len))).await.is_err() {
+            let len = (n - off).min(PIECE as u64) as usize;
+            if tx.send_data(piece(off, len)).await.is_err() {
                 return;
             }
             off += len as u64;
@@ -177,25 +184,16 @@ fn pattern_body(n: u64, known_length: bool) -> Body {
     body
 }
 
-/// Streams `n` bytes of one shared 64 KiB block, so serving costs the server no copying.
+/// Streams `n` pattern bytes (each piece computed from its offset).
+fn pattern_body(n: u64, known_length: bool) -> Body {
+    generated_body(n, known_length, |off, len| Bytes::from(pattern(off, len)))
+}
+
+/// Streams `n` bytes cut from one shared block, so serving costs the server no copying.
 fn fill_body(n: u64) -> Body {
     static BLOCK: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
-    let block = BLOCK
-        .get_or_init(|| Bytes::from(pattern(0, 64 * 1024)))
-        .clone();
-    let (mut tx, body) = Body::channel_with(Some(n), 4);
-    tokio::spawn(async move {
-        let mut off = 0u64;
-        while off < n {
-            let len = (n - off).min(block.len() as u64) as usize;
-            if tx.send_data(block.slice(..len)).await.is_err() {
-                return;
-            }
-            off += len as u64;
-        }
-        tx.finish();
-    });
-    body
+    let block = BLOCK.get_or_init(|| Bytes::from(pattern(0, PIECE))).clone();
+    generated_body(n, true, move |_, len| block.slice(..len))
 }
 
 async fn answer(sr: ServerRequest, alt_svc_h3: Option<u16>) {
