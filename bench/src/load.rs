@@ -165,7 +165,7 @@ pub async fn idle(
         };
         let conn: Arc<dyn HttpConnection> = match (version, https) {
             ("3", _) => {
-                let flow = UdpConnector.connect_datagram(&target).await?;
+                let flow = UdpConnector::default().connect_datagram(&target).await?;
                 Http3::default()
                     .handshake(flow, host, &t, info("quic > udp"))
                     .await?

@@ -124,6 +124,7 @@ impl Lab {
                     .map(|s| Listen::parse(&format!("{s}://127.0.0.1:0")))
                     .collect::<Result<_, _>>()?,
                 identity: Some((pki.chain_der.clone(), Arc::new(pki.key()))),
+                rules: burrow_proxy::server::Rules::loopback(),
                 ..ProxyConfig::default()
             };
             let running = server::start(Proxy::new(cfg, None, None)?).await?;

@@ -34,15 +34,50 @@ pub struct Args {
     /// Allowed target host (repeatable; `*.example.com` for subdomains). Default: any.
     #[arg(long = "allow-host")]
     pub allow_host: Vec<String>,
-    /// Allowed target network, ADDR/LEN (repeatable). Default: any.
+    /// Allowed target network, ADDR/LEN (repeatable). Default: any address except
+    /// loopback, link-local (169.254.0.0/16, fe80::/10), unspecified, multicast and
+    /// broadcast, which need a rule that covers them (e.g. --allow-net 127.0.0.0/8).
     #[arg(long = "allow-net")]
     pub allow_net: Vec<String>,
     /// Allowed target ports, N or N-M (repeatable). Default: any.
     #[arg(long = "allow-port")]
     pub allow_port: Vec<String>,
-    /// Most concurrent tunnels.
+    /// Most concurrent tunnels (503 beyond).
     #[arg(long, default_value_t = server::DEFAULT_MAX_TUNNELS)]
     pub max_tunnels: usize,
+    /// Most concurrent forwarded (absolute-form) requests (503 beyond).
+    #[arg(long, default_value_t = server::DEFAULT_MAX_REQUESTS)]
+    pub max_requests: usize,
+    /// Most connections from one client address.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS_PER_CLIENT)]
+    pub max_connections_per_client: usize,
+    /// Most tunnels and forwarded requests in flight from one client address (429 beyond).
+    #[arg(long, default_value_t = server::DEFAULT_MAX_TUNNELS_PER_CLIENT)]
+    pub max_tunnels_per_client: usize,
+    /// Most concurrent streams per HTTP/2 or HTTP/3 client connection.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_STREAMS_PER_CONNECTION)]
+    pub max_streams_per_connection: u32,
+    /// Seconds a client has to send a whole request head.
+    #[arg(long, default_value_t = server::DEFAULT_HEAD_TIMEOUT.as_secs_f64())]
+    pub head_timeout: f64,
+    /// Seconds for TLS, HTTP/2, QUIC/HTTP/3 and SOCKS handshakes.
+    #[arg(long, default_value_t = server::DEFAULT_HANDSHAKE_TIMEOUT.as_secs_f64())]
+    pub handshake_timeout: f64,
+    /// Seconds to reach a target (504 beyond).
+    #[arg(long, default_value_t = server::DEFAULT_DIAL_TIMEOUT.as_secs_f64())]
+    pub dial_timeout: f64,
+    /// Seconds a client connection may stay open with nothing in flight.
+    #[arg(long, default_value_t = server::DEFAULT_KEEPALIVE_TIMEOUT.as_secs_f64())]
+    pub keepalive_timeout: f64,
+    /// Most destinations of one SOCKS5 UDP association.
+    #[arg(long, default_value_t = server::DEFAULT_UDP_MAX_DESTINATIONS)]
+    pub udp_max_destinations: usize,
+    /// Seconds after which a SOCKS5 UDP association forgets an unused destination.
+    #[arg(long, default_value_t = server::DEFAULT_UDP_IDLE_TIMEOUT.as_secs_f64())]
+    pub udp_idle_timeout: f64,
+    /// This proxy's name in Via headers (loop detection); default burrow-RANDOM.
+    #[arg(long)]
+    pub pseudonym: Option<String>,
     /// Bytes in flight per tunnel direction.
     #[arg(long, default_value_t = server::DEFAULT_TUNNEL_BUFFER)]
     pub tunnel_buffer: usize,
@@ -65,6 +100,13 @@ pub struct Args {
 
 fn bad(msg: String) -> Error {
     Error::new(ErrorKind::InvalidInput, msg)
+}
+
+fn secs(s: f64, flag: &str) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| bad(format!("--{flag} wants a positive number of seconds")))
 }
 
 /// Builds the proxy configuration from the command line.
@@ -126,11 +168,22 @@ pub fn config(args: &Args) -> Result<ProxyConfig, Error> {
         rules,
         limits: server::Limits {
             max_tunnels: args.max_tunnels,
+            max_requests: args.max_requests,
+            max_connections_per_client: args.max_connections_per_client,
+            max_tunnels_per_client: args.max_tunnels_per_client,
+            max_streams_per_connection: args.max_streams_per_connection,
             tunnel_buffer: args.tunnel_buffer,
             idle_timeout: Duration::from_secs(args.idle_timeout),
+            head_timeout: secs(args.head_timeout, "head-timeout")?,
+            handshake_timeout: secs(args.handshake_timeout, "handshake-timeout")?,
+            dial_timeout: secs(args.dial_timeout, "dial-timeout")?,
+            keepalive_timeout: secs(args.keepalive_timeout, "keepalive-timeout")?,
+            udp_max_destinations: args.udp_max_destinations,
+            udp_idle_timeout: secs(args.udp_idle_timeout, "udp-idle-timeout")?,
             ..Default::default()
         },
         udp_template: UdpTemplate::parse(&args.udp_template)?,
+        pseudonym: args.pseudonym.clone(),
         ..Default::default()
     })
 }
@@ -168,6 +221,12 @@ pub async fn run(args: Args) -> Result<(), Error> {
         let route = burrow_proxy::route::Route::build(&hops, &opts);
         (Some(route.stream), Some(route.datagram))
     };
+    if !args.upstream.is_empty() && !args.allow_net.is_empty() {
+        eprintln!(
+            "burrow-proxy: warning: with --upstream, names are resolved upstream, so --allow-net \
+             can only judge IP-literal targets; names are refused (use --allow-host for them)"
+        );
+    }
     let running = server::start(Proxy::new(cfg, tcp, udp)?).await?;
     // Status lines must not kill the proxy if whoever started it stopped reading stdout.
     let say = |line: String| {

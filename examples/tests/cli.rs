@@ -499,6 +499,7 @@ async fn proxies_chains_and_environment() {
                     .collect(),
                 identity: Some((pki.chain_der.clone(), std::sync::Arc::new(pki.key()))),
                 auth,
+                rules: burrow_proxy::server::Rules::loopback(),
                 ..ProxyConfig::default()
             };
             server::start(Proxy::new(cfg, None, None).unwrap())

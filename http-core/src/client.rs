@@ -170,7 +170,7 @@ impl Client {
         ClientBuilder {
             protocols: Vec::new(),
             h3: None,
-            udp: Arc::new(UdpConnector),
+            udp: Arc::new(UdpConnector::default()),
             connector: Arc::new(TcpConnector::default()),
             tls: TlsConfig::default(),
             policy: VersionPolicy::default(),

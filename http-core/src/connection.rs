@@ -68,6 +68,15 @@ pub trait Respond: Send + 'static {
     /// on HTTP/1.1 Upgrade) and returns the tunnel. Bytes the client sent after its request
     /// head are the first bytes read from it.
     async fn accept_tunnel(self: Box<Self>, response: Response<()>) -> Result<Tunnel, Error>;
+
+    /// `Ready` once the client has given up on this request before it was answered (an
+    /// HTTP/2 RST_STREAM, an HTTP/3 STOP_SENDING, the connection closing). A handler polls
+    /// it while it works for the request (dialing, waiting for an origin) and drops that
+    /// work when it fires, so a client resetting streams as fast as it opens them costs the
+    /// server no more than the streams themselves. Default: never.
+    fn poll_cancelled(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Pending
+    }
 }
 
 /// One request received by a server connection, with the means to answer it.

@@ -39,6 +39,10 @@ mod protocol;
 mod tunnel;
 
 pub use body::{Body, BodySender, Collected, DEFAULT_CHANNEL_FRAMES};
+
+/// Most interim (1xx) responses a client accepts before the final one; a peer sending
+/// more (an endless stream of `100 Continue`) is a protocol error, not a reason to wait.
+pub const MAX_INTERIM_RESPONSES: usize = 16;
 pub use burrow_transport::{Error, ErrorKind, Fault, Hop, Result};
 pub use client::{
     origin, Client, ClientBuilder, VersionPolicy, DEFAULT_H3_FALLBACK_TIMEOUT,

@@ -14,6 +14,7 @@ pub struct Http2Config {
     pub(crate) max_header_list_size: u32,
     pub(crate) max_concurrent_streams: u32,
     pub(crate) max_send_buffer: usize,
+    pub(crate) handshake_timeout: std::time::Duration,
 }
 
 /// Default receive window per stream: 4 MiB.
@@ -26,6 +27,8 @@ pub const DEFAULT_MAX_FRAME_SIZE: u32 = 64 * 1024;
 pub const DEFAULT_MAX_HEADER_LIST_SIZE: u32 = 64 * 1024;
 /// Default concurrent streams a server allows a client: 256.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 256;
+/// Default deadline for a server to receive the client's preface and SETTINGS.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Default bytes buffered per stream on the send side: 1 MiB.
 pub const DEFAULT_MAX_SEND_BUFFER: usize = 1024 * 1024;
 
@@ -38,6 +41,7 @@ impl Default for Http2Config {
             max_header_list_size: DEFAULT_MAX_HEADER_LIST_SIZE,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_send_buffer: DEFAULT_MAX_SEND_BUFFER,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -70,6 +74,13 @@ impl Http2Config {
     /// Server: concurrent streams a client may open (SETTINGS_MAX_CONCURRENT_STREAMS).
     pub fn max_concurrent_streams(&mut self, n: u32) -> &mut Self {
         self.max_concurrent_streams = n;
+        self
+    }
+
+    /// Server: deadline for the client's connection preface and SETTINGS; a client that
+    /// has not sent both by then is disconnected.
+    pub fn handshake_timeout(&mut self, d: std::time::Duration) -> &mut Self {
+        self.handshake_timeout = d;
         self
     }
 

@@ -30,17 +30,52 @@ pub fn serve(io: BoxStream, config: &Http2Config) -> Http2Server {
     let shutdown = Arc::new(Notify::new());
     let builder = config.server();
     let stop = shutdown.clone();
+    let deadline = config.handshake_timeout;
     tokio::spawn(async move {
-        let mut conn = match builder.handshake::<_, Bytes>(io).await {
-            Ok(c) => c,
-            Err(e) => {
+        let until = tokio::time::Instant::now() + deadline;
+        let mut conn = match tokio::time::timeout_at(until, builder.handshake::<_, Bytes>(io)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
                 let _ = tx.send(Err(from_h2(e, "server handshake")));
                 return;
             }
+            Err(_) => {
+                let _ = tx.send(Err(Error::new(
+                    ErrorKind::Timeout,
+                    "HTTP/2: no connection preface from the client in time",
+                )));
+                return;
+            }
         };
+        // The client's SETTINGS must follow its preface (RFC 9113 §3.4), so once a PING we
+        // send is answered, they have arrived; a client that sends nothing more is dropped
+        // at the deadline.
+        let (settled_tx, mut settled) = tokio::sync::oneshot::channel::<()>();
+        if let Some(mut pp) = conn.ping_pong() {
+            tokio::spawn(async move {
+                if pp.send_ping(h2::Ping::opaque()).is_ok()
+                    && std::future::poll_fn(|cx| pp.poll_pong(cx)).await.is_ok()
+                {
+                    let _ = settled_tx.send(());
+                }
+            });
+        }
+        let mut settled_done = false;
         let mut stopping = false;
         loop {
             tokio::select! {
+                r = &mut settled, if !settled_done => match r {
+                    Ok(()) => settled_done = true,
+                    // The ping task ended without a pong: the connection is going away.
+                    Err(_) => settled_done = true,
+                },
+                _ = tokio::time::sleep_until(until), if !settled_done => {
+                    let _ = tx.send(Err(Error::new(
+                        ErrorKind::Timeout,
+                        "HTTP/2: no SETTINGS from the client in time",
+                    )));
+                    return;
+                }
                 next = conn.accept() => match next {
                     Some(Ok((req, respond))) => {
                         let _ = tx.send(Ok(request(req, respond)));
@@ -167,6 +202,11 @@ impl Respond for Responder {
             status,
             headers,
         ))
+    }
+
+    fn poll_cancelled(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        // RST_STREAM from the client, or the connection failing: either way nobody waits.
+        self.respond.poll_reset(cx).map(|_| ())
     }
 }
 

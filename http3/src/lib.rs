@@ -18,5 +18,8 @@ pub mod io;
 pub mod proto;
 
 pub use io::client::{connect, Http3, Http3Connection};
-pub use io::config::{Http3Config, DEFAULT_INITIAL_MTU, PROXY_INITIAL_MTU};
-pub use io::server::{bind, serve, Http3Server};
+pub use io::config::{
+    Http3Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_INITIAL_MTU, DEFAULT_KEEP_ALIVE,
+    DEFAULT_QUIC_IDLE_TIMEOUT, DEFAULT_REQUEST_HEAD_TIMEOUT, PROXY_INITIAL_MTU,
+};
+pub use io::server::{bind, serve, serve_with, Http3Server};

@@ -77,6 +77,7 @@ async fn proxy(p: &Pki, auth: Option<(&str, &str)>) -> P {
             user: u.into(),
             pass: pw.into(),
         }),
+        rules: burrow_proxy::server::Rules::loopback(),
         ..ProxyConfig::default()
     };
     let running = server::start(Proxy::new(cfg, None, None).unwrap())
@@ -317,6 +318,7 @@ async fn proxy_chains_through_its_upstream_route() {
     let cfg = ProxyConfig {
         listeners: vec![Listen::parse("h3://127.0.0.1:0").unwrap()],
         identity: Some((pk.chain.clone(), Arc::new(key(&pk)))),
+        // No network rules: names go upstream unresolved (B, which dials, has them).
         ..ProxyConfig::default()
     };
     let a = server::start(Proxy::new(cfg, Some(upstream.stream), Some(upstream.datagram)).unwrap())
@@ -533,6 +535,7 @@ async fn per_hop_udp_template() {
             "/masque?h={target_host}&p={target_port}",
         )
         .unwrap(),
+        rules: burrow_proxy::server::Rules::loopback(),
         ..ProxyConfig::default()
     };
     let running = server::start(Proxy::new(cfg, None, None).unwrap())

@@ -42,6 +42,7 @@ async fn start(p: &Pki, tweak: impl FnOnce(&mut ProxyConfig)) -> Started {
             Listen::H3("127.0.0.1:0".parse().unwrap()),
         ],
         identity: Some((p.chain.clone(), Arc::new(p.key()))),
+        rules: burrow_proxy::server::Rules::loopback(),
         ..ProxyConfig::default()
     };
     tweak(&mut cfg);
@@ -245,7 +246,7 @@ async fn rules_and_failures_answer_with_proxy_status() {
     let s = start(&p, |c| {
         c.rules = Rules {
             ports: vec![(1, 1023)],
-            ..Rules::default()
+            ..Rules::loopback()
         }
     })
     .await;
@@ -257,7 +258,7 @@ async fn rules_and_failures_answer_with_proxy_status() {
     assert_eq!(e.code(), Some(403));
     assert_eq!(
         e.detail(),
-        Some("Proxy-Status: burrow; error=destination_ip_prohibited")
+        Some("Proxy-Status: burrow; error=destination_ip_prohibited; details=\"port not allowed\"")
     );
     // Port 9 on loopback: nobody listens (discard is not running here).
     let e = conn
@@ -298,7 +299,7 @@ async fn forwards_absolute_form_with_version_translation() {
             });
         }
     });
-    let s = start(&p, |_| {}).await;
+    let s = start(&p, |c| c.pseudonym = Some("burrow".into())).await;
     let url = format!("http://{origin}/hello?x=1");
     // HTTP/1.1 absolute-form, and HTTP/2 with :scheme http (translated to HTTP/1.1).
     for (conn, via) in [

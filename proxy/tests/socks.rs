@@ -15,6 +15,7 @@ async fn socks(auth: Option<Credentials>) -> (SocketAddr, server::Running) {
     let cfg = ProxyConfig {
         listeners: vec![Listen::Socks("127.0.0.1:0".parse().unwrap())],
         auth,
+        rules: burrow_proxy::server::Rules::loopback(),
         ..ProxyConfig::default()
     };
     let running = server::start(Proxy::new(cfg, None, None).unwrap())

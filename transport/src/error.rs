@@ -45,6 +45,9 @@ pub enum ErrorKind {
     /// The peer did not process the request (HTTP/2 or HTTP/3 GOAWAY past it, REFUSED_STREAM,
     /// or a reused HTTP/1.1 connection closed before answering): safe to retry elsewhere.
     NotProcessed,
+    /// A local rule refused the target (a proxy's access rules: an address range, a port, a
+    /// host that is not allowed). Nothing was sent to it.
+    Denied,
 }
 
 impl ErrorKind {
@@ -64,6 +67,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::NotProcessed => "request not processed",
+            ErrorKind::Denied => "refused by rule",
         }
     }
 }
@@ -119,7 +123,7 @@ impl Error {
     /// Creates an error of `kind` with a message. The fault defaults from the kind.
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         let fault = match kind {
-            ErrorKind::InvalidInput => Fault::User,
+            ErrorKind::InvalidInput | ErrorKind::Denied => Fault::User,
             ErrorKind::Cancelled => Fault::Local,
             _ => Fault::Peer,
         };

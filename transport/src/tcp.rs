@@ -8,29 +8,16 @@ use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::happy_eyeballs::{interleave, race, DEFAULT_ATTEMPT_DELAY};
-use crate::{Connected, Error, ErrorKind, Host, Result, StreamConnector, StreamInfo, Target};
+use crate::resolve::{resolve_target, SharedResolver, SystemResolver};
+use crate::{Connected, Error, ErrorKind, Result, StreamConnector, StreamInfo, Target};
 
-/// Resolves a target to socket addresses (IP literals are returned as they are).
+/// Default deadline for a whole direct connect, name lookup included (curl has 300 s;
+/// a dial that takes longer than this is to a black hole).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Resolves a target with the system resolver (IP literals are returned as they are).
 pub async fn resolve(target: &Target) -> Result<Vec<SocketAddr>> {
-    match &target.host {
-        Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, target.port)]),
-        Host::Name(name) => {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), target.port))
-                .await
-                .map_err(|e| {
-                    Error::new(ErrorKind::Resolve, format!("could not resolve {name}"))
-                        .with_source(e)
-                })?
-                .collect();
-            if addrs.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::Resolve,
-                    format!("{name} has no addresses"),
-                ));
-            }
-            Ok(addrs)
-        }
-    }
+    resolve_target(&SystemResolver, target).await
 }
 
 /// Options for direct TCP connections.
@@ -48,7 +35,7 @@ impl Default for TcpConfig {
             nodelay: true,
             keepalive: Some(Duration::from_secs(60)),
             attempt_delay: DEFAULT_ATTEMPT_DELAY,
-            connect_timeout: None,
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
         }
     }
 }
@@ -72,27 +59,96 @@ impl TcpConfig {
         self
     }
 
-    /// Sets a deadline for the whole connect, resolution included (default none).
+    /// Sets a deadline for the whole connect, resolution included (default
+    /// [`DEFAULT_CONNECT_TIMEOUT`]; `None`: wait as long as the operating system does).
     pub fn connect_timeout(&mut self, d: Option<Duration>) -> &mut Self {
         self.connect_timeout = d;
         self
     }
 }
 
-/// Connects directly over TCP.
-#[derive(Clone, Debug, Default)]
+/// Connects directly over TCP, resolving names with its [`Resolve`](crate::Resolve)r
+/// (the system's by default).
+#[derive(Clone)]
 pub struct TcpConnector {
     config: TcpConfig,
+    resolver: SharedResolver,
+}
+
+impl Default for TcpConnector {
+    fn default() -> Self {
+        TcpConnector::new(TcpConfig::default())
+    }
+}
+
+impl std::fmt::Debug for TcpConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpConnector")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TcpConnector {
-    /// A connector with `config`.
+    /// A connector with `config` and the system resolver.
     pub fn new(config: TcpConfig) -> Self {
-        TcpConnector { config }
+        TcpConnector {
+            config,
+            resolver: std::sync::Arc::new(SystemResolver),
+        }
+    }
+
+    /// Resolves names with `resolver` instead of the system's.
+    pub fn with_resolver(mut self, resolver: SharedResolver) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TcpConfig {
+        &self.config
     }
 
     async fn connect_inner(&self, target: &Target) -> Result<(TcpStream, SocketAddr)> {
-        let addrs = interleave(resolve(target).await?);
+        let addrs = resolve_target(&*self.resolver, target).await?;
+        self.race_addrs(addrs, target).await
+    }
+
+    /// Connects to one of `addrs` (already resolved and, for a proxy, already checked),
+    /// racing them as RFC 8305 says, under the configured deadline. `target` names the
+    /// destination in errors.
+    pub async fn connect_addrs(
+        &self,
+        addrs: Vec<SocketAddr>,
+        target: &Target,
+    ) -> Result<TcpStream> {
+        self.deadline(target, self.race_addrs(addrs, target))
+            .await
+            .map(|(s, _)| s)
+    }
+
+    async fn deadline<T>(
+        &self,
+        target: &Target,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match self.config.connect_timeout {
+            Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!("connect to {target} took longer than {d:?}"),
+                )
+            })?,
+            None => fut.await,
+        }
+    }
+
+    async fn race_addrs(
+        &self,
+        addrs: Vec<SocketAddr>,
+        target: &Target,
+    ) -> Result<(TcpStream, SocketAddr)> {
+        let addrs = interleave(addrs);
         let res = race(&addrs, self.config.attempt_delay, |addr| async move {
             let sock = if addr.is_ipv4() {
                 TcpSocket::new_v4()
@@ -126,17 +182,9 @@ impl TcpConnector {
 
     /// Connects and returns the tokio `TcpStream` itself.
     pub async fn connect_tcp(&self, target: &Target) -> Result<TcpStream> {
-        let fut = self.connect_inner(target);
-        let (s, _) = match self.config.connect_timeout {
-            Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| {
-                Error::new(
-                    ErrorKind::Timeout,
-                    format!("connect to {target} took longer than {d:?}"),
-                )
-            })??,
-            None => fut.await?,
-        };
-        Ok(s)
+        self.deadline(target, self.connect_inner(target))
+            .await
+            .map(|(s, _)| s)
     }
 }
 
@@ -163,7 +211,28 @@ impl StreamConnector for TcpConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Host, Resolve};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A resolver that never answers (a black-holed DNS server).
+    struct Silent;
+
+    #[async_trait]
+    impl Resolve for Silent {
+        async fn resolve(&self, _: &str, _: u16) -> Result<Vec<SocketAddr>> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_deadline_covers_a_lookup_that_never_ends() {
+        let c = TcpConnector::default().with_resolver(std::sync::Arc::new(Silent));
+        let t0 = tokio::time::Instant::now();
+        let e = c.connect(&"black.hole:80".parse().unwrap()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert_eq!(t0.elapsed(), DEFAULT_CONNECT_TIMEOUT);
+        assert!(e.to_string().contains("black.hole:80"), "{e}");
+    }
 
     #[tokio::test]
     async fn connects_with_nodelay_and_keepalive() {

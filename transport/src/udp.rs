@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tokio::io::{Interest, ReadBuf};
 use tokio::net::UdpSocket;
 
-use crate::tcp::resolve;
+use crate::resolve::{resolve_target, SharedResolver, SystemResolver};
 use crate::{BoxFlow, DatagramConnector, DatagramFlow, Error, ErrorKind, Result, Target};
 
 /// Largest UDP payload over IPv4 (65535 − 20 IP − 8 UDP).
@@ -199,14 +199,38 @@ impl DatagramFlow for UdpFlow {
     }
 }
 
-/// Opens direct UDP flows. Names are resolved; the first address is used.
-#[derive(Clone, Debug, Default)]
-pub struct UdpConnector;
+/// Opens direct UDP flows. Names are resolved with its resolver (the system's by default);
+/// the first address that can be connected is used.
+#[derive(Clone)]
+pub struct UdpConnector {
+    resolver: SharedResolver,
+}
+
+impl Default for UdpConnector {
+    fn default() -> Self {
+        UdpConnector {
+            resolver: Arc::new(SystemResolver),
+        }
+    }
+}
+
+impl std::fmt::Debug for UdpConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UdpConnector")
+    }
+}
+
+impl UdpConnector {
+    /// Resolves names with `resolver`.
+    pub fn with_resolver(resolver: SharedResolver) -> Self {
+        UdpConnector { resolver }
+    }
+}
 
 #[async_trait]
 impl DatagramConnector for UdpConnector {
     async fn connect_datagram(&self, target: &Target) -> Result<BoxFlow> {
-        let addrs = resolve(target).await?;
+        let addrs = resolve_target(&*self.resolver, target).await?;
         let mut last = None;
         for a in addrs {
             match UdpFlow::connect(a).await {
@@ -238,7 +262,7 @@ mod tests {
                 srv.send_to(&buf[..n], from).await.unwrap();
             }
         });
-        let flow = UdpConnector
+        let flow = UdpConnector::default()
             .connect_datagram(&Target::from(addr))
             .await
             .unwrap();

@@ -129,6 +129,11 @@ impl BurrowProxy {
             .args(["--listen", &format!("https1://127.0.0.1:{https1}")])
             .args(["--listen", &format!("h3://127.0.0.1:{h3}")])
             .args(["--listen", &format!("socks5://127.0.0.1:{socks}")])
+            // Every target here is on loopback, which burrow-proxy refuses by default; and
+            // the tunnel workloads open more tunnels from one address than a client gets.
+            .args(["--allow-net", "127.0.0.0/8", "--allow-net", "::1"])
+            .args(["--max-tunnels-per-client", "65536"])
+            .args(["--max-connections-per-client", "65536"])
             .arg("--cert")
             .arg(&env.cert)
             .arg("--key")

@@ -40,6 +40,8 @@ pub fn start_burrow_proxy(listen: &[&str], extra: &[&str]) -> ProxyProcess {
         args.push("--listen".into());
         args.push(format!("{l}://127.0.0.1:0"));
     }
+    // The peers all listen on loopback, which burrow-proxy refuses unless allowed.
+    args.extend(["--allow-net", "127.0.0.0/8", "--allow-net", "::1"].map(String::from));
     args.extend(["--cert".into(), pki.join("cert.pem").display().to_string()]);
     args.extend(["--key".into(), pki.join("key.pem").display().to_string()]);
     args.extend(extra.iter().map(|s| s.to_string()));

@@ -7,4 +7,4 @@ mod server;
 mod wire;
 
 pub use client::{handshake, AbsoluteForm, Http1, Http1Connection};
-pub use server::{serve, Http1Server};
+pub use server::{serve, serve_with, Http1Server, ServerTimeouts};

@@ -50,6 +50,18 @@ impl Respond for Responder {
     }
 }
 
+/// Deadlines of a server connection (both off by default, as for any library server; the
+/// proxy sets them).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerTimeouts {
+    /// A whole request head must arrive within this from its first byte, or the
+    /// connection is answered 408 and closed (a client dripping a byte at a time is not
+    /// "active").
+    pub head: Option<std::time::Duration>,
+    /// A connection waiting for its next (or first) request is closed after this.
+    pub idle: Option<std::time::Duration>,
+}
+
 /// The server side of an HTTP/1.1 connection.
 pub struct Http1Server {
     requests: mpsc::Receiver<Result<ServerRequest, Error>>,
@@ -59,12 +71,18 @@ pub struct Http1Server {
 /// Serves HTTP/1.1 on `io`: spawns the driver task; take requests with
 /// [`ServerConnection::accept`].
 pub fn serve(io: BoxStream, limits: Limits) -> Http1Server {
+    serve_with(io, limits, ServerTimeouts::default())
+}
+
+/// Serves HTTP/1.1 on `io` with deadlines for request heads and idle connections.
+pub fn serve_with(io: BoxStream, limits: Limits, timeouts: ServerTimeouts) -> Http1Server {
     let (tx, rx) = mpsc::channel(1);
     let shutdown = Arc::new((AtomicBool::new(false), Notify::new()));
     let driver = Driver {
         conn: Connection::new(Role::Server, limits),
         requests: tx,
         shutdown: shutdown.clone(),
+        timeouts,
     };
     tokio::spawn(driver.run(io));
     Http1Server {
@@ -93,6 +111,15 @@ struct Driver {
     conn: Connection,
     requests: mpsc::Sender<Result<ServerRequest, Error>>,
     shutdown: Arc<(AtomicBool, Notify)>,
+    timeouts: ServerTimeouts,
+}
+
+/// Why no request head came.
+enum NoHead {
+    /// The peer sent something that is not one: answer with its status.
+    Bad(Error, Option<ProtoError>),
+    /// A head was started but not finished in time: answer 408.
+    TooSlow,
 }
 
 enum Next {
@@ -108,11 +135,16 @@ impl Driver {
             let head = match self.read_head(&mut rd).await {
                 Ok(Some(h)) => h,
                 Ok(None) => break,
-                Err(e) => {
-                    if let Some(p) = e.1 {
+                Err(NoHead::TooSlow) => {
+                    self.send_status(408, "request head not received in time", &mut wr)
+                        .await;
+                    break;
+                }
+                Err(NoHead::Bad(e, p)) => {
+                    if let Some(p) = p {
                         self.send_error(&p, &mut wr).await;
                     }
-                    let _ = self.requests.send(Err(e.0)).await;
+                    let _ = self.requests.send(Err(e)).await;
                     break;
                 }
             };
@@ -135,37 +167,57 @@ impl Driver {
         let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
     }
 
+    /// Waits for the next request head: within the idle deadline for its first byte, and
+    /// the head deadline from there for the rest.
     async fn read_head(
         &mut self,
         rd: &mut ReadHalf<BoxStream>,
-    ) -> Result<Option<RequestHead>, (Error, Option<ProtoError>)> {
+    ) -> Result<Option<RequestHead>, NoHead> {
+        let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
+        let idle_until = self
+            .timeouts
+            .idle
+            .map_or_else(far, |d| tokio::time::Instant::now() + d);
+        let mut head_until = None;
         loop {
             match self.conn.poll_event() {
                 Ok(Some(Event::Request(h))) => return Ok(Some(h)),
                 Ok(Some(Event::Closed)) => return Ok(None),
                 Ok(Some(_)) => {
-                    return Err((
+                    return Err(NoHead::Bad(
                         Error::new(ErrorKind::Protocol, "HTTP/1.1: unexpected event"),
                         None,
                     ))
                 }
                 Ok(None) => {}
-                Err(p) => return Err((p.clone().into(), Some(p))),
+                Err(p) => return Err(NoHead::Bad(p.clone().into(), Some(p))),
             }
-            if self.shutdown.0.load(Ordering::Acquire) && self.conn.read_buffer().is_empty() {
+            let started = !self.conn.read_buffer().is_empty();
+            if self.shutdown.0.load(Ordering::Acquire) && !started {
                 return Ok(None);
             }
+            if started && head_until.is_none() {
+                head_until = Some(
+                    self.timeouts
+                        .head
+                        .map_or_else(far, |d| tokio::time::Instant::now() + d),
+                );
+            }
+            let until = head_until.unwrap_or(idle_until);
             let notify = &self.shutdown.1;
             tokio::select! {
-                r = read_more(&mut self.conn, rd) => r.map_err(|e| (e, None))?,
+                r = read_more(&mut self.conn, rd) => r.map_err(|e| NoHead::Bad(e, None))?,
                 _ = notify.notified() => {}
+                _ = tokio::time::sleep_until(until) => {
+                    return if head_until.is_some() { Err(NoHead::TooSlow) } else { Ok(None) };
+                }
             }
         }
     }
 
-    async fn send_error(&mut self, e: &ProtoError, wr: &mut WriteHalf<BoxStream>) {
-        let msg = format!("{e}\n");
-        let head = ResponseHead::new(e.status())
+    async fn send_status(&mut self, status: u16, why: &str, wr: &mut WriteHalf<BoxStream>) {
+        let msg = format!("{why}\n");
+        let head = ResponseHead::new(status)
             .header("content-type", "text/plain")
             .header("connection", "close")
             .header("content-length", &msg.len().to_string());
@@ -173,6 +225,10 @@ impl Driver {
         wire.extend_from_slice(msg.as_bytes());
         let _ = tokio::io::AsyncWriteExt::write_all(wr, &wire).await;
         let _ = tokio::io::AsyncWriteExt::flush(wr).await;
+    }
+
+    async fn send_error(&mut self, e: &ProtoError, wr: &mut WriteHalf<BoxStream>) {
+        self.send_status(e.status(), &e.to_string(), wr).await;
     }
 
     async fn exchange(

@@ -24,6 +24,34 @@ use super::head::{
 };
 use super::{Limits, ProtoError};
 
+/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+/// HTTP/1.1 request message that lacks a Host header field and to any request message that
+/// contains more than one Host header field line or a Host header field with an invalid
+/// field value."
+fn check_host(head: &RequestHead) -> Result<(), ProtoError> {
+    let mut hosts = head.headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(ProtoError::InvalidHost("has more than one Host")),
+        (None, _) if head.version == http::Version::HTTP_11 => {
+            Err(ProtoError::InvalidHost("has no Host"))
+        }
+        (Some(h), None) => {
+            let v = h
+                .to_str()
+                .map_err(|_| ProtoError::InvalidHost("has an invalid Host"))?;
+            // uri-host [ ":" port ], or empty (RFC 9112 §3.2: an empty value is allowed
+            // when the target URI has no authority).
+            let valid = v.is_empty() || v.parse::<http::uri::Authority>().is_ok_and(|a| !a.as_str().contains('@'));
+            if valid {
+                Ok(())
+            } else {
+                Err(ProtoError::InvalidHost("has an invalid Host"))
+            }
+        }
+        (None, _) => Ok(()),
+    }
+}
+
 /// Which end of the connection this core is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -404,6 +432,7 @@ impl Connection {
         };
         let _ = self.rbuf.split_to(n);
         self.scan_from = 0;
+        check_host(&head)?;
         let framing = request_framing(&head.headers, head.version)?;
         self.keep_alive &= wants_keep_alive(&head.headers, head.version);
         self.upgrade_requested =

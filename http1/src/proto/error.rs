@@ -18,6 +18,9 @@ pub enum ProtoError {
     },
     /// The start line or a header field is malformed (httparse's reason).
     InvalidHead(&'static str),
+    /// An HTTP/1.1 request without `Host`, with more than one, or with an invalid one
+    /// (RFC 9112 §3.2: the server MUST answer 400); says which.
+    InvalidHost(&'static str),
     /// A header line starts with whitespace (obsolete line folding, RFC 9112 §5.2).
     ObsFold,
     /// A CR not followed by LF (RFC 9112 §2.2).
@@ -84,6 +87,7 @@ impl std::fmt::Display for ProtoError {
                 write!(f, "more than {limit} header fields")
             }
             ProtoError::InvalidHead(why) => write!(f, "malformed message head: {why}"),
+            ProtoError::InvalidHost(why) => write!(f, "request {why}"),
             ProtoError::ObsFold => f.write_str("obsolete line folding in header block"),
             ProtoError::BareCr => f.write_str("bare CR in message head"),
             ProtoError::ContentLengthWithTransferEncoding => {

@@ -512,3 +512,28 @@ fn http10_client_gets_close() {
     );
     assert!(core.0.must_close());
 }
+
+#[test]
+fn server_http11_request_needs_exactly_one_valid_host() {
+    playbook!(server(),
+        >> In::Recv(b"GET / HTTP/1.1\r\naccept: */*\r\n\r\n"),
+        << is_err(ProtoError::InvalidHost("has no Host")),
+    );
+    playbook!(server(),
+        >> In::Recv(b"GET / HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n"),
+        << is_err(ProtoError::InvalidHost("has more than one Host")),
+    );
+    playbook!(server(),
+        >> In::Recv(b"GET / HTTP/1.1\r\nhost: user:pw@a\r\n\r\n"),
+        << is_err(ProtoError::InvalidHost("has an invalid Host")),
+    );
+    playbook!(server(),
+        >> In::Recv(b"GET / HTTP/1.1\r\nhost: a b\r\n\r\n"),
+        << is_err(ProtoError::InvalidHost("has an invalid Host")),
+    );
+    // HTTP/1.0 may omit it; 400 is the status either way.
+    let mut c = Connection::new(Role::Server, Limits::default());
+    c.receive(b"GET / HTTP/1.0\r\n\r\n");
+    assert!(matches!(c.poll_event(), Ok(Some(Event::Request(_)))));
+    assert_eq!(ProtoError::InvalidHost("has no Host").status(), 400);
+}

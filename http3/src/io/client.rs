@@ -27,6 +27,7 @@ pub struct Http3Connection {
     shared: Arc<Shared>,
     _endpoint: Endpoint,
     info: ConnectionInfo,
+    settings_timeout: std::time::Duration,
 }
 
 fn handshake_error(e: quinn::ConnectionError, server: &str) -> Error {
@@ -118,13 +119,14 @@ pub async fn connect(
         shared,
         _endpoint: endpoint,
         info,
+        settings_timeout: config.handshake_timeout,
     })
 }
 
 impl Http3Connection {
-    /// The peer's SETTINGS, once received.
+    /// The peer's SETTINGS, once received (waits at most the configured handshake timeout).
     pub async fn peer_settings(&self) -> Result<Settings, Error> {
-        self.shared.peer_settings().await
+        self.shared.peer_settings_within(self.settings_timeout).await
     }
 
     /// Largest HTTP Datagram payload the connection can carry now.
@@ -193,6 +195,20 @@ impl Http3Connection {
     }
 }
 
+/// Counts one more interim response; too many is the peer's protocol error.
+fn count_interim(seen: usize) -> Result<usize, Error> {
+    if seen + 1 > super::config::MAX_INTERIM_RESPONSES {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "HTTP/3: more than {} interim (1xx) responses",
+                super::config::MAX_INTERIM_RESPONSES
+            ),
+        ));
+    }
+    Ok(seen + 1)
+}
+
 fn request_head(parts: &http::request::Parts) -> Result<RequestHead, Error> {
     let uri = &parts.uri;
     let authority = match uri.authority() {
@@ -230,9 +246,12 @@ impl HttpConnection for Http3Connection {
                 .or_insert_with(|| http::HeaderValue::from(n));
         }
         let (mut reader, mut recv, _, _) = self.open(&head, Some(b)).await?;
+        let mut interim = 0;
         loop {
             match next_event(&mut reader, &mut recv, "awaiting a response").await? {
-                MessageEvent::Response(s, _) if s.is_informational() => continue,
+                MessageEvent::Response(s, _) if s.is_informational() => {
+                    interim = count_interim(interim)?;
+                }
                 MessageEvent::Response(status, headers) => {
                     let len = if parts.method == Method::HEAD {
                         Some(0)
@@ -300,9 +319,12 @@ impl HttpConnection for Http3Connection {
         };
         let (mut reader, mut recv, send, id) = self.open(&head, None).await?;
         let send = send.ok_or_else(|| Error::new(ErrorKind::Protocol, "HTTP/3: no send stream"))?;
+        let mut interim = 0;
         loop {
             match next_event(&mut reader, &mut recv, "awaiting a tunnel response").await? {
-                MessageEvent::Response(s, _) if s.is_informational() => continue,
+                MessageEvent::Response(s, _) if s.is_informational() => {
+                    interim = count_interim(interim)?;
+                }
                 MessageEvent::Response(status, headers) => {
                     if !status.is_success() {
                         return Err(refused(status, &headers));

@@ -17,6 +17,17 @@ pub const DEFAULT_STREAM_WINDOW: u32 = 8 * 1024 * 1024;
 pub const DEFAULT_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 /// Default buffer for received HTTP Datagrams not yet read: 1 MiB.
 pub const DEFAULT_DATAGRAM_BUFFER: usize = 1024 * 1024;
+/// Default deadline for the peer's SETTINGS (a server closes a connection without them
+/// with H3_MISSING_SETTINGS; a client gives up an extended CONNECT that needs them).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default deadline for a whole request head on a request stream (server).
+pub const DEFAULT_REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default interval of QUIC keep-alive (PING) frames.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// Default QUIC idle timeout.
+pub const DEFAULT_QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most interim (1xx) responses a client accepts before a final one.
+pub const MAX_INTERIM_RESPONSES: usize = burrow_http_core::MAX_INTERIM_RESPONSES;
 /// Largest received field section (SETTINGS_MAX_FIELD_SECTION_SIZE we announce).
 pub const MAX_FIELD_SECTION_SIZE: u64 = crate::proto::qpack::MAX_FIELD_SECTION_SIZE;
 
@@ -31,6 +42,8 @@ pub struct Http3Config {
     pub(crate) keep_alive: Option<Duration>,
     pub(crate) max_concurrent_streams: u32,
     pub(crate) datagram_buffer: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) request_head_timeout: Duration,
 }
 
 impl Default for Http3Config {
@@ -40,10 +53,12 @@ impl Default for Http3Config {
             mtu_discovery: false,
             stream_window: DEFAULT_STREAM_WINDOW,
             connection_window: DEFAULT_CONNECTION_WINDOW,
-            idle_timeout: Duration::from_secs(30),
-            keep_alive: Some(Duration::from_secs(10)),
+            idle_timeout: DEFAULT_QUIC_IDLE_TIMEOUT,
+            keep_alive: Some(DEFAULT_KEEP_ALIVE),
             max_concurrent_streams: 256,
             datagram_buffer: DEFAULT_DATAGRAM_BUFFER,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            request_head_timeout: DEFAULT_REQUEST_HEAD_TIMEOUT,
         }
     }
 }
@@ -78,6 +93,26 @@ impl Http3Config {
     /// Idle timeout of the QUIC connection.
     pub fn idle_timeout(&mut self, d: Duration) -> &mut Self {
         self.idle_timeout = d;
+        self
+    }
+
+    /// Interval of QUIC keep-alive PINGs, or `None` for none. With keep-alives a dead peer
+    /// is noticed after the idle timeout even when nothing else is sent.
+    pub fn keep_alive(&mut self, every: Option<Duration>) -> &mut Self {
+        self.keep_alive = every;
+        self
+    }
+
+    /// Deadline for the peer's SETTINGS after the QUIC handshake.
+    pub fn handshake_timeout(&mut self, d: Duration) -> &mut Self {
+        self.handshake_timeout = d;
+        self
+    }
+
+    /// Server: deadline for a whole request head on a request stream; a stream that has
+    /// not sent one by then is reset with H3_REQUEST_INCOMPLETE.
+    pub fn request_head_timeout(&mut self, d: Duration) -> &mut Self {
+        self.request_head_timeout = d;
         self
     }
 

@@ -115,6 +115,17 @@ impl Shared {
         }
     }
 
+    /// Waits at most `deadline` for the peer's SETTINGS.
+    pub async fn peer_settings_within(&self, deadline: std::time::Duration) -> Result<Settings, Error> {
+        match tokio::time::timeout(deadline, self.peer_settings()).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("HTTP/3: no SETTINGS from the peer within {deadline:?}"),
+            )),
+        }
+    }
+
     /// Sends GOAWAY with `id` on our control stream (RFC 9114 §5.2).
     pub async fn send_goaway(&self, id: u64) {
         let mut c = self._control.lock().await;

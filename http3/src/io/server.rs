@@ -46,9 +46,17 @@ pub struct Http3Server {
     next_id: Arc<AtomicU64>,
 }
 
-/// Serves HTTP/3 on an accepted QUIC connection: sends our SETTINGS (extended CONNECT and
-/// HTTP Datagrams enabled) and starts accepting request streams.
+/// Serves HTTP/3 on an accepted QUIC connection with default settings.
 pub async fn serve(conn: quinn::Connection) -> Result<Http3Server, Error> {
+    serve_with(conn, &Http3Config::default()).await
+}
+
+/// Serves HTTP/3 on an accepted QUIC connection: sends our SETTINGS (extended CONNECT and
+/// HTTP Datagrams enabled) and starts accepting request streams. A peer whose SETTINGS do
+/// not arrive within the config's handshake timeout is closed with H3_MISSING_SETTINGS; a
+/// request stream whose head is not complete within the request-head timeout is reset with
+/// H3_REQUEST_INCOMPLETE.
+pub async fn serve_with(conn: quinn::Connection, config: &Http3Config) -> Result<Http3Server, Error> {
     let ours = Settings {
         max_field_section_size: Some(MAX_FIELD_SECTION_SIZE),
         enable_connect_protocol: true,
@@ -56,6 +64,19 @@ pub async fn serve(conn: quinn::Connection) -> Result<Http3Server, Error> {
         ..Settings::default()
     };
     let shared = Shared::start(conn.clone(), ours).await?;
+    let watchdog = shared.clone();
+    let settings_deadline = config.handshake_timeout;
+    tokio::spawn(async move {
+        if let Err(e) = watchdog.peer_settings_within(settings_deadline).await {
+            if e.kind() == ErrorKind::Timeout {
+                super::conn::close(
+                    &watchdog.conn,
+                    &crate::proto::error::H3Error::new(Code::MISSING_SETTINGS, "no SETTINGS"),
+                );
+            }
+        }
+    });
+    let head_deadline = config.request_head_timeout;
     let (tx, rx) = mpsc::unbounded_channel();
     let stopping = Arc::new(AtomicBool::new(false));
     let next_id = Arc::new(AtomicU64::new(0));
@@ -70,7 +91,7 @@ pub async fn serve(conn: quinn::Connection) -> Result<Http3Server, Error> {
             }
             let (tx, sh) = (tx.clone(), sh.clone());
             tokio::spawn(async move {
-                if let Some(r) = request(sh, send, recv, id).await {
+                if let Some(r) = request(sh, send, recv, id, head_deadline).await {
                     let _ = tx.send(r);
                 }
             });
@@ -89,12 +110,24 @@ async fn request(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     id: u64,
+    head_deadline: std::time::Duration,
 ) -> Option<Result<ServerRequest, Error>> {
     let mut reader = MessageReader::new(Reading::Request);
-    let head = match next_event(&mut reader, &mut recv, "reading a request head").await {
-        Ok(MessageEvent::Request(h)) => h,
-        Ok(_) => return None,
-        Err(e) => {
+    let head = tokio::time::timeout(
+        head_deadline,
+        next_event(&mut reader, &mut recv, "reading a request head"),
+    )
+    .await;
+    let head = match head {
+        Ok(Ok(MessageEvent::Request(h))) => h,
+        Ok(Ok(_)) => return None,
+        // RFC 9114 §4.1.2: H3_REQUEST_INCOMPLETE for a request that did not arrive whole.
+        Err(_) => {
+            let _ = send.reset(code(Code::REQUEST_INCOMPLETE));
+            let _ = recv.stop(code(Code::REQUEST_INCOMPLETE));
+            return None;
+        }
+        Ok(Err(e)) => {
             // A malformed request is a stream error: reset with its code (RFC 9114 §4.1.2).
             let c = e.code().unwrap_or(Code::MESSAGE_ERROR.0);
             let _ = send.reset(quinn::VarInt::from_u64(c).unwrap_or(code(Code::MESSAGE_ERROR)));
@@ -137,9 +170,12 @@ async fn request(
             shared,
             id,
             extended,
+            stopped: None,
         }),
     }))
 }
+
+type Stopped = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>;
 
 struct Responder {
     send: quinn::SendStream,
@@ -148,6 +184,8 @@ struct Responder {
     shared: Arc<Shared>,
     id: u64,
     extended: bool,
+    /// Resolves when the client stops the stream (STOP_SENDING) or the connection ends.
+    stopped: Option<Stopped>,
 }
 
 #[async_trait]
@@ -213,6 +251,17 @@ impl Respond for Responder {
             t = t.with_datagrams(Box::new(d));
         }
         Ok(t)
+    }
+
+    fn poll_cancelled(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let send = &self.send;
+        let stopped = self.stopped.get_or_insert_with(|| {
+            let f = send.stopped();
+            Box::pin(async move {
+                let _ = f.await;
+            })
+        });
+        stopped.as_mut().poll(cx)
     }
 }
 

@@ -59,7 +59,7 @@ impl Route {
     pub fn direct(options: &RouteOptions) -> Route {
         Route {
             stream: Arc::new(TcpConnector::new(options.tcp.clone())),
-            datagram: Arc::new(UdpConnector),
+            datagram: Arc::new(UdpConnector::default()),
             hops: Vec::new(),
         }
     }

@@ -1,29 +1,19 @@
 //! Answering one request on any HTTP version: CONNECT, CONNECT-UDP, or a forward request.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use burrow_http_core::{Body, ConnectProtocol, Respond, ServerRequest};
-use burrow_transport::{Error, ErrorKind, Host, Target};
-use http::header::{HeaderName, HeaderValue, CONNECTION};
-use http::{Method, Response, StatusCode, Version};
+use burrow_transport::{Error, ErrorKind, Target};
+use http::header::HeaderValue;
+use http::{Method, Response, StatusCode};
 
+use super::dial::Dial;
+use super::forward::{prepare, strip_hop_by_hop, via_loops, via_protocol, Refusal};
 use super::relay::relay;
 use super::rules::Denied;
-use super::{udp, Dial, Proxy};
-
-/// Header fields that concern one hop only (RFC 9110 §7.6.1) and are never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
-    "proxy-authenticate",
-];
+use super::{udp, Peer, Proxy};
 
 fn proxy_status(error: &str, detail: Option<&str>) -> HeaderValue {
     let v = match detail {
@@ -53,18 +43,26 @@ pub(crate) fn refusal(status: StatusCode, error: &str, detail: Option<&str>) -> 
     r
 }
 
+impl Refusal {
+    /// The response that says it.
+    pub(crate) fn response(&self) -> Response<Body> {
+        refusal(self.status, self.error, self.detail.as_deref())
+    }
+}
+
 /// The status and Proxy-Status error for a failure reaching the target (RFC 9209 §2.3).
 pub(crate) fn dial_failure(e: &Error) -> (StatusCode, &'static str) {
     match e.kind() {
         ErrorKind::Resolve => (StatusCode::BAD_GATEWAY, "dns_error"),
         ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "connection_timeout"),
         ErrorKind::ProxyRefused => (StatusCode::BAD_GATEWAY, "proxy_internal_response"),
+        ErrorKind::Denied => (StatusCode::FORBIDDEN, "destination_ip_prohibited"),
         _ => (StatusCode::BAD_GATEWAY, "connection_refused"),
     }
 }
 
 pub(crate) fn denied(d: Denied) -> Response<Body> {
-    refusal(StatusCode::FORBIDDEN, d.proxy_status(), None)
+    refusal(StatusCode::FORBIDDEN, d.proxy_status(), Some(&d.to_string()))
 }
 
 /// The answer to a target that could not be reached: 403 when the rules refused it, else
@@ -85,8 +83,41 @@ pub(crate) async fn refuse(proxy: &Proxy, respond: Box<dyn Respond>, response: R
     let _ = respond.send_response(response).await;
 }
 
+/// Runs `work` unless the client gives up on the request first (an HTTP/2 RST_STREAM, an
+/// HTTP/3 STOP_SENDING, the connection closing): then the work is dropped, its dial
+/// cancelled, and `None` returned (the rapid-reset defence at the application level).
+pub(crate) async fn unless_cancelled<T>(
+    proxy: &Proxy,
+    respond: &mut Box<dyn Respond>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        r = work => Some(r),
+        _ = std::future::poll_fn(|cx| respond.poll_cancelled(cx)) => {
+            proxy.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+fn too_many(what: &str) -> Refusal {
+    Refusal::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "proxy_internal_error",
+        format!("too many {what} from this client"),
+    )
+}
+
+fn busy(what: &str) -> Refusal {
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "proxy_internal_error",
+        format!("too many {what}"),
+    )
+}
+
 /// Handles one request taken from any server connection.
-pub async fn handle(proxy: Arc<Proxy>, sr: ServerRequest) {
+pub(crate) async fn handle(proxy: Arc<Proxy>, sr: ServerRequest, peer: Peer) {
     let ServerRequest { request, respond } = sr;
     let stats = &proxy.stats;
     if let Some(creds) = &proxy.config.auth {
@@ -104,71 +135,75 @@ pub async fn handle(proxy: Arc<Proxy>, sr: ServerRequest) {
             return refuse(&proxy, respond, r).await;
         }
     }
+    if via_loops(request.headers(), &proxy.pseudonym) {
+        let r = Refusal::new(
+            StatusCode::LOOP_DETECTED,
+            "http_request_denied",
+            "forwarding loop (Via names this proxy)",
+        );
+        return refuse(&proxy, respond, r.response()).await;
+    }
     let protocol = request.extensions().get::<ConnectProtocol>().cloned();
     let is_tunnel = request.method() == Method::CONNECT || protocol.is_some();
-    if is_tunnel {
-        let Some(_permit) = proxy.tunnel_slots.clone().try_acquire_owned().ok() else {
-            return refuse(
-                &proxy,
-                respond,
-                refusal(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "proxy_internal_error",
-                    Some("too many tunnels"),
-                ),
-            )
-            .await;
+    // Every tunnel and forwarded request takes a slot of the proxy and one of its client.
+    let Some(_share) = proxy.clients.work(peer.addr.ip()) else {
+        let what = if is_tunnel { "tunnels" } else { "requests" };
+        return refuse(&proxy, respond, too_many(what).response()).await;
+    };
+    if !is_tunnel {
+        let Ok(_slot) = proxy.request_slots.clone().try_acquire_owned() else {
+            return refuse(&proxy, respond, busy("requests").response()).await;
         };
-        stats.tunnels.fetch_add(1, Ordering::Relaxed);
-        stats.active.fetch_add(1, Ordering::Relaxed);
-        match protocol {
-            Some(p) if p.0.eq_ignore_ascii_case("connect-udp") => {
-                udp::handle(&proxy, request, respond).await
-            }
-            Some(p) => {
-                let msg = format!("unsupported :protocol {}", p.0);
-                let r = refusal(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "proxy_internal_error",
-                    Some(&msg),
-                );
-                refuse(&proxy, respond, r).await;
-            }
-            None => connect_tcp(&proxy, request, respond).await,
-        }
-        stats.active.fetch_sub(1, Ordering::Relaxed);
-        return;
+        return forward(&proxy, request, respond).await;
     }
-    forward(&proxy, request, respond).await;
+    let Ok(_permit) = proxy.tunnel_slots.clone().try_acquire_owned() else {
+        return refuse(&proxy, respond, busy("tunnels").response()).await;
+    };
+    stats.tunnels.fetch_add(1, Ordering::Relaxed);
+    stats.active.fetch_add(1, Ordering::Relaxed);
+    match protocol {
+        Some(p) if p.0.eq_ignore_ascii_case("connect-udp") => {
+            udp::handle(&proxy, request, respond).await
+        }
+        Some(p) => {
+            let msg = format!("unsupported :protocol {}", p.0);
+            let r = refusal(
+                StatusCode::NOT_IMPLEMENTED,
+                "proxy_internal_error",
+                Some(&msg),
+            );
+            refuse(&proxy, respond, r).await;
+        }
+        None => connect_tcp(&proxy, request, respond).await,
+    }
+    stats.active.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn connect_tcp(proxy: &Proxy, request: http::Request<Body>, respond: Box<dyn Respond>) {
+/// A classic CONNECT: dial (cancelled if the client gives up), answer 2xx, relay.
+async fn connect_tcp(proxy: &Proxy, request: http::Request<Body>, mut respond: Box<dyn Respond>) {
     let Some(target) = request
         .uri()
         .authority()
+        .filter(|a| !a.as_str().contains('@'))
         .and_then(|a| Target::parse_with_default(a.as_str(), 443).ok())
     else {
-        return refuse(
-            proxy,
-            respond,
-            refusal(
-                StatusCode::BAD_REQUEST,
-                "http_request_error",
-                Some("CONNECT needs host:port"),
-            ),
-        )
-        .await;
+        let r = refusal(
+            StatusCode::BAD_REQUEST,
+            "http_request_error",
+            Some("CONNECT needs host:port"),
+        );
+        return refuse(proxy, respond, r).await;
     };
-    if let Err(d) = proxy.config.rules.check_target(&target) {
-        return refuse(proxy, respond, denied(d)).await;
-    }
-    let upstream = match proxy.dial_tcp(&target).await {
+    let Some(dialed) = unless_cancelled(proxy, &mut respond, proxy.dialer.tcp(&target)).await
+    else {
+        return;
+    };
+    let upstream = match dialed {
         Ok(s) => s,
         Err(d) => return refuse(proxy, respond, dial_refusal(&d, &target)).await,
     };
-    let tunnel = match respond.accept_tunnel(Response::new(())).await {
-        Ok(t) => t,
-        Err(_) => return,
+    let Ok(tunnel) = respond.accept_tunnel(Response::new(())).await else {
+        return;
     };
     let limits = &proxy.config.limits;
     relay(
@@ -181,84 +216,34 @@ async fn connect_tcp(proxy: &Proxy, request: http::Request<Body>, respond: Box<d
     .await;
 }
 
-async fn forward(proxy: &Proxy, request: http::Request<Body>, respond: Box<dyn Respond>) {
-    let (mut parts, body) = request.into_parts();
-    let Some(authority) = parts.uri.authority().cloned() else {
-        return refuse(
-            proxy,
-            respond,
-            refusal(
-                StatusCode::BAD_REQUEST,
-                "http_request_error",
-                Some("not a proxy request: absolute URI needed"),
-            ),
-        )
-        .await;
+async fn forward(proxy: &Proxy, request: http::Request<Body>, mut respond: Box<dyn Respond>) {
+    let (parts, body) = request.into_parts();
+    let version = parts.version;
+    let prepared = match prepare(parts, &proxy.pseudonym) {
+        Ok(p) => p,
+        Err(r) => return refuse(proxy, respond, r.response()).await,
     };
-    let scheme = parts.uri.scheme_str().unwrap_or("http");
-    let default_port = if scheme == "https" { 443 } else { 80 };
-    let target = match Target::parse_with_default(authority.as_str(), default_port) {
-        Ok(t) => t,
-        Err(_) => {
-            return refuse(
-                proxy,
-                respond,
-                refusal(StatusCode::BAD_REQUEST, "http_request_error", None),
-            )
-            .await;
-        }
-    };
-    if let Err(d) = proxy.config.rules.check_target(&target) {
+    let target = prepared.target.clone();
+    // Host and port rules before anything is dialed; addresses are judged by the
+    // forwarding client's connector on the very addresses it dials.
+    if let Err(d) = proxy.dialer.check_target(&target) {
         return refuse(proxy, respond, denied(d)).await;
     }
-    strip_hop_by_hop(&mut parts.headers);
-    let via = match parts.version {
-        Version::HTTP_2 => "2 burrow",
-        Version::HTTP_3 => "3 burrow",
-        Version::HTTP_10 => "1.0 burrow",
-        _ => "1.1 burrow",
+    let req = http::Request::from_parts(prepared.parts, body);
+    let Some(r) = unless_cancelled(proxy, &mut respond, proxy.client.request(req)).await else {
+        return;
     };
-    parts
-        .headers
-        .append(http::header::VIA, HeaderValue::from_static(via));
-    parts.version = Version::HTTP_11;
-    if let Host::Name(_) = &target.host {
-        // Resolve here so the address rules apply to forwarded requests too.
-        if let Ok(addrs) = burrow_transport::tcp::resolve(&target).await {
-            if let Some(d) = addrs
-                .iter()
-                .find_map(|a| proxy.config.rules.check_address(a.ip()).err())
-            {
-                return refuse(proxy, respond, denied(d)).await;
-            }
-        }
-    }
-    let req = http::Request::from_parts(parts, body);
-    match proxy.client.request(req).await {
+    match r {
         Ok(resp) => {
             proxy.stats.forwarded.fetch_add(1, Ordering::Relaxed);
             let (mut rp, rb) = resp.into_parts();
             strip_hop_by_hop(&mut rp.headers);
-            rp.headers
-                .append(http::header::VIA, HeaderValue::from_static(via));
+            let via = format!("{} {}", via_protocol(version), proxy.pseudonym);
+            if let Ok(v) = HeaderValue::from_str(&via) {
+                rp.headers.append(http::header::VIA, v);
+            }
             let _ = respond.send_response(Response::from_parts(rp, rb)).await;
         }
         Err(e) => refuse(proxy, respond, dial_refusal(&Dial::Failed(e), &target)).await,
-    }
-}
-
-fn strip_hop_by_hop(h: &mut http::HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|s| s.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        h.remove(*n);
     }
 }

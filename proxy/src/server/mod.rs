@@ -1,7 +1,17 @@
 //! The proxy server: listeners for HTTP/1.1 and HTTP/2 (plain or TLS, ALPN picks), HTTP/3,
 //! and SOCKS; CONNECT and CONNECT-UDP on every HTTP version; absolute-form forwarding;
 //! authentication, target rules, limits; counters.
+//!
+//! It fails closed: targets are judged on the address that is dialed (one lookup, every
+//! answer checked), loopback, link-local, unspecified, multicast and broadcast targets and
+//! the proxy's own listeners are refused unless a network rule allows them, forwarded
+//! requests are normalised before anything is dialed, every wait has a deadline and every
+//! client a share.
 
+mod accept;
+mod clients;
+mod dial;
+mod forward;
 mod http;
 mod relay;
 pub mod rules;
@@ -18,12 +28,15 @@ use burrow_http2::{Http2, Http2Config};
 use burrow_http_core::{Client, ServerConnection};
 use burrow_transport::rustls::ServerConfig;
 use burrow_transport::{
-    tcp, tls, BoxFlow, BoxStream, DatagramConnector, Error, ErrorKind, StreamConnector, Target,
-    TcpConnector, TlsConfig, UdpFlow,
+    tls, BoxStream, DatagramConnector, Error, ErrorKind, SharedResolver, StreamConnector,
+    SystemResolver, TlsConfig,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
+pub use clients::{ClientTable, Hold};
+pub use dial::{Dial, Dialer, GuardedConnector, OwnAddresses};
+pub use forward::{prepare, Prepared, Refusal, HOP_BY_HOP};
 pub use relay::{relay, SharedStats, Stats};
 pub use rules::{Credentials, Denied, Rules};
 
@@ -31,18 +44,50 @@ use crate::template::UdpTemplate;
 
 /// Default cap on concurrent tunnels.
 pub const DEFAULT_MAX_TUNNELS: usize = 4096;
+/// Default cap on concurrent forwarded requests.
+pub const DEFAULT_MAX_REQUESTS: usize = 4096;
+/// Default cap on connections from one client address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
+/// Default cap on tunnels and forwarded requests in flight from one client address.
+pub const DEFAULT_MAX_TUNNELS_PER_CLIENT: usize = 1024;
+/// Default concurrent streams one HTTP/2 or HTTP/3 connection may open, far below the
+/// tunnel cap: a client needing more opens another connection (burrow's client does).
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 100;
 /// Default bytes in flight per tunnel direction (the back-pressure window).
 pub const DEFAULT_TUNNEL_BUFFER: usize = 64 * 1024;
 /// Default idle time after which a tunnel is closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default longest capsule accepted on a CONNECT-UDP stream.
 pub const DEFAULT_MAX_CAPSULE: u64 = burrow_http_core::capsule::DEFAULT_MAX_CAPSULE;
+/// Default deadline for a whole request head (HTTP/1.1; HTTP/3 per request stream), from
+/// its first byte.
+pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default deadline for a connection's handshakes: TLS, the HTTP/2 preface and SETTINGS,
+/// the QUIC handshake and HTTP/3 SETTINGS, the SOCKS negotiation.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default deadline for reaching a target (answered 504 `connection_timeout`).
+pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a client connection may stay open with nothing in flight.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default cap on the destinations of one SOCKS5 UDP association.
+pub const DEFAULT_UDP_MAX_DESTINATIONS: usize = 64;
+/// Default idle time after which a SOCKS5 UDP association forgets a destination.
+pub const DEFAULT_UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Limits that protect the proxy and everyone else using it.
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Concurrent tunnels; more are answered 503.
     pub max_tunnels: usize,
+    /// Concurrent forwarded requests; more are answered 503.
+    pub max_requests: usize,
+    /// Connections from one client address; more are closed at once.
+    pub max_connections_per_client: usize,
+    /// Tunnels and forwarded requests in flight from one client address; more are
+    /// answered 429 (SOCKS: general failure).
+    pub max_tunnels_per_client: usize,
+    /// Concurrent streams per HTTP/2 or HTTP/3 client connection.
+    pub max_streams_per_connection: u32,
     /// Bytes in flight per tunnel direction.
     pub tunnel_buffer: usize,
     /// Idle time before a tunnel is closed.
@@ -51,16 +96,38 @@ pub struct Limits {
     pub max_capsule: u64,
     /// Largest request head (HTTP/1.1) and header list (HTTP/2).
     pub max_head_bytes: usize,
+    /// Deadline for a whole request head.
+    pub head_timeout: Duration,
+    /// Deadline for TLS, HTTP/2, QUIC/HTTP/3 and SOCKS handshakes.
+    pub handshake_timeout: Duration,
+    /// Deadline for reaching a target.
+    pub dial_timeout: Duration,
+    /// Time a client connection may stay open with nothing in flight.
+    pub keepalive_timeout: Duration,
+    /// Destinations one SOCKS5 UDP association may send to at once.
+    pub udp_max_destinations: usize,
+    /// Idle time after which a SOCKS5 UDP association forgets a destination.
+    pub udp_idle_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_tunnels: DEFAULT_MAX_TUNNELS,
+            max_requests: DEFAULT_MAX_REQUESTS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            max_tunnels_per_client: DEFAULT_MAX_TUNNELS_PER_CLIENT,
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
             tunnel_buffer: DEFAULT_TUNNEL_BUFFER,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_capsule: DEFAULT_MAX_CAPSULE,
             max_head_bytes: burrow_http1::proto::DEFAULT_MAX_HEAD_BYTES,
+            head_timeout: DEFAULT_HEAD_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            dial_timeout: DEFAULT_DIAL_TIMEOUT,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            udp_max_destinations: DEFAULT_UDP_MAX_DESTINATIONS,
+            udp_idle_timeout: DEFAULT_UDP_IDLE_TIMEOUT,
         }
     }
 }
@@ -95,10 +162,18 @@ impl Listen {
             _ => return Err(bad()),
         })
     }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Listen::Http(a) | Listen::Https(a) | Listen::Https1(a) | Listen::H3(a) => *a,
+            Listen::Socks(a) => *a,
+        }
+    }
 }
 
 /// What the proxy does.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ProxyConfig {
     /// Where to listen.
     pub listeners: Vec<Listen>,
@@ -117,14 +192,23 @@ pub struct ProxyConfig {
     pub udp_template: UdpTemplate,
     /// TLS settings for `https://` origins of forwarded requests.
     pub origin_tls: TlsConfig,
+    /// How target names are resolved (default: the system's resolver).
+    pub resolver: Option<SharedResolver>,
+    /// This proxy's name in `Via` (loop detection); default `burrow-` and a random suffix,
+    /// so that two burrow proxies in a chain tell each other apart.
+    pub pseudonym: Option<String>,
 }
 
-/// Why a target could not be reached.
-pub enum Dial {
-    /// The rules refused it.
-    Denied(Denied),
-    /// Connecting failed.
-    Failed(Error),
+impl std::fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("listeners", &self.listeners)
+            .field("auth", &self.auth)
+            .field("rules", &self.rules)
+            .field("limits", &self.limits)
+            .field("pseudonym", &self.pseudonym)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A configured proxy: shared by every listener and connection.
@@ -132,9 +216,31 @@ pub struct Proxy {
     config: ProxyConfig,
     stats: SharedStats,
     tunnel_slots: Arc<Semaphore>,
+    request_slots: Arc<Semaphore>,
+    clients: Arc<ClientTable>,
+    own: Arc<OwnAddresses>,
+    dialer: Arc<Dialer>,
     client: Client,
-    tcp: Option<Arc<dyn StreamConnector>>,
-    udp: Option<Arc<dyn DatagramConnector>>,
+    pseudonym: String,
+}
+
+fn random_pseudonym() -> String {
+    let mut b = [0u8; 4];
+    // Uniqueness, not secrecy: the clock and the process id are enough if the RNG fails.
+    if getrandom_fill(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        b = (t ^ std::process::id()).to_be_bytes();
+    }
+    format!("burrow-{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
+}
+
+fn getrandom_fill(b: &mut [u8]) -> Result<(), ()> {
+    burrow_transport::tls::provider()
+        .secure_random
+        .fill(b)
+        .map_err(|_| ())
 }
 
 impl Proxy {
@@ -144,19 +250,53 @@ impl Proxy {
         upstream_tcp: Option<Arc<dyn StreamConnector>>,
         upstream_udp: Option<Arc<dyn DatagramConnector>>,
     ) -> Result<Arc<Proxy>, Error> {
+        let own = Arc::new(OwnAddresses::default());
+        let limits = &config.limits;
+        let resolver = config
+            .resolver
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemResolver));
+        let dialer = Arc::new(Dialer::new(
+            config.rules.clone(),
+            own.clone(),
+            resolver,
+            limits.dial_timeout,
+            upstream_tcp,
+            upstream_udp,
+        ));
         let mut b = Client::builder();
         b.protocol(Arc::new(Http1::default()))
             .protocol(Arc::new(Http2::default()))
-            .tls(config.origin_tls.clone());
-        if let Some(c) = &upstream_tcp {
-            b.connector(c.clone());
+            .tls(config.origin_tls.clone())
+            .connector(Arc::new(GuardedConnector(dialer.clone())))
+            // Every forwarded request holds a request slot, so at this cap no request ever
+            // queues behind another user's (who may never read its answer).
+            .max_connections_per_origin(limits.max_requests.max(1));
+        let pseudonym = config.pseudonym.clone().unwrap_or_else(random_pseudonym);
+        // A Via received-by is a token (RFC 9110 §7.6.3): anything else would not be
+        // recognised when it comes back, and loops would go unnoticed.
+        if pseudonym.is_empty()
+            || !pseudonym
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "the pseudonym must be letters, digits, '-', '.' or '_'",
+            ));
         }
         Ok(Arc::new(Proxy {
-            tunnel_slots: Arc::new(Semaphore::new(config.limits.max_tunnels)),
+            tunnel_slots: Arc::new(Semaphore::new(limits.max_tunnels)),
+            request_slots: Arc::new(Semaphore::new(limits.max_requests)),
+            clients: ClientTable::new(
+                limits.max_connections_per_client,
+                limits.max_tunnels_per_client,
+            ),
             stats: Arc::default(),
             client: b.build()?,
-            tcp: upstream_tcp,
-            udp: upstream_udp,
+            dialer,
+            own,
+            pseudonym,
             config,
         }))
     }
@@ -166,59 +306,14 @@ impl Proxy {
         self.stats.clone()
     }
 
-    /// Resolves a direct target and keeps the addresses the rules allow.
-    async fn allowed_addrs(&self, target: &Target) -> Result<Vec<SocketAddr>, Dial> {
-        let addrs = tcp::resolve(target).await.map_err(Dial::Failed)?;
-        let mut last = None;
-        let ok: Vec<_> = addrs
-            .into_iter()
-            .filter(|a| match self.config.rules.check_address(a.ip()) {
-                Ok(()) => true,
-                Err(d) => {
-                    last = Some(d);
-                    false
-                }
-            })
-            .collect();
-        match (ok.is_empty(), last) {
-            (true, Some(d)) => Err(Dial::Denied(d)),
-            _ => Ok(ok),
-        }
+    /// This proxy's name in `Via`.
+    pub fn pseudonym(&self) -> &str {
+        &self.pseudonym
     }
 
-    async fn dial_tcp(&self, target: &Target) -> Result<BoxStream, Dial> {
-        if let Some(up) = &self.tcp {
-            return up
-                .connect(target)
-                .await
-                .map(|c| c.stream)
-                .map_err(Dial::Failed);
-        }
-        let mut last = None;
-        for a in self.allowed_addrs(target).await? {
-            match TcpConnector::default().connect(&Target::from(a)).await {
-                Ok(c) => return Ok(c.stream),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(Dial::Failed(last.unwrap_or_else(|| {
-            Error::new(ErrorKind::Resolve, "no address")
-        })))
-    }
-
-    async fn dial_udp(&self, target: &Target) -> Result<BoxFlow, Dial> {
-        if let Some(up) = &self.udp {
-            return up.connect_datagram(target).await.map_err(Dial::Failed);
-        }
-        let addrs = self.allowed_addrs(target).await?;
-        let a = addrs
-            .first()
-            .copied()
-            .ok_or_else(|| Dial::Failed(Error::new(ErrorKind::Resolve, "no address")))?;
-        UdpFlow::connect(a)
-            .await
-            .map(|f| Arc::new(f) as BoxFlow)
-            .map_err(Dial::Failed)
+    /// The per-client accounting.
+    pub fn clients(&self) -> &Arc<ClientTable> {
+        &self.clients
     }
 }
 
@@ -236,6 +331,11 @@ impl Running {
         self.proxy.stats()
     }
 
+    /// The proxy.
+    pub fn proxy(&self) -> &Arc<Proxy> {
+        &self.proxy
+    }
+
     /// Stops accepting connections and waits up to `grace` for open tunnels to finish.
     pub async fn shutdown(self, grace: Duration) {
         self.stop.notify_waiters();
@@ -248,41 +348,94 @@ impl Running {
     }
 }
 
-async fn serve_conn(proxy: Arc<Proxy>, mut conn: Box<dyn ServerConnection>, stop: Arc<Notify>) {
+/// Who a request came from: the client's address, and what it holds while connected.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer {
+    pub addr: SocketAddr,
+}
+
+/// Serves the requests of one HTTP/2 or HTTP/3 connection (HTTP/1.1 keeps its own
+/// deadlines): closes it after `keepalive_timeout` with nothing in flight.
+async fn serve_conn(
+    proxy: Arc<Proxy>,
+    mut conn: Box<dyn ServerConnection>,
+    stop: Arc<Notify>,
+    peer: Peer,
+    _hold: Hold,
+) {
     proxy.stats.connections.fetch_add(1, Ordering::Relaxed);
+    let in_flight = Arc::new(InFlight::default());
+    let idle = proxy.config.limits.keepalive_timeout;
+    let h1 = conn.version() == ::http::Version::HTTP_11;
+    let mut stopping = false;
     loop {
+        let quiet = in_flight.count.load(Ordering::Acquire) == 0;
         tokio::select! {
             r = conn.accept() => match r {
-                Some(Ok(req)) => { tokio::spawn(http::handle(proxy.clone(), req)); }
+                Some(Ok(req)) => {
+                    let (proxy, token) = (proxy.clone(), InFlight::enter(&in_flight));
+                    tokio::spawn(async move {
+                        http::handle(proxy, req, peer).await;
+                        drop(token);
+                    });
+                }
                 _ => return,
             },
             _ = stop.notified() => conn.graceful_shutdown(),
+            // A request ended: look again whether the connection is idle.
+            _ = in_flight.done.notified() => {}
+            // HTTP/1.1 keeps its own head and keep-alive deadlines.
+            _ = tokio::time::sleep(idle), if quiet && !stopping && !h1 => {
+                stopping = true;
+                conn.graceful_shutdown();
+            }
         }
     }
 }
 
-fn h1(proxy: &Proxy, io: BoxStream) -> Box<dyn ServerConnection> {
-    let limits = burrow_http1::proto::Limits {
-        max_head_bytes: proxy.config.limits.max_head_bytes,
-        ..Default::default()
-    };
-    Box::new(burrow_http1::io::serve(io, limits))
+/// Requests in flight on one connection.
+#[derive(Default)]
+struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    done: Notify,
 }
 
-/// Concurrent streams a client may open on one HTTP/2 or HTTP/3 connection: every stream
-/// can be a tunnel, so the tunnel limit (503 beyond it), not the stream limit, should be
-/// what a client meets; a client that shares one connection for all its tunnels would
-/// otherwise wait for a stream slot that only a closing tunnel frees.
-fn streams_per_connection(proxy: &Proxy) -> u32 {
-    u32::try_from(proxy.config.limits.max_tunnels)
-        .unwrap_or(u32::MAX)
-        .max(burrow_http2::DEFAULT_MAX_CONCURRENT_STREAMS)
+/// One request in flight; its end wakes the connection's loop.
+struct InFlightToken(Arc<InFlight>);
+
+impl InFlight {
+    fn enter(this: &Arc<InFlight>) -> InFlightToken {
+        this.count.fetch_add(1, Ordering::AcqRel);
+        InFlightToken(this.clone())
+    }
+}
+
+impl Drop for InFlightToken {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.done.notify_one();
+    }
+}
+
+fn h1(proxy: &Proxy, io: BoxStream) -> Box<dyn ServerConnection> {
+    let l = &proxy.config.limits;
+    let limits = burrow_http1::proto::Limits {
+        max_head_bytes: l.max_head_bytes,
+        ..Default::default()
+    };
+    let timeouts = burrow_http1::io::ServerTimeouts {
+        head: Some(l.head_timeout),
+        idle: Some(l.keepalive_timeout),
+    };
+    Box::new(burrow_http1::io::serve_with(io, limits, timeouts))
 }
 
 fn h2(proxy: &Proxy, io: BoxStream) -> Box<dyn ServerConnection> {
+    let l = &proxy.config.limits;
     let mut c = Http2Config::default();
-    c.max_header_list_size(proxy.config.limits.max_head_bytes as u32)
-        .max_concurrent_streams(streams_per_connection(proxy));
+    c.max_header_list_size(l.max_head_bytes as u32)
+        .max_concurrent_streams(l.max_streams_per_connection)
+        .handshake_timeout(l.handshake_timeout);
     Box::new(burrow_http2::serve(io, &c))
 }
 
@@ -311,30 +464,14 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                 });
                 let (proxy, stop) = (proxy.clone(), stop.clone());
                 tokio::spawn(async move {
-                    loop {
-                        let (s, _) = tokio::select! {
-                            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
-                            _ = stop.notified() => return,
+                    while let Some((s, from)) = accept::accept(|| listener.accept(), &stop).await {
+                        let Some(hold) = proxy.clients.connection(from.ip()) else {
+                            proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
+                            continue;
                         };
                         let _ = s.set_nodelay(true);
                         let (proxy, stop, tls) = (proxy.clone(), stop.clone(), tls.clone());
-                        tokio::spawn(async move {
-                            let conn = match tls {
-                                None => match sniff_h2c(s).await {
-                                    Some((true, io)) => h2(&proxy, io),
-                                    Some((false, io)) => h1(&proxy, io),
-                                    None => return,
-                                },
-                                Some(cfg) => match tls::accept(Box::new(s), cfg).await {
-                                    Ok((t, alpn)) if alpn.as_deref() == Some(b"h2") => {
-                                        h2(&proxy, Box::new(t))
-                                    }
-                                    Ok((t, _)) => h1(&proxy, Box::new(t)),
-                                    Err(_) => return,
-                                },
-                            };
-                            serve_conn(proxy, conn, stop).await;
-                        });
+                        tokio::spawn(serve_tcp(proxy, s, from, tls, stop, hold));
                     }
                 });
             }
@@ -349,20 +486,24 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                 ));
                 let (proxy, stop) = (proxy.clone(), stop.clone());
                 tokio::spawn(async move {
-                    loop {
-                        let (s, _) = tokio::select! {
-                            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
-                            _ = stop.notified() => return,
+                    while let Some((s, from)) = accept::accept(|| listener.accept(), &stop).await {
+                        let Some(hold) = proxy.clients.connection(from.ip()) else {
+                            proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
+                            continue;
                         };
                         let _ = s.set_nodelay(true);
-                        tokio::spawn(socks::serve(proxy.clone(), s));
+                        tokio::spawn(socks::serve(proxy.clone(), s, from, hold));
                     }
                 });
             }
             Listen::H3(a) => {
                 let cfg = tls_config(&proxy, &[b"h3"])?;
+                let limits = &proxy.config.limits;
                 let mut h3 = burrow_http3::Http3Config::default();
-                h3.max_concurrent_streams(streams_per_connection(&proxy));
+                h3.max_concurrent_streams(limits.max_streams_per_connection)
+                    .handshake_timeout(limits.handshake_timeout)
+                    .request_head_timeout(limits.head_timeout)
+                    .idle_timeout(limits.keepalive_timeout.min(Duration::from_secs(30)));
                 let ep = burrow_http3::bind(a, cfg, &h3)?;
                 addrs.push(Listen::H3(
                     ep.local_addr().map_err(|e| Error::io("local address", e))?,
@@ -374,20 +515,79 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                             r = ep.accept() => match r { Some(i) => i, None => return },
                             _ = stop.notified() => { ep.close(0u32.into(), b"shutdown"); return; }
                         };
-                        let (proxy, stop) = (proxy.clone(), stop.clone());
+                        let from = incoming.remote_address();
+                        let Some(hold) = proxy.clients.connection(from.ip()) else {
+                            proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
+                            incoming.refuse();
+                            continue;
+                        };
+                        let (proxy, stop, h3) = (proxy.clone(), stop.clone(), h3.clone());
                         tokio::spawn(async move {
-                            let Ok(c) = incoming.await else { return };
-                            let Ok(srv) = burrow_http3::serve(c).await else {
+                            let deadline = proxy.config.limits.handshake_timeout;
+                            let Ok(Ok(c)) = tokio::time::timeout(deadline, incoming).await else {
                                 return;
                             };
-                            serve_conn(proxy, Box::new(srv), stop).await;
+                            let Ok(srv) = burrow_http3::serve_with(c, &h3).await else {
+                                return;
+                            };
+                            let peer = Peer { addr: from };
+                            serve_conn(proxy, Box::new(srv), stop, peer, hold).await;
                         });
                     }
                 });
             }
         }
     }
+    proxy.own.set(addrs.iter().map(Listen::addr).collect());
+    warn_if_open(&proxy, &addrs);
     Ok(Running { addrs, proxy, stop })
+}
+
+/// An open proxy reachable from other machines is everybody's proxy: say so at start.
+fn warn_if_open(proxy: &Proxy, addrs: &[Listen]) {
+    if proxy.config.auth.is_some() {
+        return;
+    }
+    for l in addrs {
+        let ip = l.addr().ip();
+        if !ip.is_loopback() {
+            tracing::warn!(
+                "burrow-proxy listens on {} without --auth: anyone who can reach it may use it",
+                l.addr()
+            );
+            eprintln!(
+                "burrow-proxy: warning: listening on {} without --auth: anyone who can reach \
+                 it may use it",
+                l.addr()
+            );
+        }
+    }
+}
+
+/// One TCP client connection of an HTTP listener: TLS (within the handshake deadline) or
+/// the h2c sniff, then HTTP/1.1 or HTTP/2.
+async fn serve_tcp(
+    proxy: Arc<Proxy>,
+    s: tokio::net::TcpStream,
+    from: SocketAddr,
+    tls: Option<Arc<ServerConfig>>,
+    stop: Arc<Notify>,
+    hold: Hold,
+) {
+    let deadline = proxy.config.limits.handshake_timeout;
+    let conn = match tls {
+        None => match sniff_h2c(s, deadline).await {
+            Some((true, io)) => h2(&proxy, io),
+            Some((false, io)) => h1(&proxy, io),
+            None => return,
+        },
+        Some(cfg) => match tokio::time::timeout(deadline, tls::accept(Box::new(s), cfg)).await {
+            Ok(Ok((t, alpn))) if alpn.as_deref() == Some(b"h2") => h2(&proxy, Box::new(t)),
+            Ok(Ok((t, _))) => h1(&proxy, Box::new(t)),
+            _ => return,
+        },
+    };
+    serve_conn(proxy, conn, stop, Peer { addr: from }, hold).await;
 }
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
@@ -395,14 +595,18 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Tells HTTP/2 with prior knowledge (h2c) from HTTP/1.1 on a cleartext listener by the
 /// first bytes, which are handed back in front of the stream. `None`: the client went away
-/// or sent nothing for 30 s.
-async fn sniff_h2c(mut s: tokio::net::TcpStream) -> Option<(bool, BoxStream)> {
+/// or did not send enough to tell within `deadline`.
+async fn sniff_h2c(
+    mut s: tokio::net::TcpStream,
+    deadline: Duration,
+) -> Option<(bool, BoxStream)> {
     use tokio::io::AsyncReadExt;
     let mut buf = Vec::with_capacity(H2_PREFACE.len());
     let mut tmp = [0u8; 24];
+    let until = tokio::time::Instant::now() + deadline;
     while buf.len() < H2_PREFACE.len() {
         let want = H2_PREFACE.len() - buf.len();
-        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut tmp[..want]))
+        let n = tokio::time::timeout_at(until, s.read(&mut tmp[..want]))
             .await
             .ok()?
             .ok()?;

@@ -109,6 +109,12 @@ pub struct Stats {
     pub bytes_down: AtomicU64,
     /// UDP datagrams relayed, both ways.
     pub datagrams: AtomicU64,
+    /// UDP datagrams dropped because the rules refused their destination (SOCKS5 UDP), or
+    /// because an association had too many destinations.
+    pub datagrams_refused: AtomicU64,
+    /// Requests whose client gave up before they were answered (stream reset), whose work
+    /// was cancelled.
+    pub cancelled: AtomicU64,
 }
 
 /// Shared counters.

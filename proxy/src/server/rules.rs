@@ -47,10 +47,15 @@ impl Credentials {
     }
 }
 
-/// Where clients may go. An empty list allows everything of its kind.
+/// Where clients may go. Every kind of rule that is given must pass; an empty list allows
+/// everything of its kind, except that the special ranges of [`special_range`] (loopback,
+/// link-local, unspecified, multicast, broadcast) are refused unless a network rule covers
+/// them.
 #[derive(Clone, Debug, Default)]
 pub struct Rules {
-    /// Host names allowed: `example.com` exactly, or `*.example.com` for subdomains.
+    /// Host names allowed: `example.com` exactly, or `*.example.com` for subdomains. When
+    /// any are given, an IP-literal target passes only if it is listed too (`192.0.2.1`,
+    /// `::1` or `[::1]`).
     pub hosts: Vec<String>,
     /// Networks allowed for the addresses targets resolve to, as (address, prefix length).
     pub networks: Vec<(IpAddr, u8)>,
@@ -61,12 +66,21 @@ pub struct Rules {
 /// Why a target was refused, as a Proxy-Status error (RFC 9209 §2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Denied {
-    /// The host name is not allowed (`http_request_denied`).
+    /// The host name (or IP literal) is not among the host rules (`http_request_denied`).
     Host,
     /// The port is not allowed (`destination_ip_prohibited` is the closest registered type).
     Port,
     /// The address is not in an allowed network (`destination_ip_prohibited`).
     Address,
+    /// The address is in a range refused by default (named), and no network rule covers it
+    /// (`destination_ip_prohibited`).
+    Special(&'static str),
+    /// The target is one of the proxy's own listening addresses: a loop
+    /// (`destination_ip_prohibited`).
+    OwnAddress,
+    /// Network rules are given but the target is a name the proxy must not resolve (it
+    /// forwards through `--upstream`), so they cannot be checked (`destination_ip_prohibited`).
+    Unverifiable,
 }
 
 impl Denied {
@@ -74,13 +88,74 @@ impl Denied {
     pub fn proxy_status(self) -> &'static str {
         match self {
             Denied::Host => "http_request_denied",
-            Denied::Port | Denied::Address => "destination_ip_prohibited",
+            Denied::Port
+            | Denied::Address
+            | Denied::Special(_)
+            | Denied::OwnAddress
+            | Denied::Unverifiable => "destination_ip_prohibited",
+        }
+    }
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Denied::Host => f.write_str("host not allowed"),
+            Denied::Port => f.write_str("port not allowed"),
+            Denied::Address => f.write_str("address not in an allowed network"),
+            Denied::Special(range) => write!(f, "{range} address refused by default"),
+            Denied::OwnAddress => f.write_str("the proxy's own address"),
+            Denied::Unverifiable => {
+                f.write_str("network rules cannot judge a name resolved upstream")
+            }
+        }
+    }
+}
+
+/// An address as the rules judge it: IPv4-mapped IPv6 (`::ffff:127.0.0.1`) is IPv4.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+/// The range an address belongs to when it is one refused by default: loopback,
+/// link-local (including 169.254.169.254, the cloud metadata address), unspecified
+/// ("this network", 0.0.0.0/8), multicast, or the limited broadcast address.
+/// Private ranges (RFC 1918, unique local) are not special.
+pub fn special_range(ip: IpAddr) -> Option<&'static str> {
+    match canonical(ip) {
+        IpAddr::V4(a) => {
+            if a.is_loopback() {
+                Some("loopback")
+            } else if a.is_link_local() {
+                Some("link-local")
+            } else if a.octets()[0] == 0 {
+                Some("unspecified")
+            } else if a.is_multicast() {
+                Some("multicast")
+            } else if a.is_broadcast() {
+                Some("broadcast")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(a) => {
+            if a.is_loopback() {
+                Some("loopback")
+            } else if a.is_unspecified() {
+                Some("unspecified")
+            } else if a.is_multicast() {
+                Some("multicast")
+            } else if a.segments()[0] & 0xffc0 == 0xfe80 {
+                Some("link-local")
+            } else {
+                None
+            }
         }
     }
 }
 
 fn in_network(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
-    match (ip, net) {
+    match (canonical(ip), canonical(net)) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let len = u32::from(len.min(32));
             let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
@@ -99,20 +174,35 @@ fn in_network(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
     }
 }
 
+fn host_rule_matches(rule: &str, host: &Host) -> bool {
+    match host {
+        Host::Name(n) => match rule.strip_prefix("*.") {
+            Some(suffix) => n.len() > suffix.len() + 1 && n.ends_with(&format!(".{suffix}")),
+            None => rule.eq_ignore_ascii_case(n),
+        },
+        // An IP literal passes host rules only when it is listed itself.
+        Host::Ip(ip) => matches!(Host::parse(rule), Ok(Host::Ip(r)) if canonical(r) == canonical(*ip)),
+    }
+}
+
 impl Rules {
-    /// Checks the target's name and port (before resolving).
+    /// Rules allowing loopback targets (IPv4 and IPv6) and nothing else: for tests and
+    /// set-ups where the proxy only reaches services on its own machine.
+    pub fn loopback() -> Rules {
+        Rules {
+            networks: loopback_networks(),
+            ..Rules::default()
+        }
+    }
+
+    /// Checks the target as named, before any lookup: its port, the host rules (an IP
+    /// literal must be listed among them when any are given), and an IP literal's address.
     pub fn check_target(&self, t: &Target) -> Result<(), Denied> {
         if !self.ports.is_empty() && !self.ports.iter().any(|(a, b)| (*a..=*b).contains(&t.port)) {
             return Err(Denied::Port);
         }
-        if let (Host::Name(n), false) = (&t.host, self.hosts.is_empty()) {
-            let ok = self.hosts.iter().any(|h| match h.strip_prefix("*.") {
-                Some(suffix) => n.ends_with(&format!(".{suffix}")),
-                None => h == n,
-            });
-            if !ok {
-                return Err(Denied::Host);
-            }
+        if !self.hosts.is_empty() && !self.hosts.iter().any(|h| host_rule_matches(h, &t.host)) {
+            return Err(Denied::Host);
         }
         if let Host::Ip(ip) = t.host {
             self.check_address(ip)?;
@@ -120,25 +210,48 @@ impl Rules {
         Ok(())
     }
 
-    /// Checks an address a target resolved to.
+    /// Whether a network rule covers `ip` (an explicit allow).
+    pub fn covers(&self, ip: IpAddr) -> bool {
+        self.networks.iter().any(|n| in_network(ip, *n))
+    }
+
+    /// Checks an address a target is about to be dialed at: the network rules, and the
+    /// special ranges unless a network rule covers the address.
     pub fn check_address(&self, ip: IpAddr) -> Result<(), Denied> {
-        if self.networks.is_empty() || self.networks.iter().any(|n| in_network(ip, *n)) {
-            Ok(())
-        } else {
-            Err(Denied::Address)
+        let covered = self.covers(ip);
+        if !self.networks.is_empty() && !covered {
+            return Err(Denied::Address);
+        }
+        match special_range(ip) {
+            Some(range) if !covered => Err(Denied::Special(range)),
+            _ => Ok(()),
         }
     }
 }
 
 /// Parses `ADDR/LEN` (or a bare address, a /32 or /128).
 pub fn parse_network(s: &str) -> Option<(IpAddr, u8)> {
-    match s.split_once('/') {
-        Some((a, l)) => Some((a.parse().ok()?, l.parse().ok()?)),
-        None => {
-            let ip: IpAddr = s.parse().ok()?;
-            Some((ip, if ip.is_ipv4() { 32 } else { 128 }))
+    let (ip, len) = match s.split_once('/') {
+        Some((a, l)) => {
+            let ip: IpAddr = a.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+            (ip, l.parse().ok()?)
         }
-    }
+        None => {
+            let ip: IpAddr = s.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+            (ip, if ip.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((ip, len))
+}
+
+/// The networks of loopback, IPv4 and IPv6: what a test or a local-only set-up allows
+/// explicitly to reach services on this machine.
+pub fn loopback_networks() -> Vec<(IpAddr, u8)> {
+    vec![
+        (IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8),
+        (IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), 128),
+    ]
 }
 
 #[cfg(test)]
@@ -160,6 +273,90 @@ mod tests {
         assert!(!format!("{c:?}").contains("s3cret"));
     }
 
+    fn t(s: &str) -> Target {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn host_rules_restrict_ip_literals_too() {
+        let r = Rules {
+            hosts: vec!["example.com".into(), "10.1.2.3".into(), "[2001:db8::1]".into()],
+            ..Rules::default()
+        };
+        assert_eq!(r.check_target(&t("127.0.0.1:6379")), Err(Denied::Host));
+        assert_eq!(r.check_target(&t("10.9.9.9:80")), Err(Denied::Host));
+        assert_eq!(r.check_target(&t("10.1.2.3:80")), Ok(()));
+        assert_eq!(r.check_target(&t("[2001:db8::1]:80")), Ok(()));
+        // A mapped address is the IPv4 address it maps.
+        assert_eq!(r.check_target(&t("[::ffff:10.1.2.3]:80")), Ok(()));
+        assert_eq!(r.check_target(&t("example.com:443")), Ok(()));
+        // "*.corp" matches subdomains only.
+        let r = Rules {
+            hosts: vec!["*.corp.test".into()],
+            ..Rules::default()
+        };
+        assert_eq!(r.check_target(&t("a.corp.test:1")), Ok(()));
+        assert_eq!(r.check_target(&t("corp.test:1")), Err(Denied::Host));
+        assert_eq!(r.check_target(&t("evilcorp.test:1")), Err(Denied::Host));
+    }
+
+    #[test]
+    fn special_ranges_are_refused_unless_a_network_rule_covers_them() {
+        let open = Rules::default();
+        for (a, range) in [
+            ("127.0.0.1", "loopback"),
+            ("127.9.9.9", "loopback"),
+            ("::1", "loopback"),
+            ("::ffff:127.0.0.1", "loopback"),
+            ("169.254.169.254", "link-local"),
+            ("fe80::1", "link-local"),
+            ("0.0.0.0", "unspecified"),
+            ("::", "unspecified"),
+            ("224.0.0.1", "multicast"),
+            ("ff02::1", "multicast"),
+            ("255.255.255.255", "broadcast"),
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            assert_eq!(open.check_address(ip), Err(Denied::Special(range)), "{a}");
+        }
+        // Private ranges stay allowed.
+        for a in ["10.0.0.1", "192.168.1.1", "172.16.0.1", "fd00::1", "8.8.8.8"] {
+            assert_eq!(open.check_address(a.parse().unwrap()), Ok(()), "{a}");
+        }
+        let lo = Rules {
+            networks: loopback_networks(),
+            ..Rules::default()
+        };
+        assert_eq!(lo.check_address("127.0.0.1".parse().unwrap()), Ok(()));
+        assert_eq!(lo.check_address("::ffff:127.0.0.1".parse().unwrap()), Ok(()));
+        assert_eq!(lo.check_address("::1".parse().unwrap()), Ok(()));
+        // A network rule that does not cover a special address does not unlock it.
+        let ten = Rules {
+            networks: vec![parse_network("10.0.0.0/8").unwrap()],
+            ..Rules::default()
+        };
+        assert_eq!(
+            ten.check_address("169.254.169.254".parse().unwrap()),
+            Err(Denied::Address)
+        );
+        assert_eq!(
+            ten.check_target(&t("[::ffff:169.254.169.254]:80")),
+            Err(Denied::Address)
+        );
+    }
+
+    #[test]
+    fn networks_parse_with_bounds() {
+        assert_eq!(
+            parse_network("10.0.0.0/8"),
+            Some(("10.0.0.0".parse().unwrap(), 8))
+        );
+        assert_eq!(parse_network("::1"), Some(("::1".parse().unwrap(), 128)));
+        assert_eq!(parse_network("[::1]/128"), Some(("::1".parse().unwrap(), 128)));
+        assert_eq!(parse_network("10.0.0.0/33"), None);
+        assert_eq!(parse_network("x/8"), None);
+    }
+
     #[test]
     fn target_rules() {
         let r = Rules {
@@ -179,9 +376,13 @@ mod tests {
         );
         assert_eq!(
             r.check_target(&"10.0.0.1:443".parse().unwrap()),
-            Err(Denied::Address)
+            Err(Denied::Host)
         );
-        assert_eq!(r.check_target(&"127.0.0.1:443".parse().unwrap()), Ok(()));
+        // Host rules are given: an IP literal must be listed among them.
+        assert_eq!(
+            r.check_target(&"127.0.0.1:443".parse().unwrap()),
+            Err(Denied::Host)
+        );
         assert!(Rules::default()
             .check_target(&"anything:1".parse().unwrap())
             .is_ok());

@@ -11,7 +11,7 @@ use bytes::{BufMut, BytesMut};
 use http::{HeaderValue, Response, StatusCode, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::http::{denied, dial_refusal, refusal, refuse};
+use super::http::{dial_refusal, refusal, refuse};
 use super::Proxy;
 
 /// Largest UDP payload relayed.
@@ -31,12 +31,12 @@ pub(crate) async fn handle(proxy: &Proxy, request: http::Request<Body>, respond:
         )
         .await;
     };
-    if let Err(d) = proxy.config.rules.check_target(&target) {
-        return refuse(proxy, respond, denied(d)).await;
-    }
-    let flow = match proxy.dial_udp(&target).await {
-        Ok(f) => f,
-        Err(d) => return refuse(proxy, respond, dial_refusal(&d, &target)).await,
+    let mut respond = respond;
+    let dialed = super::http::unless_cancelled(proxy, &mut respond, proxy.dialer.udp(&target));
+    let flow = match dialed.await {
+        None => return,
+        Some(Ok(f)) => f,
+        Some(Err(d)) => return refuse(proxy, respond, dial_refusal(&d, &target)).await,
     };
     // RFC 9298 §3.3 (HTTP/1.1: 101 with Upgrade), §3.4/3.5 (HTTP/2 and HTTP/3: 2xx);
     // Capsule-Protocol: ?1 either way (RFC 9297 §3.4).
