@@ -182,7 +182,11 @@ impl Client {
     /// Sends a request with an absolute URI and returns the response. HTTP/3 is tried first
     /// when the policy asks for it or the origin advertised it (`Alt-Svc`); otherwise, or
     /// when that fails and fallback is allowed, HTTP/2 or HTTP/1.1 over TCP.
-    pub async fn request(&self, req: Request<Body>) -> Result<Response<Body>, Error> {
+    ///
+    /// Userinfo in the URI becomes `Authorization: Basic` (as curl does) and is never sent
+    /// in `Host` or `:authority`.
+    pub async fn request(&self, mut req: Request<Body>) -> Result<Response<Body>, Error> {
+        crate::target::userinfo_to_authorization(&mut req);
         let (conn, key) = self.connection_for(req.uri()).await?;
         self.send_on(conn, key, req).await
     }

@@ -36,6 +36,7 @@ mod connection;
 pub mod playbook;
 pub mod pool;
 mod protocol;
+pub mod target;
 mod tunnel;
 
 pub use body::{Body, BodySender, Collected, DEFAULT_CHANNEL_FRAMES};

@@ -206,7 +206,8 @@ fn strip_connection_headers(h: &mut http::HeaderMap) {
 fn absolute_uri(parts: &http::request::Parts) -> Result<Uri, Error> {
     let uri = &parts.uri;
     if uri.scheme().is_some() && uri.authority().is_some() {
-        return Ok(uri.clone());
+        // :authority never carries userinfo (RFC 9113 §8.3.1).
+        return Ok(burrow_http_core::target::without_userinfo(uri));
     }
     let host = parts
         .headers

@@ -33,7 +33,8 @@ pub fn serve(io: BoxStream, config: &Http2Config) -> Http2Server {
     let deadline = config.handshake_timeout;
     tokio::spawn(async move {
         let until = tokio::time::Instant::now() + deadline;
-        let mut conn = match tokio::time::timeout_at(until, builder.handshake::<_, Bytes>(io)).await {
+        let mut conn = match tokio::time::timeout_at(until, builder.handshake::<_, Bytes>(io)).await
+        {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
                 let _ = tx.send(Err(from_h2(e, "server handshake")));

@@ -39,23 +39,22 @@ pub struct SystemResolver;
 impl Resolve for SystemResolver {
     async fn resolve(&self, name: &str, port: u16) -> Result<Vec<SocketAddr>> {
         let lookup = tokio::net::lookup_host((name, port));
-        let addrs: Vec<SocketAddr> = match tokio::time::timeout(DEFAULT_RESOLVE_TIMEOUT, lookup)
-            .await
-        {
-            Ok(Ok(a)) => a.collect(),
-            Ok(Err(e)) => {
-                return Err(
-                    Error::new(ErrorKind::Resolve, format!("could not resolve {name}"))
-                        .with_source(e),
-                )
-            }
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Resolve,
-                    format!("resolving {name} took longer than {DEFAULT_RESOLVE_TIMEOUT:?}"),
-                ))
-            }
-        };
+        let addrs: Vec<SocketAddr> =
+            match tokio::time::timeout(DEFAULT_RESOLVE_TIMEOUT, lookup).await {
+                Ok(Ok(a)) => a.collect(),
+                Ok(Err(e)) => {
+                    return Err(
+                        Error::new(ErrorKind::Resolve, format!("could not resolve {name}"))
+                            .with_source(e),
+                    )
+                }
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Resolve,
+                        format!("resolving {name} took longer than {DEFAULT_RESOLVE_TIMEOUT:?}"),
+                    ))
+                }
+            };
         if addrs.is_empty() {
             return Err(Error::new(
                 ErrorKind::Resolve,
@@ -195,7 +194,13 @@ mod tests {
             r.resolve("any.test", 8080).await.unwrap(),
             vec!["198.51.100.7:8080".parse().unwrap()]
         );
-        for bad in ["nocolon", "h:p:1.2.3.4", "h:80:", "h:80:notanip", ":80:1.2.3.4"] {
+        for bad in [
+            "nocolon",
+            "h:p:1.2.3.4",
+            "h:80:",
+            "h:80:notanip",
+            ":80:1.2.3.4",
+        ] {
             assert!(r.insert_curl(bad).is_err(), "{bad}");
         }
     }

@@ -228,7 +228,10 @@ mod tests {
     async fn the_default_deadline_covers_a_lookup_that_never_ends() {
         let c = TcpConnector::default().with_resolver(std::sync::Arc::new(Silent));
         let t0 = tokio::time::Instant::now();
-        let e = c.connect(&"black.hole:80".parse().unwrap()).await.unwrap_err();
+        let e = c
+            .connect(&"black.hole:80".parse().unwrap())
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
         assert_eq!(t0.elapsed(), DEFAULT_CONNECT_TIMEOUT);
         assert!(e.to_string().contains("black.hole:80"), "{e}");

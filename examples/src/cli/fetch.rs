@@ -49,11 +49,11 @@ impl Verbose {
 
 fn client(args: &Args, uri: &http::Uri) -> Result<Client, Exit> {
     let mut tcp = TcpConfig::default();
-    tcp.connect_timeout(
-        args.connect_timeout
-            .map(|s| secs(s, "--connect-timeout"))
-            .transpose()?,
-    );
+    // Without --connect-timeout, TcpConfig's default deadline applies (a black-holed
+    // address fails in 30 s, not whenever the kernel gives up).
+    if let Some(s) = args.connect_timeout {
+        tcp.connect_timeout(Some(secs(s, "--connect-timeout")?));
+    }
     let mut t = TlsConfig::default();
     t.insecure(args.insecure);
     if let Some(ca) = &args.cacert {
@@ -100,6 +100,7 @@ fn client(args: &Args, uri: &http::Uri) -> Result<Client, Exit> {
         proxy_tls,
         proxy_headers,
         udp_template,
+        ..RouteOptions::default()
     };
     let hops = super::proxies::hops(args, uri)?;
     let route = Route::build(&hops, &options);
@@ -176,17 +177,17 @@ async fn transfer(args: &Args) -> Result<(), Exit> {
         .body(body)
         .map_err(|e| Exit::new(exit::FAILED_INIT, e.to_string()))?;
     *req.headers_mut() = headers;
+    // user:password@ in the URL becomes Authorization: Basic, as curl does; it is never
+    // sent in Host or :authority, nor printed.
+    burrow_http_core::target::userinfo_to_authorization(&mut req);
     if v.0 {
         let pq = uri.path_and_query().map_or("/", |p| p.as_str());
         v.line(">", format!("{method} {pq} {version}"));
-        if let Some(a) = uri.authority() {
+        if let Some(a) = burrow_http_core::target::host_header(&uri) {
             v.line(">", format!("host: {a}"));
         }
         for (k, val) in req.headers() {
-            v.line(
-                ">",
-                format!("{k}: {}", String::from_utf8_lossy(val.as_bytes())),
-            );
+            v.line(">", format!("{k}: {}", shown(k, val)));
         }
         v.line(">", "");
     }
@@ -196,6 +197,16 @@ async fn transfer(args: &Args) -> Result<(), Exit> {
     // rather than leaving it to time the connection out after we exit.
     conn.shutdown().await;
     Ok(())
+}
+
+/// A header value as `-v` shows it: credentials are redacted to their scheme.
+fn shown(name: &http::HeaderName, value: &http::HeaderValue) -> String {
+    let text = String::from_utf8_lossy(value.as_bytes());
+    if name == http::header::AUTHORIZATION || name == http::header::PROXY_AUTHORIZATION {
+        let scheme = text.split_whitespace().next().unwrap_or("");
+        return format!("{scheme} ***");
+    }
+    text.into_owned()
 }
 
 fn head_text(resp: &Response<burrow_http_core::Body>) -> String {

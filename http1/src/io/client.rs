@@ -255,11 +255,16 @@ impl Driver {
         let mut body_tx: Option<BodySender> = None;
         let mut pending: Option<Bytes> = None;
         let mut resp_done = false;
+        let mut interim = 0usize;
         loop {
             // Drain what the core already has.
             while pending.is_none() && !resp_done {
                 match self.conn.poll_event() {
                     Ok(Some(Event::Response(h))) if h.status.is_informational() => {
+                        interim += 1;
+                        if interim > burrow_http_core::MAX_INTERIM_RESPONSES {
+                            return Err(fail(&mut reply, too_many_interim()));
+                        }
                         if h.status == StatusCode::CONTINUE {
                             wait_continue = false;
                         }
@@ -414,9 +419,15 @@ impl Driver {
         flush(&mut self.conn, wr).await?;
         let mut refusal: Option<ResponseHead> = None;
         let mut body_len = 0usize;
+        let mut interim = 0usize;
         loop {
             match self.conn.poll_event()? {
-                Some(Event::Response(h)) if h.status.is_informational() && h.status != 101 => {}
+                Some(Event::Response(h)) if h.status.is_informational() && h.status != 101 => {
+                    interim += 1;
+                    if interim > burrow_http_core::MAX_INTERIM_RESPONSES {
+                        return Err(too_many_interim());
+                    }
+                }
                 // A success is followed by Switched; anything else by its body.
                 Some(Event::Response(h)) => refusal = Some(h),
                 Some(Event::Switched) => {
@@ -454,14 +465,23 @@ impl Driver {
     }
 }
 
+fn too_many_interim() -> Error {
+    Error::new(
+        ErrorKind::Protocol,
+        format!(
+            "HTTP/1.1: more than {} interim (1xx) responses",
+            burrow_http_core::MAX_INTERIM_RESPONSES
+        ),
+    )
+}
+
 /// Builds the wire head for a request: target form, `Host`, framing from the body.
 fn request_head(parts: &http::request::Parts, body: &Body) -> Result<RequestHead, Error> {
     let uri = &parts.uri;
     let target = if parts.extensions.get::<AbsoluteForm>().is_some() && uri.scheme().is_some() {
-        uri.to_string()
+        burrow_http_core::target::without_userinfo(uri).to_string()
     } else if parts.method == Method::CONNECT {
-        uri.authority()
-            .map(|a| a.to_string())
+        burrow_http_core::target::authority(uri)
             .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "CONNECT needs an authority"))?
     } else {
         uri.path_and_query()
@@ -475,17 +495,13 @@ fn request_head(parts: &http::request::Parts, body: &Body) -> Result<RequestHead
         Version::HTTP_11
     };
     if !parts.headers.contains_key(HOST) {
-        let host = uri.authority().ok_or_else(|| {
+        let value = burrow_http_core::target::host_header(uri).ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidInput,
                 "request has no Host header nor authority",
             )
             .with_fault(Fault::User)
         })?;
-        let value = match (uri.scheme_str(), uri.port_u16()) {
-            (Some("http"), Some(80)) | (Some("https"), Some(443)) => host.host().to_string(),
-            _ => host.as_str().to_string(),
-        };
         head.headers.insert(
             HOST,
             HeaderValue::from_str(&value)

@@ -41,7 +41,9 @@ fn check_host(head: &RequestHead) -> Result<(), ProtoError> {
                 .map_err(|_| ProtoError::InvalidHost("has an invalid Host"))?;
             // uri-host [ ":" port ], or empty (RFC 9112 §3.2: an empty value is allowed
             // when the target URI has no authority).
-            let valid = v.is_empty() || v.parse::<http::uri::Authority>().is_ok_and(|a| !a.as_str().contains('@'));
+            let valid = v.is_empty()
+                || v.parse::<http::uri::Authority>()
+                    .is_ok_and(|a| !a.as_str().contains('@'));
             if valid {
                 Ok(())
             } else {

@@ -126,7 +126,9 @@ pub async fn connect(
 impl Http3Connection {
     /// The peer's SETTINGS, once received (waits at most the configured handshake timeout).
     pub async fn peer_settings(&self) -> Result<Settings, Error> {
-        self.shared.peer_settings_within(self.settings_timeout).await
+        self.shared
+            .peer_settings_within(self.settings_timeout)
+            .await
     }
 
     /// Largest HTTP Datagram payload the connection can carry now.
@@ -211,8 +213,9 @@ fn count_interim(seen: usize) -> Result<usize, Error> {
 
 fn request_head(parts: &http::request::Parts) -> Result<RequestHead, Error> {
     let uri = &parts.uri;
-    let authority = match uri.authority() {
-        Some(a) => a.as_str().to_string(),
+    // RFC 9114 §4.3.1: :authority without userinfo.
+    let authority = match burrow_http_core::target::authority(uri) {
+        Some(a) => a,
         None => parts
             .headers
             .get(HOST)

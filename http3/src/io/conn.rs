@@ -116,7 +116,10 @@ impl Shared {
     }
 
     /// Waits at most `deadline` for the peer's SETTINGS.
-    pub async fn peer_settings_within(&self, deadline: std::time::Duration) -> Result<Settings, Error> {
+    pub async fn peer_settings_within(
+        &self,
+        deadline: std::time::Duration,
+    ) -> Result<Settings, Error> {
         match tokio::time::timeout(deadline, self.peer_settings()).await {
             Ok(r) => r,
             Err(_) => Err(Error::new(

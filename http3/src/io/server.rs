@@ -56,7 +56,10 @@ pub async fn serve(conn: quinn::Connection) -> Result<Http3Server, Error> {
 /// not arrive within the config's handshake timeout is closed with H3_MISSING_SETTINGS; a
 /// request stream whose head is not complete within the request-head timeout is reset with
 /// H3_REQUEST_INCOMPLETE.
-pub async fn serve_with(conn: quinn::Connection, config: &Http3Config) -> Result<Http3Server, Error> {
+pub async fn serve_with(
+    conn: quinn::Connection,
+    config: &Http3Config,
+) -> Result<Http3Server, Error> {
     let ours = Settings {
         max_field_section_size: Some(MAX_FIELD_SECTION_SIZE),
         enable_connect_protocol: true,

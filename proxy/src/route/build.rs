@@ -1,6 +1,7 @@
 //! Folding a list of hops into connectors, nearest hop first (DESIGN.md, "Composition").
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use burrow_transport::{
@@ -41,8 +42,12 @@ impl DatagramConnector for NoUdp {
     }
 }
 
+/// Default deadline for a proxy's answer to a tunnel request: the SOCKS negotiation and
+/// reply, or the response to a CONNECT (the proxy dials the target meanwhile).
+pub const DEFAULT_TUNNEL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Options shared by the hops of a route.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RouteOptions {
     /// TCP settings for the first hop (or the origin when direct).
     pub tcp: TcpConfig,
@@ -52,6 +57,21 @@ pub struct RouteOptions {
     pub proxy_headers: HeaderMap,
     /// The CONNECT-UDP URI template for HTTP proxies (default: RFC 9298's).
     pub udp_template: crate::template::UdpTemplate,
+    /// How long a hop may take to answer a tunnel request (default
+    /// [`DEFAULT_TUNNEL_TIMEOUT`]); the error names the hop.
+    pub tunnel_timeout: Duration,
+}
+
+impl Default for RouteOptions {
+    fn default() -> Self {
+        RouteOptions {
+            tcp: TcpConfig::default(),
+            proxy_tls: TlsConfig::default(),
+            proxy_headers: HeaderMap::new(),
+            udp_template: Default::default(),
+            tunnel_timeout: DEFAULT_TUNNEL_TIMEOUT,
+        }
+    }
 }
 
 impl Route {
@@ -88,12 +108,16 @@ impl Route {
                         url.udp_template
                             .clone()
                             .unwrap_or_else(|| options.udp_template.clone()),
-                    ),
+                    )
+                    .with_timeout(options.tunnel_timeout),
                 );
                 route.stream = h.clone();
                 route.datagram = h;
             } else if url.kind == ProxyKind::Socks4a {
-                route.stream = Arc::new(SocksHop::new(url.clone(), i, route.stream.clone()));
+                route.stream = Arc::new(
+                    SocksHop::new(url.clone(), i, route.stream.clone())
+                        .with_timeout(options.tunnel_timeout),
+                );
                 route.datagram = Arc::new(NoUdp {
                     hop,
                     why: "SOCKS4a cannot carry UDP",
@@ -101,7 +125,8 @@ impl Route {
             } else {
                 let h = Arc::new(
                     SocksHop::new(url.clone(), i, route.stream.clone())
-                        .with_udp(route.datagram.clone()),
+                        .with_udp(route.datagram.clone())
+                        .with_timeout(options.tunnel_timeout),
                 );
                 route.stream = h.clone();
                 route.datagram = h;

@@ -15,13 +15,7 @@ use tokio::sync::Mutex;
 use super::url::{ProxyKind, ProxyUrl};
 
 /// Basic credentials as a `Proxy-Authorization` value (RFC 7617).
-pub fn basic(user: &str, pass: &str) -> Option<HeaderValue> {
-    use base64::Engine;
-    let v = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    let mut h = HeaderValue::from_str(&format!("Basic {v}")).ok()?;
-    h.set_sensitive(true);
-    Some(h)
-}
+pub use burrow_http_core::target::basic;
 
 struct Shared {
     conn: Arc<dyn HttpConnection>,
@@ -37,6 +31,7 @@ pub struct HttpHop {
     tls: TlsConfig,
     headers: HeaderMap,
     template: crate::template::UdpTemplate,
+    timeout: std::time::Duration,
     /// Multiplexed (HTTP/2, HTTP/3) connections to the proxy, shared by all tunnels; a new
     /// one is opened only when none can start another tunnel at once.
     shared: Mutex<Vec<Shared>>,
@@ -61,8 +56,31 @@ impl HttpHop {
             tls,
             headers,
             template: Default::default(),
+            timeout: super::DEFAULT_TUNNEL_TIMEOUT,
             shared: Mutex::new(Vec::new()),
         }
+    }
+
+    /// How long the proxy may take to answer a tunnel request.
+    pub fn with_timeout(mut self, d: std::time::Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// Opens a tunnel on `conn`, within the deadline for the proxy's answer.
+    async fn open_tunnel_on(
+        &self,
+        conn: &Arc<dyn HttpConnection>,
+        req: TunnelRequest,
+    ) -> Result<burrow_http_core::Tunnel> {
+        tokio::time::timeout(self.timeout, conn.open_tunnel(req))
+            .await
+            .map_err(|_| {
+                Error::new(
+                    burrow_transport::ErrorKind::Timeout,
+                    format!("no answer to the tunnel request within {:?}", self.timeout),
+                )
+            })?
     }
 
     /// Uses `template` for CONNECT-UDP requests to this proxy (default: RFC 9298's).
@@ -170,7 +188,7 @@ impl HttpHop {
         req.path = Some(self.template.expand(target));
         req.headers
             .insert("capsule-protocol", HeaderValue::from_static("?1"));
-        let tunnel = conn.open_tunnel(req).await?;
+        let tunnel = self.open_tunnel_on(&conn, req).await?;
         let describe = format!(
             "CONNECT-UDP@{} {} > {}",
             version_tag(conn.version()),
@@ -212,8 +230,8 @@ fn version_tag(v: Version) -> &'static str {
 impl StreamConnector for HttpHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
         let (conn, layers) = self.connection().await.map_err(|e| e.at_hop(self.hop()))?;
-        let tunnel = conn
-            .open_tunnel(self.tunnel_request(target))
+        let tunnel = self
+            .open_tunnel_on(&conn, self.tunnel_request(target))
             .await
             .map_err(|e| e.at_hop(self.hop()))?;
         let mut all = vec![format!(

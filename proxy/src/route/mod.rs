@@ -6,5 +6,5 @@ pub mod http_hop;
 pub mod socks_hop;
 pub mod url;
 
-pub use build::{Route, RouteOptions};
+pub use build::{Route, RouteOptions, DEFAULT_TUNNEL_TIMEOUT};
 pub use url::{ProxyKind, ProxyUrl};

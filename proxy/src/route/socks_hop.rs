@@ -19,6 +19,7 @@ pub struct SocksHop {
     index: usize,
     lower: Arc<dyn StreamConnector>,
     lower_udp: Option<Arc<dyn burrow_transport::DatagramConnector>>,
+    timeout: std::time::Duration,
 }
 
 impl SocksHop {
@@ -29,7 +30,14 @@ impl SocksHop {
             index,
             lower,
             lower_udp: None,
+            timeout: super::DEFAULT_TUNNEL_TIMEOUT,
         }
+    }
+
+    /// How long the proxy may take over the negotiation and its reply.
+    pub fn with_timeout(mut self, d: std::time::Duration) -> Self {
+        self.timeout = d;
+        self
     }
 
     /// Lets the hop carry UDP (SOCKS5 UDP ASSOCIATE), reaching the proxy's relay through
@@ -80,34 +88,44 @@ impl SocksHop {
             mut info,
         } = self.lower.connect(&self.url.target).await?;
         let mut buf = [0u8; 512];
-        let bound = loop {
-            while let Some(b) = core.poll_transmit() {
-                stream
-                    .write_all(&b)
+        let negotiate = async {
+            loop {
+                while let Some(b) = core.poll_transmit() {
+                    stream
+                        .write_all(&b)
+                        .await
+                        .map_err(|e| Error::io("SOCKS handshake", e))?;
+                }
+                if let Some(bound) = core.poll_done()? {
+                    return Ok::<_, Error>(bound);
+                }
+                while let Some(b) = core.poll_transmit() {
+                    stream
+                        .write_all(&b)
+                        .await
+                        .map_err(|e| Error::io("SOCKS handshake", e))?;
+                }
+                let n = stream
+                    .read(&mut buf)
                     .await
                     .map_err(|e| Error::io("SOCKS handshake", e))?;
+                if n == 0 {
+                    return Err(Error::new(
+                        ErrorKind::Closed,
+                        "SOCKS proxy closed the connection during the handshake",
+                    ));
+                }
+                core.receive(&buf[..n]);
             }
-            if let Some(bound) = core.poll_done()? {
-                break bound;
-            }
-            while let Some(b) = core.poll_transmit() {
-                stream
-                    .write_all(&b)
-                    .await
-                    .map_err(|e| Error::io("SOCKS handshake", e))?;
-            }
-            let n = stream
-                .read(&mut buf)
-                .await
-                .map_err(|e| Error::io("SOCKS handshake", e))?;
-            if n == 0 {
-                return Err(Error::new(
-                    ErrorKind::Closed,
-                    "SOCKS proxy closed the connection during the handshake",
-                ));
-            }
-            core.receive(&buf[..n]);
         };
+        let bound = tokio::time::timeout(self.timeout, negotiate)
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!("no SOCKS reply within {:?}", self.timeout),
+                )
+            })??;
         let leftover = core.take_leftover();
         info.layers
             .insert(0, format!("{}@{}", self.url.kind.scheme(), self.url.target));

@@ -107,8 +107,14 @@ impl ProxyUrl {
             "socks4a" => ProxyKind::Socks4a,
             _ => return Err(bad("unknown scheme")),
         };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let path = &rest[authority.len()..];
+        // Userinfo runs to the last '@': a password may hold '#', '/' or '?' unencoded
+        // (a path with '@' must encode it as %40).
+        let (userinfo, rest) = match rest.rsplit_once('@') {
+            Some((u, r)) => (Some(u), r),
+            None => (None, rest),
+        };
+        let hostport = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let path = &rest[hostport.len()..];
         let udp_template = if path.contains("{target_host}") {
             if !kind.is_http() {
                 return Err(bad("a URI template only applies to HTTP proxies"));
@@ -119,10 +125,6 @@ impl ProxyUrl {
             )
         } else {
             None
-        };
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
         };
         let credentials = match userinfo {
             Some(u) => {
@@ -138,7 +140,7 @@ impl ProxyUrl {
             return Err(bad("no host"));
         }
         let target = Target::parse_with_default(hostport, kind.default_port())
-            .map_err(|e| bad(e.message()))?;
+            .map_err(|_| bad("invalid host or port"))?;
         Ok(ProxyUrl {
             kind,
             target,
@@ -227,5 +229,21 @@ mod tests {
         assert_eq!(p.label(), "https proxy proxy:8443");
         let e = ProxyUrl::parse("http://u:secret@").unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");
+        // An unencoded '#' (or '/', '?') in the password is still the password.
+        let p = ProxyUrl::parse("http://user:pa#ss/w?rd@proxy.test:3128").unwrap();
+        assert_eq!(p.credentials.unwrap().pass, "pa#ss/w?rd");
+        assert_eq!(p.target.to_string(), "proxy.test:3128");
+        // No error ever repeats any part of the URL.
+        for bad in [
+            "http://user:hunter2#x@proxy:notaport",
+            "http://user:hunter2@pro xy:1",
+            "http://user:hunter2@[::1:1",
+            "gopher://user:hunter2@proxy:1",
+            "socks5://user:hunter2@p/{target_host}/{target_port}",
+            "http://user:hunter2%zz@proxy:1",
+        ] {
+            let e = ProxyUrl::parse(bad).unwrap_err();
+            assert!(!format!("{e} {e:?}").contains("hunter2"), "{e}");
+        }
     }
 }

@@ -21,6 +21,8 @@ use super::rules::{canonical, Denied, Rules};
 pub enum Dial {
     /// The rules refused it.
     Denied(Denied),
+    /// The name lookup took longer than the dial deadline (504 `dns_timeout`).
+    DnsTimeout,
     /// Looking it up or connecting failed.
     Failed(Error),
 }
@@ -30,6 +32,10 @@ impl Dial {
     pub fn into_error(self, target: &Target) -> Error {
         match self {
             Dial::Denied(d) => Error::new(ErrorKind::Denied, format!("{target}: {d}")),
+            Dial::DnsTimeout => Error::new(
+                ErrorKind::Timeout,
+                format!("looking up {} took too long", target.host),
+            ),
             Dial::Failed(e) => e,
         }
     }
@@ -119,7 +125,9 @@ impl Dialer {
             (_, Some(a)) => self.check_addr(a),
             // Through an upstream route the name is resolved far away: network rules
             // cannot be checked, so they refuse it.
-            (Host::Name(_), None) if self.upstream_tcp.is_some() && !self.rules.networks.is_empty() => {
+            (Host::Name(_), None)
+                if self.upstream_tcp.is_some() && !self.rules.networks.is_empty() =>
+            {
                 Err(Denied::Unverifiable)
             }
             _ => Ok(()),
@@ -130,8 +138,9 @@ impl Dialer {
     /// refused, a `dns_error` when the lookup failed.
     pub async fn resolve_checked(&self, t: &Target) -> Result<Vec<SocketAddr>, Dial> {
         self.check_target(t).map_err(Dial::Denied)?;
-        let addrs = resolve_target(&*self.resolver, t)
+        let addrs = tokio::time::timeout(self.timeout, resolve_target(&*self.resolver, t))
             .await
+            .map_err(|_| Dial::DnsTimeout)?
             .map_err(Dial::Failed)?;
         let mut refused = None;
         let ok: Vec<SocketAddr> = addrs
@@ -163,10 +172,7 @@ impl Dialer {
     async fn tcp_connected(&self, t: &Target) -> Result<Connected, Dial> {
         if let Some(up) = &self.upstream_tcp {
             self.check_target(t).map_err(Dial::Denied)?;
-            return self
-                .deadline(t, up.connect(t))
-                .await
-                .map_err(Dial::Failed);
+            return self.deadline(t, up.connect(t)).await.map_err(Dial::Failed);
         }
         let addrs = self.resolve_checked(t).await?;
         let s = self
@@ -212,14 +218,12 @@ impl Dialer {
         t: &Target,
         fut: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        tokio::time::timeout(self.timeout, fut)
-            .await
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Timeout,
-                    format!("connect to {t} took longer than {:?}", self.timeout),
-                )
-            })?
+        tokio::time::timeout(self.timeout, fut).await.map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("connect to {t} took longer than {:?}", self.timeout),
+            )
+        })?
     }
 }
 
@@ -278,7 +282,10 @@ mod tests {
 
     #[tokio::test]
     async fn only_checked_addresses_survive_and_one_lookup_is_made() {
-        let (d, r) = dialer(Rules::default(), &["127.0.0.1", "192.0.2.7", "169.254.169.254"]);
+        let (d, r) = dialer(
+            Rules::default(),
+            &["127.0.0.1", "192.0.2.7", "169.254.169.254"],
+        );
         let a = d
             .resolve_checked(&"rebind.test:80".parse().unwrap())
             .await
@@ -290,7 +297,10 @@ mod tests {
             .resolve_checked(&"rebind.test:80".parse().unwrap())
             .await
             .unwrap_err();
-        assert!(matches!(e, Dial::Denied(Denied::Special("loopback"))), "{e:?}");
+        assert!(
+            matches!(e, Dial::Denied(Denied::Special("loopback"))),
+            "{e:?}"
+        );
     }
 
     fn with_own(rules: Rules, own: &[&str]) -> Dialer {

@@ -111,7 +111,9 @@ pub struct Prepared {
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Refusal> {
     let mut found: Option<u64> = None;
     for v in headers.get_all(CONTENT_LENGTH) {
-        let s = v.to_str().map_err(|_| Refusal::bad("invalid Content-Length"))?;
+        let s = v
+            .to_str()
+            .map_err(|_| Refusal::bad("invalid Content-Length"))?;
         for part in s.split(',') {
             let part = part.trim_matches([' ', '\t']);
             if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
@@ -267,8 +269,11 @@ mod tests {
     fn missing_or_duplicate_host_is_400() {
         let e = h1("http://a.example/", &[]).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        let e = h1("http://a.example/", &[("host", "a.example"), ("host", "b.example")])
-            .unwrap_err();
+        let e = h1(
+            "http://a.example/",
+            &[("host", "a.example"), ("host", "b.example")],
+        )
+        .unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         // HTTP/1.0 needs no Host.
         assert!(prepare(parts(Version::HTTP_10, "http://a.example/", &[]), "p").is_ok());
@@ -285,18 +290,29 @@ mod tests {
 
     #[test]
     fn content_length_lists_are_normalised_or_refused() {
-        let p = h1("http://a.example/", &[("host", "a"), ("content-length", "5, 5")]).unwrap();
+        let p = h1(
+            "http://a.example/",
+            &[("host", "a"), ("content-length", "5, 5")],
+        )
+        .unwrap();
         assert_eq!(p.parts.headers.get_all(CONTENT_LENGTH).iter().count(), 1);
         assert_eq!(p.parts.headers[CONTENT_LENGTH], "5");
         let p = h1(
             "http://a.example/",
-            &[("host", "a"), ("content-length", "5"), ("content-length", "5")],
+            &[
+                ("host", "a"),
+                ("content-length", "5"),
+                ("content-length", "5"),
+            ],
         )
         .unwrap();
         assert_eq!(p.parts.headers.get_all(CONTENT_LENGTH).iter().count(), 1);
         for bad in ["5, 6", "-1", "0x5", ""] {
-            let e = h1("http://a.example/", &[("host", "a"), ("content-length", bad)])
-                .unwrap_err();
+            let e = h1(
+                "http://a.example/",
+                &[("host", "a"), ("content-length", bad)],
+            )
+            .unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad:?}");
         }
     }
@@ -338,9 +354,15 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.status, StatusCode::LOOP_DETECTED);
-        assert!(h1("http://a.example/", &[("host", "a"), ("via", "1.1 burrow-test2")]).is_ok());
+        assert!(h1(
+            "http://a.example/",
+            &[("host", "a"), ("via", "1.1 burrow-test2")]
+        )
+        .is_ok());
         assert_eq!(
-            h1("http://u:p@a.example/", &[("host", "a")]).unwrap_err().status,
+            h1("http://u:p@a.example/", &[("host", "a")])
+                .unwrap_err()
+                .status,
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
@@ -366,7 +388,13 @@ mod tests {
             ],
         )
         .unwrap();
-        for n in ["connection", "x-secret", "proxy-authorization", "te", "keep-alive"] {
+        for n in [
+            "connection",
+            "x-secret",
+            "proxy-authorization",
+            "te",
+            "keep-alive",
+        ] {
             assert!(!p.parts.headers.contains_key(n), "{n}");
         }
     }

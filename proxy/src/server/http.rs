@@ -62,7 +62,11 @@ pub(crate) fn dial_failure(e: &Error) -> (StatusCode, &'static str) {
 }
 
 pub(crate) fn denied(d: Denied) -> Response<Body> {
-    refusal(StatusCode::FORBIDDEN, d.proxy_status(), Some(&d.to_string()))
+    refusal(
+        StatusCode::FORBIDDEN,
+        d.proxy_status(),
+        Some(&d.to_string()),
+    )
 }
 
 /// The answer to a target that could not be reached: 403 when the rules refused it, else
@@ -70,6 +74,11 @@ pub(crate) fn denied(d: Denied) -> Response<Body> {
 pub(crate) fn dial_refusal(d: &Dial, target: &Target) -> Response<Body> {
     match d {
         Dial::Denied(d) => denied(*d),
+        Dial::DnsTimeout => refusal(
+            StatusCode::GATEWAY_TIMEOUT,
+            "dns_timeout",
+            Some(&target.host.to_string()),
+        ),
         Dial::Failed(e) => {
             let (status, error) = dial_failure(e);
             refusal(status, error, Some(&target.to_string()))

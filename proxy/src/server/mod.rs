@@ -596,10 +596,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Tells HTTP/2 with prior knowledge (h2c) from HTTP/1.1 on a cleartext listener by the
 /// first bytes, which are handed back in front of the stream. `None`: the client went away
 /// or did not send enough to tell within `deadline`.
-async fn sniff_h2c(
-    mut s: tokio::net::TcpStream,
-    deadline: Duration,
-) -> Option<(bool, BoxStream)> {
+async fn sniff_h2c(mut s: tokio::net::TcpStream, deadline: Duration) -> Option<(bool, BoxStream)> {
     use tokio::io::AsyncReadExt;
     let mut buf = Vec::with_capacity(H2_PREFACE.len());
     let mut tmp = [0u8; 24];

@@ -181,7 +181,9 @@ fn host_rule_matches(rule: &str, host: &Host) -> bool {
             None => rule.eq_ignore_ascii_case(n),
         },
         // An IP literal passes host rules only when it is listed itself.
-        Host::Ip(ip) => matches!(Host::parse(rule), Ok(Host::Ip(r)) if canonical(r) == canonical(*ip)),
+        Host::Ip(ip) => {
+            matches!(Host::parse(rule), Ok(Host::Ip(r)) if canonical(r) == canonical(*ip))
+        }
     }
 }
 
@@ -233,11 +235,19 @@ impl Rules {
 pub fn parse_network(s: &str) -> Option<(IpAddr, u8)> {
     let (ip, len) = match s.split_once('/') {
         Some((a, l)) => {
-            let ip: IpAddr = a.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+            let ip: IpAddr = a
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .ok()?;
             (ip, l.parse().ok()?)
         }
         None => {
-            let ip: IpAddr = s.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+            let ip: IpAddr = s
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .ok()?;
             (ip, if ip.is_ipv4() { 32 } else { 128 })
         }
     };
@@ -280,7 +290,11 @@ mod tests {
     #[test]
     fn host_rules_restrict_ip_literals_too() {
         let r = Rules {
-            hosts: vec!["example.com".into(), "10.1.2.3".into(), "[2001:db8::1]".into()],
+            hosts: vec![
+                "example.com".into(),
+                "10.1.2.3".into(),
+                "[2001:db8::1]".into(),
+            ],
             ..Rules::default()
         };
         assert_eq!(r.check_target(&t("127.0.0.1:6379")), Err(Denied::Host));
@@ -320,7 +334,13 @@ mod tests {
             assert_eq!(open.check_address(ip), Err(Denied::Special(range)), "{a}");
         }
         // Private ranges stay allowed.
-        for a in ["10.0.0.1", "192.168.1.1", "172.16.0.1", "fd00::1", "8.8.8.8"] {
+        for a in [
+            "10.0.0.1",
+            "192.168.1.1",
+            "172.16.0.1",
+            "fd00::1",
+            "8.8.8.8",
+        ] {
             assert_eq!(open.check_address(a.parse().unwrap()), Ok(()), "{a}");
         }
         let lo = Rules {
@@ -328,7 +348,10 @@ mod tests {
             ..Rules::default()
         };
         assert_eq!(lo.check_address("127.0.0.1".parse().unwrap()), Ok(()));
-        assert_eq!(lo.check_address("::ffff:127.0.0.1".parse().unwrap()), Ok(()));
+        assert_eq!(
+            lo.check_address("::ffff:127.0.0.1".parse().unwrap()),
+            Ok(())
+        );
         assert_eq!(lo.check_address("::1".parse().unwrap()), Ok(()));
         // A network rule that does not cover a special address does not unlock it.
         let ten = Rules {
@@ -352,7 +375,10 @@ mod tests {
             Some(("10.0.0.0".parse().unwrap(), 8))
         );
         assert_eq!(parse_network("::1"), Some(("::1".parse().unwrap(), 128)));
-        assert_eq!(parse_network("[::1]/128"), Some(("::1".parse().unwrap(), 128)));
+        assert_eq!(
+            parse_network("[::1]/128"),
+            Some(("::1".parse().unwrap(), 128))
+        );
         assert_eq!(parse_network("10.0.0.0/33"), None);
         assert_eq!(parse_network("x/8"), None);
     }

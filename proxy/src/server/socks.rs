@@ -18,6 +18,7 @@ use crate::socks::wire::{decode_udp, encode_udp, Command, Reply};
 fn reply_for(d: &Dial) -> Reply {
     match d {
         Dial::Denied(_) => Reply::NOT_ALLOWED,
+        Dial::DnsTimeout => Reply::HOST_UNREACHABLE,
         Dial::Failed(e) => match e.kind() {
             ErrorKind::Denied => Reply::NOT_ALLOWED,
             ErrorKind::Resolve | ErrorKind::Timeout => Reply::HOST_UNREACHABLE,

@@ -166,8 +166,11 @@ impl SocksClient {
                     if v != 5 {
                         return self.fail(protocol("not a SOCKS5 server"));
                     }
+                    // Only the one method we offered may be chosen (RFC 1928 §3): a server
+                    // answering "no authentication" when credentials were offered is
+                    // refused too, rather than going on unauthenticated.
                     match (m, &self.dialect) {
-                        (0, _) => {
+                        (0, Dialect::V5(None)) => {
                             self.queue_request5();
                             self.state = State::ExpectReply5;
                         }
@@ -203,8 +206,12 @@ impl SocksClient {
                     if self.buf.len() < 2 {
                         return Ok(None);
                     }
-                    let status = self.buf[1];
+                    let (version, status) = (self.buf[0], self.buf[1]);
                     self.buf.advance(2);
+                    // RFC 1929 §2: the reply's VER is the sub-negotiation version, 1.
+                    if version != 1 {
+                        return self.fail(protocol("bad username/password reply version"));
+                    }
                     if status != 0 {
                         return self.fail(
                             Error::new(
@@ -464,6 +471,55 @@ mod tests {
             << Out::Tx(vec![5, 1, 0]),
             >> In::Recv(&[5, 0xff]),
             << Out::Refused(ErrorKind::ProxyRefused, Some(0xff)),
+        );
+    }
+
+    fn creds() -> Dialect {
+        Dialect::V5(Some(Credentials {
+            user: "u".into(),
+            pass: "pw".into(),
+        }))
+    }
+
+    #[test]
+    fn a_method_we_did_not_offer_is_refused() {
+        use burrow_http_core::playbook;
+        use pb::{In, Out, C};
+        // We offered username/password only; "no authentication" is not ours to accept.
+        let c =
+            SocksClient::new(creds(), Command::Connect, "h.example:80".parse().unwrap()).unwrap();
+        playbook!(C::new(c),
+            << Out::Tx(vec![5, 1, 2]),
+            >> In::Recv(&[5, 0]),
+            << Out::Refused(ErrorKind::Protocol, None),
+        );
+        // We offered none; username/password is not acceptable either.
+        let c = SocksClient::new(
+            Dialect::V5(None),
+            Command::Connect,
+            "h.example:80".parse().unwrap(),
+        )
+        .unwrap();
+        playbook!(C::new(c),
+            << Out::Tx(vec![5, 1, 0]),
+            >> In::Recv(&[5, 2]),
+            << Out::Refused(ErrorKind::Protocol, None),
+        );
+    }
+
+    #[test]
+    fn the_auth_reply_version_is_checked() {
+        use burrow_http_core::playbook;
+        use pb::{In, Out, C};
+        let c =
+            SocksClient::new(creds(), Command::Connect, "h.example:80".parse().unwrap()).unwrap();
+        playbook!(C::new(c),
+            << Out::Tx(vec![5, 1, 2]),
+            >> In::Recv(&[5, 2]),
+            << Out::Tx(vec![1, 1, b'u', 2, b'p', b'w']),
+            // VER 5 is not RFC 1929's sub-negotiation version (1), even with status 0.
+            >> In::Recv(&[5, 0]),
+            << Out::Refused(ErrorKind::Protocol, None),
         );
     }
 
