@@ -28,6 +28,8 @@ pub struct UdpFlow {
     /// Receive offload (GRO), set up once a consumer that understands coalesced datagrams
     /// asked for it; `None` inside when the platform refused.
     offload: OnceLock<Option<quinn_udp::UdpSocketState>>,
+    /// Whether an ICMP port unreachable after the peer answered ends the flow too.
+    end_on_refusal: bool,
 }
 
 impl UdpFlow {
@@ -49,7 +51,22 @@ impl UdpFlow {
             peer,
             heard: std::sync::atomic::AtomicBool::new(false),
             offload: OnceLock::new(),
+            end_on_refusal: false,
         })
+    }
+
+    /// Makes an ICMP port unreachable end the flow even after the peer has answered: the
+    /// peer's process is gone (a killed QUIC server or proxy), which a client wants to
+    /// know at once rather than after an idle timeout. Off by default, where one lost
+    /// target of a relay should not end it.
+    pub fn ending_on_refusal(mut self) -> Self {
+        self.end_on_refusal = true;
+        self
+    }
+
+    /// Whether a refusal (ICMP port unreachable) now ends the flow.
+    fn refusal_ends(&self) -> bool {
+        self.end_on_refusal || !self.heard()
     }
 
     fn heard(&self) -> bool {
@@ -59,7 +76,7 @@ impl UdpFlow {
     /// While the peer has never answered, a queued ICMP port unreachable (tokio does not
     /// wake a reader for a socket error, so it is looked for when a read would wait).
     fn refused_before_answer(&self) -> Option<io::Error> {
-        if self.heard() {
+        if !self.refusal_ends() {
             return None;
         }
         match socket2::SockRef::from(&self.socket).take_error() {
@@ -89,7 +106,7 @@ impl DatagramFlow for UdpFlow {
         match self.socket.poll_send(cx, datagram) {
             Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
             Poll::Ready(Err(e))
-                if e.kind() == io::ErrorKind::ConnectionRefused && !self.heard() =>
+                if e.kind() == io::ErrorKind::ConnectionRefused && self.refusal_ends() =>
             {
                 Poll::Ready(Err(e))
             }
@@ -117,7 +134,7 @@ impl DatagramFlow for UdpFlow {
                     return Poll::Ready(Ok(rb.filled().len()));
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    if !self.heard.load(std::sync::atomic::Ordering::Relaxed) {
+                    if self.refusal_ends() {
                         return Poll::Ready(Err(e));
                     }
                     // An ICMP error after the peer has answered: not the end of the flow.
@@ -177,7 +194,7 @@ impl DatagramFlow for UdpFlow {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    if !self.heard() {
+                    if self.refusal_ends() {
                         return Poll::Ready(Err(e));
                     }
                 }
@@ -199,8 +216,10 @@ impl DatagramFlow for UdpFlow {
     }
 }
 
-/// Opens direct UDP flows. Names are resolved with its resolver (the system's by default);
-/// the first address that can be connected is used.
+/// Opens direct UDP flows for clients. Names are resolved with its resolver (the system's
+/// by default); the first address that can be connected is used. Its flows end on an ICMP
+/// port unreachable at any time ([`UdpFlow::ending_on_refusal`]): a dead QUIC peer is
+/// reported at once.
 #[derive(Clone)]
 pub struct UdpConnector {
     resolver: SharedResolver,
@@ -234,7 +253,7 @@ impl DatagramConnector for UdpConnector {
         let mut last = None;
         for a in addrs {
             match UdpFlow::connect(a).await {
-                Ok(f) => return Ok(Arc::new(f)),
+                Ok(f) => return Ok(Arc::new(f.ending_on_refusal())),
                 Err(e) => last = Some(e),
             }
         }
@@ -364,5 +383,48 @@ mod refused_tests {
             Err(_) => send(&flow, b"again").await.unwrap_err(),
         };
         assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    /// The peer answered once, then its process went away: a client's flow (from
+    /// `UdpConnector`) ends on the next ICMP port unreachable; a relay's flow does not.
+    #[tokio::test]
+    async fn refusal_after_an_answer_ends_only_a_client_flow() {
+        for ending in [true, false] {
+            let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = peer.local_addr().unwrap();
+            let flow = UdpFlow::connect(addr).await.unwrap();
+            let flow = if ending {
+                flow.ending_on_refusal()
+            } else {
+                flow
+            };
+            send(&flow, b"hi").await.unwrap();
+            let mut buf = [0u8; 16];
+            let (n, from) = peer.recv_from(&mut buf).await.unwrap();
+            peer.send_to(&buf[..n], from).await.unwrap();
+            assert_eq!(recv(&flow, &mut buf).await.unwrap(), 2);
+            drop(peer);
+            let mut failed = None;
+            for _ in 0..5 {
+                if let Err(e) = send(&flow, b"still there?").await {
+                    failed = Some(e);
+                    break;
+                }
+                let r = tokio::time::timeout(
+                    std::time::Duration::from_millis(50),
+                    recv(&flow, &mut buf),
+                )
+                .await;
+                if let Ok(Err(e)) = r {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            match (ending, failed) {
+                (true, Some(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused),
+                (false, None) => {}
+                (e, f) => panic!("ending={e}: {f:?}"),
+            }
+        }
     }
 }

@@ -114,7 +114,19 @@ pub async fn connect(
         h3_datagram: true,
         ..Settings::default()
     };
-    let shared = Shared::start(conn, ours).await?;
+    let shared = Shared::start(conn.clone(), ours).await?;
+    // quinn's endpoint stops when its flow fails (a killed peer's ICMP port unreachable, a
+    // tunnel that ended) but the connection would linger until its idle timeout: close it
+    // now, so every stream on it fails at once.
+    tokio::spawn(async move {
+        tokio::select! {
+            why = failure.wait() => {
+                tracing::debug!("HTTP/3 to {describe}: the path failed: {why}");
+                conn.close(super::stream::code(crate::proto::error::Code::NO_ERROR), why.as_bytes());
+            }
+            _ = conn.closed() => {}
+        }
+    });
     Ok(Http3Connection {
         shared,
         _endpoint: endpoint,

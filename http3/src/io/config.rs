@@ -22,10 +22,12 @@ pub const DEFAULT_DATAGRAM_BUFFER: usize = 1024 * 1024;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default deadline for a whole request head on a request stream (server).
 pub const DEFAULT_REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default interval of QUIC keep-alive (PING) frames.
-pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
-/// Default QUIC idle timeout.
-pub const DEFAULT_QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default interval of QUIC keep-alive (PING) frames: an idle connection still hears
+/// from its peer every few seconds, and a dead peer (or an ICMP port unreachable in answer
+/// to a PING) is noticed soon.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(3);
+/// Default QUIC idle timeout: a peer silent this long (several keep-alives lost) is dead.
+pub const DEFAULT_QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most interim (1xx) responses a client accepts before a final one.
 pub const MAX_INTERIM_RESPONSES: usize = burrow_http_core::MAX_INTERIM_RESPONSES;
 /// Largest received field section (SETTINGS_MAX_FIELD_SECTION_SIZE we announce).

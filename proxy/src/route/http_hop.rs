@@ -241,7 +241,10 @@ impl StreamConnector for HttpHop {
         )];
         all.extend(layers);
         Ok(Connected {
-            stream: tunnel.into_stream(),
+            stream: Box::new(super::hop_stream::HopStream::new(
+                tunnel.into_stream(),
+                self.hop(),
+            )),
             info: StreamInfo {
                 peer_addr: conn.info().peer_addr,
                 alpn: None,

@@ -2,6 +2,7 @@
 
 mod build;
 pub mod flows;
+pub mod hop_stream;
 pub mod http_hop;
 pub mod socks_hop;
 pub mod url;

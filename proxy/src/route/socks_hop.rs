@@ -183,9 +183,12 @@ impl SocksHop {
 #[async_trait]
 impl StreamConnector for SocksHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
-        self.handshake(target)
+        let mut c = self
+            .handshake(target)
             .await
-            .map_err(|e| e.at_hop(self.hop()))
+            .map_err(|e| e.at_hop(self.hop()))?;
+        c.stream = Box::new(super::hop_stream::HopStream::new(c.stream, self.hop()));
+        Ok(c)
     }
 
     fn describe(&self) -> String {
