@@ -35,6 +35,9 @@ pub struct HttpHop {
     /// Multiplexed (HTTP/2, HTTP/3) connections to the proxy, shared by all tunnels; a new
     /// one is opened only when none can start another tunnel at once.
     shared: Mutex<Vec<Shared>>,
+    /// An `https://` proxy that negotiated HTTP/2 but refused tunnels over it: it is
+    /// spoken to over HTTP/1.1 from then on.
+    h1_only: std::sync::atomic::AtomicBool,
 }
 
 impl HttpHop {
@@ -58,6 +61,37 @@ impl HttpHop {
             template: Default::default(),
             timeout: super::DEFAULT_TUNNEL_TIMEOUT,
             shared: Mutex::new(Vec::new()),
+            h1_only: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Opens a tunnel, falling back to HTTP/1.1 once when an `https://` proxy that chose
+    /// HTTP/2 by ALPN refuses tunnels there (mitmproxy resets CONNECT streams, its
+    /// issue 6090; curl offers only HTTP/1.1 to proxies): a stream reset, a GOAWAY, 405 or
+    /// 501 before any tunnel byte, or no extended CONNECT. `h2://` proxies stay strict.
+    async fn tunnel(
+        &self,
+        req: TunnelRequest,
+    ) -> Result<(burrow_http_core::Tunnel, Arc<dyn HttpConnection>, Vec<String>)> {
+        let (conn, layers) = self.connection().await?;
+        match self.open_tunnel_on(&conn, req.clone()).await {
+            Err(e) if self.url.kind == ProxyKind::Https
+                && conn.version() == Version::HTTP_2
+                && refuses_tunnels(&e) =>
+            {
+                tracing::debug!(
+                    "{} refused a tunnel over HTTP/2 ({e}); using HTTP/1.1 with it from now on",
+                    self.url.label()
+                );
+                self.h1_only
+                    .store(true, std::sync::atomic::Ordering::Release);
+                self.shared.lock().await.clear();
+                let (conn, layers) = self.connection().await?;
+                let t = self.open_tunnel_on(&conn, req).await?;
+                Ok((t, conn, layers))
+            }
+            Ok(t) => Ok((t, conn, layers)),
+            Err(e) => Err(e),
         }
     }
 
@@ -146,8 +180,10 @@ impl HttpHop {
             let c = burrow_http1::io::handshake(stream, cinfo, Default::default());
             return Ok((Arc::new(c), layers));
         }
+        let h1_only = self.h1_only.load(std::sync::atomic::Ordering::Acquire);
         let alpn: &[&[u8]] = match self.url.kind {
             ProxyKind::H2 => &[b"h2"],
+            _ if h1_only => &[b"http/1.1"],
             _ => &[b"h2", b"http/1.1"],
         };
         let (t, negotiated) =
@@ -174,7 +210,6 @@ impl HttpHop {
     }
 
     async fn connect_udp(&self, target: &Target) -> Result<burrow_transport::BoxFlow> {
-        let (conn, layers) = self.connection().await?;
         let mut req = self.tunnel_request(&self.url.target);
         req.protocol = Some("connect-udp".into());
         req.scheme = Some(
@@ -188,7 +223,7 @@ impl HttpHop {
         req.path = Some(self.template.expand(target));
         req.headers
             .insert("capsule-protocol", HeaderValue::from_static("?1"));
-        let tunnel = self.open_tunnel_on(&conn, req).await?;
+        let (tunnel, conn, layers) = self.tunnel(req).await?;
         let describe = format!(
             "CONNECT-UDP@{} {} > {}",
             version_tag(conn.version()),
@@ -218,6 +253,18 @@ impl HttpHop {
     }
 }
 
+/// Whether an HTTP/2 proxy's answer says it will not tunnel over HTTP/2 (as opposed to
+/// refusing this target): the stream reset or refused, the connection going away, 405 or
+/// 501, or no extended CONNECT.
+fn refuses_tunnels(e: &Error) -> bool {
+    use burrow_transport::ErrorKind as K;
+    match e.kind() {
+        K::Cancelled | K::Protocol | K::NotProcessed | K::Closed | K::Unsupported => true,
+        K::ProxyRefused => matches!(e.code(), Some(405) | Some(501)),
+        _ => false,
+    }
+}
+
 fn version_tag(v: Version) -> &'static str {
     match v {
         Version::HTTP_3 => "h3",
@@ -229,9 +276,8 @@ fn version_tag(v: Version) -> &'static str {
 #[async_trait]
 impl StreamConnector for HttpHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
-        let (conn, layers) = self.connection().await.map_err(|e| e.at_hop(self.hop()))?;
-        let tunnel = self
-            .open_tunnel_on(&conn, self.tunnel_request(target))
+        let (tunnel, conn, layers) = self
+            .tunnel(self.tunnel_request(target))
             .await
             .map_err(|e| e.at_hop(self.hop()))?;
         let mut all = vec![format!(

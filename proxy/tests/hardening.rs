@@ -1,0 +1,929 @@
+//! burrow-proxy tried as an attacker would (issue 13): raw sockets against the running
+//! proxy for IP literals, DNS rebinding through a resolver the test controls, smuggling
+//! attempts, special ranges, slow drips, black holes, one client hogging the proxy, rapid
+//! resets and UDP floods. While each abuse runs, an ordinary client is checked to be served.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use burrow_http_core::{Body, ConnectionInfo, HttpConnection, ServerConnection, TunnelRequest};
+use burrow_proxy::server::{self, Listen, Proxy, ProxyConfig, Rules};
+use burrow_transport::{Resolve, Target, UdpFlow};
+use http::Response;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+
+use burrow_test_support::{tcp_echo, udp_echo, Pki};
+
+/// The deadline every wait in these tests has: far above what the behaviour needs.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+struct Started {
+    running: server::Running,
+    http: SocketAddr,
+    https: SocketAddr,
+    h3: SocketAddr,
+    socks: SocketAddr,
+    pki: Pki,
+}
+
+impl Started {
+    fn stats(&self) -> server::SharedStats {
+        self.running.stats()
+    }
+}
+
+async fn start(tweak: impl FnOnce(&mut ProxyConfig)) -> Started {
+    let pki = Pki::new();
+    let mut cfg = ProxyConfig {
+        listeners: vec![
+            Listen::Http("127.0.0.1:0".parse().unwrap()),
+            Listen::Https("127.0.0.1:0".parse().unwrap()),
+            Listen::H3("127.0.0.1:0".parse().unwrap()),
+            Listen::Socks("127.0.0.1:0".parse().unwrap()),
+        ],
+        identity: Some((pki.chain.clone(), Arc::new(pki.key()))),
+        pseudonym: Some("burrow-test".into()),
+        ..ProxyConfig::default()
+    };
+    tweak(&mut cfg);
+    let running = server::start(Proxy::new(cfg, None, None).unwrap())
+        .await
+        .unwrap();
+    let a = running.addrs.clone();
+    Started {
+        http: a[0].addr(),
+        https: a[1].addr(),
+        h3: a[2].addr(),
+        socks: a[3].addr(),
+        running,
+        pki,
+    }
+}
+
+// ---- clients ---------------------------------------------------------------------------
+
+/// Reads one response (head, and a body of its Content-Length) from a raw connection.
+async fn read_response(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = tokio::time::timeout(PATIENCE, s.read(&mut tmp))
+            .await
+            .expect("no response")
+            .unwrap();
+        assert!(n > 0, "closed without a response: {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    while buf.len() < head_end + len {
+        let n = tokio::time::timeout(PATIENCE, s.read(&mut tmp))
+            .await
+            .expect("body")
+            .unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&tmp[..n]);
+    }
+    String::from_utf8_lossy(&buf[..head_end + len]).into_owned()
+}
+
+/// Sends `req` on a new connection to `proxy` and returns the response text.
+async fn raw(proxy: SocketAddr, req: &str) -> String {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    read_response(&mut s).await
+}
+
+fn status(resp: &str) -> u16 {
+    resp.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+async fn h2(p: &Pki, proxy: SocketAddr) -> Arc<dyn HttpConnection> {
+    let s = TcpStream::connect(proxy).await.unwrap();
+    let cfg = p.trust().client_config(&[b"h2"]).unwrap();
+    let (t, _) = burrow_transport::tls::handshake(
+        Box::new(s),
+        &burrow_transport::Host::Name("localhost".into()),
+        cfg,
+    )
+    .await
+    .unwrap();
+    Arc::new(
+        burrow_http2::handshake(Box::new(t), ConnectionInfo::default(), &Default::default())
+            .await
+            .unwrap(),
+    )
+}
+
+async fn h3(p: &Pki, proxy: SocketAddr) -> Arc<dyn HttpConnection> {
+    let flow = Arc::new(UdpFlow::connect(proxy).await.unwrap());
+    let mut cfg = burrow_http3::Http3Config::default();
+    cfg.initial_mtu(burrow_http3::PROXY_INITIAL_MTU);
+    Arc::new(
+        burrow_http3::connect(flow, "localhost", &p.trust(), &cfg, ConnectionInfo::default())
+            .await
+            .unwrap(),
+    )
+}
+
+/// An ordinary client: a CONNECT over HTTP/2 to a loopback echo server, which the proxy
+/// under test must allow (its rules cover 127.0.0.1) and serve while it is abused.
+async fn ordinary_client_is_served(s: &Started, echo: SocketAddr) {
+    let conn = h2(&s.pki, s.https).await;
+    let mut t = tokio::time::timeout(
+        PATIENCE,
+        conn.open_tunnel(TunnelRequest::connect(Target::from(echo))),
+    )
+    .await
+    .expect("ordinary client waited")
+    .expect("ordinary client refused");
+    t.write_all(b"still served").await.unwrap();
+    let mut got = [0u8; 12];
+    tokio::time::timeout(PATIENCE, t.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got, b"still served");
+}
+
+async fn refused_tunnel(conn: &Arc<dyn HttpConnection>, target: &str) -> burrow_http_core::Error {
+    let t: Target = target.parse().unwrap();
+    tokio::time::timeout(PATIENCE, conn.open_tunnel(TunnelRequest::connect(t)))
+        .await
+        .expect("refusal took too long")
+        .unwrap_err()
+}
+
+/// A SOCKS5 CONNECT by raw bytes; returns the reply code.
+async fn socks5_connect(proxy: SocketAddr, addr: &[u8], port: u16) -> u8 {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(&[5, 1, 0]).await.unwrap();
+    let mut m = [0u8; 2];
+    s.read_exact(&mut m).await.unwrap();
+    let mut req = vec![5, 1, 0];
+    req.extend_from_slice(addr);
+    req.extend_from_slice(&port.to_be_bytes());
+    s.write_all(&req).await.unwrap();
+    let mut r = [0u8; 2];
+    tokio::time::timeout(PATIENCE, s.read_exact(&mut r))
+        .await
+        .unwrap()
+        .unwrap();
+    r[1]
+}
+
+// ---- origins and resolvers -----------------------------------------------------------
+
+/// An HTTP/1.1 origin answering every request with what it saw: its own name, the `Host`
+/// and `Content-Length` fields and the body length.
+async fn origin_on(l: TcpListener, name: &'static str) -> Arc<AtomicUsize> {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut srv = burrow_http1::io::serve(Box::new(sock), Default::default());
+                while let Some(Ok(sr)) = srv.accept().await {
+                    h.fetch_add(1, Ordering::Relaxed);
+                    let headers = sr.request.headers().clone();
+                    let all = |n: &str| {
+                        headers
+                            .get_all(n)
+                            .iter()
+                            .map(|v| v.to_str().unwrap().to_string())
+                            .collect::<Vec<_>>()
+                            .join("|")
+                    };
+                    let (host, cl) = (all("host"), all("content-length"));
+                    let body = sr.request.into_body().collect(1 << 20).await.unwrap().data;
+                    let text = format!("{name} host={host} cl={cl} body={}", body.len());
+                    let _ = sr.respond.send_response(Response::new(Body::from(text))).await;
+                }
+            });
+        }
+    });
+    hits
+}
+
+/// Answers names from a fixed table, counting lookups; unknown names fail, `hang.test`
+/// never answers.
+/// `flip.test` rebinds: its odd lookups answer 127.0.0.2, its even ones 127.0.0.1.
+struct TestResolver {
+    table: Vec<(&'static str, Vec<IpAddr>)>,
+    lookups: AtomicUsize,
+    flips: AtomicUsize,
+}
+
+#[async_trait]
+impl Resolve for TestResolver {
+    async fn resolve(&self, name: &str, port: u16) -> burrow_transport::Result<Vec<SocketAddr>> {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        if name == "hang.test" {
+            std::future::pending::<()>().await;
+        }
+        if name == "flip.test" {
+            let n = self.flips.fetch_add(1, Ordering::Relaxed);
+            let ip = if n % 2 == 0 { "127.0.0.2" } else { "127.0.0.1" };
+            return Ok(vec![SocketAddr::new(ip.parse().unwrap(), port)]);
+        }
+        match self.table.iter().find(|(n, _)| *n == name) {
+            Some((_, ips)) => Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect()),
+            None => Err(burrow_transport::Error::new(
+                burrow_transport::ErrorKind::Resolve,
+                format!("{name}: no such name"),
+            )),
+        }
+    }
+}
+
+fn resolver(table: Vec<(&'static str, Vec<&str>)>) -> Arc<TestResolver> {
+    Arc::new(TestResolver {
+        table: table
+            .into_iter()
+            .map(|(n, ips)| (n, ips.into_iter().map(|i| i.parse().unwrap()).collect()))
+            .collect(),
+        lookups: AtomicUsize::new(0),
+        flips: AtomicUsize::new(0),
+    })
+}
+
+/// A TCP echo server on `addr`.
+async fn echo_on(addr: &str) -> SocketAddr {
+    let l = TcpListener::bind(addr).await.unwrap();
+    let a = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    a
+}
+
+/// Binds the same port on 127.0.0.2 and 127.0.0.1 (two origins a name may resolve to).
+async fn twin_listeners() -> (TcpListener, TcpListener, u16) {
+    loop {
+        let a = TcpListener::bind("127.0.0.2:0").await.unwrap();
+        let port = a.local_addr().unwrap().port();
+        if let Ok(b) = TcpListener::bind(("127.0.0.1", port)).await {
+            return (a, b, port);
+        }
+    }
+}
+
+/// A TCP port that accepts no connections and answers no SYN: a listener whose backlog
+/// is full (Linux drops further SYNs), i.e. a black hole on loopback.
+async fn black_hole() -> (SocketAddr, Vec<TcpStream>, std::net::TcpListener) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let l: std::net::TcpListener = sock.into();
+    let addr = l.local_addr().unwrap();
+    // Fill the accept queue; connects beyond it hang.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        match tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => held.push(s),
+            _ => break,
+        }
+    }
+    (addr, held, l)
+}
+
+// ---- 1. rules fail closed ------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_rules_restrict_ip_literals() {
+    let echo = tcp_echo().await;
+    let s = start(|c| {
+        c.rules = Rules {
+            hosts: vec!["localhost".into(), "example.com".into()],
+            ..Rules::loopback()
+        }
+    })
+    .await;
+    let r = raw(
+        s.http,
+        "CONNECT 127.0.0.1:6379 HTTP/1.1\r\nHost: 127.0.0.1:6379\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&r), 403, "{r}");
+    assert!(r.contains("error=http_request_denied"), "{r}");
+    assert_eq!(socks5_connect(s.socks, &[1, 127, 0, 0, 1], echo.port()).await, 2);
+    // The listed name works (and resolves to loopback, which the rules cover).
+    let r = raw(
+        s.http,
+        &format!("CONNECT localhost:{0} HTTP/1.1\r\nHost: localhost:{0}\r\n\r\n", echo.port()),
+    )
+    .await;
+    assert_eq!(status(&r), 200, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_rebinding_cannot_reach_what_the_rules_refuse() {
+    let (public, internal, port) = twin_listeners().await;
+    let public_hits = origin_on(public, "public").await;
+    let internal_hits = origin_on(internal, "internal").await;
+    let r = resolver(vec![
+        // Half of each answer is allowed (127.0.0.2), half is not (127.0.0.1).
+        ("rebind.test", vec!["127.0.0.1", "127.0.0.2"]),
+        ("inside.test", vec!["127.0.0.1"]),
+    ]);
+    // The ordinary client's echo server, on an address the rules allow.
+    let echo = echo_on("127.0.0.3:0").await;
+    let res = r.clone();
+    let s = start(move |c| {
+        c.resolver = Some(res);
+        c.rules = Rules {
+            networks: vec![
+                burrow_proxy::server::rules::parse_network("127.0.0.2/32").unwrap(),
+                burrow_proxy::server::rules::parse_network(&echo.ip().to_string()).unwrap(),
+            ],
+            ..Rules::default()
+        };
+    })
+    .await;
+    for i in 0..6 {
+        // Forwarded requests (a new connection each: no pooling hides the lookup) and
+        // tunnels: every dial goes to the allowed answer only, after one lookup.
+        let before = r.lookups.load(Ordering::Relaxed);
+        let resp = raw(
+            s.http,
+            &format!("GET http://rebind.test:{port}/{i} HTTP/1.1\r\nHost: rebind.test:{port}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status(&resp), 200, "{resp}");
+        assert!(resp.contains("public host="), "{resp}");
+        let conn = h2(&s.pki, s.https).await;
+        let t = conn
+            .open_tunnel(TunnelRequest::connect(format!("rebind.test:{port}").parse().unwrap()))
+            .await
+            .unwrap();
+        drop(t);
+        let lookups = r.lookups.load(Ordering::Relaxed) - before;
+        assert!(lookups <= 2, "{lookups} lookups for one request and one tunnel");
+    }
+    assert_eq!(internal_hits.load(Ordering::Relaxed), 0, "an internal origin was reached");
+    assert!(public_hits.load(Ordering::Relaxed) >= 6);
+    // A name that rebinds between lookups: what was checked is what is dialed, so each
+    // tunnel gets the answer of its one lookup (allowed, then refused, ...), never the check
+    // of one answer and the dial of the next.
+    let conn = h2(&s.pki, s.https).await;
+    for i in 0..6 {
+        let t = conn
+            .open_tunnel(TunnelRequest::connect(format!("flip.test:{port}").parse().unwrap()))
+            .await;
+        match (i % 2, t) {
+            (0, Ok(_)) => {}
+            (1, Err(e)) => assert_eq!(e.code(), Some(403), "{e}"),
+            (_, t) => panic!("tunnel {i}: {t:?}"),
+        }
+    }
+    // A forwarded request to it (the forwarding client pools the checked connection).
+    let resp = raw(
+        s.http,
+        &format!("GET http://flip.test:{port}/ HTTP/1.1\r\nHost: flip.test\r\n\r\n"),
+    )
+    .await;
+    assert!(resp.contains("public host="), "{resp}");
+    assert_eq!(internal_hits.load(Ordering::Relaxed), 0, "rebinding reached loopback");
+    // A name whose every answer is refused: 403, never dialed.
+    let resp = raw(
+        s.http,
+        &format!("GET http://inside.test:{port}/ HTTP/1.1\r\nHost: inside.test\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status(&resp), 403, "{resp}");
+    assert!(resp.contains("destination_ip_prohibited"), "{resp}");
+    // A failed lookup is 502 dns_error, for forwarded requests and tunnels alike.
+    let resp = raw(
+        s.http,
+        "GET http://nowhere.test/ HTTP/1.1\r\nHost: nowhere.test\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&resp), 502, "{resp}");
+    assert!(resp.contains("dns_error"), "{resp}");
+    let conn = h2(&s.pki, s.https).await;
+    let e = refused_tunnel(&conn, "nowhere.test:443").await;
+    assert_eq!(e.code(), Some(502));
+    assert!(e.detail().unwrap().contains("dns_error"), "{e}");
+    assert_eq!(internal_hits.load(Ordering::Relaxed), 0);
+    ordinary_client_is_served(&s, echo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn special_ranges_and_own_listeners_are_refused_by_default() {
+    let echo = tcp_echo().await;
+    let hole = udp_echo().await;
+    let s = start(|_| {}).await;
+    let conn = h2(&s.pki, s.https).await;
+    for t in [
+        format!("127.0.0.1:{}", echo.port()),
+        format!("[::ffff:127.0.0.1]:{}", echo.port()),
+        format!("localhost:{}", echo.port()),
+        "[::1]:22".into(),
+        "169.254.169.254:80".into(),
+        "0.0.0.0:80".into(),
+        "224.0.0.1:80".into(),
+        "255.255.255.255:80".into(),
+        s.http.to_string(),
+    ] {
+        let e = refused_tunnel(&conn, &t).await;
+        assert_eq!(e.code(), Some(403), "{t}: {e}");
+        assert!(
+            e.detail().unwrap().contains("error=destination_ip_prohibited"),
+            "{t}: {e}"
+        );
+    }
+    assert_eq!(socks5_connect(s.socks, &[1, 169, 254, 169, 254], 80).await, 2);
+    let r = raw(
+        s.http,
+        &format!("GET http://127.0.0.1:{}/ HTTP/1.1\r\nHost: x\r\n\r\n", echo.port()),
+    )
+    .await;
+    assert_eq!(status(&r), 403, "{r}");
+    // CONNECT-UDP to loopback over HTTP/3.
+    let c3 = h3(&s.pki, s.h3).await;
+    let mut req = TunnelRequest::connect(Target::from(s.h3));
+    req.protocol = Some("connect-udp".into());
+    req.scheme = Some("https".into());
+    req.path = Some(format!("/.well-known/masque/udp/127.0.0.1/{}/", hole.port()));
+    let e = c3.open_tunnel(req).await.unwrap_err();
+    assert_eq!(e.code(), Some(403), "{e}");
+    // A forwarding loop: Via names this proxy.
+    let r = raw(
+        s.http,
+        "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nVia: 1.1 burrow-test\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&r), 508, "{r}");
+    // An explicit rule unlocks loopback.
+    let open = start(|c| c.rules = Rules::loopback()).await;
+    ordinary_client_is_served(&open, echo).await;
+}
+
+// ---- 3. normalisation ---------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_requests_are_normalised_before_dialing() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let hits = origin_on(l, "origin").await;
+    let echo = tcp_echo().await;
+    let r = resolver(vec![("allowed.test", vec!["127.0.0.1"])]);
+    let s = start(move |c| {
+        c.resolver = Some(r);
+        c.rules = Rules::loopback();
+    })
+    .await;
+    let url = format!("http://allowed.test:{port}/");
+    // Host is replaced by the target's authority.
+    let resp = raw(
+        s.http,
+        &format!("GET {url} HTTP/1.1\r\nHost: internal.test\r\n\r\n"),
+    )
+    .await;
+    assert!(resp.contains(&format!("host=allowed.test:{port} ")), "{resp}");
+    // An equal Content-Length list is forwarded as one value.
+    let resp = raw(
+        s.http,
+        &format!("POST {url} HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 5, 5\r\n\r\nhello"),
+    )
+    .await;
+    assert!(resp.contains(" cl=5 body=5"), "{resp}");
+    let before = hits.load(Ordering::Relaxed);
+    for (req, want) in [
+        // Two Host lines.
+        (format!("GET {url} HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400),
+        // No Host at all.
+        (format!("GET {url} HTTP/1.1\r\n\r\n"), 400),
+        // Unequal lengths.
+        (format!("POST {url} HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\nhello"), 400),
+        // Codings other than chunked.
+        (format!("POST {url} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"), 501),
+        (format!("POST {url} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), 501),
+        // Both framings (the smuggling classic).
+        (format!("POST {url} HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400),
+        // Userinfo in the target.
+        (format!("GET http://u:p@allowed.test:{port}/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400),
+    ] {
+        let resp = raw(s.http, &req).await;
+        assert_eq!(status(&resp), want, "{req:?} -> {resp}");
+    }
+    assert_eq!(hits.load(Ordering::Relaxed), before, "a refused request reached the origin");
+    ordinary_client_is_served(&s, echo).await;
+}
+
+// ---- 4. deadlines -------------------------------------------------------------------
+
+/// Reads until the proxy closes the connection (or `PATIENCE` runs out: a failure).
+async fn closed_by_proxy(s: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut tmp = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(PATIENCE, s.read(&mut tmp)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return all,
+            Ok(Ok(n)) => all.extend_from_slice(&tmp[..n]),
+            Err(_) => panic!("the proxy kept a stalled connection open"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_silent_clients_are_cut_off_while_others_are_served() {
+    let echo = tcp_echo().await;
+    let s = Arc::new(
+        start(|c| {
+            c.rules = Rules::loopback();
+            c.limits.head_timeout = Duration::from_millis(800);
+            c.limits.handshake_timeout = Duration::from_millis(800);
+            c.limits.keepalive_timeout = Duration::from_millis(800);
+        })
+        .await,
+    );
+    // A request head dripped one byte at a time: 408 once the head deadline passes,
+    // however regularly the bytes come.
+    let drip = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut c = TcpStream::connect(s.http).await.unwrap();
+            let head = b"GET http://localhost/ HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+            let t0 = tokio::time::Instant::now();
+            for b in head {
+                if c.write_all(&[*b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if t0.elapsed() > PATIENCE {
+                    panic!("still dripping after {PATIENCE:?}");
+                }
+            }
+            let got = closed_by_proxy(&mut c).await;
+            String::from_utf8_lossy(&got).into_owned()
+        })
+    };
+    ordinary_client_is_served(&s, echo).await;
+    let got = drip.await.unwrap();
+    assert!(got.starts_with("HTTP/1.1 408"), "{got:?}");
+    // TLS: a client that connects and never says hello.
+    let mut c = TcpStream::connect(s.https).await.unwrap();
+    closed_by_proxy(&mut c).await;
+    // h2c: the preface and then nothing (no SETTINGS).
+    let mut c = TcpStream::connect(s.http).await.unwrap();
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    closed_by_proxy(&mut c).await;
+    // SOCKS: a greeting that never ends.
+    let mut c = TcpStream::connect(s.socks).await.unwrap();
+    c.write_all(&[5]).await.unwrap();
+    closed_by_proxy(&mut c).await;
+    // An idle keep-alive connection after one answered request.
+    let mut c = TcpStream::connect(s.http).await.unwrap();
+    c.write_all(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n").await.unwrap();
+    let r = read_response(&mut c).await;
+    assert_eq!(status(&r), 400, "{r}");
+    closed_by_proxy(&mut c).await;
+    ordinary_client_is_served(&s, echo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http3_without_settings_or_with_a_stalled_head_is_cut_off() {
+    let s = start(|c| {
+        c.limits.handshake_timeout = Duration::from_millis(800);
+        c.limits.head_timeout = Duration::from_millis(800);
+    })
+    .await;
+    // A QUIC client that completes the handshake but opens no control stream.
+    let mut crypto = (*s.pki.trust().client_config(&[b"h3"]).unwrap()).clone();
+    crypto.alpn_protocols = vec![b"h3".to_vec()];
+    let qc = quinn::crypto::rustls::QuicClientConfig::try_from(Arc::new(crypto)).unwrap();
+    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(qc)));
+    let conn = ep.connect(s.h3, "localhost").unwrap().await.unwrap();
+    let why = tokio::time::timeout(PATIENCE, conn.closed()).await.unwrap();
+    match why {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            assert_eq!(c.error_code.into_inner(), 0x10a, "H3_MISSING_SETTINGS")
+        }
+        other => panic!("{other:?}"),
+    }
+    // A proper client whose request stream stalls inside its head: the stream is reset
+    // with H3_REQUEST_INCOMPLETE; the connection lives on.
+    // burrow's client hides its streams: a raw quinn connection that does send SETTINGS
+    // (a control stream with an empty SETTINGS frame), then a request stream.
+    let conn = ep.connect(s.h3, "localhost").unwrap().await.unwrap();
+    let mut ctl = conn.open_uni().await.unwrap();
+    ctl.write_all(&[0x00, 0x04, 0x00]).await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    // A HEADERS frame (type 1) announcing 100 bytes, of which only 3 come.
+    send.write_all(&[0x01, 0x40, 0x64, 0, 0, 0xd1]).await.unwrap();
+    let r = tokio::time::timeout(PATIENCE, recv.read_to_end(1024)).await.unwrap();
+    match r {
+        Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(code))) => {
+            assert_eq!(code.into_inner(), 0x10d, "H3_REQUEST_INCOMPLETE")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dials_to_black_holes_answer_504() {
+    let (hole, _held, _l) = black_hole().await;
+    let echo = tcp_echo().await;
+    let r = resolver(vec![]);
+    let s = start(move |c| {
+        c.rules = Rules::loopback();
+        c.resolver = Some(r);
+        c.limits.dial_timeout = Duration::from_millis(700);
+    })
+    .await;
+    let conn = h2(&s.pki, s.https).await;
+    let e = refused_tunnel(&conn, &hole.to_string()).await;
+    assert_eq!(e.code(), Some(504), "{e}");
+    assert!(e.detail().unwrap().contains("connection_timeout"), "{e}");
+    let e = refused_tunnel(&conn, "hang.test:80").await;
+    assert_eq!(e.code(), Some(504), "{e}");
+    assert!(e.detail().unwrap().contains("dns_timeout"), "{e}");
+    let r = raw(
+        s.http,
+        &format!("GET http://{hole}/ HTTP/1.1\r\nHost: x\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status(&r), 504, "{r}");
+    ordinary_client_is_served(&s, echo).await;
+}
+
+// ---- 5. fairness --------------------------------------------------------------------
+
+async fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{src}:0").parse().unwrap()).unwrap();
+    sock.connect(to).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_address_cannot_take_every_slot() {
+    let echo = tcp_echo().await;
+    let s = start(|c| {
+        c.rules = Rules::loopback();
+        c.limits.max_connections_per_client = 3;
+        c.limits.max_tunnels_per_client = 2;
+    })
+    .await;
+    // Two tunnels held by 127.0.0.1 over one connection; the third is 429.
+    let conn = h2(&s.pki, s.https).await;
+    let _t1 = conn.open_tunnel(TunnelRequest::connect(Target::from(echo))).await.unwrap();
+    let _t2 = conn.open_tunnel(TunnelRequest::connect(Target::from(echo))).await.unwrap();
+    let e = refused_tunnel(&conn, &echo.to_string()).await;
+    assert_eq!(e.code(), Some(429), "{e}");
+    // Connections: this one and two more are allowed, the fourth is closed at once.
+    let _c2 = TcpStream::connect(s.http).await.unwrap();
+    let _c3 = TcpStream::connect(s.http).await.unwrap();
+    let mut c4 = TcpStream::connect(s.http).await.unwrap();
+    let _ = c4.write_all(b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert!(closed_by_proxy(&mut c4).await.is_empty());
+    // Another client address is served normally meanwhile.
+    let mut other = connect_from("127.0.0.2", s.http).await;
+    other
+        .write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let r = read_response(&mut other).await;
+    assert_eq!(status(&r), 200, "{r}");
+    other.write_all(b"ping").await.unwrap();
+    let mut b = [0u8; 4];
+    other.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"ping");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_per_connection_are_capped_and_the_client_opens_more_connections() {
+    let echo = tcp_echo().await;
+    let s = start(|c| {
+        c.rules = Rules::loopback();
+        c.limits.max_streams_per_connection = 3;
+    })
+    .await;
+    // What the proxy announces (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS), seen by the h2 crate.
+    let tcp = TcpStream::connect(s.https).await.unwrap();
+    let cfg = s.pki.trust().client_config(&[b"h2"]).unwrap();
+    let (tls, _) = burrow_transport::tls::handshake(
+        Box::new(tcp),
+        &burrow_transport::Host::Name("localhost".into()),
+        cfg,
+    )
+    .await
+    .unwrap();
+    let (send, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    let mut send = send.ready().await.unwrap();
+    // After one round trip the server's SETTINGS are in.
+    let (resp, _) = send
+        .send_request(http::Request::get("https://localhost/").body(()).unwrap(), true)
+        .unwrap();
+    let _ = resp.await;
+    assert_eq!(send.current_max_send_streams(), 3);
+    // burrow's route opens a second connection for the 4th..6th tunnel instead of waiting.
+    let route = burrow_proxy::route::Route::build(
+        &[burrow_proxy::route::ProxyUrl::parse(&format!("h2://localhost:{}", s.https.port())).unwrap()],
+        &burrow_proxy::route::RouteOptions {
+            proxy_tls: s.pki.trust(),
+            ..Default::default()
+        },
+    );
+    let before = s.stats().connections.load(Ordering::Relaxed);
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        let c = tokio::time::timeout(PATIENCE, route.stream.connect(&Target::from(echo)))
+            .await
+            .expect("a tunnel waited for a stream")
+            .unwrap();
+        held.push(c);
+    }
+    assert_eq!(s.stats().connections.load(Ordering::Relaxed) - before, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_resets_cancel_their_dials_and_free_their_slots() {
+    let (hole, _held, _l) = black_hole().await;
+    let echo = tcp_echo().await;
+    let s = start(|c| {
+        c.rules = Rules::loopback();
+        c.limits.max_tunnels = 4;
+        c.limits.max_requests = 4;
+        // Long enough that an uncancelled dial would hold its slot through the test.
+        c.limits.dial_timeout = Duration::from_secs(60);
+    })
+    .await;
+    // HTTP/2 with the h2 crate: HEADERS, then RST_STREAM right away, 40 times for CONNECT
+    // and 40 for forwarded requests, all to a black hole.
+    let tcp = TcpStream::connect(s.https).await.unwrap();
+    let cfg = s.pki.trust().client_config(&[b"h2"]).unwrap();
+    let (tls, _) = burrow_transport::tls::handshake(
+        Box::new(tcp),
+        &burrow_transport::Host::Name("localhost".into()),
+        cfg,
+    )
+    .await
+    .unwrap();
+    let (send, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    let mut send = send.ready().await.unwrap();
+    for i in 0..80 {
+        let req = if i % 2 == 0 {
+            http::Request::connect(hole.to_string()).body(()).unwrap()
+        } else {
+            http::Request::get(format!("http://{hole}/")).body(()).unwrap()
+        };
+        send = send.ready().await.unwrap();
+        let (resp, mut stream) = send.send_request(req, false).unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        stream.send_reset(h2::Reason::CANCEL);
+        drop(resp);
+    }
+    // The work was dropped (a dial that was not would hold its slot for a minute): no
+    // tunnel is left in progress, and the slots serve an ordinary client again.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while s.stats().active.load(Ordering::Relaxed) > 0
+        || s.stats().cancelled.load(Ordering::Relaxed) == 0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", s.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ordinary_client_is_served(&s, echo).await;
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    origin_on(l, "origin").await;
+    let r = raw(
+        s.http,
+        &format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: x\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status(&r), 200, "{r}");
+    // HTTP/3: a tunnel request given up at once (the stream is stopped), 10 times.
+    let c3 = h3(&s.pki, s.h3).await;
+    let before = s.stats().cancelled.load(Ordering::Relaxed);
+    for _ in 0..10 {
+        let r = tokio::time::timeout(
+            Duration::from_millis(30),
+            c3.open_tunnel(TunnelRequest::connect(Target::from(hole))),
+        )
+        .await;
+        assert!(r.is_err(), "the black hole answered");
+    }
+    while s.stats().active.load(Ordering::Relaxed) > 0
+        || s.stats().cancelled.load(Ordering::Relaxed) == before
+    {
+        assert!(tokio::time::Instant::now() < deadline + PATIENCE, "{:?}", s.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t = tokio::time::timeout(PATIENCE, c3.open_tunnel(TunnelRequest::connect(Target::from(echo))))
+        .await
+        .unwrap();
+    assert!(t.is_ok(), "{t:?}");
+}
+
+// ---- SOCKS5 UDP ---------------------------------------------------------------------
+
+/// An association: the control connection, the relay's address and our UDP socket.
+async fn associate(proxy: SocketAddr) -> (TcpStream, SocketAddr, UdpSocket) {
+    let mut ctl = TcpStream::connect(proxy).await.unwrap();
+    ctl.write_all(&[5, 1, 0]).await.unwrap();
+    let mut m = [0u8; 2];
+    ctl.read_exact(&mut m).await.unwrap();
+    // The address field is the client's expected source: unknown, all zeros (RFC 1928 §7).
+    ctl.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]).await.unwrap();
+    let mut r = [0u8; 10];
+    ctl.read_exact(&mut r).await.unwrap();
+    assert_eq!(r[1], 0, "UDP ASSOCIATE refused");
+    let relay = SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[8], r[9]])));
+    (ctl, relay, UdpSocket::bind("127.0.0.1:0").await.unwrap())
+}
+
+fn udp_packet(to: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    burrow_proxy::socks::wire::encode_udp(&Target::from(to), data, &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socks_udp_judges_each_datagram_and_caps_destinations() {
+    let echo = tcp_echo().await;
+    let s = start(|c| {
+        // Any network rule at all used to refuse every ASSOCIATE (its 0.0.0.0:0 field).
+        c.rules = Rules::loopback();
+        c.limits.udp_max_destinations = 4;
+    })
+    .await;
+    let (_ctl, relay, u) = associate(s.socks).await;
+    let mut echoes = Vec::new();
+    for _ in 0..12 {
+        echoes.push(udp_echo().await);
+    }
+    let mut answered = std::collections::HashSet::new();
+    let mut buf = [0u8; 2048];
+    for round in 0..3 {
+        for (i, e) in echoes.iter().enumerate() {
+            u.send_to(&udp_packet(*e, format!("{round}:{i}").as_bytes()), relay)
+                .await
+                .unwrap();
+        }
+        // A refused destination: dropped and counted.
+        u.send_to(&udp_packet("169.254.169.254:53".parse().unwrap(), b"meta"), relay)
+            .await
+            .unwrap();
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(300), u.recv_from(&mut buf)).await
+        {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let i: usize = text.rsplit(':').next().unwrap().parse().unwrap();
+            answered.insert(i);
+        }
+    }
+    assert_eq!(answered.len(), 4, "destinations served: {answered:?}");
+    let refused = s.stats().datagrams_refused.load(Ordering::Relaxed);
+    // 3 rounds × (8 over the cap + 1 prohibited).
+    assert_eq!(refused, 27, "{:?}", s.stats());
+    ordinary_client_is_served(&s, echo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socks_udp_destinations_expire_when_idle() {
+    let s = start(|c| {
+        c.rules = Rules::loopback();
+        c.limits.udp_max_destinations = 1;
+        c.limits.udp_idle_timeout = Duration::from_millis(600);
+    })
+    .await;
+    let (_ctl, relay, u) = associate(s.socks).await;
+    let (a, b) = (udp_echo().await, udp_echo().await);
+    let mut buf = [0u8; 64];
+    u.send_to(&udp_packet(a, b"a"), relay).await.unwrap();
+    let (n, _) = u.recv_from(&mut buf).await.unwrap();
+    assert!(n > 0);
+    u.send_to(&udp_packet(b, b"b"), relay).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(s.stats().datagrams_refused.load(Ordering::Relaxed), 1);
+    // Once `a` has been quiet for the idle time, its slot is `b`'s.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    u.send_to(&udp_packet(b, b"b"), relay).await.unwrap();
+    let (n, _) = tokio::time::timeout(PATIENCE, u.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).ends_with('b'));
+}
