@@ -10,7 +10,7 @@ use bytes::Bytes;
 use h2::{RecvStream, SendStream};
 use http_body::{Frame, SizeHint};
 
-use crate::error::from_h2;
+use crate::error::{from_h2, from_h2_on, IoSlot};
 
 /// A received body. Each data frame handed to the reader releases its bytes back to the
 /// peer's window, so a slow reader slows the sender.
@@ -18,6 +18,7 @@ pub(crate) struct RecvBody {
     recv: RecvStream,
     length: Option<u64>,
     data_done: bool,
+    slot: Option<IoSlot>,
 }
 
 impl RecvBody {
@@ -26,7 +27,14 @@ impl RecvBody {
             recv,
             length,
             data_done: false,
+            slot: None,
         }
+    }
+
+    /// Reports the connection's transport error (recorded in `slot`) for I/O failures.
+    pub(crate) fn with_slot(mut self, slot: IoSlot) -> Self {
+        self.slot = Some(slot);
+        self
     }
 }
 
@@ -46,7 +54,11 @@ impl http_body::Body for RecvBody {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    return Poll::Ready(Some(Err(from_h2(e, "receiving a body"))))
+                    return Poll::Ready(Some(Err(from_h2_on(
+                        e,
+                        "receiving a body",
+                        this.slot.as_ref(),
+                    ))))
                 }
                 Poll::Ready(None) => this.data_done = true,
                 Poll::Pending => return Poll::Pending,
@@ -55,7 +67,11 @@ impl http_body::Body for RecvBody {
         match this.recv.poll_trailers(cx) {
             Poll::Ready(Ok(Some(t))) => Poll::Ready(Some(Ok(Frame::trailers(t)))),
             Poll::Ready(Ok(None)) => Poll::Ready(None),
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(from_h2(e, "receiving trailers")))),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(from_h2_on(
+                e,
+                "receiving trailers",
+                this.slot.as_ref(),
+            )))),
             Poll::Pending => Poll::Pending,
         }
     }

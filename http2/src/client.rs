@@ -17,7 +17,7 @@ use http_body::Body as _;
 use tokio::sync::watch;
 
 use crate::body::{pump, RecvBody};
-use crate::error::from_h2;
+use crate::error::{from_h2_on, IoSlot, Recorded};
 use crate::stream::H2Stream;
 use crate::Http2Config;
 
@@ -26,6 +26,8 @@ pub const SETTINGS_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Shared {
     closed: AtomicBool,
+    /// The transport's first I/O error (a broken tunnel names its hop).
+    io: IoSlot,
     /// Tunnels open on this connection (each holds a stream until it is dropped).
     tunnels: Arc<AtomicUsize>,
 }
@@ -72,13 +74,16 @@ pub async fn handshake(
     info: ConnectionInfo,
     config: &Http2Config,
 ) -> Result<Http2Connection, Error> {
+    let slot = IoSlot::default();
+    let io: BoxStream = Box::new(Recorded::new(io, slot.clone()));
     let (send, mut conn) = config
         .client()
         .handshake::<_, Bytes>(io)
         .await
-        .map_err(|e| from_h2(e, "handshake"))?;
+        .map_err(|e| from_h2_on(e, "handshake", Some(&slot)))?;
     let shared = Arc::new(Shared {
         closed: AtomicBool::new(false),
+        io: slot,
         tunnels: Arc::default(),
     });
     let (settings_tx, settings) = watch::channel(false);
@@ -141,7 +146,12 @@ impl Http2Connection {
             .clone()
             .ready()
             .await
-            .map_err(|e| from_h2(e, "opening a stream"))
+            .map_err(|e| self.error(e, "opening a stream"))
+    }
+
+    /// An h2 error as burrow's, the transport's own error for I/O failures.
+    fn error(&self, e: h2::Error, what: &'static str) -> Error {
+        from_h2_on(e, what, Some(&self.shared.io))
     }
 
     /// Opens a stream. With a body, it is sent (END_STREAM when empty); without one (a
@@ -155,7 +165,7 @@ impl Http2Connection {
         let end = body.as_ref().is_some_and(|b| b.is_end_stream());
         let (fut, stream) = send
             .send_request(req, end)
-            .map_err(|e| from_h2(e, "sending a request"))?;
+            .map_err(|e| self.error(e, "sending a request"))?;
         let mut keep = None;
         match body {
             Some(b) if !end => {
@@ -167,7 +177,9 @@ impl Http2Connection {
             }
             _ => keep = Some(stream),
         }
-        let resp = fut.await.map_err(|e| from_h2(e, "awaiting a response"))?;
+        let resp = fut
+            .await
+            .map_err(|e| self.error(e, "awaiting a response"))?;
         Ok((resp, keep))
     }
 }
@@ -223,7 +235,7 @@ fn absolute_uri(parts: &http::request::Parts) -> Result<Uri, Error> {
     })
 }
 
-fn response_body(resp: Response<h2::RecvStream>, method: &Method) -> Response<Body> {
+fn response_body(resp: Response<h2::RecvStream>, method: &Method, slot: &IoSlot) -> Response<Body> {
     let (parts, recv) = resp.into_parts();
     let len = if *method == Method::HEAD {
         Some(0)
@@ -234,7 +246,10 @@ fn response_body(resp: Response<h2::RecvStream>, method: &Method) -> Response<Bo
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.parse().ok())
     };
-    Response::from_parts(parts, Body::wrap(RecvBody::new(recv, len)))
+    Response::from_parts(
+        parts,
+        Body::wrap(RecvBody::new(recv, len).with_slot(slot.clone())),
+    )
 }
 
 #[async_trait]
@@ -258,7 +273,7 @@ impl HttpConnection for Http2Connection {
             let head = clone_head(&attempt.0);
             let before_settings = !*self.settings.borrow();
             match self.open(attempt.0, Some(attempt.1)).await {
-                Ok((resp, _)) => return Ok(response_body(resp, &method)),
+                Ok((resp, _)) => return Ok(response_body(resp, &method, &self.shared.io)),
                 // Streams opened before the peer's SETTINGS arrived may exceed its
                 // SETTINGS_MAX_CONCURRENT_STREAMS and be refused (RFC 9113 §5.1.2); h2 queues
                 // streams once the limit is known, so send such a request again.
@@ -320,7 +335,11 @@ impl HttpConnection for Http2Connection {
         let send = send.ok_or_else(|| Error::new(ErrorKind::Protocol, "HTTP/2: no send stream"))?;
         let (parts, recv) = resp.into_parts();
         Ok(Tunnel::new(
-            Box::new(H2Stream::new(send, recv).with_slot(slot)),
+            Box::new(
+                H2Stream::new(send, recv)
+                    .with_slot(slot)
+                    .with_io_slot(self.shared.io.clone()),
+            ),
             status,
             parts.headers,
         ))

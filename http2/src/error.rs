@@ -1,7 +1,114 @@
 //! Mapping h2's errors onto burrow's.
 
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
 use burrow_transport::{Error, ErrorKind, Fault};
 use h2::Reason;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The first I/O error of a connection's transport, as burrow's error (with the hop of a
+/// tunnel that broke): h2 keeps only the text of I/O errors, and shares it between streams.
+#[derive(Clone, Default)]
+pub(crate) struct IoSlot(Arc<Mutex<Option<Error>>>);
+
+impl IoSlot {
+    fn record(&self, e: &Error) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(e.clone());
+        }
+    }
+
+    fn get(&self) -> Option<Error> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Like [`from_h2`], but an I/O error is the transport's own error when one was recorded.
+pub(crate) fn from_h2_on(e: h2::Error, what: &'static str, slot: Option<&IoSlot>) -> Error {
+    if e.is_io() {
+        if let Some(recorded) = slot.and_then(IoSlot::get) {
+            return recorded;
+        }
+    }
+    from_h2(e, what)
+}
+
+/// A connection's transport, recording its first I/O error in an [`IoSlot`].
+pub(crate) struct Recorded {
+    inner: burrow_transport::BoxStream,
+    slot: IoSlot,
+}
+
+impl Recorded {
+    pub(crate) fn new(inner: burrow_transport::BoxStream, slot: IoSlot) -> Self {
+        Recorded { inner, slot }
+    }
+
+    fn keep(&self, e: io::Error) -> io::Error {
+        let be = Error::from_io("HTTP/2: the connection's transport failed", e);
+        self.slot.record(&be);
+        io::Error::from(be)
+    }
+}
+
+impl AsyncRead for Recorded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.keep(e))),
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for Recorded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.keep(e))),
+            other => other,
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.keep(e))),
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.keep(e))),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_shutdown(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.keep(e))),
+            other => other,
+        }
+    }
+}
 
 /// Converts an h2 error, keeping the HTTP/2 error code (RFC 9113 §7) as the wire code.
 pub(crate) fn from_h2(e: h2::Error, what: &'static str) -> Error {

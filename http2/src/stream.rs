@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes};
 use h2::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::error::from_h2;
+use crate::error::{from_h2_on, IoSlot};
 
 /// Largest write handed to h2 at once.
 const MAX_WRITE: usize = 256 * 1024;
@@ -24,6 +24,7 @@ pub struct H2Stream {
     read_eof: bool,
     write_closed: bool,
     _slot: Option<TunnelSlot>,
+    io: Option<IoSlot>,
 }
 
 impl H2Stream {
@@ -35,7 +36,14 @@ impl H2Stream {
             read_eof: false,
             write_closed: false,
             _slot: None,
+            io: None,
         }
+    }
+
+    /// Reports the connection's transport error for I/O failures (its hop, in a chain).
+    pub(crate) fn with_io_slot(mut self, io: IoSlot) -> Self {
+        self.io = Some(io);
+        self
     }
 
     /// Holds `slot` (one of the connection's counted tunnels) until the stream is dropped.
@@ -61,9 +69,8 @@ impl Drop for TunnelSlot {
     }
 }
 
-fn io_err(e: h2::Error, what: &'static str) -> io::Error {
-    // A clean close by the peer (RST_STREAM NO_ERROR after END_STREAM) is not an error.
-    io::Error::from(from_h2(e, what))
+fn io_err(e: h2::Error, what: &'static str, io: Option<&IoSlot>) -> io::Error {
+    io::Error::from(from_h2_on(e, what, io))
 }
 
 impl AsyncRead for H2Stream {
@@ -82,7 +89,9 @@ impl AsyncRead for H2Stream {
                 Some(Err(e)) if e.reason() == Some(h2::Reason::NO_ERROR) => {
                     this.read_eof = true;
                 }
-                Some(Err(e)) => return Poll::Ready(Err(io_err(e, "reading a tunnel"))),
+                Some(Err(e)) => {
+                    return Poll::Ready(Err(io_err(e, "reading a tunnel", this.io.as_ref())))
+                }
                 None => this.read_eof = true,
             }
         }
@@ -118,14 +127,16 @@ impl AsyncWrite for H2Stream {
             }
             match ready!(this.send.poll_capacity(cx)) {
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Poll::Ready(Err(io_err(e, "writing a tunnel"))),
+                Some(Err(e)) => {
+                    return Poll::Ready(Err(io_err(e, "writing a tunnel", this.io.as_ref())))
+                }
                 None => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
             }
         };
         let n = n.min(want);
         this.send
             .send_data(Bytes::copy_from_slice(&buf[..n]), false)
-            .map_err(|e| io_err(e, "writing a tunnel"))?;
+            .map_err(|e| io_err(e, "writing a tunnel", this.io.as_ref()))?;
         Poll::Ready(Ok(n))
     }
 
@@ -141,7 +152,7 @@ impl AsyncWrite for H2Stream {
             // END_STREAM: a half-close, as a TCP FIN (RFC 9113 §8.5).
             this.send
                 .send_data(Bytes::new(), true)
-                .map_err(|e| io_err(e, "closing a tunnel"))?;
+                .map_err(|e| io_err(e, "closing a tunnel", this.io.as_ref()))?;
         }
         Poll::Ready(Ok(()))
     }

@@ -79,7 +79,11 @@ async fn read_response(s: &mut TcpStream) -> String {
             .await
             .expect("no response")
             .unwrap();
-        assert!(n > 0, "closed without a response: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "closed without a response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&tmp[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
@@ -131,9 +135,15 @@ async fn h3(p: &Pki, proxy: SocketAddr) -> Arc<dyn HttpConnection> {
     let mut cfg = burrow_http3::Http3Config::default();
     cfg.initial_mtu(burrow_http3::PROXY_INITIAL_MTU);
     Arc::new(
-        burrow_http3::connect(flow, "localhost", &p.trust(), &cfg, ConnectionInfo::default())
-            .await
-            .unwrap(),
+        burrow_http3::connect(
+            flow,
+            "localhost",
+            &p.trust(),
+            &cfg,
+            ConnectionInfo::default(),
+        )
+        .await
+        .unwrap(),
     )
 }
 
@@ -209,7 +219,10 @@ async fn origin_on(l: TcpListener, name: &'static str) -> Arc<AtomicUsize> {
                     let (host, cl) = (all("host"), all("content-length"));
                     let body = sr.request.into_body().collect(1 << 20).await.unwrap().data;
                     let text = format!("{name} host={host} cl={cl} body={}", body.len());
-                    let _ = sr.respond.send_response(Response::new(Body::from(text))).await;
+                    let _ = sr
+                        .respond
+                        .send_response(Response::new(Body::from(text)))
+                        .await;
                 }
             });
         }
@@ -324,11 +337,17 @@ async fn host_rules_restrict_ip_literals() {
     .await;
     assert_eq!(status(&r), 403, "{r}");
     assert!(r.contains("error=http_request_denied"), "{r}");
-    assert_eq!(socks5_connect(s.socks, &[1, 127, 0, 0, 1], echo.port()).await, 2);
+    assert_eq!(
+        socks5_connect(s.socks, &[1, 127, 0, 0, 1], echo.port()).await,
+        2
+    );
     // The listed name works (and resolves to loopback, which the rules cover).
     let r = raw(
         s.http,
-        &format!("CONNECT localhost:{0} HTTP/1.1\r\nHost: localhost:{0}\r\n\r\n", echo.port()),
+        &format!(
+            "CONNECT localhost:{0} HTTP/1.1\r\nHost: localhost:{0}\r\n\r\n",
+            echo.port()
+        ),
     )
     .await;
     assert_eq!(status(&r), 200, "{r}");
@@ -371,14 +390,23 @@ async fn dns_rebinding_cannot_reach_what_the_rules_refuse() {
         assert!(resp.contains("public host="), "{resp}");
         let conn = h2(&s.pki, s.https).await;
         let t = conn
-            .open_tunnel(TunnelRequest::connect(format!("rebind.test:{port}").parse().unwrap()))
+            .open_tunnel(TunnelRequest::connect(
+                format!("rebind.test:{port}").parse().unwrap(),
+            ))
             .await
             .unwrap();
         drop(t);
         let lookups = r.lookups.load(Ordering::Relaxed) - before;
-        assert!(lookups <= 2, "{lookups} lookups for one request and one tunnel");
+        assert!(
+            lookups <= 2,
+            "{lookups} lookups for one request and one tunnel"
+        );
     }
-    assert_eq!(internal_hits.load(Ordering::Relaxed), 0, "an internal origin was reached");
+    assert_eq!(
+        internal_hits.load(Ordering::Relaxed),
+        0,
+        "an internal origin was reached"
+    );
     assert!(public_hits.load(Ordering::Relaxed) >= 6);
     // A name that rebinds between lookups: what was checked is what is dialed, so each
     // tunnel gets the answer of its one lookup (allowed, then refused, ...), never the check
@@ -386,7 +414,9 @@ async fn dns_rebinding_cannot_reach_what_the_rules_refuse() {
     let conn = h2(&s.pki, s.https).await;
     for i in 0..6 {
         let t = conn
-            .open_tunnel(TunnelRequest::connect(format!("flip.test:{port}").parse().unwrap()))
+            .open_tunnel(TunnelRequest::connect(
+                format!("flip.test:{port}").parse().unwrap(),
+            ))
             .await;
         match (i % 2, t) {
             (0, Ok(_)) => {}
@@ -401,7 +431,11 @@ async fn dns_rebinding_cannot_reach_what_the_rules_refuse() {
     )
     .await;
     assert!(resp.contains("public host="), "{resp}");
-    assert_eq!(internal_hits.load(Ordering::Relaxed), 0, "rebinding reached loopback");
+    assert_eq!(
+        internal_hits.load(Ordering::Relaxed),
+        0,
+        "rebinding reached loopback"
+    );
     // A name whose every answer is refused: 403, never dialed.
     let resp = raw(
         s.http,
@@ -446,14 +480,22 @@ async fn special_ranges_and_own_listeners_are_refused_by_default() {
         let e = refused_tunnel(&conn, &t).await;
         assert_eq!(e.code(), Some(403), "{t}: {e}");
         assert!(
-            e.detail().unwrap().contains("error=destination_ip_prohibited"),
+            e.detail()
+                .unwrap()
+                .contains("error=destination_ip_prohibited"),
             "{t}: {e}"
         );
     }
-    assert_eq!(socks5_connect(s.socks, &[1, 169, 254, 169, 254], 80).await, 2);
+    assert_eq!(
+        socks5_connect(s.socks, &[1, 169, 254, 169, 254], 80).await,
+        2
+    );
     let r = raw(
         s.http,
-        &format!("GET http://127.0.0.1:{}/ HTTP/1.1\r\nHost: x\r\n\r\n", echo.port()),
+        &format!(
+            "GET http://127.0.0.1:{}/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            echo.port()
+        ),
     )
     .await;
     assert_eq!(status(&r), 403, "{r}");
@@ -462,7 +504,10 @@ async fn special_ranges_and_own_listeners_are_refused_by_default() {
     let mut req = TunnelRequest::connect(Target::from(s.h3));
     req.protocol = Some("connect-udp".into());
     req.scheme = Some("https".into());
-    req.path = Some(format!("/.well-known/masque/udp/127.0.0.1/{}/", hole.port()));
+    req.path = Some(format!(
+        "/.well-known/masque/udp/127.0.0.1/{}/",
+        hole.port()
+    ));
     let e = c3.open_tunnel(req).await.unwrap_err();
     assert_eq!(e.code(), Some(403), "{e}");
     // A forwarding loop: Via names this proxy.
@@ -498,7 +543,10 @@ async fn forwarded_requests_are_normalised_before_dialing() {
         &format!("GET {url} HTTP/1.1\r\nHost: internal.test\r\n\r\n"),
     )
     .await;
-    assert!(resp.contains(&format!("host=allowed.test:{port} ")), "{resp}");
+    assert!(
+        resp.contains(&format!("host=allowed.test:{port} ")),
+        "{resp}"
+    );
     // An equal Content-Length list is forwarded as one value.
     let resp = raw(
         s.http,
@@ -525,7 +573,11 @@ async fn forwarded_requests_are_normalised_before_dialing() {
         let resp = raw(s.http, &req).await;
         assert_eq!(status(&resp), want, "{req:?} -> {resp}");
     }
-    assert_eq!(hits.load(Ordering::Relaxed), before, "a refused request reached the origin");
+    assert_eq!(
+        hits.load(Ordering::Relaxed),
+        before,
+        "a refused request reached the origin"
+    );
     ordinary_client_is_served(&s, echo).await;
 }
 
@@ -585,7 +637,9 @@ async fn slow_and_silent_clients_are_cut_off_while_others_are_served() {
     closed_by_proxy(&mut c).await;
     // h2c: the preface and then nothing (no SETTINGS).
     let mut c = TcpStream::connect(s.http).await.unwrap();
-    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
     closed_by_proxy(&mut c).await;
     // SOCKS: a greeting that never ends.
     let mut c = TcpStream::connect(s.socks).await.unwrap();
@@ -593,7 +647,9 @@ async fn slow_and_silent_clients_are_cut_off_while_others_are_served() {
     closed_by_proxy(&mut c).await;
     // An idle keep-alive connection after one answered request.
     let mut c = TcpStream::connect(s.http).await.unwrap();
-    c.write_all(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n").await.unwrap();
+    c.write_all(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .unwrap();
     let r = read_response(&mut c).await;
     assert_eq!(status(&r), 400, "{r}");
     closed_by_proxy(&mut c).await;
@@ -630,8 +686,12 @@ async fn http3_without_settings_or_with_a_stalled_head_is_cut_off() {
     ctl.write_all(&[0x00, 0x04, 0x00]).await.unwrap();
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     // A HEADERS frame (type 1) announcing 100 bytes, of which only 3 come.
-    send.write_all(&[0x01, 0x40, 0x64, 0, 0, 0xd1]).await.unwrap();
-    let r = tokio::time::timeout(PATIENCE, recv.read_to_end(1024)).await.unwrap();
+    send.write_all(&[0x01, 0x40, 0x64, 0, 0, 0xd1])
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(PATIENCE, recv.read_to_end(1024))
+        .await
+        .unwrap();
     match r {
         Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(code))) => {
             assert_eq!(code.into_inner(), 0x10d, "H3_REQUEST_INCOMPLETE")
@@ -686,15 +746,23 @@ async fn one_client_address_cannot_take_every_slot() {
     .await;
     // Two tunnels held by 127.0.0.1 over one connection; the third is 429.
     let conn = h2(&s.pki, s.https).await;
-    let _t1 = conn.open_tunnel(TunnelRequest::connect(Target::from(echo))).await.unwrap();
-    let _t2 = conn.open_tunnel(TunnelRequest::connect(Target::from(echo))).await.unwrap();
+    let _t1 = conn
+        .open_tunnel(TunnelRequest::connect(Target::from(echo)))
+        .await
+        .unwrap();
+    let _t2 = conn
+        .open_tunnel(TunnelRequest::connect(Target::from(echo)))
+        .await
+        .unwrap();
     let e = refused_tunnel(&conn, &echo.to_string()).await;
     assert_eq!(e.code(), Some(429), "{e}");
     // Connections: this one and two more are allowed, the fourth is closed at once.
     let _c2 = TcpStream::connect(s.http).await.unwrap();
     let _c3 = TcpStream::connect(s.http).await.unwrap();
     let mut c4 = TcpStream::connect(s.http).await.unwrap();
-    let _ = c4.write_all(b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    let _ = c4
+        .write_all(b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await;
     assert!(closed_by_proxy(&mut c4).await.is_empty());
     // Another client address is served normally meanwhile.
     let mut other = connect_from("127.0.0.2", s.http).await;
@@ -733,13 +801,19 @@ async fn streams_per_connection_are_capped_and_the_client_opens_more_connections
     let mut send = send.ready().await.unwrap();
     // After one round trip the server's SETTINGS are in.
     let (resp, _) = send
-        .send_request(http::Request::get("https://localhost/").body(()).unwrap(), true)
+        .send_request(
+            http::Request::get("https://localhost/").body(()).unwrap(),
+            true,
+        )
         .unwrap();
     let _ = resp.await;
     assert_eq!(send.current_max_send_streams(), 3);
     // burrow's route opens a second connection for the 4th..6th tunnel instead of waiting.
     let route = burrow_proxy::route::Route::build(
-        &[burrow_proxy::route::ProxyUrl::parse(&format!("h2://localhost:{}", s.https.port())).unwrap()],
+        &[
+            burrow_proxy::route::ProxyUrl::parse(&format!("h2://localhost:{}", s.https.port()))
+                .unwrap(),
+        ],
         &burrow_proxy::route::RouteOptions {
             proxy_tls: s.pki.trust(),
             ..Default::default()
@@ -787,7 +861,9 @@ async fn rapid_resets_cancel_their_dials_and_free_their_slots() {
         let req = if i % 2 == 0 {
             http::Request::connect(hole.to_string()).body(()).unwrap()
         } else {
-            http::Request::get(format!("http://{hole}/")).body(()).unwrap()
+            http::Request::get(format!("http://{hole}/"))
+                .body(())
+                .unwrap()
         };
         send = send.ready().await.unwrap();
         let (resp, mut stream) = send.send_request(req, false).unwrap();
@@ -828,12 +904,19 @@ async fn rapid_resets_cancel_their_dials_and_free_their_slots() {
     while s.stats().active.load(Ordering::Relaxed) > 0
         || s.stats().cancelled.load(Ordering::Relaxed) == before
     {
-        assert!(tokio::time::Instant::now() < deadline + PATIENCE, "{:?}", s.stats());
+        assert!(
+            tokio::time::Instant::now() < deadline + PATIENCE,
+            "{:?}",
+            s.stats()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let t = tokio::time::timeout(PATIENCE, c3.open_tunnel(TunnelRequest::connect(Target::from(echo))))
-        .await
-        .unwrap();
+    let t = tokio::time::timeout(
+        PATIENCE,
+        c3.open_tunnel(TunnelRequest::connect(Target::from(echo))),
+    )
+    .await
+    .unwrap();
     assert!(t.is_ok(), "{t:?}");
 }
 
@@ -846,7 +929,9 @@ async fn associate(proxy: SocketAddr) -> (TcpStream, SocketAddr, UdpSocket) {
     let mut m = [0u8; 2];
     ctl.read_exact(&mut m).await.unwrap();
     // The address field is the client's expected source: unknown, all zeros (RFC 1928 §7).
-    ctl.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]).await.unwrap();
+    ctl.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
     let mut r = [0u8; 10];
     ctl.read_exact(&mut r).await.unwrap();
     assert_eq!(r[1], 0, "UDP ASSOCIATE refused");
@@ -883,9 +968,12 @@ async fn socks_udp_judges_each_datagram_and_caps_destinations() {
                 .unwrap();
         }
         // A refused destination: dropped and counted.
-        u.send_to(&udp_packet("169.254.169.254:53".parse().unwrap(), b"meta"), relay)
-            .await
-            .unwrap();
+        u.send_to(
+            &udp_packet("169.254.169.254:53".parse().unwrap(), b"meta"),
+            relay,
+        )
+        .await
+        .unwrap();
         while let Ok(Ok((n, _))) =
             tokio::time::timeout(Duration::from_millis(300), u.recv_from(&mut buf)).await
         {

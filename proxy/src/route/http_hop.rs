@@ -72,12 +72,17 @@ impl HttpHop {
     async fn tunnel(
         &self,
         req: TunnelRequest,
-    ) -> Result<(burrow_http_core::Tunnel, Arc<dyn HttpConnection>, Vec<String>)> {
+    ) -> Result<(
+        burrow_http_core::Tunnel,
+        Arc<dyn HttpConnection>,
+        Vec<String>,
+    )> {
         let (conn, layers) = self.connection().await?;
         match self.open_tunnel_on(&conn, req.clone()).await {
-            Err(e) if self.url.kind == ProxyKind::Https
-                && conn.version() == Version::HTTP_2
-                && refuses_tunnels(&e) =>
+            Err(e)
+                if self.url.kind == ProxyKind::Https
+                    && conn.version() == Version::HTTP_2
+                    && refuses_tunnels(&e) =>
             {
                 tracing::debug!(
                     "{} refused a tunnel over HTTP/2 ({e}); using HTTP/1.1 with it from now on",
