@@ -829,6 +829,67 @@ async fn streams_per_connection_are_capped_and_the_client_opens_more_connections
         held.push(c);
     }
     assert_eq!(s.stats().connections.load(Ordering::Relaxed) - before, 2);
+    // The same over HTTP/3 (QUIC's MAX_STREAMS).
+    let route = burrow_proxy::route::Route::build(
+        &[burrow_proxy::route::ProxyUrl::parse(&format!("h3://localhost:{}", s.h3.port())).unwrap()],
+        &burrow_proxy::route::RouteOptions {
+            proxy_tls: s.pki.trust(),
+            ..Default::default()
+        },
+    );
+    let before = s.stats().connections.load(Ordering::Relaxed);
+    for _ in 0..6 {
+        let c = tokio::time::timeout(PATIENCE, route.stream.connect(&Target::from(echo)))
+            .await
+            .expect("an HTTP/3 tunnel waited for a stream")
+            .unwrap();
+        held.push(c);
+    }
+    assert_eq!(s.stats().connections.load(Ordering::Relaxed) - before, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_never_reads_does_not_block_forwarding_for_others() {
+    // An origin with a large answer at /big and a small one elsewhere.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut srv = burrow_http1::io::serve(Box::new(sock), Default::default());
+                while let Some(Ok(sr)) = srv.accept().await {
+                    let body = if sr.request.uri().path() == "/big" {
+                        Body::from(vec![7u8; 32 << 20])
+                    } else {
+                        Body::from("small")
+                    };
+                    let _ = sr.respond.send_response(Response::new(body)).await;
+                }
+            });
+        }
+    });
+    let s = start(|c| c.rules = Rules::loopback()).await;
+    // More users than a client's usual per-origin connection cap (6) ask for the big
+    // answer and never read it.
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut c = TcpStream::connect(s.http).await.unwrap();
+        c.write_all(format!("GET http://{origin}/big HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        stalled.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Others still get answers from the same origin, at once.
+    for _ in 0..3 {
+        let r = tokio::time::timeout(
+            PATIENCE,
+            raw(s.http, &format!("GET http://{origin}/s HTTP/1.1\r\nHost: x\r\n\r\n")),
+        )
+        .await
+        .expect("a forwarded request waited behind a user who never reads");
+        assert!(r.ends_with("small"), "{r}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! The client side: QUIC over any datagram flow, requests on bidirectional streams.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -28,6 +29,9 @@ pub struct Http3Connection {
     _endpoint: Endpoint,
     info: ConnectionInfo,
     settings_timeout: std::time::Duration,
+    /// A stream opened by [`HttpConnection::can_open_tunnel`] to learn whether the peer's
+    /// stream limit allows another (quinn does not tell the limit); the next request uses it.
+    spare: std::sync::Mutex<Option<(quinn::SendStream, quinn::RecvStream)>>,
 }
 
 fn handshake_error(e: quinn::ConnectionError, server: &str) -> Error {
@@ -132,6 +136,7 @@ pub async fn connect(
         _endpoint: endpoint,
         info,
         settings_timeout: config.handshake_timeout,
+        spare: std::sync::Mutex::new(None),
     })
 }
 
@@ -169,12 +174,16 @@ impl Http3Connection {
         ),
         Error,
     > {
-        let (mut send, recv) = self
-            .shared
-            .conn
-            .open_bi()
-            .await
-            .map_err(|e| conn_error(e, "opening a request stream"))?;
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let (mut send, recv) = match spare {
+            Some(s) => s,
+            None => self
+                .shared
+                .conn
+                .open_bi()
+                .await
+                .map_err(|e| conn_error(e, "opening a request stream"))?,
+        };
         let id = send.id().index() * 4; // client-initiated bidirectional: id = 4 * index
         let goaway = self.shared.goaway.load(Ordering::Acquire);
         if id >= goaway {
@@ -375,6 +384,27 @@ impl HttpConnection for Http3Connection {
 
     fn is_closed(&self) -> bool {
         self.shared.conn.close_reason().is_some()
+    }
+
+    fn can_open_tunnel(&self) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.is_some() {
+            return true;
+        }
+        // A stream is opened at once when the peer's MAX_STREAMS allows one more, and
+        // waits otherwise: try once, keep what it gives for the next request.
+        let mut open = std::pin::pin!(self.shared.conn.open_bi());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match open.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(Ok(pair)) => {
+                *spare = Some(pair);
+                true
+            }
+            _ => false,
+        }
     }
 
     async fn shutdown(&self) {
