@@ -1,8 +1,39 @@
-//! Fuzz entry points for the SOCKS core, shared by `proxy/fuzz` and the property tests.
+//! Fuzz entry points for every parser of this crate that faces the network or a user,
+//! shared by `proxy/fuzz` and the property tests: the SOCKS server and client cores, proxy
+//! URLs, CONNECT-UDP URI templates, the capsule codec, and the proxy server's request path
+//! (HTTP/1.1 request heads through the rules and the forwarding normalisation).
 
 use crate::server::rules::Credentials;
 use crate::socks::server::{Event, SocksError, SocksServer};
 use crate::socks::wire::Reply;
+
+/// Read cuts and the rest: byte 0 is the number of cuts (mod 8), then 2 bytes per cut.
+fn cuts_and_rest(data: &[u8]) -> (Vec<usize>, &[u8]) {
+    let [k, rest @ ..] = data else {
+        return (Vec::new(), data);
+    };
+    let k = (*k as usize % 8).min(rest.len() / 2);
+    let (cut_bytes, wire) = rest.split_at(k * 2);
+    let cuts = cut_bytes
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]) as usize)
+        .collect();
+    (cuts, wire)
+}
+
+/// `wire` as pieces ending at each cut (sorted, modulo its length), then the rest.
+fn pieces<'a>(wire: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut ends: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+    ends.sort_unstable();
+    ends.push(wire.len());
+    let mut pos = 0;
+    let mut out = Vec::new();
+    for e in ends {
+        out.push(&wire[pos..e]);
+        pos = e;
+    }
+    out
+}
 
 fn run(
     auth: bool,
@@ -58,11 +89,344 @@ pub fn socks_server(data: &[u8]) {
     assert_eq!(whole, split, "read splits changed the outcome");
 }
 
+fn socks_client_run(
+    sel: u8,
+    pieces: &[&[u8]],
+) -> (Vec<u8>, Result<Option<String>, (burrow_transport::ErrorKind, Option<u64>)>, Vec<u8>) {
+    use crate::socks::client::{Dialect, SocksClient};
+    use crate::socks::wire::Command;
+    let dialect = match sel % 3 {
+        0 => Dialect::V5(None),
+        1 => Dialect::V5(Some(Credentials {
+            user: "u".into(),
+            pass: "p".into(),
+        })),
+        _ => Dialect::V4a,
+    };
+    let command = if sel & 4 != 0 && sel % 3 != 2 {
+        Command::UdpAssociate
+    } else {
+        Command::Connect
+    };
+    let target = if sel & 8 != 0 {
+        "192.0.2.1:53"
+    } else {
+        "example.com:443"
+    };
+    let Ok(mut c) = SocksClient::new(dialect, command, target.parse().expect("target")) else {
+        return (Vec::new(), Ok(None), Vec::new());
+    };
+    let mut tx = Vec::new();
+    while let Some(b) = c.poll_transmit() {
+        tx.extend_from_slice(&b);
+    }
+    let mut outcome = Ok(None);
+    let mut rest = Vec::new();
+    for p in pieces {
+        if !matches!(outcome, Ok(None)) {
+            rest.extend_from_slice(p);
+            continue;
+        }
+        c.receive(p);
+        match c.poll_done() {
+            Ok(Some(bound)) => outcome = Ok(Some(bound.to_string())),
+            Ok(None) => {}
+            Err(e) => outcome = Err((e.kind(), e.code())),
+        }
+        while let Some(b) = c.poll_transmit() {
+            tx.extend_from_slice(&b);
+        }
+    }
+    let mut leftover = c.take_leftover().to_vec();
+    leftover.extend(rest);
+    (tx, outcome, leftover)
+}
+
+/// Arbitrary proxy replies, whole and cut at arbitrary points, into the SOCKS client core:
+/// the bytes it sends, the outcome (bound address, or error kind and code) and the bytes
+/// left for the tunnel must agree, and nothing panics. Byte 0 selects the dialect, the
+/// command and the target; then cuts (see [`socks_server`]) and the reply stream.
+pub fn socks_client(data: &[u8]) {
+    let [sel, rest @ ..] = data else { return };
+    let (cuts, wire) = cuts_and_rest(rest);
+    let whole = socks_client_run(*sel, &[wire]);
+    let split = socks_client_run(*sel, &pieces(wire, &cuts));
+    assert_eq!(whole, split, "read splits changed the outcome");
+}
+
+/// The static reasons a proxy URL is refused with (none repeats any of the input).
+const PROXY_URL_REASONS: &[&str] = &[
+    "unknown scheme",
+    "a URI template only applies to HTTP proxies",
+    "invalid CONNECT-UDP URI template",
+    "bad user name encoding",
+    "bad password encoding",
+    "no host",
+    "invalid host or port",
+];
+
+/// Arbitrary text as a proxy URL: parsing never panics; an error is one of the fixed
+/// reasons (it never echoes the input, which may hold a password); a parsed URL's
+/// `Display` and `Debug` never show its password, and parse again to the same hop.
+pub fn proxy_url(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    match crate::route::ProxyUrl::parse(s) {
+        Err(e) => {
+            let why = e
+                .message()
+                .strip_prefix("invalid proxy URL: ")
+                .expect("error prefix");
+            assert!(PROXY_URL_REASONS.contains(&why), "unexpected reason {why:?}");
+        }
+        Ok(u) => {
+            let shown = format!("{u} {u:?}");
+            if let Some(c) = &u.credentials {
+                if !c.pass.is_empty() {
+                    assert!(!shown.contains(&format!(":{}@", c.pass)), "password shown");
+                }
+            }
+            let again = crate::route::ProxyUrl::parse(&u.to_string());
+            if u.credentials.is_none() {
+                let again = again.expect("a shown URL parses");
+                assert_eq!((again.kind, &again.target), (u.kind, &u.target));
+            }
+        }
+    }
+}
+
+/// Arbitrary text as a CONNECT-UDP URI template and as request paths: nothing panics; a
+/// target expanded into a template whose variables are followed by separators that
+/// cannot occur in an expansion is matched back to itself. Byte 0 splits the input into
+/// the template and a path; the path also gives a target.
+pub fn uri_template(data: &[u8]) {
+    use crate::template::UdpTemplate;
+    let [split, rest @ ..] = data else { return };
+    let at = (*split as usize).min(rest.len());
+    let (t, p) = rest.split_at(at);
+    let (Ok(t), Ok(p)) = (std::str::from_utf8(t), std::str::from_utf8(p)) else {
+        return;
+    };
+    let Ok(template) = UdpTemplate::parse(t) else {
+        return;
+    };
+    let _ = template.matches(p);
+    let port = p.bytes().fold(7u16, |a, b| a.wrapping_mul(31).wrapping_add(b.into()));
+    let host = p.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let target = match burrow_transport::Host::parse(if host.is_empty() { "h" } else { host }) {
+        Ok(h) => burrow_transport::Target::new(h, port.max(1)),
+        Err(_) => return,
+    };
+    let path = template.expand(&target);
+    let unambiguous = template_separators(t)
+        .iter()
+        .all(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '%')));
+    if unambiguous {
+        assert_eq!(template.matches(&path), Some(target), "{t} {path}");
+    }
+}
+
+/// The first character of the literal after each variable of a template (`\0` at the end).
+fn template_separators(t: &str) -> Vec<char> {
+    let mut out = Vec::new();
+    let mut rest = t;
+    while let Some(i) = rest.find('}') {
+        rest = &rest[i + 1..];
+        out.push(rest.chars().next().unwrap_or('\0'));
+    }
+    out
+}
+
+/// Capsule bytes, whole and cut at arbitrary points, into the capsule decoder: the same
+/// capsules and the same error come out either way, their encoding decodes to them again
+/// (the input may use longer varints than needed), and a DATAGRAM's context id splits off
+/// without panicking.
+pub fn capsules(data: &[u8]) {
+    use burrow_http_core::capsule::{self, CapsuleDecoder};
+    let (cuts, wire) = cuts_and_rest(data);
+    let run = |pieces: &[&[u8]]| {
+        let mut d = CapsuleDecoder::new(4096);
+        let mut out = Vec::new();
+        for p in pieces {
+            d.push(p);
+            loop {
+                match d.poll_capsule() {
+                    Ok(Some(c)) => out.push(Ok(c)),
+                    Ok(None) => break,
+                    Err(e) => {
+                        out.push(Err(e));
+                        return (out, true);
+                    }
+                }
+            }
+        }
+        let clean = d.finish().is_ok();
+        (out, clean)
+    };
+    let whole = run(&[wire]);
+    let split = run(&pieces(wire, &cuts));
+    assert_eq!(whole, split, "read splits changed the capsules");
+    let mut again = Vec::new();
+    let decoded: Vec<_> = whole.0.iter().flatten().cloned().collect();
+    for c in &decoded {
+        capsule::encode(c.ty, &c.value, &mut again);
+        let _ = capsule::split_context(c.value.clone());
+    }
+    assert!(again.len() <= wire.len(), "encoding grew");
+    let (round, clean) = run(&[&again]);
+    assert!(clean, "re-encoded capsules end cleanly");
+    let round: Vec<_> = round.into_iter().flatten().collect();
+    assert_eq!(round, decoded, "capsules did not survive a re-encoding");
+}
+
+/// Bytes as an HTTP/1.1 request on a proxy's listener, through the server's request path:
+/// the codec, the request target, the rules and the forwarding normalisation. Nothing
+/// panics, and a request that is forwarded carries exactly one `Host` (the target's
+/// authority), at most one `Content-Length`, no hop-by-hop field and this proxy's `Via`.
+pub fn request_path(data: &[u8]) {
+    use burrow_http1::proto::{Connection, Event as H1Event, Limits, Role};
+    let mut c = Connection::new(Role::Server, Limits::default());
+    c.receive(data);
+    c.receive_eof();
+    let Ok(Some(H1Event::Request(head))) = c.poll_event() else {
+        return;
+    };
+    let rules = crate::server::Rules {
+        hosts: vec!["*.example".into(), "10.0.0.1".into()],
+        networks: vec![(std::net::Ipv4Addr::new(10, 0, 0, 0).into(), 8)],
+        ports: vec![(1, 1023)],
+    };
+    if head.method == http::Method::CONNECT {
+        if let Ok(t) = burrow_transport::Target::parse_with_default(&head.target, 443) {
+            let _ = rules.check_target(&t);
+        }
+        return;
+    }
+    let Ok(uri) = head.target.parse::<http::Uri>() else {
+        return;
+    };
+    let mut b = http::Request::builder()
+        .method(head.method.clone())
+        .uri(uri)
+        .version(head.version);
+    for (k, v) in &head.headers {
+        b = b.header(k, v);
+    }
+    let Ok(req) = b.body(()) else { return };
+    let (parts, ()) = req.into_parts();
+    let Ok(p) = crate::server::prepare(parts, "burrow-fuzz") else {
+        return;
+    };
+    let _ = rules.check_target(&p.target);
+    let h = &p.parts.headers;
+    assert_eq!(h.get_all(http::header::HOST).iter().count(), 1);
+    let host = h[http::header::HOST].to_str().expect("host");
+    assert_eq!(Some(host), p.parts.uri.authority().map(|a| a.as_str()));
+    assert!(h.get_all(http::header::CONTENT_LENGTH).iter().count() <= 1);
+    for n in crate::server::HOP_BY_HOP {
+        assert!(!h.contains_key(*n), "{n} forwarded");
+    }
+    assert!(crate::server::via_loops(h, "burrow-fuzz"), "no Via");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     use burrow_test_support::rng;
+
+    /// Random inputs around seeds, for each entry point (the fuzz targets run far more).
+    fn around(seeds: &[&[u8]], rounds: usize, seed: u64, f: impl Fn(&[u8])) {
+        let mut next = rng(seed);
+        for round in 0..rounds {
+            let mut input = seeds[round % seeds.len()].to_vec();
+            if round % 3 != 0 && !input.is_empty() {
+                for _ in 0..(next() % 4) {
+                    let i = next() as usize % input.len();
+                    input[i] = next();
+                }
+            }
+            if round % 5 == 0 {
+                input.truncate(next() as usize % (input.len() + 1));
+            }
+            f(&input);
+        }
+    }
+
+    #[test]
+    fn socks_client_replies_agree_across_splits() {
+        around(
+            &[
+                b"\x00\x02\x00\x03\x00\x09\x05\x00\x05\x00\x00\x01\x0a\x00\x00\x01\x1f\x90tail",
+                b"\x01\x01\x00\x02\x05\x02\x01\x00\x05\x00\x00\x03\x04host\x00\x50",
+                b"\x02\x00\x00\x5a\x00\x00\x00\x00\x00\x00x",
+                b"\x04\x00\x05\x00\x05\x01\x00\x04\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x35",
+            ],
+            3000,
+            7,
+            socks_client,
+        );
+    }
+
+    #[test]
+    fn proxy_urls_never_echo_and_round_trip() {
+        around(
+            &[
+                b"https://al%40ice:p%3As@proxy:8443/",
+                b"h3://u:pa#ss@p.example/masque?h={target_host}&p={target_port}",
+                b"socks5h://[::1]:1080",
+                b"127.0.0.1:3128",
+                b"ftp://x",
+            ],
+            3000,
+            8,
+            proxy_url,
+        );
+    }
+
+    #[test]
+    fn uri_templates_match_their_expansions() {
+        around(
+            &[
+                b"\x33/.well-known/masque/udp/{target_host}/{target_port}/example.com",
+                b"\x28/masque?h={target_host}&p={target_port}2001:db8::1",
+                b"\x1c/a/{target_port}/b/{target_host}/c",
+            ],
+            3000,
+            9,
+            uri_template,
+        );
+    }
+
+    #[test]
+    fn capsules_agree_across_splits_and_re_encode() {
+        around(
+            &[
+                b"\x02\x00\x03\x00\x07\x00\x05\x00hello\x17\x02ab",
+                b"\x00\x40\x00\x03\x00xy\x00\x44\x00\x00",
+                b"\x01\x00\x01\x00\x80\x00\x10\x00",
+            ],
+            3000,
+            10,
+            capsules,
+        );
+    }
+
+    #[test]
+    fn request_path_normalises_whatever_it_forwards() {
+        around(
+            &[
+                b"GET http://a.example/x HTTP/1.1\r\nHost: internal\r\nContent-Length: 0, 0\r\nConnection: x-a\r\nx-a: 1\r\n\r\n",
+                b"POST http://10.0.0.1:80/ HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nVia: 1.1 other\r\n\r\n0\r\n\r\n",
+                b"CONNECT b.example:443 HTTP/1.1\r\nHost: b.example:443\r\n\r\n",
+                b"GET http://[::ffff:10.0.0.1]:8/ HTTP/1.0\r\n\r\n",
+            ],
+            4000,
+            11,
+            request_path,
+        );
+    }
 
     #[test]
     fn random_socks_streams_agree_across_splits() {

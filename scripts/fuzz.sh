@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a number of executions (default 10 million) and prints, per
+# target, libFuzzer's final count. Needs cargo-fuzz (`cargo install cargo-fuzz`); nightly
+# features come from RUSTC_BOOTSTRAP, so the machine's one stable toolchain is enough.
+#   scripts/fuzz.sh [RUNS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-10000000}"
+shift || true
+export RUSTC_BOOTSTRAP=1
+all=(
+  http1/fuzz:response_parser http1/fuzz:operations
+  http3/fuzz:message_reader http3/fuzz:qpack_and_control
+  proxy/fuzz:socks_server proxy/fuzz:socks_client proxy/fuzz:proxy_url
+  proxy/fuzz:uri_template proxy/fuzz:capsules proxy/fuzz:request_path
+)
+want=("$@")
+mkdir -p target/fuzz-logs
+for entry in "${all[@]}"; do
+  dir="${entry%%:*}"; t="${entry##*:}"
+  if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " =~ " $t " ]]; then continue; fi
+  log="target/fuzz-logs/$t.log"
+  (cd "$dir" && cargo fuzz run "$t" -- -runs="$runs" -print_final_stats=1) >"$log" 2>&1 || {
+    echo "$t: FAILED (see $log)"; tail -30 "$log"; exit 1; }
+  done_line=$(grep -E '^Done [0-9]+ runs' "$log" | tail -1)
+  echo "$t: $done_line"
+done
