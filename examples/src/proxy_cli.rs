@@ -209,6 +209,16 @@ pub async fn run(args: Args) -> Result<(), Error> {
             .iter()
             .map(|u| burrow_proxy::route::ProxyUrl::parse(u))
             .collect::<Result<Vec<_>, _>>()?;
+        // A socks5:// hop resolves names here, out of the rules' sight: the upstream
+        // route must hand names on (socks5h://).
+        if hops
+            .iter()
+            .any(|h| h.kind == burrow_proxy::route::ProxyKind::Socks5)
+        {
+            return Err(bad(
+                "--upstream socks5:// would resolve targets locally; use socks5h://".into(),
+            ));
+        }
         let mut tls = burrow_transport::TlsConfig::default();
         tls.insecure(args.upstream_insecure);
         if let Some(ca) = &args.upstream_cacert {

@@ -161,3 +161,48 @@ async fn a_killed_http3_proxy_is_reported_within_seconds_naming_the_hop() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_open_proxy_on_a_public_address_warns_and_socks5_upstreams_are_refused() {
+    let run = |args: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_burrow-proxy"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The listening line comes after the warning.
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let _ = out.read_line(&mut line);
+        let _ = child.kill();
+        let o = child.wait_with_output().unwrap();
+        (
+            line,
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            o.status,
+        )
+    };
+    let (line, err, _) = run(&["--listen", "http://0.0.0.0:0"]);
+    assert!(
+        line.starts_with("burrow-proxy listening on http://0.0.0.0:"),
+        "{line}"
+    );
+    assert!(err.contains("warning: listening on 0.0.0.0:"), "{err}");
+    assert!(err.contains("without --auth"), "{err}");
+    let (_, err, _) = run(&["--listen", "http://0.0.0.0:0", "--auth", "u:p"]);
+    assert!(!err.contains("warning"), "{err}");
+    let (_, err, _) = run(&["--listen", "http://127.0.0.1:0"]);
+    assert!(!err.contains("warning"), "{err}");
+    let o = Command::new(env!("CARGO_BIN_EXE_burrow-proxy"))
+        .args([
+            "--listen",
+            "http://127.0.0.1:0",
+            "--upstream",
+            "socks5://127.0.0.1:1080",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("socks5h://"));
+}

@@ -92,7 +92,11 @@ pub fn socks_server(data: &[u8]) {
 fn socks_client_run(
     sel: u8,
     pieces: &[&[u8]],
-) -> (Vec<u8>, Result<Option<String>, (burrow_transport::ErrorKind, Option<u64>)>, Vec<u8>) {
+) -> (
+    Vec<u8>,
+    Result<Option<String>, (burrow_transport::ErrorKind, Option<u64>)>,
+    Vec<u8>,
+) {
     use crate::socks::client::{Dialect, SocksClient};
     use crate::socks::wire::Command;
     let dialect = match sel % 3 {
@@ -178,7 +182,10 @@ pub fn proxy_url(data: &[u8]) {
                 .message()
                 .strip_prefix("invalid proxy URL: ")
                 .expect("error prefix");
-            assert!(PROXY_URL_REASONS.contains(&why), "unexpected reason {why:?}");
+            assert!(
+                PROXY_URL_REASONS.contains(&why),
+                "unexpected reason {why:?}"
+            );
         }
         Ok(u) => {
             let shown = format!("{u} {u:?}");
@@ -212,7 +219,9 @@ pub fn uri_template(data: &[u8]) {
         return;
     };
     let _ = template.matches(p);
-    let port = p.bytes().fold(7u16, |a, b| a.wrapping_mul(31).wrapping_add(b.into()));
+    let port = p
+        .bytes()
+        .fold(7u16, |a, b| a.wrapping_mul(31).wrapping_add(b.into()));
     let host = p.trim_matches(|c: char| !c.is_ascii_alphanumeric());
     let target = match burrow_transport::Host::parse(if host.is_empty() { "h" } else { host }) {
         Ok(h) => burrow_transport::Target::new(h, port.max(1)),

@@ -831,7 +831,10 @@ async fn streams_per_connection_are_capped_and_the_client_opens_more_connections
     assert_eq!(s.stats().connections.load(Ordering::Relaxed) - before, 2);
     // The same over HTTP/3 (QUIC's MAX_STREAMS).
     let route = burrow_proxy::route::Route::build(
-        &[burrow_proxy::route::ProxyUrl::parse(&format!("h3://localhost:{}", s.h3.port())).unwrap()],
+        &[
+            burrow_proxy::route::ProxyUrl::parse(&format!("h3://localhost:{}", s.h3.port()))
+                .unwrap(),
+        ],
         &burrow_proxy::route::RouteOptions {
             proxy_tls: s.pki.trust(),
             ..Default::default()
@@ -884,7 +887,10 @@ async fn a_user_who_never_reads_does_not_block_forwarding_for_others() {
     for _ in 0..3 {
         let r = tokio::time::timeout(
             PATIENCE,
-            raw(s.http, &format!("GET http://{origin}/s HTTP/1.1\r\nHost: x\r\n\r\n")),
+            raw(
+                s.http,
+                &format!("GET http://{origin}/s HTTP/1.1\r\nHost: x\r\n\r\n"),
+            ),
         )
         .await
         .expect("a forwarded request waited behind a user who never reads");
