@@ -89,14 +89,12 @@ pub fn socks_server(data: &[u8]) {
     assert_eq!(whole, split, "read splits changed the outcome");
 }
 
-fn socks_client_run(
-    sel: u8,
-    pieces: &[&[u8]],
-) -> (
-    Vec<u8>,
-    Result<Option<String>, (burrow_transport::ErrorKind, Option<u64>)>,
-    Vec<u8>,
-) {
+/// What a SOCKS client run gives: the bytes sent, the outcome (the bound address, or the
+/// error's kind and code), and the bytes left for the tunnel.
+type ClientRun = (Vec<u8>, Result<Option<String>, ErrorCode>, Vec<u8>);
+type ErrorCode = (burrow_transport::ErrorKind, Option<u64>);
+
+fn socks_client_run(sel: u8, pieces: &[&[u8]]) -> ClientRun {
     use crate::socks::client::{Dialect, SocksClient};
     use crate::socks::wire::Command;
     let dialect = match sel % 3 {
