@@ -108,4 +108,9 @@ pub trait ServerConnection: Send + 'static {
     /// Stops accepting requests: sends GOAWAY on HTTP/2 and HTTP/3, `Connection: close` on
     /// HTTP/1.1; in-flight requests finish.
     fn graceful_shutdown(&mut self);
+
+    /// Closes the connection now, whatever is in flight (after a graceful shutdown found
+    /// nothing left, or to drop an idle client). Default: nothing beyond dropping the
+    /// connection, which ends HTTP/1.1 and HTTP/2; HTTP/3 sends CONNECTION_CLOSE.
+    fn close(&mut self) {}
 }

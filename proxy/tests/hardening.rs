@@ -661,8 +661,20 @@ async fn http3_without_settings_or_with_a_stalled_head_is_cut_off() {
     let s = start(|c| {
         c.limits.handshake_timeout = Duration::from_millis(800);
         c.limits.head_timeout = Duration::from_millis(800);
+        c.limits.keepalive_timeout = Duration::from_millis(800);
     })
     .await;
+    // An idle HTTP/3 connection (its client's keep-alives do not count as use) is told to
+    // go away and then closed.
+    let idle = h3(&s.pki, s.h3).await;
+    let t0 = tokio::time::Instant::now();
+    while !idle.is_closed() {
+        assert!(
+            t0.elapsed() < PATIENCE,
+            "an idle HTTP/3 connection stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // A QUIC client that completes the handshake but opens no control stream.
     let mut crypto = (*s.pki.trust().client_config(&[b"h3"]).unwrap()).clone();
     crypto.alpn_protocols = vec![b"h3".to_vec()];

@@ -281,6 +281,10 @@ impl ServerConnection for Http3Server {
         Version::HTTP_3
     }
 
+    fn close(&mut self) {
+        self.shared.conn.close(code(Code::NO_ERROR), b"idle");
+    }
+
     fn graceful_shutdown(&mut self) {
         self.stopping.store(true, Ordering::Release);
         let shared = self.shared.clone();

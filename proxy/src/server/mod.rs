@@ -389,9 +389,18 @@ async fn serve_conn(
                 stopping = true;
                 conn.graceful_shutdown();
             }
+            // Told to go away and still nothing in flight: close (an HTTP/3 client's
+            // keep-alives would otherwise hold it open).
+            _ = tokio::time::sleep(GOAWAY_GRACE), if quiet && stopping => {
+                conn.close();
+                return;
+            }
         }
     }
 }
+
+/// How long a connection told to go away (GOAWAY) may stay open with nothing in flight.
+const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
 /// Requests in flight on one connection.
 #[derive(Default)]
