@@ -243,6 +243,10 @@ impl Client {
     ) -> Result<Response<Body>, Error> {
         let replay = replayable(&req);
         let authority = key.authority.clone();
+        let origin = burrow_transport::Hop {
+            index: None,
+            label: authority.clone(),
+        };
         let tcp = key.scheme != "h3";
         let r = match conn.send_request(req).await {
             Err(e) if e.kind() == ErrorKind::NotProcessed => {
@@ -259,6 +263,8 @@ impl Client {
             }
             ok => ok,
         };
+        // A failure no hop of the route claimed is the origin's.
+        let r = r.map_err(|e| e.at_hop(origin));
         if let (Ok(resp), true) = (&r, tcp) {
             if let Some(v) = resp
                 .headers()

@@ -191,8 +191,15 @@ async fn transfer(args: &Args) -> Result<(), Exit> {
         }
         v.line(">", "");
     }
-    let resp = conn.send_request(req).await.map_err(Exit::from)?;
-    output(args, &v, resp).await?;
+    let origin = burrow_transport::Hop {
+        index: None,
+        label: burrow_http_core::target::authority(&uri).unwrap_or_default(),
+    };
+    let resp = conn
+        .send_request(req)
+        .await
+        .map_err(|e| Exit::from(e.at_hop(origin.clone())))?;
+    output(args, &v, resp, origin).await?;
     // Tell the server (or the proxy carrying the connection) we are done, as curl does,
     // rather than leaving it to time the connection out after we exit.
     conn.shutdown().await;
@@ -236,6 +243,7 @@ async fn output(
     args: &Args,
     v: &Verbose,
     resp: Response<burrow_http_core::Body>,
+    origin: burrow_transport::Hop,
 ) -> Result<(), Exit> {
     let head = head_text(&resp);
     if v.0 {
@@ -274,7 +282,8 @@ async fn output(
     let mut total = 0u64;
     while let Some(chunk) = body.chunk().await {
         let chunk = chunk.map_err(|e| {
-            let mut x = Exit::from(e);
+            // A failure no hop claimed is the origin's.
+            let mut x = Exit::from(e.at_hop(origin.clone()));
             x.message = format!("{} after {total} bytes", x.message);
             x
         })?;
