@@ -318,10 +318,16 @@ impl Client {
                     let f = connect.take().ok_or_else(|| {
                         Error::new(ErrorKind::Closed, "connection attempt already used")
                     })?;
+                    // Whatever happens to this future (it may be dropped mid-connect when
+                    // its caller gives up), the pool hears how the attempt ended, or
+                    // every later request to the origin would wait for it.
+                    let mut attempt = ConnectAttempt {
+                        pool: &self.inner.pool,
+                        key,
+                        done: false,
+                    };
                     let r = f().await;
-                    self.inner
-                        .pool
-                        .finish_connect(key, r.as_ref().ok().cloned());
+                    attempt.finish(r.as_ref().ok().cloned());
                     return r.map(|c| (c, true));
                 }
             }
@@ -402,6 +408,29 @@ fn origin_hop(t: &Target) -> burrow_transport::Hop {
     burrow_transport::Hop {
         index: None,
         label: t.to_string(),
+    }
+}
+
+/// A connection attempt the pool was told about: finished with its outcome, or as failed
+/// when dropped unfinished.
+struct ConnectAttempt<'a> {
+    pool: &'a Pool,
+    key: &'a PoolKey,
+    done: bool,
+}
+
+impl ConnectAttempt<'_> {
+    fn finish(&mut self, conn: Option<std::sync::Arc<dyn HttpConnection>>) {
+        self.done = true;
+        self.pool.finish_connect(self.key, conn);
+    }
+}
+
+impl Drop for ConnectAttempt<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.pool.finish_connect(self.key, None);
+        }
     }
 }
 

@@ -279,3 +279,57 @@ async fn an_https_proxy_refusing_connect_over_h2_is_retried_over_http1_and_remem
     assert_eq!(e.hop().and_then(|h| h.index), Some(0), "{e}");
     assert_eq!(h2_conns.load(Ordering::Relaxed), 2);
 }
+
+/// Hangs on its first connect (a black hole), connects to `to` after that.
+struct FirstHangs {
+    to: SocketAddr,
+    calls: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl burrow_transport::StreamConnector for FirstHangs {
+    async fn connect(&self, _t: &Target) -> burrow_transport::Result<burrow_transport::Connected> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::future::pending::<()>().await;
+        }
+        burrow_transport::TcpConnector::default()
+            .connect(&Target::from(self.to))
+            .await
+    }
+    fn describe(&self) -> String {
+        "first-hangs".into()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_given_up_mid_connect_does_not_block_the_origin_for_others() {
+    let origin = scripted(|mut s: TcpStream| async move {
+        read_head(&mut s).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await;
+    })
+    .await;
+    let mut b = Client::builder();
+    b.protocol(Arc::new(Http1::default()))
+        .connector(Arc::new(FirstHangs {
+            to: origin,
+            calls: AtomicUsize::new(0),
+        }));
+    let client = b.build().unwrap();
+    let url = format!("http://origin.test:{}/", origin.port());
+    let first = tokio::time::timeout(
+        Duration::from_millis(200),
+        client.request(Request::get(&url).body(Body::empty()).unwrap()),
+    )
+    .await;
+    assert!(first.is_err(), "the black hole answered");
+    let second = tokio::time::timeout(
+        PATIENCE,
+        client.request(Request::get(&url).body(Body::empty()).unwrap()),
+    )
+    .await
+    .expect("the next request waited for the abandoned connect")
+    .unwrap();
+    assert_eq!(second.status(), 200);
+}
