@@ -66,6 +66,9 @@ pub struct Args {
     /// Seconds to reach a target (504 beyond).
     #[arg(long, default_value_t = server::DEFAULT_DIAL_TIMEOUT.as_secs_f64())]
     pub dial_timeout: f64,
+    /// Seconds an origin may take to answer a forwarded request (504 beyond).
+    #[arg(long, default_value_t = server::DEFAULT_RESPONSE_TIMEOUT.as_secs_f64())]
+    pub response_timeout: f64,
     /// Seconds a client connection may stay open with nothing in flight.
     #[arg(long, default_value_t = server::DEFAULT_KEEPALIVE_TIMEOUT.as_secs_f64())]
     pub keepalive_timeout: f64,
@@ -177,6 +180,7 @@ pub fn config(args: &Args) -> Result<ProxyConfig, Error> {
             head_timeout: secs(args.head_timeout, "head-timeout")?,
             handshake_timeout: secs(args.handshake_timeout, "handshake-timeout")?,
             dial_timeout: secs(args.dial_timeout, "dial-timeout")?,
+            response_timeout: secs(args.response_timeout, "response-timeout")?,
             keepalive_timeout: secs(args.keepalive_timeout, "keepalive-timeout")?,
             udp_max_destinations: args.udp_max_destinations,
             udp_idle_timeout: secs(args.udp_idle_timeout, "udp-idle-timeout")?,

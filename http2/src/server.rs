@@ -20,6 +20,7 @@ use crate::Http2Config;
 pub struct Http2Server {
     requests: mpsc::UnboundedReceiver<Result<ServerRequest, Error>>,
     shutdown: Arc<Notify>,
+    abort: Arc<Notify>,
 }
 
 /// Serves HTTP/2 on `io` (after TLS with ALPN `h2`, or h2c with prior knowledge). Extended
@@ -28,8 +29,10 @@ pub fn serve(io: BoxStream, config: &Http2Config) -> Http2Server {
     // Unbounded is bounded in practice: h2 admits at most max_concurrent_streams at a time.
     let (tx, rx) = mpsc::unbounded_channel();
     let shutdown = Arc::new(Notify::new());
+    let abort = Arc::new(Notify::new());
     let builder = config.server();
     let stop = shutdown.clone();
+    let kill = abort.clone();
     let deadline = config.handshake_timeout;
     tokio::spawn(async move {
         let until = tokio::time::Instant::now() + deadline;
@@ -91,12 +94,15 @@ pub fn serve(io: BoxStream, config: &Http2Config) -> Http2Server {
                     stopping = true;
                     conn.graceful_shutdown();
                 }
+                // Dropping the connection closes its transport.
+                _ = kill.notified() => break,
             }
         }
     });
     Http2Server {
         requests: rx,
         shutdown,
+        abort,
     }
 }
 
@@ -223,5 +229,9 @@ impl ServerConnection for Http2Server {
 
     fn graceful_shutdown(&mut self) {
         self.shutdown.notify_one();
+    }
+
+    fn close(&mut self) {
+        self.abort.notify_one();
     }
 }

@@ -107,7 +107,8 @@ async fn silent_proxies_time_out_naming_their_hop() {
         tunnel_timeout: Duration::from_millis(500),
         ..Default::default()
     };
-    for scheme in ["socks5h", "socks4a", "http"] {
+    // TLS proxies that never finish the handshake are bounded by the same deadline.
+    for scheme in ["socks5h", "socks4a", "http", "https", "h2"] {
         let route = Route::build(
             &[ProxyUrl::parse(&format!("{scheme}://{silent}")).unwrap()],
             &opts,
@@ -206,9 +207,18 @@ async fn userinfo_becomes_basic_authorization_and_never_reaches_host() {
     assert!(head.starts_with("get /p http/1.1"), "{head}");
 }
 
-/// A TLS proxy offering h2 and http/1.1: over HTTP/2 it resets every stream; over
-/// HTTP/1.1 it accepts CONNECT and relays to `echo`. Counts its HTTP/2 connections.
+/// A TLS proxy offering h2 and http/1.1: over HTTP/2 it resets every stream with
+/// `reason`; over HTTP/1.1 it accepts CONNECT and relays to `echo`. Counts its HTTP/2
+/// connections.
 async fn resetting_h2_proxy(pki: &Pki, echo: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
+    resetting_h2_proxy_with(pki, echo, h2::Reason::PROTOCOL_ERROR).await
+}
+
+async fn resetting_h2_proxy_with(
+    pki: &Pki,
+    echo: SocketAddr,
+    reason: h2::Reason,
+) -> (SocketAddr, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let tls = pki.server(&[b"h2", b"http/1.1"]);
@@ -225,7 +235,7 @@ async fn resetting_h2_proxy(pki: &Pki, echo: SocketAddr) -> (SocketAddr, Arc<Ato
                     count.fetch_add(1, Ordering::Relaxed);
                     let mut c = h2::server::handshake(t).await.unwrap();
                     while let Some(Ok((_req, mut respond))) = c.accept().await {
-                        respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+                        respond.send_reset(reason);
                     }
                     return;
                 }
@@ -332,4 +342,25 @@ async fn a_request_given_up_mid_connect_does_not_block_the_origin_for_others() {
     .expect("the next request waited for the abandoned connect")
     .unwrap();
     assert_eq!(second.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_error_from_an_h2_proxy_is_about_the_target_and_not_retried() {
+    // RST_STREAM(CONNECT_ERROR) says the proxy could not reach the target (RFC 9113 §8.5):
+    // no reason to speak HTTP/1.1 to it.
+    let pki = Pki::new();
+    let echo = tcp_echo().await;
+    let (proxy, h2_conns) = resetting_h2_proxy_with(&pki, echo, h2::Reason::CONNECT_ERROR).await;
+    let route = Route::build(
+        &[ProxyUrl::parse(&format!("https://localhost:{}", proxy.port())).unwrap()],
+        &RouteOptions {
+            proxy_tls: pki.trust(),
+            ..Default::default()
+        },
+    );
+    for _ in 0..2 {
+        let e = route.stream.connect(&Target::from(echo)).await.unwrap_err();
+        assert_eq!(e.code(), Some(0xa), "{e}");
+    }
+    assert_eq!(h2_conns.load(Ordering::Relaxed), 1, "HTTP/2 stayed in use");
 }

@@ -517,9 +517,42 @@ async fn special_ranges_and_own_listeners_are_refused_by_default() {
     )
     .await;
     assert_eq!(status(&r), 508, "{r}");
+    assert!(r.contains("error=proxy_loop_detected"), "{r}");
     // An explicit rule unlocks loopback.
     let open = start(|c| c.rules = Rules::loopback()).await;
     ordinary_client_is_served(&open, echo).await;
+}
+
+/// This machine's address on its default route, if it has one that is not loopback.
+fn non_loopback_local_ip() -> Option<IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // No packet is sent: connecting a UDP socket only picks the route and source address.
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxys_own_listeners_are_refused_on_every_local_address() {
+    let Some(ip) = non_loopback_local_ip() else {
+        eprintln!("skipped: this machine has no non-loopback address to listen on");
+        return;
+    };
+    let pki = Pki::new();
+    let cfg = ProxyConfig {
+        listeners: vec![Listen::Http("0.0.0.0:0".parse().unwrap())],
+        identity: Some((pki.chain.clone(), Arc::new(pki.key()))),
+        ..ProxyConfig::default()
+    };
+    let running = server::start(Proxy::new(cfg, None, None).unwrap())
+        .await
+        .unwrap();
+    let port = running.addrs[0].addr().port();
+    let me = SocketAddr::new(ip, port);
+    // CONNECT to itself through its public address: a loop, refused without a lookup.
+    let r = raw(me, &format!("CONNECT {me} HTTP/1.1\r\nHost: {me}\r\n\r\n")).await;
+    assert_eq!(status(&r), 403, "{r}");
+    assert!(r.contains("proxy's own address"), "{r}");
 }
 
 // ---- 3. normalisation ---------------------------------------------------------------
@@ -1093,4 +1126,155 @@ async fn socks_udp_destinations_expire_when_idle() {
         .unwrap()
         .unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).ends_with('b'));
+}
+
+/// An origin whose `/slow` answer trickles 10 pieces 250 ms apart, `/big` is 32 MiB, `/hang`
+/// never answers, anything else is `small`.
+async fn paced_origin() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut srv = burrow_http1::io::serve(Box::new(sock), Default::default());
+                while let Some(Ok(sr)) = srv.accept().await {
+                    let body = match sr.request.uri().path() {
+                        "/big" => Body::from(vec![7u8; 32 << 20]),
+                        "/hang" => {
+                            std::future::pending::<()>().await;
+                            unreachable!()
+                        }
+                        "/slow" => {
+                            let (mut tx, body) = Body::channel_with(Some(10), 1);
+                            tokio::spawn(async move {
+                                for _ in 0..10 {
+                                    tokio::time::sleep(Duration::from_millis(250)).await;
+                                    if tx.send_data("x".into()).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                tx.finish();
+                            });
+                            body
+                        }
+                        _ => Body::from("small"),
+                    };
+                    let _ = sr.respond.send_response(Response::new(body)).await;
+                }
+            });
+        }
+    });
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_request_holds_its_slot_until_its_body_is_sent() {
+    let origin = paced_origin().await;
+    let s = start(|c| {
+        c.rules = Rules::loopback();
+        c.limits.max_requests = 1;
+    })
+    .await;
+    // A reads the head of a 32 MiB answer and then stops: its slot stays taken.
+    let mut a = TcpStream::connect(s.http).await.unwrap();
+    a.write_all(format!("GET http://{origin}/big HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0u8; 64];
+    a.read_exact(&mut head).await.unwrap();
+    assert!(head.starts_with(b"HTTP/1.1 200"));
+    let r = raw(
+        s.http,
+        &format!("GET http://{origin}/s HTTP/1.1\r\nHost: x\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(
+        status(&r),
+        503,
+        "the slot was free while A's body was unsent: {r}"
+    );
+    // A goes away: the body is dropped, the slot comes back.
+    drop(a);
+    let t0 = tokio::time::Instant::now();
+    loop {
+        let r = raw(
+            s.http,
+            &format!("GET http://{origin}/s HTTP/1.1\r\nHost: x\r\n\r\n"),
+        )
+        .await;
+        if status(&r) == 200 {
+            break;
+        }
+        assert!(t0.elapsed() < PATIENCE, "the slot never came back: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_has_a_response_deadline_and_a_closed_client_cancels_it() {
+    let origin = paced_origin().await;
+    let s = start(|c| {
+        c.rules = Rules::loopback();
+        c.limits.response_timeout = Duration::from_millis(700);
+    })
+    .await;
+    let r = raw(
+        s.http,
+        &format!("GET http://{origin}/hang HTTP/1.1\r\nHost: x\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status(&r), 504, "{r}");
+    assert!(r.contains("http_response_timeout"), "{r}");
+    // An HTTP/1.1 client that closes its connection while the origin thinks: cancelled.
+    let long = start(|c| {
+        c.rules = Rules::loopback();
+        c.limits.max_requests = 1;
+    })
+    .await;
+    let mut c = TcpStream::connect(long.http).await.unwrap();
+    c.write_all(format!("GET http://{origin}/hang HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(c);
+    let t0 = tokio::time::Instant::now();
+    while long.stats().cancelled.load(Ordering::Relaxed) == 0 {
+        assert!(
+            t0.elapsed() < PATIENCE,
+            "closing the connection cancelled nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = raw(
+        long.http,
+        &format!("GET http://{origin}/s HTTP/1.1\r\nHost: x\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status(&r), 200, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_answer_is_not_cut_off_by_the_idle_deadline() {
+    let origin = paced_origin().await;
+    let s = start(|c| {
+        c.rules = Rules::loopback();
+        c.limits.keepalive_timeout = Duration::from_millis(500);
+    })
+    .await;
+    for v in [2, 3] {
+        let conn = if v == 2 {
+            h2(&s.pki, s.https).await
+        } else {
+            h3(&s.pki, s.h3).await
+        };
+        let req = http::Request::get(format!("http://{origin}/slow"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = conn.send_request(req).await.unwrap();
+        let body = tokio::time::timeout(PATIENCE, resp.into_body().collect(1024))
+            .await
+            .unwrap()
+            .expect("the answer was cut off");
+        assert_eq!(&body.data[..], b"xxxxxxxxxx");
+    }
 }

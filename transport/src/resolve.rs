@@ -19,8 +19,9 @@ pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Turns a host name into socket addresses.
 ///
-/// Implementations return at least one address or an error of kind
-/// [`ErrorKind::Resolve`]; callers never see an empty list as success.
+/// Implementations return at least one address or an error: of kind
+/// [`ErrorKind::Resolve`] when the name has no address, [`ErrorKind::Timeout`] when the
+/// lookup took too long; callers never see an empty list as success.
 #[async_trait]
 pub trait Resolve: Send + Sync + 'static {
     /// Resolves `name` (lower-case, no trailing dot) for `port`.

@@ -20,12 +20,16 @@ pub enum Host {
 
 impl Host {
     /// Parses a host as it appears in a URL authority: `example.com`, `127.0.0.1` or `[::1]`.
+    ///
+    /// A trailing dot is dropped (`127.0.0.1.` is the address). A name that the system
+    /// resolver would read as an IPv4 address in another notation (`127.1`, `0x7f.1`,
+    /// `2130706433`) is refused: it would dodge checks made on addresses.
     pub fn parse(s: &str) -> Result<Host, Error> {
         let bare = s
             .strip_prefix('[')
             .and_then(|r| r.strip_suffix(']'))
             .unwrap_or(s);
-        if let Ok(ip) = bare.parse::<IpAddr>() {
+        if let Ok(ip) = bare.trim_end_matches('.').parse::<IpAddr>() {
             return Ok(Host::Ip(ip));
         }
         if bare.len() != s.len() {
@@ -57,8 +61,31 @@ impl Host {
                 format!("invalid character in host name {name:?}"),
             ));
         }
+        if looks_like_ipv4(name) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{name:?} is an IPv4 address in a non-standard notation"),
+            ));
+        }
         Ok(Host::Name(name.to_ascii_lowercase()))
     }
+}
+
+/// Whether `inet_aton` (and so `getaddrinfo`) would take `name` for an IPv4 address: one
+/// to four dot-separated numbers, decimal, octal or `0x` hexadecimal.
+fn looks_like_ipv4(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    labels.len() <= 4
+        && labels.iter().all(|l| {
+            let hex = l
+                .strip_prefix("0x")
+                .or_else(|| l.strip_prefix("0X"))
+                .map(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+            match hex {
+                Some(ok) => ok,
+                None => !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()),
+            }
+        })
 }
 
 impl fmt::Display for Host {
@@ -173,6 +200,32 @@ mod tests {
         assert_eq!(t.socket_addr(), Some("127.0.0.1:80".parse().unwrap()));
         let t = Target::parse_with_default("::1", 80).unwrap();
         assert_eq!(t.to_string(), "[::1]:80");
+    }
+
+    #[test]
+    fn ipv4_in_other_notations_is_not_a_name() {
+        assert_eq!(
+            Host::parse("127.0.0.1.").unwrap(),
+            Host::Ip("127.0.0.1".parse().unwrap())
+        );
+        for n in [
+            "127.1",
+            "0x7f.1",
+            "2130706433",
+            "0177.0.0.1",
+            "0x7f000001",
+            "1.2.3.4.5",
+        ] {
+            let r = Host::parse(n);
+            if n == "1.2.3.4.5" {
+                // Five labels: not an inet_aton form, an ordinary (if odd) name.
+                assert!(r.is_ok(), "{n}");
+            } else {
+                assert_eq!(r.unwrap_err().kind(), ErrorKind::InvalidInput, "{n}");
+            }
+        }
+        assert!(Host::parse("123.example").is_ok());
+        assert!(Host::parse("0xdead.example").is_ok());
     }
 
     #[test]

@@ -317,6 +317,13 @@ impl Driver {
                 return Ok(());
             }
             tokio::select! {
+                // The caller gave up before the response head came (its request future was
+                // dropped): the answer would still arrive on this connection, which cannot
+                // serve anyone else.
+                _ = caller_gone(reply.as_mut()), if reply.is_some() => {
+                    self.conn.abandon_body();
+                    return Err(Error::new(ErrorKind::Cancelled, "request abandoned by its caller"));
+                }
                 r = sender_ready(body_tx.as_mut()), if pending.is_some() && body_tx.is_some() => {
                     if r.is_err() {
                         // The caller dropped the body: this connection cannot be reused.
@@ -462,6 +469,14 @@ impl Driver {
                 "HTTP/1.1: no response to tunnel request",
             )),
         }
+    }
+}
+
+/// Resolves when the caller waiting on `reply` has gone; never without one.
+async fn caller_gone<T>(reply: Option<&mut oneshot::Sender<T>>) {
+    match reply {
+        Some(r) => r.closed().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -24,6 +24,9 @@ use crate::proto::{
 /// Request body bytes a server reads and discards after answering early, before it gives up
 /// on the connection instead.
 pub const MAX_DISCARD: usize = 1024 * 1024;
+/// Bytes a server reads ahead (pipelined requests) while a handler works, watching for the
+/// client closing the connection; beyond this it stops reading until the answer is sent.
+pub const MAX_READ_AHEAD: usize = 64 * 1024;
 
 enum Reply {
     Response(Response<Body>),
@@ -47,6 +50,12 @@ impl Respond for Responder {
             .map_err(|_| Error::new(ErrorKind::Closed, "HTTP/1.1 connection closed"))?;
         rx.await
             .map_err(|_| Error::new(ErrorKind::Closed, "HTTP/1.1 connection closed"))?
+    }
+
+    fn poll_cancelled(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        // The driver lets go of the answer's receiver when the client closes the
+        // connection before it was sent.
+        self.0.poll_closed(cx)
     }
 }
 
@@ -328,6 +337,10 @@ impl Driver {
             if replied && resp_body.is_none() && req_done {
                 return Ok(Next::KeepGoing);
             }
+            let watching = req_done
+                && !replied
+                && !self.conn.peer_closed()
+                && self.conn.read_buffer().len() < MAX_READ_AHEAD;
             tokio::select! {
                 r = sender_ready(body_tx.as_mut()), if pending.is_some() && body_tx.is_some() => {
                     match r {
@@ -337,7 +350,16 @@ impl Driver {
                         Err(_) => body_tx = None,
                     }
                 }
-                r = read_more(&mut self.conn, rd), if pending.is_none() && !req_done => r?,
+                // The request body; or, once it is read and while the handler works, a watch
+                // for the client going away (which cancels the handler's work; pipelined
+                // bytes wait in the buffer, up to a bound).
+                r = read_more(&mut self.conn, rd), if (pending.is_none() && !req_done) || watching => {
+                    if !req_done {
+                        r?;
+                    } else if r.is_err() || self.conn.peer_closed() {
+                        return Ok(Next::Stop);
+                    }
+                }
                 reply = &mut reply_rx, if !replied => {
                     replied = true;
                     match reply {

@@ -175,6 +175,11 @@ impl Connection {
         self.eof = true;
     }
 
+    /// Whether the peer has closed its sending side.
+    pub fn peer_closed(&self) -> bool {
+        self.eof
+    }
+
     /// Client: starts a request. The framing comes from its headers: `Content-Length`,
     /// `Transfer-Encoding: chunked`, or neither (no body). Follow with data and
     /// [`send_end`](Self::send_end).

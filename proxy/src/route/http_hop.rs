@@ -77,42 +77,9 @@ impl HttpHop {
         Arc<dyn HttpConnection>,
         Vec<String>,
     )> {
-        let (conn, layers) = self.connection().await?;
-        match self.open_tunnel_on(&conn, req.clone()).await {
-            Err(e)
-                if self.url.kind == ProxyKind::Https
-                    && conn.version() == Version::HTTP_2
-                    && refuses_tunnels(&e) =>
-            {
-                tracing::debug!(
-                    "{} refused a tunnel over HTTP/2 ({e}); using HTTP/1.1 with it from now on",
-                    self.url.label()
-                );
-                self.h1_only
-                    .store(true, std::sync::atomic::Ordering::Release);
-                self.shared.lock().await.clear();
-                let (conn, layers) = self.connection().await?;
-                let t = self.open_tunnel_on(&conn, req).await?;
-                Ok((t, conn, layers))
-            }
-            Ok(t) => Ok((t, conn, layers)),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// How long the proxy may take to answer a tunnel request.
-    pub fn with_timeout(mut self, d: std::time::Duration) -> Self {
-        self.timeout = d;
-        self
-    }
-
-    /// Opens a tunnel on `conn`, within the deadline for the proxy's answer.
-    async fn open_tunnel_on(
-        &self,
-        conn: &Arc<dyn HttpConnection>,
-        req: TunnelRequest,
-    ) -> Result<burrow_http_core::Tunnel> {
-        tokio::time::timeout(self.timeout, conn.open_tunnel(req))
+        // Reaching the proxy (TCP, TLS, the HTTP handshake) and its answer, within the
+        // hop's deadline.
+        tokio::time::timeout(self.timeout, self.tunnel_inner(req))
             .await
             .map_err(|_| {
                 Error::new(
@@ -120,6 +87,57 @@ impl HttpHop {
                     format!("no answer to the tunnel request within {:?}", self.timeout),
                 )
             })?
+    }
+
+    async fn tunnel_inner(
+        &self,
+        req: TunnelRequest,
+    ) -> Result<(
+        burrow_http_core::Tunnel,
+        Arc<dyn HttpConnection>,
+        Vec<String>,
+    )> {
+        let mut fresh_tried = false;
+        loop {
+            let (conn, layers) = self.connection().await?;
+            let e = match conn.open_tunnel(req.clone()).await {
+                Ok(t) => return Ok((t, conn, layers)),
+                Err(e) => e,
+            };
+            let h2_https = self.url.kind == ProxyKind::Https && conn.version() == Version::HTTP_2;
+            match refusal_of_h2(&e) {
+                // A graceful GOAWAY or REFUSED_STREAM: the proxy may well tunnel over
+                // HTTP/2, just not on this connection; try a fresh one once.
+                H2Refusal::NotHere if h2_https && !fresh_tried => {
+                    fresh_tried = true;
+                    self.forget(&conn).await;
+                }
+                H2Refusal::NotOverH2 | H2Refusal::NotHere if h2_https => {
+                    tracing::debug!(
+                        "{} refused a tunnel over HTTP/2 ({e}); using HTTP/1.1 with it from now on",
+                        self.url.label()
+                    );
+                    self.h1_only
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    self.shared.lock().await.clear();
+                }
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Stops sharing `conn` for new tunnels.
+    async fn forget(&self, conn: &Arc<dyn HttpConnection>) {
+        self.shared
+            .lock()
+            .await
+            .retain(|s| !Arc::ptr_eq(&s.conn, conn));
+    }
+
+    /// How long the proxy may take to answer a tunnel request.
+    pub fn with_timeout(mut self, d: std::time::Duration) -> Self {
+        self.timeout = d;
+        self
     }
 
     /// Uses `template` for CONNECT-UDP requests to this proxy (default: RFC 9298's).
@@ -261,12 +279,27 @@ impl HttpHop {
 /// Whether an HTTP/2 proxy's answer says it will not tunnel over HTTP/2 (as opposed to
 /// refusing this target): the stream reset or refused, the connection going away, 405 or
 /// 501, or no extended CONNECT.
-fn refuses_tunnels(e: &Error) -> bool {
+enum H2Refusal {
+    /// The proxy will not tunnel over HTTP/2: a stream reset (other than CONNECT_ERROR,
+    /// which is about the target), 405 or 501, no extended CONNECT.
+    NotOverH2,
+    /// Not on this connection: a graceful GOAWAY past the stream, or REFUSED_STREAM.
+    NotHere,
+    /// Anything else (the target refused, the transport failed): not about HTTP/2.
+    Other,
+}
+
+/// HTTP/2's CONNECT_ERROR (RFC 9113 §7): the proxy could not reach the target.
+const H2_CONNECT_ERROR: u64 = 0xa;
+
+fn refusal_of_h2(e: &Error) -> H2Refusal {
     use burrow_transport::ErrorKind as K;
     match e.kind() {
-        K::Cancelled | K::Protocol | K::NotProcessed | K::Closed | K::Unsupported => true,
-        K::ProxyRefused => matches!(e.code(), Some(405) | Some(501)),
-        _ => false,
+        K::NotProcessed => H2Refusal::NotHere,
+        K::Unsupported => H2Refusal::NotOverH2,
+        K::Cancelled | K::Protocol if e.code() != Some(H2_CONNECT_ERROR) => H2Refusal::NotOverH2,
+        K::ProxyRefused if matches!(e.code(), Some(405) | Some(501)) => H2Refusal::NotOverH2,
+        _ => H2Refusal::Other,
     }
 }
 

@@ -14,6 +14,18 @@ struct Held {
     work: usize,
 }
 
+/// The client an address belongs to: an IPv4 address (IPv4-mapped IPv6 too), or an IPv6
+/// /64 (one host usually has a whole /64 and could otherwise be endless clients).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(a) => {
+            let bits = u128::from(a) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Per-client-address counts, shared by every listener.
 pub struct ClientTable {
     held: Mutex<HashMap<IpAddr, Held>>,
@@ -51,7 +63,7 @@ impl ClientTable {
     }
 
     fn take(self: &Arc<Self>, ip: IpAddr, kind: Kind) -> Option<Hold> {
-        let ip = canonical(ip);
+        let ip = client_key(ip);
         let mut held = self.lock();
         let h = held.entry(ip).or_default();
         let (n, max) = match kind {
@@ -119,6 +131,14 @@ mod tests {
         let _b1 = t.connection(b).unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert!(t.connection(mapped).is_none());
+        // Addresses of one IPv6 /64 are one client.
+        let v6a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let v6c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let h1 = t.work(v6a).unwrap();
+        assert!(t.work(v6b).is_none(), "same /64");
+        let h2 = t.work(v6c).unwrap();
+        drop((h1, h2));
         let w = t.work(a).unwrap();
         assert!(t.work(a).is_none());
         drop(w);

@@ -124,9 +124,12 @@ impl Dialer {
         match (&t.host, t.socket_addr()) {
             (_, Some(a)) => self.check_addr(a),
             // Through an upstream route the name is resolved far away: network rules
-            // cannot be checked, so they refuse it.
-            (Host::Name(_), None)
-                if self.upstream_tcp.is_some() && !self.rules.networks.is_empty() =>
+            // cannot be checked, so they refuse it (a localhost name was judged as the
+            // loopback address it always is).
+            (Host::Name(n), None)
+                if self.upstream_tcp.is_some()
+                    && !self.rules.networks.is_empty()
+                    && !super::rules::is_localhost(n) =>
             {
                 Err(Denied::Unverifiable)
             }
@@ -137,11 +140,23 @@ impl Dialer {
     /// Resolves `t` and keeps the addresses the rules allow; a refusal when every one was
     /// refused, a `dns_error` when the lookup failed.
     pub async fn resolve_checked(&self, t: &Target) -> Result<Vec<SocketAddr>, Dial> {
+        let until = tokio::time::Instant::now() + self.timeout;
+        self.resolve_checked_until(t, until).await
+    }
+
+    async fn resolve_checked_until(
+        &self,
+        t: &Target,
+        until: tokio::time::Instant,
+    ) -> Result<Vec<SocketAddr>, Dial> {
         self.check_target(t).map_err(Dial::Denied)?;
-        let addrs = tokio::time::timeout(self.timeout, resolve_target(&*self.resolver, t))
+        let addrs = tokio::time::timeout_at(until, resolve_target(&*self.resolver, t))
             .await
             .map_err(|_| Dial::DnsTimeout)?
-            .map_err(Dial::Failed)?;
+            .map_err(|e| match e.kind() {
+                ErrorKind::Timeout => Dial::DnsTimeout,
+                _ => Dial::Failed(e),
+            })?;
         let mut refused = None;
         let ok: Vec<SocketAddr> = addrs
             .into_iter()
@@ -174,11 +189,17 @@ impl Dialer {
             self.check_target(t).map_err(Dial::Denied)?;
             return self.deadline(t, up.connect(t)).await.map_err(Dial::Failed);
         }
-        let addrs = self.resolve_checked(t).await?;
-        let s = self
-            .tcp
-            .connect_addrs(addrs, t)
+        // One deadline for the lookup and the connect together.
+        let until = tokio::time::Instant::now() + self.timeout;
+        let addrs = self.resolve_checked_until(t, until).await?;
+        let s = tokio::time::timeout_at(until, self.tcp.connect_addrs(addrs, t))
             .await
+            .map_err(|_| {
+                Dial::Failed(Error::new(
+                    ErrorKind::Timeout,
+                    format!("connect to {t} took longer than {:?}", self.timeout),
+                ))
+            })?
             .map_err(Dial::Failed)?;
         let peer_addr = s.peer_addr().ok();
         Ok(Connected {
@@ -200,7 +221,8 @@ impl Dialer {
                 .await
                 .map_err(Dial::Failed);
         }
-        let addrs = self.resolve_checked(t).await?;
+        let until = tokio::time::Instant::now() + self.timeout;
+        let addrs = self.resolve_checked_until(t, until).await?;
         let mut last = None;
         for a in addrs {
             match UdpFlow::connect(a).await {

@@ -139,7 +139,7 @@ pub fn prepare(mut parts: http::request::Parts, pseudonym: &str) -> Result<Prepa
     if via_loops(&parts.headers, pseudonym) {
         return Err(Refusal::new(
             StatusCode::LOOP_DETECTED,
-            "http_request_denied",
+            "proxy_loop_detected",
             "forwarding loop (Via names this proxy)",
         ));
     }

@@ -125,8 +125,40 @@ fn busy(what: &str) -> Refusal {
     )
 }
 
-/// Handles one request taken from any server connection.
-pub(crate) async fn handle(proxy: Arc<Proxy>, sr: ServerRequest, peer: Peer) {
+/// What a request holds while it is served (its connection's in-flight token, its slot,
+/// its client's share): released when the work ends, which for a forwarded request is when
+/// its response body has been sent or dropped.
+pub(crate) type Guard = Box<dyn Send + Sync>;
+
+/// A response body that holds the request's guards until it ends or is dropped.
+struct Guarded {
+    inner: Body,
+    _guards: Vec<Guard>,
+}
+
+impl http_body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Handles one request taken from any server connection; `guard` is held until its work
+/// (and a forwarded response's body) is done.
+pub(crate) async fn handle(proxy: Arc<Proxy>, sr: ServerRequest, peer: Peer, guard: Guard) {
     let ServerRequest { request, respond } = sr;
     let stats = &proxy.stats;
     if let Some(creds) = &proxy.config.auth {
@@ -147,7 +179,7 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, sr: ServerRequest, peer: Peer) {
     if via_loops(request.headers(), &proxy.pseudonym) {
         let r = Refusal::new(
             StatusCode::LOOP_DETECTED,
-            "http_request_denied",
+            "proxy_loop_detected",
             "forwarding loop (Via names this proxy)",
         );
         return refuse(&proxy, respond, r.response()).await;
@@ -155,19 +187,22 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, sr: ServerRequest, peer: Peer) {
     let protocol = request.extensions().get::<ConnectProtocol>().cloned();
     let is_tunnel = request.method() == Method::CONNECT || protocol.is_some();
     // Every tunnel and forwarded request takes a slot of the proxy and one of its client.
-    let Some(_share) = proxy.clients.work(peer.addr.ip()) else {
+    let Some(share) = proxy.clients.work(peer.addr.ip()) else {
         let what = if is_tunnel { "tunnels" } else { "requests" };
         return refuse(&proxy, respond, too_many(what).response()).await;
     };
     if !is_tunnel {
-        let Ok(_slot) = proxy.request_slots.clone().try_acquire_owned() else {
+        let Ok(slot) = proxy.request_slots.clone().try_acquire_owned() else {
             return refuse(&proxy, respond, busy("requests").response()).await;
         };
-        return forward(&proxy, request, respond).await;
+        let guards: Vec<Guard> = vec![guard, Box::new(share), Box::new(slot)];
+        return forward(&proxy, request, respond, guards).await;
     }
     let Ok(_permit) = proxy.tunnel_slots.clone().try_acquire_owned() else {
         return refuse(&proxy, respond, busy("tunnels").response()).await;
     };
+    // Held for the tunnel's life (this function's).
+    let _held = (share, guard);
     stats.tunnels.fetch_add(1, Ordering::Relaxed);
     stats.active.fetch_add(1, Ordering::Relaxed);
     match protocol {
@@ -225,7 +260,12 @@ async fn connect_tcp(proxy: &Proxy, request: http::Request<Body>, mut respond: B
     .await;
 }
 
-async fn forward(proxy: &Proxy, request: http::Request<Body>, mut respond: Box<dyn Respond>) {
+async fn forward(
+    proxy: &Proxy,
+    request: http::Request<Body>,
+    mut respond: Box<dyn Respond>,
+    guards: Vec<Guard>,
+) {
     let (parts, body) = request.into_parts();
     let version = parts.version;
     let prepared = match prepare(parts, &proxy.pseudonym) {
@@ -239,8 +279,20 @@ async fn forward(proxy: &Proxy, request: http::Request<Body>, mut respond: Box<d
         return refuse(proxy, respond, denied(d)).await;
     }
     let req = http::Request::from_parts(prepared.parts, body);
-    let Some(r) = unless_cancelled(proxy, &mut respond, proxy.client.request(req)).await else {
+    // The dial, the TLS handshake and the wait for the origin's head, all within one
+    // deadline, and dropped if the client gives up.
+    let deadline = proxy.config.limits.response_timeout;
+    let exchange = tokio::time::timeout(deadline, proxy.client.request(req));
+    let Some(r) = unless_cancelled(proxy, &mut respond, exchange).await else {
         return;
+    };
+    let Ok(r) = r else {
+        let r = Refusal::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "http_response_timeout",
+            format!("no response from {target} within {deadline:?}"),
+        );
+        return refuse(proxy, respond, r.response()).await;
     };
     match r {
         Ok(resp) => {
@@ -251,7 +303,11 @@ async fn forward(proxy: &Proxy, request: http::Request<Body>, mut respond: Box<d
             if let Ok(v) = HeaderValue::from_str(&via) {
                 rp.headers.append(http::header::VIA, v);
             }
-            let _ = respond.send_response(Response::from_parts(rp, rb)).await;
+            let body = Body::wrap(Guarded {
+                inner: rb,
+                _guards: guards,
+            });
+            let _ = respond.send_response(Response::from_parts(rp, body)).await;
         }
         Err(e) => refuse(proxy, respond, dial_refusal(&Dial::Failed(e), &target)).await,
     }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burrow_http1::io::Http1;
-use burrow_http2::{Http2, Http2Config};
+use burrow_http2::Http2Config;
 use burrow_http_core::{Client, ServerConnection};
 use burrow_transport::rustls::ServerConfig;
 use burrow_transport::{
@@ -48,8 +48,9 @@ pub const DEFAULT_MAX_TUNNELS: usize = 4096;
 pub const DEFAULT_MAX_REQUESTS: usize = 4096;
 /// Default cap on connections from one client address.
 pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
-/// Default cap on tunnels and forwarded requests in flight from one client address.
-pub const DEFAULT_MAX_TUNNELS_PER_CLIENT: usize = 1024;
+/// Default cap on tunnels and forwarded requests in flight from one client address (an
+/// IPv6 client is its /64): a sixteenth of the tunnel slots.
+pub const DEFAULT_MAX_TUNNELS_PER_CLIENT: usize = 256;
 /// Default concurrent streams one HTTP/2 or HTTP/3 connection may open, far below the
 /// tunnel cap: a client needing more opens another connection (burrow's client does).
 pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 100;
@@ -67,6 +68,9 @@ pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default deadline for reaching a target (answered 504 `connection_timeout`).
 pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default deadline for an origin's response head to a forwarded request, from the start of
+/// the dial (504 `http_response_timeout`).
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default time a client connection may stay open with nothing in flight.
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default cap on the destinations of one SOCKS5 UDP association.
@@ -102,6 +106,8 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Deadline for reaching a target.
     pub dial_timeout: Duration,
+    /// Deadline for an origin's response head to a forwarded request.
+    pub response_timeout: Duration,
     /// Time a client connection may stay open with nothing in flight.
     pub keepalive_timeout: Duration,
     /// Destinations one SOCKS5 UDP association may send to at once.
@@ -125,6 +131,7 @@ impl Default for Limits {
             head_timeout: DEFAULT_HEAD_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             dial_timeout: DEFAULT_DIAL_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             udp_max_destinations: DEFAULT_UDP_MAX_DESTINATIONS,
             udp_idle_timeout: DEFAULT_UDP_IDLE_TIMEOUT,
@@ -264,9 +271,11 @@ impl Proxy {
             upstream_tcp,
             upstream_udp,
         ));
+        // HTTP/1.1 to origins, as squid and mitmproxy speak: one connection per request in
+        // flight, so a user who never reads an answer stalls only their own (on a shared
+        // HTTP/2 connection a few unread bodies would fill its window for everyone).
         let mut b = Client::builder();
         b.protocol(Arc::new(Http1::default()))
-            .protocol(Arc::new(Http2::default()))
             .tls(config.origin_tls.clone())
             .connector(Arc::new(GuardedConnector(dialer.clone())))
             // Every forwarded request holds a request slot, so at this cap no request ever
@@ -374,10 +383,9 @@ async fn serve_conn(
             r = conn.accept() => match r {
                 Some(Ok(req)) => {
                     let (proxy, token) = (proxy.clone(), InFlight::enter(&in_flight));
-                    tokio::spawn(async move {
-                        http::handle(proxy, req, peer).await;
-                        drop(token);
-                    });
+                    // The token lives as long as the request's work, which for a forwarded
+                    // request includes sending its response body.
+                    tokio::spawn(http::handle(proxy, req, peer, Box::new(token)));
                 }
                 _ => return,
             },
@@ -511,8 +519,7 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                 let mut h3 = burrow_http3::Http3Config::default();
                 h3.max_concurrent_streams(limits.max_streams_per_connection)
                     .handshake_timeout(limits.handshake_timeout)
-                    .request_head_timeout(limits.head_timeout)
-                    .idle_timeout(limits.keepalive_timeout.min(Duration::from_secs(30)));
+                    .request_head_timeout(limits.head_timeout);
                 let ep = burrow_http3::bind(a, cfg, &h3)?;
                 addrs.push(Listen::H3(
                     ep.local_addr().map_err(|e| Error::io("local address", e))?,
@@ -525,18 +532,24 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                             _ = stop.notified() => { ep.close(0u32.into(), b"shutdown"); return; }
                         };
                         let from = incoming.remote_address();
-                        let Some(hold) = proxy.clients.connection(from.ip()) else {
-                            proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
-                            incoming.refuse();
-                            continue;
-                        };
                         let (proxy, stop, h3) = (proxy.clone(), stop.clone(), h3.clone());
                         tokio::spawn(async move {
                             let deadline = proxy.config.limits.handshake_timeout;
-                            let Ok(Ok(c)) = tokio::time::timeout(deadline, incoming).await else {
+                            let set_up = async {
+                                let c = incoming.await.ok()?;
+                                burrow_http3::serve_with(c, &h3).await.ok()
+                            };
+                            // The whole set-up within the deadline: QUIC, then our control
+                            // stream (which a client allowing no streams would block).
+                            let Ok(Some(srv)) = tokio::time::timeout(deadline, set_up).await else {
                                 return;
                             };
-                            let Ok(srv) = burrow_http3::serve_with(c, &h3).await else {
+                            // Counted only now: a completed handshake proves the address
+                            // (spoofed Initials cannot use up somebody else's share).
+                            let Some(hold) = proxy.clients.connection(from.ip()) else {
+                                proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
+                                let mut srv = srv;
+                                srv.close();
                                 return;
                             };
                             let peer = Peer { addr: from };

@@ -117,11 +117,37 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
 }
 
+/// The IPv4 address inside an IPv6 one that carries it: IPv4-compatible (`::a.b.c.d`,
+/// deprecated), NAT64 (64:ff9b::/96, 64:ff9b:1::/48), 6to4 (2002::/16).
+fn embedded_v4(a: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = a.segments();
+    let o = a.octets();
+    let low = std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    if s[..6] == [0; 6] && !a.is_loopback() && !a.is_unspecified() {
+        return Some(low);
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..3] == [0x64, 0xff9b, 1] {
+        return Some(low);
+    }
+    if s[0] == 0x2002 {
+        return Some(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    None
+}
+
 /// The range an address belongs to when it is one refused by default: loopback,
 /// link-local (including 169.254.169.254, the cloud metadata address), unspecified
-/// ("this network", 0.0.0.0/8), multicast, or the limited broadcast address.
+/// ("this network", 0.0.0.0/8), multicast, or the limited broadcast address; for an IPv6
+/// address carrying an IPv4 one (NAT64, 6to4, IPv4-compatible), that address's range.
 /// Private ranges (RFC 1918, unique local) are not special.
 pub fn special_range(ip: IpAddr) -> Option<&'static str> {
+    if let IpAddr::V6(a) = canonical(ip) {
+        if let Some(v4) = embedded_v4(a) {
+            if let Some(r) = special_range(IpAddr::V4(v4)) {
+                return Some(r);
+            }
+        }
+    }
     match canonical(ip) {
         IpAddr::V4(a) => {
             if a.is_loopback() {
@@ -206,8 +232,14 @@ impl Rules {
         if !self.hosts.is_empty() && !self.hosts.iter().any(|h| host_rule_matches(h, &t.host)) {
             return Err(Denied::Host);
         }
-        if let Host::Ip(ip) = t.host {
-            self.check_address(ip)?;
+        match &t.host {
+            Host::Ip(ip) => self.check_address(*ip)?,
+            // RFC 6761 §6.3: localhost names are loopback wherever they are resolved (an
+            // upstream proxy on this machine would reach its loopback with them).
+            Host::Name(n) if is_localhost(n) => {
+                self.check_address(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))?
+            }
+            Host::Name(_) => {}
         }
         Ok(())
     }
@@ -229,6 +261,11 @@ impl Rules {
             _ => Ok(()),
         }
     }
+}
+
+/// Whether a name is a localhost name (RFC 6761 §6.3), loopback wherever it is resolved.
+pub fn is_localhost(name: &str) -> bool {
+    name == "localhost" || name.ends_with(".localhost")
 }
 
 /// Parses `ADDR/LEN` (or a bare address, a /32 or /128).
@@ -333,6 +370,34 @@ mod tests {
             let ip: IpAddr = a.parse().unwrap();
             assert_eq!(open.check_address(ip), Err(Denied::Special(range)), "{a}");
         }
+        // IPv4 inside IPv6: NAT64, 6to4, IPv4-compatible.
+        for a in [
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "::7f00:1",
+        ] {
+            assert!(
+                matches!(
+                    open.check_address(a.parse().unwrap()),
+                    Err(Denied::Special(_))
+                ),
+                "{a}"
+            );
+        }
+        assert_eq!(
+            open.check_address("64:ff9b::808:808".parse().unwrap()),
+            Ok(())
+        );
+        // localhost names are loopback before any lookup.
+        assert_eq!(
+            open.check_target(&t("localhost:22")),
+            Err(Denied::Special("loopback"))
+        );
+        assert_eq!(
+            open.check_target(&t("a.localhost:22")),
+            Err(Denied::Special("loopback"))
+        );
         // Private ranges stay allowed.
         for a in [
             "10.0.0.1",

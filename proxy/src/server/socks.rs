@@ -157,15 +157,25 @@ async fn associate(proxy: &Proxy, mut core: SocksServer, mut control: TcpStream)
     let mut flows: HashMap<Target, Destination> = HashMap::new();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Target, Vec<u8>)>(256);
     let mut ctl = [0u8; 64];
-    let mut sweep = tokio::time::interval(limits.udp_idle_timeout / 4);
+    let mut sweep = tokio::time::interval(limits.udp_idle_timeout.min(limits.idle_timeout) / 4);
     let refused = || stats.datagrams_refused.fetch_add(1, Ordering::Relaxed);
+    // Destinations that were refused or failed, not looked up again for a while (a bounded
+    // negative cache: a flood of them costs one lookup each per idle period).
+    let mut failed: HashMap<Target, tokio::time::Instant> = HashMap::new();
+    let max_failed = limits.udp_max_destinations.saturating_mul(4).max(16);
+    let mut last_activity = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            // The association lives as long as its TCP control connection.
+            // The association lives as long as its TCP control connection, and ends when
+            // nothing has been relayed for the tunnel idle time (it holds a tunnel slot).
             r = control.read(&mut ctl) => if !matches!(r, Ok(n) if n > 0) { return },
             _ = sweep.tick() => {
                 let idle = limits.udp_idle_timeout;
                 flows.retain(|_, d| d.last_used.elapsed() < idle);
+                failed.retain(|_, at| at.elapsed() < idle);
+                if last_activity.elapsed() >= limits.idle_timeout {
+                    return;
+                }
             }
             r = relay_sock.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { return };
@@ -180,11 +190,12 @@ async fn associate(proxy: &Proxy, mut core: SocksServer, mut control: TcpStream)
                     continue;
                 }
                 // Each datagram's destination is what the rules judge.
-                if proxy.dialer.check_target(&pkt.addr).is_err() {
+                if failed.contains_key(&pkt.addr) || proxy.dialer.check_target(&pkt.addr).is_err() {
                     refused();
                     continue;
                 }
                 let now = tokio::time::Instant::now();
+                last_activity = now;
                 if let Some(d) = flows.get_mut(&pkt.addr) {
                     d.last_used = now;
                 } else {
@@ -200,6 +211,10 @@ async fn associate(proxy: &Proxy, mut core: SocksServer, mut control: TcpStream)
                         Ok(f) => f,
                         Err(_) => {
                             refused();
+                            if failed.len() >= max_failed {
+                                failed.clear();
+                            }
+                            failed.insert(pkt.addr.clone(), now);
                             continue;
                         }
                     };
@@ -221,8 +236,9 @@ async fn associate(proxy: &Proxy, mut core: SocksServer, mut control: TcpStream)
             }
             Some((from, data)) = rx.recv() => {
                 let Some(to) = client_port else { continue };
+                last_activity = tokio::time::Instant::now();
                 if let Some(d) = flows.get_mut(&from) {
-                    d.last_used = tokio::time::Instant::now();
+                    d.last_used = last_activity;
                 }
                 let mut out = Vec::with_capacity(data.len() + 22);
                 encode_udp(&from, &data, &mut out);
