@@ -17,7 +17,7 @@ use http_body::Body as _;
 use tokio::sync::watch;
 
 use crate::body::{pump, RecvBody};
-use crate::error::{from_h2_on, IoSlot, Recorded};
+use crate::error::{from_h2_on, recorded, IoSlot};
 use crate::stream::H2Stream;
 use crate::Http2Config;
 
@@ -75,7 +75,7 @@ pub async fn handshake(
     config: &Http2Config,
 ) -> Result<Http2Connection, Error> {
     let slot = IoSlot::default();
-    let io: BoxStream = Box::new(Recorded::new(io, slot.clone()));
+    let io = recorded(io, slot.clone());
     let (send, mut conn) = config
         .client()
         .handshake::<_, Bytes>(io)

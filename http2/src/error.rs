@@ -1,13 +1,10 @@
 //! Mapping h2's errors onto burrow's.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use burrow_transport::{Error, ErrorKind, Fault};
 use h2::Reason;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The first I/O error of a connection's transport, as burrow's error (with the hop of a
 /// tunnel that broke): h2 keeps only the text of I/O errors, and shares it between streams.
@@ -37,77 +34,19 @@ pub(crate) fn from_h2_on(e: h2::Error, what: &'static str, slot: Option<&IoSlot>
     from_h2(e, what)
 }
 
-/// A connection's transport, recording its first I/O error in an [`IoSlot`].
-pub(crate) struct Recorded {
+/// A connection's transport, recording its first I/O error in `slot`.
+pub(crate) fn recorded(
     inner: burrow_transport::BoxStream,
     slot: IoSlot,
-}
-
-impl Recorded {
-    pub(crate) fn new(inner: burrow_transport::BoxStream, slot: IoSlot) -> Self {
-        Recorded { inner, slot }
-    }
-
-    fn keep(&self, e: io::Error) -> io::Error {
-        let be = Error::from_io("HTTP/2: the connection's transport failed", e);
-        self.slot.record(&be);
-        io::Error::from(be)
-    }
-}
-
-impl AsyncRead for Recorded {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(self.keep(e))),
-            other => other,
-        }
-    }
-}
-
-impl AsyncWrite for Recorded {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(self.keep(e))),
-            other => other,
-        }
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(self.keep(e))),
-            other => other,
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match Pin::new(&mut self.inner).poll_flush(cx) {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(self.keep(e))),
-            other => other,
-        }
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match Pin::new(&mut self.inner).poll_shutdown(cx) {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(self.keep(e))),
-            other => other,
-        }
-    }
+) -> burrow_transport::BoxStream {
+    Box::new(burrow_transport::MapIoErr::new(
+        inner,
+        move |e: io::Error| {
+            let be = Error::from_io("HTTP/2: the connection's transport failed", e);
+            slot.record(&be);
+            io::Error::from(be)
+        },
+    ))
 }
 
 /// Converts an h2 error, keeping the HTTP/2 error code (RFC 9113 §7) as the wire code.

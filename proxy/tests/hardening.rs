@@ -147,6 +147,22 @@ async fn h3(p: &Pki, proxy: SocketAddr) -> Arc<dyn HttpConnection> {
     )
 }
 
+/// The `h2` crate's client on the proxy's TLS listener, ready to send.
+async fn h2_crate(s: &Started) -> h2::client::SendRequest<bytes::Bytes> {
+    let tcp = TcpStream::connect(s.https).await.unwrap();
+    let cfg = s.pki.trust().client_config(&[b"h2"]).unwrap();
+    let (tls, _) = burrow_transport::tls::handshake(
+        Box::new(tcp),
+        &burrow_transport::Host::Name("localhost".into()),
+        cfg,
+    )
+    .await
+    .unwrap();
+    let (send, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    send.ready().await.unwrap()
+}
+
 /// An ordinary client: a CONNECT over HTTP/2 to a loopback echo server, which the proxy
 /// under test must allow (its rules cover 127.0.0.1) and serve while it is abused.
 async fn ordinary_client_is_served(s: &Started, echo: SocketAddr) {
@@ -832,18 +848,7 @@ async fn streams_per_connection_are_capped_and_the_client_opens_more_connections
     })
     .await;
     // What the proxy announces (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS), seen by the h2 crate.
-    let tcp = TcpStream::connect(s.https).await.unwrap();
-    let cfg = s.pki.trust().client_config(&[b"h2"]).unwrap();
-    let (tls, _) = burrow_transport::tls::handshake(
-        Box::new(tcp),
-        &burrow_transport::Host::Name("localhost".into()),
-        cfg,
-    )
-    .await
-    .unwrap();
-    let (send, conn) = h2::client::handshake(tls).await.unwrap();
-    tokio::spawn(conn);
-    let mut send = send.ready().await.unwrap();
+    let mut send = h2_crate(&s).await;
     // After one round trip the server's SETTINGS are in.
     let (resp, _) = send
         .send_request(
@@ -957,18 +962,7 @@ async fn rapid_resets_cancel_their_dials_and_free_their_slots() {
     .await;
     // HTTP/2 with the h2 crate: HEADERS, then RST_STREAM right away, 40 times for CONNECT
     // and 40 for forwarded requests, all to a black hole.
-    let tcp = TcpStream::connect(s.https).await.unwrap();
-    let cfg = s.pki.trust().client_config(&[b"h2"]).unwrap();
-    let (tls, _) = burrow_transport::tls::handshake(
-        Box::new(tcp),
-        &burrow_transport::Host::Name("localhost".into()),
-        cfg,
-    )
-    .await
-    .unwrap();
-    let (send, conn) = h2::client::handshake(tls).await.unwrap();
-    tokio::spawn(conn);
-    let mut send = send.ready().await.unwrap();
+    let mut send = h2_crate(&s).await;
     for i in 0..80 {
         let req = if i % 2 == 0 {
             http::Request::connect(hole.to_string()).body(()).unwrap()

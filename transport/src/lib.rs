@@ -36,7 +36,7 @@ pub use connector::{DatagramConnector, StreamConnector};
 pub use datagram::{BoxFlow, DatagramFlow, DatagramFlowExt, QUIC_MIN_DATAGRAM};
 pub use error::{BoxError, Error, ErrorKind, Fault, Hop, Result};
 pub use resolve::{Resolve, SharedResolver, StaticResolver, SystemResolver};
-pub use stream::{BoxStream, ByteStream, Connected, Prefixed, StreamInfo};
+pub use stream::{BoxStream, ByteStream, Connected, MapIoErr, Prefixed, StreamInfo};
 pub use target::{Host, Target, MAX_HOST_NAME_LEN};
 pub use tcp::{TcpConfig, TcpConnector};
 pub use tls::{Roots, TlsConfig, TlsStreamConnector};

@@ -117,6 +117,72 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     }
 }
 
+/// A stream whose I/O errors pass through a function on the way out (to name the hop a
+/// tunnel goes through, to keep the first error a connection's transport had).
+pub struct MapIoErr<S, F> {
+    inner: S,
+    map: F,
+}
+
+impl<S, F: Fn(io::Error) -> io::Error> MapIoErr<S, F> {
+    /// Wraps `inner`, passing its errors through `map`.
+    pub fn new(inner: S, map: F) -> Self {
+        MapIoErr { inner, map }
+    }
+
+    fn lift<T>(&self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match r {
+            Poll::Ready(Err(e)) => Poll::Ready(Err((self.map)(e))),
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin, F: Fn(io::Error) -> io::Error + Unpin> AsyncRead for MapIoErr<S, F> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.lift(r)
+    }
+}
+
+impl<S: AsyncWrite + Unpin, F: Fn(io::Error) -> io::Error + Unpin> AsyncWrite for MapIoErr<S, F> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.lift(r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.lift(r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.lift(r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.lift(r)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,21 @@ use crate::{Connected, Error, ErrorKind, Result, StreamConnector, StreamInfo, Ta
 /// a dial that takes longer than this is to a black hole).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Runs a connect to `target` under deadline `d`: a timeout is an [`ErrorKind::Timeout`]
+/// that names the target.
+pub async fn connect_within<T>(
+    d: Duration,
+    target: &Target,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(d, fut).await.map_err(|_| {
+        Error::new(
+            ErrorKind::Timeout,
+            format!("connect to {target} took longer than {d:?}"),
+        )
+    })?
+}
+
 /// Resolves a target with the system resolver (IP literals are returned as they are).
 pub async fn resolve(target: &Target) -> Result<Vec<SocketAddr>> {
     resolve_target(&SystemResolver, target).await
@@ -133,12 +148,7 @@ impl TcpConnector {
         fut: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         match self.config.connect_timeout {
-            Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| {
-                Error::new(
-                    ErrorKind::Timeout,
-                    format!("connect to {target} took longer than {d:?}"),
-                )
-            })?,
+            Some(d) => connect_within(d, target, fut).await,
             None => fut.await,
         }
     }

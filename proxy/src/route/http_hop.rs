@@ -22,6 +22,13 @@ struct Shared {
     layers: Vec<String>,
 }
 
+/// An opened tunnel, the proxy connection it is on, and that connection's layers.
+type Opened = (
+    burrow_http_core::Tunnel,
+    Arc<dyn HttpConnection>,
+    Vec<String>,
+);
+
 /// One HTTP proxy hop, reached through the connectors of the hops before it.
 pub struct HttpHop {
     url: ProxyUrl,
@@ -69,14 +76,7 @@ impl HttpHop {
     /// HTTP/2 by ALPN refuses tunnels there (mitmproxy resets CONNECT streams, its
     /// issue 6090; curl offers only HTTP/1.1 to proxies): a stream reset, a GOAWAY, 405 or
     /// 501 before any tunnel byte, or no extended CONNECT. `h2://` proxies stay strict.
-    async fn tunnel(
-        &self,
-        req: TunnelRequest,
-    ) -> Result<(
-        burrow_http_core::Tunnel,
-        Arc<dyn HttpConnection>,
-        Vec<String>,
-    )> {
+    async fn tunnel(&self, req: TunnelRequest) -> Result<Opened> {
         // Reaching the proxy (TCP, TLS, the HTTP handshake) and its answer, within the
         // hop's deadline.
         tokio::time::timeout(self.timeout, self.tunnel_inner(req))
@@ -89,14 +89,7 @@ impl HttpHop {
             })?
     }
 
-    async fn tunnel_inner(
-        &self,
-        req: TunnelRequest,
-    ) -> Result<(
-        burrow_http_core::Tunnel,
-        Arc<dyn HttpConnection>,
-        Vec<String>,
-    )> {
+    async fn tunnel_inner(&self, req: TunnelRequest) -> Result<Opened> {
         let mut fresh_tried = false;
         loop {
             let (conn, layers) = self.connection().await?;
@@ -325,10 +318,7 @@ impl StreamConnector for HttpHop {
         )];
         all.extend(layers);
         Ok(Connected {
-            stream: Box::new(super::hop_stream::HopStream::new(
-                tunnel.into_stream(),
-                self.hop(),
-            )),
+            stream: super::hop_stream::tag(tunnel.into_stream(), self.hop()),
             info: StreamInfo {
                 peer_addr: conn.info().peer_addr,
                 alpn: None,

@@ -187,7 +187,7 @@ impl StreamConnector for SocksHop {
             .handshake(target)
             .await
             .map_err(|e| e.at_hop(self.hop()))?;
-        c.stream = Box::new(super::hop_stream::HopStream::new(c.stream, self.hop()));
+        c.stream = super::hop_stream::tag(c.stream, self.hop());
         Ok(c)
     }
 

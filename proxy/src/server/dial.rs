@@ -187,7 +187,9 @@ impl Dialer {
     async fn tcp_connected(&self, t: &Target) -> Result<Connected, Dial> {
         if let Some(up) = &self.upstream_tcp {
             self.check_target(t).map_err(Dial::Denied)?;
-            return self.deadline(t, up.connect(t)).await.map_err(Dial::Failed);
+            return burrow_transport::tcp::connect_within(self.timeout, t, up.connect(t))
+                .await
+                .map_err(Dial::Failed);
         }
         // One deadline for the lookup and the connect together.
         let until = tokio::time::Instant::now() + self.timeout;
@@ -216,8 +218,7 @@ impl Dialer {
     pub async fn udp(&self, t: &Target) -> Result<BoxFlow, Dial> {
         if let Some(up) = &self.upstream_udp {
             self.check_target(t).map_err(Dial::Denied)?;
-            return self
-                .deadline(t, up.connect_datagram(t))
+            return burrow_transport::tcp::connect_within(self.timeout, t, up.connect_datagram(t))
                 .await
                 .map_err(Dial::Failed);
         }
@@ -233,19 +234,6 @@ impl Dialer {
         Err(Dial::Failed(last.unwrap_or_else(|| {
             Error::new(ErrorKind::Connect, format!("no UDP flow to {t}"))
         })))
-    }
-
-    async fn deadline<T>(
-        &self,
-        t: &Target,
-        fut: impl std::future::Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        tokio::time::timeout(self.timeout, fut).await.map_err(|_| {
-            Error::new(
-                ErrorKind::Timeout,
-                format!("connect to {t} took longer than {:?}", self.timeout),
-            )
-        })?
     }
 }
 
