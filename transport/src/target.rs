@@ -61,6 +61,14 @@ impl Host {
                 format!("invalid character in host name {name:?}"),
             ));
         }
+        // Every label has at least one character (no "a..b", ".a", or "a.." which would
+        // be a second name for "a.").
+        if name.split('.').any(str::is_empty) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("empty label in host name {name:?}"),
+            ));
+        }
         if looks_like_ipv4(name) {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -225,6 +233,10 @@ mod tests {
             }
         }
         assert!(Host::parse("123.example").is_ok());
+        for bad in ["m.am..", "a..b", ".a", "."] {
+            assert!(Host::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Host::parse("m.am.").unwrap(), Host::Name("m.am".into()));
         assert!(Host::parse("0xdead.example").is_ok());
     }
 
