@@ -37,7 +37,7 @@ pub async fn check_pattern(mut body: Body, expect: u64) -> Result<u64, Error> {
         let chunk = chunk?;
         for (i, b) in chunk.iter().enumerate() {
             if *b != pattern_byte(off + i as u64) {
-                return Err(Error::new(
+                return Err(Error::peer(
                     ErrorKind::Protocol,
                     format!("body differs at byte {}", off + i as u64),
                 ));
@@ -46,7 +46,7 @@ pub async fn check_pattern(mut body: Body, expect: u64) -> Result<u64, Error> {
         off += chunk.len() as u64;
     }
     if off != expect {
-        return Err(Error::new(
+        return Err(Error::peer(
             ErrorKind::Protocol,
             format!("body is {off} bytes, expected {expect}"),
         ));
@@ -77,10 +77,10 @@ fn work(what: &'static str, path: &str, size: u64, requests: usize, parallel: bo
 async fn get(client: &Client, url: &str, size: u64) -> Result<(u64, Version), Error> {
     let req = Request::get(url)
         .body(Body::empty())
-        .map_err(|e| Error::new(ErrorKind::InvalidInput, e.to_string()))?;
+        .map_err(|e| Error::user(ErrorKind::InvalidInput, e.to_string()))?;
     let resp = client.request(req).await?;
     if !resp.status().is_success() {
-        return Err(Error::new(
+        return Err(Error::peer(
             ErrorKind::Protocol,
             format!("status {}", resp.status()),
         ));
@@ -102,7 +102,7 @@ async fn fetch(client: &Client, base: &str, w: &Work) -> Result<(u64, Version), 
         for t in tasks {
             let (n, v) = t
                 .await
-                .map_err(|e| Error::new(ErrorKind::Cancelled, e.to_string()))??;
+                .map_err(|e| Error::local(ErrorKind::Cancelled, e.to_string()))??;
             total += n;
             version = v;
         }
@@ -129,13 +129,13 @@ fn client(policy: VersionPolicy, tls: &TlsConfig) -> Result<Client, Error> {
 /// Runs the demo and returns the rows (the binary prints them).
 pub async fn run() -> Result<Vec<Row>, Error> {
     let pki = TestPki::generate(&[])
-        .map_err(|e| Error::new(ErrorKind::Tls, format!("generating test PKI: {e}")))?;
+        .map_err(|e| Error::peer(ErrorKind::Tls, format!("generating test PKI: {e}")))?;
     let server_tls = burrow_transport::tls::server_config(
         pki.chain_der.clone(),
         pki.key(),
         origin::alpn(Versions::Negotiate),
     )?;
-    let io = |e: std::io::Error| Error::io("starting origin", e);
+    let io = |e: std::io::Error| Error::local_io("starting origin", e);
     let plain1 = origin::start(Versions::Http1, None).await.map_err(io)?;
     let plain2 = origin::start(Versions::Http2, None).await.map_err(io)?;
     let tls = origin::start(Versions::Negotiate, Some(server_tls))
@@ -187,7 +187,7 @@ pub async fn run() -> Result<Vec<Row>, Error> {
             let r = tokio::time::timeout(Duration::from_secs(20), fetch(&c, &base, &w))
                 .await
                 .unwrap_or_else(|_| {
-                    Err(Error::new(
+                    Err(Error::peer(
                         ErrorKind::Timeout,
                         "cell deadline (20 s) passed",
                     ))

@@ -102,7 +102,7 @@ pub struct Args {
 }
 
 fn bad(msg: String) -> Error {
-    Error::new(ErrorKind::InvalidInput, msg)
+    Error::user(ErrorKind::InvalidInput, msg)
 }
 
 fn secs(s: f64, flag: &str) -> Result<Duration, Error> {
@@ -253,7 +253,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         say(format!("burrow-proxy listening on {s}://{a}"));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::io("installing SIGTERM handler", e))?;
+        .map_err(|e| Error::local_io("installing SIGTERM handler", e))?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -120,7 +120,7 @@ impl Body {
             match f.into_data() {
                 Ok(d) => {
                     if data.len() + d.len() > limit {
-                        return Err(Error::new(
+                        return Err(Error::peer(
                             ErrorKind::LimitExceeded,
                             format!("body larger than {limit} bytes"),
                         ));
@@ -153,7 +153,7 @@ impl Body {
                 Poll::Ready(None) => {
                     // Mark so we report the truncation once, then end.
                     done.store(true, Ordering::Release);
-                    Poll::Ready(Some(Err(Error::new(
+                    Poll::Ready(Some(Err(Error::peer(
                         ErrorKind::Closed,
                         "body ended before it was complete",
                     ))))
@@ -311,7 +311,7 @@ impl BodySender {
 }
 
 fn receiver_gone() -> Error {
-    Error::new(ErrorKind::Cancelled, "body receiver dropped").with_fault(Fault::Local)
+    Error::local(ErrorKind::Cancelled, "body receiver dropped").with_fault(Fault::Local)
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ impl From<CapsuleError> for crate::Error {
             CapsuleError::Truncated => crate::ErrorKind::Closed,
             CapsuleError::BadDatagram => crate::ErrorKind::Protocol,
         };
-        crate::Error::new(kind, format!("capsule protocol: {e}"))
+        crate::Error::peer(kind, format!("capsule protocol: {e}")).with_source(e)
     }
 }
 

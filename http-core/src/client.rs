@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burrow_transport::{
-    tls, DatagramConnector, Error, ErrorKind, Fault, Host, StreamConnector, Target, TcpConnector,
+    tls, DatagramConnector, Error, ErrorKind, Host, StreamConnector, Target, TcpConnector,
     TlsConfig, UdpConnector,
 };
 use http::{Request, Response, Version};
@@ -117,18 +117,16 @@ impl ClientBuilder {
         };
         let wants_h3 = matches!(self.policy, VersionPolicy::Http3 | VersionPolicy::Http3Only);
         if wants_h3 && self.h3.is_none() {
-            return Err(Error::new(
+            return Err(Error::user(
                 ErrorKind::InvalidInput,
                 "HTTP/3 asked for but not registered",
-            )
-            .with_fault(Fault::User));
+            ));
         }
         if alpn.is_empty() && !wants_h3 {
-            return Err(Error::new(
+            return Err(Error::user(
                 ErrorKind::InvalidInput,
                 "no HTTP version registered for this version policy",
-            )
-            .with_fault(Fault::User));
+            ));
         }
         Ok(Client {
             inner: Arc::new(Inner {
@@ -218,7 +216,7 @@ impl Client {
                 tokio::time::timeout(DEFAULT_H3_FALLBACK_TIMEOUT, attempt)
                     .await
                     .unwrap_or_else(|_| {
-                        Err(Error::new(ErrorKind::Timeout, "HTTP/3 attempt timed out"))
+                        Err(Error::peer(ErrorKind::Timeout, "HTTP/3 attempt timed out"))
                     })
             };
             match r {
@@ -282,7 +280,7 @@ impl Client {
             .inner
             .h3
             .clone()
-            .ok_or_else(|| Error::new(ErrorKind::Unsupported, "HTTP/3 is not registered"))?;
+            .ok_or_else(|| Error::peer(ErrorKind::Unsupported, "HTTP/3 is not registered"))?;
         let flow = self.inner.udp.connect_datagram(target).await?;
         let info = ConnectionInfo {
             peer_addr: target.socket_addr(),
@@ -316,7 +314,7 @@ impl Client {
                 }
                 Checkout::Connect => {
                     let f = connect.take().ok_or_else(|| {
-                        Error::new(ErrorKind::Closed, "connection attempt already used")
+                        Error::local(ErrorKind::Closed, "connection attempt already used")
                     })?;
                     // Whatever happens to this future (it may be dropped mid-connect when
                     // its caller gives up), the pool hears how the attempt ended, or
@@ -370,7 +368,7 @@ impl Client {
         };
         if scheme == "http" {
             let p = self.inner.cleartext.clone().ok_or_else(|| {
-                Error::new(ErrorKind::Unsupported, "no cleartext HTTP version allowed")
+                Error::peer(ErrorKind::Unsupported, "no cleartext HTTP version allowed")
             })?;
             return p.handshake(c.stream, info).await;
         }
@@ -394,7 +392,7 @@ impl Client {
         }
         .cloned()
         .ok_or_else(|| {
-            Error::new(
+            Error::peer(
                 ErrorKind::Unsupported,
                 "the server offered no HTTP version we may use (ALPN)",
             )
@@ -440,16 +438,16 @@ pub fn origin(uri: &http::Uri) -> Result<(&'static str, Target), Error> {
         Some("http") => "http",
         Some("https") => "https",
         Some(s) => {
-            return Err(Error::new(
+            return Err(Error::peer(
                 ErrorKind::Unsupported,
                 format!("unsupported scheme {s}"),
             ))
         }
         None => {
-            return Err(
-                Error::new(ErrorKind::InvalidInput, "request URI is not absolute")
-                    .with_fault(Fault::User),
-            )
+            return Err(Error::user(
+                ErrorKind::InvalidInput,
+                "request URI is not absolute",
+            ))
         }
     };
     let host = Host::parse(uri.host().unwrap_or_default())?;

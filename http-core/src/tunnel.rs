@@ -151,8 +151,7 @@ pub fn refused(status: StatusCode, headers: &HeaderMap) -> crate::Error {
     if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
         msg.push_str(" (the proxy needs credentials, or refused the ones given)");
     }
-    let mut e =
-        crate::Error::new(crate::ErrorKind::ProxyRefused, msg).with_code(status.as_u16().into());
+    let mut e = crate::Error::peer(crate::ErrorKind::ProxyRefused, msg).with_code(status);
     if let Some(ps) = headers.get("proxy-status").and_then(|v| v.to_str().ok()) {
         e = e.with_detail(format!("Proxy-Status: {ps}"));
     }
@@ -172,7 +171,7 @@ mod tests {
         );
         let e = refused(StatusCode::FORBIDDEN, &h);
         assert_eq!(e.kind(), crate::ErrorKind::ProxyRefused);
-        assert_eq!(e.code(), Some(403));
+        assert_eq!(e.status(), Some(StatusCode::FORBIDDEN));
         assert_eq!(
             e.detail(),
             Some("Proxy-Status: burrow; error=destination_ip_prohibited")

@@ -159,7 +159,7 @@ async fn refused_tunnel_is_typed_error_with_status_and_proxy_status() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ProxyRefused);
-    assert_eq!(e.code(), Some(407));
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(407));
     assert_eq!(
         e.detail(),
         Some("Proxy-Status: test; error=http_request_denied")

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use burrow_http_core::{
     refused, Body, ConnectionInfo, HttpConnection, StreamProtocol, Tunnel, TunnelRequest,
 };
-use burrow_transport::{BoxStream, Error, ErrorKind, Fault};
+use burrow_transport::code::H2Reason;
+use burrow_transport::{BoxStream, Error, ErrorKind};
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderName, Method, Request, Response, Uri, Version};
@@ -124,11 +125,11 @@ impl Http2Connection {
         .await;
         match r {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Error::new(
+            Ok(Err(_)) => Err(Error::peer(
                 ErrorKind::Closed,
                 "HTTP/2: connection closed before the peer's SETTINGS",
             )),
-            Err(_) => Err(Error::new(
+            Err(_) => Err(Error::peer(
                 ErrorKind::Timeout,
                 "HTTP/2: no SETTINGS from the peer",
             )),
@@ -225,14 +226,11 @@ fn absolute_uri(parts: &http::request::Parts) -> Result<Uri, Error> {
         .headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
-        .ok_or_else(|| {
-            Error::new(ErrorKind::InvalidInput, "request has no authority nor Host")
-                .with_fault(Fault::User)
-        })?;
+        .ok_or_else(|| Error::user(ErrorKind::InvalidInput, "request has no authority nor Host"))?;
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    format!("https://{host}{pq}").parse().map_err(|_| {
-        Error::new(ErrorKind::InvalidInput, "invalid request URI").with_fault(Fault::User)
-    })
+    format!("https://{host}{pq}")
+        .parse()
+        .map_err(|_| Error::user(ErrorKind::InvalidInput, "invalid request URI"))
 }
 
 fn response_body(resp: Response<h2::RecvStream>, method: &Method, slot: &IoSlot) -> Response<Body> {
@@ -279,7 +277,7 @@ impl HttpConnection for Http2Connection {
                 // streams once the limit is known, so send such a request again.
                 Err(e)
                     if e.kind() == ErrorKind::NotProcessed
-                        && e.code() == Some(u32::from(h2::Reason::REFUSED_STREAM).into())
+                        && e.code() == Some(H2Reason::REFUSED_STREAM.into())
                         && before_settings =>
                 {
                     let Some(b) = replay.take() else {
@@ -307,7 +305,7 @@ impl HttpConnection for Http2Connection {
                 // RFC 8441 §4: only once the peer's SETTINGS allow it.
                 self.settings_received().await?;
                 if !self.extended_connect_enabled() {
-                    return Err(Error::new(
+                    return Err(Error::peer(
                         ErrorKind::Unsupported,
                         format!(
                             "HTTP/2 peer did not enable extended CONNECT \
@@ -322,7 +320,7 @@ impl HttpConnection for Http2Connection {
             }
         }
         .body(())
-        .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("tunnel request: {e}")))?;
+        .map_err(|e| Error::user(ErrorKind::InvalidInput, format!("tunnel request: {e}")))?;
         for (k, v) in &request.headers {
             req.headers_mut().append(k, v.clone());
         }
@@ -332,7 +330,8 @@ impl HttpConnection for Http2Connection {
         if !status.is_success() {
             return Err(refused(status, resp.headers()));
         }
-        let send = send.ok_or_else(|| Error::new(ErrorKind::Protocol, "HTTP/2: no send stream"))?;
+        let send =
+            send.ok_or_else(|| Error::peer(ErrorKind::Protocol, "HTTP/2: no send stream"))?;
         let (parts, recv) = resp.into_parts();
         Ok(Tunnel::new(
             Box::new(

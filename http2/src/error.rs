@@ -81,17 +81,18 @@ pub(crate) fn from_h2(e: h2::Error, what: &'static str) -> Error {
     let name = reason
         .map(|r| format!("{r:?}"))
         .unwrap_or_else(|| "unknown".into());
-    let fault = if e.is_library() || !remote {
-        Fault::Local
-    } else {
+    // The peer's reset or GOAWAY is the peer's doing; h2 finding fault with what we sent,
+    // or our own reset, is ours.
+    let fault = if remote && !e.is_library() {
         Fault::Peer
+    } else {
+        Fault::Local
     };
-    Error::new(kind, format!("HTTP/2: {what}: {who} {name} (0x{code:x})"))
-        .with_code(code.into())
-        .with_fault(if kind == ErrorKind::Protocol && remote {
-            Fault::Peer
-        } else {
-            fault
-        })
-        .with_source(e)
+    Error::new(
+        kind,
+        fault,
+        format!("HTTP/2: {what}: {who} {name} (0x{code:x})"),
+    )
+    .with_code(burrow_transport::code::H2Reason(code))
+    .with_source(e)
 }

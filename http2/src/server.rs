@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use burrow_http_core::{Body, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel};
-use burrow_transport::{BoxStream, Error, ErrorKind, Fault};
+use burrow_transport::{BoxStream, Error, ErrorKind};
 use bytes::Bytes;
 use http::{Method, Request, Response, Version};
 use http_body::Body as _;
@@ -44,7 +44,7 @@ pub fn serve(io: BoxStream, config: &Http2Config) -> Http2Server {
                 return;
             }
             Err(_) => {
-                let _ = tx.send(Err(Error::new(
+                let _ = tx.send(Err(Error::peer(
                     ErrorKind::Timeout,
                     "HTTP/2: no connection preface from the client in time",
                 )));
@@ -74,8 +74,7 @@ pub fn serve(io: BoxStream, config: &Http2Config) -> Http2Server {
                     Err(_) => settled_done = true,
                 },
                 _ = tokio::time::sleep_until(until), if !settled_done => {
-                    let _ = tx.send(Err(Error::new(
-                        ErrorKind::Timeout,
+                    let _ = tx.send(Err(Error::peer(ErrorKind::Timeout,
                         "HTTP/2: no SETTINGS from the client in time",
                     )));
                     return;
@@ -186,18 +185,17 @@ impl Respond for Responder {
 
     async fn accept_tunnel(mut self: Box<Self>, response: Response<()>) -> Result<Tunnel, Error> {
         let recv = self.tunnel_recv.take().ok_or_else(|| {
-            Error::new(
+            Error::user(
                 ErrorKind::InvalidInput,
                 "only a CONNECT request can become a tunnel",
             )
-            .with_fault(Fault::User)
         })?;
         let status = response.status();
         if !status.is_success() {
-            return Err(
-                Error::new(ErrorKind::InvalidInput, "accept_tunnel needs a 2xx status")
-                    .with_fault(Fault::User),
-            );
+            return Err(Error::user(
+                ErrorKind::InvalidInput,
+                "accept_tunnel needs a 2xx status",
+            ));
         }
         let headers = response.headers().clone();
         let send = self

@@ -11,7 +11,8 @@ use burrow_http_core::{
     Body, Client, ConnectProtocol, ConnectionInfo, ErrorKind, HttpConnection, ServerConnection,
     TunnelRequest, VersionPolicy,
 };
-use burrow_transport::Target;
+use burrow_transport::code::H2Reason;
+use burrow_transport::{Target, WireCode};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -353,7 +354,11 @@ async fn rst_stream_becomes_typed_error_with_code() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Protocol);
-    assert_eq!(e.code(), Some(0x2), "{e}");
+    assert_eq!(
+        e.code(),
+        Some(WireCode::H2(H2Reason::INTERNAL_ERROR)),
+        "{e}"
+    );
     assert!(e.to_string().contains("RST_STREAM"), "{e}");
     let e = c
         .send_request(
@@ -364,7 +369,7 @@ async fn rst_stream_becomes_typed_error_with_code() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotProcessed);
-    assert_eq!(e.code(), Some(0x7));
+    assert_eq!(e.code(), Some(WireCode::H2(H2Reason::REFUSED_STREAM)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

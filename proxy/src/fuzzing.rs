@@ -92,7 +92,10 @@ pub fn socks_server(data: &[u8]) {
 /// What a SOCKS client run gives: the bytes sent, the outcome (the bound address, or the
 /// error's kind and code), and the bytes left for the tunnel.
 type ClientRun = (Vec<u8>, Result<Option<String>, ErrorCode>, Vec<u8>);
-type ErrorCode = (burrow_transport::ErrorKind, Option<u64>);
+type ErrorCode = (
+    burrow_transport::ErrorKind,
+    Option<burrow_transport::WireCode>,
+);
 
 fn socks_client_run(sel: u8, pieces: &[&[u8]]) -> ClientRun {
     use crate::socks::client::{Dialect, SocksClient};

@@ -33,7 +33,7 @@ impl UdpTemplate {
     /// Parses a template: a path (optionally with a query) naming both variables once.
     pub fn parse(s: &str) -> Result<UdpTemplate, Error> {
         let bad = |why: &str| {
-            Error::new(
+            Error::user(
                 ErrorKind::InvalidInput,
                 format!("URI template {s:?}: {why}"),
             )

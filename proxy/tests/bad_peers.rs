@@ -360,7 +360,13 @@ async fn connect_error_from_an_h2_proxy_is_about_the_target_and_not_retried() {
     );
     for _ in 0..2 {
         let e = route.stream.connect(&Target::from(echo)).await.unwrap_err();
-        assert_eq!(e.code(), Some(0xa), "{e}");
+        assert_eq!(
+            e.code(),
+            Some(burrow_transport::WireCode::H2(
+                burrow_transport::code::H2Reason::CONNECT_ERROR
+            )),
+            "{e}"
+        );
     }
     assert_eq!(h2_conns.load(Ordering::Relaxed), 1, "HTTP/2 stayed in use");
 }

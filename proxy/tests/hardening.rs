@@ -269,7 +269,7 @@ impl Resolve for TestResolver {
         }
         match self.table.iter().find(|(n, _)| *n == name) {
             Some((_, ips)) => Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect()),
-            None => Err(burrow_transport::Error::new(
+            None => Err(burrow_transport::Error::peer(
                 burrow_transport::ErrorKind::Resolve,
                 format!("{name}: no such name"),
             )),
@@ -436,7 +436,7 @@ async fn dns_rebinding_cannot_reach_what_the_rules_refuse() {
             .await;
         match (i % 2, t) {
             (0, Ok(_)) => {}
-            (1, Err(e)) => assert_eq!(e.code(), Some(403), "{e}"),
+            (1, Err(e)) => assert_eq!(e.status().map(|s| s.as_u16()), Some(403), "{e}"),
             (_, t) => panic!("tunnel {i}: {t:?}"),
         }
     }
@@ -470,7 +470,7 @@ async fn dns_rebinding_cannot_reach_what_the_rules_refuse() {
     assert!(resp.contains("dns_error"), "{resp}");
     let conn = h2(&s.pki, s.https).await;
     let e = refused_tunnel(&conn, "nowhere.test:443").await;
-    assert_eq!(e.code(), Some(502));
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(502));
     assert!(e.detail().unwrap().contains("dns_error"), "{e}");
     assert_eq!(internal_hits.load(Ordering::Relaxed), 0);
     ordinary_client_is_served(&s, echo).await;
@@ -494,7 +494,7 @@ async fn special_ranges_and_own_listeners_are_refused_by_default() {
         s.http.to_string(),
     ] {
         let e = refused_tunnel(&conn, &t).await;
-        assert_eq!(e.code(), Some(403), "{t}: {e}");
+        assert_eq!(e.status().map(|s| s.as_u16()), Some(403), "{t}: {e}");
         assert!(
             e.detail()
                 .unwrap()
@@ -525,7 +525,7 @@ async fn special_ranges_and_own_listeners_are_refused_by_default() {
         hole.port()
     ));
     let e = c3.open_tunnel(req).await.unwrap_err();
-    assert_eq!(e.code(), Some(403), "{e}");
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(403), "{e}");
     // A forwarding loop: Via names this proxy.
     let r = raw(
         s.http,
@@ -774,10 +774,10 @@ async fn dials_to_black_holes_answer_504() {
     .await;
     let conn = h2(&s.pki, s.https).await;
     let e = refused_tunnel(&conn, &hole.to_string()).await;
-    assert_eq!(e.code(), Some(504), "{e}");
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(504), "{e}");
     assert!(e.detail().unwrap().contains("connection_timeout"), "{e}");
     let e = refused_tunnel(&conn, "hang.test:80").await;
-    assert_eq!(e.code(), Some(504), "{e}");
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(504), "{e}");
     assert!(e.detail().unwrap().contains("dns_timeout"), "{e}");
     let r = raw(
         s.http,
@@ -816,7 +816,7 @@ async fn one_client_address_cannot_take_every_slot() {
         .await
         .unwrap();
     let e = refused_tunnel(&conn, &echo.to_string()).await;
-    assert_eq!(e.code(), Some(429), "{e}");
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(429), "{e}");
     // Connections: this one and two more are allowed, the fourth is closed at once.
     let _c2 = TcpStream::connect(s.http).await.unwrap();
     let _c3 = TcpStream::connect(s.http).await.unwrap();

@@ -259,7 +259,7 @@ async fn credentials_go_to_their_hop_and_errors_name_the_hop() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ProxyRefused);
-    assert_eq!(e.code(), Some(407));
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(407));
     assert_eq!(e.hop().unwrap().index, Some(1));
     let text = e.to_string();
     assert!(
@@ -561,7 +561,7 @@ async fn per_hop_udp_template() {
         )
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Some(400), "{e}");
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(400), "{e}");
     assert_eq!(e.hop().unwrap().index, Some(0));
 }
 

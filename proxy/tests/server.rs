@@ -227,7 +227,7 @@ async fn authentication_407_then_ok() {
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ProxyRefused);
-        assert_eq!(e.code(), Some(407));
+        assert_eq!(e.status().map(|s| s.as_u16()), Some(407));
     }
     let conn = h2(&p, s.https).await;
     let mut req = TunnelRequest::connect(Target::from(echo));
@@ -255,7 +255,7 @@ async fn rules_and_failures_answer_with_proxy_status() {
         .open_tunnel(TunnelRequest::connect("127.0.0.1:8080".parse().unwrap()))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Some(403));
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(403));
     assert_eq!(
         e.detail(),
         Some("Proxy-Status: burrow; error=destination_ip_prohibited; details=\"port not allowed\"")
@@ -265,7 +265,7 @@ async fn rules_and_failures_answer_with_proxy_status() {
         .open_tunnel(TunnelRequest::connect("127.0.0.1:9".parse().unwrap()))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Some(502));
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(502));
     assert!(
         e.detail().unwrap().contains("error=connection_refused"),
         "{e}"
@@ -335,7 +335,7 @@ async fn tunnel_limit_answers_503_and_others_keep_working() {
         .open_tunnel(TunnelRequest::connect(Target::from(echo)))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Some(503));
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(503));
     echo_through(first, b"still fine").await;
 }
 

@@ -1,12 +1,16 @@
 //! The one error type of the burrow crate family.
 //!
 //! Every burrow crate reports failures with [`Error`]: a matchable [`ErrorKind`], who is at
-//! [`Fault`], an optional wire code, and the [`Hop`] of the route that failed. Messages never
-//! carry credentials: hop labels are built from redacted proxy URLs.
+//! [`Fault`] (set where the error is made: [`Error::peer`], [`Error::local`],
+//! [`Error::user`]), an optional [`WireCode`], and the [`Hop`] of the route that failed.
+//! A core's own typed error stays reachable as [`source`](std::error::Error::source).
+//! Messages never carry credentials: hop labels are built from redacted proxy URLs.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::io;
+
+use crate::code::{StatusCode, WireCode};
 
 /// A boxed error used as the `source` of an [`Error`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -113,20 +117,15 @@ struct Inner {
     kind: ErrorKind,
     fault: Fault,
     message: Cow<'static, str>,
-    code: Option<u64>,
+    code: Option<WireCode>,
     hop: Option<Hop>,
     detail: Option<String>,
     source: Option<BoxError>,
 }
 
 impl Error {
-    /// Creates an error of `kind` with a message. The fault defaults from the kind.
-    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
-        let fault = match kind {
-            ErrorKind::InvalidInput | ErrorKind::Denied => Fault::User,
-            ErrorKind::Cancelled => Fault::Local,
-            _ => Fault::Peer,
-        };
+    /// An error of `kind` for which `fault` is to blame.
+    pub fn new(kind: ErrorKind, fault: Fault, message: impl Into<Cow<'static, str>>) -> Self {
         Error {
             inner: Box::new(Inner {
                 kind,
@@ -140,15 +139,30 @@ impl Error {
         }
     }
 
+    /// An error the remote peer (origin, proxy) or the network between caused.
+    pub fn peer(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(kind, Fault::Peer, message)
+    }
+
+    /// An error of burrow itself or of this machine (a resource, a bug).
+    pub fn local(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(kind, Fault::Local, message)
+    }
+
+    /// An error the caller caused (bad input or configuration, a rule it set).
+    pub fn user(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(kind, Fault::User, message)
+    }
+
     /// Sets who is at fault.
     pub fn with_fault(mut self, fault: Fault) -> Self {
         self.inner.fault = fault;
         self
     }
 
-    /// Sets the wire code (HTTP status, HTTP/2 or HTTP/3 error code, SOCKS reply code).
-    pub fn with_code(mut self, code: u64) -> Self {
-        self.inner.code = Some(code);
+    /// Sets the wire code (HTTP status, HTTP/2 or HTTP/3 error code, SOCKS reply).
+    pub fn with_code(mut self, code: impl Into<WireCode>) -> Self {
+        self.inner.code = Some(code.into());
         self
     }
 
@@ -182,9 +196,18 @@ impl Error {
         self.inner.fault
     }
 
-    /// The wire code, if any (HTTP status for [`ErrorKind::ProxyRefused`]).
-    pub fn code(&self) -> Option<u64> {
+    /// The wire code, if any (an HTTP status for [`ErrorKind::ProxyRefused`] by an HTTP
+    /// proxy, a SOCKS reply by a SOCKS proxy, an HTTP/2 or HTTP/3 code for resets).
+    pub fn code(&self) -> Option<WireCode> {
         self.inner.code
+    }
+
+    /// The HTTP status the wire code is, if it is one.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self.inner.code {
+            Some(WireCode::Http(s)) => Some(s),
+            _ => None,
+        }
     }
 
     /// The hop that failed, if known.
@@ -212,7 +235,14 @@ impl Error {
             | io::ErrorKind::BrokenPipe => ErrorKind::Closed,
             _ => ErrorKind::Io,
         };
-        Error::new(kind, message).with_source(err)
+        // An established connection that failed: the peer or the network between.
+        Error::peer(kind, message).with_source(err)
+    }
+
+    /// Shorthand for an I/O error of this machine (binding a socket, a local address, a
+    /// signal handler): burrow's or the system's, not a peer's.
+    pub fn local_io(message: impl Into<Cow<'static, str>>, err: io::Error) -> Self {
+        Error::io(message, err).with_fault(Fault::Local)
     }
 
     /// Recovers a burrow error carried inside an `io::Error` (as produced by
@@ -224,7 +254,7 @@ impl Error {
                     return *e;
                 }
             }
-            return Error::new(ErrorKind::Io, message);
+            return Error::local(ErrorKind::Io, message);
         }
         Error::io(message, err)
     }
@@ -268,8 +298,8 @@ impl fmt::Debug for Error {
         d.field("kind", &self.inner.kind)
             .field("fault", &self.inner.fault)
             .field("message", &self.inner.message);
-        if let Some(c) = self.inner.code {
-            d.field("code", &c);
+        if let Some(c) = &self.inner.code {
+            d.field("code", c);
         }
         if let Some(h) = &self.inner.hop {
             d.field("hop", h);
@@ -328,8 +358,8 @@ mod tests {
 
     #[test]
     fn display_names_hop_kind_and_detail() {
-        let e = Error::new(ErrorKind::ProxyRefused, "403 Forbidden")
-            .with_code(403)
+        let e = Error::peer(ErrorKind::ProxyRefused, "403 Forbidden")
+            .with_code(StatusCode::FORBIDDEN)
             .with_detail("burrow; error=destination_ip_prohibited")
             .at_hop(Hop {
                 index: Some(1),
@@ -339,13 +369,13 @@ mod tests {
             e.to_string(),
             "hop 2 (h2 proxy 127.0.0.1:8443): proxy refused: 403 Forbidden [burrow; error=destination_ip_prohibited]"
         );
-        assert_eq!(e.code(), Some(403));
+        assert_eq!(e.status(), Some(StatusCode::FORBIDDEN));
         assert_eq!(e.fault(), Fault::Peer);
     }
 
     #[test]
     fn innermost_hop_wins() {
-        let e = Error::new(ErrorKind::Connect, "refused")
+        let e = Error::peer(ErrorKind::Connect, "refused")
             .at_hop(Hop {
                 index: Some(0),
                 label: "a".into(),
@@ -359,11 +389,15 @@ mod tests {
 
     #[test]
     fn round_trips_through_io_error() {
-        let e = Error::new(ErrorKind::LimitExceeded, "too big").with_code(7);
+        let e = Error::peer(ErrorKind::LimitExceeded, "too big")
+            .with_code(crate::code::SocksReply::TTL_EXPIRED);
         let io: io::Error = e.into();
         let back = Error::from_io("read", io);
         assert_eq!(back.kind(), ErrorKind::LimitExceeded);
-        assert_eq!(back.code(), Some(7));
+        assert_eq!(
+            back.code(),
+            Some(WireCode::Socks(crate::code::SocksReply(6)))
+        );
         let plain = Error::from_io("read", io::Error::from(io::ErrorKind::UnexpectedEof));
         assert_eq!(plain.kind(), ErrorKind::Closed);
     }

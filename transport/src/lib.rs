@@ -21,6 +21,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod code;
 mod connector;
 pub mod datagram;
 mod error;
@@ -32,6 +33,7 @@ pub mod tcp;
 pub mod tls;
 pub mod udp;
 
+pub use code::WireCode;
 pub use connector::{DatagramConnector, StreamConnector};
 pub use datagram::{BoxFlow, DatagramFlow, DatagramFlowExt, QUIC_MIN_DATAGRAM};
 pub use error::{BoxError, Error, ErrorKind, Fault, Hop, Result};

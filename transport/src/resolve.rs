@@ -40,24 +40,25 @@ pub struct SystemResolver;
 impl Resolve for SystemResolver {
     async fn resolve(&self, name: &str, port: u16) -> Result<Vec<SocketAddr>> {
         let lookup = tokio::net::lookup_host((name, port));
-        let addrs: Vec<SocketAddr> =
-            match tokio::time::timeout(DEFAULT_RESOLVE_TIMEOUT, lookup).await {
-                Ok(Ok(a)) => a.collect(),
-                Ok(Err(e)) => {
-                    return Err(
-                        Error::new(ErrorKind::Resolve, format!("could not resolve {name}"))
-                            .with_source(e),
-                    )
-                }
-                Err(_) => {
-                    return Err(Error::new(
-                        ErrorKind::Resolve,
-                        format!("resolving {name} took longer than {DEFAULT_RESOLVE_TIMEOUT:?}"),
-                    ))
-                }
-            };
+        let addrs: Vec<SocketAddr> = match tokio::time::timeout(DEFAULT_RESOLVE_TIMEOUT, lookup)
+            .await
+        {
+            Ok(Ok(a)) => a.collect(),
+            Ok(Err(e)) => {
+                return Err(
+                    Error::peer(ErrorKind::Resolve, format!("could not resolve {name}"))
+                        .with_source(e),
+                )
+            }
+            Err(_) => {
+                return Err(Error::peer(
+                    ErrorKind::Resolve,
+                    format!("resolving {name} took longer than {DEFAULT_RESOLVE_TIMEOUT:?}"),
+                ))
+            }
+        };
         if addrs.is_empty() {
-            return Err(Error::new(
+            return Err(Error::peer(
                 ErrorKind::Resolve,
                 format!("{name} has no addresses"),
             ));
@@ -102,7 +103,7 @@ impl StaticResolver {
     /// brackets) and adds it.
     pub fn insert_curl(&mut self, spec: &str) -> Result<&mut Self> {
         let bad = || {
-            Error::new(
+            Error::user(
                 ErrorKind::InvalidInput,
                 format!("--resolve wants HOST:PORT:ADDR, got {spec:?}"),
             )
@@ -149,7 +150,7 @@ pub async fn resolve_target(resolver: &dyn Resolve, target: &Target) -> Result<V
         Host::Name(name) => {
             let addrs = resolver.resolve(name, target.port).await?;
             if addrs.is_empty() {
-                return Err(Error::new(
+                return Err(Error::peer(
                     ErrorKind::Resolve,
                     format!("{name} has no addresses"),
                 ));
@@ -169,7 +170,7 @@ mod tests {
     #[async_trait]
     impl Resolve for Failing {
         async fn resolve(&self, name: &str, _port: u16) -> Result<Vec<SocketAddr>> {
-            Err(Error::new(ErrorKind::Resolve, format!("no {name}")))
+            Err(Error::peer(ErrorKind::Resolve, format!("no {name}")))
         }
     }
 

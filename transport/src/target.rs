@@ -33,17 +33,17 @@ impl Host {
             return Ok(Host::Ip(ip));
         }
         if bare.len() != s.len() {
-            return Err(Error::new(
+            return Err(Error::user(
                 ErrorKind::InvalidInput,
                 format!("invalid IPv6 literal {s:?}"),
             ));
         }
         let name = s.strip_suffix('.').unwrap_or(s);
         if name.is_empty() {
-            return Err(Error::new(ErrorKind::InvalidInput, "empty host name"));
+            return Err(Error::user(ErrorKind::InvalidInput, "empty host name"));
         }
         if name.len() > MAX_HOST_NAME_LEN {
-            return Err(Error::new(
+            return Err(Error::peer(
                 ErrorKind::LimitExceeded,
                 format!(
                     "host name is {} bytes, over the limit of {MAX_HOST_NAME_LEN}",
@@ -56,7 +56,7 @@ impl Host {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
         {
-            return Err(Error::new(
+            return Err(Error::user(
                 ErrorKind::InvalidInput,
                 format!("invalid character in host name {name:?}"),
             ));
@@ -64,13 +64,13 @@ impl Host {
         // Every label has at least one character (no "a..b", ".a", or "a.." which would
         // be a second name for "a.").
         if name.split('.').any(str::is_empty) {
-            return Err(Error::new(
+            return Err(Error::user(
                 ErrorKind::InvalidInput,
                 format!("empty label in host name {name:?}"),
             ));
         }
         if looks_like_ipv4(name) {
-            return Err(Error::new(
+            return Err(Error::user(
                 ErrorKind::InvalidInput,
                 format!("{name:?} is an IPv4 address in a non-standard notation"),
             ));
@@ -159,7 +159,7 @@ impl FromStr for Target {
     fn from_str(s: &str) -> Result<Self, Error> {
         let (host, port) = split_host_port(s)?;
         let port =
-            port.ok_or_else(|| Error::new(ErrorKind::InvalidInput, format!("no port in {s:?}")))?;
+            port.ok_or_else(|| Error::user(ErrorKind::InvalidInput, format!("no port in {s:?}")))?;
         Ok(Target::new(Host::parse(host)?, port))
     }
 }
@@ -172,11 +172,11 @@ impl fmt::Display for Target {
 }
 
 fn split_host_port(s: &str) -> Result<(&str, Option<u16>), Error> {
-    let bad_port = || Error::new(ErrorKind::InvalidInput, format!("invalid port in {s:?}"));
+    let bad_port = || Error::user(ErrorKind::InvalidInput, format!("invalid port in {s:?}"));
     if s.starts_with('[') {
-        let end = s
-            .find(']')
-            .ok_or_else(|| Error::new(ErrorKind::InvalidInput, format!("unclosed '[' in {s:?}")))?;
+        let end = s.find(']').ok_or_else(|| {
+            Error::user(ErrorKind::InvalidInput, format!("unclosed '[' in {s:?}"))
+        })?;
         let (host, rest) = s.split_at(end + 1);
         return match rest.strip_prefix(':') {
             Some(p) => Ok((host, Some(p.parse().map_err(|_| bad_port())?))),

@@ -23,7 +23,7 @@ pub async fn connect_within<T>(
     fut: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
     tokio::time::timeout(d, fut).await.map_err(|_| {
-        Error::new(
+        Error::peer(
             ErrorKind::Timeout,
             format!("connect to {target} took longer than {d:?}"),
         )
@@ -174,7 +174,7 @@ impl TcpConnector {
             Ok(v) => v,
             Err(e) => {
                 let msg = format!("could not connect to {target}");
-                let err = Error::new(ErrorKind::Connect, msg);
+                let err = Error::peer(ErrorKind::Connect, msg);
                 return Err(match e {
                     Some(e) => err.with_source(e),
                     None => err,
@@ -185,7 +185,7 @@ impl TcpConnector {
             let ka = TcpKeepalive::new().with_time(idle);
             SockRef::from(&stream)
                 .set_tcp_keepalive(&ka)
-                .map_err(|e| Error::io("setting TCP keepalive", e))?;
+                .map_err(|e| Error::local_io("setting TCP keepalive", e))?;
         }
         Ok((stream, addr))
     }

@@ -84,14 +84,14 @@ impl TlsConfig {
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
             .map_err(|e| {
-                Error::new(
+                Error::user(
                     ErrorKind::InvalidInput,
                     format!("cannot read CA certificates from {}", path.display()),
                 )
                 .with_source(e)
             })?;
         if certs.is_empty() {
-            return Err(Error::new(
+            return Err(Error::user(
                 ErrorKind::InvalidInput,
                 format!("no certificates in {}", path.display()),
             ));
@@ -142,7 +142,7 @@ impl TlsConfig {
         let provider = provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| Error::new(ErrorKind::Tls, "TLS versions").with_source(e))?;
+            .map_err(|e| Error::local(ErrorKind::Tls, "TLS versions").with_source(e))?;
         let mut cfg = if self.insecure {
             builder
                 .dangerous()
@@ -175,7 +175,7 @@ impl TlsConfig {
         }
         for c in &self.extra_roots {
             store.add(c.clone()).map_err(|e| {
-                Error::new(ErrorKind::InvalidInput, "invalid CA certificate").with_source(e)
+                Error::user(ErrorKind::InvalidInput, "invalid CA certificate").with_source(e)
             })?;
         }
         Ok(store)
@@ -187,7 +187,7 @@ pub fn server_name(host: &Host) -> Result<ServerName<'static>> {
     match host {
         Host::Ip(ip) => Ok(ServerName::IpAddress((*ip).into())),
         Host::Name(n) => ServerName::try_from(n.clone()).map_err(|e| {
-            Error::new(
+            Error::user(
                 ErrorKind::InvalidInput,
                 format!("invalid TLS server name {n:?}"),
             )
@@ -226,7 +226,7 @@ fn tls_error(host: &Host, e: std::io::Error) -> Error {
     } else {
         (ErrorKind::Tls, "handshake with")
     };
-    Error::new(kind, format!("TLS {what} {host} rejected")).with_source(e)
+    Error::peer(kind, format!("TLS {what} {host} rejected")).with_source(e)
 }
 
 /// Wraps a [`StreamConnector`] with a TLS client handshake.
@@ -268,9 +268,9 @@ pub fn server_config_from_pem(
 ) -> Result<Arc<ServerConfig>> {
     let certs = CertificateDer::pem_slice_iter(cert_chain_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::new(ErrorKind::InvalidInput, "bad certificate PEM").with_source(e))?;
+        .map_err(|e| Error::user(ErrorKind::InvalidInput, "bad certificate PEM").with_source(e))?;
     let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| Error::new(ErrorKind::InvalidInput, "bad private key PEM").with_source(e))?;
+        .map_err(|e| Error::user(ErrorKind::InvalidInput, "bad private key PEM").with_source(e))?;
     server_config(certs, key, alpn)
 }
 
@@ -282,11 +282,11 @@ pub fn server_config(
 ) -> Result<Arc<ServerConfig>> {
     let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::new(ErrorKind::Tls, "TLS versions").with_source(e))?
+        .map_err(|e| Error::local(ErrorKind::Tls, "TLS versions").with_source(e))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| {
-            Error::new(ErrorKind::InvalidInput, "certificate and key do not fit").with_source(e)
+            Error::user(ErrorKind::InvalidInput, "certificate and key do not fit").with_source(e)
         })?;
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
@@ -300,7 +300,7 @@ pub async fn accept(
     let tls = TlsAcceptor::from(config)
         .accept(stream)
         .await
-        .map_err(|e| Error::new(ErrorKind::Tls, "TLS accept failed").with_source(e))?;
+        .map_err(|e| Error::peer(ErrorKind::Tls, "TLS accept failed").with_source(e))?;
     let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
     Ok((tls, alpn))
 }

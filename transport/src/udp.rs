@@ -42,9 +42,9 @@ impl UdpFlow {
         };
         let socket = UdpSocket::bind(local)
             .await
-            .map_err(|e| Error::new(ErrorKind::Connect, "binding a UDP socket").with_source(e))?;
+            .map_err(|e| Error::local(ErrorKind::Connect, "binding a UDP socket").with_source(e))?;
         socket.connect(peer).await.map_err(|e| {
-            Error::new(ErrorKind::Connect, format!("connecting UDP to {peer}")).with_source(e)
+            Error::peer(ErrorKind::Connect, format!("connecting UDP to {peer}")).with_source(e)
         })?;
         Ok(UdpFlow {
             socket,
@@ -257,7 +257,7 @@ impl DatagramConnector for UdpConnector {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::new(ErrorKind::Resolve, "no addresses")))
+        Err(last.unwrap_or_else(|| Error::peer(ErrorKind::Resolve, "no addresses")))
     }
 
     fn describe(&self) -> String {

@@ -1,6 +1,6 @@
 //! Exit codes in the spirit of curl's (`man curl`, EXIT CODES).
 
-use burrow_transport::{Error, ErrorKind};
+use burrow_transport::{Error, ErrorKind, WireCode};
 
 /// A failure with the exit code curl would use.
 #[derive(Debug)]
@@ -66,9 +66,21 @@ impl From<Error> for Exit {
             ErrorKind::Closed => PARTIAL_FILE,
             ErrorKind::InvalidInput => FAILED_INIT,
             ErrorKind::Unsupported => UNSUPPORTED_PROTOCOL,
-            // An HTTP proxy's status (curl: 56 "CONNECT tunnel failed"); SOCKS reply codes
-            // are below 100 (curl: 97).
-            ErrorKind::ProxyRefused if e.code().is_some_and(|c| c < 100) => PROXY,
+            // An HTTP proxy's status is curl's 56 ("CONNECT tunnel failed"); a SOCKS
+            // proxy's refusal its 97.
+            ErrorKind::ProxyRefused
+                if matches!(
+                    e.code(),
+                    Some(
+                        WireCode::Socks(_)
+                            | WireCode::SocksNoMethod
+                            | WireCode::SocksAuth(_)
+                            | WireCode::Socks4(_)
+                    )
+                ) =>
+            {
+                PROXY
+            }
             _ => RECV_ERROR,
         };
         Exit::new(code, e.to_string())

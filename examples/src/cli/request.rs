@@ -145,7 +145,7 @@ async fn stream_file(path: &Path) -> Result<Body, Exit> {
             let mut buf = vec![0u8; (left.min(256 * 1024)) as usize];
             match f.read(&mut buf).await {
                 Ok(0) | Err(_) => {
-                    tx.abort(burrow_transport::Error::new(
+                    tx.abort(burrow_transport::Error::peer(
                         burrow_transport::ErrorKind::Io,
                         "upload file shrank or could not be read",
                     ))

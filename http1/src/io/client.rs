@@ -16,7 +16,7 @@ use burrow_http_core::{
     refused, Body, BodySender, ConnectionInfo, HttpConnection, StreamProtocol, Tunnel,
     TunnelRequest,
 };
-use burrow_transport::{BoxStream, Error, ErrorKind, Fault, Prefixed};
+use burrow_transport::{BoxStream, Error, ErrorKind, Prefixed};
 
 use super::wire::{flush, read_more, sender_ready};
 use crate::proto::{Connection, Event, Limits, RequestHead, ResponseHead, Role};
@@ -138,7 +138,7 @@ impl HttpConnection for Http1Connection {
 }
 
 fn closed() -> Error {
-    Error::new(ErrorKind::Closed, "HTTP/1.1 connection closed")
+    Error::peer(ErrorKind::Closed, "HTTP/1.1 connection closed")
 }
 
 struct Driver {
@@ -224,7 +224,7 @@ impl Driver {
                 // A reused connection the server closed before answering (its keep-alive
                 // timeout raced our request): the request was not processed.
                 let e = if reused && matches!(e.kind(), ErrorKind::Closed | ErrorKind::Io) {
-                    Error::new(
+                    Error::peer(
                         ErrorKind::NotProcessed,
                         "HTTP/1.1: reused connection closed before a response",
                     )
@@ -295,7 +295,7 @@ impl Driver {
                     Ok(Some(Event::Switched | Event::Request(_) | Event::Closed)) => {
                         return Err(fail(
                             &mut reply,
-                            Error::new(ErrorKind::Protocol, "HTTP/1.1: unexpected switch"),
+                            Error::peer(ErrorKind::Protocol, "HTTP/1.1: unexpected switch"),
                         ));
                     }
                     Ok(None) => break,
@@ -322,13 +322,13 @@ impl Driver {
                 // serve anyone else.
                 _ = caller_gone(reply.as_mut()), if reply.is_some() => {
                     self.conn.abandon_body();
-                    return Err(Error::new(ErrorKind::Cancelled, "request abandoned by its caller"));
+                    return Err(Error::local(ErrorKind::Cancelled, "request abandoned by its caller"));
                 }
                 r = sender_ready(body_tx.as_mut()), if pending.is_some() && body_tx.is_some() => {
                     if r.is_err() {
                         // The caller dropped the body: this connection cannot be reused.
                         self.conn.abandon_body();
-                        return Err(Error::new(ErrorKind::Cancelled, "response body dropped"));
+                        return Err(Error::local(ErrorKind::Cancelled, "response body dropped"));
                     }
                     if let (Some(tx), Some(d)) = (body_tx.as_mut(), pending.take()) {
                         let _ = tx.send_data(d).await;
@@ -407,7 +407,7 @@ impl Driver {
                 h.headers.insert(
                     http::header::UPGRADE,
                     HeaderValue::from_str(p).map_err(|_| {
-                        Error::new(ErrorKind::InvalidInput, "invalid upgrade protocol")
+                        Error::user(ErrorKind::InvalidInput, "invalid upgrade protocol")
                     })?,
                 );
                 h
@@ -416,7 +416,7 @@ impl Driver {
         head.headers.insert(
             HOST,
             HeaderValue::from_str(&authority)
-                .map_err(|_| Error::new(ErrorKind::InvalidInput, "invalid authority"))?,
+                .map_err(|_| Error::user(ErrorKind::InvalidInput, "invalid authority"))?,
         );
         for (k, v) in &req.headers {
             head.headers.append(k, v.clone());
@@ -439,7 +439,7 @@ impl Driver {
                 Some(Event::Response(h)) => refusal = Some(h),
                 Some(Event::Switched) => {
                     let h = refusal.take().ok_or_else(|| {
-                        Error::new(ErrorKind::Protocol, "HTTP/1.1: switch without response")
+                        Error::peer(ErrorKind::Protocol, "HTTP/1.1: switch without response")
                     })?;
                     if req.protocol.is_some() && h.status != StatusCode::SWITCHING_PROTOCOLS {
                         return Err(refused(h.status, &h.headers));
@@ -454,7 +454,7 @@ impl Driver {
                 }
                 Some(Event::End(_)) => break,
                 Some(_) => {
-                    return Err(Error::new(
+                    return Err(Error::peer(
                         ErrorKind::Protocol,
                         "HTTP/1.1: unexpected event",
                     ))
@@ -464,7 +464,7 @@ impl Driver {
         }
         match refusal {
             Some(h) => Err(refused(h.status, &h.headers)),
-            None => Err(Error::new(
+            None => Err(Error::peer(
                 ErrorKind::Protocol,
                 "HTTP/1.1: no response to tunnel request",
             )),
@@ -481,7 +481,7 @@ async fn caller_gone<T>(reply: Option<&mut oneshot::Sender<T>>) {
 }
 
 fn too_many_interim() -> Error {
-    Error::new(
+    Error::peer(
         ErrorKind::Protocol,
         format!(
             "HTTP/1.1: more than {} interim (1xx) responses",
@@ -497,7 +497,7 @@ fn request_head(parts: &http::request::Parts, body: &Body) -> Result<RequestHead
         burrow_http_core::target::without_userinfo(uri).to_string()
     } else if parts.method == Method::CONNECT {
         burrow_http_core::target::authority(uri)
-            .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "CONNECT needs an authority"))?
+            .ok_or_else(|| Error::user(ErrorKind::InvalidInput, "CONNECT needs an authority"))?
     } else {
         uri.path_and_query()
             .map(|p| p.as_str().to_string())
@@ -511,16 +511,15 @@ fn request_head(parts: &http::request::Parts, body: &Body) -> Result<RequestHead
     };
     if !parts.headers.contains_key(HOST) {
         let value = burrow_http_core::target::host_header(uri).ok_or_else(|| {
-            Error::new(
+            Error::user(
                 ErrorKind::InvalidInput,
                 "request has no Host header nor authority",
             )
-            .with_fault(Fault::User)
         })?;
         head.headers.insert(
             HOST,
             HeaderValue::from_str(&value)
-                .map_err(|_| Error::new(ErrorKind::InvalidInput, "invalid Host"))?,
+                .map_err(|_| Error::user(ErrorKind::InvalidInput, "invalid Host"))?,
         );
     }
     for (k, v) in &parts.headers {

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use burrow_http_core::{
     Body, BodySender, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel,
 };
-use burrow_transport::{BoxStream, Error, ErrorKind, Fault, Prefixed};
+use burrow_transport::{BoxStream, Error, ErrorKind, Prefixed};
 
 use super::wire::{flush, next_frame, read_more, sender_ready};
 use crate::proto::{
@@ -40,16 +40,16 @@ impl Respond for Responder {
     async fn send_response(self: Box<Self>, response: Response<Body>) -> Result<(), Error> {
         self.0
             .send(Reply::Response(response))
-            .map_err(|_| Error::new(ErrorKind::Closed, "HTTP/1.1 connection closed"))
+            .map_err(|_| Error::peer(ErrorKind::Closed, "HTTP/1.1 connection closed"))
     }
 
     async fn accept_tunnel(self: Box<Self>, response: Response<()>) -> Result<Tunnel, Error> {
         let (tx, rx) = oneshot::channel();
         self.0
             .send(Reply::Tunnel(response, tx))
-            .map_err(|_| Error::new(ErrorKind::Closed, "HTTP/1.1 connection closed"))?;
+            .map_err(|_| Error::peer(ErrorKind::Closed, "HTTP/1.1 connection closed"))?;
         rx.await
-            .map_err(|_| Error::new(ErrorKind::Closed, "HTTP/1.1 connection closed"))?
+            .map_err(|_| Error::peer(ErrorKind::Closed, "HTTP/1.1 connection closed"))?
     }
 
     fn poll_cancelled(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
@@ -194,7 +194,7 @@ impl Driver {
                 Ok(Some(Event::Closed)) => return Ok(None),
                 Ok(Some(_)) => {
                     return Err(NoHead::Bad(
-                        Error::new(ErrorKind::Protocol, "HTTP/1.1: unexpected event"),
+                        Error::peer(ErrorKind::Protocol, "HTTP/1.1: unexpected event"),
                         None,
                     ))
                 }
@@ -314,7 +314,7 @@ impl Driver {
                         }
                     }
                     Some(_) => {
-                        return Err(Error::new(
+                        return Err(Error::peer(
                             ErrorKind::Protocol,
                             "HTTP/1.1: unexpected event",
                         ))
@@ -416,18 +416,17 @@ impl Driver {
     ) -> Result<(StatusCode, http::HeaderMap), Error> {
         let (parts, ()) = resp.into_parts();
         if !(parts.status.is_success() || parts.status == StatusCode::SWITCHING_PROTOCOLS) {
-            return Err(Error::new(
+            return Err(Error::user(
                 ErrorKind::InvalidInput,
                 "accept_tunnel needs a 2xx (or 101) status",
-            )
-            .with_fault(Fault::User));
+            ));
         }
         let mut head = ResponseHead::new(parts.status.as_u16());
         head.headers = parts.headers.clone();
         self.conn.send_response(head)?;
         flush(&mut self.conn, wr).await?;
         if !self.conn.is_switched() {
-            return Err(Error::new(
+            return Err(Error::user(
                 ErrorKind::InvalidInput,
                 "request cannot become a tunnel",
             ));

@@ -135,6 +135,6 @@ impl From<ProtoError> for Error {
         } else {
             Fault::Peer
         };
-        Error::new(kind, format!("HTTP/1.1: {e}")).with_fault(fault)
+        Error::new(kind, fault, format!("HTTP/1.1: {e}")).with_source(e)
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use burrow_http_core::{refused, Body, ConnectionInfo, HttpConnection, Tunnel, TunnelRequest};
-use burrow_transport::{BoxFlow, Error, ErrorKind, Fault};
+use burrow_transport::{BoxFlow, Error, ErrorKind};
 use http::header::HOST;
 use http::{Method, Request, Response, Version};
 use http_body::Body as _;
@@ -44,12 +44,12 @@ fn handshake_error(e: quinn::ConnectionError, server: &str) -> Error {
             } else {
                 ErrorKind::Tls
             };
-            return Error::new(kind, format!("QUIC TLS handshake with {server} failed"))
+            return Error::peer(kind, format!("QUIC TLS handshake with {server} failed"))
                 .with_source(e);
         }
     }
     if let quinn::ConnectionError::TimedOut = e {
-        return Error::new(
+        return Error::peer(
             ErrorKind::Timeout,
             format!("QUIC handshake with {server} timed out"),
         );
@@ -76,7 +76,7 @@ pub async fn connect(
     info.route = flow.describe();
     let crypto = tls.client_config(&[b"h3"])?;
     let quic = QuicClientConfig::try_from(crypto)
-        .map_err(|e| Error::new(ErrorKind::Tls, "TLS config unusable for QUIC").with_source(e))?;
+        .map_err(|e| Error::user(ErrorKind::Tls, "TLS config unusable for QUIC").with_source(e))?;
     let mut cc = ClientConfig::new(Arc::new(quic));
     cc.transport_config(config.transport()?);
     let describe = flow.describe();
@@ -88,18 +88,18 @@ pub async fn connect(
         socket,
         Arc::new(TokioRuntime),
     )
-    .map_err(|e| Error::io("creating a QUIC endpoint", e))?;
+    .map_err(|e| Error::local_io("creating a QUIC endpoint", e))?;
     let connecting = endpoint
         .connect_with(cc, FLOW_PEER, server_name)
         .map_err(|e| {
-            Error::new(
+            Error::user(
                 ErrorKind::InvalidInput,
                 format!("QUIC connect to {server_name}"),
             )
             .with_source(e)
         })?;
     let flow_failed = |why: String| {
-        Error::new(
+        Error::peer(
             ErrorKind::Connect,
             format!("QUIC to {server_name} over {describe} failed: {why}"),
         )
@@ -190,14 +190,14 @@ impl Http3Connection {
             let _ = send.reset(super::stream::code(
                 crate::proto::error::Code::REQUEST_CANCELLED,
             ));
-            return Err(Error::new(
+            return Err(Error::peer(
                 ErrorKind::NotProcessed,
                 "HTTP/3: the server sent GOAWAY",
             ));
         }
         let frame = headers_frame(&head.fields());
         send.write_all(&frame).await.map_err(|e| {
-            Error::new(ErrorKind::Closed, "HTTP/3: writing a request head").with_source(e)
+            Error::peer(ErrorKind::Closed, "HTTP/3: writing a request head").with_source(e)
         })?;
         let keep = match body {
             Some(b) if b.is_end_stream() => {
@@ -221,7 +221,7 @@ impl Http3Connection {
 /// Counts one more interim response; too many is the peer's protocol error.
 fn count_interim(seen: usize) -> Result<usize, Error> {
     if seen + 1 > super::config::MAX_INTERIM_RESPONSES {
-        return Err(Error::new(
+        return Err(Error::peer(
             ErrorKind::Protocol,
             format!(
                 "HTTP/3: more than {} interim (1xx) responses",
@@ -242,10 +242,7 @@ fn request_head(parts: &http::request::Parts) -> Result<RequestHead, Error> {
             .get(HOST)
             .and_then(|h| h.to_str().ok())
             .map(str::to_string)
-            .ok_or_else(|| {
-                Error::new(ErrorKind::InvalidInput, "request has no authority")
-                    .with_fault(Fault::User)
-            })?,
+            .ok_or_else(|| Error::user(ErrorKind::InvalidInput, "request has no authority"))?,
     };
     let mut headers = parts.headers.clone();
     headers.remove(HOST);
@@ -292,7 +289,7 @@ impl HttpConnection for Http3Connection {
                     return Ok(resp);
                 }
                 _ => {
-                    return Err(Error::new(
+                    return Err(Error::peer(
                         ErrorKind::Protocol,
                         "HTTP/3: response without a head",
                     ))
@@ -320,14 +317,12 @@ impl HttpConnection for Http3Connection {
                 let s = self.peer_settings().await?;
                 // RFC 9297 §2.1.1 / RFC 9298: HTTP Datagrams need the peer's H3_DATAGRAM.
                 if p.eq_ignore_ascii_case("connect-udp") && !s.h3_datagram {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
+                    return Err(Error::peer(ErrorKind::Unsupported,
                         "HTTP/3 peer did not enable HTTP Datagrams (SETTINGS_H3_DATAGRAM), needed for CONNECT-UDP",
                     ));
                 }
                 if !s.enable_connect_protocol {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
+                    return Err(Error::peer(ErrorKind::Unsupported,
                         format!("HTTP/3 peer did not enable extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL), needed for :protocol {p}"),
                     ));
                 }
@@ -342,7 +337,8 @@ impl HttpConnection for Http3Connection {
             }
         };
         let (mut reader, mut recv, send, id) = self.open(&head, None).await?;
-        let send = send.ok_or_else(|| Error::new(ErrorKind::Protocol, "HTTP/3: no send stream"))?;
+        let send =
+            send.ok_or_else(|| Error::peer(ErrorKind::Protocol, "HTTP/3: no send stream"))?;
         let mut interim = 0;
         loop {
             match next_event(&mut reader, &mut recv, "awaiting a tunnel response").await? {
@@ -361,7 +357,7 @@ impl HttpConnection for Http3Connection {
                     return Ok(t);
                 }
                 _ => {
-                    return Err(Error::new(
+                    return Err(Error::peer(
                         ErrorKind::Protocol,
                         "HTTP/3: tunnel without a response head",
                     ))

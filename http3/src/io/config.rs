@@ -136,7 +136,7 @@ impl Http3Config {
             .datagram_receive_buffer_size(Some(self.datagram_buffer))
             .datagram_send_buffer_size(self.datagram_buffer)
             .max_idle_timeout(Some(IdleTimeout::try_from(self.idle_timeout).map_err(
-                |_| Error::new(ErrorKind::InvalidInput, "idle timeout too large"),
+                |_| Error::user(ErrorKind::InvalidInput, "idle timeout too large"),
             )?));
         if !self.mtu_discovery {
             t.mtu_discovery_config(None);
@@ -150,7 +150,7 @@ impl Http3Config {
 pub(crate) fn check_flow(max_datagram: usize, initial_mtu: u16) -> Result<(), Error> {
     let need = usize::from(initial_mtu).max(QUIC_MIN_DATAGRAM);
     if max_datagram < need {
-        return Err(Error::new(
+        return Err(Error::peer(
             ErrorKind::Unsupported,
             format!(
                 "this path carries datagrams of at most {max_datagram} bytes; QUIC needs {need} \

@@ -50,27 +50,27 @@ pub(crate) fn conn_error(e: quinn::ConnectionError, what: &'static str) -> Error
     match e {
         quinn::ConnectionError::ApplicationClosed(c) => {
             let code = c.error_code.into_inner();
-            let name = Code(code).name();
+            let name = Code(code).rfc_name();
             let kind = if code == Code::NO_ERROR.0 {
                 ErrorKind::Closed
             } else {
                 ErrorKind::Protocol
             };
-            Error::new(
+            Error::peer(
                 kind,
                 format!("HTTP/3: {what}: peer closed the connection with {name} (0x{code:x})"),
             )
-            .with_code(code)
+            .with_code(Code(code))
         }
-        quinn::ConnectionError::TimedOut => Error::new(
+        quinn::ConnectionError::TimedOut => Error::peer(
             ErrorKind::Timeout,
             format!("HTTP/3: {what}: QUIC idle timeout"),
         ),
-        quinn::ConnectionError::LocallyClosed => Error::new(
+        quinn::ConnectionError::LocallyClosed => Error::peer(
             ErrorKind::Closed,
             format!("HTTP/3: {what}: connection closed"),
         ),
-        other => Error::new(ErrorKind::Closed, format!("HTTP/3: {what}")).with_source(other),
+        other => Error::peer(ErrorKind::Closed, format!("HTTP/3: {what}")).with_source(other),
     }
 }
 
@@ -87,7 +87,7 @@ impl Shared {
         ours.encode(&mut payload);
         frame::encode(FrameType::SETTINGS, &payload, &mut buf);
         control.write_all(&buf).await.map_err(|e| {
-            Error::new(ErrorKind::Closed, "HTTP/3: writing SETTINGS").with_source(e)
+            Error::peer(ErrorKind::Closed, "HTTP/3: writing SETTINGS").with_source(e)
         })?;
         let (tx, rx) = watch::channel(None);
         let shared = Arc::new(Shared {
@@ -108,7 +108,7 @@ impl Shared {
         let r = rx.wait_for(|s| s.is_some()).await.map(|s| s.clone());
         match r {
             Ok(Some(s)) => Ok(s),
-            _ => Err(Error::new(
+            _ => Err(Error::peer(
                 ErrorKind::Closed,
                 "HTTP/3: connection closed before the peer's SETTINGS",
             )),
@@ -122,7 +122,7 @@ impl Shared {
     ) -> Result<Settings, Error> {
         match tokio::time::timeout(deadline, self.peer_settings()).await {
             Ok(r) => r,
-            Err(_) => Err(Error::new(
+            Err(_) => Err(Error::peer(
                 ErrorKind::Timeout,
                 format!("HTTP/3: no SETTINGS from the peer within {deadline:?}"),
             )),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use burrow_http_core::{Body, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel};
-use burrow_transport::{Error, ErrorKind, Fault};
+use burrow_transport::{Error, ErrorKind};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use quinn::crypto::rustls::QuicServerConfig;
@@ -30,12 +30,12 @@ pub fn bind(
     config: &Http3Config,
 ) -> Result<Endpoint, Error> {
     let quic = QuicServerConfig::try_from(tls)
-        .map_err(|e| Error::new(ErrorKind::Tls, "TLS config unusable for QUIC").with_source(e))?;
+        .map_err(|e| Error::user(ErrorKind::Tls, "TLS config unusable for QUIC").with_source(e))?;
     let mut sc = ServerConfig::with_crypto(Arc::new(quic));
     let mut cfg = config.clone();
     cfg.mtu_discovery(true);
     sc.transport_config(cfg.transport()?);
-    Endpoint::server(sc, addr).map_err(|e| Error::io(format!("binding UDP {addr}"), e))
+    Endpoint::server(sc, addr).map_err(|e| Error::local_io(format!("binding UDP {addr}"), e))
 }
 
 /// The server side of an HTTP/3 connection.
@@ -132,8 +132,11 @@ async fn request(
         }
         Ok(Err(e)) => {
             // A malformed request is a stream error: reset with its code (RFC 9114 §4.1.2).
-            let c = e.code().unwrap_or(Code::MESSAGE_ERROR.0);
-            let _ = send.reset(quinn::VarInt::from_u64(c).unwrap_or(code(Code::MESSAGE_ERROR)));
+            let c = match e.code() {
+                Some(burrow_transport::WireCode::H3(c)) => c,
+                _ => Code::MESSAGE_ERROR,
+            };
+            let _ = send.reset(quinn::VarInt::from_u64(c.0).unwrap_or(code(Code::MESSAGE_ERROR)));
             return None;
         }
     };
@@ -209,7 +212,7 @@ impl Respond for Responder {
         }
         let frame = headers_frame(&response_fields(status, &parts.headers));
         self.send.write_all(&frame).await.map_err(|e| {
-            Error::new(ErrorKind::Closed, "HTTP/3: writing a response head").with_source(e)
+            Error::peer(ErrorKind::Closed, "HTTP/3: writing a response head").with_source(e)
         })?;
         if no_body || b.is_end_stream() {
             let _ = self.send.finish();
@@ -226,23 +229,22 @@ impl Respond for Responder {
 
     async fn accept_tunnel(mut self: Box<Self>, response: Response<()>) -> Result<Tunnel, Error> {
         let (reader, recv) = self.tunnel.take().ok_or_else(|| {
-            Error::new(
+            Error::user(
                 ErrorKind::InvalidInput,
                 "only a CONNECT request can become a tunnel",
             )
-            .with_fault(Fault::User)
         })?;
         let status = response.status();
         if !status.is_success() {
-            return Err(
-                Error::new(ErrorKind::InvalidInput, "accept_tunnel needs a 2xx status")
-                    .with_fault(Fault::User),
-            );
+            return Err(Error::user(
+                ErrorKind::InvalidInput,
+                "accept_tunnel needs a 2xx status",
+            ));
         }
         let headers = response.headers().clone();
         let frame = headers_frame(&response_fields(status, &headers));
         self.send.write_all(&frame).await.map_err(|e| {
-            Error::new(ErrorKind::Closed, "HTTP/3: accepting a tunnel").with_source(e)
+            Error::peer(ErrorKind::Closed, "HTTP/3: accepting a tunnel").with_source(e)
         })?;
         let datagrams = self.extended.then(|| self.shared.datagrams(self.id));
         let mut t = Tunnel::new(

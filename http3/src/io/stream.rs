@@ -30,17 +30,17 @@ pub(crate) fn read_error(e: quinn::ReadError, what: &'static str) -> Error {
                 Code::REQUEST_CANCELLED => ErrorKind::Cancelled,
                 _ => ErrorKind::Protocol,
             };
-            Error::new(
+            Error::peer(
                 kind,
                 format!(
                     "HTTP/3: {what}: stream reset with {} (0x{c:x})",
-                    Code(c).name()
+                    Code(c).rfc_name()
                 ),
             )
-            .with_code(c)
+            .with_code(Code(c))
         }
         quinn::ReadError::ConnectionLost(c) => super::conn::conn_error(c, what),
-        other => Error::new(ErrorKind::Io, format!("HTTP/3: {what}")).with_source(other),
+        other => Error::peer(ErrorKind::Io, format!("HTTP/3: {what}")).with_source(other),
     }
 }
 
@@ -100,16 +100,16 @@ async fn pump_in(reader: &mut MessageReader, recv: &mut RecvStream, mut tx: Body
 
 fn write_error(e: quinn::WriteError) -> Error {
     match e {
-        quinn::WriteError::Stopped(c) => Error::new(
+        quinn::WriteError::Stopped(c) => Error::local(
             ErrorKind::Cancelled,
             format!(
                 "HTTP/3: peer stopped reading ({})",
-                Code(c.into_inner()).name()
+                Code(c.into_inner()).rfc_name()
             ),
         )
-        .with_code(c.into_inner()),
+        .with_code(Code(c.into_inner())),
         quinn::WriteError::ConnectionLost(c) => super::conn::conn_error(c, "sending"),
-        other => Error::new(ErrorKind::Io, "HTTP/3: sending").with_source(other),
+        other => Error::peer(ErrorKind::Io, "HTTP/3: sending").with_source(other),
     }
 }
 

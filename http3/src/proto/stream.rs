@@ -62,8 +62,7 @@ pub struct MessageReader {
 
 /// Whether an error found on a request stream closes the whole connection (RFC 9114 §7.2).
 pub fn is_connection_error(e: &H3Error) -> bool {
-    e.code == Code::FRAME_UNEXPECTED && e.reason.contains("control")
-        || e.code == Code::QPACK_DECOMPRESSION_FAILED
+    e.scope == super::error::Scope::Connection
 }
 
 impl MessageReader {
@@ -122,7 +121,8 @@ impl MessageReader {
                 Code::ID_ERROR,
                 "PUSH_PROMISE, but no MAX_PUSH_ID was sent",
             )),
-            Some(Decoded::Frame(_, _)) => Err(H3Error::new(
+            // RFC 9114 §7.2.4: a control-stream frame on a request stream ends the connection.
+            Some(Decoded::Frame(_, _)) => Err(H3Error::connection(
                 Code::FRAME_UNEXPECTED,
                 "control frame on a request stream",
             )),
@@ -197,6 +197,10 @@ impl ControlReader {
     /// The next event. Every error here is a connection error. A FIN on the control stream
     /// is `H3_CLOSED_CRITICAL_STREAM`; call [`closed`](Self::closed) for it.
     pub fn poll_event(&mut self) -> Result<Option<ControlEvent>, H3Error> {
+        self.poll_event_inner().map_err(H3Error::for_connection)
+    }
+
+    fn poll_event_inner(&mut self) -> Result<Option<ControlEvent>, H3Error> {
         loop {
             let f = match self.frames.poll_frame()? {
                 None => return Ok(None),
@@ -247,7 +251,7 @@ impl ControlReader {
 
     /// The control stream ended: always a connection error (RFC 9114 §6.2.1).
     pub fn closed(&self) -> H3Error {
-        H3Error::new(Code::CLOSED_CRITICAL_STREAM, "control stream closed")
+        H3Error::connection(Code::CLOSED_CRITICAL_STREAM, "control stream closed")
     }
 }
 

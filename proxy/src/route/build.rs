@@ -34,7 +34,7 @@ struct NoUdp {
 #[async_trait]
 impl DatagramConnector for NoUdp {
     async fn connect_datagram(&self, _target: &Target) -> Result<BoxFlow> {
-        Err(Error::new(ErrorKind::Unsupported, self.why).at_hop(self.hop.clone()))
+        Err(Error::peer(ErrorKind::Unsupported, self.why).at_hop(self.hop.clone()))
     }
 
     fn describe(&self) -> String {

@@ -82,7 +82,7 @@ impl HttpHop {
         tokio::time::timeout(self.timeout, self.tunnel_inner(req))
             .await
             .map_err(|_| {
-                Error::new(
+                Error::peer(
                     burrow_transport::ErrorKind::Timeout,
                     format!("no answer to the tunnel request within {:?}", self.timeout),
                 )
@@ -209,7 +209,7 @@ impl HttpHop {
             let c = burrow_http2::handshake(Box::new(t), cinfo, &Default::default()).await?;
             Ok((Arc::new(c), layers))
         } else if self.url.kind == ProxyKind::H2 {
-            Err(Error::new(
+            Err(Error::peer(
                 burrow_transport::ErrorKind::Unsupported,
                 "the proxy did not agree to HTTP/2 (ALPN)",
             ))
@@ -282,16 +282,23 @@ enum H2Refusal {
     Other,
 }
 
-/// HTTP/2's CONNECT_ERROR (RFC 9113 §7): the proxy could not reach the target.
-const H2_CONNECT_ERROR: u64 = 0xa;
-
 fn refusal_of_h2(e: &Error) -> H2Refusal {
+    use burrow_transport::code::{H2Reason, StatusCode};
     use burrow_transport::ErrorKind as K;
     match e.kind() {
         K::NotProcessed => H2Refusal::NotHere,
         K::Unsupported => H2Refusal::NotOverH2,
-        K::Cancelled | K::Protocol if e.code() != Some(H2_CONNECT_ERROR) => H2Refusal::NotOverH2,
-        K::ProxyRefused if matches!(e.code(), Some(405) | Some(501)) => H2Refusal::NotOverH2,
+        K::Cancelled | K::Protocol if e.code() != Some(H2Reason::CONNECT_ERROR.into()) => {
+            H2Refusal::NotOverH2
+        }
+        K::ProxyRefused
+            if matches!(
+                e.status(),
+                Some(StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED)
+            ) =>
+        {
+            H2Refusal::NotOverH2
+        }
         _ => H2Refusal::Other,
     }
 }

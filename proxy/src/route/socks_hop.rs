@@ -72,7 +72,7 @@ impl SocksHop {
                 let first = a
                     .first()
                     .copied()
-                    .ok_or_else(|| Error::new(ErrorKind::Resolve, "no address"))?;
+                    .ok_or_else(|| Error::peer(ErrorKind::Resolve, "no address"))?;
                 Target::from(first)
             }
             _ => target.clone(),
@@ -110,7 +110,7 @@ impl SocksHop {
                     .await
                     .map_err(|e| Error::io("SOCKS handshake", e))?;
                 if n == 0 {
-                    return Err(Error::new(
+                    return Err(Error::peer(
                         ErrorKind::Closed,
                         "SOCKS proxy closed the connection during the handshake",
                     ));
@@ -121,7 +121,7 @@ impl SocksHop {
         let bound = tokio::time::timeout(self.timeout, negotiate)
             .await
             .map_err(|_| {
-                Error::new(
+                Error::peer(
                     ErrorKind::Timeout,
                     format!("no SOCKS reply within {:?}", self.timeout),
                 )
@@ -142,7 +142,7 @@ impl SocksHop {
         let lower_udp = self
             .lower_udp
             .clone()
-            .ok_or_else(|| Error::new(ErrorKind::Unsupported, "SOCKS4a cannot carry UDP"))?;
+            .ok_or_else(|| Error::peer(ErrorKind::Unsupported, "SOCKS4a cannot carry UDP"))?;
         // RFC 1928 §7: the client may not know its address yet; send zeros.
         let any = Target::new(Host::Ip(std::net::Ipv4Addr::UNSPECIFIED.into()), 0);
         let (control, bound) = self.handshake_for(Command::UdpAssociate, &any).await?;
@@ -160,7 +160,7 @@ impl SocksHop {
                 Target::from(
                     a.first()
                         .copied()
-                        .ok_or_else(|| Error::new(ErrorKind::Resolve, "no address"))?,
+                        .ok_or_else(|| Error::peer(ErrorKind::Resolve, "no address"))?,
                 )
             }
             _ => target.clone(),

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use burrow_transport::{Error, ErrorKind, Fault, Host, Target};
+use burrow_transport::{Error, ErrorKind, Host, Target};
 
 use crate::server::rules::Credentials;
 
@@ -92,10 +92,8 @@ impl ProxyUrl {
     /// Parses a proxy URL. A missing scheme means `http://`, as curl does.
     pub fn parse(s: &str) -> Result<ProxyUrl, Error> {
         // Never echo the input back: it may hold a password.
-        let bad = |why: &str| {
-            Error::new(ErrorKind::InvalidInput, format!("invalid proxy URL: {why}"))
-                .with_fault(Fault::User)
-        };
+        let bad =
+            |why: &str| Error::user(ErrorKind::InvalidInput, format!("invalid proxy URL: {why}"));
         let (scheme, rest) = s.split_once("://").unwrap_or(("http", s));
         let kind = match scheme.to_ascii_lowercase().as_str() {
             "http" => ProxyKind::Http,

@@ -31,8 +31,8 @@ impl Dial {
     /// As an [`Error`]: a denial is [`ErrorKind::Denied`].
     pub fn into_error(self, target: &Target) -> Error {
         match self {
-            Dial::Denied(d) => Error::new(ErrorKind::Denied, format!("{target}: {d}")),
-            Dial::DnsTimeout => Error::new(
+            Dial::Denied(d) => Error::user(ErrorKind::Denied, format!("{target}: {d}")),
+            Dial::DnsTimeout => Error::peer(
                 ErrorKind::Timeout,
                 format!("looking up {} took too long", target.host),
             ),
@@ -170,7 +170,7 @@ impl Dialer {
             .collect();
         match (ok.is_empty(), refused) {
             (true, Some(d)) => Err(Dial::Denied(d)),
-            (true, None) => Err(Dial::Failed(Error::new(
+            (true, None) => Err(Dial::Failed(Error::peer(
                 ErrorKind::Resolve,
                 format!("{} has no addresses", t.host),
             ))),
@@ -197,7 +197,7 @@ impl Dialer {
         let s = tokio::time::timeout_at(until, self.tcp.connect_addrs(addrs, t))
             .await
             .map_err(|_| {
-                Dial::Failed(Error::new(
+                Dial::Failed(Error::peer(
                     ErrorKind::Timeout,
                     format!("connect to {t} took longer than {:?}", self.timeout),
                 ))
@@ -232,7 +232,7 @@ impl Dialer {
             }
         }
         Err(Dial::Failed(last.unwrap_or_else(|| {
-            Error::new(ErrorKind::Connect, format!("no UDP flow to {t}"))
+            Error::peer(ErrorKind::Connect, format!("no UDP flow to {t}"))
         })))
     }
 }

@@ -157,7 +157,7 @@ pub enum Listen {
 impl Listen {
     /// Parses `http://ADDR`, `https://ADDR`, `https1://ADDR`, `h3://ADDR`, `socks5://ADDR`.
     pub fn parse(s: &str) -> Result<Listen, Error> {
-        let bad = || Error::new(ErrorKind::InvalidInput, format!("bad listen address {s:?}"));
+        let bad = || Error::user(ErrorKind::InvalidInput, format!("bad listen address {s:?}"));
         let (scheme, rest) = s.split_once("://").ok_or_else(bad)?;
         let addr: SocketAddr = rest.trim_end_matches('/').parse().map_err(|_| bad())?;
         Ok(match scheme {
@@ -289,7 +289,7 @@ impl Proxy {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
         {
-            return Err(Error::new(
+            return Err(Error::user(
                 ErrorKind::InvalidInput,
                 "the pseudonym must be letters, digits, '-', '.' or '_'",
             ));
@@ -470,10 +470,10 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                 };
                 let listener = TcpListener::bind(a)
                     .await
-                    .map_err(|e| Error::io(format!("binding {a}"), e))?;
+                    .map_err(|e| Error::local_io(format!("binding {a}"), e))?;
                 let bound = listener
                     .local_addr()
-                    .map_err(|e| Error::io("local address", e))?;
+                    .map_err(|e| Error::local_io("local address", e))?;
                 addrs.push(match l {
                     Listen::Https(_) => Listen::Https(bound),
                     Listen::Https1(_) => Listen::Https1(bound),
@@ -495,11 +495,11 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
             Listen::Socks(a) => {
                 let listener = TcpListener::bind(a)
                     .await
-                    .map_err(|e| Error::io(format!("binding {a}"), e))?;
+                    .map_err(|e| Error::local_io(format!("binding {a}"), e))?;
                 addrs.push(Listen::Socks(
                     listener
                         .local_addr()
-                        .map_err(|e| Error::io("local address", e))?,
+                        .map_err(|e| Error::local_io("local address", e))?,
                 ));
                 let (proxy, stop) = (proxy.clone(), stop.clone());
                 tokio::spawn(async move {
@@ -522,7 +522,8 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                     .request_head_timeout(limits.head_timeout);
                 let ep = burrow_http3::bind(a, cfg, &h3)?;
                 addrs.push(Listen::H3(
-                    ep.local_addr().map_err(|e| Error::io("local address", e))?,
+                    ep.local_addr()
+                        .map_err(|e| Error::local_io("local address", e))?,
                 ));
                 let (proxy, stop) = (proxy.clone(), stop.clone());
                 tokio::spawn(async move {
@@ -649,7 +650,7 @@ async fn sniff_h2c(mut s: tokio::net::TcpStream, deadline: Duration) -> Option<(
 
 fn tls_config(proxy: &Proxy, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, Error> {
     let (chain, key) = proxy.config.identity.clone().ok_or_else(|| {
-        Error::new(
+        Error::user(
             ErrorKind::InvalidInput,
             "a TLS or HTTP/3 listener needs a certificate",
         )

@@ -4,7 +4,8 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use burrow_transport::{Error, ErrorKind, Fault, Host, Target, MAX_HOST_NAME_LEN};
+use burrow_transport::code::Socks4Reply;
+use burrow_transport::{Error, ErrorKind, Fault, Host, Target, WireCode, MAX_HOST_NAME_LEN};
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::wire::{decode_addr, encode_addr, AddrError, Command, Reply};
@@ -43,15 +44,15 @@ pub struct SocksClient {
 }
 
 fn refused(r: Reply) -> Error {
-    Error::new(
+    Error::peer(
         ErrorKind::ProxyRefused,
         format!("SOCKS reply {}: {}", r.0, r.meaning()),
     )
-    .with_code(r.0.into())
+    .with_code(r)
 }
 
 fn protocol(why: &'static str) -> Error {
-    Error::new(ErrorKind::Protocol, format!("SOCKS: {why}"))
+    Error::peer(ErrorKind::Protocol, format!("SOCKS: {why}"))
 }
 
 impl SocksClient {
@@ -60,7 +61,7 @@ impl SocksClient {
     pub fn new(dialect: Dialect, command: Command, target: Target) -> Result<SocksClient, Error> {
         if let Host::Name(n) = &target.host {
             if n.len() > MAX_HOST_NAME_LEN {
-                return Err(Error::new(
+                return Err(Error::peer(
                     ErrorKind::LimitExceeded,
                     format!(
                         "host name of {} bytes does not fit SOCKS (at most {MAX_HOST_NAME_LEN})",
@@ -72,10 +73,13 @@ impl SocksClient {
         }
         if let Dialect::V4a = dialect {
             if command != Command::Connect {
-                return Err(Error::new(ErrorKind::Unsupported, "SOCKS4a carries no UDP"));
+                return Err(Error::peer(
+                    ErrorKind::Unsupported,
+                    "SOCKS4a carries no UDP",
+                ));
             }
             if matches!(target.host, Host::Ip(IpAddr::V6(_))) {
-                return Err(Error::new(
+                return Err(Error::peer(
                     ErrorKind::Unsupported,
                     "SOCKS4a cannot reach IPv6 addresses",
                 ));
@@ -177,13 +181,10 @@ impl SocksClient {
                         (2, Dialect::V5(Some(c))) => {
                             let (u, p) = (c.user.as_bytes(), c.pass.as_bytes());
                             if u.len() > 255 || p.len() > 255 {
-                                return self.fail(
-                                    Error::new(
-                                        ErrorKind::LimitExceeded,
-                                        "SOCKS credentials over 255 bytes",
-                                    )
-                                    .with_fault(Fault::User),
-                                );
+                                return self.fail(Error::user(
+                                    ErrorKind::LimitExceeded,
+                                    "SOCKS credentials over 255 bytes",
+                                ));
                             }
                             let mut v = vec![1, u.len() as u8];
                             v.extend_from_slice(u);
@@ -193,11 +194,11 @@ impl SocksClient {
                             self.state = State::ExpectAuth;
                         }
                         (0xff, _) => return self.fail(
-                            Error::new(
+                            Error::peer(
                                 ErrorKind::ProxyRefused,
                                 "SOCKS5: no acceptable authentication method (credentials needed?)",
                             )
-                            .with_code(0xff),
+                            .with_code(WireCode::SocksNoMethod),
                         ),
                         _ => return self.fail(protocol("server chose a method we did not offer")),
                     }
@@ -214,11 +215,11 @@ impl SocksClient {
                     }
                     if status != 0 {
                         return self.fail(
-                            Error::new(
+                            Error::peer(
                                 ErrorKind::ProxyRefused,
                                 "SOCKS5: username/password rejected",
                             )
-                            .with_code(status.into()),
+                            .with_code(WireCode::SocksAuth(status)),
                         );
                     }
                     self.queue_request5();
@@ -253,11 +254,11 @@ impl SocksClient {
                     self.buf.advance(8);
                     if code != 90 {
                         return self.fail(
-                            Error::new(
+                            Error::peer(
                                 ErrorKind::ProxyRefused,
                                 format!("SOCKS4a request rejected ({code})"),
                             )
-                            .with_code(code.into()),
+                            .with_code(Socks4Reply(code)),
                         );
                     }
                     self.state = State::Done;
@@ -340,7 +341,10 @@ mod tests {
         assert_eq!(drain(&mut c), [5, 1, 0, 1, 10, 0, 0, 1, 0, 80]);
         c.receive(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0]);
         let e = c.poll_done().unwrap_err();
-        assert_eq!((e.kind(), e.code()), (ErrorKind::ProxyRefused, Some(5)));
+        assert_eq!(
+            (e.kind(), e.code()),
+            (ErrorKind::ProxyRefused, Some(WireCode::Socks(Reply(5))))
+        );
         assert!(e.to_string().contains("connection refused"), "{e}");
     }
 
@@ -371,7 +375,7 @@ mod tests {
         pub enum Out {
             Tx(Vec<u8>),
             Granted(Target),
-            Refused(ErrorKind, Option<u64>),
+            Refused(ErrorKind, Option<WireCode>),
         }
 
         pub struct C(pub SocksClient, pub Vec<Out>);
@@ -459,7 +463,7 @@ mod tests {
             >> In::Recv(&[5, 0]),
             << Out::Tx(req),
             >> In::Recv(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0]),
-            << Out::Refused(ErrorKind::ProxyRefused, Some(2)),
+            << Out::Refused(ErrorKind::ProxyRefused, Some(WireCode::Socks(Reply::NOT_ALLOWED))),
         );
         let c = SocksClient::new(
             Dialect::V5(None),
@@ -470,7 +474,7 @@ mod tests {
         playbook!(C::new(c),
             << Out::Tx(vec![5, 1, 0]),
             >> In::Recv(&[5, 0xff]),
-            << Out::Refused(ErrorKind::ProxyRefused, Some(0xff)),
+            << Out::Refused(ErrorKind::ProxyRefused, Some(WireCode::SocksNoMethod)),
         );
     }
 
@@ -536,6 +540,9 @@ mod tests {
             b"\x04\x01\x00\x50\x00\x00\x00\x01\x00example.org\x00"
         );
         c.receive(&[0, 91, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(c.poll_done().unwrap_err().code(), Some(91));
+        assert_eq!(
+            c.poll_done().unwrap_err().code(),
+            Some(WireCode::Socks4(Socks4Reply::REJECTED))
+        );
     }
 }

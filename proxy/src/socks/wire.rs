@@ -6,46 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use burrow_transport::{Host, Target, MAX_HOST_NAME_LEN};
 use bytes::{Buf, BufMut};
 
-/// A SOCKS5 reply code (RFC 1928 §6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Reply(pub u8);
-
-impl Reply {
-    /// Succeeded.
-    pub const SUCCEEDED: Reply = Reply(0x00);
-    /// General SOCKS server failure.
-    pub const GENERAL_FAILURE: Reply = Reply(0x01);
-    /// Connection not allowed by ruleset.
-    pub const NOT_ALLOWED: Reply = Reply(0x02);
-    /// Network unreachable.
-    pub const NETWORK_UNREACHABLE: Reply = Reply(0x03);
-    /// Host unreachable.
-    pub const HOST_UNREACHABLE: Reply = Reply(0x04);
-    /// Connection refused.
-    pub const CONNECTION_REFUSED: Reply = Reply(0x05);
-    /// TTL expired.
-    pub const TTL_EXPIRED: Reply = Reply(0x06);
-    /// Command not supported.
-    pub const COMMAND_NOT_SUPPORTED: Reply = Reply(0x07);
-    /// Address type not supported.
-    pub const ADDRESS_TYPE_NOT_SUPPORTED: Reply = Reply(0x08);
-
-    /// What the code means.
-    pub fn meaning(self) -> &'static str {
-        match self.0 {
-            0 => "succeeded",
-            1 => "general SOCKS server failure",
-            2 => "connection not allowed by ruleset",
-            3 => "network unreachable",
-            4 => "host unreachable",
-            5 => "connection refused",
-            6 => "TTL expired",
-            7 => "command not supported",
-            8 => "address type not supported",
-            _ => "unassigned reply code",
-        }
-    }
-}
+/// A SOCKS5 reply code (RFC 1928 §6): the one definition in `burrow-transport`.
+pub use burrow_transport::code::SocksReply as Reply;
 
 /// SOCKS5 commands (RFC 1928 §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,7 +19,8 @@ pub const MAX_FIELDS: usize = 256;
 pub type Field = (Bytes, Bytes);
 
 fn fail(reason: &'static str) -> H3Error {
-    H3Error::new(Code::QPACK_DECOMPRESSION_FAILED, reason)
+    // RFC 9204 §6: a decoding failure is a connection error.
+    H3Error::connection(Code::QPACK_DECOMPRESSION_FAILED, reason)
 }
 
 /// Encodes a prefixed integer (RFC 7541 §5.1) with `flags` in the bits above the prefix.
@@ -170,15 +171,16 @@ pub fn decode(mut buf: Bytes) -> Result<Vec<Field>, H3Error> {
 pub fn check_encoder_stream(mut buf: Bytes) -> Result<(), H3Error> {
     while buf.has_remaining() {
         if buf[0] & 0xe0 != 0x20 {
-            return Err(H3Error::new(
+            return Err(H3Error::connection(
                 Code::QPACK_ENCODER_STREAM_ERROR,
                 "insert into a dynamic table of capacity 0",
             ));
         }
-        let cap = get_int(&mut buf, 5)
-            .map_err(|_| H3Error::new(Code::QPACK_ENCODER_STREAM_ERROR, "truncated instruction"))?;
+        let cap = get_int(&mut buf, 5).map_err(|_| {
+            H3Error::connection(Code::QPACK_ENCODER_STREAM_ERROR, "truncated instruction")
+        })?;
         if cap != 0 {
-            return Err(H3Error::new(
+            return Err(H3Error::connection(
                 Code::QPACK_ENCODER_STREAM_ERROR,
                 "dynamic table capacity above the 0 we allowed",
             ));
