@@ -73,38 +73,9 @@ impl From<CapsuleError> for crate::Error {
     }
 }
 
-/// QUIC variable-length integers (RFC 9000 §16), as capsules use them.
-pub mod varint {
-    use bytes::BufMut;
-
-    /// Appends `v` (clamped to 2^62 − 1).
-    pub fn encode(v: u64, out: &mut impl BufMut) {
-        let v = v.min((1 << 62) - 1);
-        if v < 64 {
-            out.put_u8(v as u8);
-        } else if v < 16_384 {
-            out.put_u16(0x4000 | v as u16);
-        } else if v < 1 << 30 {
-            out.put_u32(0x8000_0000 | v as u32);
-        } else {
-            out.put_u64(0xc000_0000_0000_0000 | v);
-        }
-    }
-
-    /// Decodes from the front of `buf`: `(value, length)`, or `None` if incomplete.
-    pub fn peek(buf: &[u8]) -> Option<(u64, usize)> {
-        let first = *buf.first()?;
-        let len = 1usize << (first >> 6);
-        if buf.len() < len {
-            return None;
-        }
-        let mut v = u64::from(first & 0x3f);
-        for b in &buf[1..len] {
-            v = (v << 8) | u64::from(*b);
-        }
-        Some((v, len))
-    }
-}
+/// QUIC variable-length integers, as capsules use them: the one implementation, shared with
+/// HTTP/3's framing.
+pub use crate::varint;
 
 /// Decodes capsules from stream bytes as they arrive. Unknown capsule types are returned
 /// too (callers skip them, RFC 9297 §3.2); only the length limit makes one an error.

@@ -33,11 +33,14 @@ mod body;
 pub mod capsule;
 mod client;
 mod connection;
+pub mod handshake;
+pub mod message;
 pub mod playbook;
 pub mod pool;
 mod protocol;
 pub mod target;
 mod tunnel;
+pub mod varint;
 
 pub use body::{Body, BodySender, Collected, DEFAULT_CHANNEL_FRAMES};
 

@@ -38,6 +38,26 @@ pub fn userinfo(uri: &Uri) -> Option<(String, String)> {
     Some((percent_decode(user), percent_decode(pass)))
 }
 
+/// The absolute URI a request is for, as HTTP/2 and HTTP/3 send it (`:scheme`,
+/// `:authority`, `:path`): its own URI without userinfo when absolute, else `scheme` with
+/// its `Host` field and its path.
+pub fn absolute_uri(parts: &http::request::Parts, scheme: &str) -> Result<Uri, crate::Error> {
+    use crate::{Error, ErrorKind};
+    let uri = &parts.uri;
+    if uri.scheme().is_some() && uri.authority().is_some() {
+        return Ok(without_userinfo(uri));
+    }
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| Error::user(ErrorKind::InvalidInput, "request has no authority nor Host"))?;
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("{scheme}://{host}{pq}")
+        .parse()
+        .map_err(|_| Error::user(ErrorKind::InvalidInput, "invalid request URI"))
+}
+
 /// `uri` without its userinfo.
 pub fn without_userinfo(uri: &Uri) -> Uri {
     let Some(a) = uri.authority() else {

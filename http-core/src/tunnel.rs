@@ -8,31 +8,97 @@ use burrow_transport::{BoxStream, Target};
 use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// What to ask the peer for: a classic CONNECT to an authority, or an extended CONNECT
-/// (RFC 8441 / RFC 9220; on HTTP/1.1 an Upgrade) with a `:protocol` such as `connect-udp`.
+/// What to ask the peer for: a classic CONNECT to a target, or an extended CONNECT (RFC
+/// 8441 / RFC 9220; on HTTP/1.1 an Upgrade) for a protocol such as `connect-udp`. The
+/// [`handshake`](crate::handshake) core turns it into each version's request and judges
+/// the answer.
 #[derive(Clone, Debug)]
-pub struct TunnelRequest {
-    /// The authority: the target for classic CONNECT, the proxy's own authority otherwise.
-    pub authority: Target,
-    /// `:protocol` for extended CONNECT (e.g. `connect-udp`); `None` for classic CONNECT.
-    pub protocol: Option<String>,
-    /// `:path` for extended CONNECT (e.g. the expanded CONNECT-UDP URI template).
-    pub path: Option<String>,
-    /// `:scheme` for extended CONNECT (`https` or `http`).
-    pub scheme: Option<String>,
-    /// Extra request headers (e.g. `Proxy-Authorization`, `Capsule-Protocol`).
-    pub headers: HeaderMap,
+pub enum TunnelRequest {
+    /// Classic CONNECT (RFC 9110 §9.3.6): the stream becomes a byte tunnel to `target`.
+    Connect {
+        /// Where the tunnel goes.
+        target: Target,
+        /// Extra request headers (e.g. `Proxy-Authorization`).
+        headers: HeaderMap,
+    },
+    /// Extended CONNECT: `protocol` spoken with the resource at `path` of `authority`.
+    Extended {
+        /// `:protocol` (or the HTTP/1.1 `Upgrade` token), e.g. `connect-udp`.
+        protocol: String,
+        /// `:scheme`: `https` (`false`: `http`).
+        secure: bool,
+        /// The proxy's own authority.
+        authority: Target,
+        /// `:path`, e.g. an expanded CONNECT-UDP URI template.
+        path: String,
+        /// Extra request headers (e.g. `Capsule-Protocol`).
+        headers: HeaderMap,
+    },
 }
 
 impl TunnelRequest {
     /// A classic CONNECT to `target`.
     pub fn connect(target: Target) -> Self {
-        TunnelRequest {
-            authority: target,
-            protocol: None,
-            path: None,
-            scheme: None,
+        TunnelRequest::Connect {
+            target,
             headers: HeaderMap::new(),
+        }
+    }
+
+    /// An extended CONNECT for `protocol` at `path` of `authority`, over `https`.
+    pub fn extended(
+        protocol: impl Into<String>,
+        authority: Target,
+        path: impl Into<String>,
+    ) -> Self {
+        TunnelRequest::Extended {
+            protocol: protocol.into(),
+            secure: true,
+            authority,
+            path: path.into(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// The same request, with `:scheme` `http` when `secure` is false.
+    pub fn with_secure(mut self, on: bool) -> Self {
+        if let TunnelRequest::Extended { secure, .. } = &mut self {
+            *secure = on;
+        }
+        self
+    }
+
+    /// The authority the request names (the target, or the proxy for extended CONNECT).
+    pub fn authority(&self) -> &Target {
+        match self {
+            TunnelRequest::Connect { target, .. } => target,
+            TunnelRequest::Extended { authority, .. } => authority,
+        }
+    }
+
+    /// The extended CONNECT protocol, if it is one.
+    pub fn protocol(&self) -> Option<&str> {
+        match self {
+            TunnelRequest::Connect { .. } => None,
+            TunnelRequest::Extended { protocol, .. } => Some(protocol),
+        }
+    }
+
+    /// The extra request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        match self {
+            TunnelRequest::Connect { headers, .. } | TunnelRequest::Extended { headers, .. } => {
+                headers
+            }
+        }
+    }
+
+    /// The extra request headers, to add to.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        match self {
+            TunnelRequest::Connect { headers, .. } | TunnelRequest::Extended { headers, .. } => {
+                headers
+            }
         }
     }
 }

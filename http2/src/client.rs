@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use burrow_http_core::{
-    refused, Body, ConnectionInfo, HttpConnection, StreamProtocol, Tunnel, TunnelRequest,
+    handshake, Body, ConnectionInfo, HttpConnection, StreamProtocol, Tunnel, TunnelRequest,
 };
 use burrow_transport::code::H2Reason;
 use burrow_transport::{BoxStream, Error, ErrorKind};
 use bytes::Bytes;
-use http::header::{CONNECTION, HOST, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderName, Method, Request, Response, Uri, Version};
+use http::header::HOST;
+use http::{Method, Request, Response, Version};
 use http_body::Body as _;
 use tokio::sync::watch;
 
@@ -194,48 +194,9 @@ fn clone_head(r: &Request<()>) -> Request<()> {
     c
 }
 
-/// Header fields that are connection-specific in HTTP/1.1 and forbidden in HTTP/2
-/// (RFC 9113 §8.2.2).
-fn strip_connection_headers(h: &mut http::HeaderMap) {
-    if let Some(extra) = h.get(CONNECTION).and_then(|v| v.to_str().ok()).map(|s| {
-        s.split(',')
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect::<Vec<_>>()
-    }) {
-        for n in extra {
-            h.remove(n);
-        }
-    }
-    for n in [CONNECTION, TRANSFER_ENCODING, UPGRADE, HOST] {
-        h.remove(n);
-    }
-    h.remove("keep-alive");
-    h.remove("proxy-connection");
-    if h.get(http::header::TE).is_some_and(|v| v != "trailers") {
-        h.remove(http::header::TE);
-    }
-}
-
-fn absolute_uri(parts: &http::request::Parts) -> Result<Uri, Error> {
-    let uri = &parts.uri;
-    if uri.scheme().is_some() && uri.authority().is_some() {
-        // :authority never carries userinfo (RFC 9113 §8.3.1).
-        return Ok(burrow_http_core::target::without_userinfo(uri));
-    }
-    let host = parts
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .ok_or_else(|| Error::user(ErrorKind::InvalidInput, "request has no authority nor Host"))?;
-    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    format!("https://{host}{pq}")
-        .parse()
-        .map_err(|_| Error::user(ErrorKind::InvalidInput, "invalid request URI"))
-}
-
 fn response_body(resp: Response<h2::RecvStream>, method: &Method, slot: &IoSlot) -> Response<Body> {
     let (parts, recv) = resp.into_parts();
-    let len = if *method == Method::HEAD {
+    let len = if !burrow_http_core::message::response_has_content(method, parts.status) {
         Some(0)
     } else {
         parts
@@ -254,8 +215,11 @@ fn response_body(resp: Response<h2::RecvStream>, method: &Method, slot: &IoSlot)
 impl HttpConnection for Http2Connection {
     async fn send_request(&self, request: Request<Body>) -> Result<Response<Body>, Error> {
         let (mut parts, body) = request.into_parts();
-        parts.uri = absolute_uri(&parts)?;
-        strip_connection_headers(&mut parts.headers);
+        // RFC 9113 §8.3.1: :authority, never userinfo; §8.2.2: no connection-specific
+        // fields, and Host becomes :authority.
+        parts.uri = burrow_http_core::target::absolute_uri(&parts, "https")?;
+        burrow_http_core::message::strip_connection_specific(&mut parts.headers);
+        parts.headers.remove(HOST);
         parts.version = Version::HTTP_2;
         if let Some(n) = body.size_hint().exact().filter(|n| *n > 0) {
             if !parts.headers.contains_key(http::header::CONTENT_LENGTH) {
@@ -297,41 +261,28 @@ impl HttpConnection for Http2Connection {
         // `can_open_tunnel` one after another see this one; released on failure or when
         // the tunnel is dropped.
         let slot = crate::stream::TunnelSlot::new(self.shared.tunnels.clone());
-        let authority = request.authority.to_string();
-        let mut req = match &request.protocol {
-            // RFC 9113 §8.5: only :method and :authority.
-            None => Request::connect(authority.as_str()),
-            Some(p) => {
-                // RFC 8441 §4: only once the peer's SETTINGS allow it.
-                self.settings_received().await?;
-                if !self.extended_connect_enabled() {
-                    return Err(Error::peer(
-                        ErrorKind::Unsupported,
-                        format!(
-                            "HTTP/2 peer did not enable extended CONNECT \
-                             (SETTINGS_ENABLE_CONNECT_PROTOCOL), needed for :protocol {p}"
-                        ),
-                    ));
-                }
-                let scheme = request.scheme.as_deref().unwrap_or("https");
-                let path = request.path.as_deref().unwrap_or("/");
-                Request::connect(format!("{scheme}://{authority}{path}"))
-                    .extension(h2::ext::Protocol::from(p.as_str()))
-            }
+        if handshake::needs_settings(&request, Version::HTTP_2) {
+            self.settings_received().await?;
+            let s = handshake::PeerSettings {
+                extended_connect: self.extended_connect_enabled(),
+                h3_datagram: false,
+            };
+            handshake::check_settings(&request, Version::HTTP_2, &s)?;
         }
-        .body(())
-        .map_err(|e| Error::user(ErrorKind::InvalidInput, format!("tunnel request: {e}")))?;
-        for (k, v) in &request.headers {
-            req.headers_mut().append(k, v.clone());
+        let th = handshake::request_head(&request, Version::HTTP_2)?;
+        let mut req = Request::connect(th.uri());
+        if let Some(p) = &th.protocol {
+            req = req.extension(h2::ext::Protocol::from(p.as_str()));
         }
-        strip_connection_headers(req.headers_mut());
+        let mut req = req
+            .body(())
+            .map_err(|e| Error::user(ErrorKind::InvalidInput, format!("tunnel request: {e}")))?;
+        *req.headers_mut() = th.headers;
         let (resp, send) = self.open(req, None).await?;
+        handshake::judge_answer(&request, Version::HTTP_2, resp.status(), resp.headers())?;
         let status = resp.status();
-        if !status.is_success() {
-            return Err(refused(status, resp.headers()));
-        }
         let send =
-            send.ok_or_else(|| Error::peer(ErrorKind::Protocol, "HTTP/2: no send stream"))?;
+            send.ok_or_else(|| Error::local(ErrorKind::Protocol, "HTTP/2: no send stream"))?;
         let (parts, recv) = resp.into_parts();
         Ok(Tunnel::new(
             Box::new(

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use burrow_http_core::{Body, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel};
+use burrow_http_core::{
+    handshake, message, Body, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel,
+};
 use burrow_transport::{BoxStream, Error, ErrorKind};
 use bytes::Bytes;
 use http::{Method, Request, Response, Version};
@@ -149,21 +151,13 @@ impl Respond for Responder {
     async fn send_response(mut self: Box<Self>, response: Response<Body>) -> Result<(), Error> {
         let (mut parts, body) = response.into_parts();
         parts.version = Version::HTTP_2;
-        for n in ["connection", "transfer-encoding", "keep-alive", "upgrade"] {
-            parts.headers.remove(n);
-        }
-        // RFC 9110 §9.3.2, §15.3.5, §15.4.5: no content for HEAD, 204, 304. A HEAD answer
-        // still carries the length a GET would have.
+        burrow_http_core::message::strip_connection_specific(&mut parts.headers);
         let status = parts.status;
-        let no_body = self.method == Method::HEAD
-            || status == http::StatusCode::NO_CONTENT
-            || status == http::StatusCode::NOT_MODIFIED;
-        let end = no_body || body.is_end_stream();
+        let end = !message::response_has_content(&self.method, status) || body.is_end_stream();
         if let Some(n) = body.size_hint().exact() {
-            let lengthless = status == http::StatusCode::NO_CONTENT
-                || status == http::StatusCode::NOT_MODIFIED
-                || self.method == Method::CONNECT;
-            if !parts.headers.contains_key(http::header::CONTENT_LENGTH) && !lengthless {
+            if !parts.headers.contains_key(http::header::CONTENT_LENGTH)
+                && message::response_announces_length(&self.method, status)
+            {
                 parts
                     .headers
                     .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(n));
@@ -191,12 +185,7 @@ impl Respond for Responder {
             )
         })?;
         let status = response.status();
-        if !status.is_success() {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
-                "accept_tunnel needs a 2xx status",
-            ));
-        }
+        handshake::check_accept(false, Version::HTTP_2, status)?;
         let headers = response.headers().clone();
         let send = self
             .respond

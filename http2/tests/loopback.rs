@@ -232,9 +232,11 @@ async fn connect_tunnel_moves_more_than_a_window_both_ways() {
 async fn extended_connect_after_settings_with_protocol() {
     let (addr, _) = burrow_server(Http2Config::default(), Duration::ZERO).await;
     let c = connect(addr).await;
-    let mut req = TunnelRequest::connect("echo:1".parse::<Target>().unwrap());
-    req.protocol = Some("connect-udp".into());
-    req.path = Some("/.well-known/masque/udp/192.0.2.1/443/".into());
+    let req = TunnelRequest::extended(
+        "connect-udp",
+        "echo:1".parse::<Target>().unwrap(),
+        "/.well-known/masque/udp/192.0.2.1/443/",
+    );
     let mut t = c.open_tunnel(req).await.unwrap();
     assert_eq!(t.headers()["x-protocol"], "connect-udp");
     t.write_all(b"capsules").await.unwrap();
@@ -292,8 +294,7 @@ async fn extended_connect_refused_cleanly_when_peer_did_not_enable_it() {
     })
     .await;
     let c = connect(addr).await;
-    let mut req = TunnelRequest::connect("x:1".parse::<Target>().unwrap());
-    req.protocol = Some("connect-udp".into());
+    let req = TunnelRequest::extended("connect-udp", "x:1".parse::<Target>().unwrap(), "/");
     let e = c.open_tunnel(req).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
     assert!(

@@ -200,10 +200,11 @@ async fn extended_connect_refused_when_peer_settings_do_not_allow_it() {
     )
     .await
     .unwrap();
-    let mut req = burrow_http_core::TunnelRequest::connect(
+    let req = burrow_http_core::TunnelRequest::extended(
+        "websocket",
         format!("localhost:{}", addr.port()).parse().unwrap(),
+        "/",
     );
-    req.protocol = Some("websocket".into());
     let e = c.open_tunnel(req).await.unwrap_err();
     assert_eq!(e.kind(), burrow_http_core::ErrorKind::Unsupported, "{e}");
     assert!(
@@ -240,10 +241,11 @@ async fn connect_udp_refused_without_h3_datagram_setting() {
     )
     .await
     .unwrap();
-    let mut req = burrow_http_core::TunnelRequest::connect(
+    let req = burrow_http_core::TunnelRequest::extended(
+        "connect-udp",
         format!("localhost:{}", addr.port()).parse().unwrap(),
+        "/",
     );
-    req.protocol = Some("connect-udp".into());
     let e = c.open_tunnel(req).await.unwrap_err();
     assert_eq!(e.kind(), burrow_http_core::ErrorKind::Unsupported, "{e}");
     assert!(e.to_string().contains("SETTINGS_H3_DATAGRAM"), "{e}");

@@ -203,13 +203,13 @@ async fn connect_and_extended_connect_with_datagrams() {
     t.read_exact(&mut b).await.unwrap();
     assert_eq!(&b, b"through h3");
 
-    let mut req = TunnelRequest::connect(
+    let req = TunnelRequest::extended(
+        "connect-udp",
         format!("localhost:{}", addr.port())
             .parse::<Target>()
             .unwrap(),
+        "/.well-known/masque/udp/192.0.2.9/53/",
     );
-    req.protocol = Some("connect-udp".into());
-    req.path = Some("/.well-known/masque/udp/192.0.2.9/53/".into());
     let t = c.open_tunnel(req).await.unwrap();
     let d = t.datagrams().unwrap();
     assert!(d.max_payload() >= 1100, "{}", d.max_payload());

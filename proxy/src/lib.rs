@@ -10,6 +10,7 @@
 //! * [`template`]: CONNECT-UDP URI templates.
 #![forbid(unsafe_code)]
 
+pub mod flows;
 pub mod fuzzing;
 pub mod route;
 pub mod server;

@@ -164,9 +164,11 @@ async fn an_http3_peer_without_settings_fails_an_extended_connect_in_time() {
     )
     .await
     .unwrap();
-    let mut req = TunnelRequest::connect(Target::from(addr));
-    req.protocol = Some("connect-udp".into());
-    req.path = Some("/.well-known/masque/udp/192.0.2.1/53/".into());
+    let req = TunnelRequest::extended(
+        "connect-udp",
+        Target::from(addr),
+        "/.well-known/masque/udp/192.0.2.1/53/",
+    );
     let e = tokio::time::timeout(PATIENCE, conn.open_tunnel(req))
         .await
         .expect("waited for SETTINGS for ever")

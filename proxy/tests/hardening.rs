@@ -517,13 +517,11 @@ async fn special_ranges_and_own_listeners_are_refused_by_default() {
     assert_eq!(status(&r), 403, "{r}");
     // CONNECT-UDP to loopback over HTTP/3.
     let c3 = h3(&s.pki, s.h3).await;
-    let mut req = TunnelRequest::connect(Target::from(s.h3));
-    req.protocol = Some("connect-udp".into());
-    req.scheme = Some("https".into());
-    req.path = Some(format!(
-        "/.well-known/masque/udp/127.0.0.1/{}/",
-        hole.port()
-    ));
+    let req = TunnelRequest::extended(
+        "connect-udp",
+        Target::from(s.h3),
+        format!("/.well-known/masque/udp/127.0.0.1/{}/", hole.port()),
+    );
     let e = c3.open_tunnel(req).await.unwrap_err();
     assert_eq!(e.status().map(|s| s.as_u16()), Some(403), "{e}");
     // A forwarding loop: Via names this proxy.

@@ -132,11 +132,12 @@ async fn connect_over_h1_h2_h3_counts_bytes() {
 }
 
 fn udp_request(proxy: SocketAddr, target: SocketAddr) -> TunnelRequest {
-    let mut r = TunnelRequest::connect(Target::from(proxy));
-    r.protocol = Some("connect-udp".into());
-    r.scheme = Some("https".into());
-    r.path = Some(UdpTemplate::default().expand(&Target::from(target)));
-    r.headers
+    let mut r = TunnelRequest::extended(
+        "connect-udp",
+        Target::from(proxy),
+        UdpTemplate::default().expand(&Target::from(target)),
+    );
+    r.headers_mut()
         .insert("capsule-protocol", HeaderValue::from_static("?1"));
     r
 }
@@ -232,7 +233,7 @@ async fn authentication_407_then_ok() {
     let conn = h2(&p, s.https).await;
     let mut req = TunnelRequest::connect(Target::from(echo));
     // base64("alice:s3cret")
-    req.headers.insert(
+    req.headers_mut().insert(
         "proxy-authorization",
         HeaderValue::from_static("Basic YWxpY2U6czNjcmV0"),
     );

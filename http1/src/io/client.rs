@@ -13,7 +13,7 @@ use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 use burrow_http_core::{
-    refused, Body, BodySender, ConnectionInfo, HttpConnection, StreamProtocol, Tunnel,
+    handshake, Body, BodySender, ConnectionInfo, HttpConnection, StreamProtocol, Tunnel,
     TunnelRequest,
 };
 use burrow_transport::{BoxStream, Error, ErrorKind, Prefixed};
@@ -395,32 +395,9 @@ impl Driver {
         rd: &mut ReadHalf<BoxStream>,
         wr: &mut WriteHalf<BoxStream>,
     ) -> Result<(StatusCode, http::HeaderMap), Error> {
-        let authority = req.authority.to_string();
-        let mut head = match &req.protocol {
-            None => RequestHead::new(Method::CONNECT, authority.clone()),
-            Some(p) => {
-                let mut h = RequestHead::new(Method::GET, req.path.clone().unwrap_or("/".into()));
-                h.headers.insert(
-                    http::header::CONNECTION,
-                    HeaderValue::from_static("Upgrade"),
-                );
-                h.headers.insert(
-                    http::header::UPGRADE,
-                    HeaderValue::from_str(p).map_err(|_| {
-                        Error::user(ErrorKind::InvalidInput, "invalid upgrade protocol")
-                    })?,
-                );
-                h
-            }
-        };
-        head.headers.insert(
-            HOST,
-            HeaderValue::from_str(&authority)
-                .map_err(|_| Error::user(ErrorKind::InvalidInput, "invalid authority"))?,
-        );
-        for (k, v) in &req.headers {
-            head.headers.append(k, v.clone());
-        }
+        let th = handshake::request_head(&req, Version::HTTP_11)?;
+        let mut head = RequestHead::new(th.method.clone(), th.h1_target().to_string());
+        head.headers = th.headers;
         self.conn.send_request(head)?;
         self.conn.send_end(None)?;
         flush(&mut self.conn, wr).await?;
@@ -441,9 +418,7 @@ impl Driver {
                     let h = refusal.take().ok_or_else(|| {
                         Error::peer(ErrorKind::Protocol, "HTTP/1.1: switch without response")
                     })?;
-                    if req.protocol.is_some() && h.status != StatusCode::SWITCHING_PROTOCOLS {
-                        return Err(refused(h.status, &h.headers));
-                    }
+                    handshake::judge_answer(&req, Version::HTTP_11, h.status, &h.headers)?;
                     return Ok((h.status, h.headers));
                 }
                 Some(Event::Data(d)) => {
@@ -463,7 +438,7 @@ impl Driver {
             }
         }
         match refusal {
-            Some(h) => Err(refused(h.status, &h.headers)),
+            Some(h) => Err(burrow_http_core::refused(h.status, &h.headers)),
             None => Err(Error::peer(
                 ErrorKind::Protocol,
                 "HTTP/1.1: no response to tunnel request",
@@ -546,10 +521,7 @@ fn request_head(parts: &http::request::Parts, body: &Body) -> Result<RequestHead
 }
 
 fn response(head: ResponseHead, method: &Method) -> (BodySender, Response<Body>) {
-    let len = if *method == Method::HEAD
-        || head.status == StatusCode::NO_CONTENT
-        || head.status == StatusCode::NOT_MODIFIED
-    {
+    let len = if !burrow_http_core::message::response_has_content(method, head.status) {
         Some(0)
     } else {
         crate::proto::framing::content_length(&head.headers)

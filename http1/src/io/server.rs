@@ -12,7 +12,8 @@ use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use burrow_http_core::{
-    Body, BodySender, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel,
+    handshake, message, Body, BodySender, ConnectProtocol, Respond, ServerConnection,
+    ServerRequest, Tunnel,
 };
 use burrow_transport::{BoxStream, Error, ErrorKind, Prefixed};
 
@@ -365,10 +366,8 @@ impl Driver {
                     match reply {
                         Ok(Reply::Response(resp)) => {
                             let (parts, body) = resp.into_parts();
-                            let no_body = method == Method::HEAD
-                                || parts.status == StatusCode::NO_CONTENT
-                                || parts.status == StatusCode::NOT_MODIFIED;
-                            let head = response_head(parts, &body);
+                            let no_body = !message::response_has_content(&method, parts.status);
+                            let head = response_head(parts, &body, &method);
                             self.conn.send_response(head)?;
                             if no_body {
                                 // The handler's body is not sent (RFC 9110 §9.3.2).
@@ -415,12 +414,8 @@ impl Driver {
         wr: &mut WriteHalf<BoxStream>,
     ) -> Result<(StatusCode, http::HeaderMap), Error> {
         let (parts, ()) = resp.into_parts();
-        if !(parts.status.is_success() || parts.status == StatusCode::SWITCHING_PROTOCOLS) {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
-                "accept_tunnel needs a 2xx (or 101) status",
-            ));
-        }
+        let upgrade = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        handshake::check_accept(upgrade, Version::HTTP_11, parts.status)?;
         let mut head = ResponseHead::new(parts.status.as_u16());
         head.headers = parts.headers.clone();
         self.conn.send_response(head)?;
@@ -443,14 +438,10 @@ fn request_uri(head: &RequestHead) -> Option<Uri> {
     head.target.parse::<Uri>().ok()
 }
 
-fn response_head(parts: http::response::Parts, body: &Body) -> ResponseHead {
+fn response_head(parts: http::response::Parts, body: &Body, method: &Method) -> ResponseHead {
     let mut head = ResponseHead::new(parts.status.as_u16());
     head.headers = parts.headers;
-    // A HEAD answer carries the length a GET would have; 1xx, 204 and 304 carry none.
-    let lengthless = parts.status == StatusCode::NO_CONTENT
-        || parts.status == StatusCode::NOT_MODIFIED
-        || parts.status.is_informational();
-    if !lengthless
+    if message::response_announces_length(method, parts.status)
         && !head.headers.contains_key(CONTENT_LENGTH)
         && !head.headers.contains_key(TRANSFER_ENCODING)
     {

@@ -17,7 +17,7 @@ use http::header::{CONNECTION, EXPECT, UPGRADE};
 use http::{HeaderValue, Method, StatusCode};
 
 use super::body::{Decoded, Decoder, Encoder};
-use super::framing::{has_token, request_framing, response_framing, wants_keep_alive, Framing};
+use super::framing::{body_framing, has_token, wants_keep_alive, Framing, Message};
 use super::head::{
     encode_request, encode_response, leading_empty_lines, parse_request, parse_response, Parsed,
     RequestHead, ResponseHead,
@@ -190,7 +190,10 @@ impl Connection {
         if !matches!((&self.write, &self.read), (Write::Idle, Read::Idle)) {
             return Err(ProtoError::Misuse("a request is already in progress"));
         }
-        let framing = match request_framing(&head.headers, head.version) {
+        let framing = match body_framing(Message::Request {
+            headers: &head.headers,
+            version: head.version,
+        }) {
             Ok(f) => f,
             Err(_) => return Err(ProtoError::Misuse("request headers give no valid framing")),
         };
@@ -234,16 +237,15 @@ impl Connection {
             // The client may already have sent tunnel bytes: do not read them as a request.
             self.keep_alive = false;
         }
-        let no_body = self.method.as_ref() == Some(&Method::HEAD)
-            || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED;
-        let framing = if no_body {
-            Framing::Length(0)
-        } else {
-            match response_framing(&head.headers, head.version) {
-                Ok(f) => f,
-                Err(_) => return Err(ProtoError::Misuse("response headers give no valid framing")),
-            }
+        let method = self.method.clone().unwrap_or(Method::GET);
+        let framing = match body_framing(Message::Response {
+            method: &method,
+            status,
+            headers: &head.headers,
+            version: head.version,
+        }) {
+            Ok(f) => f,
+            Err(_) => return Err(ProtoError::Misuse("response headers give no valid framing")),
         };
         if framing == Framing::CloseDelimited {
             self.keep_alive = false;
@@ -404,14 +406,13 @@ impl Connection {
             return Ok(Some(Event::Response(head)));
         }
         self.keep_alive &= wants_keep_alive(&head.headers, head.version);
-        let framing = if method == Some(&Method::HEAD)
-            || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED
-        {
-            Framing::Length(0)
-        } else {
-            response_framing(&head.headers, head.version)?
-        };
+        let asked = method.cloned().unwrap_or(Method::GET);
+        let framing = body_framing(Message::Response {
+            method: &asked,
+            status,
+            headers: &head.headers,
+            version: head.version,
+        })?;
         if method == Some(&Method::CONNECT) {
             // A refused CONNECT: its body is read, then the connection is not reused.
             self.keep_alive = false;
@@ -440,7 +441,10 @@ impl Connection {
         let _ = self.rbuf.split_to(n);
         self.scan_from = 0;
         check_host(&head)?;
-        let framing = request_framing(&head.headers, head.version)?;
+        let framing = body_framing(Message::Request {
+            headers: &head.headers,
+            version: head.version,
+        })?;
         self.keep_alive &= wants_keep_alive(&head.headers, head.version);
         self.upgrade_requested =
             head.headers.contains_key(UPGRADE) && has_token(&head.headers, CONNECTION, "upgrade");

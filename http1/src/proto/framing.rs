@@ -80,8 +80,54 @@ fn check_te_cl(headers: &HeaderMap, version: Version) -> Result<Option<bool>, Pr
     Ok(te)
 }
 
+/// A message whose body framing is asked for (h11's `_body_framing`): a request, or a
+/// response with the method of the request it answers.
+#[derive(Clone, Copy, Debug)]
+pub enum Message<'a> {
+    /// A request.
+    Request {
+        /// Its header fields.
+        headers: &'a HeaderMap,
+        /// Its version.
+        version: Version,
+    },
+    /// A response to a request with `method`.
+    Response {
+        /// The method of the request.
+        method: &'a http::Method,
+        /// The status.
+        status: http::StatusCode,
+        /// Its header fields.
+        headers: &'a HeaderMap,
+        /// Its version.
+        version: Version,
+    },
+}
+
+/// How a message's body is delimited (RFC 9112 §6.3), for both roles: no body for the
+/// responses that have no content (HEAD, 1xx, 204, 304, 2xx to CONNECT; one rule for every
+/// version, in `burrow-http-core`), else `Transfer-Encoding`, else `Content-Length`, else
+/// nothing (requests) or the connection's end (responses).
+pub fn body_framing(m: Message<'_>) -> Result<Framing, ProtoError> {
+    match m {
+        Message::Request { headers, version } => request_framing(headers, version),
+        Message::Response {
+            method,
+            status,
+            headers,
+            version,
+        } => {
+            if burrow_http_core::message::response_has_content(method, status) {
+                response_framing(headers, version)
+            } else {
+                Ok(Framing::Length(0))
+            }
+        }
+    }
+}
+
 /// Framing of a request body (RFC 9112 §6.3 rules 3–6).
-pub fn request_framing(headers: &HeaderMap, version: Version) -> Result<Framing, ProtoError> {
+fn request_framing(headers: &HeaderMap, version: Version) -> Result<Framing, ProtoError> {
     match check_te_cl(headers, version)? {
         Some(true) => Ok(Framing::Chunked),
         // A request whose final coding is not chunked cannot be delimited: 501/400.
@@ -90,9 +136,8 @@ pub fn request_framing(headers: &HeaderMap, version: Version) -> Result<Framing,
     }
 }
 
-/// Framing of a response body that may have one (the caller handles HEAD, 1xx, 204, 304 and
-/// CONNECT 2xx).
-pub fn response_framing(headers: &HeaderMap, version: Version) -> Result<Framing, ProtoError> {
+/// Framing of a response body that may have one.
+fn response_framing(headers: &HeaderMap, version: Version) -> Result<Framing, ProtoError> {
     match check_te_cl(headers, version)? {
         Some(true) => Ok(Framing::Chunked),
         Some(false) => Ok(Framing::CloseDelimited),

@@ -5,10 +5,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use burrow_http_core::{refused, Body, ConnectionInfo, HttpConnection, Tunnel, TunnelRequest};
+use burrow_http_core::{handshake, Body, ConnectionInfo, HttpConnection, Tunnel, TunnelRequest};
 use burrow_transport::{BoxFlow, Error, ErrorKind};
 use http::header::HOST;
-use http::{Method, Request, Response, Version};
+use http::{Request, Response, Version};
 use http_body::Body as _;
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{ClientConfig, Endpoint, EndpointConfig, TokioRuntime};
@@ -233,23 +233,16 @@ fn count_interim(seen: usize) -> Result<usize, Error> {
 }
 
 fn request_head(parts: &http::request::Parts) -> Result<RequestHead, Error> {
-    let uri = &parts.uri;
-    // RFC 9114 §4.3.1: :authority without userinfo.
-    let authority = match burrow_http_core::target::authority(uri) {
-        Some(a) => a,
-        None => parts
-            .headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .ok_or_else(|| Error::user(ErrorKind::InvalidInput, "request has no authority"))?,
-    };
+    // RFC 9114 §4.3.1: :authority without userinfo (or from Host); §4.2: no
+    // connection-specific fields.
+    let uri = burrow_http_core::target::absolute_uri(parts, "https")?;
     let mut headers = parts.headers.clone();
+    burrow_http_core::message::strip_connection_specific(&mut headers);
     headers.remove(HOST);
     Ok(RequestHead {
         method: parts.method.clone(),
-        scheme: Some(uri.scheme_str().unwrap_or("https").to_string()),
-        authority: Some(authority),
+        scheme: uri.scheme_str().map(str::to_string),
+        authority: burrow_http_core::target::authority(&uri),
         path: Some(uri.path_and_query().map_or("/", |p| p.as_str()).to_string()),
         protocol: None,
         headers,
@@ -274,7 +267,10 @@ impl HttpConnection for Http3Connection {
                     interim = count_interim(interim)?;
                 }
                 MessageEvent::Response(status, headers) => {
-                    let len = if parts.method == Method::HEAD {
+                    let len = if !burrow_http_core::message::response_has_content(
+                        &parts.method,
+                        status,
+                    ) {
                         Some(0)
                     } else {
                         headers
@@ -299,42 +295,22 @@ impl HttpConnection for Http3Connection {
     }
 
     async fn open_tunnel(&self, request: TunnelRequest) -> Result<Tunnel, Error> {
-        let authority = request.authority.to_string();
-        let mut headers = request.headers.clone();
-        headers.remove(HOST);
-        let head = match &request.protocol {
-            // RFC 9114 §4.4: :method and :authority only.
-            None => RequestHead {
-                method: Method::CONNECT,
-                scheme: None,
-                authority: Some(authority),
-                path: None,
-                protocol: None,
-                headers,
-            },
-            Some(p) => {
-                // RFC 9220 §3: only once the peer's SETTINGS enabled it.
-                let s = self.peer_settings().await?;
-                // RFC 9297 §2.1.1 / RFC 9298: HTTP Datagrams need the peer's H3_DATAGRAM.
-                if p.eq_ignore_ascii_case("connect-udp") && !s.h3_datagram {
-                    return Err(Error::peer(ErrorKind::Unsupported,
-                        "HTTP/3 peer did not enable HTTP Datagrams (SETTINGS_H3_DATAGRAM), needed for CONNECT-UDP",
-                    ));
-                }
-                if !s.enable_connect_protocol {
-                    return Err(Error::peer(ErrorKind::Unsupported,
-                        format!("HTTP/3 peer did not enable extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL), needed for :protocol {p}"),
-                    ));
-                }
-                RequestHead {
-                    method: Method::CONNECT,
-                    scheme: Some(request.scheme.clone().unwrap_or_else(|| "https".into())),
-                    authority: Some(authority),
-                    path: Some(request.path.clone().unwrap_or_else(|| "/".into())),
-                    protocol: Some(p.clone()),
-                    headers,
-                }
-            }
+        if handshake::needs_settings(&request, Version::HTTP_3) {
+            let s = self.peer_settings().await?;
+            let allowed = handshake::PeerSettings {
+                extended_connect: s.enable_connect_protocol,
+                h3_datagram: s.h3_datagram,
+            };
+            handshake::check_settings(&request, Version::HTTP_3, &allowed)?;
+        }
+        let th = handshake::request_head(&request, Version::HTTP_3)?;
+        let head = RequestHead {
+            method: th.method,
+            scheme: th.scheme.map(str::to_string),
+            authority: Some(th.authority),
+            path: th.path,
+            protocol: th.protocol,
+            headers: th.headers,
         };
         let (mut reader, mut recv, send, id) = self.open(&head, None).await?;
         let send =
@@ -346,12 +322,10 @@ impl HttpConnection for Http3Connection {
                     interim = count_interim(interim)?;
                 }
                 MessageEvent::Response(status, headers) => {
-                    if !status.is_success() {
-                        return Err(refused(status, &headers));
-                    }
+                    handshake::judge_answer(&request, Version::HTTP_3, status, &headers)?;
                     let mut t =
                         Tunnel::new(Box::new(H3Stream::new(reader, recv, send)), status, headers);
-                    if request.protocol.is_some() {
+                    if request.protocol().is_some() {
                         t = t.with_datagrams(Box::new(self.shared.datagrams(id)));
                     }
                     return Ok(t);

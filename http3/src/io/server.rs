@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use burrow_http_core::{Body, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel};
+use burrow_http_core::{
+    handshake, message, Body, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel,
+};
 use burrow_transport::{Error, ErrorKind};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, Version};
 use http_body::Body as _;
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{Endpoint, ServerConfig};
@@ -199,11 +201,11 @@ impl Respond for Responder {
     async fn send_response(mut self: Box<Self>, response: Response<Body>) -> Result<(), Error> {
         let (mut parts, b) = response.into_parts();
         let status = parts.status;
-        let no_body = self.method == Method::HEAD
-            || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED;
+        // RFC 9114 §4.2: no connection-specific fields.
+        message::strip_connection_specific(&mut parts.headers);
+        let no_body = !message::response_has_content(&self.method, status);
         if let Some(n) = b.size_hint().exact() {
-            if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+            if message::response_announces_length(&self.method, status) {
                 parts
                     .headers
                     .entry(http::header::CONTENT_LENGTH)
@@ -235,12 +237,7 @@ impl Respond for Responder {
             )
         })?;
         let status = response.status();
-        if !status.is_success() {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
-                "accept_tunnel needs a 2xx status",
-            ));
-        }
+        handshake::check_accept(false, Version::HTTP_3, status)?;
         let headers = response.headers().clone();
         let frame = headers_frame(&response_fields(status, &headers));
         self.send.write_all(&frame).await.map_err(|e| {

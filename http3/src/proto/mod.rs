@@ -9,7 +9,8 @@ pub mod settings;
 pub mod stream;
 #[cfg(test)]
 mod tests;
-pub mod varint;
+/// QUIC variable-length integers (the one implementation, in `burrow-http-core`).
+pub use burrow_http_core::varint;
 
 use bytes::Bytes;
 

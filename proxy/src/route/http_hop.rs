@@ -226,18 +226,14 @@ impl HttpHop {
     }
 
     async fn connect_udp(&self, target: &Target) -> Result<burrow_transport::BoxFlow> {
-        let mut req = self.tunnel_request(&self.url.target);
-        req.protocol = Some("connect-udp".into());
-        req.scheme = Some(
-            if self.url.kind == ProxyKind::Http {
-                "http"
-            } else {
-                "https"
-            }
-            .into(),
-        );
-        req.path = Some(self.template.expand(target));
-        req.headers
+        let req = TunnelRequest::extended(
+            "connect-udp",
+            self.url.target.clone(),
+            self.template.expand(target),
+        )
+        .with_secure(self.url.kind != ProxyKind::Http);
+        let mut req = self.with_our_headers(req);
+        req.headers_mut()
             .insert("capsule-protocol", HeaderValue::from_static("?1"));
         let (tunnel, conn, layers) = self.tunnel(req).await?;
         let describe = format!(
@@ -246,23 +242,26 @@ impl HttpHop {
             self.url.target,
             layers.join(" > ")
         );
-        let (stream, datagrams) = tunnel.into_parts();
-        Ok(match datagrams {
-            Some(d) => Arc::new(super::flows::DatagramTunnelFlow::new(stream, d, describe)),
-            None => Arc::new(super::flows::CapsuleFlow::new(
-                stream,
-                burrow_http_core::capsule::DEFAULT_MAX_CAPSULE,
-                describe,
-            )),
-        })
+        Ok(crate::flows::tunnel_flow(
+            tunnel,
+            burrow_http_core::capsule::DEFAULT_MAX_CAPSULE,
+            describe,
+        ))
     }
 
     fn tunnel_request(&self, target: &Target) -> TunnelRequest {
-        let mut req = TunnelRequest::connect(target.clone());
-        req.headers = self.headers.clone();
+        self.with_our_headers(TunnelRequest::connect(target.clone()))
+    }
+
+    /// `req` with this hop's extra headers and its credentials.
+    fn with_our_headers(&self, mut req: TunnelRequest) -> TunnelRequest {
+        let h = req.headers_mut();
+        for (k, v) in &self.headers {
+            h.append(k, v.clone());
+        }
         if let Some(c) = &self.url.credentials {
             if let Some(v) = basic(&c.user, &c.pass) {
-                req.headers.insert(http::header::PROXY_AUTHORIZATION, v);
+                h.insert(http::header::PROXY_AUTHORIZATION, v);
             }
         }
         req

@@ -1,7 +1,6 @@
 //! Routes: proxy URLs, one connector per hop, folded nearest first (DESIGN.md).
 
 mod build;
-pub mod flows;
 pub mod hop_stream;
 pub mod http_hop;
 pub mod socks_hop;

@@ -171,7 +171,7 @@ impl SocksHop {
             self.url.target,
             flow.describe()
         );
-        Ok(Arc::new(super::flows::SocksUdpFlow::new(
+        Ok(Arc::new(crate::flows::SocksUdpFlow::new(
             control.stream,
             flow,
             target,

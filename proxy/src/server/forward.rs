@@ -13,7 +13,7 @@
 //! * RFC 9110 §4.2.4: userinfo in the target is an error (400).
 //! * RFC 9110 §7.6.3: a `Via` naming this proxy is a loop (508).
 
-use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, StatusCode, Uri, Version};
 
 use burrow_transport::Target;
@@ -44,35 +44,8 @@ impl Refusal {
     }
 }
 
-/// Header fields that concern one hop only (RFC 9110 §7.6.1) and are never forwarded.
-pub const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
-    "proxy-authenticate",
-];
-
-/// Removes the hop-by-hop fields, and those the `Connection` field names.
-pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|s| s.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        h.remove(*n);
-    }
-}
+/// Removes what is never forwarded: the one list, in `burrow-http-core`.
+pub use burrow_http_core::message::strip_hop_by_hop;
 
 /// The `Via` received-protocol for a request's version (RFC 9110 §7.6.3).
 pub fn via_protocol(v: Version) -> &'static str {

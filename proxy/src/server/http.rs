@@ -4,10 +4,11 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use burrow_http_core::handshake::{self, TunnelAsk};
 use burrow_http_core::{Body, ConnectProtocol, Respond, ServerRequest};
 use burrow_transport::{Error, ErrorKind, Target};
 use http::header::HeaderValue;
-use http::{Method, Response, StatusCode};
+use http::{Response, StatusCode};
 
 use super::dial::Dial;
 use super::forward::{prepare, strip_hop_by_hop, via_loops, via_protocol, Refusal};
@@ -184,8 +185,9 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, sr: ServerRequest, peer: Peer, gua
         );
         return refuse(&proxy, respond, r.response()).await;
     }
-    let protocol = request.extensions().get::<ConnectProtocol>().cloned();
-    let is_tunnel = request.method() == Method::CONNECT || protocol.is_some();
+    let protocol = request.extensions().get::<ConnectProtocol>();
+    let ask = handshake::ask(request.method(), protocol.map(|p| p.0.as_str()));
+    let is_tunnel = ask.is_some();
     // Every tunnel and forwarded request takes a slot of the proxy and one of its client.
     let Some(share) = proxy.clients.work(peer.addr.ip()) else {
         let what = if is_tunnel { "tunnels" } else { "requests" };
@@ -205,12 +207,12 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, sr: ServerRequest, peer: Peer, gua
     let _held = (share, guard);
     stats.tunnels.fetch_add(1, Ordering::Relaxed);
     stats.active.fetch_add(1, Ordering::Relaxed);
-    match protocol {
-        Some(p) if p.0.eq_ignore_ascii_case("connect-udp") => {
+    match ask {
+        Some(TunnelAsk::Extended(p)) if p == "connect-udp" => {
             udp::handle(&proxy, request, respond).await
         }
-        Some(p) => {
-            let msg = format!("unsupported :protocol {}", p.0);
+        Some(TunnelAsk::Extended(p)) => {
+            let msg = format!("unsupported :protocol {p}");
             let r = refusal(
                 StatusCode::NOT_IMPLEMENTED,
                 "proxy_internal_error",
@@ -218,7 +220,7 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, sr: ServerRequest, peer: Peer, gua
             );
             refuse(&proxy, respond, r).await;
         }
-        None => connect_tcp(&proxy, request, respond).await,
+        _ => connect_tcp(&proxy, request, respond).await,
     }
     stats.active.fetch_sub(1, Ordering::Relaxed);
 }

@@ -36,7 +36,7 @@ use tokio::sync::{Notify, Semaphore};
 
 pub use clients::{ClientTable, Hold};
 pub use dial::{Dial, Dialer, GuardedConnector, OwnAddresses};
-pub use forward::{prepare, via_loops, Prepared, Refusal, HOP_BY_HOP};
+pub use forward::{prepare, via_loops, Prepared, Refusal};
 pub use relay::{relay, SharedStats, Stats};
 pub use rules::{Credentials, Denied, Rules};
 

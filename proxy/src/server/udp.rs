@@ -1,21 +1,15 @@
-//! CONNECT-UDP (RFC 9298) on the proxy: HTTP Datagrams (HTTP/3) or DATAGRAM capsules
-//! (HTTP/2, HTTP/1.1) on one side, a UDP socket to the target on the other.
+//! CONNECT-UDP (RFC 9298) on the proxy: the client's tunnel as a datagram flow (HTTP
+//! Datagrams on HTTP/3, DATAGRAM capsules on HTTP/2 and HTTP/1.1, the same flows burrow's
+//! client uses) relayed to a UDP flow to the target.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use burrow_http_core::capsule::{self, CapsuleDecoder, CapsuleType};
-use burrow_http_core::{Body, Respond, TunnelDatagrams};
-use burrow_transport::{datagram, BoxFlow};
-use bytes::{BufMut, BytesMut};
-use http::{HeaderValue, Response, StatusCode, Version};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use burrow_http_core::{handshake, Body, Respond};
+use http::{HeaderValue, StatusCode};
 
 use super::http::{dial_refusal, refusal, refuse};
 use super::Proxy;
-
-/// Largest UDP payload relayed.
-const MAX_UDP: usize = 65_535;
+use crate::flows;
 
 pub(crate) async fn handle(proxy: &Proxy, request: http::Request<Body>, respond: Box<dyn Respond>) {
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -40,120 +34,25 @@ pub(crate) async fn handle(proxy: &Proxy, request: http::Request<Body>, respond:
     };
     // RFC 9298 §3.3 (HTTP/1.1: 101 with Upgrade), §3.4/3.5 (HTTP/2 and HTTP/3: 2xx);
     // Capsule-Protocol: ?1 either way (RFC 9297 §3.4).
-    let mut resp = Response::new(());
-    if request.version() == Version::HTTP_11 || request.version() == Version::HTTP_10 {
-        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        resp.headers_mut().insert(
-            http::header::UPGRADE,
-            HeaderValue::from_static("connect-udp"),
-        );
-        resp.headers_mut().insert(
-            http::header::CONNECTION,
-            HeaderValue::from_static("Upgrade"),
-        );
-    }
+    let ask = handshake::TunnelAsk::Extended("connect-udp".into());
+    let mut resp = handshake::accept_head(&ask, request.version());
     resp.headers_mut()
         .insert("capsule-protocol", HeaderValue::from_static("?1"));
     let Ok(tunnel) = respond.accept_tunnel(resp).await else {
         return;
     };
-    let (stream, dgrams) = tunnel.into_parts();
-    relay(proxy, stream, dgrams.map(Arc::from), flow).await;
-}
-
-async fn relay(
-    proxy: &Proxy,
-    stream: burrow_transport::BoxStream,
-    dgrams: Option<Arc<dyn TunnelDatagrams>>,
-    flow: BoxFlow,
-) {
+    // The client's side as a datagram flow, exactly as burrow's client sees its tunnel.
+    let limits = &proxy.config.limits;
+    let client = flows::tunnel_flow(tunnel, limits.max_capsule, "CONNECT-UDP client".into());
     let stats = &proxy.stats;
-    let idle = proxy.config.limits.idle_timeout;
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    // Client → target: capsules from the stream (any version), datagrams (HTTP/3).
-    let from_stream = async {
-        let mut dec = CapsuleDecoder::new(proxy.config.limits.max_capsule);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match tokio::time::timeout(idle, rd.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-                Ok(Ok(n)) => n,
-            };
-            dec.push(&buf[..n]);
-            loop {
-                match dec.poll_capsule() {
-                    Ok(Some(c)) if c.ty == CapsuleType::DATAGRAM => {
-                        if let Ok((0, udp)) = capsule::split_context(c.value) {
-                            stats.datagrams.fetch_add(1, Ordering::Relaxed);
-                            stats
-                                .bytes_up
-                                .fetch_add(udp.len() as u64, Ordering::Relaxed);
-                            let _ = datagram::send(&*flow, &udp).await;
-                        }
-                    }
-                    // Unknown capsule types are skipped (RFC 9297 §3.2).
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    // A capsule longer than allowed: abort the stream (RFC 9297 §3.3).
-                    Err(_) => return,
-                }
-            }
-        }
-    };
-    let from_datagrams = async {
-        let Some(d) = &dgrams else {
-            return std::future::pending::<()>().await;
+    flows::relay_datagrams(&*client, &*flow, limits.idle_timeout, |up, n| {
+        stats.datagrams.fetch_add(1, Ordering::Relaxed);
+        let bytes = if up {
+            &stats.bytes_up
+        } else {
+            &stats.bytes_down
         };
-        let mut buf = vec![0u8; MAX_UDP + 16];
-        loop {
-            let n = match std::future::poll_fn(|cx| d.poll_recv(cx, &mut buf)).await {
-                Ok(n) => n,
-                Err(_) => return,
-            };
-            if let Ok((0, udp)) = capsule::split_context(bytes::Bytes::copy_from_slice(&buf[..n])) {
-                stats.datagrams.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .bytes_up
-                    .fetch_add(udp.len() as u64, Ordering::Relaxed);
-                let _ = datagram::send(&*flow, &udp).await;
-            }
-        }
-    };
-    // Target → client.
-    let to_client = async {
-        let mut buf = vec![0u8; MAX_UDP];
-        let mut out = BytesMut::new();
-        loop {
-            let n = match tokio::time::timeout(idle, datagram::recv(&*flow, &mut buf)).await {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            stats.datagrams.fetch_add(1, Ordering::Relaxed);
-            stats.bytes_down.fetch_add(n as u64, Ordering::Relaxed);
-            match &dgrams {
-                Some(d) => {
-                    out.clear();
-                    out.put_u8(0); // context id 0
-                    out.put_slice(&buf[..n]);
-                    // Too large for a QUIC DATAGRAM frame: dropped, never a capsule on HTTP/3.
-                    if out.len() <= d.max_payload() {
-                        let _ = std::future::poll_fn(|cx| d.poll_send(cx, &out)).await;
-                    }
-                }
-                None => {
-                    out.clear();
-                    capsule::encode_udp_datagram(&buf[..n], &mut out);
-                    if wr.write_all(&out).await.is_err() {
-                        return;
-                    }
-                    let _ = wr.flush().await;
-                }
-            }
-        }
-    };
-    tokio::select! {
-        _ = from_stream => {}
-        _ = from_datagrams => {}
-        _ = to_client => {}
-    }
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+    })
+    .await;
 }

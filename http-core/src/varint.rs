@@ -1,4 +1,5 @@
-//! QUIC variable-length integers (RFC 9000 §16).
+//! QUIC variable-length integers (RFC 9000 §16), for capsules (RFC 9297) and HTTP/3 (RFC
+//! 9114) alike.
 
 use bytes::{Buf, BufMut};
 

@@ -1,5 +1,7 @@
-//! Datagram flows through proxies: CONNECT-UDP (RFC 9298) over HTTP/3 datagrams or over
-//! DATAGRAM capsules on an HTTP/2 or HTTP/1.1 stream, and SOCKS5 UDP ASSOCIATE.
+//! Datagram flows over tunnels: CONNECT-UDP (RFC 9298) over HTTP/3 datagrams or over
+//! DATAGRAM capsules on an HTTP/2 or HTTP/1.1 stream, and SOCKS5 UDP ASSOCIATE. The client's
+//! hops and the proxy server bridge CONNECT-UDP with the same flows ([`tunnel_flow`]), and
+//! the server relays between two flows with [`relay_datagrams`].
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -62,6 +64,74 @@ fn watch_end(stream: BoxStream, closed: Arc<Closed>) {
         }
         closed.close();
     });
+}
+
+/// The datagram flow of an established CONNECT-UDP tunnel, either side: HTTP/3 datagrams
+/// when the version has them, DATAGRAM capsules on the stream otherwise.
+pub fn tunnel_flow(
+    tunnel: burrow_http_core::Tunnel,
+    max_capsule: u64,
+    describe: String,
+) -> BoxFlow {
+    let (stream, datagrams) = tunnel.into_parts();
+    match datagrams {
+        Some(d) => Arc::new(DatagramTunnelFlow::new(stream, d, describe)),
+        None => Arc::new(CapsuleFlow::new(stream, max_capsule, describe)),
+    }
+}
+
+/// Relays datagrams both ways between two flows until either ends or nothing moves for
+/// `idle`; `count` sees each datagram as it goes (`true`: from `a` to `b`).
+pub async fn relay_datagrams(
+    a: &dyn DatagramFlow,
+    b: &dyn DatagramFlow,
+    idle: std::time::Duration,
+    count: impl Fn(bool, usize),
+) {
+    let last = std::sync::atomic::AtomicU64::new(0);
+    let start = tokio::time::Instant::now();
+    let touch = || {
+        last.store(
+            start.elapsed().as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        )
+    };
+    let watchdog = async {
+        loop {
+            tokio::time::sleep(idle / 4).await;
+            let quiet = start.elapsed().as_millis() as u64
+                - last.load(std::sync::atomic::Ordering::Relaxed);
+            if quiet >= idle.as_millis() as u64 {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = pump(a, b, true, &touch, &count) => {}
+        _ = pump(b, a, false, &touch, &count) => {}
+        _ = watchdog => {}
+    }
+}
+
+/// Moves datagrams from `from` to `to` until either fails.
+async fn pump(
+    from: &dyn DatagramFlow,
+    to: &dyn DatagramFlow,
+    up: bool,
+    touch: &impl Fn(),
+    count: &impl Fn(bool, usize),
+) {
+    let mut buf = vec![0u8; MAX_UDP + 16];
+    while let Ok(n) = burrow_transport::datagram::recv(from, &mut buf).await {
+        touch();
+        count(up, n);
+        if burrow_transport::datagram::send(to, &buf[..n])
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// CONNECT-UDP over HTTP/3: QUIC DATAGRAM frames bound to the request stream, context id 0.

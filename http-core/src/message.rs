@@ -1,0 +1,121 @@
+//! Rules about messages that every version obeys, written once: which responses carry
+//! content, which carry a length, and which header fields are connection-specific.
+
+use http::header::{HeaderName, CONNECTION, TE};
+use http::{HeaderMap, Method, StatusCode};
+
+/// Whether a response to `method` with `status` has content (RFC 9110 §6.4.1): none for
+/// HEAD (§9.3.2), 1xx (§15.2), 204 (§15.3.5), 304 (§15.4.5) or a 2xx to CONNECT, after
+/// which the stream is a tunnel (§9.3.6).
+pub fn response_has_content(method: &Method, status: StatusCode) -> bool {
+    !(method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || (method == Method::CONNECT && status.is_success()))
+}
+
+/// Whether a server should announce the length of a response's body in `Content-Length`
+/// (RFC 9110 §8.6): never for 1xx, 204 or a 2xx to CONNECT; not for 304 either (it would
+/// have to be the length of the content it stands for); for HEAD, the length a GET would
+/// have.
+pub fn response_announces_length(method: &Method, status: StatusCode) -> bool {
+    !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || (method == Method::CONNECT && status.is_success()))
+}
+
+/// Header fields that concern one connection only (RFC 9110 §7.6.1) and are never sent on
+/// another hop, nor at all over HTTP/2 and HTTP/3 (RFC 9113 §8.2.2, RFC 9114 §4.2): besides
+/// these, the fields `Connection` names, and `TE` unless it is `trailers`.
+pub const CONNECTION_SPECIFIC: [&str; 5] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes the connection-specific fields: those [`CONNECTION_SPECIFIC`] lists, those
+/// `Connection` names, and `TE` other than `trailers`.
+pub fn strip_connection_specific(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in CONNECTION_SPECIFIC {
+        h.remove(n);
+    }
+    if h.get(TE)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"trailers"))
+    {
+        h.remove(TE);
+    }
+}
+
+/// Removes what a proxy must not forward (RFC 9110 §7.6.1, §11.7): the connection-specific
+/// fields, `TE` and `Trailer` whatever they say, and the proxy's own credentials
+/// (`Proxy-Authorization`, `Proxy-Authenticate`).
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    strip_connection_specific(h);
+    for n in ["te", "trailer", "proxy-authorization", "proxy-authenticate"] {
+        h.remove(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_responses_have_content_and_a_length() {
+        let get = Method::GET;
+        for (m, s, content, length) in [
+            (&get, 200, true, true),
+            (&Method::HEAD, 200, false, true),
+            (&get, 101, false, false),
+            (&get, 103, false, false),
+            (&get, 204, false, false),
+            (&get, 304, false, false),
+            (&Method::CONNECT, 200, false, false),
+            (&Method::CONNECT, 407, true, true),
+        ] {
+            let s = StatusCode::from_u16(s).unwrap();
+            assert_eq!(response_has_content(m, s), content, "{m} {s}");
+            assert_eq!(response_announces_length(m, s), length, "{m} {s}");
+        }
+    }
+
+    #[test]
+    fn connection_specific_fields_go() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "x-a, close"),
+            ("x-a", "1"),
+            ("keep-alive", "5"),
+            ("te", "trailers"),
+            ("x-keep", "1"),
+            ("proxy-authorization", "Basic eA=="),
+        ] {
+            h.append(k, v.parse().unwrap());
+        }
+        let mut direct = h.clone();
+        strip_connection_specific(&mut direct);
+        assert!(direct.contains_key("te") && direct.contains_key("proxy-authorization"));
+        assert!(!direct.contains_key("x-a") && !direct.contains_key("keep-alive"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-keep"));
+        let mut gz = HeaderMap::new();
+        gz.insert("te", "gzip".parse().unwrap());
+        strip_connection_specific(&mut gz);
+        assert!(gz.is_empty());
+    }
+}
