@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burrow_http1::io::Http1;
+use burrow_http1::Http1;
 use burrow_http2::Http2;
 use burrow_http3::Http3;
 use burrow_http_core::{Body, Client, VersionPolicy};

@@ -64,23 +64,21 @@ pub fn alpn(v: Versions) -> &'static [&'static [u8]] {
 }
 
 /// Starts the server role for `versions` on `io`, given the ALPN TLS negotiated.
-pub fn serve(versions: Versions, io: BoxStream, alpn: Option<&[u8]>) -> Box<dyn ServerConnection> {
+pub async fn serve(
+    versions: Versions,
+    io: BoxStream,
+    alpn: Option<&[u8]>,
+) -> Result<Box<dyn ServerConnection>, burrow_transport::Error> {
     let h2 = match versions {
         Versions::Http1 => false,
         Versions::Http2 => true,
         Versions::Negotiate => alpn == Some(b"h2"),
     };
-    if h2 {
-        Box::new(burrow_http2::serve(
-            io,
-            &burrow_http2::Http2Config::default(),
-        ))
+    Ok(if h2 {
+        Box::new(burrow_http2::serve(io, &Default::default()).await?)
     } else {
-        Box::new(burrow_http1::io::serve(
-            io,
-            burrow_http1::proto::Limits::default(),
-        ))
-    }
+        Box::new(burrow_http1::serve(io, &Default::default()).await?)
+    })
 }
 
 /// Starts an origin on `127.0.0.1:0`, plain or with TLS when `tls` is given (its ALPN list
@@ -113,7 +111,7 @@ pub async fn start_h3(
             tokio::spawn(async move {
                 let Ok(conn) = incoming.await else { return };
                 st.connections.fetch_add(1, Ordering::Relaxed);
-                let Ok(mut srv) = burrow_http3::serve(conn).await else {
+                let Ok(mut srv) = burrow_http3::serve(conn, &Default::default()).await else {
                     return;
                 };
                 while let Some(Ok(req)) = srv.accept().await {
@@ -149,7 +147,9 @@ pub async fn start_with(
                     },
                     None => (Box::new(s), None),
                 };
-                let mut conn = serve(versions, io, alpn.as_deref());
+                let Ok(mut conn) = serve(versions, io, alpn.as_deref()).await else {
+                    return;
+                };
                 while let Some(Ok(req)) = conn.accept().await {
                     st.requests.fetch_add(1, Ordering::Relaxed);
                     tokio::spawn(answer(req, alt_svc_h3));

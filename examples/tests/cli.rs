@@ -440,7 +440,7 @@ async fn alt_svc_h3_is_used_for_the_next_request() {
         .add_root_pem_file(&o.ca)
         .unwrap();
     let mut b = burrow_http_core::Client::builder();
-    b.protocol(std::sync::Arc::new(burrow_http1::io::Http1::default()))
+    b.protocol(std::sync::Arc::new(burrow_http1::Http1::default()))
         .protocol(std::sync::Arc::new(burrow_http2::Http2::default()))
         .datagram_protocol(std::sync::Arc::new(burrow_http3::Http3::default()))
         .tls(tls);

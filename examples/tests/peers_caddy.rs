@@ -63,7 +63,7 @@ fn client(c: &Caddy, policy: VersionPolicy) -> Client {
     let mut tls = TlsConfig::default();
     tls.roots(Roots::None).add_root_pem_file(&c.ca).unwrap();
     let mut b = Client::builder();
-    b.protocol(Arc::new(burrow_http1::io::Http1::default()))
+    b.protocol(Arc::new(burrow_http1::Http1::default()))
         .protocol(Arc::new(burrow_http2::Http2::default()))
         .datagram_protocol(Arc::new(burrow_http3::Http3::default()))
         .tls(tls)

@@ -5,8 +5,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use burrow_http1::io::handshake;
-use burrow_http1::proto::Limits;
 use burrow_http_core::{Body, ConnectionInfo, HttpConnection};
 use burrow_transport::{
     Roots, StreamConnector, Target, TcpConnector, TlsConfig, TlsStreamConnector,
@@ -103,7 +101,9 @@ async fn ten_requests_reuse_one_connection() {
     );
     let target: Target = format!("localhost:{}", n.tls).parse().unwrap();
     let c = connector.connect(&target).await.unwrap();
-    let conn = handshake(c.stream, ConnectionInfo::default(), Limits::default());
+    let conn = burrow_http1::connect(c.stream, ConnectionInfo::default(), &Default::default())
+        .await
+        .unwrap();
     let want = sha(&std::fs::read(n.root.join("1m.bin")).unwrap());
     let mut serials = Vec::new();
     for i in 1..=10 {
@@ -125,7 +125,7 @@ fn client(n: &Nginx, policy: burrow_http_core::VersionPolicy) -> burrow_http_cor
     let mut t = TlsConfig::default();
     t.roots(Roots::None).add_root_pem_file(&n.ca).unwrap();
     let mut b = burrow_http_core::Client::builder();
-    b.protocol(std::sync::Arc::new(burrow_http1::io::Http1::default()))
+    b.protocol(std::sync::Arc::new(burrow_http1::Http1::default()))
         .protocol(std::sync::Arc::new(burrow_http2::Http2::default()))
         .tls(t)
         .version_policy(policy);

@@ -134,7 +134,7 @@ async fn hundred_concurrent_tunnels_over_one_nghttpx_connection() {
         },
     );
     let mut b = Client::builder();
-    b.protocol(Arc::new(burrow_http1::io::Http1::default()))
+    b.protocol(Arc::new(burrow_http1::Http1::default()))
         .connector(route.stream)
         .tls(tls)
         .version_policy(VersionPolicy::Http1Only)

@@ -33,6 +33,7 @@ mod body;
 pub mod capsule;
 mod client;
 mod connection;
+pub mod credentials;
 pub mod handshake;
 pub mod message;
 pub mod playbook;

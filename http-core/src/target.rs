@@ -6,7 +6,7 @@
 //! delimiter) when an "http" or "https" URI reference is generated within a message as a
 //! target URI or field value."
 
-use http::header::{HeaderValue, AUTHORIZATION};
+use http::header::AUTHORIZATION;
 use http::uri::{Authority, Uri};
 use http::Request;
 
@@ -82,18 +82,9 @@ pub fn userinfo_to_authorization<B>(req: &mut Request<B>) {
     if req.headers().contains_key(AUTHORIZATION) {
         return;
     }
-    if let Some(v) = basic(&user, &pass) {
+    if let Some(v) = crate::credentials::basic(&user, &pass) {
         req.headers_mut().insert(AUTHORIZATION, v);
     }
-}
-
-/// Basic credentials as a header value (RFC 7617), marked sensitive.
-pub fn basic(user: &str, pass: &str) -> Option<HeaderValue> {
-    use base64::Engine;
-    let v = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    let mut h = HeaderValue::from_str(&format!("Basic {v}")).ok()?;
-    h.set_sensitive(true);
-    Some(h)
 }
 
 fn percent_decode(s: &str) -> String {

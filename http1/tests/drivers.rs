@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use burrow_http1::io::{handshake, serve};
-use burrow_http1::proto::Limits;
+use burrow_http1::{connect, serve};
+
 use burrow_http_core::{
     Body, ConnectionInfo, ErrorKind, HttpConnection, ServerConnection, TunnelRequest,
 };
@@ -27,7 +27,7 @@ async fn server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
             let (s, _) = l.accept().await.unwrap();
             c.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let mut srv = serve(Box::new(s), Limits::default());
+                let mut srv = serve(Box::new(s), &Default::default()).await.unwrap();
                 while let Some(Ok(sr)) = srv.accept().await {
                     let (parts, mut body) = sr.request.into_parts();
                     if parts.method == http::Method::CONNECT {
@@ -83,11 +83,13 @@ async fn server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
 
 async fn client(addr: std::net::SocketAddr) -> impl HttpConnection {
     let s = TcpStream::connect(addr).await.unwrap();
-    handshake(
+    connect(
         Box::new(s) as BoxStream,
         ConnectionInfo::default(),
-        Limits::default(),
+        &Default::default(),
     )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -251,7 +253,7 @@ async fn head_response_carries_length_but_no_body_and_connection_is_reused() {
 async fn client_reuses_one_connection_for_back_to_back_requests() {
     let (addr, conns) = server().await;
     let mut b = burrow_http_core::Client::builder();
-    b.protocol(std::sync::Arc::new(burrow_http1::io::Http1::default()));
+    b.protocol(std::sync::Arc::new(burrow_http1::Http1::default()));
     let client = b.build().unwrap();
     for i in 0..50 {
         let r = client

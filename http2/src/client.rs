@@ -64,13 +64,14 @@ impl StreamProtocol for Http2 {
         stream: BoxStream,
         info: ConnectionInfo,
     ) -> Result<Arc<dyn HttpConnection>, Error> {
-        Ok(Arc::new(handshake(stream, info, &self.config).await?))
+        Ok(Arc::new(connect(stream, info, &self.config).await?))
     }
 }
 
-/// Starts HTTP/2 over `io` (TLS with ALPN `h2` already done, or h2c with prior knowledge):
-/// sends the preface, spawns the connection task, returns the handle.
-pub async fn handshake(
+/// Starts the client side of HTTP/2 over `io` (TLS with ALPN `h2` already done, or h2c
+/// with prior knowledge): sends the preface, spawns the connection's driver, returns its
+/// handle.
+pub async fn connect(
     io: BoxStream,
     info: ConnectionInfo,
     config: &Http2Config,

@@ -3,7 +3,7 @@
 //! HTTP/2 (RFC 9113) for burrow on the `h2` crate over any
 //! [`ByteStream`](burrow_transport::ByteStream): TCP, TLS, or a tunnel.
 //!
-//! * [`handshake`] / [`Http2Connection`]: the client side, an
+//! * [`connect`] / [`Http2Connection`]: the client side, an
 //!   [`HttpConnection`](burrow_http_core::HttpConnection); requests multiplex and wait for a
 //!   free stream at the peer's `SETTINGS_MAX_CONCURRENT_STREAMS`;
 //! * classic CONNECT (`:method` and `:authority` only) and extended CONNECT (RFC 8441, any
@@ -25,7 +25,7 @@ mod error;
 mod server;
 mod stream;
 
-pub use client::{handshake, Http2, Http2Connection, SETTINGS_TIMEOUT};
+pub use client::{connect, Http2, Http2Connection, SETTINGS_TIMEOUT};
 pub use config::{
     Http2Config, DEFAULT_CONNECTION_WINDOW, DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_HEADER_LIST_SIZE,

@@ -25,9 +25,10 @@ pub struct Http2Server {
     abort: Arc<Notify>,
 }
 
-/// Serves HTTP/2 on `io` (after TLS with ALPN `h2`, or h2c with prior knowledge). Extended
-/// CONNECT is enabled (SETTINGS_ENABLE_CONNECT_PROTOCOL).
-pub fn serve(io: BoxStream, config: &Http2Config) -> Http2Server {
+/// Serves HTTP/2 on `io` (after TLS with ALPN `h2`, or h2c with prior knowledge): spawns the
+/// connection's driver; take requests with [`ServerConnection::accept`]. Extended CONNECT
+/// is enabled (SETTINGS_ENABLE_CONNECT_PROTOCOL).
+pub async fn serve(io: BoxStream, config: &Http2Config) -> Result<Http2Server, Error> {
     // Unbounded is bounded in practice: h2 admits at most max_concurrent_streams at a time.
     let (tx, rx) = mpsc::unbounded_channel();
     let shutdown = Arc::new(Notify::new());
@@ -100,11 +101,11 @@ pub fn serve(io: BoxStream, config: &Http2Config) -> Http2Server {
             }
         }
     });
-    Http2Server {
+    Ok(Http2Server {
         requests: rx,
         shutdown,
         abort,
-    }
+    })
 }
 
 fn request(

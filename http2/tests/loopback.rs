@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use burrow_http2::{handshake, serve, Http2, Http2Config};
+use burrow_http2::{serve, Http2, Http2Config};
 use burrow_http_core::{
     Body, Client, ConnectProtocol, ConnectionInfo, ErrorKind, HttpConnection, ServerConnection,
     TunnelRequest, VersionPolicy,
@@ -44,7 +44,7 @@ async fn burrow_server(config: Http2Config, delay: Duration) -> (std::net::Socke
         loop {
             let (s, _) = l.accept().await.unwrap();
             st.conns.fetch_add(1, Ordering::SeqCst);
-            let mut srv = serve(Box::new(s), &config);
+            let mut srv = serve(Box::new(s), &config).await.unwrap();
             let st = st.clone();
             tokio::spawn(async move {
                 while let Some(Ok(sr)) = srv.accept().await {
@@ -97,7 +97,7 @@ async fn burrow_server(config: Http2Config, delay: Duration) -> (std::net::Socke
 
 async fn connect(addr: std::net::SocketAddr) -> burrow_http2::Http2Connection {
     let s = TcpStream::connect(addr).await.unwrap();
-    handshake(
+    burrow_http2::connect(
         Box::new(s),
         ConnectionInfo::default(),
         &Http2Config::default(),
@@ -480,7 +480,9 @@ async fn client_caps_http1_connections_per_origin() {
             let (s, _) = l.accept().await.unwrap();
             cs.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let mut srv = burrow_http1::io::serve(Box::new(s), Default::default());
+                let mut srv = burrow_http1::serve(Box::new(s), &Default::default())
+                    .await
+                    .unwrap();
                 while let Some(Ok(sr)) = srv.accept().await {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     sr.respond
@@ -492,7 +494,7 @@ async fn client_caps_http1_connections_per_origin() {
         }
     });
     let mut b = Client::builder();
-    b.protocol(Arc::new(burrow_http1::io::Http1::default()))
+    b.protocol(Arc::new(burrow_http1::Http1::default()))
         .max_connections_per_origin(2);
     let client = b.build().unwrap();
     let mut tasks = Vec::new();

@@ -13,6 +13,8 @@
 //! * [`serve`] / [`bind`]: the server role.
 #![forbid(unsafe_code)]
 
+/// Fuzz entry points (for `fuzz/` and the property tests), behind the `fuzzing` feature.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod io;
 pub mod proto;
@@ -22,4 +24,4 @@ pub use io::config::{
     Http3Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_INITIAL_MTU, DEFAULT_KEEP_ALIVE,
     DEFAULT_QUIC_IDLE_TIMEOUT, DEFAULT_REQUEST_HEAD_TIMEOUT, PROXY_INITIAL_MTU,
 };
-pub use io::server::{bind, serve, serve_with, Http3Server};
+pub use io::server::{bind, serve, Http3Server};

@@ -82,10 +82,10 @@ async fn burrow_client_against_h3_crate_server() {
     let c = Arc::new(
         connect(
             flow,
-            "localhost",
-            &tls,
-            &Http3Config::default(),
             ConnectionInfo::default(),
+            &Http3Config::default(),
+            &tls,
+            "localhost",
         )
         .await
         .unwrap(),
@@ -136,7 +136,9 @@ async fn h3_crate_client_against_burrow_server() {
     tokio::spawn(async move {
         while let Some(incoming) = ep.accept().await {
             tokio::spawn(async move {
-                let mut srv = serve(incoming.await.unwrap()).await.unwrap();
+                let mut srv = serve(incoming.await.unwrap(), &Default::default())
+                    .await
+                    .unwrap();
                 while let Some(Ok(sr)) = srv.accept().await {
                     let n: usize = sr.request.uri().path()[1..].parse().unwrap_or(0);
                     tokio::spawn(
@@ -193,10 +195,10 @@ async fn extended_connect_refused_when_peer_settings_do_not_allow_it() {
     tls.roots(Roots::None).add_root_der(p.ca.clone());
     let c = connect(
         flow,
-        "localhost",
-        &tls,
-        &Http3Config::default(),
         ConnectionInfo::default(),
+        &Http3Config::default(),
+        &tls,
+        "localhost",
     )
     .await
     .unwrap();
@@ -234,10 +236,10 @@ async fn connect_udp_refused_without_h3_datagram_setting() {
     tls.roots(Roots::None).add_root_der(p.ca.clone());
     let c = connect(
         flow,
-        "localhost",
-        &tls,
-        &Http3Config::default(),
         ConnectionInfo::default(),
+        &Http3Config::default(),
+        &tls,
+        "localhost",
     )
     .await
     .unwrap();

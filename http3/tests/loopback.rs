@@ -48,7 +48,7 @@ async fn server(p: &H3Pki) -> std::net::SocketAddr {
         while let Some(incoming) = ep.accept().await {
             tokio::spawn(async move {
                 let conn = incoming.await.unwrap();
-                let mut srv = serve(conn).await.unwrap();
+                let mut srv = serve(conn, &Default::default()).await.unwrap();
                 while let Some(Ok(sr)) = srv.accept().await {
                     tokio::spawn(async move {
                         let (parts, body) = sr.request.into_parts();
@@ -101,10 +101,10 @@ async fn client(p: &H3Pki, addr: std::net::SocketAddr) -> burrow_http3::Http3Con
     tls.roots(Roots::None).add_root_der(p.ca.clone());
     connect(
         flow,
-        "localhost",
-        &tls,
-        &Http3Config::default(),
         ConnectionInfo::default(),
+        &Http3Config::default(),
+        &tls,
+        "localhost",
     )
     .await
     .unwrap()
@@ -243,10 +243,10 @@ async fn untrusted_server_certificate_is_certificate_error() {
     tls.roots(Roots::None);
     let e = connect(
         flow,
-        "localhost",
-        &tls,
-        &Http3Config::default(),
         ConnectionInfo::default(),
+        &Http3Config::default(),
+        &tls,
+        "localhost",
     )
     .await
     .err()
@@ -290,10 +290,10 @@ async fn flow_too_small_for_quic_is_a_clear_error_not_a_timeout() {
     ));
     let e = connect(
         flow,
-        "localhost",
-        &TlsConfig::default(),
-        &Http3Config::default(),
         ConnectionInfo::default(),
+        &Http3Config::default(),
+        &TlsConfig::default(),
+        "localhost",
     )
     .await
     .err()
@@ -361,7 +361,7 @@ fn server_noticing_close(p: &H3Pki) -> (std::net::SocketAddr, tokio::sync::onesh
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let conn = ep.accept().await.unwrap().await.unwrap();
-        if let Ok(mut srv) = serve(conn).await {
+        if let Ok(mut srv) = serve(conn, &Default::default()).await {
             let _ = srv.accept().await;
         }
         let _ = tx.send(());

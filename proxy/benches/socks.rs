@@ -1,7 +1,7 @@
 //! SOCKS5 handshakes through the sans-I/O client and server cores, back to back.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use burrow_proxy::server::Credentials;
+use burrow_http_core::credentials::Credentials;
 use burrow_proxy::socks::client::{Dialect, SocksClient};
 use burrow_proxy::socks::server::SocksServer;
 use burrow_proxy::socks::wire::{Command, Reply};

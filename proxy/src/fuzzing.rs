@@ -3,9 +3,9 @@
 //! URLs, CONNECT-UDP URI templates, the capsule codec, and the proxy server's request path
 //! (HTTP/1.1 request heads through the rules and the forwarding normalisation).
 
-use crate::server::rules::Credentials;
 use crate::socks::server::{Event, SocksError, SocksServer};
 use crate::socks::wire::Reply;
+use burrow_http_core::credentials::Credentials;
 
 /// Read cuts and the rest: byte 0 is the number of cuts (mod 8), then 2 bytes per cut.
 fn cuts_and_rest(data: &[u8]) -> (Vec<usize>, &[u8]) {

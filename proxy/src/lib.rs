@@ -11,6 +11,8 @@
 #![forbid(unsafe_code)]
 
 pub mod flows;
+/// Fuzz entry points (for `fuzz/` and the property tests), behind the `fuzzing` feature.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod route;
 pub mod server;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use burrow_http1::io::Http1;
+use burrow_http1::Http1;
 use burrow_http_core::{
     Body, Client, ConnectionInfo, ErrorKind, HttpConnection, ServerConnection, TunnelRequest,
 };
@@ -157,10 +157,10 @@ async fn an_http3_peer_without_settings_fails_an_extended_connect_in_time() {
     cfg.handshake_timeout(Duration::from_millis(400));
     let conn = burrow_http3::connect(
         flow,
-        "localhost",
-        &pki.trust(),
-        &cfg,
         ConnectionInfo::default(),
+        &cfg,
+        &pki.trust(),
+        "localhost",
     )
     .await
     .unwrap();
@@ -241,7 +241,9 @@ async fn resetting_h2_proxy_with(
                     }
                     return;
                 }
-                let mut srv = burrow_http1::io::serve(Box::new(t), Default::default());
+                let mut srv = burrow_http1::serve(Box::new(t), &Default::default())
+                    .await
+                    .unwrap();
                 // One CONNECT per connection: it becomes the tunnel.
                 if let Some(Ok(sr)) = srv.accept().await {
                     let Ok(mut tunnel) = sr.respond.accept_tunnel(Response::new(())).await else {

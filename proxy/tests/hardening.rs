@@ -124,7 +124,7 @@ async fn h2(p: &Pki, proxy: SocketAddr) -> Arc<dyn HttpConnection> {
     .await
     .unwrap();
     Arc::new(
-        burrow_http2::handshake(Box::new(t), ConnectionInfo::default(), &Default::default())
+        burrow_http2::connect(Box::new(t), ConnectionInfo::default(), &Default::default())
             .await
             .unwrap(),
     )
@@ -137,10 +137,10 @@ async fn h3(p: &Pki, proxy: SocketAddr) -> Arc<dyn HttpConnection> {
     Arc::new(
         burrow_http3::connect(
             flow,
-            "localhost",
-            &p.trust(),
-            &cfg,
             ConnectionInfo::default(),
+            &cfg,
+            &p.trust(),
+            "localhost",
         )
         .await
         .unwrap(),
@@ -220,7 +220,9 @@ async fn origin_on(l: TcpListener, name: &'static str) -> Arc<AtomicUsize> {
         while let Ok((sock, _)) = l.accept().await {
             let h = h.clone();
             tokio::spawn(async move {
-                let mut srv = burrow_http1::io::serve(Box::new(sock), Default::default());
+                let mut srv = burrow_http1::serve(Box::new(sock), &Default::default())
+                    .await
+                    .unwrap();
                 while let Some(Ok(sr)) = srv.accept().await {
                     h.fetch_add(1, Ordering::Relaxed);
                     let headers = sr.request.headers().clone();
@@ -907,7 +909,9 @@ async fn a_user_who_never_reads_does_not_block_forwarding_for_others() {
     tokio::spawn(async move {
         while let Ok((sock, _)) = l.accept().await {
             tokio::spawn(async move {
-                let mut srv = burrow_http1::io::serve(Box::new(sock), Default::default());
+                let mut srv = burrow_http1::serve(Box::new(sock), &Default::default())
+                    .await
+                    .unwrap();
                 while let Some(Ok(sr)) = srv.accept().await {
                     let body = if sr.request.uri().path() == "/big" {
                         Body::from(vec![7u8; 32 << 20])
@@ -1128,7 +1132,9 @@ async fn paced_origin() -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((sock, _)) = l.accept().await {
             tokio::spawn(async move {
-                let mut srv = burrow_http1::io::serve(Box::new(sock), Default::default());
+                let mut srv = burrow_http1::serve(Box::new(sock), &Default::default())
+                    .await
+                    .unwrap();
                 while let Some(Ok(sr)) = srv.accept().await {
                     let body = match sr.request.uri().path() {
                         "/big" => Body::from(vec![7u8; 32 << 20]),

@@ -42,9 +42,17 @@ async fn origin(p: &Pki) -> SocketAddr {
                     return;
                 };
                 let mut conn: Box<dyn ServerConnection> = if alpn.as_deref() == Some(b"h2") {
-                    Box::new(burrow_http2::serve(Box::new(t), &Default::default()))
+                    Box::new(
+                        burrow_http2::serve(Box::new(t), &Default::default())
+                            .await
+                            .unwrap(),
+                    )
                 } else {
-                    Box::new(burrow_http1::io::serve(Box::new(t), Default::default()))
+                    Box::new(
+                        burrow_http1::serve(Box::new(t), &Default::default())
+                            .await
+                            .unwrap(),
+                    )
                 };
                 while let Some(Ok(sr)) = conn.accept().await {
                     let n: usize = sr.request.uri().path()[1..].parse().unwrap_or(0);
@@ -114,7 +122,7 @@ fn client(p: &Pki, hops: &[String]) -> Client {
     };
     let route = Route::build(&urls, &opts);
     let mut b = Client::builder();
-    b.protocol(Arc::new(burrow_http1::io::Http1::default()))
+    b.protocol(Arc::new(burrow_http1::Http1::default()))
         .protocol(Arc::new(burrow_http2::Http2::default()))
         .datagram_protocol(Arc::new(burrow_http3::Http3::default()))
         .connector(route.stream)
@@ -345,7 +353,7 @@ async fn h3_origin(p: &Pki) -> SocketAddr {
         while let Some(inc) = ep.accept().await {
             tokio::spawn(async move {
                 let Ok(c) = inc.await else { return };
-                let Ok(mut srv) = burrow_http3::serve(c).await else {
+                let Ok(mut srv) = burrow_http3::serve(c, &Default::default()).await else {
                     return;
                 };
                 while let Some(Ok(sr)) = srv.accept().await {
@@ -588,7 +596,7 @@ async fn tunnels_beyond_the_proxys_stream_limit_open_another_connection() {
                     .unwrap();
                 let mut h2 = burrow_http2::Http2Config::default();
                 h2.max_concurrent_streams(2);
-                let mut conn = burrow_http2::serve(Box::new(t), &h2);
+                let mut conn = burrow_http2::serve(Box::new(t), &h2).await.unwrap();
                 while let Some(Ok(sr)) = conn.accept().await {
                     tokio::spawn(async move {
                         // An echoing CONNECT tunnel.

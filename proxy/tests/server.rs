@@ -68,11 +68,11 @@ async fn start(p: &Pki, tweak: impl FnOnce(&mut ProxyConfig)) -> Started {
 
 async fn h1(proxy: SocketAddr) -> Arc<dyn HttpConnection> {
     let s = TcpStream::connect(proxy).await.unwrap();
-    Arc::new(burrow_http1::io::handshake(
-        Box::new(s),
-        ConnectionInfo::default(),
-        Default::default(),
-    ))
+    Arc::new(
+        burrow_http1::connect(Box::new(s), ConnectionInfo::default(), &Default::default())
+            .await
+            .unwrap(),
+    )
 }
 
 async fn h2(p: &Pki, proxy: SocketAddr) -> Arc<dyn HttpConnection> {
@@ -87,7 +87,7 @@ async fn h2(p: &Pki, proxy: SocketAddr) -> Arc<dyn HttpConnection> {
     .unwrap();
     assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
     Arc::new(
-        burrow_http2::handshake(Box::new(t), ConnectionInfo::default(), &Default::default())
+        burrow_http2::connect(Box::new(t), ConnectionInfo::default(), &Default::default())
             .await
             .unwrap(),
     )
@@ -98,7 +98,7 @@ async fn h3(p: &Pki, proxy: SocketAddr) -> Arc<dyn HttpConnection> {
     let mut cfg = burrow_http3::Http3Config::default();
     cfg.initial_mtu(burrow_http3::PROXY_INITIAL_MTU);
     Arc::new(
-        burrow_http3::connect(flow, "localhost", &tls(p), &cfg, ConnectionInfo::default())
+        burrow_http3::connect(flow, ConnectionInfo::default(), &cfg, &tls(p), "localhost")
             .await
             .unwrap(),
     )
@@ -283,7 +283,9 @@ async fn forwards_absolute_form_with_version_translation() {
         while let Ok((sock, _)) = l.accept().await {
             tokio::spawn(async move {
                 use burrow_http_core::ServerConnection;
-                let mut srv = burrow_http1::io::serve(Box::new(sock), Default::default());
+                let mut srv = burrow_http1::serve(Box::new(sock), &Default::default())
+                    .await
+                    .unwrap();
                 while let Some(Ok(sr)) = srv.accept().await {
                     let via = sr
                         .request
@@ -308,7 +310,7 @@ async fn forwards_absolute_form_with_version_translation() {
         (h2(&p, s.https).await, "2 burrow"),
     ] {
         let mut req = Request::get(&url).body(Body::empty()).unwrap();
-        req.extensions_mut().insert(burrow_http1::io::AbsoluteForm);
+        req.extensions_mut().insert(burrow_http1::AbsoluteForm);
         req.headers_mut().insert(
             "proxy-authorization",
             HeaderValue::from_static("Basic eDp5"),
@@ -414,7 +416,7 @@ async fn plain_listener_takes_h2c_prior_knowledge() {
     let echo = tcp_echo().await;
     let s = start(&p, |_| {}).await;
     let tcp = TcpStream::connect(s.http).await.unwrap();
-    let conn = burrow_http2::handshake(
+    let conn = burrow_http2::connect(
         Box::new(tcp),
         ConnectionInfo::default(),
         &Default::default(),

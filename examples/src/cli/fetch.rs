@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use burrow_http1::io::Http1;
+use burrow_http1::Http1;
 use burrow_http2::Http2;
 use burrow_http3::Http3;
 use burrow_http_core::{Client, VersionPolicy};

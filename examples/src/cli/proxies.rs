@@ -1,8 +1,8 @@
 //! Which proxies a transfer uses: `-x` chains, `--preproxy`, and curl's environment
 //! variables (`http_proxy` lower case only, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`).
 
+use burrow_http_core::credentials::Credentials;
 use burrow_proxy::route::ProxyUrl;
-use burrow_proxy::server::Credentials;
 
 use super::exit::{self, Exit};
 use super::Args;

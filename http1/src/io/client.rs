@@ -19,7 +19,8 @@ use burrow_http_core::{
 use burrow_transport::{BoxStream, Error, ErrorKind, Prefixed};
 
 use super::wire::{flush, read_more, sender_ready};
-use crate::proto::{Connection, Event, Limits, RequestHead, ResponseHead, Role};
+use crate::proto::{Connection, Event, RequestHead, ResponseHead, Role};
+use crate::Http1Config;
 
 /// How long to wait for `100 Continue` before sending a body anyway (curl waits 1 s).
 pub const EXPECT_CONTINUE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -54,8 +55,8 @@ pub struct Http1Connection {
 /// HTTP/1.1 as a [`StreamProtocol`] for the [`Client`](burrow_http_core::Client).
 #[derive(Clone, Debug, Default)]
 pub struct Http1 {
-    /// Limits on what the server may send.
-    pub limits: Limits,
+    /// Settings for connections this protocol opens.
+    pub config: Http1Config,
 }
 
 #[async_trait]
@@ -73,12 +74,17 @@ impl StreamProtocol for Http1 {
         stream: BoxStream,
         info: ConnectionInfo,
     ) -> Result<Arc<dyn HttpConnection>, Error> {
-        Ok(Arc::new(handshake(stream, info, self.limits.clone())))
+        Ok(Arc::new(connect(stream, info, &self.config)))
     }
 }
 
 /// Starts HTTP/1.1 over `io`: spawns the driver task and returns the connection handle.
-pub fn handshake(io: BoxStream, info: ConnectionInfo, limits: Limits) -> Http1Connection {
+pub(crate) fn connect(
+    io: BoxStream,
+    info: ConnectionInfo,
+    config: &Http1Config,
+) -> Http1Connection {
+    let limits = config.limits.clone();
     let (tx, rx) = mpsc::channel(1);
     let shared = Arc::new(Shared {
         outstanding: AtomicUsize::new(0),

@@ -6,5 +6,7 @@ mod client;
 mod server;
 mod wire;
 
-pub use client::{handshake, AbsoluteForm, Http1, Http1Connection};
-pub use server::{serve, serve_with, Http1Server, ServerTimeouts};
+pub(crate) use client::connect;
+pub use client::{AbsoluteForm, Http1, Http1Connection};
+pub(crate) use server::serve;
+pub use server::Http1Server;

@@ -19,8 +19,9 @@ use burrow_transport::{BoxStream, Error, ErrorKind, Prefixed};
 
 use super::wire::{flush, next_frame, read_more, sender_ready};
 use crate::proto::{
-    encode_response, Connection, Event, Limits, ProtoError, RequestHead, ResponseHead, Role,
+    encode_response, Connection, Event, ProtoError, RequestHead, ResponseHead, Role,
 };
+use crate::Http1Config;
 
 /// Request body bytes a server reads and discards after answering early, before it gives up
 /// on the connection instead.
@@ -60,18 +61,6 @@ impl Respond for Responder {
     }
 }
 
-/// Deadlines of a server connection (both off by default, as for any library server; the
-/// proxy sets them).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ServerTimeouts {
-    /// A whole request head must arrive within this from its first byte, or the
-    /// connection is answered 408 and closed (a client dripping a byte at a time is not
-    /// "active").
-    pub head: Option<std::time::Duration>,
-    /// A connection waiting for its next (or first) request is closed after this.
-    pub idle: Option<std::time::Duration>,
-}
-
 /// The server side of an HTTP/1.1 connection.
 pub struct Http1Server {
     requests: mpsc::Receiver<Result<ServerRequest, Error>>,
@@ -80,19 +69,14 @@ pub struct Http1Server {
 
 /// Serves HTTP/1.1 on `io`: spawns the driver task; take requests with
 /// [`ServerConnection::accept`].
-pub fn serve(io: BoxStream, limits: Limits) -> Http1Server {
-    serve_with(io, limits, ServerTimeouts::default())
-}
-
-/// Serves HTTP/1.1 on `io` with deadlines for request heads and idle connections.
-pub fn serve_with(io: BoxStream, limits: Limits, timeouts: ServerTimeouts) -> Http1Server {
+pub(crate) fn serve(io: BoxStream, config: &Http1Config) -> Http1Server {
     let (tx, rx) = mpsc::channel(1);
     let shutdown = Arc::new((AtomicBool::new(false), Notify::new()));
     let driver = Driver {
-        conn: Connection::new(Role::Server, limits),
+        conn: Connection::new(Role::Server, config.limits.clone()),
         requests: tx,
         shutdown: shutdown.clone(),
-        timeouts,
+        timeouts: config.clone(),
     };
     tokio::spawn(driver.run(io));
     Http1Server {
@@ -121,7 +105,7 @@ struct Driver {
     conn: Connection,
     requests: mpsc::Sender<Result<ServerRequest, Error>>,
     shutdown: Arc<(AtomicBool, Notify)>,
-    timeouts: ServerTimeouts,
+    timeouts: Http1Config,
 }
 
 /// Why no request head came.
@@ -186,7 +170,7 @@ impl Driver {
         let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
         let idle_until = self
             .timeouts
-            .idle
+            .idle_timeout
             .map_or_else(far, |d| tokio::time::Instant::now() + d);
         let mut head_until = None;
         loop {
@@ -209,7 +193,7 @@ impl Driver {
             if started && head_until.is_none() {
                 head_until = Some(
                     self.timeouts
-                        .head
+                        .head_timeout
                         .map_or_else(far, |d| tokio::time::Instant::now() + d),
                 );
             }

@@ -63,14 +63,15 @@ pub const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_millis(
 /// Times [`HttpConnection::shutdown`] yields to the connection's tasks first.
 const SHUTDOWN_YIELDS: usize = 4;
 
-/// Connects HTTP/3 over `flow` (a UDP socket or any tunnel) to `server_name`, with TLS from
-/// `tls` (its ALPN is set to `h3`).
+/// Starts the client side of HTTP/3 over `flow` (a UDP socket or any tunnel): QUIC to
+/// `server_name` with TLS from `tls` (its ALPN is set to `h3`), then our control stream;
+/// returns the connection's handle.
 pub async fn connect(
     flow: BoxFlow,
-    server_name: &str,
-    tls: &burrow_transport::TlsConfig,
-    config: &Http3Config,
     mut info: ConnectionInfo,
+    config: &Http3Config,
+    tls: &burrow_transport::TlsConfig,
+    server_name: &str,
 ) -> Result<Http3Connection, Error> {
     check_flow(flow.max_datagram_size(), config.initial_mtu)?;
     info.route = flow.describe();
@@ -411,7 +412,7 @@ impl burrow_http_core::DatagramProtocol for Http3 {
         info: ConnectionInfo,
     ) -> Result<Arc<dyn HttpConnection>, Error> {
         let route = info.route.clone();
-        let mut c = connect(flow, server_name, tls, &self.config, info).await?;
+        let mut c = connect(flow, info, &self.config, tls, server_name).await?;
         c.info.route = route;
         Ok(Arc::new(c))
     }

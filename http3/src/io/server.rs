@@ -48,20 +48,12 @@ pub struct Http3Server {
     next_id: Arc<AtomicU64>,
 }
 
-/// Serves HTTP/3 on an accepted QUIC connection with default settings.
-pub async fn serve(conn: quinn::Connection) -> Result<Http3Server, Error> {
-    serve_with(conn, &Http3Config::default()).await
-}
-
 /// Serves HTTP/3 on an accepted QUIC connection: sends our SETTINGS (extended CONNECT and
 /// HTTP Datagrams enabled) and starts accepting request streams. A peer whose SETTINGS do
 /// not arrive within the config's handshake timeout is closed with H3_MISSING_SETTINGS; a
 /// request stream whose head is not complete within the request-head timeout is reset with
 /// H3_REQUEST_INCOMPLETE.
-pub async fn serve_with(
-    conn: quinn::Connection,
-    config: &Http3Config,
-) -> Result<Http3Server, Error> {
+pub async fn serve(conn: quinn::Connection, config: &Http3Config) -> Result<Http3Server, Error> {
     let ours = Settings {
         max_field_section_size: Some(MAX_FIELD_SECTION_SIZE),
         enable_connect_protocol: true,

@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use super::url::{ProxyKind, ProxyUrl};
 
 /// Basic credentials as a `Proxy-Authorization` value (RFC 7617).
-pub use burrow_http_core::target::basic;
+pub use burrow_http_core::credentials::basic;
 
 struct Shared {
     conn: Arc<dyn HttpConnection>,
@@ -177,10 +177,10 @@ impl HttpHop {
             cfg.initial_mtu(burrow_http3::PROXY_INITIAL_MTU.min(fits));
             let c = burrow_http3::connect(
                 flow,
-                &target.host_str(),
-                &self.tls,
-                &cfg,
                 ConnectionInfo::default(),
+                &cfg,
+                &self.tls,
+                &target.host_str(),
             )
             .await?;
             return Ok((Arc::new(c), vec![format!("quic > {}", layers.join(" > "))]));
@@ -193,7 +193,7 @@ impl HttpHop {
             route: info.route(),
         };
         if self.url.kind == ProxyKind::Http {
-            let c = burrow_http1::io::handshake(stream, cinfo, Default::default());
+            let c = burrow_http1::connect(stream, cinfo, &Default::default()).await?;
             return Ok((Arc::new(c), layers));
         }
         let h1_only = self.h1_only.load(std::sync::atomic::Ordering::Acquire);
@@ -206,7 +206,7 @@ impl HttpHop {
             tls::handshake(stream, &target.host, self.tls.client_config(alpn)?).await?;
         layers.insert(0, "tls".into());
         if negotiated.as_deref() == Some(b"h2") {
-            let c = burrow_http2::handshake(Box::new(t), cinfo, &Default::default()).await?;
+            let c = burrow_http2::connect(Box::new(t), cinfo, &Default::default()).await?;
             Ok((Arc::new(c), layers))
         } else if self.url.kind == ProxyKind::H2 {
             Err(Error::peer(
@@ -214,14 +214,8 @@ impl HttpHop {
                 "the proxy did not agree to HTTP/2 (ALPN)",
             ))
         } else {
-            Ok((
-                Arc::new(burrow_http1::io::handshake(
-                    Box::new(t),
-                    cinfo,
-                    Default::default(),
-                )),
-                layers,
-            ))
+            let c = burrow_http1::connect(Box::new(t), cinfo, &Default::default()).await?;
+            Ok((Arc::new(c), layers))
         }
     }
 

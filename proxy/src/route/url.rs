@@ -5,7 +5,7 @@ use std::fmt;
 
 use burrow_transport::{Error, ErrorKind, Host, Target};
 
-use crate::server::rules::Credentials;
+use burrow_http_core::credentials::Credentials;
 
 /// What kind of proxy a hop is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use burrow_http1::io::Http1;
+use burrow_http1::{Http1, Http1Config};
 use burrow_http2::Http2Config;
 use burrow_http_core::{Client, ServerConnection};
 use burrow_transport::rustls::ServerConfig;
@@ -34,11 +34,12 @@ use burrow_transport::{
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
+pub use burrow_http_core::credentials::Credentials;
 pub use clients::{ClientTable, Hold};
 pub use dial::{Dial, Dialer, GuardedConnector, OwnAddresses};
 pub use forward::{prepare, via_loops, Prepared, Refusal};
 pub use relay::{relay, SharedStats, Stats};
-pub use rules::{Credentials, Denied, Rules};
+pub use rules::{Denied, Rules};
 
 use crate::template::UdpTemplate;
 
@@ -434,26 +435,22 @@ impl Drop for InFlightToken {
     }
 }
 
-fn h1(proxy: &Proxy, io: BoxStream) -> Box<dyn ServerConnection> {
+async fn h1(proxy: &Proxy, io: BoxStream) -> Result<Box<dyn ServerConnection>, Error> {
     let l = &proxy.config.limits;
-    let limits = burrow_http1::proto::Limits {
-        max_head_bytes: l.max_head_bytes,
-        ..Default::default()
-    };
-    let timeouts = burrow_http1::io::ServerTimeouts {
-        head: Some(l.head_timeout),
-        idle: Some(l.keepalive_timeout),
-    };
-    Box::new(burrow_http1::io::serve_with(io, limits, timeouts))
+    let mut c = Http1Config::default();
+    c.max_head_bytes(l.max_head_bytes)
+        .head_timeout(Some(l.head_timeout))
+        .idle_timeout(Some(l.keepalive_timeout));
+    Ok(Box::new(burrow_http1::serve(io, &c).await?))
 }
 
-fn h2(proxy: &Proxy, io: BoxStream) -> Box<dyn ServerConnection> {
+async fn h2(proxy: &Proxy, io: BoxStream) -> Result<Box<dyn ServerConnection>, Error> {
     let l = &proxy.config.limits;
     let mut c = Http2Config::default();
     c.max_header_list_size(l.max_head_bytes as u32)
         .max_concurrent_streams(l.max_streams_per_connection)
         .handshake_timeout(l.handshake_timeout);
-    Box::new(burrow_http2::serve(io, &c))
+    Ok(Box::new(burrow_http2::serve(io, &c).await?))
 }
 
 /// Binds every listener and starts serving.
@@ -538,7 +535,7 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                             let deadline = proxy.config.limits.handshake_timeout;
                             let set_up = async {
                                 let c = incoming.await.ok()?;
-                                burrow_http3::serve_with(c, &h3).await.ok()
+                                burrow_http3::serve(c, &h3).await.ok()
                             };
                             // The whole set-up within the deadline: QUIC, then our control
                             // stream (which a client allowing no streams would block).
@@ -600,16 +597,17 @@ async fn serve_tcp(
     let deadline = proxy.config.limits.handshake_timeout;
     let conn = match tls {
         None => match sniff_h2c(s, deadline).await {
-            Some((true, io)) => h2(&proxy, io),
-            Some((false, io)) => h1(&proxy, io),
+            Some((true, io)) => h2(&proxy, io).await,
+            Some((false, io)) => h1(&proxy, io).await,
             None => return,
         },
         Some(cfg) => match tokio::time::timeout(deadline, tls::accept(Box::new(s), cfg)).await {
-            Ok(Ok((t, alpn))) if alpn.as_deref() == Some(b"h2") => h2(&proxy, Box::new(t)),
-            Ok(Ok((t, _))) => h1(&proxy, Box::new(t)),
+            Ok(Ok((t, alpn))) if alpn.as_deref() == Some(b"h2") => h2(&proxy, Box::new(t)).await,
+            Ok(Ok((t, _))) => h1(&proxy, Box::new(t)).await,
             _ => return,
         },
     };
+    let Ok(conn) = conn else { return };
     serve_conn(proxy, conn, stop, Peer { addr: from }, hold).await;
 }
 

@@ -9,7 +9,7 @@ use burrow_transport::{Error, ErrorKind, Fault, Host, Target, WireCode, MAX_HOST
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::wire::{decode_addr, encode_addr, AddrError, Command, Reply};
-use crate::server::rules::Credentials;
+use burrow_http_core::credentials::Credentials;
 
 /// Which dialect to speak.
 #[derive(Clone, Debug)]

@@ -15,7 +15,7 @@ use burrow_transport::{Host, Target, MAX_HOST_NAME_LEN};
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::wire::{decode_addr, encode_addr, AddrError, Command, Reply};
-use crate::server::rules::Credentials;
+use burrow_http_core::credentials::Credentials;
 
 /// Longest SOCKS4 user id accepted (NUL-terminated; the protocol sets no limit).
 pub const MAX_SOCKS4_USERID: usize = 255;
