@@ -3,12 +3,13 @@
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
+use tokio_util::sync::PollSender;
 
 use crate::{Error, ErrorKind, Fault};
 
@@ -59,7 +60,8 @@ impl Body {
         let done = Arc::new(AtomicBool::new(false));
         (
             BodySender {
-                tx,
+                tx: PollSender::new(tx),
+                reserved: false,
                 done: done.clone(),
             },
             Body {
@@ -258,39 +260,76 @@ pub struct Collected {
 /// The sending half of [`Body::channel`]. Dropping it without [`finish`](Self::finish) or
 /// [`send_trailers`](Self::send_trailers) makes the reader see an error, so truncation is
 /// never mistaken for a complete body.
-#[derive(Debug)]
 pub struct BodySender {
-    tx: mpsc::Sender<Result<Frame<Bytes>, Error>>,
+    tx: PollSender<Result<Frame<Bytes>, Error>>,
+    /// Whether `poll_ready` reserved room that no frame has used yet.
+    reserved: bool,
     done: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for BodySender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodySender").finish_non_exhaustive()
+    }
 }
 
 impl BodySender {
     /// Sends a data chunk, waiting while the channel is full.
     pub async fn send_data(&mut self, data: Bytes) -> Result<(), Error> {
-        self.tx
-            .send(Ok(Frame::data(data)))
-            .await
-            .map_err(|_| receiver_gone())
+        self.ready().await?;
+        self.send_now(data)
     }
 
     /// Waits until the reader has room for another frame (or is gone).
     pub async fn ready(&mut self) -> Result<(), Error> {
-        self.tx
-            .reserve()
-            .await
-            .map(|_| ())
-            .map_err(|_| receiver_gone())
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await
+    }
+
+    /// Whether the reader has room for another frame; when it has not, `cx` is woken once
+    /// it has. After `Ready(Ok)`, one frame may be sent with the `*_now` calls.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let r = ready!(self.tx.poll_reserve(cx)).map_err(|_| receiver_gone());
+        self.reserved = r.is_ok();
+        Poll::Ready(r)
+    }
+
+    /// Puts a frame into the reserved room, or into free room without a reservation.
+    fn put(&mut self, frame: Result<Frame<Bytes>, Error>) -> Result<(), Error> {
+        if std::mem::take(&mut self.reserved) {
+            return self.tx.send_item(frame).map_err(|_| receiver_gone());
+        }
+        match self.tx.get_ref().map(|s| s.try_send(frame)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(mpsc::error::TrySendError::Full(_))) => Err(Error::local(
+                ErrorKind::InvalidInput,
+                "body frame sent without room (poll_ready first)",
+            )),
+            _ => Err(receiver_gone()),
+        }
+    }
+
+    /// Sends a data chunk into the room [`poll_ready`](Self::poll_ready) made.
+    pub fn send_now(&mut self, data: Bytes) -> Result<(), Error> {
+        self.put(Ok(Frame::data(data)))
+    }
+
+    /// Sends trailers into the room [`poll_ready`](Self::poll_ready) made, ending the body.
+    pub fn trailers_now(mut self, trailers: HeaderMap) -> Result<(), Error> {
+        self.done.store(true, Ordering::Release);
+        self.put(Ok(Frame::trailers(trailers)))
+    }
+
+    /// Ends the body with an error into the room [`poll_ready`](Self::poll_ready) made;
+    /// without room the reader still sees the body end early (an error too).
+    pub fn abort_now(mut self, err: Error) {
+        let _ = self.put(Err(err));
+        self.done.store(true, Ordering::Release);
     }
 
     /// Sends trailers and ends the body.
-    pub async fn send_trailers(self, trailers: HeaderMap) -> Result<(), Error> {
-        self.done.store(true, Ordering::Release);
-        let r = self
-            .tx
-            .send(Ok(Frame::trailers(trailers)))
-            .await
-            .map_err(|_| receiver_gone());
-        r
+    pub async fn send_trailers(mut self, trailers: HeaderMap) -> Result<(), Error> {
+        self.ready().await?;
+        self.trailers_now(trailers)
     }
 
     /// Ends the body successfully.
@@ -299,14 +338,15 @@ impl BodySender {
     }
 
     /// Ends the body with an error the reader will see.
-    pub async fn abort(self, err: Error) {
-        let _ = self.tx.send(Err(err)).await;
-        self.done.store(true, Ordering::Release);
+    pub async fn abort(mut self, err: Error) {
+        if self.ready().await.is_ok() {
+            self.abort_now(err);
+        }
     }
 
     /// Whether the reading side has gone away.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.tx.get_ref().is_none_or(|s| s.is_closed())
     }
 }
 

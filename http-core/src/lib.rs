@@ -34,6 +34,7 @@ pub mod capsule;
 mod client;
 mod connection;
 pub mod credentials;
+pub mod driver;
 pub mod handshake;
 pub mod message;
 pub mod playbook;

@@ -1,31 +1,24 @@
-//! The client driver: one task per connection owns the stream and the core.
+//! The client connection: a handle, and one task per connection running the
+//! [`ClientCore`] on the generic driver.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{ready, Context, Poll};
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode, Version};
 use http_body::Body as _;
-use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
+use burrow_http_core::driver::{self, drive};
 use burrow_http_core::{
-    handshake, Body, BodySender, ConnectionInfo, HttpConnection, StreamProtocol, Tunnel,
-    TunnelRequest,
+    Body, BodySender, ConnectionInfo, HttpConnection, StreamProtocol, Tunnel, TunnelRequest,
 };
 use burrow_transport::{BoxStream, Error, ErrorKind, Prefixed};
 
-use super::wire::{flush, read_more, sender_ready};
-use crate::proto::{Connection, Event, RequestHead, ResponseHead, Role};
+use crate::proto::client::{request_head, ClientCommand, ClientCore, ClientEvent};
 use crate::Http1Config;
-
-/// How long to wait for `100 Continue` before sending a body anyway (curl waits 1 s).
-pub const EXPECT_CONTINUE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Largest refused-CONNECT body read before the connection is dropped.
-const MAX_REFUSAL_BODY: usize = 64 * 1024;
 
 /// A request extension: send the request target in absolute-form (to an HTTP proxy).
 #[derive(Clone, Copy, Debug, Default)]
@@ -84,19 +77,12 @@ pub(crate) fn connect(
     info: ConnectionInfo,
     config: &Http1Config,
 ) -> Http1Connection {
-    let limits = config.limits.clone();
     let (tx, rx) = mpsc::channel(1);
     let shared = Arc::new(Shared {
         outstanding: AtomicUsize::new(0),
         closed: AtomicBool::new(false),
     });
-    let driver = Driver {
-        conn: Connection::new(Role::Client, limits),
-        shared: shared.clone(),
-        served: 0,
-        released: false,
-    };
-    tokio::spawn(driver.run(io, rx));
+    tokio::spawn(run(io, config.clone(), rx, shared.clone()));
     Http1Connection {
         jobs: tx,
         shared,
@@ -147,397 +133,191 @@ fn closed() -> Error {
     Error::peer(ErrorKind::Closed, "HTTP/1.1 connection closed")
 }
 
-struct Driver {
-    conn: Connection,
+/// Who waits for the current job's answer.
+enum Reply {
+    Response(oneshot::Sender<Result<Response<Body>, Error>>),
+    Tunnel(oneshot::Sender<Result<Tunnel, Error>>),
+}
+
+/// The application side of the driven [`ClientCore`]: takes jobs from the handles, feeds
+/// request bodies in and response bodies out. It decides nothing.
+struct App {
+    jobs: mpsc::Receiver<Job>,
     shared: Arc<Shared>,
-    /// Requests answered so far on this connection.
-    served: u64,
-    /// Whether the current job already gave its slot back (see [`Driver::release`]).
-    released: bool,
+    reply: Option<Reply>,
+    request_body: Option<Body>,
+    response_body: Option<BodySender>,
+    /// The caller dropped the response body: tell the core.
+    cancel: bool,
+    tunnel: Option<(StatusCode, http::HeaderMap)>,
 }
 
-impl Driver {
-    async fn run(mut self, io: BoxStream, mut jobs: mpsc::Receiver<Job>) {
-        let (mut rd, mut wr) = tokio::io::split(io);
-        while let Some(job) = jobs.recv().await {
-            self.released = false;
-            match job {
-                Job::Request(req, reply) => {
-                    let r = self.exchange(req, reply, &mut rd, &mut wr).await;
-                    self.served += 1;
-                    if r.is_err() || self.conn.must_close() {
-                        self.shared.closed.store(true, Ordering::Release);
-                        break;
+async fn run(io: BoxStream, config: Http1Config, jobs: mpsc::Receiver<Job>, shared: Arc<Shared>) {
+    let mut core = ClientCore::new(config.limits.clone());
+    let mut app = App {
+        jobs,
+        shared: shared.clone(),
+        reply: None,
+        request_body: None,
+        response_body: None,
+        cancel: false,
+        tunnel: None,
+    };
+    let io = drive(io, &mut core, &mut app).await;
+    shared.closed.store(true, Ordering::Release);
+    if let (Some(io), Some((status, headers)), Some(Reply::Tunnel(tx))) =
+        (io, app.tunnel.take(), app.reply.take())
+    {
+        let stream = Box::new(Prefixed::new(core.take_leftover(), io));
+        let _ = tx.send(Ok(Tunnel::new(stream, status, headers)));
+    }
+}
+
+impl App {
+    /// The next job, as a command; requests whose head cannot be built are answered here.
+    fn poll_job(&mut self, cx: &mut Context<'_>) -> Poll<Option<ClientCommand>> {
+        loop {
+            match ready!(self.jobs.poll_recv(cx)) {
+                None => return Poll::Ready(None),
+                Some(Job::Tunnel(req, tx)) => {
+                    self.reply = Some(Reply::Tunnel(tx));
+                    return Poll::Ready(Some(ClientCommand::Tunnel(req)));
+                }
+                Some(Job::Request(req, tx)) => {
+                    let (parts, body) = req.into_parts();
+                    let absolute = parts.extensions.get::<AbsoluteForm>().is_some();
+                    match request_head(&parts, body.size_hint().exact(), absolute) {
+                        Ok(head) => {
+                            let has_body = !body.is_end_stream();
+                            self.request_body = Some(body);
+                            self.reply = Some(Reply::Response(tx));
+                            return Poll::Ready(Some(ClientCommand::Request {
+                                head,
+                                body: has_body,
+                            }));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
+                        }
                     }
                 }
-                Job::Tunnel(req, reply) => {
-                    self.tunnel(req, reply, rd, wr).await;
+            }
+        }
+    }
+
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<ClientCommand>> {
+        let Some(body) = self.request_body.as_mut() else {
+            return Poll::Pending;
+        };
+        let c = match ready!(Pin::new(body).poll_frame(cx)) {
+            Some(Ok(f)) => match f.into_data() {
+                Ok(d) => return Poll::Ready(Some(ClientCommand::Data(d))),
+                Err(f) => ClientCommand::End(f.into_trailers().ok()),
+            },
+            None => ClientCommand::End(None),
+            Some(Err(e)) => ClientCommand::BodyFailed(e),
+        };
+        self.request_body = None;
+        Poll::Ready(Some(c))
+    }
+}
+
+impl driver::App<ClientCore> for App {
+    fn poll_deliver(
+        &mut self,
+        cx: &mut Context<'_>,
+        event: ClientEvent,
+    ) -> Result<(), ClientEvent> {
+        match event {
+            ClientEvent::Response { head, length } => {
+                let (tx, body) =
+                    Body::channel_with(length, burrow_http_core::DEFAULT_CHANNEL_FRAMES);
+                let mut resp = Response::new(body);
+                *resp.status_mut() = head.status;
+                *resp.version_mut() = head.version;
+                *resp.headers_mut() = head.headers;
+                if let Some(Reply::Response(r)) = self.reply.take() {
+                    let _ = r.send(Ok(resp));
+                }
+                self.response_body = Some(tx);
+            }
+            ClientEvent::Data(d) => {
+                if let Some(tx) = self.response_body.as_mut() {
+                    match tx.poll_ready(cx) {
+                        Poll::Pending => return Err(ClientEvent::Data(d)),
+                        Poll::Ready(Ok(())) => {
+                            let _ = tx.send_now(d);
+                        }
+                        Poll::Ready(Err(_)) => {
+                            // The caller dropped the body: this connection cannot be reused.
+                            self.response_body = None;
+                            self.cancel = true;
+                        }
+                    }
+                }
+            }
+            ClientEvent::Finished { reusable } => {
+                self.request_body = None;
+                if !reusable {
                     self.shared.closed.store(true, Ordering::Release);
-                    return;
+                }
+                self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
+            }
+            ClientEvent::End(t) => match (self.response_body.take(), t) {
+                (Some(mut tx), Some(t)) => match tx.poll_ready(cx) {
+                    Poll::Pending => {
+                        self.response_body = Some(tx);
+                        return Err(ClientEvent::End(Some(t)));
+                    }
+                    _ => {
+                        let _ = tx.trailers_now(t);
+                    }
+                },
+                (Some(tx), None) => tx.finish(),
+                (None, _) => {}
+            },
+            ClientEvent::Failed(e) => {
+                self.request_body = None;
+                match (self.reply.take(), self.response_body.take()) {
+                    (Some(Reply::Response(r)), _) => {
+                        let _ = r.send(Err(e));
+                    }
+                    (Some(Reply::Tunnel(r)), _) => {
+                        let _ = r.send(Err(e));
+                    }
+                    (None, Some(tx)) => tx.abort_now(e),
+                    (None, None) => {}
                 }
             }
-            self.release();
+            ClientEvent::Tunnel { status, headers } => self.tunnel = Some((status, headers)),
         }
-        self.shared.closed.store(true, Ordering::Release);
-        let mut io = rd.unsplit(wr);
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+        Ok(())
     }
 
-    /// Gives the connection back (or marks it closed) once per job. Called before the
-    /// response body's end is delivered, so a caller that sends its next request as soon as
-    /// it has read a body finds this connection free.
-    fn release(&mut self) {
-        if self.released {
-            return;
-        }
-        self.released = true;
-        if self.conn.must_close() {
-            self.shared.closed.store(true, Ordering::Release);
-        }
-        self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// One request/response cycle. The request body is written while the response is read,
-    /// so early responses and echoing servers work.
-    async fn exchange(
+    fn poll_command(
         &mut self,
-        req: Request<Body>,
-        reply: oneshot::Sender<Result<Response<Body>, Error>>,
-        rd: &mut ReadHalf<BoxStream>,
-        wr: &mut WriteHalf<BoxStream>,
-    ) -> Result<(), Error> {
-        let (parts, mut body) = req.into_parts();
-        let head = match request_head(&parts, &body) {
-            Ok(h) => h,
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return Ok(());
-            }
+        cx: &mut Context<'_>,
+        core: &ClientCore,
+    ) -> Poll<Option<ClientCommand>> {
+        // The caller gave up before the response head came (its request future was
+        // dropped), or dropped the response body.
+        let caller_gone = match &mut self.reply {
+            Some(Reply::Response(r)) => r.poll_closed(cx).is_ready(),
+            _ => false,
         };
-        let expect_continue = head
-            .headers
-            .get(http::header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        let head_method = head.method.clone();
-        if let Err(e) = self.conn.send_request(head) {
-            let _ = reply.send(Err(e.into()));
-            return Ok(());
+        if std::mem::take(&mut self.cancel) || caller_gone {
+            self.reply = None;
+            return Poll::Ready(Some(ClientCommand::Cancel));
         }
-        let mut reply = Some(reply);
-        let reused = self.served > 0;
-        let fail = |reply: &mut Option<oneshot::Sender<_>>, e: Error| {
-            if let Some(r) = reply.take() {
-                // A reused connection the server closed before answering (its keep-alive
-                // timeout raced our request): the request was not processed.
-                let e = if reused && matches!(e.kind(), ErrorKind::Closed | ErrorKind::Io) {
-                    Error::peer(
-                        ErrorKind::NotProcessed,
-                        "HTTP/1.1: reused connection closed before a response",
-                    )
-                    .with_source(e)
-                } else {
-                    e
-                };
-                let _ = r.send(Err(e.clone()));
-                return e;
-            }
-            e
-        };
-        // A request without a body ends with its head; otherwise a response that arrives
-        // before the (empty) body's end is noticed would look like an abandoned upload.
-        let mut req_done = false;
-        if body.is_end_stream() {
-            if let Err(e) = self.conn.send_end(None) {
-                return Err(fail(&mut reply, e.into()));
-            }
-            req_done = true;
-        }
-        if let Err(e) = flush(&mut self.conn, wr).await {
-            return Err(fail(&mut reply, e));
-        }
-        let mut wait_continue = expect_continue;
-        let continue_timer = tokio::time::sleep(EXPECT_CONTINUE_TIMEOUT);
-        tokio::pin!(continue_timer);
-        let mut body_tx: Option<BodySender> = None;
-        let mut pending: Option<Bytes> = None;
-        let mut resp_done = false;
-        let mut interim = 0usize;
-        loop {
-            // Drain what the core already has.
-            while pending.is_none() && !resp_done {
-                match self.conn.poll_event() {
-                    Ok(Some(Event::Response(h))) if h.status.is_informational() => {
-                        interim += 1;
-                        if interim > burrow_http_core::MAX_INTERIM_RESPONSES {
-                            return Err(fail(&mut reply, too_many_interim()));
-                        }
-                        if h.status == StatusCode::CONTINUE {
-                            wait_continue = false;
-                        }
-                    }
-                    Ok(Some(Event::Response(h))) => {
-                        wait_continue = false;
-                        let (tx, resp) = response(h, &head_method);
-                        if let Some(r) = reply.take() {
-                            let _ = r.send(Ok(resp));
-                        }
-                        body_tx = Some(tx);
-                    }
-                    Ok(Some(Event::Data(d))) => pending = Some(d),
-                    Ok(Some(Event::End(t))) => {
-                        resp_done = true;
-                        if req_done {
-                            self.release();
-                        }
-                        if let Some(tx) = body_tx.take() {
-                            match t {
-                                Some(t) => {
-                                    let _ = tx.send_trailers(t).await;
-                                }
-                                None => tx.finish(),
-                            }
-                        }
-                    }
-                    Ok(Some(Event::Switched | Event::Request(_) | Event::Closed)) => {
-                        return Err(fail(
-                            &mut reply,
-                            Error::peer(ErrorKind::Protocol, "HTTP/1.1: unexpected switch"),
-                        ));
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        let e: Error = e.into();
-                        if let Some(tx) = body_tx.take() {
-                            tx.abort(e.clone()).await;
-                        }
-                        return Err(fail(&mut reply, e));
-                    }
-                }
-            }
-            if resp_done && !req_done {
-                // The final response came before we finished the body: stop sending.
-                self.conn.abandon_body();
-                return Ok(());
-            }
-            if resp_done && req_done {
-                return Ok(());
-            }
-            tokio::select! {
-                // The caller gave up before the response head came (its request future was
-                // dropped): the answer would still arrive on this connection, which cannot
-                // serve anyone else.
-                _ = caller_gone(reply.as_mut()), if reply.is_some() => {
-                    self.conn.abandon_body();
-                    return Err(Error::local(ErrorKind::Cancelled, "request abandoned by its caller"));
-                }
-                r = sender_ready(body_tx.as_mut()), if pending.is_some() && body_tx.is_some() => {
-                    if r.is_err() {
-                        // The caller dropped the body: this connection cannot be reused.
-                        self.conn.abandon_body();
-                        return Err(Error::local(ErrorKind::Cancelled, "response body dropped"));
-                    }
-                    if let (Some(tx), Some(d)) = (body_tx.as_mut(), pending.take()) {
-                        let _ = tx.send_data(d).await;
-                    }
-                }
-                r = read_more(&mut self.conn, rd), if pending.is_none() => {
-                    if let Err(e) = r {
-                        if let Some(tx) = body_tx.take() {
-                            tx.abort(e.clone()).await;
-                        }
-                        return Err(fail(&mut reply, e));
-                    }
-                }
-                f = body.frame(), if !req_done && !wait_continue => {
-                    let r = match f {
-                        Some(Ok(f)) => match f.into_data() {
-                            Ok(d) => self.conn.send_data(d),
-                            Err(f) => {
-                                req_done = true;
-                                self.conn.send_end(f.into_trailers().ok())
-                            }
-                        },
-                        None => {
-                            req_done = true;
-                            self.conn.send_end(None)
-                        }
-                        Some(Err(e)) => {
-                            self.conn.abandon_body();
-                            return Err(fail(&mut reply, e));
-                        }
-                    };
-                    if let Err(e) = r {
-                        self.conn.abandon_body();
-                        return Err(fail(&mut reply, e.into()));
-                    }
-                    if let Err(e) = flush(&mut self.conn, wr).await {
-                        return Err(fail(&mut reply, e));
-                    }
-                }
-                _ = &mut continue_timer, if wait_continue => wait_continue = false,
+        if core.wants_body() {
+            if let Poll::Ready(c) = self.poll_body(cx) {
+                return Poll::Ready(c);
             }
         }
-    }
-
-    async fn tunnel(
-        &mut self,
-        req: TunnelRequest,
-        reply: oneshot::Sender<Result<Tunnel, Error>>,
-        mut rd: ReadHalf<BoxStream>,
-        mut wr: WriteHalf<BoxStream>,
-    ) {
-        let r = self.tunnel_inner(req, &mut rd, &mut wr).await;
-        let r = r.map(|(status, headers)| {
-            let leftover = self.conn.take_leftover();
-            let io = rd.unsplit(wr);
-            Tunnel::new(Box::new(Prefixed::new(leftover, io)), status, headers)
-        });
-        let _ = reply.send(r);
-    }
-
-    async fn tunnel_inner(
-        &mut self,
-        req: TunnelRequest,
-        rd: &mut ReadHalf<BoxStream>,
-        wr: &mut WriteHalf<BoxStream>,
-    ) -> Result<(StatusCode, http::HeaderMap), Error> {
-        let th = handshake::request_head(&req, Version::HTTP_11)?;
-        let mut head = RequestHead::new(th.method.clone(), th.h1_target().to_string());
-        head.headers = th.headers;
-        self.conn.send_request(head)?;
-        self.conn.send_end(None)?;
-        flush(&mut self.conn, wr).await?;
-        let mut refusal: Option<ResponseHead> = None;
-        let mut body_len = 0usize;
-        let mut interim = 0usize;
-        loop {
-            match self.conn.poll_event()? {
-                Some(Event::Response(h)) if h.status.is_informational() && h.status != 101 => {
-                    interim += 1;
-                    if interim > burrow_http_core::MAX_INTERIM_RESPONSES {
-                        return Err(too_many_interim());
-                    }
-                }
-                // A success is followed by Switched; anything else by its body.
-                Some(Event::Response(h)) => refusal = Some(h),
-                Some(Event::Switched) => {
-                    let h = refusal.take().ok_or_else(|| {
-                        Error::peer(ErrorKind::Protocol, "HTTP/1.1: switch without response")
-                    })?;
-                    handshake::judge_answer(&req, Version::HTTP_11, h.status, &h.headers)?;
-                    return Ok((h.status, h.headers));
-                }
-                Some(Event::Data(d)) => {
-                    body_len += d.len();
-                    if body_len > MAX_REFUSAL_BODY {
-                        break;
-                    }
-                }
-                Some(Event::End(_)) => break,
-                Some(_) => {
-                    return Err(Error::peer(
-                        ErrorKind::Protocol,
-                        "HTTP/1.1: unexpected event",
-                    ))
-                }
-                None => read_more(&mut self.conn, rd).await?,
-            }
+        if core.is_idle() && self.reply.is_none() {
+            return self.poll_job(cx);
         }
-        match refusal {
-            Some(h) => Err(burrow_http_core::refused(h.status, &h.headers)),
-            None => Err(Error::peer(
-                ErrorKind::Protocol,
-                "HTTP/1.1: no response to tunnel request",
-            )),
-        }
+        Poll::Pending
     }
-}
-
-/// Resolves when the caller waiting on `reply` has gone; never without one.
-async fn caller_gone<T>(reply: Option<&mut oneshot::Sender<T>>) {
-    match reply {
-        Some(r) => r.closed().await,
-        None => std::future::pending().await,
-    }
-}
-
-fn too_many_interim() -> Error {
-    Error::peer(
-        ErrorKind::Protocol,
-        format!(
-            "HTTP/1.1: more than {} interim (1xx) responses",
-            burrow_http_core::MAX_INTERIM_RESPONSES
-        ),
-    )
-}
-
-/// Builds the wire head for a request: target form, `Host`, framing from the body.
-fn request_head(parts: &http::request::Parts, body: &Body) -> Result<RequestHead, Error> {
-    let uri = &parts.uri;
-    let target = if parts.extensions.get::<AbsoluteForm>().is_some() && uri.scheme().is_some() {
-        burrow_http_core::target::without_userinfo(uri).to_string()
-    } else if parts.method == Method::CONNECT {
-        burrow_http_core::target::authority(uri)
-            .ok_or_else(|| Error::user(ErrorKind::InvalidInput, "CONNECT needs an authority"))?
-    } else {
-        uri.path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into())
-    };
-    let mut head = RequestHead::new(parts.method.clone(), target);
-    head.version = if parts.version == Version::HTTP_10 {
-        Version::HTTP_10
-    } else {
-        Version::HTTP_11
-    };
-    if !parts.headers.contains_key(HOST) {
-        let value = burrow_http_core::target::host_header(uri).ok_or_else(|| {
-            Error::user(
-                ErrorKind::InvalidInput,
-                "request has no Host header nor authority",
-            )
-        })?;
-        head.headers.insert(
-            HOST,
-            HeaderValue::from_str(&value)
-                .map_err(|_| Error::user(ErrorKind::InvalidInput, "invalid Host"))?,
-        );
-    }
-    for (k, v) in &parts.headers {
-        head.headers.append(k, v.clone());
-    }
-    // Connection-specific fields are ours to write (RFC 9110 §7.6.1); keep the user's others.
-    if !head.headers.contains_key(CONTENT_LENGTH) && !head.headers.contains_key(TRANSFER_ENCODING) {
-        match body.size_hint().exact() {
-            Some(0)
-                if matches!(
-                    parts.method,
-                    Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::CONNECT
-                ) => {}
-            Some(n) => {
-                head.headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
-            }
-            None => {
-                head.headers
-                    .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
-            }
-        }
-    }
-    Ok(head)
-}
-
-fn response(head: ResponseHead, method: &Method) -> (BodySender, Response<Body>) {
-    let len = if !burrow_http_core::message::response_has_content(method, head.status) {
-        Some(0)
-    } else {
-        crate::proto::framing::content_length(&head.headers)
-            .ok()
-            .flatten()
-    };
-    let (tx, body) = Body::channel_with(len, burrow_http_core::DEFAULT_CHANNEL_FRAMES);
-    let mut resp = Response::new(body);
-    *resp.status_mut() = head.status;
-    *resp.version_mut() = head.version;
-    *resp.headers_mut() = head.headers;
-    (tx, resp)
 }

@@ -4,7 +4,6 @@
 
 mod client;
 mod server;
-mod wire;
 
 pub(crate) use client::connect;
 pub use client::{AbsoluteForm, Http1, Http1Connection};

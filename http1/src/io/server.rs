@@ -1,34 +1,25 @@
-//! The server driver: one task per connection reads requests and writes answers.
+//! The server connection: one task per connection running the [`ServerCore`] on the
+//! generic driver, and the handle that accepts its requests.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode, Version};
 use http_body::Body as _;
-use tokio::io::{ReadHalf, WriteHalf};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::PollSender;
 
+use burrow_http_core::driver::{self, drive};
 use burrow_http_core::{
-    handshake, message, Body, BodySender, ConnectProtocol, Respond, ServerConnection,
-    ServerRequest, Tunnel,
+    Body, BodySender, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel,
 };
 use burrow_transport::{BoxStream, Error, ErrorKind, Prefixed};
 
-use super::wire::{flush, next_frame, read_more, sender_ready};
-use crate::proto::{
-    encode_response, Connection, Event, ProtoError, RequestHead, ResponseHead, Role,
-};
+use crate::proto::server::{Deadlines, ServerCommand, ServerCore, ServerEvent};
+use crate::proto::ResponseHead;
 use crate::Http1Config;
-
-/// Request body bytes a server reads and discards after answering early, before it gives up
-/// on the connection instead.
-pub const MAX_DISCARD: usize = 1024 * 1024;
-/// Bytes a server reads ahead (pipelined requests) while a handler works, watching for the
-/// client closing the connection; beyond this it stops reading until the answer is sent.
-pub const MAX_READ_AHEAD: usize = 64 * 1024;
 
 enum Reply {
     Response(Response<Body>),
@@ -64,24 +55,34 @@ impl Respond for Responder {
 /// The server side of an HTTP/1.1 connection.
 pub struct Http1Server {
     requests: mpsc::Receiver<Result<ServerRequest, Error>>,
-    shutdown: Arc<(AtomicBool, Notify)>,
+    shutdown: Option<oneshot::Sender<()>>,
 }
 
 /// Serves HTTP/1.1 on `io`: spawns the driver task; take requests with
 /// [`ServerConnection::accept`].
 pub(crate) fn serve(io: BoxStream, config: &Http1Config) -> Http1Server {
     let (tx, rx) = mpsc::channel(1);
-    let shutdown = Arc::new((AtomicBool::new(false), Notify::new()));
-    let driver = Driver {
-        conn: Connection::new(Role::Server, config.limits.clone()),
-        requests: tx,
-        shutdown: shutdown.clone(),
-        timeouts: config.clone(),
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let deadlines = Deadlines {
+        head: config.head_timeout,
+        idle: config.idle_timeout,
     };
-    tokio::spawn(driver.run(io));
+    let core = ServerCore::new(config.limits.clone(), deadlines, driver::now());
+    let app = App {
+        requests: PollSender::new(tx),
+        shutdown: Some(stop_rx),
+        reply: None,
+        request_body: None,
+        response_body: None,
+        tunnel: None,
+        accepted: None,
+        queued: None,
+        gone: false,
+    };
+    tokio::spawn(run(io, core, app));
     Http1Server {
         requests: rx,
-        shutdown,
+        shutdown: Some(stop_tx),
     }
 }
 
@@ -96,348 +97,191 @@ impl ServerConnection for Http1Server {
     }
 
     fn graceful_shutdown(&mut self) {
-        self.shutdown.0.store(true, Ordering::Release);
-        self.shutdown.1.notify_one();
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
     }
 }
 
-struct Driver {
-    conn: Connection,
-    requests: mpsc::Sender<Result<ServerRequest, Error>>,
-    shutdown: Arc<(AtomicBool, Notify)>,
-    timeouts: Http1Config,
+/// The application side of the driven [`ServerCore`]: hands requests to `accept`, feeds
+/// request bodies out and answers in. It decides nothing.
+struct App {
+    requests: PollSender<Result<ServerRequest, Error>>,
+    shutdown: Option<oneshot::Receiver<()>>,
+    reply: Option<oneshot::Receiver<Reply>>,
+    request_body: Option<BodySender>,
+    response_body: Option<Body>,
+    tunnel: Option<oneshot::Sender<Result<Tunnel, Error>>>,
+    accepted: Option<(StatusCode, http::HeaderMap)>,
+    queued: Option<ServerCommand>,
+    /// Nobody accepts requests any more.
+    gone: bool,
 }
 
-/// Why no request head came.
-enum NoHead {
-    /// The peer sent something that is not one: answer with its status.
-    Bad(Error, Option<ProtoError>),
-    /// A head was started but not finished in time: answer 408.
-    TooSlow,
-}
-
-enum Next {
-    KeepGoing,
-    Stop,
-    Tunnel(Response<()>, oneshot::Sender<Result<Tunnel, Error>>),
-}
-
-impl Driver {
-    async fn run(mut self, io: BoxStream) {
-        let (mut rd, mut wr) = tokio::io::split(io);
-        loop {
-            let head = match self.read_head(&mut rd).await {
-                Ok(Some(h)) => h,
-                Ok(None) => break,
-                Err(NoHead::TooSlow) => {
-                    self.send_status(408, "request head not received in time", &mut wr)
-                        .await;
-                    break;
-                }
-                Err(NoHead::Bad(e, p)) => {
-                    if let Some(p) = p {
-                        self.send_error(&p, &mut wr).await;
-                    }
-                    let _ = self.requests.send(Err(e)).await;
-                    break;
-                }
-            };
-            match self.exchange(head, &mut rd, &mut wr).await {
-                Ok(Next::KeepGoing) if !self.conn.must_close() => continue,
-                Ok(Next::Tunnel(resp, reply)) => {
-                    let r = self.accept_tunnel(resp, &mut wr).await;
-                    let r = r.map(|head| {
-                        let leftover = self.conn.take_leftover();
-                        let io = rd.unsplit(wr);
-                        Tunnel::new(Box::new(Prefixed::new(leftover, io)), head.0, head.1)
-                    });
-                    let _ = reply.send(r);
-                    return;
-                }
-                _ => break,
-            }
-        }
-        let mut io = rd.unsplit(wr);
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
-    }
-
-    /// Waits for the next request head: within the idle deadline for its first byte, and
-    /// the head deadline from there for the rest.
-    async fn read_head(
-        &mut self,
-        rd: &mut ReadHalf<BoxStream>,
-    ) -> Result<Option<RequestHead>, NoHead> {
-        let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
-        let idle_until = self
-            .timeouts
-            .idle_timeout
-            .map_or_else(far, |d| tokio::time::Instant::now() + d);
-        let mut head_until = None;
-        loop {
-            match self.conn.poll_event() {
-                Ok(Some(Event::Request(h))) => return Ok(Some(h)),
-                Ok(Some(Event::Closed)) => return Ok(None),
-                Ok(Some(_)) => {
-                    return Err(NoHead::Bad(
-                        Error::peer(ErrorKind::Protocol, "HTTP/1.1: unexpected event"),
-                        None,
-                    ))
-                }
-                Ok(None) => {}
-                Err(p) => return Err(NoHead::Bad(p.clone().into(), Some(p))),
-            }
-            let started = !self.conn.read_buffer().is_empty();
-            if self.shutdown.0.load(Ordering::Acquire) && !started {
-                return Ok(None);
-            }
-            if started && head_until.is_none() {
-                head_until = Some(
-                    self.timeouts
-                        .head_timeout
-                        .map_or_else(far, |d| tokio::time::Instant::now() + d),
-                );
-            }
-            let until = head_until.unwrap_or(idle_until);
-            let notify = &self.shutdown.1;
-            tokio::select! {
-                r = read_more(&mut self.conn, rd) => r.map_err(|e| NoHead::Bad(e, None))?,
-                _ = notify.notified() => {}
-                _ = tokio::time::sleep_until(until) => {
-                    return if head_until.is_some() { Err(NoHead::TooSlow) } else { Ok(None) };
-                }
-            }
-        }
-    }
-
-    async fn send_status(&mut self, status: u16, why: &str, wr: &mut WriteHalf<BoxStream>) {
-        let msg = format!("{why}\n");
-        let head = ResponseHead::new(status)
-            .header("content-type", "text/plain")
-            .header("connection", "close")
-            .header("content-length", &msg.len().to_string());
-        let mut wire = encode_response(&head).to_vec();
-        wire.extend_from_slice(msg.as_bytes());
-        let _ = tokio::io::AsyncWriteExt::write_all(wr, &wire).await;
-        let _ = tokio::io::AsyncWriteExt::flush(wr).await;
-    }
-
-    async fn send_error(&mut self, e: &ProtoError, wr: &mut WriteHalf<BoxStream>) {
-        self.send_status(e.status(), &e.to_string(), wr).await;
-    }
-
-    async fn exchange(
-        &mut self,
-        head: RequestHead,
-        rd: &mut ReadHalf<BoxStream>,
-        wr: &mut WriteHalf<BoxStream>,
-    ) -> Result<Next, Error> {
-        let uri = match request_uri(&head) {
-            Some(u) => u,
-            None => {
-                self.send_error(&ProtoError::InvalidHead("invalid request target"), wr)
-                    .await;
-                return Ok(Next::Stop);
-            }
-        };
-        if self.conn.expects_continue() {
-            self.conn.send_response(ResponseHead::new(100))?;
-            flush(&mut self.conn, wr).await?;
-        }
-        let len = crate::proto::framing::content_length(&head.headers)
-            .ok()
-            .flatten()
-            .or(if head.headers.contains_key(TRANSFER_ENCODING) {
-                None
-            } else {
-                Some(0)
-            });
-        let (body_tx, body) = Body::channel_with(len, burrow_http_core::DEFAULT_CHANNEL_FRAMES);
-        let method = head.method.clone();
-        // An Upgrade request (e.g. CONNECT-UDP over HTTP/1.1, RFC 9298 §3.2) names its
-        // protocol the way :protocol does on HTTP/2 and HTTP/3.
-        let upgrade =
-            crate::proto::framing::has_token(&head.headers, http::header::CONNECTION, "upgrade")
-                .then(|| head.headers.get(http::header::UPGRADE))
-                .flatten()
-                .and_then(|v| v.to_str().ok())
-                .map(|v| ConnectProtocol(v.trim().to_ascii_lowercase()));
-        let mut req = Request::new(body);
-        if let Some(p) = upgrade {
-            req.extensions_mut().insert(p);
-        }
-        *req.method_mut() = head.method;
-        *req.uri_mut() = uri;
-        *req.version_mut() = head.version;
-        *req.headers_mut() = head.headers;
-        let (reply_tx, mut reply_rx) = oneshot::channel();
-        let sr = ServerRequest {
-            request: req,
-            respond: Box::new(Responder(reply_tx)),
-        };
-        if self.requests.send(Ok(sr)).await.is_err() {
-            return Ok(Next::Stop);
-        }
-        let mut body_tx: Option<BodySender> = Some(body_tx);
-        let mut pending: Option<Bytes> = None;
-        let mut discarded = 0usize;
-        let mut req_done = false;
-        let mut replied = false;
-        let mut resp_body: Option<Body> = None;
-        loop {
-            while pending.is_none() && !req_done {
-                match self.conn.poll_event()? {
-                    Some(Event::Data(d)) => pending = Some(d),
-                    Some(Event::End(t)) => {
-                        req_done = true;
-                        if let Some(tx) = body_tx.take() {
-                            match t {
-                                Some(t) => {
-                                    let _ = tx.send_trailers(t).await;
-                                }
-                                None => tx.finish(),
-                            }
-                        }
-                    }
-                    Some(_) => {
-                        return Err(Error::peer(
-                            ErrorKind::Protocol,
-                            "HTTP/1.1: unexpected event",
-                        ))
-                    }
-                    None => break,
-                }
-            }
-            // Nobody reads the request body any more: discard a bounded amount.
-            if body_tx.as_ref().is_some_and(|t| t.is_closed()) {
-                body_tx = None;
-            }
-            if body_tx.is_none() {
-                if let Some(d) = pending.take() {
-                    discarded += d.len();
-                    if discarded > MAX_DISCARD {
-                        return Ok(Next::Stop);
-                    }
-                }
-            }
-            if replied && resp_body.is_none() && req_done {
-                return Ok(Next::KeepGoing);
-            }
-            let watching = req_done
-                && !replied
-                && !self.conn.peer_closed()
-                && self.conn.read_buffer().len() < MAX_READ_AHEAD;
-            tokio::select! {
-                r = sender_ready(body_tx.as_mut()), if pending.is_some() && body_tx.is_some() => {
-                    match r {
-                        Ok(()) => if let (Some(tx), Some(d)) = (body_tx.as_mut(), pending.take()) {
-                            let _ = tx.send_data(d).await;
-                        },
-                        Err(_) => body_tx = None,
-                    }
-                }
-                // The request body; or, once it is read and while the handler works, a watch
-                // for the client going away (which cancels the handler's work; pipelined
-                // bytes wait in the buffer, up to a bound).
-                r = read_more(&mut self.conn, rd), if (pending.is_none() && !req_done) || watching => {
-                    if !req_done {
-                        r?;
-                    } else if r.is_err() || self.conn.peer_closed() {
-                        return Ok(Next::Stop);
-                    }
-                }
-                reply = &mut reply_rx, if !replied => {
-                    replied = true;
-                    match reply {
-                        Ok(Reply::Response(resp)) => {
-                            let (parts, body) = resp.into_parts();
-                            let no_body = !message::response_has_content(&method, parts.status);
-                            let head = response_head(parts, &body, &method);
-                            self.conn.send_response(head)?;
-                            if no_body {
-                                // The handler's body is not sent (RFC 9110 §9.3.2).
-                                self.conn.send_end(None)?;
-                            } else {
-                                resp_body = Some(body);
-                            }
-                            flush(&mut self.conn, wr).await?;
-                        }
-                        Ok(Reply::Tunnel(resp, tx)) => return Ok(Next::Tunnel(resp, tx)),
-                        Err(_) => {
-                            // The handler dropped the request without answering.
-                            let head = ResponseHead::new(500).header("content-length", "0");
-                            self.conn.send_response(head)?;
-                            self.conn.send_end(None)?;
-                            flush(&mut self.conn, wr).await?;
-                        }
-                    }
-                }
-                f = next_frame(resp_body.as_mut()), if resp_body.is_some() => {
-                    match f {
-                        Some(Ok(f)) => match f.into_data() {
-                            Ok(d) => self.conn.send_data(d)?,
-                            Err(f) => {
-                                resp_body = None;
-                                self.conn.send_end(f.into_trailers().ok())?;
-                            }
-                        },
-                        None => {
-                            resp_body = None;
-                            self.conn.send_end(None)?;
-                        }
-                        Some(Err(e)) => return Err(e),
-                    }
-                    flush(&mut self.conn, wr).await?;
-                }
-            }
-        }
-    }
-
-    async fn accept_tunnel(
-        &mut self,
-        resp: Response<()>,
-        wr: &mut WriteHalf<BoxStream>,
-    ) -> Result<(StatusCode, http::HeaderMap), Error> {
-        let (parts, ()) = resp.into_parts();
-        let upgrade = parts.status == StatusCode::SWITCHING_PROTOCOLS;
-        handshake::check_accept(upgrade, Version::HTTP_11, parts.status)?;
-        let mut head = ResponseHead::new(parts.status.as_u16());
-        head.headers = parts.headers.clone();
-        self.conn.send_response(head)?;
-        flush(&mut self.conn, wr).await?;
-        if !self.conn.is_switched() {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
-                "request cannot become a tunnel",
-            ));
-        }
-        Ok((parts.status, parts.headers))
-    }
-}
-
-fn request_uri(head: &RequestHead) -> Option<Uri> {
-    if head.method == Method::CONNECT {
-        // authority-form (RFC 9112 §3.2.3)
-        return Uri::builder().authority(head.target.as_str()).build().ok();
-    }
-    head.target.parse::<Uri>().ok()
-}
-
-fn response_head(parts: http::response::Parts, body: &Body, method: &Method) -> ResponseHead {
-    let mut head = ResponseHead::new(parts.status.as_u16());
-    head.headers = parts.headers;
-    if message::response_announces_length(method, parts.status)
-        && !head.headers.contains_key(CONTENT_LENGTH)
-        && !head.headers.contains_key(TRANSFER_ENCODING)
+async fn run(io: BoxStream, mut core: ServerCore, mut app: App) {
+    let io = drive(io, &mut core, &mut app).await;
+    if let (Some(io), Some(tx), Some((status, headers))) =
+        (io, app.tunnel.take(), app.accepted.take())
     {
-        match body.size_hint().exact() {
-            Some(n) => {
-                head.headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+        let stream = Box::new(Prefixed::new(core.take_leftover(), io));
+        let _ = tx.send(Ok(Tunnel::new(stream, status, headers)));
+    }
+}
+
+impl App {
+    /// Hands a request (or a failure) to `accept`, into the room reserved there.
+    fn hand_over(&mut self, event: ServerEvent) {
+        let item = match event {
+            ServerEvent::Request {
+                head,
+                uri,
+                protocol,
+                length,
+            } => {
+                let (body_tx, body) =
+                    Body::channel_with(length, burrow_http_core::DEFAULT_CHANNEL_FRAMES);
+                let mut req = Request::new(body);
+                if let Some(p) = protocol {
+                    req.extensions_mut().insert(ConnectProtocol(p));
+                }
+                *req.method_mut() = head.method;
+                *req.uri_mut() = uri;
+                *req.version_mut() = head.version;
+                *req.headers_mut() = head.headers;
+                let (reply_tx, reply_rx) = oneshot::channel();
+                self.reply = Some(reply_rx);
+                self.request_body = Some(body_tx);
+                Ok(ServerRequest {
+                    request: req,
+                    respond: Box::new(Responder(reply_tx)),
+                })
             }
-            None => {
-                head.headers
-                    .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
-            }
+            ServerEvent::Failed(e) => Err(e),
+            _ => return,
+        };
+        if self.requests.send_item(item).is_err() {
+            self.gone = true;
         }
     }
-    head
+}
+
+impl driver::App<ServerCore> for App {
+    fn poll_deliver(
+        &mut self,
+        cx: &mut Context<'_>,
+        event: ServerEvent,
+    ) -> Result<(), ServerEvent> {
+        match event {
+            e @ (ServerEvent::Request { .. } | ServerEvent::Failed(_)) => {
+                match self.requests.poll_reserve(cx) {
+                    Poll::Pending => return Err(e),
+                    Poll::Ready(Err(_)) => self.gone = true,
+                    Poll::Ready(Ok(())) => self.hand_over(e),
+                }
+            }
+            ServerEvent::Data(d) => {
+                if let Some(tx) = self.request_body.as_mut() {
+                    match tx.poll_ready(cx) {
+                        Poll::Pending => return Err(ServerEvent::Data(d)),
+                        Poll::Ready(Ok(())) => {
+                            let _ = tx.send_now(d);
+                        }
+                        Poll::Ready(Err(_)) => {
+                            // Nobody reads the request body any more.
+                            self.request_body = None;
+                            self.queued = Some(ServerCommand::StopBody);
+                        }
+                    }
+                }
+            }
+            ServerEvent::End(t) => match (self.request_body.take(), t) {
+                (Some(mut tx), Some(t)) => match tx.poll_ready(cx) {
+                    Poll::Pending => {
+                        self.request_body = Some(tx);
+                        return Err(ServerEvent::End(Some(t)));
+                    }
+                    _ => {
+                        let _ = tx.trailers_now(t);
+                    }
+                },
+                (Some(tx), None) => tx.finish(),
+                (None, _) => {}
+            },
+            ServerEvent::BodyFailed(e) => {
+                if let Some(tx) = self.request_body.take() {
+                    tx.abort_now(e);
+                }
+            }
+            // Letting go of the answer's receiver tells the handler (poll_cancelled).
+            ServerEvent::Cancelled => self.reply = None,
+            ServerEvent::Tunnel(Ok(answer)) => self.accepted = Some(answer),
+            ServerEvent::Tunnel(Err(e)) => {
+                if let Some(tx) = self.tunnel.take() {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_command(
+        &mut self,
+        cx: &mut Context<'_>,
+        core: &ServerCore,
+    ) -> Poll<Option<ServerCommand>> {
+        if let Some(c) = self.queued.take() {
+            return Poll::Ready(Some(c));
+        }
+        if self.gone {
+            return Poll::Ready(None);
+        }
+        if let Some(s) = self.shutdown.as_mut() {
+            if Pin::new(s).poll(cx).is_ready() {
+                self.shutdown = None;
+                return Poll::Ready(Some(ServerCommand::Shutdown));
+            }
+        }
+        if let Some(rx) = self.reply.as_mut() {
+            if let Poll::Ready(r) = Pin::new(rx).poll(cx) {
+                self.reply = None;
+                return Poll::Ready(Some(match r {
+                    Ok(Reply::Response(resp)) => {
+                        let (parts, body) = resp.into_parts();
+                        let mut head = ResponseHead::new(parts.status.as_u16());
+                        head.headers = parts.headers;
+                        let length = body.size_hint().exact();
+                        self.response_body = Some(body);
+                        ServerCommand::Respond { head, length }
+                    }
+                    Ok(Reply::Tunnel(resp, tx)) => {
+                        self.tunnel = Some(tx);
+                        let (parts, ()) = resp.into_parts();
+                        ServerCommand::AcceptTunnel {
+                            status: parts.status,
+                            headers: parts.headers,
+                        }
+                    }
+                    // The handler dropped the request without answering.
+                    Err(_) => ServerCommand::NoAnswer,
+                }));
+            }
+        }
+        if !core.wants_body() {
+            self.response_body = None;
+            return Poll::Pending;
+        }
+        let Some(body) = self.response_body.as_mut() else {
+            return Poll::Pending;
+        };
+        let c = match ready!(Pin::new(body).poll_frame(cx)) {
+            Some(Ok(f)) => match f.into_data() {
+                Ok(d) => return Poll::Ready(Some(ServerCommand::Data(d))),
+                Err(f) => ServerCommand::End(f.into_trailers().ok()),
+            },
+            None => ServerCommand::End(None),
+            Some(Err(e)) => ServerCommand::BodyFailed(e),
+        };
+        self.response_body = None;
+        Poll::Ready(Some(c))
+    }
 }

@@ -175,6 +175,11 @@ impl Connection {
         self.eof = true;
     }
 
+    /// Bytes received and not yet consumed.
+    pub fn buffered(&self) -> usize {
+        self.rbuf.len()
+    }
+
     /// Whether the peer has closed its sending side.
     pub fn peer_closed(&self) -> bool {
         self.eof

@@ -2,10 +2,12 @@
 //! connection state machine for client and server roles. No sockets, no clocks, no tasks.
 
 mod body;
+pub mod client;
 mod conn;
 mod error;
 pub mod framing;
 mod head;
+pub mod server;
 #[cfg(test)]
 mod tests;
 
