@@ -356,3 +356,25 @@ where
         self.commands.poll_recv(cx)
     }
 }
+
+/// An [`App`] that keeps every event and gives no commands: for a core run until it stops
+/// (a handshake) before its outcome is looked at.
+#[derive(Debug)]
+pub struct Collect<E>(pub Vec<E>);
+
+impl<E> Default for Collect<E> {
+    fn default() -> Self {
+        Collect(Vec::new())
+    }
+}
+
+impl<C: Core> App<C> for Collect<C::Event> {
+    fn poll_deliver(&mut self, _cx: &mut Context<'_>, event: C::Event) -> Result<(), C::Event> {
+        self.0.push(event);
+        Ok(())
+    }
+
+    fn poll_command(&mut self, _cx: &mut Context<'_>, _core: &C) -> Poll<Option<C::Command>> {
+        Poll::Pending
+    }
+}

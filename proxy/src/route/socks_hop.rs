@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use burrow_http_core::driver;
 use burrow_transport::{
     tcp, Connected, Error, ErrorKind, Hop, Host, Prefixed, Result, StreamConnector, Target,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::url::{ProxyKind, ProxyUrl};
-use crate::socks::client::{Dialect, SocksClient};
+use crate::socks::client::{Dialect, Outcome, SocksClient};
 use crate::socks::wire::Command;
 
 /// One SOCKS hop. `socks5` resolves names here (the client's resolver), `socks5h` and
@@ -82,50 +82,21 @@ impl SocksHop {
             _ => Dialect::V5(self.url.credentials.clone()),
         };
         // Checks the 255-byte host limit before anything is sent.
-        let mut core = SocksClient::new(dialect, command, target)?;
-        let Connected {
-            mut stream,
-            mut info,
-        } = self.lower.connect(&self.url.target).await?;
-        let mut buf = [0u8; 512];
-        let negotiate = async {
-            loop {
-                while let Some(b) = core.poll_transmit() {
-                    stream
-                        .write_all(&b)
-                        .await
-                        .map_err(|e| Error::io("SOCKS handshake", e))?;
-                }
-                if let Some(bound) = core.poll_done()? {
-                    return Ok::<_, Error>(bound);
-                }
-                while let Some(b) = core.poll_transmit() {
-                    stream
-                        .write_all(&b)
-                        .await
-                        .map_err(|e| Error::io("SOCKS handshake", e))?;
-                }
-                let n = stream
-                    .read(&mut buf)
-                    .await
-                    .map_err(|e| Error::io("SOCKS handshake", e))?;
-                if n == 0 {
-                    return Err(Error::peer(
-                        ErrorKind::Closed,
-                        "SOCKS proxy closed the connection during the handshake",
-                    ));
-                }
-                core.receive(&buf[..n]);
+        let core = SocksClient::new(dialect, command, target)?;
+        let Connected { stream, mut info } = self.lower.connect(&self.url.target).await?;
+        let mut core = core.deadline(driver::now(), self.timeout);
+        let mut outcome = driver::Collect::default();
+        let stream = driver::drive(stream, &mut core, &mut outcome).await;
+        let (stream, bound) = match (stream, outcome.0.pop()) {
+            (Some(s), Some(Outcome::Granted(bound))) => (s, bound),
+            (_, Some(Outcome::Failed(e))) => return Err(e),
+            _ => {
+                return Err(Error::peer(
+                    ErrorKind::Closed,
+                    "SOCKS proxy closed the connection during the handshake",
+                ))
             }
         };
-        let bound = tokio::time::timeout(self.timeout, negotiate)
-            .await
-            .map_err(|_| {
-                Error::peer(
-                    ErrorKind::Timeout,
-                    format!("no SOCKS reply within {:?}", self.timeout),
-                )
-            })??;
         let leftover = core.take_leftover();
         info.layers
             .insert(0, format!("{}@{}", self.url.kind.scheme(), self.url.target));

@@ -68,10 +68,64 @@ fn is_local(ip: IpAddr) -> bool {
     ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
-/// Resolves, checks and connects, for every kind of tunnel and for forwarded requests.
-pub struct Dialer {
+/// Judges targets, sans-I/O: as named (before any lookup) and by the addresses they
+/// resolve to; the proxy's own listeners are refused unless a network rule allows their
+/// address explicitly (as for every special range).
+pub struct Judge {
     rules: Rules,
     own: Arc<OwnAddresses>,
+    /// Names are resolved past an upstream route, where network rules cannot follow.
+    upstream: bool,
+}
+
+impl Judge {
+    /// A judge applying `rules` and refusing the `own` listeners; `upstream`: targets are
+    /// reached through an upstream route.
+    pub fn new(rules: Rules, own: Arc<OwnAddresses>, upstream: bool) -> Judge {
+        Judge {
+            rules,
+            own,
+            upstream,
+        }
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// The rules on an address to dial.
+    pub fn check_addr(&self, a: SocketAddr) -> Result<(), Denied> {
+        self.rules.check_address(a.ip())?;
+        if self.own.contains(a) && !self.rules.covers(a.ip()) {
+            return Err(Denied::OwnAddress);
+        }
+        Ok(())
+    }
+
+    /// Checks the target as named (before any lookup).
+    pub fn check(&self, t: &Target) -> Result<(), Denied> {
+        self.rules.check_target(t)?;
+        match (&t.host, t.socket_addr()) {
+            (_, Some(a)) => self.check_addr(a),
+            // Through an upstream route the name is resolved far away: network rules
+            // cannot be checked, so they refuse it (a localhost name was judged as the
+            // loopback address it always is).
+            (Host::Name(n), None)
+                if self.upstream
+                    && !self.rules.networks.is_empty()
+                    && !super::rules::is_localhost(n) =>
+            {
+                Err(Denied::Unverifiable)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Resolves, checks and connects, for every kind of tunnel and for forwarded requests.
+pub struct Dialer {
+    judge: Arc<Judge>,
     resolver: SharedResolver,
     tcp: TcpConnector,
     timeout: Duration,
@@ -93,8 +147,7 @@ impl Dialer {
         let mut cfg = TcpConfig::default();
         cfg.connect_timeout(Some(timeout));
         Dialer {
-            rules,
-            own,
+            judge: Arc::new(Judge::new(rules, own, upstream_tcp.is_some())),
             resolver,
             tcp: TcpConnector::new(cfg),
             timeout,
@@ -103,38 +156,14 @@ impl Dialer {
         }
     }
 
-    /// The rules.
-    pub fn rules(&self) -> &Rules {
-        &self.rules
-    }
-
-    /// The rules on an address to dial; the proxy's own listeners are refused unless a
-    /// network rule allows their address explicitly (as for every special range).
-    fn check_addr(&self, a: SocketAddr) -> Result<(), Denied> {
-        self.rules.check_address(a.ip())?;
-        if self.own.contains(a) && !self.rules.covers(a.ip()) {
-            return Err(Denied::OwnAddress);
-        }
-        Ok(())
+    /// The judge of targets.
+    pub fn judge(&self) -> &Arc<Judge> {
+        &self.judge
     }
 
     /// Checks the target as named (before any lookup).
     pub fn check_target(&self, t: &Target) -> Result<(), Denied> {
-        self.rules.check_target(t)?;
-        match (&t.host, t.socket_addr()) {
-            (_, Some(a)) => self.check_addr(a),
-            // Through an upstream route the name is resolved far away: network rules
-            // cannot be checked, so they refuse it (a localhost name was judged as the
-            // loopback address it always is).
-            (Host::Name(n), None)
-                if self.upstream_tcp.is_some()
-                    && !self.rules.networks.is_empty()
-                    && !super::rules::is_localhost(n) =>
-            {
-                Err(Denied::Unverifiable)
-            }
-            _ => Ok(()),
-        }
+        self.judge.check(t)
     }
 
     /// Resolves `t` and keeps the addresses the rules allow; a refusal when every one was
@@ -160,7 +189,7 @@ impl Dialer {
         let mut refused = None;
         let ok: Vec<SocketAddr> = addrs
             .into_iter()
-            .filter(|a| match self.check_addr(*a) {
+            .filter(|a| match self.judge.check_addr(*a) {
                 Ok(()) => true,
                 Err(d) => {
                     refused = Some(d);

@@ -9,14 +9,16 @@
 //! client a share.
 
 mod accept;
+pub mod association;
 mod clients;
+pub mod decision;
 mod dial;
 mod forward;
 mod http;
 mod relay;
 pub mod rules;
+mod run;
 mod socks;
-mod udp;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -36,7 +38,7 @@ use tokio::sync::{Notify, Semaphore};
 
 pub use burrow_http_core::credentials::Credentials;
 pub use clients::{ClientTable, Hold};
-pub use dial::{Dial, Dialer, GuardedConnector, OwnAddresses};
+pub use dial::{Dial, Dialer, GuardedConnector, Judge, OwnAddresses};
 pub use forward::{prepare, via_loops, Prepared, Refusal};
 pub use relay::{relay, SharedStats, Stats};
 pub use rules::{Denied, Rules};
@@ -230,6 +232,7 @@ pub struct Proxy {
     dialer: Arc<Dialer>,
     client: Client,
     pseudonym: String,
+    policy: Arc<decision::Policy>,
 }
 
 fn random_pseudonym() -> String {
@@ -295,7 +298,15 @@ impl Proxy {
                 "the pseudonym must be letters, digits, '-', '.' or '_'",
             ));
         }
+        let policy = Arc::new(decision::Policy {
+            auth: config.auth.clone(),
+            pseudonym: pseudonym.clone(),
+            judge: dialer.judge().clone(),
+            udp_template: config.udp_template.clone(),
+            response_timeout: limits.response_timeout,
+        });
         Ok(Arc::new(Proxy {
+            policy,
             tunnel_slots: Arc::new(Semaphore::new(limits.max_tunnels)),
             request_slots: Arc::new(Semaphore::new(limits.max_requests)),
             clients: ClientTable::new(

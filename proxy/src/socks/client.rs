@@ -3,6 +3,9 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use burrow_http_core::driver::{Core, Finish};
 
 use burrow_transport::code::Socks4Reply;
 use burrow_transport::{Error, ErrorKind, Fault, Host, Target, WireCode, MAX_HOST_NAME_LEN};
@@ -30,9 +33,22 @@ enum State {
     Failed,
 }
 
-/// One SOCKS handshake from the client side. Call [`poll_transmit`](Self::poll_transmit)
+/// What a SOCKS handshake ends with.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The proxy granted the request: the bound address (for UDP ASSOCIATE, the relay).
+    Granted(Target),
+    /// The proxy refused, broke the protocol, went away or did not answer in time.
+    Failed(Error),
+}
+
+/// One SOCKS handshake from the client side.
+///
+/// Call contract: as a [`Core`] (no commands; one [`Outcome`] event, then the stream is
+/// released on success and closed on failure), or by hand: [`poll_transmit`](Self::poll_transmit)
 /// for bytes to send, [`receive`](Self::receive) with bytes read, and
-/// [`poll_done`](Self::poll_done) until it returns the bound address.
+/// [`poll_done`](Self::poll_done) until it returns the bound address. The deadline set
+/// with [`deadline`](Self::deadline) runs from the first byte sent.
 #[derive(Debug)]
 pub struct SocksClient {
     dialect: Dialect,
@@ -41,6 +57,9 @@ pub struct SocksClient {
     state: State,
     buf: BytesMut,
     out: VecDeque<Bytes>,
+    deadline: Option<(Instant, Duration)>,
+    outcome: Option<Outcome>,
+    concluded: bool,
 }
 
 fn refused(r: Reply) -> Error {
@@ -92,6 +111,9 @@ impl SocksClient {
             state: State::Failed,
             buf: BytesMut::new(),
             out: VecDeque::new(),
+            deadline: None,
+            outcome: None,
+            concluded: false,
         };
         match &c.dialect {
             Dialect::V5(creds) => {
@@ -134,6 +156,29 @@ impl SocksClient {
         let mut v = vec![5, cmd, 0];
         encode_addr(&self.target, &mut v);
         self.out.push_back(Bytes::from(v));
+    }
+
+    /// The proxy must have granted or refused within `timeout` of `now`.
+    pub fn deadline(mut self, now: Instant, timeout: Duration) -> Self {
+        self.deadline = Some((now + timeout, timeout));
+        self
+    }
+
+    /// Records how the handshake ended, once.
+    fn conclude(&mut self, outcome: Outcome) {
+        if self.concluded {
+            return;
+        }
+        self.concluded = true;
+        self.state = match outcome {
+            Outcome::Granted(_) => State::Done,
+            Outcome::Failed(_) => State::Failed,
+        };
+        self.outcome = Some(outcome);
+    }
+
+    fn negotiating(&self) -> bool {
+        !self.concluded
     }
 
     /// Bytes to send.
@@ -266,6 +311,77 @@ impl SocksClient {
                 }
                 State::Done | State::Failed => return Ok(None),
             }
+        }
+    }
+}
+
+impl Core for SocksClient {
+    type Command = std::convert::Infallible;
+    type Event = Outcome;
+
+    fn read_buffer(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    fn handle_read(&mut self, n: usize, _now: Instant) {
+        if self.concluded {
+            return;
+        }
+        match self.poll_done() {
+            Ok(Some(bound)) => self.conclude(Outcome::Granted(bound)),
+            Err(e) => self.conclude(Outcome::Failed(e)),
+            Ok(None) if n == 0 => self.conclude(Outcome::Failed(Error::peer(
+                ErrorKind::Closed,
+                "SOCKS proxy closed the connection during the handshake",
+            ))),
+            Ok(None) => {}
+        }
+    }
+
+    fn handle_command(&mut self, command: Self::Command, _now: Instant) {
+        match command {}
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if let Some((until, timeout)) = self.deadline {
+            if self.negotiating() && until <= now {
+                self.conclude(Outcome::Failed(Error::peer(
+                    ErrorKind::Timeout,
+                    format!("no SOCKS reply within {timeout:?}"),
+                )));
+            }
+        }
+    }
+
+    fn handle_io_error(&mut self, error: Error, _now: Instant) {
+        self.conclude(Outcome::Failed(error));
+    }
+
+    fn handle_app_closed(&mut self, _now: Instant) {}
+
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        SocksClient::poll_transmit(self)
+    }
+
+    fn poll_event(&mut self) -> Option<Outcome> {
+        self.outcome.take()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+            .filter(|_| self.negotiating())
+            .map(|(until, _)| until)
+    }
+
+    fn wants_read(&self) -> bool {
+        self.negotiating()
+    }
+
+    fn finish(&self) -> Finish {
+        match self.state {
+            _ if !self.concluded => Finish::Running,
+            State::Done => Finish::Release,
+            _ => Finish::Close,
         }
     }
 }

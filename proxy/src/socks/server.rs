@@ -10,6 +10,9 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use burrow_http_core::driver::{Core, Finish};
 
 use burrow_transport::{Host, Target, MAX_HOST_NAME_LEN};
 use bytes::{Buf, Bytes, BytesMut};
@@ -58,6 +61,10 @@ pub enum SocksError {
     TooLong,
     /// Address type not supported (replied with 0x08).
     AddressType,
+    /// The negotiation did not finish within its deadline.
+    Timeout,
+    /// The client went away (or its stream broke) before its request was complete.
+    Closed,
 }
 
 impl std::fmt::Display for SocksError {
@@ -69,6 +76,8 @@ impl std::fmt::Display for SocksError {
             SocksError::Malformed(w) => write!(f, "malformed request: {w}"),
             SocksError::TooLong => f.write_str("SOCKS4 field over 255 bytes"),
             SocksError::AddressType => f.write_str("address type not supported"),
+            SocksError::Timeout => f.write_str("negotiation not finished in time"),
+            SocksError::Closed => f.write_str("client went away during the negotiation"),
         }
     }
 }
@@ -85,15 +94,34 @@ enum State {
     Failed,
 }
 
-/// The server side of one SOCKS exchange. Inputs: [`receive`](Self::receive),
-/// [`reply`](Self::reply). Outputs: [`poll_event`](Self::poll_event),
-/// [`poll_transmit`](Self::poll_transmit), [`take_leftover`](Self::take_leftover).
+/// The answer to a request: a reply code and the bound address (the relay for UDP
+/// ASSOCIATE, the local address of the outgoing connection for CONNECT).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The reply code.
+    pub reply: Reply,
+    /// The bound address (zeros when `None`).
+    pub bound: Option<Target>,
+}
+
+/// The server side of one SOCKS exchange.
+///
+/// Call contract, as a [`Core`]: bytes in until one event, `Ok(Event::Request)` or
+/// `Err(SocksError)` (a reply is then already queued); the core then hands the stream back
+/// ([`Finish::Release`]) for the request to be decided, and the [`Answer`] command queues
+/// the reply (a success releases the stream again for the tunnel, a refusal closes it). The
+/// negotiation deadline set with [`deadline`](Self::deadline) runs until the request.
+/// By hand: [`receive`](Self::receive), [`reply`](Self::reply);
+/// [`poll_event`](Self::poll_event), [`poll_transmit`](Self::poll_transmit),
+/// [`take_leftover`](Self::take_leftover).
 #[derive(Debug)]
 pub struct SocksServer {
     auth: Option<Credentials>,
     state: State,
     buf: BytesMut,
     out: VecDeque<Bytes>,
+    deadline: Option<Instant>,
+    event: Option<Result<Event, SocksError>>,
 }
 
 impl SocksServer {
@@ -104,6 +132,28 @@ impl SocksServer {
             state: State::ExpectGreeting,
             buf: BytesMut::new(),
             out: VecDeque::new(),
+            deadline: None,
+            event: None,
+        }
+    }
+
+    /// The negotiation must be over within `timeout` of `now`.
+    pub fn deadline(mut self, now: Instant, timeout: Duration) -> Self {
+        self.deadline = Some(now + timeout);
+        self
+    }
+
+    fn negotiating(&self) -> bool {
+        matches!(
+            self.state,
+            State::ExpectGreeting | State::ExpectAuth | State::ExpectRequest
+        )
+    }
+
+    fn conclude(&mut self, e: SocksError) {
+        if self.negotiating() {
+            self.state = State::Failed;
+            self.event = Some(Err(e));
         }
     }
 
@@ -343,6 +393,70 @@ impl SocksServer {
         } else {
             State::Failed
         };
+    }
+}
+
+impl Core for SocksServer {
+    type Command = Answer;
+    type Event = Result<Event, SocksError>;
+
+    fn read_buffer(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    fn handle_read(&mut self, n: usize, _now: Instant) {
+        if !self.negotiating() {
+            return;
+        }
+        match self.poll_event() {
+            Ok(Some(e)) => self.event = Some(Ok(e)),
+            Err(e) => self.event = Some(Err(e)),
+            Ok(None) if n == 0 => self.conclude(SocksError::Closed),
+            Ok(None) => {}
+        }
+    }
+
+    fn handle_command(&mut self, a: Answer, _now: Instant) {
+        self.reply(a.reply, a.bound.as_ref());
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if self.deadline.is_some_and(|t| t <= now) {
+            self.conclude(SocksError::Timeout);
+        }
+    }
+
+    fn handle_io_error(&mut self, _error: burrow_transport::Error, _now: Instant) {
+        self.conclude(SocksError::Closed);
+        if matches!(self.state, State::Replying(_)) {
+            self.state = State::Failed;
+        }
+    }
+
+    fn handle_app_closed(&mut self, _now: Instant) {}
+
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.out.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<Self::Event> {
+        self.event.take()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline.filter(|_| self.negotiating())
+    }
+
+    fn wants_read(&self) -> bool {
+        self.negotiating()
+    }
+
+    fn finish(&self) -> Finish {
+        match self.state {
+            State::Replying(_) | State::Done => Finish::Release,
+            State::Failed => Finish::Close,
+            _ => Finish::Running,
+        }
     }
 }
 

@@ -1,0 +1,274 @@
+//! A SOCKS5 UDP association (RFC 1928 §7): a relay socket whose life is the TCP control
+//! connection's. Who may use the relay, which destinations a datagram may go to (each
+//! datagram's destination is what the rules judge; the request's address is only the
+//! client's expected source), how many at once and for how long are decided by the
+//! sans-I/O [`Association`]; [`run`] moves the datagrams.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burrow_http_core::driver;
+use burrow_transport::{datagram, BoxFlow, BoxStream, Target};
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+use tokio::net::UdpSocket;
+
+use super::dial::Judge;
+use super::{Limits, Proxy};
+use crate::socks::wire::{decode_udp, encode_udp};
+
+/// What to do with a datagram from the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not for us (another sender, malformed, a fragment): dropped silently.
+    Ignore,
+    /// Refused (the rules, a destination that failed lately, too many destinations):
+    /// dropped and counted.
+    Refuse,
+    /// Send the payload to this destination, already reached.
+    Send(Target, Bytes),
+    /// Reach this new destination first, then tell [`Association::dialed`].
+    Dial(Target, Bytes),
+}
+
+/// The decisions of one association.
+///
+/// Call contract: each datagram from the client goes to
+/// [`from_client`](Self::from_client), each answer from a destination to
+/// [`from_destination`](Self::from_destination); [`handle_timeout`](Self::handle_timeout)
+/// at [`poll_timeout`](Self::poll_timeout). Destinations the core forgets come out of
+/// [`poll_forgotten`](Self::poll_forgotten); the association is over once
+/// [`is_over`](Self::is_over).
+pub struct Association {
+    judge: Arc<Judge>,
+    client: IpAddr,
+    client_port: Option<SocketAddr>,
+    destinations: HashMap<Target, Instant>,
+    failed: HashMap<Target, Instant>,
+    forgotten: Vec<Target>,
+    max_destinations: usize,
+    udp_idle: Duration,
+    idle: Duration,
+    last_activity: Instant,
+    next_sweep: Instant,
+    over: bool,
+}
+
+impl Association {
+    /// An association for the client at `client`, under `limits`, from `now`.
+    pub fn new(judge: Arc<Judge>, client: IpAddr, limits: &Limits, now: Instant) -> Self {
+        let a = Association {
+            judge,
+            client,
+            client_port: None,
+            destinations: HashMap::new(),
+            failed: HashMap::new(),
+            forgotten: Vec::new(),
+            max_destinations: limits.udp_max_destinations,
+            udp_idle: limits.udp_idle_timeout,
+            idle: limits.idle_timeout,
+            last_activity: now,
+            next_sweep: now,
+            over: false,
+        };
+        Association {
+            next_sweep: now + a.sweep_every(),
+            ..a
+        }
+    }
+
+    fn sweep_every(&self) -> Duration {
+        (self.udp_idle.min(self.idle) / 4).max(Duration::from_millis(1))
+    }
+
+    /// Destinations (and failures) remembered at most this many: a flood of refused ones
+    /// costs one lookup each per idle period.
+    fn max_failed(&self) -> usize {
+        self.max_destinations.saturating_mul(4).max(16)
+    }
+
+    /// Judges a datagram from `from`.
+    pub fn from_client(&mut self, from: SocketAddr, datagram: &[u8], now: Instant) -> Verdict {
+        // Only the client that asked for the association may use it.
+        if from.ip() != self.client || self.client_port.is_some_and(|p| p != from) {
+            return Verdict::Ignore;
+        }
+        self.client_port = Some(from);
+        // Fragments are not supported: dropped (RFC 1928 §7 allows it).
+        let Some(pkt) = decode_udp(datagram).filter(|p| p.frag == 0) else {
+            return Verdict::Ignore;
+        };
+        if self.failed.contains_key(&pkt.addr) || self.judge.check(&pkt.addr).is_err() {
+            return Verdict::Refuse;
+        }
+        self.last_activity = now;
+        let data = Bytes::copy_from_slice(pkt.data);
+        if let Some(t) = self.destinations.get_mut(&pkt.addr) {
+            *t = now;
+            return Verdict::Send(pkt.addr, data);
+        }
+        if self.destinations.len() >= self.max_destinations {
+            self.forget_idle(now);
+        }
+        if self.destinations.len() >= self.max_destinations {
+            return Verdict::Refuse;
+        }
+        Verdict::Dial(pkt.addr, data)
+    }
+
+    /// How reaching `target` went; `true`: send the datagram that asked for it.
+    pub fn dialed(&mut self, target: &Target, ok: bool, now: Instant) -> bool {
+        if ok {
+            self.destinations.insert(target.clone(), now);
+        } else {
+            if self.failed.len() >= self.max_failed() {
+                self.failed.clear();
+            }
+            self.failed.insert(target.clone(), now);
+        }
+        ok
+    }
+
+    /// An answer from `from`: where to send it, if the client has spoken yet.
+    pub fn from_destination(&mut self, from: &Target, now: Instant) -> Option<SocketAddr> {
+        let to = self.client_port?;
+        self.last_activity = now;
+        if let Some(t) = self.destinations.get_mut(from) {
+            *t = now;
+        }
+        Some(to)
+    }
+
+    fn forget_idle(&mut self, now: Instant) {
+        let idle = self.udp_idle;
+        let forgotten = &mut self.forgotten;
+        self.destinations.retain(|t, at| {
+            let keep = now.duration_since(*at) < idle;
+            if !keep {
+                forgotten.push(t.clone());
+            }
+            keep
+        });
+    }
+
+    /// When the next sweep is due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_sweep
+    }
+
+    /// Forgets idle destinations and failures; ends the association when nothing was
+    /// relayed for the tunnel idle time (it holds a tunnel slot).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + self.sweep_every();
+        self.forget_idle(now);
+        let idle = self.udp_idle;
+        self.failed.retain(|_, at| now.duration_since(*at) < idle);
+        if now.duration_since(self.last_activity) >= self.idle {
+            self.over = true;
+        }
+    }
+
+    /// A destination no longer remembered (its flow can go).
+    pub fn poll_forgotten(&mut self) -> Option<Target> {
+        self.forgotten.pop()
+    }
+
+    /// Whether the association has ended.
+    pub fn is_over(&self) -> bool {
+        self.over
+    }
+}
+
+/// One destination's flow and the task reading its answers.
+struct Destination {
+    flow: BoxFlow,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Destination {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Relays datagrams between the client and its destinations through `relay` until the
+/// control connection ends or the association idles out.
+pub(crate) async fn run(proxy: &Proxy, mut control: BoxStream, relay: UdpSocket, peer: SocketAddr) {
+    let stats = &proxy.stats;
+    let mut core = Association::new(
+        proxy.dialer.judge().clone(),
+        peer.ip(),
+        &proxy.config.limits,
+        driver::now(),
+    );
+    let mut flows: HashMap<Target, Destination> = HashMap::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Target, Vec<u8>)>(256);
+    let (mut buf, mut ctl) = (vec![0u8; 65_535 + 300], [0u8; 64]);
+    while !core.is_over() {
+        while let Some(t) = core.poll_forgotten() {
+            flows.remove(&t);
+        }
+        let sweep = tokio::time::Instant::from_std(core.poll_timeout());
+        tokio::select! {
+            r = control.read(&mut ctl) => if !matches!(r, Ok(n) if n > 0) { return },
+            _ = tokio::time::sleep_until(sweep) => core.handle_timeout(driver::now()),
+            r = relay.recv_from(&mut buf) => {
+                let Ok((n, from)) = r else { return };
+                let (to, data) = match core.from_client(from, &buf[..n], driver::now()) {
+                    Verdict::Ignore => continue,
+                    Verdict::Refuse => {
+                        stats.datagrams_refused.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Verdict::Send(to, data) => (to, data),
+                    Verdict::Dial(to, data) => {
+                        let f = proxy.dialer.udp(&to).await.ok();
+                        if !core.dialed(&to, f.is_some(), driver::now()) {
+                            stats.datagrams_refused.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        if let Some(f) = f {
+                            flows.insert(to.clone(), read_answers(f, to.clone(), tx.clone()));
+                        }
+                        (to, data)
+                    }
+                };
+                let Some(d) = flows.get(&to) else { continue };
+                stats.datagrams.fetch_add(1, Ordering::Relaxed);
+                stats.bytes_up.fetch_add(data.len() as u64, Ordering::Relaxed);
+                let _ = datagram::send(&*d.flow, &data).await;
+            }
+            Some((from, data)) = rx.recv() => {
+                let Some(to) = core.from_destination(&from, driver::now()) else { continue };
+                let mut out = Vec::with_capacity(data.len() + 22);
+                encode_udp(&from, &data, &mut out);
+                stats.datagrams.fetch_add(1, Ordering::Relaxed);
+                stats.bytes_down.fetch_add(data.len() as u64, Ordering::Relaxed);
+                let _ = relay.send_to(&out, to).await;
+            }
+        }
+    }
+}
+
+fn read_answers(
+    flow: BoxFlow,
+    from: Target,
+    tx: tokio::sync::mpsc::Sender<(Target, Vec<u8>)>,
+) -> Destination {
+    let f = flow.clone();
+    let reader = tokio::spawn(async move {
+        let mut b = vec![0u8; 65_535];
+        while let Ok(n) = datagram::recv(&*f, &mut b).await {
+            if tx.send((from.clone(), b[..n].to_vec())).await.is_err() {
+                return;
+            }
+        }
+    });
+    Destination { flow, reader }
+}
