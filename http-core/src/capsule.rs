@@ -8,7 +8,11 @@
 //!   for CONNECT-UDP (RFC 9298 §5): Context ID (i) = 0, then the UDP payload
 //! ```
 
+use std::time::Instant;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::driver::{Core, Finish};
 
 /// A capsule type (RFC 9297 §5.4 registry).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -160,6 +164,108 @@ pub fn split_context(mut payload: Bytes) -> Result<(u64, Bytes), CapsuleError> {
     let (id, n) = varint::peek(&payload).ok_or(CapsuleError::BadDatagram)?;
     payload.advance(n);
     Ok((id, payload))
+}
+
+/// Datagrams a [`CapsuleFlowCore`] holds for writing before it drops new ones.
+pub const MAX_DATAGRAM_BACKLOG: usize = 64;
+
+/// A CONNECT-UDP flow over a stream (HTTP/2, HTTP/1.1) as a [`Core`]: each command is a
+/// UDP payload sent as a DATAGRAM capsule with context id 0, each event a payload received
+/// that way. Other capsule types and context ids are skipped (RFC 9297 §3.2, RFC 9298 §5);
+/// a capsule over the limit, or a stream ending inside one, ends the flow (RFC 9297 §3.3).
+///
+/// Call contract: the [`Core`] one. It has no timer; it ends when the peer ends the stream,
+/// on a capsule error, or once the application is gone and what it sent is written.
+#[derive(Debug)]
+pub struct CapsuleFlowCore {
+    dec: CapsuleDecoder,
+    out: std::collections::VecDeque<Bytes>,
+    closing: bool,
+    ended: bool,
+}
+
+impl CapsuleFlowCore {
+    /// A flow refusing capsules longer than `max` bytes.
+    pub fn new(max: u64) -> Self {
+        CapsuleFlowCore {
+            dec: CapsuleDecoder::new(max),
+            out: Default::default(),
+            closing: false,
+            ended: false,
+        }
+    }
+}
+
+impl Core for CapsuleFlowCore {
+    type Command = Bytes;
+    type Event = Bytes;
+
+    fn read_buffer(&mut self) -> &mut BytesMut {
+        &mut self.dec.buf
+    }
+
+    fn handle_read(&mut self, n: usize, _now: Instant) {
+        if n == 0 {
+            // Whatever is left, or a truncated capsule, ends here.
+            self.ended = true;
+        }
+    }
+
+    fn handle_command(&mut self, payload: Bytes, _now: Instant) {
+        // A stream that does not take our datagrams fast enough drops them, as a congested
+        // network would: they are not queued without bound.
+        if self.out.len() >= MAX_DATAGRAM_BACKLOG {
+            return;
+        }
+        let mut b = BytesMut::with_capacity(payload.len() + 10);
+        encode_udp_datagram(&payload, &mut b);
+        self.out.push_back(b.freeze());
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) {}
+
+    fn handle_io_error(&mut self, _error: crate::Error, _now: Instant) {
+        self.ended = true;
+    }
+
+    fn handle_app_closed(&mut self, _now: Instant) {
+        self.closing = true;
+    }
+
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.out.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<Bytes> {
+        while !self.ended {
+            match self.dec.poll_capsule() {
+                Ok(Some(c)) if c.ty == CapsuleType::DATAGRAM => match split_context(c.value) {
+                    Ok((0, udp)) => return Some(udp),
+                    _ => continue,
+                },
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(_) => self.ended = true,
+            }
+        }
+        None
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    fn wants_read(&self) -> bool {
+        !self.ended
+    }
+
+    fn finish(&self) -> Finish {
+        if self.ended || self.closing {
+            Finish::Close
+        } else {
+            Finish::Running
+        }
+    }
 }
 
 #[cfg(test)]

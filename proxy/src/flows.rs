@@ -7,11 +7,12 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use burrow_http_core::capsule::{self, CapsuleDecoder, CapsuleType};
+use burrow_http_core::capsule::{self, CapsuleFlowCore};
+use burrow_http_core::driver;
 use burrow_http_core::TunnelDatagrams;
 use burrow_transport::{BoxFlow, BoxStream, DatagramFlow, Target};
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::socks::wire::{decode_udp, encode_udp};
@@ -206,48 +207,17 @@ pub struct CapsuleFlow {
 }
 
 impl CapsuleFlow {
-    /// A flow over a CONNECT-UDP tunnel stream.
+    /// A flow over a CONNECT-UDP tunnel stream: the [`CapsuleFlowCore`] on the generic
+    /// driver, in a task of its own.
     pub fn new(stream: BoxStream, max_capsule: u64, describe: String) -> Self {
-        let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(FLOW_QUEUE);
-        let (in_tx, in_rx) = mpsc::channel::<Bytes>(FLOW_QUEUE);
-        let (mut rd, mut wr) = tokio::io::split(stream);
+        let (mut app, driver::Handle { commands, events }) = driver::channel(FLOW_QUEUE);
         tokio::spawn(async move {
-            let mut buf = BytesMut::new();
-            while let Some(d) = out_rx.recv().await {
-                buf.clear();
-                capsule::encode_udp_datagram(&d, &mut buf);
-                if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
-                    return;
-                }
-            }
-            let _ = wr.shutdown().await;
-        });
-        tokio::spawn(async move {
-            let mut dec = CapsuleDecoder::new(max_capsule);
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = match rd.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                };
-                dec.push(&buf[..n]);
-                loop {
-                    match dec.poll_capsule() {
-                        Ok(Some(c)) if c.ty == CapsuleType::DATAGRAM => {
-                            if let Ok((0, udp)) = capsule::split_context(c.value) {
-                                let _ = in_tx.try_send(udp);
-                            }
-                        }
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(_) => return,
-                    }
-                }
-            }
+            let mut core = CapsuleFlowCore::new(max_capsule);
+            driver::drive(stream, &mut core, &mut app).await;
         });
         CapsuleFlow {
-            tx: out_tx,
-            rx: Mutex::new(in_rx),
+            tx: commands,
+            rx: Mutex::new(events),
             describe,
         }
     }

@@ -266,8 +266,11 @@ impl driver::App<ServerCore> for App {
                 }));
             }
         }
-        if !core.wants_body() {
+        if !core.takes_body() {
             self.response_body = None;
+            return Poll::Pending;
+        }
+        if !core.wants_body() {
             return Poll::Pending;
         }
         let Some(body) = self.response_body.as_mut() else {

@@ -150,14 +150,17 @@ impl ClientCore {
         matches!(self.job, Job::Idle) && self.finish == Finish::Running
     }
 
-    /// Whether the request body is wanted now (not before `100 Continue` or its deadline).
+    /// Whether the request still takes body pieces.
+    pub fn takes_body(&self) -> bool {
+        matches!(&self.job, Job::Exchange(x) if !x.req_done) && self.finish == Finish::Running
+    }
+
+    /// Whether a request body piece is wanted now: not before `100 Continue` (or its
+    /// deadline), and not while earlier pieces wait to be written (back-pressure).
     pub fn wants_body(&self) -> bool {
-        match &self.job {
-            Job::Exchange(x) => {
-                !x.req_done && x.continue_until.is_none() && self.finish == Finish::Running
-            }
-            _ => false,
-        }
+        self.takes_body()
+            && matches!(&self.job, Job::Exchange(x) if x.continue_until.is_none())
+            && !self.conn.has_transmit()
     }
 
     /// After [`ClientEvent::Tunnel`]: the bytes read past the answer (the tunnel's first).
@@ -432,11 +435,11 @@ impl Core for ClientCore {
                 self.events
                     .push_back(ClientEvent::Finished { reusable: true });
             }
-            ClientCommand::Data(d) if self.wants_body() => {
+            ClientCommand::Data(d) if self.takes_body() => {
                 let r = self.conn.send_data(d);
                 self.body(r, false);
             }
-            ClientCommand::End(t) if self.wants_body() => {
+            ClientCommand::End(t) if self.takes_body() => {
                 let r = self.conn.send_end(t);
                 self.body(r, true);
             }

@@ -167,9 +167,16 @@ impl ServerCore {
         }
     }
 
-    /// Whether the response body is wanted now.
-    pub fn wants_body(&self) -> bool {
+    /// Whether the response still takes body pieces (a response without content takes
+    /// none).
+    pub fn takes_body(&self) -> bool {
         matches!(&self.phase, Phase::Exchange(x) if x.replied && !x.resp_done)
+    }
+
+    /// Whether a response body piece is wanted now (not while earlier pieces wait to be
+    /// written: back-pressure).
+    pub fn wants_body(&self) -> bool {
+        self.takes_body() && !self.conn.has_transmit()
     }
 
     /// After a successful [`ServerEvent::Tunnel`]: the bytes read past the request head.
@@ -419,12 +426,12 @@ impl Core for ServerCore {
                 ResponseHead::new(500).header("content-length", "0"),
                 Some(0),
             ),
-            ServerCommand::Data(d) if self.wants_body() => {
+            ServerCommand::Data(d) if self.takes_body() => {
                 let r = self.conn.send_data(d);
                 self.body_piece(r, false);
                 Ok(())
             }
-            ServerCommand::End(t) if self.wants_body() => {
+            ServerCommand::End(t) if self.takes_body() => {
                 let r = self.conn.send_end(t);
                 self.body_piece(r, true);
                 Ok(())
