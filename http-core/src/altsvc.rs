@@ -46,7 +46,9 @@ pub fn parse_h3(value: &str) -> Option<Option<(u16, Duration)>> {
     None
 }
 
-/// What the client learnt from `Alt-Svc`, per origin authority.
+/// What the client learnt from `Alt-Svc`, per origin authority. Sans-I/O: every call that
+/// depends on the time takes it; stale entries go on lookup or at
+/// [`handle_timeout`](Self::handle_timeout).
 #[derive(Default)]
 pub struct AltSvcCache {
     map: Mutex<HashMap<String, (u16, Instant)>>,
@@ -57,12 +59,11 @@ impl AltSvcCache {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records an `Alt-Svc` header value received from `authority`.
-    pub fn learn(&self, authority: &str, value: &str) {
+    /// Records an `Alt-Svc` header value received from `authority` at `now`.
+    pub fn learn(&self, authority: &str, value: &str, now: Instant) {
         match parse_h3(value) {
             Some(Some((port, ma))) => {
-                self.lock()
-                    .insert(authority.to_string(), (port, Instant::now() + ma));
+                self.lock().insert(authority.to_string(), (port, now + ma));
             }
             Some(None) => {
                 self.lock().remove(authority);
@@ -71,11 +72,11 @@ impl AltSvcCache {
         }
     }
 
-    /// The fresh HTTP/3 port for `authority`, if any.
-    pub fn h3_port(&self, authority: &str) -> Option<u16> {
+    /// The HTTP/3 port for `authority` still fresh at `now`, if any.
+    pub fn h3_port(&self, authority: &str, now: Instant) -> Option<u16> {
         let mut m = self.lock();
         match m.get(authority) {
-            Some((port, until)) if *until > Instant::now() => Some(*port),
+            Some((port, until)) if *until > now => Some(*port),
             Some(_) => {
                 m.remove(authority);
                 None
@@ -87,6 +88,16 @@ impl AltSvcCache {
     /// Forgets `authority` (its HTTP/3 attempt failed).
     pub fn forget(&self, authority: &str) {
         self.lock().remove(authority);
+    }
+
+    /// When the next entry goes stale.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.lock().values().map(|(_, until)| *until).min()
+    }
+
+    /// Forgets the entries stale at `now`.
+    pub fn handle_timeout(&self, now: Instant) {
+        self.lock().retain(|_, (_, until)| *until > now);
     }
 }
 
@@ -113,11 +124,19 @@ mod tests {
     #[test]
     fn cache_learns_expires_and_clears() {
         let c = AltSvcCache::default();
-        c.learn("a:443", r#"h3=":4433"; ma=3600"#);
-        assert_eq!(c.h3_port("a:443"), Some(4433));
-        c.learn("a:443", "clear");
-        assert_eq!(c.h3_port("a:443"), None);
-        c.learn("b:443", r#"h3=":1"; ma=0"#);
-        assert_eq!(c.h3_port("b:443"), None);
+        let t0 = Instant::now();
+        c.learn("a:443", r#"h3=":4433"; ma=3600"#, t0);
+        assert_eq!(c.h3_port("a:443", t0), Some(4433));
+        // Fresh until its max-age, on the virtual clock.
+        let late = t0 + Duration::from_secs(3599);
+        assert_eq!(c.h3_port("a:443", late), Some(4433));
+        assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(3600)));
+        c.handle_timeout(t0 + Duration::from_secs(3600));
+        assert_eq!(c.h3_port("a:443", late), None, "stale entries go");
+        c.learn("a:443", r#"h3=":4433"; ma=3600"#, t0);
+        c.learn("a:443", "clear", t0);
+        assert_eq!(c.h3_port("a:443", t0), None);
+        c.learn("b:443", r#"h3=":1"; ma=0"#, t0);
+        assert_eq!(c.h3_port("b:443", t0), None);
     }
 }

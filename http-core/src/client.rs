@@ -199,7 +199,7 @@ impl Client {
         let authority = target.to_string();
         let h3_port = match self.inner.policy {
             VersionPolicy::Http3 | VersionPolicy::Http3Only => Some(target.port),
-            _ => self.inner.altsvc.h3_port(&authority),
+            _ => self.inner.altsvc.h3_port(&authority, crate::driver::now()),
         };
         if let (Some(port), "https", Some(_)) = (h3_port, scheme, &self.inner.h3) {
             let h3_target = Target::new(target.host.clone(), port);
@@ -269,7 +269,7 @@ impl Client {
                 .get(http::header::ALT_SVC)
                 .and_then(|v| v.to_str().ok())
             {
-                self.inner.altsvc.learn(&authority, v);
+                self.inner.altsvc.learn(&authority, v, crate::driver::now());
             }
         }
         r
@@ -303,11 +303,13 @@ impl Client {
     {
         let mut connect = Some(connect);
         loop {
-            match self.inner.pool.checkout(key) {
+            match self.inner.pool.checkout(key, crate::driver::now()) {
                 Checkout::Ready(c) => return Ok((c, false)),
                 Checkout::Wait(n) => {
                     let notified = n.notified();
-                    if let Checkout::Ready(c) = self.inner.pool.checkout_if_ready(key) {
+                    if let Checkout::Ready(c) =
+                        self.inner.pool.checkout_if_ready(key, crate::driver::now())
+                    {
                         return Ok((c, false));
                     }
                     notified.await;
@@ -420,14 +422,16 @@ struct ConnectAttempt<'a> {
 impl ConnectAttempt<'_> {
     fn finish(&mut self, conn: Option<std::sync::Arc<dyn HttpConnection>>) {
         self.done = true;
-        self.pool.finish_connect(self.key, conn);
+        self.pool
+            .finish_connect(self.key, conn, crate::driver::now());
     }
 }
 
 impl Drop for ConnectAttempt<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.pool.finish_connect(self.key, None);
+            self.pool
+                .finish_connect(self.key, None, crate::driver::now());
         }
     }
 }

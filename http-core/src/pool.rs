@@ -1,5 +1,13 @@
 //! The connection pool behind [`Client`](crate::Client): keyed by (route, origin), each
 //! entry knowing its version; HTTP/2 connections are shared, HTTP/1.1 ones used one at a time.
+//!
+//! Sans-I/O: the pool holds connection handles and decides which to use, when to open one
+//! and when to wait; it opens nothing itself and reads no clock. Call contract:
+//! [`checkout`](Pool::checkout) (or [`checkout_if_ready`](Pool::checkout_if_ready)) with the
+//! time; after a [`Checkout::Connect`], exactly one [`finish_connect`](Pool::finish_connect);
+//! [`remove`](Pool::remove) a connection that failed. Idle connections are dropped at each
+//! checkout of their key, or by [`handle_timeout`](Pool::handle_timeout) at
+//! [`poll_timeout`](Pool::poll_timeout).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -70,10 +78,9 @@ impl Pool {
     }
 
     /// Finds a connection for `key`, or says to open or wait for one.
-    pub fn checkout(&self, key: &PoolKey) -> Checkout {
+    pub fn checkout(&self, key: &PoolKey, now: Instant) -> Checkout {
         let mut slots = self.lock();
         let slot = slots.entry(key.clone()).or_default();
-        let now = Instant::now();
         let idle = self.idle_timeout;
         slot.entries.retain(|e| {
             !e.conn.is_closed() && (now.duration_since(e.last_used) < idle || !e.conn.is_ready())
@@ -106,7 +113,7 @@ impl Pool {
 
     /// Like [`checkout`](Self::checkout) but only ever returns a ready connection (or
     /// `Wait` with the slot's notifier).
-    pub fn checkout_if_ready(&self, key: &PoolKey) -> Checkout {
+    pub fn checkout_if_ready(&self, key: &PoolKey, now: Instant) -> Checkout {
         let mut slots = self.lock();
         let slot = slots.entry(key.clone()).or_default();
         match slot
@@ -115,7 +122,7 @@ impl Pool {
             .find(|e| !e.conn.is_closed() && e.conn.is_ready())
         {
             Some(e) => {
-                e.last_used = Instant::now();
+                e.last_used = now;
                 Checkout::Ready(e.conn.clone())
             }
             None => Checkout::Wait(slot.notify.clone()),
@@ -123,7 +130,12 @@ impl Pool {
     }
 
     /// Records the outcome of a [`Checkout::Connect`] and wakes waiters.
-    pub fn finish_connect(&self, key: &PoolKey, conn: Option<Arc<dyn HttpConnection>>) {
+    pub fn finish_connect(
+        &self,
+        key: &PoolKey,
+        conn: Option<Arc<dyn HttpConnection>>,
+        now: Instant,
+    ) {
         let mut slots = self.lock();
         let slot = slots.entry(key.clone()).or_default();
         slot.connecting = slot.connecting.saturating_sub(1);
@@ -131,7 +143,7 @@ impl Pool {
             slot.known = Some(c.version());
             slot.entries.push(Entry {
                 conn: c,
-                last_used: Instant::now(),
+                last_used: now,
             });
         }
         slot.notify.notify_waiters();
@@ -143,6 +155,30 @@ impl Pool {
         if let Some(slot) = slots.get_mut(key) {
             slot.entries.retain(|e| !Arc::ptr_eq(&e.conn, conn));
         }
+    }
+
+    /// When the next idle connection expires.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let slots = self.lock();
+        slots
+            .values()
+            .flat_map(|s| s.entries.iter())
+            .filter(|e| e.conn.is_ready())
+            .map(|e| e.last_used + self.idle_timeout)
+            .min()
+    }
+
+    /// Drops the connections idle for the idle timeout at `now`, and closed ones.
+    pub fn handle_timeout(&self, now: Instant) {
+        let idle = self.idle_timeout;
+        let mut slots = self.lock();
+        for slot in slots.values_mut() {
+            slot.entries.retain(|e| {
+                !e.conn.is_closed()
+                    && (now.duration_since(e.last_used) < idle || !e.conn.is_ready())
+            });
+        }
+        slots.retain(|_, s| !s.entries.is_empty() || s.connecting > 0 || s.known.is_some());
     }
 
     /// Number of pooled connections for `key` (for tests and diagnostics).

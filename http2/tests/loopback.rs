@@ -421,7 +421,7 @@ async fn goaway_lets_inflight_finish_and_client_reconnects() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn client_pools_reuses_and_expires_idle() {
     let (addr, stats) = burrow_server(Http2Config::default(), Duration::ZERO).await;
     let mut b = Client::builder();
@@ -452,7 +452,10 @@ async fn client_pools_reuses_and_expires_idle() {
         1,
         "concurrent first requests share one connection"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The pool ages on the virtual clock: no real time passes.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_millis(400)).await;
+    tokio::time::resume();
     client
         .request(
             Request::get(format!("http://{addr}/1"))

@@ -28,7 +28,6 @@ pub struct Http3Connection {
     shared: Arc<Shared>,
     _endpoint: Endpoint,
     info: ConnectionInfo,
-    settings_timeout: std::time::Duration,
     /// A stream opened by [`HttpConnection::can_open_tunnel`] to learn whether the peer's
     /// stream limit allows another (quinn does not tell the limit); the next request uses it.
     spare: std::sync::Mutex<Option<(quinn::SendStream, quinn::RecvStream)>>,
@@ -119,7 +118,8 @@ pub async fn connect(
         h3_datagram: true,
         ..Settings::default()
     };
-    let shared = Shared::start(conn.clone(), ours).await?;
+    let side = crate::proto::conn::Side::Client;
+    let shared = Shared::start(conn.clone(), ours, side, config.handshake_timeout).await?;
     // quinn's endpoint stops when its flow fails (a killed peer's ICMP port unreachable, a
     // tunnel that ended) but the connection would linger until its idle timeout: close it
     // now, so every stream on it fails at once.
@@ -136,17 +136,15 @@ pub async fn connect(
         shared,
         _endpoint: endpoint,
         info,
-        settings_timeout: config.handshake_timeout,
         spare: std::sync::Mutex::new(None),
     })
 }
 
 impl Http3Connection {
-    /// The peer's SETTINGS, once received (waits at most the configured handshake timeout).
+    /// The peer's SETTINGS, once received (waits at most the configured handshake timeout
+    /// from the connection's start).
     pub async fn peer_settings(&self) -> Result<Settings, Error> {
-        self.shared
-            .peer_settings_within(self.settings_timeout)
-            .await
+        self.shared.peer_settings().await
     }
 
     /// Largest HTTP Datagram payload the connection can carry now.

@@ -13,23 +13,28 @@ use bytes::{BufMut, Bytes, BytesMut};
 use quinn::VarInt;
 use tokio::sync::{mpsc, watch};
 
+use burrow_http_core::driver;
+
+use crate::proto::conn::{no_settings, ConnEvent, ConnState, Side, UniVerdict};
 use crate::proto::error::{Code, H3Error};
 use crate::proto::frame::{self, FrameType};
 use crate::proto::settings::Settings;
-use crate::proto::stream::{uni, ControlEvent, ControlReader};
-use crate::proto::{qpack, varint};
+use crate::proto::stream::uni;
+use crate::proto::varint;
 
 /// Datagrams queued per stream before new ones are dropped.
 pub const DATAGRAM_QUEUE: usize = 256;
 
 type Routes = Arc<Mutex<HashMap<u64, mpsc::Sender<Bytes>>>>;
 
-/// One HTTP/3 connection's shared state.
+/// One HTTP/3 connection's shared state: the sans-I/O [`ConnState`] and what it decided.
 pub(crate) struct Shared {
     pub conn: quinn::Connection,
-    pub settings: watch::Receiver<Option<Settings>>,
-    /// The peer's GOAWAY id (`u64::MAX` while none).
+    settings: watch::Receiver<Option<Result<Settings, Error>>>,
+    settings_tx: watch::Sender<Option<Result<Settings, Error>>>,
+    /// The peer's GOAWAY id (`u64::MAX` while none), mirrored from the state.
     pub goaway: AtomicU64,
+    state: Mutex<ConnState>,
     routes: Routes,
     _control: tokio::sync::Mutex<Option<quinn::SendStream>>,
 }
@@ -75,8 +80,14 @@ pub(crate) fn conn_error(e: quinn::ConnectionError, what: &'static str) -> Error
 }
 
 impl Shared {
-    /// Opens our control stream with `ours` and starts reading the peer's streams.
-    pub async fn start(conn: quinn::Connection, ours: Settings) -> Result<Arc<Shared>, Error> {
+    /// Opens our control stream with `ours` and starts reading the peer's streams; the
+    /// peer has `settings_timeout` to send its SETTINGS.
+    pub async fn start(
+        conn: quinn::Connection,
+        ours: Settings,
+        side: Side,
+        settings_timeout: std::time::Duration,
+    ) -> Result<Arc<Shared>, Error> {
         let mut control = conn
             .open_uni()
             .await
@@ -93,39 +104,52 @@ impl Shared {
         let shared = Arc::new(Shared {
             conn: conn.clone(),
             settings: rx,
+            settings_tx: tx,
             goaway: AtomicU64::new(u64::MAX),
+            state: Mutex::new(ConnState::new(side, driver::now(), settings_timeout)),
             routes: Arc::new(Mutex::new(HashMap::new())),
             _control: tokio::sync::Mutex::new(Some(control)),
         });
-        tokio::spawn(accept_uni(shared.clone(), tx));
+        tokio::spawn(accept_uni(shared.clone()));
         tokio::spawn(route_datagrams(conn, shared.routes.clone()));
+        tokio::spawn(settings_deadline(shared.clone()));
         Ok(shared)
     }
 
-    /// Waits for the peer's SETTINGS.
-    pub async fn peer_settings(&self) -> Result<Settings, Error> {
-        let mut rx = self.settings.clone();
-        let r = rx.wait_for(|s| s.is_some()).await.map(|s| s.clone());
-        match r {
-            Ok(Some(s)) => Ok(s),
-            _ => Err(Error::peer(
-                ErrorKind::Closed,
-                "HTTP/3: connection closed before the peer's SETTINGS",
-            )),
+    /// Feeds the state and carries out what it decided.
+    fn with_state<T>(&self, f: impl FnOnce(&mut ConnState) -> T) -> T {
+        let mut st = lock(&self.state);
+        let r = f(&mut st);
+        while let Some(e) = st.poll_event() {
+            match e {
+                ConnEvent::Settings(s) => {
+                    let _ = self.settings_tx.send(Some(Ok(s)));
+                }
+                ConnEvent::GoAway(id) => self.goaway.store(id, Ordering::Release),
+                ConnEvent::NoSettings(waited) => {
+                    let _ = self.settings_tx.send(Some(Err(no_settings(waited))));
+                }
+                ConnEvent::Close(e) => close(&self.conn, &e),
+            }
         }
+        r
     }
 
-    /// Waits at most `deadline` for the peer's SETTINGS.
-    pub async fn peer_settings_within(
-        &self,
-        deadline: std::time::Duration,
-    ) -> Result<Settings, Error> {
-        match tokio::time::timeout(deadline, self.peer_settings()).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::peer(
-                ErrorKind::Timeout,
-                format!("HTTP/3: no SETTINGS from the peer within {deadline:?}"),
-            )),
+    /// Waits for the peer's SETTINGS (the state's deadline bounds the wait).
+    pub async fn peer_settings(&self) -> Result<Settings, Error> {
+        let mut rx = self.settings.clone();
+        let closed = || {
+            Error::peer(
+                ErrorKind::Closed,
+                "HTTP/3: connection closed before the peer's SETTINGS",
+            )
+        };
+        tokio::select! {
+            r = rx.wait_for(|s| s.is_some()) => match r.map(|s| s.clone()) {
+                Ok(Some(r)) => r,
+                _ => Err(closed()),
+            },
+            _ = self.conn.closed() => Err(closed()),
         }
     }
 
@@ -158,9 +182,18 @@ impl Shared {
     }
 }
 
-async fn accept_uni(shared: Arc<Shared>, settings: watch::Sender<Option<Settings>>) {
-    let settings = Arc::new(settings);
-    let mut seen_control = false;
+/// Runs the state's SETTINGS deadline.
+async fn settings_deadline(shared: Arc<Shared>) {
+    while let Some(t) = shared.with_state(|s| s.poll_timeout()) {
+        tokio::select! {
+            _ = tokio::time::sleep_until(t.into()) => {}
+            _ = shared.conn.closed() => return,
+        }
+        shared.with_state(|s| s.handle_timeout(driver::now()));
+    }
+}
+
+async fn accept_uni(shared: Arc<Shared>) {
     loop {
         let mut recv = match shared.conn.accept_uni().await {
             Ok(r) => r,
@@ -169,49 +202,26 @@ async fn accept_uni(shared: Arc<Shared>, settings: watch::Sender<Option<Settings
         let Some(ty) = read_stream_type(&mut recv).await else {
             continue;
         };
-        let shared = shared.clone();
-        match ty {
-            uni::CONTROL => {
-                if seen_control {
-                    close(
-                        &shared.conn,
-                        &H3Error::new(Code::STREAM_CREATION_ERROR, "second control stream"),
-                    );
-                    return;
-                }
-                seen_control = true;
-                tokio::spawn(read_control(shared, recv, settings.clone()));
+        let sh = shared.clone();
+        match shared.with_state(|s| s.handle_uni_stream(ty)) {
+            UniVerdict::Control => {
+                tokio::spawn(read_stream(sh, recv, ConnState::handle_control, true));
             }
-            uni::QPACK_ENCODER => {
-                tokio::spawn(async move {
-                    while let Ok(Some(chunk)) = recv.read_chunk(usize::MAX, true).await {
-                        if let Err(e) = qpack::check_encoder_stream(chunk.bytes) {
-                            close(&shared.conn, &e);
-                            return;
-                        }
-                    }
-                });
+            UniVerdict::QpackEncoder => {
+                tokio::spawn(read_stream(
+                    sh,
+                    recv,
+                    ConnState::handle_qpack_encoder,
+                    false,
+                ));
             }
-            // We never refer to the peer's dynamic table, so its decoder stream has nothing
-            // we need; read and drop.
-            uni::QPACK_DECODER => {
-                tokio::spawn(async move {
-                    while let Ok(Some(_)) = recv.read_chunk(usize::MAX, true).await {}
-                });
+            UniVerdict::Drain => {
+                tokio::spawn(read_stream(sh, recv, |_, _| {}, false));
             }
-            uni::PUSH => {
-                close(
-                    &shared.conn,
-                    &H3Error::new(Code::ID_ERROR, "push stream without MAX_PUSH_ID"),
-                );
-                return;
+            UniVerdict::Stop(c) => {
+                let _ = recv.stop(VarInt::from_u64(c.0).unwrap_or(VarInt::from_u32(0)));
             }
-            // RFC 9114 §6.2: unknown stream types are aborted, not errors.
-            _ => {
-                let _ = recv.stop(
-                    VarInt::from_u64(Code::STREAM_CREATION_ERROR.0).unwrap_or(VarInt::from_u32(0)),
-                );
-            }
+            UniVerdict::Refused => return,
         }
     }
 }
@@ -231,33 +241,19 @@ async fn read_stream_type(recv: &mut quinn::RecvStream) -> Option<u64> {
     }
 }
 
-async fn read_control(
+/// Reads a unidirectional stream into the state; `critical`: its end is the state's
+/// business (the control stream).
+async fn read_stream(
     shared: Arc<Shared>,
     mut recv: quinn::RecvStream,
-    settings: Arc<watch::Sender<Option<Settings>>>,
+    feed: fn(&mut ConnState, Bytes),
+    critical: bool,
 ) {
-    let mut reader = ControlReader::default();
     loop {
         match recv.read_chunk(usize::MAX, true).await {
-            Ok(Some(c)) => reader.push(c.bytes),
-            Ok(None) => {
-                close(&shared.conn, &reader.closed());
-                return;
-            }
-            Err(_) => return,
-        }
-        loop {
-            match reader.poll_event() {
-                Ok(Some(ControlEvent::Settings(s))) => {
-                    let _ = settings.send(Some(s));
-                }
-                Ok(Some(ControlEvent::GoAway(id))) => shared.goaway.store(id, Ordering::Release),
-                Ok(None) => break,
-                Err(e) => {
-                    close(&shared.conn, &e);
-                    return;
-                }
-            }
+            Ok(Some(c)) => shared.with_state(|s| feed(s, c.bytes)),
+            Ok(None) if critical => return shared.with_state(|s| s.handle_control_end()),
+            _ => return,
         }
     }
 }

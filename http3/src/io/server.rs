@@ -60,19 +60,8 @@ pub async fn serve(conn: quinn::Connection, config: &Http3Config) -> Result<Http
         h3_datagram: true,
         ..Settings::default()
     };
-    let shared = Shared::start(conn.clone(), ours).await?;
-    let watchdog = shared.clone();
-    let settings_deadline = config.handshake_timeout;
-    tokio::spawn(async move {
-        if let Err(e) = watchdog.peer_settings_within(settings_deadline).await {
-            if e.kind() == ErrorKind::Timeout {
-                super::conn::close(
-                    &watchdog.conn,
-                    &crate::proto::error::H3Error::new(Code::MISSING_SETTINGS, "no SETTINGS"),
-                );
-            }
-        }
-    });
+    let side = crate::proto::conn::Side::Server;
+    let shared = Shared::start(conn.clone(), ours, side, config.handshake_timeout).await?;
     let head_deadline = config.request_head_timeout;
     let (tx, rx) = mpsc::unbounded_channel();
     let stopping = Arc::new(AtomicBool::new(false));
@@ -109,23 +98,15 @@ async fn request(
     id: u64,
     head_deadline: std::time::Duration,
 ) -> Option<Result<ServerRequest, Error>> {
-    let mut reader = MessageReader::new(Reading::Request);
-    let head = tokio::time::timeout(
-        head_deadline,
-        next_event(&mut reader, &mut recv, "reading a request head"),
-    )
-    .await;
+    let now = burrow_http_core::driver::now();
+    let mut reader = MessageReader::new(Reading::Request).head_deadline(now + head_deadline);
+    let head = next_event(&mut reader, &mut recv, "reading a request head").await;
     let head = match head {
-        Ok(Ok(MessageEvent::Request(h))) => h,
-        Ok(Ok(_)) => return None,
-        // RFC 9114 §4.1.2: H3_REQUEST_INCOMPLETE for a request that did not arrive whole.
-        Err(_) => {
-            let _ = send.reset(code(Code::REQUEST_INCOMPLETE));
-            let _ = recv.stop(code(Code::REQUEST_INCOMPLETE));
-            return None;
-        }
-        Ok(Err(e)) => {
-            // A malformed request is a stream error: reset with its code (RFC 9114 §4.1.2).
+        Ok(MessageEvent::Request(h)) => h,
+        Ok(_) => return None,
+        // RFC 9114 §4.1.2: H3_REQUEST_INCOMPLETE for a request that did not arrive whole
+        // (in time), the code of a malformed one otherwise.
+        Err(e) => {
             let c = match e.code() {
                 Some(burrow_transport::WireCode::H3(c)) => c,
                 _ => Code::MESSAGE_ERROR,

@@ -59,10 +59,20 @@ pub(crate) async fn next_event(
                 return Err(e.into());
             }
         }
-        match recv.read_chunk(usize::MAX, true).await {
-            Ok(Some(c)) => reader.push(c.bytes),
-            Ok(None) => reader.finish(),
-            Err(e) => return Err(read_error(e, what)),
+        let deadline = reader.poll_timeout();
+        let late = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = recv.read_chunk(usize::MAX, true) => match r {
+                Ok(Some(c)) => reader.push(c.bytes),
+                Ok(None) => reader.finish(),
+                Err(e) => return Err(read_error(e, what)),
+            },
+            _ = late => reader.handle_timeout(burrow_http_core::driver::now()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The sans-I/O HTTP/3 core: varints, frames, SETTINGS, QPACK (static table + Huffman),
 //! header validation, and the request- and control-stream readers. No sockets, no clocks.
 
+pub mod conn;
 pub mod error;
 pub mod frame;
 pub mod headers;

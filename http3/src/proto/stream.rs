@@ -7,6 +7,8 @@
 //! control stream:   SETTINGS first and once, then GOAWAY / MAX_PUSH_ID / CANCEL_PUSH
 //! ```
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use http::HeaderMap;
 
@@ -52,12 +54,19 @@ enum Expect {
 /// stream errors with the code to reset with (`H3_FRAME_UNEXPECTED`, `H3_MESSAGE_ERROR`,
 /// `QPACK_DECOMPRESSION_FAILED`, …), except where RFC 9114 makes them connection errors
 /// (frames only allowed on the control stream), which [`is_connection_error`] tells.
+///
+/// Call contract: [`push`](Self::push) and [`finish`](Self::finish) with the stream's bytes
+/// and FIN, then [`poll_event`](Self::poll_event) until `Ok(None)`; with a
+/// [`head_deadline`](Self::head_deadline), [`handle_timeout`](Self::handle_timeout) at
+/// [`poll_timeout`](Self::poll_timeout).
 #[derive(Debug)]
 pub struct MessageReader {
     reading: Reading,
     frames: FrameDecoder,
     expect: Expect,
     fin: bool,
+    head_until: Option<Instant>,
+    late: bool,
 }
 
 /// Whether an error found on a request stream closes the whole connection (RFC 9114 §7.2).
@@ -73,6 +82,28 @@ impl MessageReader {
             frames: FrameDecoder::default(),
             expect: Expect::Headers,
             fin: false,
+            head_until: None,
+            late: false,
+        }
+    }
+
+    /// The head must be complete by `until`, or the stream fails with
+    /// H3_REQUEST_INCOMPLETE (RFC 9114 §4.1.2).
+    pub fn head_deadline(mut self, until: Instant) -> Self {
+        self.head_until = Some(until);
+        self
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is due: while the head is incomplete.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.head_until
+            .filter(|_| self.expect == Expect::Headers && !self.late)
+    }
+
+    /// The head deadline passed: the next [`poll_event`](Self::poll_event) fails.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.late = true;
         }
     }
 
@@ -95,6 +126,12 @@ impl MessageReader {
     pub fn poll_event(&mut self) -> Result<Option<MessageEvent>, H3Error> {
         if self.expect == Expect::Done {
             return Ok(None);
+        }
+        if self.late && self.expect == Expect::Headers {
+            return Err(H3Error::new(
+                Code::REQUEST_INCOMPLETE,
+                "head not complete in time",
+            ));
         }
         match self.frames.poll_frame()? {
             Some(Decoded::Data(d)) => {

@@ -1,0 +1,211 @@
+//! An HTTP/3 connection's state outside its request streams, sans-I/O: which
+//! unidirectional streams the peer may open (one control stream, QPACK streams, no push
+//! streams without MAX_PUSH_ID, unknown types aborted — RFC 9114 §6.2), its control stream
+//! (SETTINGS first and once, GOAWAY ids that never grow — §6.2.1, §5.2), what its QPACK
+//! encoder stream may say (nothing that refers to a dynamic table we did not allow), and the
+//! deadline for its SETTINGS.
+//!
+//! ```text
+//!  AwaitingSettings --SETTINGS--> Open --GOAWAY(id)--> Open(goaway ≤ id) ...
+//!     | deadline: NoSettings (+ Close(H3_MISSING_SETTINGS) on a server)
+//!     any connection error: Close(code)  (then nothing more)
+//! ```
+//!
+//! Call contract: tell the state each new unidirectional stream's type with
+//! [`handle_uni_stream`](ConnState::handle_uni_stream) and act on its [`UniVerdict`];
+//! feed the control stream to [`handle_control`](ConnState::handle_control) (its end to
+//! [`handle_control_end`](ConnState::handle_control_end)) and the QPACK encoder stream to
+//! [`handle_qpack_encoder`](ConnState::handle_qpack_encoder); run
+//! [`handle_timeout`](ConnState::handle_timeout) at [`poll_timeout`](ConnState::poll_timeout);
+//! after each input drain [`poll_event`](ConnState::poll_event).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use burrow_transport::{Error, ErrorKind};
+use bytes::Bytes;
+
+use super::error::{Code, H3Error};
+use super::settings::Settings;
+use super::stream::{uni, ControlEvent, ControlReader};
+
+/// What to do with a unidirectional stream the peer opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UniVerdict {
+    /// Its control stream: read it into [`ConnState::handle_control`].
+    Control,
+    /// Its QPACK encoder stream: read it into [`ConnState::handle_qpack_encoder`].
+    QpackEncoder,
+    /// Read and drop (its QPACK decoder stream: we never refer to its dynamic table).
+    Drain,
+    /// Abort reading it with this code (an unknown type, RFC 9114 §6.2).
+    Stop(Code),
+    /// A connection error: a [`ConnEvent::Close`] is queued.
+    Refused,
+}
+
+/// What the connection state tells its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// The peer's SETTINGS, once.
+    Settings(Settings),
+    /// The peer's GOAWAY: streams from this id on will not be processed.
+    GoAway(u64),
+    /// The peer's SETTINGS did not come within this time (what waits for them fails with
+    /// [`no_settings`]).
+    NoSettings(Duration),
+    /// Close the connection with this error; nothing follows.
+    Close(H3Error),
+}
+
+/// The error for what waited for SETTINGS that did not come within `waited`.
+pub fn no_settings(waited: Duration) -> Error {
+    Error::peer(
+        ErrorKind::Timeout,
+        format!("HTTP/3: no SETTINGS from the peer within {waited:?}"),
+    )
+}
+
+/// Which end of the connection this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// We opened it: a peer without SETTINGS fails what needs them.
+    Client,
+    /// We accepted it: a peer without SETTINGS is closed with H3_MISSING_SETTINGS.
+    Server,
+}
+
+/// The state (see the module docs for the call contract).
+#[derive(Debug)]
+pub struct ConnState {
+    side: Side,
+    control_seen: bool,
+    control: ControlReader,
+    settings: Option<Settings>,
+    settings_until: Option<(Instant, Duration)>,
+    goaway: Option<u64>,
+    events: VecDeque<ConnEvent>,
+    closed: bool,
+}
+
+impl ConnState {
+    /// A connection's state from `now`, waiting at most `settings_timeout` for SETTINGS.
+    pub fn new(side: Side, now: Instant, settings_timeout: Duration) -> Self {
+        ConnState {
+            side,
+            control_seen: false,
+            control: ControlReader::default(),
+            settings: None,
+            settings_until: Some((now + settings_timeout, settings_timeout)),
+            goaway: None,
+            events: VecDeque::new(),
+            closed: false,
+        }
+    }
+
+    fn close(&mut self, e: H3Error) {
+        if !self.closed {
+            self.closed = true;
+            self.settings_until = None;
+            self.events.push_back(ConnEvent::Close(e));
+        }
+    }
+
+    /// A new unidirectional stream of type `ty`.
+    pub fn handle_uni_stream(&mut self, ty: u64) -> UniVerdict {
+        match ty {
+            uni::CONTROL if self.control_seen => {
+                self.close(H3Error::connection(
+                    Code::STREAM_CREATION_ERROR,
+                    "second control stream",
+                ));
+                UniVerdict::Refused
+            }
+            uni::CONTROL => {
+                self.control_seen = true;
+                UniVerdict::Control
+            }
+            uni::QPACK_ENCODER => UniVerdict::QpackEncoder,
+            uni::QPACK_DECODER => UniVerdict::Drain,
+            uni::PUSH => {
+                self.close(H3Error::connection(
+                    Code::ID_ERROR,
+                    "push stream without MAX_PUSH_ID",
+                ));
+                UniVerdict::Refused
+            }
+            _ => UniVerdict::Stop(Code::STREAM_CREATION_ERROR),
+        }
+    }
+
+    /// Bytes of the peer's control stream.
+    pub fn handle_control(&mut self, data: Bytes) {
+        if self.closed {
+            return;
+        }
+        self.control.push(data);
+        loop {
+            match self.control.poll_event() {
+                Ok(Some(ControlEvent::Settings(s))) => {
+                    self.settings = Some(s.clone());
+                    self.settings_until = None;
+                    self.events.push_back(ConnEvent::Settings(s));
+                }
+                Ok(Some(ControlEvent::GoAway(id))) => {
+                    self.goaway = Some(id);
+                    self.events.push_back(ConnEvent::GoAway(id));
+                }
+                Ok(None) => return,
+                Err(e) => return self.close(e),
+            }
+        }
+    }
+
+    /// The peer's control stream ended: a connection error (RFC 9114 §6.2.1).
+    pub fn handle_control_end(&mut self) {
+        let e = self.control.closed();
+        self.close(e);
+    }
+
+    /// Bytes of the peer's QPACK encoder stream.
+    pub fn handle_qpack_encoder(&mut self, data: Bytes) {
+        if let Err(e) = super::qpack::check_encoder_stream(data) {
+            self.close(e);
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.settings_until.map(|(t, _)| t)
+    }
+
+    /// The SETTINGS deadline passed without them.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some((until, waited)) = self.settings_until else {
+            return;
+        };
+        if until > now {
+            return;
+        }
+        self.settings_until = None;
+        self.events.push_back(ConnEvent::NoSettings(waited));
+        if self.side == Side::Server {
+            self.close(H3Error::connection(Code::MISSING_SETTINGS, "no SETTINGS"));
+        }
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ConnEvent> {
+        self.events.pop_front()
+    }
+
+    /// The peer's SETTINGS, once received.
+    pub fn peer_settings(&self) -> Option<&Settings> {
+        self.settings.as_ref()
+    }
+
+    /// The peer's last GOAWAY id.
+    pub fn goaway(&self) -> Option<u64> {
+        self.goaway
+    }
+}
