@@ -14,6 +14,9 @@ all=(
   http3/fuzz:message_reader http3/fuzz:qpack_and_control
   proxy/fuzz:socks_server proxy/fuzz:socks_client proxy/fuzz:proxy_url
   proxy/fuzz:uri_template proxy/fuzz:capsules proxy/fuzz:request_path
+  http1/fuzz:client_core http1/fuzz:server_core http3/fuzz:conn_state
+  proxy/fuzz:socks_server_core proxy/fuzz:socks_client_core proxy/fuzz:decision
+  proxy/fuzz:association proxy/fuzz:capsule_flow proxy/fuzz:pool proxy/fuzz:handshake
 )
 want=("$@")
 mkdir -p target/fuzz-logs

@@ -10,7 +10,7 @@
 //! * [`capsule`]: the Capsule Protocol codec (RFC 9297), sans-I/O;
 //! * [`Client`]: picks the version (ALPN, prior knowledge), pools connections by route and
 //!   origin, retries requests the peer provably did not process;
-//! * [`playbook`]: the test kit for every sans-I/O core in burrow.
+//! * [`driver`]: the one driver for every sans-I/O core over a byte stream.
 //!
 //! Errors are burrow's one [`Error`] type (from `burrow-transport`), re-exported here.
 //!
@@ -37,7 +37,6 @@ pub mod credentials;
 pub mod driver;
 pub mod handshake;
 pub mod message;
-pub mod playbook;
 pub mod pool;
 mod protocol;
 pub mod target;

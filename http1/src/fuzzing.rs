@@ -159,6 +159,82 @@ pub fn operations(data: &[u8]) {
     }
 }
 
+/// A client command from fuzz bytes (for operation fuzzing of [`ClientCore`] with the
+/// test kit's `operations`): the first byte picks it.
+///
+/// [`ClientCore`]: crate::proto::client::ClientCore
+pub fn client_command(data: &mut &[u8]) -> Option<crate::proto::client::ClientCommand> {
+    use crate::proto::client::ClientCommand as C;
+    let (&op, rest) = data.split_first()?;
+    *data = rest;
+    let head = |m: Method| RequestHead::new(m, "/").header("host", "fuzz");
+    Some(match op % 9 {
+        0 => C::Request {
+            head: head(Method::GET),
+            body: false,
+        },
+        1 => C::Request {
+            head: head(Method::POST).header("content-length", "2"),
+            body: true,
+        },
+        2 => C::Request {
+            head: head(Method::PUT)
+                .header("transfer-encoding", "chunked")
+                .header("expect", "100-continue"),
+            body: true,
+        },
+        3 => C::Data(Bytes::from_static(b"ab")),
+        4 => C::End(None),
+        5 => C::BodyFailed(burrow_transport::Error::local(
+            burrow_transport::ErrorKind::Io,
+            "fuzz",
+        )),
+        6 => C::Cancel,
+        7 => C::Tunnel(burrow_http_core::TunnelRequest::connect(
+            "fuzz:443".parse().ok()?,
+        )),
+        _ => C::Tunnel(burrow_http_core::TunnelRequest::extended(
+            "connect-udp",
+            "fuzz:443".parse().ok()?,
+            "/.well-known/masque/udp/h/53/",
+        )),
+    })
+}
+
+/// A server command from fuzz bytes (see [`client_command`]).
+pub fn server_command(data: &mut &[u8]) -> Option<crate::proto::server::ServerCommand> {
+    use crate::proto::server::ServerCommand as S;
+    let (&op, rest) = data.split_first()?;
+    *data = rest;
+    Some(match op % 10 {
+        0 => S::Respond {
+            head: ResponseHead::new(200),
+            length: Some(1),
+        },
+        1 => S::Respond {
+            head: ResponseHead::new(204),
+            length: None,
+        },
+        2 => S::Respond {
+            head: ResponseHead::new(100),
+            length: None,
+        },
+        3 => S::Data(Bytes::from_static(b"x")),
+        4 => S::End(None),
+        5 => S::NoAnswer,
+        6 => S::AcceptTunnel {
+            status: http::StatusCode::OK,
+            headers: http::HeaderMap::new(),
+        },
+        7 => S::AcceptTunnel {
+            status: http::StatusCode::SWITCHING_PROTOCOLS,
+            headers: http::HeaderMap::new(),
+        },
+        8 => S::StopBody,
+        _ => S::Shutdown,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,6 +85,52 @@ pub fn qpack_and_control(data: &[u8]) {
     }
 }
 
+/// Arbitrary orders of peer streams, control-stream bytes, QPACK encoder bytes and time for
+/// the connection state: it never panics, closes at most once and says nothing after.
+pub fn conn_state_operations(data: &[u8]) {
+    use crate::proto::conn::{ConnEvent, ConnState, Side};
+    use std::time::{Duration, Instant};
+    let [sel, rest @ ..] = data else { return };
+    let side = if sel & 1 == 0 {
+        Side::Client
+    } else {
+        Side::Server
+    };
+    let mut now = Instant::now();
+    let mut s = ConnState::new(side, now, Duration::from_secs(1));
+    let mut rest = rest;
+    let mut closed = 0;
+    while let [op, tail @ ..] = rest {
+        rest = tail;
+        match op % 5 {
+            0 => {
+                let _ = s.handle_uni_stream(u64::from(op / 5) % 6);
+            }
+            1 | 2 => {
+                let n = (rest.first().copied().unwrap_or(0) as usize % 16).min(rest.len());
+                let (b, t) = rest.split_at(n);
+                rest = t;
+                if op % 5 == 1 {
+                    s.handle_control(bytes::Bytes::copy_from_slice(b));
+                } else {
+                    s.handle_qpack_encoder(bytes::Bytes::copy_from_slice(b));
+                }
+            }
+            3 => s.handle_control_end(),
+            _ => {
+                now += Duration::from_millis(u64::from(*op) * 10);
+                s.handle_timeout(now);
+            }
+        }
+        while let Some(e) = s.poll_event() {
+            assert_eq!(closed, 0, "an event after Close: {e:?}");
+            if matches!(e, ConnEvent::Close(_)) {
+                closed += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

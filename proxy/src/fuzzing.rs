@@ -344,6 +344,174 @@ pub fn request_path(data: &[u8]) {
     assert!(crate::server::via_loops(h, "burrow-fuzz"), "no Via");
 }
 
+/// A SOCKS server answer from fuzz bytes (operation fuzzing of the server core with the
+/// test kit's `operations`).
+pub fn socks_answer(data: &mut &[u8]) -> Option<crate::socks::server::Answer> {
+    let (&r, rest) = data.split_first()?;
+    *data = rest;
+    Some(crate::socks::server::Answer {
+        reply: Reply(r % 10),
+        bound: (r & 0x80 != 0).then(|| {
+            burrow_transport::Target::new(burrow_transport::Host::Ip([10, 0, 0, 1].into()), 53)
+        }),
+    })
+}
+
+/// Arbitrary orders of inputs to the proxy's decision core (requests of every kind, replies
+/// in and out of turn, cancellations, time): it never panics, says `Done` once and nothing
+/// after it.
+pub fn decision_operations(data: &[u8]) {
+    use crate::server::decision::{Command, Decision, Full, Input, Policy, ResponseHead};
+    use crate::server::{Dial, Judge, Rules};
+    use std::time::{Duration, Instant};
+    let [sel, ops @ ..] = data else { return };
+    let policy = std::sync::Arc::new(Policy {
+        auth: (sel & 1 != 0).then(|| Credentials {
+            user: "u".into(),
+            pass: "p".into(),
+        }),
+        pseudonym: "burrow-fuzz".into(),
+        judge: std::sync::Arc::new(Judge::new(
+            Rules::default(),
+            Default::default(),
+            sel & 2 != 0,
+        )),
+        udp_template: crate::template::UdpTemplate::default(),
+        response_timeout: Duration::from_secs(1),
+    });
+    let mut d = Decision::new(policy, sel & 4 != 0);
+    let mut now = Instant::now();
+    let (mut done, mut after_done) = (0, 0);
+    let requests = [
+        ("CONNECT", "example.com:443", None),
+        ("CONNECT", "127.0.0.1:22", None),
+        ("GET", "http://a.example/x", None),
+        ("GET", "/relative", None),
+        (
+            "CONNECT",
+            "https://p.example/.well-known/masque/udp/192.0.2.1/53/",
+            Some("connect-udp"),
+        ),
+        ("CONNECT", "https://p.example/x", Some("websocket")),
+    ];
+    for &op in ops {
+        let input = match op % 12 {
+            0 | 1 => {
+                let (m, uri, p) = requests[(op as usize / 12) % requests.len()];
+                let Ok(req) = http::Request::builder()
+                    .method(m)
+                    .uri(uri)
+                    .header("host", "a.example")
+                    .body(())
+                else {
+                    continue;
+                };
+                Input::Request {
+                    head: req.into_parts().0,
+                    protocol: p.map(String::from),
+                }
+            }
+            2 => Input::Socks(
+                crate::socks::wire::Command::Connect,
+                burrow_transport::Target::new(
+                    burrow_transport::Host::Ip([192, 0, 2, 1].into()),
+                    80,
+                ),
+            ),
+            3 => Input::Reserved(Ok(())),
+            4 => Input::Reserved(Err(if op & 16 != 0 {
+                Full::Client
+            } else {
+                Full::Proxy
+            })),
+            5 => Input::Dialed(Ok(())),
+            6 => Input::Dialed(Err(Dial::DnsTimeout)),
+            7 => Input::Accepted(Ok(())),
+            8 => Input::Forwarded(Ok(ResponseHead {
+                status: http::StatusCode::OK,
+                headers: http::HeaderMap::new(),
+            })),
+            9 => Input::Relayed,
+            10 => Input::Cancelled,
+            _ => {
+                now += Duration::from_millis(u64::from(op) * 10);
+                d.handle_timeout(now);
+                continue;
+            }
+        };
+        d.handle(input, now);
+        while let Some(c) = d.poll_command() {
+            if done > 0 {
+                after_done += 1;
+            }
+            if c == Command::Done {
+                done += 1;
+            }
+        }
+        assert!(done <= 1 && after_done == 0, "commands after Done");
+    }
+}
+
+/// Arbitrary datagrams, dial outcomes, answers and time for a SOCKS5 UDP association's
+/// core: it never panics and never lets another sender's datagram through.
+pub fn association_operations(data: &[u8]) {
+    use crate::server::association::{Association, Verdict};
+    use std::time::{Duration, Instant};
+    let limits = crate::server::Limits {
+        udp_max_destinations: 3,
+        ..Default::default()
+    };
+    let judge = std::sync::Arc::new(crate::server::Judge::new(
+        Default::default(),
+        Default::default(),
+        false,
+    ));
+    let mut now = Instant::now();
+    let client = std::net::IpAddr::from([192, 0, 2, 9]);
+    let mut a = Association::new(judge, client, &limits, now);
+    let mut rest = data;
+    while let [op, tail @ ..] = rest {
+        let op = *op;
+        rest = tail;
+        let port = 4000 + u16::from(op % 2);
+        let host = if op & 4 != 0 {
+            [192, 0, 2, 9]
+        } else {
+            [192, 0, 2, 8]
+        };
+        let from = std::net::SocketAddr::from((host, port));
+        let t = burrow_transport::Target::new(
+            burrow_transport::Host::Ip([198, 51, 100, op % 5].into()),
+            53,
+        );
+        match op % 6 {
+            0 | 1 => {
+                let n = (rest.first().copied().unwrap_or(0) as usize % 24).min(rest.len());
+                let (d, tl) = rest.split_at(n);
+                rest = tl;
+                let mut v = Vec::new();
+                crate::socks::wire::encode_udp(&t, d, &mut v);
+                let datagram = if op & 8 != 0 { d } else { &v[..] };
+                let verdict = a.from_client(from, datagram, now);
+                if from.ip() != client {
+                    assert_eq!(verdict, Verdict::Ignore, "another sender's datagram");
+                }
+                if let Verdict::Dial(t, _) = verdict {
+                    a.dialed(&t, op & 16 != 0, now);
+                }
+            }
+            2 => {
+                let _ = a.from_destination(&t, now);
+            }
+            _ => {
+                now += Duration::from_secs(u64::from(op));
+                a.handle_timeout(now);
+            }
+        }
+        while a.poll_forgotten().is_some() {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,3 +101,6 @@ pub fn rng(seed: u64) -> impl FnMut() -> u8 {
         (s >> 32) as u8
     }
 }
+
+pub mod fuzz;
+pub mod playbook;

@@ -123,6 +123,20 @@ struct Inner {
     source: Option<BoxError>,
 }
 
+/// Errors are equal when they say the same: kind, fault, message, wire code, hop and
+/// detail (the source is not compared). Tests and playbooks compare errors this way.
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        let (a, b) = (&self.inner, &other.inner);
+        a.kind == b.kind
+            && a.fault == b.fault
+            && a.message == b.message
+            && a.code == b.code
+            && a.hop == b.hop
+            && a.detail == b.detail
+    }
+}
+
 impl Error {
     /// An error of `kind` for which `fault` is to blame.
     pub fn new(kind: ErrorKind, fault: Fault, message: impl Into<Cow<'static, str>>) -> Self {

@@ -57,7 +57,7 @@ pub enum ClientCommand {
 }
 
 /// What the connection tells the application.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum ClientEvent {
     /// The final response head and its body length when known (interim heads stay here).
     Response {

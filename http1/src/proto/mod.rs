@@ -4,6 +4,8 @@
 mod body;
 pub mod client;
 mod conn;
+#[cfg(test)]
+mod core_tests;
 mod error;
 pub mod framing;
 mod head;

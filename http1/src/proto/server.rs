@@ -79,7 +79,7 @@ pub enum ServerCommand {
 }
 
 /// What the connection tells the application.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum ServerEvent {
     /// A request head.
     Request {

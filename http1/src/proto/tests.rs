@@ -1,7 +1,7 @@
 //! Playbook tests for the HTTP/1.1 core: one per rule.
 
-use burrow_http_core::playbook;
-use burrow_http_core::playbook::SansIo;
+use burrow_test_support::playbook;
+use burrow_test_support::playbook::SansIo;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 
@@ -149,7 +149,7 @@ fn client_content_length_response_and_reuse() {
 
 #[test]
 fn client_status_line_split_across_reads() {
-    let mut pb = burrow_http_core::playbook::Playbook::new(client());
+    let mut pb = burrow_test_support::playbook::Playbook::new(client());
     pb.input(In::Req(get("/")))
         .expect(tx("GET / HTTP/1.1\r\nhost: example.com\r\n\r\n"));
     pb.input(In::End);

@@ -209,3 +209,183 @@ impl ConnState {
         self.goaway
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::frame::{self, FrameType};
+    use burrow_test_support::playbook;
+    use burrow_test_support::playbook::{Tick, Timed, TimedCore};
+
+    /// The connection state's vocabulary: new peer streams and their bytes in; verdicts and
+    /// events out.
+    #[derive(Debug)]
+    enum In {
+        Uni(u64),
+        Control(Vec<(FrameType, Vec<u8>)>),
+        ControlEnd,
+        Qpack(&'static [u8]),
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Out {
+        Verdict(UniVerdict),
+        Ev(ConnEvent),
+    }
+
+    struct S(ConnState, Vec<Out>);
+
+    impl TimedCore for S {
+        type Input = In;
+        type Output = Out;
+        fn handle(&mut self, i: In, _now: Instant) {
+            match i {
+                In::Uni(ty) => {
+                    let v = self.0.handle_uni_stream(ty);
+                    self.1.push(Out::Verdict(v));
+                }
+                In::Control(frames) => {
+                    let mut wire = Vec::new();
+                    for (t, p) in frames {
+                        frame::encode(t, &p, &mut wire);
+                    }
+                    self.0.handle_control(Bytes::from(wire));
+                }
+                In::ControlEnd => self.0.handle_control_end(),
+                In::Qpack(b) => self.0.handle_qpack_encoder(Bytes::from_static(b)),
+            }
+            self.collect();
+        }
+        fn poll_output(&mut self) -> Option<Out> {
+            (!self.1.is_empty()).then(|| self.1.remove(0))
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.0.poll_timeout()
+        }
+        fn handle_timeout(&mut self, now: Instant) {
+            self.0.handle_timeout(now);
+            self.collect();
+        }
+    }
+
+    impl S {
+        fn collect(&mut self) {
+            while let Some(e) = self.0.poll_event() {
+                self.1.push(Out::Ev(e));
+            }
+        }
+    }
+
+    fn state(side: Side) -> Timed<S> {
+        Timed::new(|now| {
+            S(
+                ConnState::new(side, now, Duration::from_secs(10)),
+                Vec::new(),
+            )
+        })
+    }
+
+    fn settings() -> (FrameType, Vec<u8>) {
+        let mut s = Vec::new();
+        Settings {
+            h3_datagram: true,
+            ..Settings::default()
+        }
+        .encode(&mut s);
+        (FrameType::SETTINGS, s)
+    }
+
+    fn goaway(id: u64) -> (FrameType, Vec<u8>) {
+        let mut g = Vec::new();
+        super::super::varint::encode(id, &mut g);
+        (FrameType::GOAWAY, g)
+    }
+
+    fn close(code: Code, why: &'static str) -> Out {
+        Out::Ev(ConnEvent::Close(H3Error::connection(code, why)))
+    }
+
+    #[test]
+    fn settings_then_goaways_that_never_grow() {
+        playbook!(state(Side::Client),
+            >> Tick::In(In::Uni(uni::CONTROL)),
+            << Out::Verdict(UniVerdict::Control),
+            >> Tick::In(In::Control(vec![settings(), goaway(8)])),
+            << ?("SETTINGS", |o| matches!(o, Out::Ev(ConnEvent::Settings(s)) if s.h3_datagram)),
+            << Out::Ev(ConnEvent::GoAway(8)),
+            >> Tick::In(In::Control(vec![goaway(4)])),
+            << Out::Ev(ConnEvent::GoAway(4)),
+            >> Tick::In(In::Control(vec![goaway(12)])),
+            << close(Code::ID_ERROR, "GOAWAY id increased"),
+            // Nothing after a close.
+            >> Tick::In(In::Control(vec![goaway(0)])),
+        );
+    }
+
+    #[test]
+    fn peer_stream_kinds() {
+        playbook!(state(Side::Server),
+            >> Tick::In(In::Uni(uni::QPACK_ENCODER)),
+            << Out::Verdict(UniVerdict::QpackEncoder),
+            >> Tick::In(In::Uni(uni::QPACK_DECODER)),
+            << Out::Verdict(UniVerdict::Drain),
+            >> Tick::In(In::Uni(0x21)),
+            << Out::Verdict(UniVerdict::Stop(Code::STREAM_CREATION_ERROR)),
+            >> Tick::In(In::Uni(uni::CONTROL)),
+            << Out::Verdict(UniVerdict::Control),
+            >> Tick::In(In::Uni(uni::CONTROL)),
+            << Out::Verdict(UniVerdict::Refused),
+            << close(Code::STREAM_CREATION_ERROR, "second control stream"),
+        );
+        playbook!(state(Side::Client),
+            >> Tick::In(In::Uni(uni::PUSH)),
+            << Out::Verdict(UniVerdict::Refused),
+            << close(Code::ID_ERROR, "push stream without MAX_PUSH_ID"),
+        );
+        playbook!(state(Side::Client),
+            >> Tick::In(In::Uni(uni::CONTROL)),
+            << Out::Verdict(UniVerdict::Control),
+            >> Tick::In(In::ControlEnd),
+            << close(Code::CLOSED_CRITICAL_STREAM, "control stream closed"),
+        );
+    }
+
+    #[test]
+    fn the_settings_deadline_closes_a_server_and_fails_a_clients_waiters() {
+        playbook!(state(Side::Server),
+            >> Tick::Advance(Duration::from_secs(9)),
+            >> Tick::Advance(Duration::from_secs(1)),
+            << Out::Ev(ConnEvent::NoSettings(Duration::from_secs(10))),
+            << close(Code::MISSING_SETTINGS, "no SETTINGS"),
+        );
+        playbook!(state(Side::Client),
+            >> Tick::Advance(Duration::from_secs(10)),
+            << Out::Ev(ConnEvent::NoSettings(Duration::from_secs(10))),
+        );
+        // SETTINGS in time: no deadline any more.
+        playbook!(state(Side::Server),
+            >> Tick::In(In::Uni(uni::CONTROL)),
+            << Out::Verdict(UniVerdict::Control),
+            >> Tick::In(In::Control(vec![settings()])),
+            << ?("SETTINGS", |o| matches!(o, Out::Ev(ConnEvent::Settings(_)))),
+            >> Tick::Advance(Duration::from_secs(60)),
+        );
+    }
+
+    #[test]
+    fn qpack_encoder_instructions_we_did_not_allow_close_the_connection() {
+        playbook!(state(Side::Server),
+            >> Tick::In(In::Qpack(&[0x3f, 0xe1, 0x1f])),
+            << ?("QPACK_ENCODER_STREAM_ERROR", |o| matches!(o, Out::Ev(ConnEvent::Close(e)) if e.code == Code::QPACK_ENCODER_STREAM_ERROR)),
+        );
+    }
+
+    #[test]
+    fn survives_arbitrary_operation_orders() {
+        let mut next = burrow_test_support::rng(0x4833);
+        for _ in 0..3000 {
+            let ops: Vec<u8> = (0..48).map(|_| next()).collect();
+            crate::fuzzing::conn_state_operations(&ops);
+        }
+    }
+}

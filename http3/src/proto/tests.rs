@@ -1,7 +1,7 @@
 //! Playbook tests for the request- and control-stream readers.
 
-use burrow_http_core::playbook;
-use burrow_http_core::playbook::SansIo;
+use burrow_test_support::playbook;
+use burrow_test_support::playbook::SansIo;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
@@ -15,6 +15,8 @@ use super::{data_header, headers_frame};
 enum In {
     Bytes(Vec<u8>),
     Fin,
+    /// Virtual time since the reader was made: its head deadline may pass.
+    At(std::time::Duration),
 }
 
 #[derive(Debug, PartialEq)]
@@ -24,7 +26,7 @@ enum Out {
     Err(Code),
 }
 
-struct R(MessageReader, Vec<Out>);
+struct R(MessageReader, Vec<Out>, std::time::Instant);
 
 impl SansIo for R {
     type Input = In;
@@ -33,6 +35,7 @@ impl SansIo for R {
         match i {
             In::Bytes(b) => self.0.push(Bytes::from(b)),
             In::Fin => self.0.finish(),
+            In::At(d) => self.0.handle_timeout(self.2 + d),
         }
         loop {
             match self.0.poll_event() {
@@ -51,7 +54,40 @@ impl SansIo for R {
 }
 
 fn response() -> R {
-    R(MessageReader::new(Reading::Response), Vec::new())
+    R(
+        MessageReader::new(Reading::Response),
+        Vec::new(),
+        std::time::Instant::now(),
+    )
+}
+
+#[test]
+fn a_request_head_not_complete_in_time_is_request_incomplete() {
+    use std::time::{Duration, Instant};
+    let t0 = Instant::now();
+    let reader =
+        || MessageReader::new(Reading::Request).head_deadline(t0 + Duration::from_secs(30));
+    let get = hdrs(&[
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":authority", "a"),
+        (":path", "/"),
+    ]);
+    let (first, rest) = get.split_at(3);
+    playbook!(R(reader(), Vec::new(), t0),
+        >> In::Bytes(first.to_vec()),
+        >> In::At(Duration::from_secs(29)),
+        >> In::At(Duration::from_secs(30)),
+        << Out::Err(Code::REQUEST_INCOMPLETE),
+    );
+    // A head in time: the deadline is over, however long the body takes.
+    let core = playbook!(R(reader(), Vec::new(), t0),
+        >> In::Bytes(first.to_vec()),
+        >> In::Bytes(rest.to_vec()),
+        << ?("the request", |o| matches!(o, Out::Ev(MessageEvent::Request(_)))),
+        >> In::At(Duration::from_secs(300)),
+    );
+    assert_eq!(core.0.poll_timeout(), None);
 }
 
 fn hdrs(fields: &[(&str, &str)]) -> Vec<u8> {
@@ -161,7 +197,11 @@ fn unknown_frames_on_request_streams_are_ignored() {
 
 #[test]
 fn request_reader_parses_connect() {
-    let mut r = R(MessageReader::new(Reading::Request), Vec::new());
+    let mut r = R(
+        MessageReader::new(Reading::Request),
+        Vec::new(),
+        std::time::Instant::now(),
+    );
     r.handle(In::Bytes(hdrs(&[
         (":method", "CONNECT"),
         (":authority", "example.com:443"),

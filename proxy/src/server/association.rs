@@ -272,3 +272,175 @@ fn read_answers(
     });
     Destination { flow, reader }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burrow_test_support::playbook;
+    use burrow_test_support::playbook::{Tick, Timed, TimedCore};
+
+    /// The association's vocabulary: datagrams and dial outcomes in; verdicts, where answers
+    /// go, forgotten destinations and the end out.
+    #[derive(Debug)]
+    enum In {
+        Client(&'static str, Vec<u8>),
+        Dialed(&'static str, bool),
+        Answer(&'static str),
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Out {
+        Verdict(Verdict),
+        Send(bool),
+        To(Option<SocketAddr>),
+        Forgotten(Target),
+        Over,
+    }
+
+    struct A(Association, Vec<Out>, bool);
+
+    impl TimedCore for A {
+        type Input = In;
+        type Output = Out;
+        fn handle(&mut self, i: In, now: Instant) {
+            let o = match i {
+                In::Client(from, d) => {
+                    Out::Verdict(self.0.from_client(from.parse().unwrap(), &d, now))
+                }
+                In::Dialed(t, ok) => Out::Send(self.0.dialed(&t.parse().unwrap(), ok, now)),
+                In::Answer(t) => Out::To(self.0.from_destination(&t.parse().unwrap(), now)),
+            };
+            self.1.push(o);
+            self.collect();
+        }
+        fn poll_output(&mut self) -> Option<Out> {
+            (!self.1.is_empty()).then(|| self.1.remove(0))
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            Some(self.0.poll_timeout())
+        }
+        fn handle_timeout(&mut self, now: Instant) {
+            self.0.handle_timeout(now);
+            self.collect();
+        }
+    }
+
+    impl A {
+        fn collect(&mut self) {
+            while let Some(t) = self.0.poll_forgotten() {
+                self.1.push(Out::Forgotten(t));
+            }
+            if self.0.is_over() && !self.2 {
+                self.2 = true;
+                self.1.push(Out::Over);
+            }
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            udp_max_destinations: 2,
+            udp_idle_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(300),
+            ..Limits::default()
+        }
+    }
+
+    fn association() -> Timed<A> {
+        let judge = Arc::new(Judge::new(
+            super::super::Rules::default(),
+            Default::default(),
+            false,
+        ));
+        Timed::new(|now| {
+            A(
+                Association::new(judge, "192.0.2.9".parse().unwrap(), &limits(), now),
+                Vec::new(),
+                false,
+            )
+        })
+    }
+
+    fn to(dest: &str, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        encode_udp(&dest.parse().unwrap(), payload, &mut v);
+        v
+    }
+
+    fn dial(t: &str, p: &'static [u8]) -> Out {
+        Out::Verdict(Verdict::Dial(t.parse().unwrap(), Bytes::from_static(p)))
+    }
+
+    #[test]
+    fn only_the_client_and_only_allowed_destinations() {
+        playbook!(association(),
+            // Another host may not use the relay; the client's first port binds it.
+            >> Tick::In(In::Client("192.0.2.99:4000", to("198.51.100.1:53", b"q"))),
+            << Out::Verdict(Verdict::Ignore),
+            >> Tick::In(In::Client("192.0.2.9:4000", to("198.51.100.1:53", b"q"))),
+            << dial("198.51.100.1:53", b"q"),
+            >> Tick::In(In::Dialed("198.51.100.1:53", true)),
+            << Out::Send(true),
+            >> Tick::In(In::Client("192.0.2.9:4001", to("198.51.100.1:53", b"q"))),
+            << Out::Verdict(Verdict::Ignore),
+            >> Tick::In(In::Client("192.0.2.9:4000", to("198.51.100.1:53", b"again"))),
+            << Out::Verdict(Verdict::Send("198.51.100.1:53".parse().unwrap(), Bytes::from_static(b"again"))),
+            // Each datagram's destination is judged: loopback is refused.
+            >> Tick::In(In::Client("192.0.2.9:4000", to("127.0.0.1:53", b"q"))),
+            << Out::Verdict(Verdict::Refuse),
+            // Answers go to the client's port.
+            >> Tick::In(In::Answer("198.51.100.1:53")),
+            << Out::To(Some("192.0.2.9:4000".parse().unwrap())),
+        );
+    }
+
+    #[test]
+    fn destinations_are_capped_failures_remembered_and_idle_ones_forgotten() {
+        playbook!(association(),
+            >> Tick::In(In::Client("192.0.2.9:4000", to("198.51.100.1:53", b"a"))),
+            << dial("198.51.100.1:53", b"a"),
+            >> Tick::In(In::Dialed("198.51.100.1:53", true)),
+            << Out::Send(true),
+            >> Tick::In(In::Client("192.0.2.9:4000", to("198.51.100.2:53", b"b"))),
+            << dial("198.51.100.2:53", b"b"),
+            >> Tick::In(In::Dialed("198.51.100.2:53", false)),
+            << Out::Send(false),
+            // A destination that failed is not dialed again for a while.
+            >> Tick::In(In::Client("192.0.2.9:4000", to("198.51.100.2:53", b"b"))),
+            << Out::Verdict(Verdict::Refuse),
+            >> Tick::In(In::Client("192.0.2.9:4000", to("198.51.100.3:53", b"c"))),
+            << dial("198.51.100.3:53", b"c"),
+            >> Tick::In(In::Dialed("198.51.100.3:53", true)),
+            << Out::Send(true),
+            // Two destinations at most.
+            >> Tick::In(In::Client("192.0.2.9:4000", to("198.51.100.4:53", b"d"))),
+            << Out::Verdict(Verdict::Refuse),
+            // Idle for the UDP idle time: forgotten (in the order they are swept).
+            >> Tick::Advance(Duration::from_secs(121)),
+            << ?("forgotten", |o| matches!(o, Out::Forgotten(_))),
+            << ?("forgotten", |o| matches!(o, Out::Forgotten(_))),
+            >> Tick::In(In::Client("192.0.2.9:4000", to("198.51.100.2:53", b"b"))),
+            << dial("198.51.100.2:53", b"b"),
+        );
+    }
+
+    #[test]
+    fn the_association_ends_after_the_idle_time() {
+        let mut pb = playbook::Playbook::new(association());
+        for _ in 0..9 {
+            pb.input(Tick::Advance(Duration::from_secs(30)));
+        }
+        pb.input(Tick::Advance(Duration::from_secs(30)));
+        pb.expect(Out::Over);
+        pb.run();
+    }
+
+    #[test]
+    fn survives_arbitrary_datagrams_and_orders() {
+        let mut next = burrow_test_support::rng(0xa550);
+        for _ in 0..2000 {
+            let ops: Vec<u8> = (0..64).map(|_| next()).collect();
+            crate::fuzzing::association_operations(&ops);
+        }
+    }
+}

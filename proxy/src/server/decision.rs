@@ -483,8 +483,18 @@ impl Decision {
                 self.stage = Stage::Forwarding(target.clone(), until, *version);
                 return;
             }
-            Plan::Tcp(t) => Command::Dial(t.clone(), Transport::Tcp),
-            Plan::ConnectUdp(t, _) => Command::Dial(t.clone(), Transport::Udp),
+            Plan::Tcp(t) | Plan::ConnectUdp(t, _) => {
+                // The rules on the target as named before anything is dialed (a SOCKS
+                // target was judged on arrival; the dialer judges every address again).
+                if let (false, Err(d)) = (self.socks, self.policy.judge.check(t)) {
+                    return self.refuse(denied(d));
+                }
+                let how = match plan {
+                    Plan::Tcp(_) => Transport::Tcp,
+                    _ => Transport::Udp,
+                };
+                Command::Dial(t.clone(), how)
+            }
             Plan::SocksUdp => Command::Dial(
                 Target::new(burrow_transport::Host::Ip([0, 0, 0, 0].into()), 0),
                 Transport::SocksRelay,

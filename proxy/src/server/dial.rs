@@ -17,7 +17,7 @@ use burrow_transport::{
 use super::rules::{canonical, Denied, Rules};
 
 /// Why a target could not be reached.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum Dial {
     /// The rules refused it.
     Denied(Denied),

@@ -12,6 +12,8 @@ mod accept;
 pub mod association;
 mod clients;
 pub mod decision;
+#[cfg(test)]
+mod decision_tests;
 mod dial;
 mod forward;
 mod http;

@@ -34,7 +34,7 @@ enum State {
 }
 
 /// What a SOCKS handshake ends with.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum Outcome {
     /// The proxy granted the request: the bound address (for UDP ASSOCIATE, the relay).
     Granted(Target),
@@ -477,65 +477,21 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Unsupported);
     }
 
-    /// Playbook harness: bytes from the proxy in, bytes to send and the outcome out.
-    mod pb {
-        use super::super::*;
-        use burrow_http_core::playbook::SansIo;
+    use burrow_http_core::driver::Finish;
+    use burrow_test_support::playbook::{operations, recv, tx, Harness, Io, Out};
 
-        #[derive(Debug)]
-        pub enum In {
-            Recv(&'static [u8]),
-        }
+    fn harness(c: SocksClient) -> Harness<SocksClient> {
+        Harness::new(|now| c.deadline(now, std::time::Duration::from_secs(10)))
+    }
 
-        #[derive(Debug, PartialEq)]
-        pub enum Out {
-            Tx(Vec<u8>),
-            Granted(Target),
-            Refused(ErrorKind, Option<WireCode>),
-        }
-
-        pub struct C(pub SocksClient, pub Vec<Out>);
-
-        impl C {
-            pub fn new(c: SocksClient) -> Self {
-                let mut s = C(c, Vec::new());
-                s.drain();
-                s
-            }
-            fn drain(&mut self) {
-                let mut tx = Vec::new();
-                while let Some(b) = self.0.poll_transmit() {
-                    tx.extend_from_slice(&b);
-                }
-                if !tx.is_empty() {
-                    self.1.push(Out::Tx(tx));
-                }
-            }
-        }
-
-        impl SansIo for C {
-            type Input = In;
-            type Output = Out;
-            fn handle(&mut self, i: In) {
-                let In::Recv(b) = i;
-                self.0.receive(b);
-                match self.0.poll_done() {
-                    Ok(Some(t)) => self.1.push(Out::Granted(t)),
-                    Ok(None) => {}
-                    Err(e) => self.1.push(Out::Refused(e.kind(), e.code())),
-                }
-                self.drain();
-            }
-            fn poll_output(&mut self) -> Option<Out> {
-                (!self.1.is_empty()).then(|| self.1.remove(0))
-            }
-        }
+    /// The outcome is a refusal of this kind and wire code.
+    fn refused(kind: ErrorKind, code: Option<WireCode>) -> impl Fn(&Out<Outcome>) -> bool {
+        move |o| matches!(o, Out::Ev(Outcome::Failed(e)) if e.kind() == kind && e.code() == code)
     }
 
     #[test]
     fn playbook_socks5_username_password_connect_ipv6() {
-        use burrow_http_core::playbook;
-        use pb::{In, Out, C};
+        use burrow_test_support::playbook;
         let creds = Credentials {
             user: "ann".into(),
             pass: "pw".into(),
@@ -549,22 +505,22 @@ mod tests {
         let mut req = vec![5, 1, 0, 4, 0x20, 0x01, 0x0d, 0xb8];
         req.extend_from_slice(&[0; 11]);
         req.extend_from_slice(&[1, 0x01, 0xbb]);
-        playbook!(C::new(c),
-            << Out::Tx(vec![5, 1, 2]),
-            >> In::Recv(&[5, 2]),
-            << Out::Tx(vec![1, 3, b'a', b'n', b'n', 2, b'p', b'w']),
-            >> In::Recv(&[1, 0]),
-            << Out::Tx(req),
-            >> In::Recv(&[5, 0, 0, 1, 192, 0, 2, 7]),
-            >> In::Recv(&[0x1f, 0x90]),
-            << Out::Granted("192.0.2.7:8080".parse().unwrap()),
+        playbook!(harness(c),
+            << tx(&[5, 1, 2]),
+            >> recv(&[5, 2]),
+            << tx(&[1, 3, b'a', b'n', b'n', 2, b'p', b'w']),
+            >> recv(&[1, 0]),
+            << tx(&req),
+            >> recv(&[5, 0, 0, 1, 192, 0, 2, 7]),
+            >> recv(&[0x1f, 0x90]),
+            << Out::Ev(Outcome::Granted("192.0.2.7:8080".parse().unwrap())),
+            << Out::Finish(Finish::Release),
         );
     }
 
     #[test]
     fn playbook_socks5_refusals() {
-        use burrow_http_core::playbook;
-        use pb::{In, Out, C};
+        use burrow_test_support::playbook;
         let c = SocksClient::new(
             Dialect::V5(None),
             Command::Connect,
@@ -574,12 +530,13 @@ mod tests {
         let mut req = vec![5, 1, 0, 3, 9];
         req.extend_from_slice(b"h.example");
         req.extend_from_slice(&[0, 80]);
-        playbook!(C::new(c),
-            << Out::Tx(vec![5, 1, 0]),
-            >> In::Recv(&[5, 0]),
-            << Out::Tx(req),
-            >> In::Recv(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0]),
-            << Out::Refused(ErrorKind::ProxyRefused, Some(WireCode::Socks(Reply::NOT_ALLOWED))),
+        playbook!(harness(c),
+            << tx(&[5, 1, 0]),
+            >> recv(&[5, 0]),
+            << tx(&req),
+            >> recv(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0]),
+            << ?("refused", refused(ErrorKind::ProxyRefused, Some(WireCode::Socks(Reply::NOT_ALLOWED)))),
+            << Out::Finish(Finish::Close),
         );
         let c = SocksClient::new(
             Dialect::V5(None),
@@ -587,10 +544,11 @@ mod tests {
             "h.example:80".parse().unwrap(),
         )
         .unwrap();
-        playbook!(C::new(c),
-            << Out::Tx(vec![5, 1, 0]),
-            >> In::Recv(&[5, 0xff]),
-            << Out::Refused(ErrorKind::ProxyRefused, Some(WireCode::SocksNoMethod)),
+        playbook!(harness(c),
+            << tx(&[5, 1, 0]),
+            >> recv(&[5, 0xff]),
+            << ?("refused", refused(ErrorKind::ProxyRefused, Some(WireCode::SocksNoMethod))),
+            << Out::Finish(Finish::Close),
         );
     }
 
@@ -603,15 +561,15 @@ mod tests {
 
     #[test]
     fn a_method_we_did_not_offer_is_refused() {
-        use burrow_http_core::playbook;
-        use pb::{In, Out, C};
+        use burrow_test_support::playbook;
         // We offered username/password only; "no authentication" is not ours to accept.
         let c =
             SocksClient::new(creds(), Command::Connect, "h.example:80".parse().unwrap()).unwrap();
-        playbook!(C::new(c),
-            << Out::Tx(vec![5, 1, 2]),
-            >> In::Recv(&[5, 0]),
-            << Out::Refused(ErrorKind::Protocol, None),
+        playbook!(harness(c),
+            << tx(&[5, 1, 2]),
+            >> recv(&[5, 0]),
+            << ?("refused", refused(ErrorKind::Protocol, None)),
+            << Out::Finish(Finish::Close),
         );
         // We offered none; username/password is not acceptable either.
         let c = SocksClient::new(
@@ -620,26 +578,27 @@ mod tests {
             "h.example:80".parse().unwrap(),
         )
         .unwrap();
-        playbook!(C::new(c),
-            << Out::Tx(vec![5, 1, 0]),
-            >> In::Recv(&[5, 2]),
-            << Out::Refused(ErrorKind::Protocol, None),
+        playbook!(harness(c),
+            << tx(&[5, 1, 0]),
+            >> recv(&[5, 2]),
+            << ?("refused", refused(ErrorKind::Protocol, None)),
+            << Out::Finish(Finish::Close),
         );
     }
 
     #[test]
     fn the_auth_reply_version_is_checked() {
-        use burrow_http_core::playbook;
-        use pb::{In, Out, C};
+        use burrow_test_support::playbook;
         let c =
             SocksClient::new(creds(), Command::Connect, "h.example:80".parse().unwrap()).unwrap();
-        playbook!(C::new(c),
-            << Out::Tx(vec![5, 1, 2]),
-            >> In::Recv(&[5, 2]),
-            << Out::Tx(vec![1, 1, b'u', 2, b'p', b'w']),
+        playbook!(harness(c),
+            << tx(&[5, 1, 2]),
+            >> recv(&[5, 2]),
+            << tx(&[1, 1, b'u', 2, b'p', b'w']),
             // VER 5 is not RFC 1929's sub-negotiation version (1), even with status 0.
-            >> In::Recv(&[5, 0]),
-            << Out::Refused(ErrorKind::Protocol, None),
+            >> recv(&[5, 0]),
+            << ?("refused", refused(ErrorKind::Protocol, None)),
+            << Out::Finish(Finish::Close),
         );
     }
 
@@ -660,5 +619,39 @@ mod tests {
             c.poll_done().unwrap_err().code(),
             Some(WireCode::Socks4(Socks4Reply::REJECTED))
         );
+    }
+
+    #[test]
+    fn a_proxy_that_does_not_answer_in_time_is_a_timeout() {
+        use burrow_test_support::playbook;
+        let c = SocksClient::new(
+            Dialect::V5(None),
+            Command::Connect,
+            "h.example:80".parse().unwrap(),
+        )
+        .unwrap();
+        playbook!(harness(c),
+            << tx(&[5, 1, 0]),
+            >> recv(&[5]),
+            >> Io::Advance(std::time::Duration::from_secs(10)),
+            << Out::Ev(Outcome::Failed(Error::peer(ErrorKind::Timeout, "no SOCKS reply within 10s"))),
+            << Out::Finish(Finish::Close),
+        );
+    }
+
+    #[test]
+    fn survives_arbitrary_operation_orders() {
+        let mut next = burrow_test_support::rng(0x50c6);
+        for round in 0..3000u32 {
+            let ops: Vec<u8> = (0..48).map(|_| next()).collect();
+            let dialect = if round % 2 == 0 {
+                Dialect::V5(None)
+            } else {
+                creds()
+            };
+            let c = SocksClient::new(dialect, Command::Connect, "h.example:80".parse().unwrap())
+                .unwrap();
+            operations(&mut harness(c), &ops, |_| None);
+        }
     }
 }

@@ -463,84 +463,52 @@ impl Core for SocksServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burrow_http_core::playbook;
-    use burrow_http_core::playbook::SansIo;
+    use burrow_http_core::driver::Finish;
+    use burrow_test_support::playbook;
+    use burrow_test_support::playbook::{operations, recv, tx, Harness, Io, Out};
 
-    #[derive(Debug)]
-    enum In {
-        Recv(&'static [u8]),
-        Reply(Reply, Option<Target>),
+    type H = Harness<SocksServer>;
+
+    fn open() -> H {
+        Harness::new(|_| SocksServer::new(None))
     }
 
-    #[derive(Debug, PartialEq)]
-    enum Out {
-        Tx(Vec<u8>),
-        Ev(Event),
-        Err(SocksError),
-    }
-
-    struct S(SocksServer, Vec<Out>);
-
-    impl SansIo for S {
-        type Input = In;
-        type Output = Out;
-        fn handle(&mut self, i: In) {
-            match i {
-                In::Recv(b) => self.0.receive(b),
-                In::Reply(r, t) => self.0.reply(r, t.as_ref()),
-            }
-            let ev = self.0.poll_event();
-            let mut tx = Vec::new();
-            while let Some(b) = self.0.poll_transmit() {
-                tx.extend_from_slice(&b);
-            }
-            if !tx.is_empty() {
-                self.1.push(Out::Tx(tx));
-            }
-            match ev {
-                Ok(Some(e)) => self.1.push(Out::Ev(e)),
-                Ok(None) => {}
-                Err(e) => self.1.push(Out::Err(e)),
-            }
-        }
-        fn poll_output(&mut self) -> Option<Out> {
-            (!self.1.is_empty()).then(|| self.1.remove(0))
-        }
-    }
-
-    fn open() -> S {
-        S(SocksServer::new(None), Vec::new())
-    }
-
-    fn with_auth() -> S {
-        S(
+    fn with_auth() -> H {
+        Harness::new(|_| {
             SocksServer::new(Some(Credentials {
                 user: "u".into(),
                 pass: "pw".into(),
-            })),
-            Vec::new(),
-        )
+            }))
+        })
     }
 
-    fn connect(t: &str) -> Out {
-        Out::Ev(Event::Request {
+    fn connect(t: &str) -> Out<Result<Event, SocksError>> {
+        Out::Ev(Ok(Event::Request {
             version: Version::V5,
             command: Command::Connect,
             target: t.parse().unwrap(),
+        }))
+    }
+
+    fn reply(reply: Reply, bound: Option<&str>) -> Io<Answer> {
+        Io::Cmd(Answer {
+            reply,
+            bound: bound.map(|b| b.parse().unwrap()),
         })
     }
 
     #[test]
     fn socks5_no_auth_connect_by_name_with_early_data() {
         let mut core = playbook!(open(),
-            >> In::Recv(&[5, 1, 0]),
-            << Out::Tx(vec![5, 0]),
-            >> In::Recv(&[5, 1, 0, 3, 11, b'e', b'x', b'a', b'm', b'p', b'l', b'e', b'.', b'c', b'o', b'm', 0x01, 0xbb, b'G', b'E']),
+            >> recv(&[5, 1, 0]),
+            << tx(&[5, 0]),
+            >> recv(&[5, 1, 0, 3, 11, b'e', b'x', b'a', b'm', b'p', b'l', b'e', b'.', b'c', b'o', b'm', 0x01, 0xbb, b'G', b'E']),
             << connect("example.com:443"),
-            >> In::Reply(Reply::SUCCEEDED, Some("127.0.0.1:5000".parse().unwrap())),
-            << Out::Tx(vec![5, 0, 0, 1, 127, 0, 0, 1, 0x13, 0x88]),
+            << Out::Finish(Finish::Release),
+            >> reply(Reply::SUCCEEDED, Some("127.0.0.1:5000")),
+            << tx(&[5, 0, 0, 1, 127, 0, 0, 1, 0x13, 0x88]),
         );
-        assert_eq!(&core.0.take_leftover()[..], b"GE");
+        assert_eq!(&core.core.take_leftover()[..], b"GE");
     }
 
     #[test]
@@ -551,70 +519,79 @@ mod tests {
         req.extend_from_slice(&[0, 53]);
         let req: &'static [u8] = Box::leak(req.into_boxed_slice());
         playbook!(open(),
-            >> In::Recv(&[5, 2, 2, 0]),
-            << Out::Tx(vec![5, 0]),
-            >> In::Recv(req),
-            << Out::Ev(Event::Request { version: Version::V5, command: Command::UdpAssociate, target: "[::1]:53".parse().unwrap() }),
+            >> recv(&[5, 2, 2, 0]),
+            << tx(&[5, 0]),
+            >> recv(req),
+            << Out::Ev(Ok(Event::Request { version: Version::V5, command: Command::UdpAssociate, target: "[::1]:53".parse().unwrap() })),
+            << Out::Finish(Finish::Release),
         );
     }
 
     #[test]
     fn socks5_username_password() {
         playbook!(with_auth(),
-            >> In::Recv(&[5, 2, 0, 2]),
-            << Out::Tx(vec![5, 2]),
-            >> In::Recv(&[1, 1, b'u', 2, b'p', b'w']),
-            << Out::Tx(vec![1, 0]),
-            >> In::Recv(&[5, 1, 0, 1, 10, 0, 0, 1, 0, 80]),
+            >> recv(&[5, 2, 0, 2]),
+            << tx(&[5, 2]),
+            >> recv(&[1, 1, b'u', 2, b'p', b'w']),
+            << tx(&[1, 0]),
+            >> recv(&[5, 1, 0, 1, 10, 0, 0, 1, 0, 80]),
             << connect("10.0.0.1:80"),
+            << Out::Finish(Finish::Release),
         );
         playbook!(with_auth(),
-            >> In::Recv(&[5, 1, 2]),
-            << Out::Tx(vec![5, 2]),
-            >> In::Recv(&[1, 1, b'u', 2, b'n', b'o']),
-            << Out::Tx(vec![1, 1]),
-            << Out::Err(SocksError::AuthFailed),
+            >> recv(&[5, 1, 2]),
+            << tx(&[5, 2]),
+            >> recv(&[1, 1, b'u', 2, b'n', b'o']),
+            << tx(&[1, 1]),
+            << Out::Ev(Err(SocksError::AuthFailed)),
+            << Out::Finish(Finish::Close),
         );
         playbook!(with_auth(),
-            >> In::Recv(&[5, 1, 0]),
-            << Out::Tx(vec![5, 0xff]),
-            << Out::Err(SocksError::NoAcceptableMethod),
+            >> recv(&[5, 1, 0]),
+            << tx(&[5, 0xff]),
+            << Out::Ev(Err(SocksError::NoAcceptableMethod)),
+            << Out::Finish(Finish::Close),
         );
     }
 
     #[test]
     fn socks5_errors_reply_with_codes() {
         playbook!(open(),
-            >> In::Recv(&[5, 1, 0, 5, 1, 0, 9, 0, 0]),
-            << Out::Tx(vec![5, 0, 5, 8, 0, 1, 0, 0, 0, 0, 0, 0]),
-            << Out::Err(SocksError::AddressType),
+            >> recv(&[5, 1, 0, 5, 1, 0, 9, 0, 0]),
+            << tx(&[5, 0, 5, 8, 0, 1, 0, 0, 0, 0, 0, 0]),
+            << Out::Ev(Err(SocksError::AddressType)),
+            << Out::Finish(Finish::Close),
         );
         playbook!(open(),
-            >> In::Recv(&[5, 1, 0, 5, 9, 0, 1, 1, 2, 3, 4, 0, 80]),
-            << Out::Tx(vec![5, 0, 5, 7, 0, 1, 0, 0, 0, 0, 0, 0]),
-            << Out::Err(SocksError::Malformed("unknown command")),
+            >> recv(&[5, 1, 0, 5, 9, 0, 1, 1, 2, 3, 4, 0, 80]),
+            << tx(&[5, 0, 5, 7, 0, 1, 0, 0, 0, 0, 0, 0]),
+            << Out::Ev(Err(SocksError::Malformed("unknown command"))),
+            << Out::Finish(Finish::Close),
         );
         playbook!(open(),
-            >> In::Recv(&[1, 2, 3]),
-            << Out::Err(SocksError::BadVersion(1)),
+            >> recv(&[1, 2, 3]),
+            << Out::Ev(Err(SocksError::BadVersion(1))),
+            << Out::Finish(Finish::Close),
         );
     }
 
     #[test]
     fn socks4a_by_name_and_limits() {
         playbook!(open(),
-            >> In::Recv(b"\x04\x01\x00\x50\x00\x00\x00\x01user\x00example.org\x00"),
-            << Out::Ev(Event::Request { version: Version::V4, command: Command::Connect, target: "example.org:80".parse().unwrap() }),
-            >> In::Reply(Reply::SUCCEEDED, None),
-            << Out::Tx(vec![0, 90, 0, 0, 0, 0, 0, 0]),
+            >> recv(b"\x04\x01\x00\x50\x00\x00\x00\x01user\x00example.org\x00"),
+            << Out::Ev(Ok(Event::Request { version: Version::V4, command: Command::Connect, target: "example.org:80".parse().unwrap() })),
+            << Out::Finish(Finish::Release),
+            >> reply(Reply::SUCCEEDED, None),
+            << tx(&[0, 90, 0, 0, 0, 0, 0, 0]),
         );
         let mut long = b"\x04\x01\x00\x50\x00\x00\x00\x01\x00".to_vec();
         long.extend(std::iter::repeat_n(b'a', MAX_HOST_NAME_LEN + 1));
         let long: &'static [u8] = Box::leak(long.into_boxed_slice());
         playbook!(open(),
-            >> In::Recv(long),
-            << Out::Tx(vec![0, 91, 0, 0, 0, 0, 0, 0]),
-            << Out::Err(SocksError::TooLong),
+            >> recv(long),
+            << tx(&[0, 91, 0, 0, 0, 0, 0, 0]),
+            << Out::Ev(Err(SocksError::TooLong)),
+            << Out::Finish(Finish::Close),
         );
         // Exactly 255 bytes is accepted.
         let mut ok = b"\x04\x01\x00\x50\x00\x00\x00\x01\x00".to_vec();
@@ -628,9 +605,55 @@ mod tests {
     #[test]
     fn socks4_refused_when_auth_required() {
         playbook!(with_auth(),
-            >> In::Recv(b"\x04\x01\x00\x50\x7f\x00\x00\x01\x00"),
-            << Out::Tx(vec![0, 91, 0, 0, 0, 0, 0, 0]),
-            << Out::Err(SocksError::AuthFailed),
+            >> recv(b"\x04\x01\x00\x50\x7f\x00\x00\x01\x00"),
+            << tx(&[0, 91, 0, 0, 0, 0, 0, 0]),
+            << Out::Ev(Err(SocksError::AuthFailed)),
+            << Out::Finish(Finish::Close),
         );
+    }
+
+    #[test]
+    fn negotiation_has_a_deadline_and_refusals_close() {
+        let within_10s = |now| SocksServer::new(None).deadline(now, Duration::from_secs(10));
+        playbook!(Harness::new(within_10s),
+            >> recv(&[5, 1]),
+            >> Io::Advance(Duration::from_secs(9)),
+            >> Io::Advance(Duration::from_secs(1)),
+            << Out::Ev(Err(SocksError::Timeout)),
+            << Out::Finish(Finish::Close),
+        );
+        playbook!(Harness::new(within_10s),
+            >> recv(&[5, 1, 0]),
+            << tx(&[5, 0]),
+            >> recv(&[5, 1, 0, 1, 10, 0, 0, 1, 0, 80]),
+            << connect("10.0.0.1:80"),
+            << Out::Finish(Finish::Release),
+            // The deadline was the negotiation's: deciding may take longer.
+            >> Io::Advance(Duration::from_secs(60)),
+            >> reply(Reply::NOT_ALLOWED, None),
+            << tx(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0]),
+            << Out::Finish(Finish::Close),
+        );
+        playbook!(Harness::new(within_10s),
+            >> recv(&[5, 1, 0, 5]),
+            << tx(&[5, 0]),
+            >> Io::Eof,
+            << Out::Ev(Err(SocksError::Closed)),
+            << Out::Finish(Finish::Close),
+        );
+    }
+
+    #[test]
+    fn survives_arbitrary_operation_orders() {
+        let mut next = burrow_test_support::rng(0x50c5);
+        for _ in 0..3000 {
+            let ops: Vec<u8> = (0..48).map(|_| next()).collect();
+            let within_1s = |now| SocksServer::new(None).deadline(now, Duration::from_secs(1));
+            operations(
+                &mut Harness::new(within_1s),
+                &ops,
+                crate::fuzzing::socks_answer,
+            );
+        }
     }
 }
