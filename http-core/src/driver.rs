@@ -180,22 +180,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, E> Driver<S, E> {
                 }
                 Poll::Pending => {}
             }
-            if let Some(t) = core.poll_timeout() {
-                if t <= now {
-                    core.handle_timeout(now);
-                    moved = true;
-                } else {
-                    let t = tokio::time::Instant::from_std(t);
-                    if self.sleep.deadline() != t {
-                        self.sleep.as_mut().reset(t);
-                    }
-                    if self.sleep.as_mut().poll(cx).is_ready() {
-                        // tokio's clock says the deadline passed (it is `now`'s clock).
-                        core.handle_timeout(self::now().max(t.into_std()));
-                        moved = true;
-                    }
-                }
-            }
+            moved |= self.poll_timer(cx, core, now);
             if self.pending.is_none() && !self.read_closed && core.wants_read() {
                 if let Poll::Ready(r) = self.poll_read(cx, core) {
                     moved = true;
@@ -229,6 +214,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin, E> Driver<S, E> {
                 }
             };
         }
+    }
+
+    /// Hands the core its timeout when its deadline has passed, arming the sleep otherwise.
+    fn poll_timer<C: Core>(&mut self, cx: &mut Context<'_>, core: &mut C, now: Instant) -> bool {
+        let Some(t) = core.poll_timeout() else {
+            return false;
+        };
+        if t <= now {
+            core.handle_timeout(now);
+            return true;
+        }
+        let t = tokio::time::Instant::from_std(t);
+        if self.sleep.deadline() != t {
+            self.sleep.as_mut().reset(t);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            // tokio's clock says the deadline passed (it is `now`'s clock).
+            core.handle_timeout(self::now().max(t.into_std()));
+            return true;
+        }
+        false
     }
 
     /// Writes what the core queued, coalescing small pieces, then flushes. `Ok(true)` when

@@ -224,6 +224,24 @@ impl Error {
         }
     }
 
+    /// Whether a deadline expired ([`ErrorKind::Timeout`]).
+    pub fn is_timeout(&self) -> bool {
+        self.inner.kind == ErrorKind::Timeout
+    }
+
+    /// Whether reaching the origin failed before any request was sent: resolving, connecting,
+    /// TLS, the certificate, or a proxy refusing the tunnel.
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self.inner.kind,
+            ErrorKind::Resolve
+                | ErrorKind::Connect
+                | ErrorKind::Tls
+                | ErrorKind::Certificate
+                | ErrorKind::ProxyRefused
+        )
+    }
+
     /// The hop that failed, if known.
     pub fn hop(&self) -> Option<&Hop> {
         self.inner.hop.as_ref()

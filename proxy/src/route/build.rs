@@ -88,51 +88,59 @@ impl Route {
     /// streams and datagrams: CONNECT and CONNECT-UDP for HTTP proxies, CONNECT and UDP
     /// ASSOCIATE for SOCKS5; a SOCKS4a level cannot carry UDP and says so.
     pub fn build(hops: &[ProxyUrl], options: &RouteOptions) -> Route {
-        let mut route = Route::direct(options);
-        for (i, url) in hops.iter().enumerate() {
-            let hop = Hop {
-                index: Some(i),
-                label: url.label(),
-            };
-            if url.kind.is_http() {
-                let h = Arc::new(
-                    HttpHop::new(
-                        url.clone(),
-                        i,
-                        route.stream.clone(),
-                        route.datagram.clone(),
-                        options.proxy_tls.clone(),
-                        options.proxy_headers.clone(),
-                    )
-                    .with_udp_template(
-                        url.udp_template
-                            .clone()
-                            .unwrap_or_else(|| options.udp_template.clone()),
-                    )
+        hops.iter().fold(Route::direct(options), |route, url| {
+            route.then(url, options)
+        })
+    }
+
+    /// This route extended by one more hop, `url`, reached through the hops so far (which
+    /// it shares: tunnels through both routes use the same multiplexed proxy connections).
+    /// `options` supplies the hop's TLS trust, CONNECT headers, template and deadline.
+    pub fn then(&self, url: &ProxyUrl, options: &RouteOptions) -> Route {
+        let mut route = self.clone();
+        let i = route.hops.len();
+        let hop = Hop {
+            index: Some(i),
+            label: url.label(),
+        };
+        if url.kind.is_http() {
+            let h = Arc::new(
+                HttpHop::new(
+                    url.clone(),
+                    i,
+                    route.stream.clone(),
+                    route.datagram.clone(),
+                    options.proxy_tls.clone(),
+                    options.proxy_headers.clone(),
+                )
+                .with_udp_template(
+                    url.udp_template
+                        .clone()
+                        .unwrap_or_else(|| options.udp_template.clone()),
+                )
+                .with_timeout(options.tunnel_timeout),
+            );
+            route.stream = h.clone();
+            route.datagram = h;
+        } else if url.kind == ProxyKind::Socks4a {
+            route.stream = Arc::new(
+                SocksHop::new(url.clone(), i, route.stream.clone())
                     .with_timeout(options.tunnel_timeout),
-                );
-                route.stream = h.clone();
-                route.datagram = h;
-            } else if url.kind == ProxyKind::Socks4a {
-                route.stream = Arc::new(
-                    SocksHop::new(url.clone(), i, route.stream.clone())
-                        .with_timeout(options.tunnel_timeout),
-                );
-                route.datagram = Arc::new(NoUdp {
-                    hop,
-                    why: "SOCKS4a cannot carry UDP",
-                });
-            } else {
-                let h = Arc::new(
-                    SocksHop::new(url.clone(), i, route.stream.clone())
-                        .with_udp(route.datagram.clone())
-                        .with_timeout(options.tunnel_timeout),
-                );
-                route.stream = h.clone();
-                route.datagram = h;
-            }
-            route.hops.push(url.clone());
+            );
+            route.datagram = Arc::new(NoUdp {
+                hop,
+                why: "SOCKS4a cannot carry UDP",
+            });
+        } else {
+            let h = Arc::new(
+                SocksHop::new(url.clone(), i, route.stream.clone())
+                    .with_udp(route.datagram.clone())
+                    .with_timeout(options.tunnel_timeout),
+            );
+            route.stream = h.clone();
+            route.datagram = h;
         }
+        route.hops.push(url.clone());
         route
     }
 }

@@ -1,0 +1,299 @@
+//! [`RequestBuilder`]: a request being put together, and sending it (redirects included).
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use burrow_http_core::Body;
+use burrow_transport::{Error, ErrorKind, Result};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri, Version};
+use tokio::time::Instant;
+
+use crate::proxy::Proxy;
+use crate::response::{Response, RouteInfo};
+use crate::{redirect, Client};
+
+/// A request being built; nothing is sent before [`send`](Self::send). Errors in what is
+/// given (a bad URL or header) are reported by `send`.
+#[must_use = "a request is sent only by send()"]
+pub struct RequestBuilder {
+    client: Client,
+    method: Method,
+    url: Result<Uri>,
+    headers: HeaderMap,
+    /// Bytes can be sent again after a 307 or 308 ([`Body::try_clone`]); a stream cannot.
+    body: Body,
+    timeout: Option<Duration>,
+    version: Option<Version>,
+    hops: Option<Vec<Proxy>>,
+    error: Option<Error>,
+}
+
+fn bad_url(url: &str) -> Error {
+    Error::user(ErrorKind::InvalidInput, "not an absolute http or https URL")
+        .with_detail(url.chars().take(200).collect::<String>())
+}
+
+fn parse_url(url: &str) -> Result<Uri> {
+    let u: Uri = url.parse().map_err(|_| bad_url(url))?;
+    match u.scheme_str() {
+        Some("http") | Some("https") if u.host().is_some() => Ok(u),
+        _ => Err(bad_url(url)),
+    }
+}
+
+impl RequestBuilder {
+    pub(crate) fn new(client: Client, method: Method, url: &str) -> Self {
+        RequestBuilder {
+            client,
+            method,
+            url: parse_url(url),
+            headers: HeaderMap::new(),
+            body: Body::empty(),
+            timeout: None,
+            version: None,
+            hops: None,
+            error: None,
+        }
+    }
+
+    pub(crate) fn from_request(client: Client, request: http::Request<Body>) -> Self {
+        let (parts, body) = request.into_parts();
+        let mut b = RequestBuilder::new(client, parts.method, &parts.uri.to_string());
+        b.headers = parts.headers;
+        b.body = body;
+        b
+    }
+
+    fn fail(mut self, e: Error) -> Self {
+        self.error.get_or_insert(e);
+        self
+    }
+
+    /// Adds a header (appended to any of the same name).
+    pub fn header<K, V>(mut self, name: K, value: V) -> Self
+    where
+        K: TryInto<HeaderName>,
+        V: TryInto<HeaderValue>,
+    {
+        match (name.try_into(), value.try_into()) {
+            (Ok(n), Ok(v)) => {
+                self.headers.append(n, v);
+                self
+            }
+            _ => self.fail(Error::user(
+                ErrorKind::InvalidInput,
+                "invalid header name or value",
+            )),
+        }
+    }
+
+    /// Adds headers (appended to any of the same names).
+    pub fn headers(mut self, headers: HeaderMap) -> Self {
+        let mut last = None;
+        for (n, v) in headers {
+            let n = match n {
+                Some(n) => {
+                    last = Some(n.clone());
+                    n
+                }
+                None => match &last {
+                    Some(n) => n.clone(),
+                    None => continue,
+                },
+            };
+            self.headers.append(n, v);
+        }
+        self
+    }
+
+    /// Appends `query` (anything serde serialises as pairs, e.g. `&[("q", "rust")]`) to the
+    /// URL's query string, form-encoded.
+    pub fn query<T: serde::Serialize + ?Sized>(mut self, query: &T) -> Self {
+        let encoded = match serde_urlencoded::to_string(query) {
+            Ok(q) => q,
+            Err(e) => {
+                return self.fail(Error::user(ErrorKind::InvalidInput, format!("query: {e}")))
+            }
+        };
+        if let Ok(u) = &self.url {
+            if !encoded.is_empty() {
+                let s = u.to_string();
+                let sep = if u.query().is_some() { "&" } else { "?" };
+                self.url = parse_url(&format!("{s}{sep}{encoded}"));
+            }
+        }
+        self
+    }
+
+    /// The body: bytes, a string, or a [`Body`] (any `http_body::Body` through
+    /// [`Body::wrap`]) streamed as it is produced.
+    pub fn body(mut self, body: impl Into<Body>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// A form-encoded body (`application/x-www-form-urlencoded`).
+    pub fn form<T: serde::Serialize + ?Sized>(mut self, form: &T) -> Self {
+        match serde_urlencoded::to_string(form) {
+            Ok(s) => {
+                self.set_default(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-www-form-urlencoded"),
+                );
+                self.body = Body::from(s);
+                self
+            }
+            Err(e) => self.fail(Error::user(ErrorKind::InvalidInput, format!("form: {e}"))),
+        }
+    }
+
+    /// A JSON body (`application/json`).
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::Serialize + ?Sized>(mut self, json: &T) -> Self {
+        match serde_json::to_vec(json) {
+            Ok(v) => {
+                self.set_default(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                self.body = Body::from(v);
+                self
+            }
+            Err(e) => self.fail(Error::user(ErrorKind::InvalidInput, format!("json: {e}"))),
+        }
+    }
+
+    fn set_default(&mut self, name: HeaderName, value: HeaderValue) {
+        self.headers.entry(name).or_insert(value);
+    }
+
+    fn authorization(mut self, value: String) -> Self {
+        match HeaderValue::from_str(&value) {
+            Ok(mut v) => {
+                v.set_sensitive(true);
+                self.headers.insert(header::AUTHORIZATION, v);
+                self
+            }
+            Err(_) => self.fail(Error::user(
+                ErrorKind::InvalidInput,
+                "credentials are not a valid header value",
+            )),
+        }
+    }
+
+    /// `Authorization: Bearer <token>` (never shown in logs or `Debug`).
+    pub fn bearer_auth(self, token: impl std::fmt::Display) -> Self {
+        self.authorization(format!("Bearer {token}"))
+    }
+
+    /// `Authorization: Basic` (RFC 7617; never shown in logs or `Debug`).
+    pub fn basic_auth(
+        self,
+        user: impl std::fmt::Display,
+        password: Option<impl std::fmt::Display>,
+    ) -> Self {
+        let pair = match password {
+            Some(p) => format!("{user}:{p}"),
+            None => format!("{user}:"),
+        };
+        let b64 = base64::engine::general_purpose::STANDARD.encode(pair);
+        self.authorization(format!("Basic {b64}"))
+    }
+
+    /// A deadline for this request as a whole, instead of the client's.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// Speaks this HTTP version to the origin, whatever the client's policy: `HTTP_11` (or
+    /// older) is HTTP/1.1 only, `HTTP_2` is HTTP/2 with prior knowledge (only `h2` offered
+    /// over TLS), `HTTP_3` is HTTP/3 only.
+    pub fn version(mut self, v: Version) -> Self {
+        self.version = Some(v);
+        self
+    }
+
+    /// Sends this request through `hops` (nearest first; empty for direct) instead of the
+    /// route the client would choose. Redirects keep these hops.
+    pub fn route(mut self, hops: Vec<Proxy>) -> Self {
+        self.hops = Some(hops);
+        self
+    }
+
+    /// Sends the request, follows redirects as the client's policy says, and returns the
+    /// response once its head has arrived.
+    pub async fn send(self) -> Result<Response> {
+        let timeout = self.timeout.or(self.client.inner.timeout);
+        let deadline = timeout.map(|d| Instant::now() + d);
+        match deadline {
+            Some(at) => match tokio::time::timeout_at(at, self.send_inner(Some(at))).await {
+                Ok(r) => r,
+                Err(_) => Err(timed_out(timeout.unwrap_or_default())),
+            },
+            None => self.send_inner(None).await,
+        }
+    }
+
+    async fn send_inner(self, deadline: Option<Instant>) -> Result<Response> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let inner = self.client.inner.clone();
+        let mut url = self.url?;
+        let mut method = self.method;
+        let mut headers = self.headers;
+        for (n, v) in &inner.headers {
+            if !headers.contains_key(n) {
+                headers.insert(n.clone(), v.clone());
+            }
+        }
+        let mut body = self.body;
+        let mut followed = 0;
+        loop {
+            let hops = match &self.hops {
+                Some(h) => h.clone(),
+                None => inner.hops(&url),
+            };
+            let http = inner.client_for(&hops, self.version)?;
+            // A body that can be sent again is kept for a 307 or 308; a stream goes once.
+            let again = body.try_clone();
+            let mut req = http::Request::new(std::mem::take(&mut body));
+            *req.method_mut() = method.clone();
+            *req.uri_mut() = url.clone();
+            *req.headers_mut() = headers.clone();
+            let resp = http.request(req).await?;
+            let location = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok());
+            let next = match inner.redirect.follows() {
+                true => redirect::next(resp.status(), location, &method, &url)?,
+                false => None,
+            };
+            let Some(next) = next.filter(|n| !n.keep_body || again.is_some()) else {
+                return Ok(Response::new(resp, url, RouteInfo::of(&hops), deadline));
+            };
+            if let Some(e) = inner.redirect.check(followed) {
+                return Err(e);
+            }
+            followed += 1;
+            tracing::debug!(status = resp.status().as_u16(), to = %next.url, "following a redirect");
+            redirect::strip(&mut headers, &url, &next.url, next.keep_body);
+            body = match (next.keep_body, again) {
+                (true, Some(b)) => b,
+                _ => Body::empty(),
+            };
+            method = next.method;
+            url = next.url;
+        }
+    }
+}
+
+fn timed_out(d: Duration) -> Error {
+    Error::local(
+        ErrorKind::Timeout,
+        format!("the request took longer than {d:?}"),
+    )
+}

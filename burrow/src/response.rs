@@ -1,0 +1,188 @@
+//! [`Response`] and the [`RouteInfo`] it came over.
+
+use std::fmt;
+
+use burrow_http_core::Body;
+use burrow_transport::{Error, ErrorKind, Result};
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use http::{HeaderMap, StatusCode, Uri, Version};
+use tokio::time::Instant;
+
+use crate::proxy::Proxy;
+
+/// The hops a response came through, nearest first. `Display` shows `direct` or the hops'
+/// credential-free labels joined by ` > `.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteInfo {
+    hops: Vec<String>,
+}
+
+impl RouteInfo {
+    pub(crate) fn of(hops: &[Proxy]) -> RouteInfo {
+        RouteInfo {
+            hops: hops.iter().map(|h| h.to_string()).collect(),
+        }
+    }
+
+    /// The hops' labels, nearest first (empty when direct).
+    pub fn hops(&self) -> &[String] {
+        &self.hops
+    }
+
+    /// Whether the origin was reached directly.
+    pub fn is_direct(&self) -> bool {
+        self.hops.is_empty()
+    }
+}
+
+impl fmt::Display for RouteInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.hops.is_empty() {
+            return f.write_str("direct");
+        }
+        f.write_str(&self.hops.join(" > "))
+    }
+}
+
+/// A response whose head has arrived; the body is read with [`bytes`](Self::bytes),
+/// [`text`](Self::text), [`chunk`](Self::chunk), [`bytes_stream`](Self::bytes_stream) or
+/// taken whole with [`into_body`](Self::into_body). Reads obey the request's timeout.
+pub struct Response {
+    inner: http::Response<Body>,
+    url: Uri,
+    route: RouteInfo,
+    deadline: Option<Instant>,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status())
+            .field("version", &self.version())
+            .field("url", &self.url)
+            .field("route", &self.route.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+fn timed_out() -> Error {
+    Error::local(
+        ErrorKind::Timeout,
+        "the request's deadline passed while reading the body",
+    )
+}
+
+impl Response {
+    pub(crate) fn new(
+        inner: http::Response<Body>,
+        url: Uri,
+        route: RouteInfo,
+        deadline: Option<Instant>,
+    ) -> Self {
+        Response {
+            inner,
+            url,
+            route,
+            deadline,
+        }
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.inner.status()
+    }
+
+    /// The HTTP version spoken to the origin.
+    pub fn version(&self) -> Version {
+        self.inner.version()
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        self.inner.headers()
+    }
+
+    /// The URL this response is for (the last one, after redirects).
+    pub fn url(&self) -> &Uri {
+        &self.url
+    }
+
+    /// The hops it came through.
+    pub fn route(&self) -> &RouteInfo {
+        &self.route
+    }
+
+    /// An error carrying the status when it is 4xx or 5xx, the response otherwise.
+    pub fn error_for_status(self) -> Result<Response> {
+        let s = self.status();
+        if s.is_client_error() || s.is_server_error() {
+            return Err(
+                Error::peer(ErrorKind::Protocol, format!("the origin answered {s}")).with_code(s),
+            );
+        }
+        Ok(self)
+    }
+
+    async fn within<T>(
+        deadline: Option<Instant>,
+        f: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match deadline {
+            Some(at) => tokio::time::timeout_at(at, f)
+                .await
+                .map_err(|_| timed_out())?,
+            None => f.await,
+        }
+    }
+
+    /// The next piece of the body, `None` at its end (trailers are skipped).
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        let body = self.inner.body_mut();
+        Self::within(self.deadline, async move { body.chunk().await.transpose() }).await
+    }
+
+    /// The whole body.
+    pub async fn bytes(mut self) -> Result<Bytes> {
+        let mut pieces = Vec::new();
+        while let Some(c) = self.chunk().await? {
+            pieces.push(c);
+        }
+        if pieces.len() == 1 {
+            return Ok(pieces.swap_remove(0));
+        }
+        let mut out = BytesMut::with_capacity(pieces.iter().map(Bytes::len).sum());
+        pieces.iter().for_each(|p| out.extend_from_slice(p));
+        Ok(out.freeze())
+    }
+
+    /// The whole body as text; bytes that are not UTF-8 become U+FFFD.
+    pub async fn text(self) -> Result<String> {
+        let b = self.bytes().await?;
+        Ok(String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// The whole body parsed as JSON.
+    #[cfg(feature = "json")]
+    pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T> {
+        let b = self.bytes().await?;
+        serde_json::from_slice(&b).map_err(|e| {
+            Error::peer(ErrorKind::Protocol, "the body is not the JSON expected").with_source(e)
+        })
+    }
+
+    /// The body as a stream of pieces. The request's deadline does not apply to it.
+    pub fn bytes_stream(self) -> impl Stream<Item = Result<Bytes>> + Send {
+        http_body_util::BodyDataStream::new(self.inner.into_body())
+    }
+
+    /// The body, to read as an `http_body::Body`. The request's deadline does not apply.
+    pub fn into_body(self) -> Body {
+        self.inner.into_body()
+    }
+
+    /// The `http::Response`, body included.
+    pub fn into_http(self) -> http::Response<Body> {
+        self.inner
+    }
+}

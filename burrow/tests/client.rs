@@ -1,0 +1,477 @@
+//! The `burrow` crate as a user meets it: the README's program through a SOCKS5 > HTTP/2
+//! proxy chain to a TLS origin, routes per request, redirects, errors. Loopback only.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use burrow::{Body, ErrorKind, Method, Proxy, RedirectPolicy, StatusCode, Version};
+use burrow_http_core::ServerRequest;
+use burrow_proxy::server::{self, Listen, ProxyConfig, Rules, SharedStats};
+use burrow_test_support::Pki;
+use http::Response;
+use tokio::net::TcpListener;
+
+fn pem_file(p: &Pki) -> (tempdir::Dir, PathBuf) {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(p.ca.as_ref());
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    let dir = tempdir::Dir::new();
+    let path = dir.0.join("ca.pem");
+    std::fs::write(&path, pem).unwrap();
+    (dir, path)
+}
+
+mod tempdir {
+    /// A directory removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Dir {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let d = std::env::temp_dir().join(format!("burrow-test-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&d).unwrap();
+            Dir(d)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// What the origin answers: `/` its version, `/to/<path>` a 302 to it, `/303` a 303 to
+/// `/method`, `/method` the method and the body, `/auth` the Authorization header,
+/// `/slow` nothing for 10 s.
+async fn answer(sr: ServerRequest, other: Option<u16>) {
+    let (parts, body) = sr.request.into_parts();
+    let path = parts.uri.path().to_string();
+    let mut resp = Response::new(Body::empty());
+    if path == "/" {
+        *resp.body_mut() = Body::from(format!("hello over {:?}", parts.version));
+    } else if let Some(to) = path.strip_prefix("/to/") {
+        *resp.status_mut() = StatusCode::FOUND;
+        // `/to/auth` redirects to `/auth`; `/to/https://…` elsewhere.
+        let to = to.replace("OTHER", &other.unwrap_or(0).to_string());
+        let to = if to.contains("://") {
+            to
+        } else {
+            format!("/{to}")
+        };
+        resp.headers_mut().insert("location", to.parse().unwrap());
+    } else if path == "/303" {
+        *resp.status_mut() = StatusCode::SEE_OTHER;
+        resp.headers_mut()
+            .insert("location", "/method".parse().unwrap());
+    } else if path == "/307" {
+        *resp.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+        resp.headers_mut()
+            .insert("location", "/method".parse().unwrap());
+    } else if path == "/loop" {
+        *resp.status_mut() = StatusCode::FOUND;
+        resp.headers_mut()
+            .insert("location", "/loop".parse().unwrap());
+    } else if path == "/method" {
+        let b = body
+            .collect(1 << 20)
+            .await
+            .map(|c| c.data)
+            .unwrap_or_default();
+        *resp.body_mut() = Body::from(format!("{} {}", parts.method, String::from_utf8_lossy(&b)));
+    } else if path == "/auth" {
+        let a = parts
+            .headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or("?").to_owned());
+        *resp.body_mut() = Body::from(a.unwrap_or_else(|| "none".into()));
+    } else if path == "/404" {
+        *resp.status_mut() = StatusCode::NOT_FOUND;
+    } else if path == "/slow" {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    let _ = sr.respond.send_response(resp).await;
+}
+
+/// A TLS origin (ALPN h2, http/1.1) on loopback.
+async fn origin(p: &Pki, other: Option<u16>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let cfg = p.server(&[b"h2", b"http/1.1"]);
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let cfg = cfg.clone();
+            tokio::spawn(async move {
+                let Ok((t, alpn)) = burrow_transport::tls::accept(Box::new(s), cfg).await else {
+                    return;
+                };
+                let mut conn: Box<dyn burrow_http_core::ServerConnection> =
+                    if alpn.as_deref() == Some(b"h2") {
+                        Box::new(
+                            burrow_http2::serve(Box::new(t), &Default::default())
+                                .await
+                                .unwrap(),
+                        )
+                    } else {
+                        Box::new(
+                            burrow_http1::serve(Box::new(t), &Default::default())
+                                .await
+                                .unwrap(),
+                        )
+                    };
+                while let Some(Ok(req)) = conn.accept().await {
+                    tokio::spawn(answer(req, other));
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A burrow-proxy with one listener, allowed to reach loopback.
+async fn proxy(p: &Pki, listen: Listen) -> (server::Running, SocketAddr, SharedStats) {
+    let cfg = ProxyConfig {
+        listeners: vec![listen],
+        identity: Some((p.chain.clone(), Arc::new(p.key()))),
+        rules: Rules::loopback(),
+        ..ProxyConfig::default()
+    };
+    let running = server::start(server::Proxy::new(cfg, None, None).unwrap())
+        .await
+        .unwrap();
+    let addr = running.addrs[0].addr();
+    let stats = running.stats();
+    (running, addr, stats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_program_through_socks5_and_h2() {
+    let p = Pki::new();
+    let (_dir, ca) = pem_file(&p);
+    let o = origin(&p, None).await;
+    let (_s, socks, socks_stats) = proxy(&p, Listen::Socks("127.0.0.1:0".parse().unwrap())).await;
+    let (_h, h2, h2_stats) = proxy(&p, Listen::Https("127.0.0.1:0".parse().unwrap())).await;
+
+    // The program, addresses replaced.
+    let client = burrow::Client::builder()
+        .proxy(burrow::Proxy::parse(&format!("socks5h://127.0.0.1:{}", socks.port())).unwrap())
+        .proxy(
+            burrow::Proxy::parse(&format!("h2://localhost:{}", h2.port()))
+                .unwrap()
+                .ca_file(&ca)
+                .unwrap(),
+        )
+        .ca_file(&ca)
+        .unwrap()
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("https://localhost:{}/", o.port()))
+        .send()
+        .await
+        .unwrap();
+    let line = format!(
+        "{} {:?} via {}",
+        resp.status(),
+        resp.version(),
+        resp.route()
+    );
+    let body = resp.text().await.unwrap();
+
+    assert_eq!(
+        line,
+        format!(
+            "200 OK HTTP/2.0 via socks5h://127.0.0.1:{} > h2://localhost:{}",
+            socks.port(),
+            h2.port()
+        )
+    );
+    assert_eq!(body, "hello over HTTP/2.0");
+    // Both proxies carried it: the SOCKS proxy the tunnel to the HTTP/2 proxy, that one
+    // the tunnel to the origin.
+    assert_eq!(socks_stats.tunnels.load(Ordering::Relaxed), 1);
+    assert_eq!(h2_stats.tunnels.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_per_request_share_proxy_connections() {
+    let p = Pki::new();
+    let (_dir, ca) = pem_file(&p);
+    let o = origin(&p, None).await;
+    let (_h, h2, h2_stats) = proxy(&p, Listen::Https("127.0.0.1:0".parse().unwrap())).await;
+    let (_s, socks, socks_stats) = proxy(&p, Listen::Socks("127.0.0.1:0".parse().unwrap())).await;
+    let via_h2 = Proxy::parse(&format!("h2://localhost:{}", h2.port())).unwrap();
+    let via = via_h2.clone();
+    // `localhost` through the HTTP/2 proxy, `127.0.0.1` direct.
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .proxy_policy(move |u| {
+            if u.host() == Some("localhost") {
+                vec![via.clone()]
+            } else {
+                Vec::new()
+            }
+        })
+        .build()
+        .unwrap();
+    let socks_hop = Proxy::parse(&format!("socks5://127.0.0.1:{}", socks.port())).unwrap();
+    let (a, b, c, d) = tokio::join!(
+        client
+            .get(format!("https://localhost:{}/", o.port()))
+            .send(),
+        client
+            .get(format!("https://127.0.0.1:{}/", o.port()))
+            .send(),
+        // Same first hop, another version to the origin: another pool, the same proxy
+        // connection.
+        client
+            .get(format!("https://localhost:{}/", o.port()))
+            .version(Version::HTTP_11)
+            .send(),
+        client
+            .get(format!("https://localhost:{}/", o.port()))
+            .route(vec![socks_hop.clone()])
+            .send(),
+    );
+    let (a, b, c, d) = (a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap());
+    assert_eq!(
+        a.route().to_string(),
+        format!("h2://localhost:{}", h2.port())
+    );
+    assert!(b.route().is_direct() && b.route().to_string() == "direct");
+    assert_eq!(c.route(), a.route());
+    assert_eq!(
+        d.route().hops(),
+        [format!("socks5://127.0.0.1:{}", socks.port())]
+    );
+    assert_eq!(
+        (a.version(), c.version()),
+        (Version::HTTP_2, Version::HTTP_11)
+    );
+    assert_eq!(c.text().await.unwrap(), "hello over HTTP/1.1");
+    assert_eq!(h2_stats.tunnels.load(Ordering::Relaxed), 2);
+    assert_eq!(
+        h2_stats.connections.load(Ordering::Relaxed),
+        1,
+        "one HTTP/2 connection to the proxy"
+    );
+    assert_eq!(socks_stats.tunnels.load(Ordering::Relaxed), 1);
+
+    // NO_PROXY covers the client's own proxies.
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .proxy(via_h2)
+        .no_proxy("example.invalid, localhost")
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("https://localhost:{}/", o.port()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.route().is_direct());
+    assert_eq!(h2_stats.tunnels.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_as_curl_and_reqwest_follow_them() {
+    let p = Pki::new();
+    let (_dir, ca) = pem_file(&p);
+    let other = origin(&p, None).await;
+    let o = origin(&p, Some(other.port())).await;
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", o.port());
+
+    let r = client
+        .get(format!("{base}/to/method"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.url().to_string(), format!("{base}/method"));
+    assert_eq!(r.text().await.unwrap(), "GET ");
+    // 303 after a POST: a GET without the body.
+    let r = client
+        .post(format!("{base}/303"))
+        .body("data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "GET ");
+    // 307 keeps the method and a body that can be sent again.
+    let r = client
+        .put(format!("{base}/307"))
+        .body("data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "PUT data");
+    // A streaming body cannot be sent again: the 307 is the answer.
+    let (mut tx, body) = Body::channel();
+    tokio::spawn(async move {
+        let _ = tx.send_data("streamed".into()).await;
+        tx.finish();
+    });
+    let r = client
+        .request(Method::PUT, format!("{base}/307"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+
+    // Credentials stay with their origin.
+    let same = client
+        .get(format!("{base}/to/auth"))
+        .bearer_auth("t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.text().await.unwrap(), "Bearer t0ken");
+    let cross = client
+        .get(format!("{base}/to/https://localhost:OTHER/auth"))
+        .basic_auth("u", Some("pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.url().port_u16(), Some(other.port()));
+    assert_eq!(cross.text().await.unwrap(), "none");
+
+    // A loop ends at the limit; with redirects off the 302 is the answer.
+    let e = client.get(format!("{base}/loop")).send().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .redirect(RedirectPolicy::none())
+        .build()
+        .unwrap();
+    let r = client.get(format!("{base}/loop")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_name_the_hop_and_say_what_happened() {
+    let p = Pki::new();
+    let (_dir, ca) = pem_file(&p);
+    let o = origin(&p, None).await;
+    // Nothing listens on this port.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client = burrow::Client::builder()
+        .proxy(Proxy::parse(&format!("socks5h://u:secret@127.0.0.1:{}", dead.port())).unwrap())
+        .build()
+        .unwrap();
+    let e = client
+        .get(format!("https://localhost:{}/", o.port()))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.is_connect(), "{e}");
+    assert_eq!(
+        e.hop().map(|h| h.to_string()),
+        Some(format!("hop 1 (socks5h proxy 127.0.0.1:{})", dead.port()))
+    );
+    assert!(!format!("{e} {e:?}").contains("secret"));
+
+    // Untrusted origin certificate: the client's trust is the system's only.
+    let e = burrow::Client::new()
+        .get(format!("https://localhost:{}/", o.port()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Certificate, "{e}");
+    assert!(e.is_connect());
+
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let e = client
+        .get(format!("https://localhost:{}/slow", o.port()))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    // A per-request timeout overrides the client's.
+    let r = client
+        .get(format!("https://localhost:{}/", o.port()))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await;
+    assert_eq!(r.unwrap().status(), StatusCode::OK);
+
+    for bad in ["not a url", "ftp://x/", "/relative"] {
+        let e = client.get(bad).send().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}");
+    }
+    let e = client
+        .get(format!("https://localhost:{}/", o.port()))
+        .header("bad name", "v")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(burrow::Client::builder()
+        .user_agent("bad\nagent")
+        .build()
+        .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_carry_what_the_builder_says() {
+    let p = Pki::new();
+    let (_dir, ca) = pem_file(&p);
+    let o = origin(&p, None).await;
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .http1_only()
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", o.port());
+    let r = client
+        .post(format!("{base}/method"))
+        .query(&[("q", "a b"), ("n", "1")])
+        .form(&[("k", "v&w")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), Version::HTTP_11);
+    assert_eq!(r.url().query(), Some("q=a+b&n=1"));
+    assert_eq!(r.text().await.unwrap(), "POST k=v%26w");
+    let mut r = client.get(format!("{base}/")).send().await.unwrap();
+    let mut got = Vec::new();
+    while let Some(c) = r.chunk().await.unwrap() {
+        got.extend_from_slice(&c);
+    }
+    assert_eq!(got, b"hello over HTTP/1.1");
+    let r = client.get(format!("{base}/404")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let e = r.error_for_status().unwrap_err();
+    assert_eq!(e.status(), Some(StatusCode::NOT_FOUND));
+    let e = client
+        .get(format!("{base}/to/https://localhost:1/x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.is_connect(), "{e}");
+}
