@@ -175,7 +175,7 @@ impl ClientBuilder {
         }
         let mut choice = self.choice;
         if self.env_proxies {
-            choice = choice.with_env(EnvProxies::read(|n| std::env::var(n).ok())?);
+            choice = choice.with_env(EnvProxies::from_env()?);
         }
         let resolver = self
             .resolver
@@ -292,6 +292,19 @@ impl Inner {
         let c = b.build()?;
         remember(&mut routes.clients, key, c.clone());
         Ok(c)
+    }
+
+    /// The connectors of the route through `hops` (shared with every user of it).
+    #[cfg_attr(not(feature = "hyper"), allow(dead_code))]
+    pub(crate) fn route_for(&self, hops: &[Proxy]) -> Route {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        self.route(&mut routes, hops)
+    }
+
+    /// The client's trust for origins.
+    #[cfg_attr(not(feature = "hyper"), allow(dead_code))]
+    pub(crate) fn tls(&self) -> &TlsConfig {
+        &self.tls
     }
 
     /// The hops a request to `uri` takes (see [`RouteChoice::hops`]).

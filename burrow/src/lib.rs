@@ -40,12 +40,16 @@ mod proxy;
 mod redirect;
 mod request;
 mod response;
+mod service;
 
 pub use client::{Client, ClientBuilder, DEFAULT_USER_AGENT, MAX_ROUTES};
-pub use proxy::{NoProxy, Proxy};
+pub use proxy::{EnvProxies, NoProxy, Proxy};
 pub use redirect::{RedirectPolicy, DEFAULT_MAX_REDIRECTS};
 pub use request::RequestBuilder;
 pub use response::{Response, RouteInfo};
+pub use service::ResponseFuture;
+#[cfg(feature = "hyper")]
+pub use service::{Connector, HyperStream};
 
 pub use burrow_http_core::Body;
 pub use burrow_transport::{

@@ -44,6 +44,11 @@ fn hop_of(url: &ProxyUrl) -> burrow_transport::Hop {
 }
 
 impl Proxy {
+    /// The parsed URL, for the lower layers (`burrow_proxy::route::Route::build`).
+    pub fn proxy_url(&self) -> &ProxyUrl {
+        &self.url
+    }
+
     /// Parses a proxy URL (see the type's docs for the schemes).
     pub fn parse(url: &str) -> Result<Proxy> {
         Ok(Proxy {
@@ -211,13 +216,15 @@ impl NoProxy {
     }
 }
 
-/// The proxies the environment asks for, read once when the client is built.
+/// The proxies the environment asks for, as curl reads them (see [`EnvProxies::read`]).
+/// [`ClientBuilder::env_proxies`](crate::ClientBuilder::env_proxies) reads them once, when
+/// the client is built.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct EnvProxies {
+pub struct EnvProxies {
     http: Option<Proxy>,
     https: Option<Proxy>,
     all: Option<Proxy>,
-    pub(crate) no_proxy: NoProxy,
+    no_proxy: NoProxy,
 }
 
 impl EnvProxies {
@@ -225,7 +232,7 @@ impl EnvProxies {
     /// be set by its client), `https_proxy`/`HTTPS_PROXY`, `all_proxy`/`ALL_PROXY`,
     /// `no_proxy`/`NO_PROXY`; lower case first. A variable that is set but does not parse
     /// is an error naming it: going direct instead would bypass the proxy the user chose.
-    pub(crate) fn read(get: impl Fn(&str) -> Option<String>) -> Result<EnvProxies> {
+    pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<EnvProxies> {
         let var = |names: &[&'static str]| {
             names
                 .iter()
@@ -249,6 +256,22 @@ impl EnvProxies {
             no_proxy: var(&["no_proxy", "NO_PROXY"])
                 .map_or_else(NoProxy::default, |(_, v)| NoProxy::parse(&v)),
         })
+    }
+
+    /// [`read`](Self::read) from this process's environment.
+    pub fn from_env() -> Result<EnvProxies> {
+        EnvProxies::read(|n| std::env::var(n).ok())
+    }
+
+    /// The proxy for `uri` (`https_proxy` for `https`, `http_proxy` otherwise, then
+    /// `all_proxy`), without looking at `NO_PROXY`.
+    pub fn proxy_for(&self, uri: &Uri) -> Option<&Proxy> {
+        self.for_scheme(uri.scheme_str())
+    }
+
+    /// The `NO_PROXY` list (empty when unset).
+    pub fn no_proxy(&self) -> &NoProxy {
+        &self.no_proxy
     }
 
     fn for_scheme(&self, scheme: Option<&str>) -> Option<&Proxy> {

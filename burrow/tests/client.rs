@@ -93,6 +93,10 @@ async fn answer(sr: ServerRequest, other: Option<u16>) {
             .get("authorization")
             .map(|v| v.to_str().unwrap_or("?").to_owned());
         *resp.body_mut() = Body::from(a.unwrap_or_else(|| "none".into()));
+    } else if path == "/json" {
+        resp.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        *resp.body_mut() = Body::from(r#"{"name": "burrow", "hops": 2}"#);
     } else if path == "/404" {
         *resp.status_mut() = StatusCode::NOT_FOUND;
     } else if path == "/slow" {
@@ -150,6 +154,59 @@ async fn proxy(p: &Pki, listen: Listen) -> (server::Running, SocketAddr, SharedS
     let addr = running.addrs[0].addr();
     let stats = running.stats();
     (running, addr, stats)
+}
+
+#[cfg(feature = "hyper")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tower_and_hyper_util_send_through_a_socks5_h2_chain() {
+    use tower_service::Service;
+    let p = Pki::new();
+    let (_dir, ca) = pem_file(&p);
+    let o = origin(&p, None).await;
+    let (_s, socks, socks_stats) = proxy(&p, Listen::Socks("127.0.0.1:0".parse().unwrap())).await;
+    let (_h, h2, h2_stats) = proxy(&p, Listen::Https("127.0.0.1:0".parse().unwrap())).await;
+    let mut client = burrow::Client::builder()
+        .proxy(Proxy::parse(&format!("socks5h://127.0.0.1:{}", socks.port())).unwrap())
+        .proxy(Proxy::parse(&format!("h2://localhost:{}", h2.port())).unwrap())
+        .ca_file(&ca)
+        .unwrap()
+        .build()
+        .unwrap();
+
+    // hyper-util's client, burrow's route and TLS underneath; it speaks HTTP/2 to the
+    // origin because the connection says ALPN chose h2.
+    let hyper = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, http_body_util::Empty<bytes::Bytes>>(client.connector());
+    let resp = hyper
+        .get(format!("https://localhost:{}/", o.port()).parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.version(), Version::HTTP_2);
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&body[..], b"hello over HTTP/2.0");
+    assert_eq!(socks_stats.tunnels.load(Ordering::Relaxed), 1);
+    assert_eq!(h2_stats.tunnels.load(Ordering::Relaxed), 1);
+
+    // burrow's Client as a tower service.
+    std::future::poll_fn(|cx| Service::<http::Request<Body>>::poll_ready(&mut client, cx))
+        .await
+        .unwrap();
+    let req = http::Request::post(format!("https://localhost:{}/method", o.port()))
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"payload",
+        )))
+        .unwrap();
+    let resp = client.call(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        &resp.into_body().collect(1024).await.unwrap().data[..],
+        b"POST payload"
+    );
+    assert_eq!(h2_stats.tunnels.load(Ordering::Relaxed), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,4 +531,54 @@ async fn requests_carry_what_the_builder_says() {
         .await
         .unwrap_err();
     assert!(e.is_connect(), "{e}");
+}
+
+#[cfg(feature = "json")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_in_and_out() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Info {
+        name: String,
+        hops: u32,
+    }
+    let p = Pki::new();
+    let (_dir, ca) = pem_file(&p);
+    let o = origin(&p, None).await;
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", o.port());
+    let r = client
+        .post(format!("{base}/method"))
+        .json(&serde_json::json!({"a": [1, 2]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"POST {"a":[1,2]}"#);
+    let info: Info = client
+        .get(format!("{base}/json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        info,
+        Info {
+            name: "burrow".into(),
+            hops: 2
+        }
+    );
+    let e = client
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Info>()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol);
 }
