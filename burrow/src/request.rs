@@ -8,6 +8,7 @@ use burrow_transport::{Error, ErrorKind, Result};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::proxy::Proxy;
 use crate::response::{Response, RouteInfo};
@@ -240,6 +241,12 @@ impl RequestBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
+        let shown = self.url.as_ref().map(shown_url).unwrap_or_default();
+        let span = tracing::debug_span!("request", method = %self.method, url = %shown);
+        self.exchange(deadline).instrument(span).await
+    }
+
+    async fn exchange(self, deadline: Option<Instant>) -> Result<Response> {
         let inner = self.client.inner.clone();
         let mut url = self.url?;
         let mut method = self.method;
@@ -257,13 +264,24 @@ impl RequestBuilder {
                 None => inner.hops(&url),
             };
             let http = inner.client_for(&hops, self.version)?;
+            let route = RouteInfo::of(&hops);
+            let started = Instant::now();
             // A body that can be sent again is kept for a 307 or 308; a stream goes once.
             let again = body.try_clone();
             let mut req = http::Request::new(std::mem::take(&mut body));
             *req.method_mut() = method.clone();
             *req.uri_mut() = url.clone();
             *req.headers_mut() = headers.clone();
-            let resp = http.request(req).await?;
+            let resp = http.request(req).await.inspect_err(|e| {
+                tracing::debug!(%route, error = %e, "request failed");
+            })?;
+            tracing::debug!(
+                %route,
+                status = resp.status().as_u16(),
+                version = ?resp.version(),
+                head_ms = started.elapsed().as_millis() as u64,
+                "response"
+            );
             let location = resp
                 .headers()
                 .get(header::LOCATION)
@@ -273,13 +291,13 @@ impl RequestBuilder {
                 false => None,
             };
             let Some(next) = next.filter(|n| !n.keep_body || again.is_some()) else {
-                return Ok(Response::new(resp, url, RouteInfo::of(&hops), deadline));
+                return Ok(Response::new(resp, url, route, deadline));
             };
             if let Some(e) = inner.redirect.check(followed) {
                 return Err(e);
             }
             followed += 1;
-            tracing::debug!(status = resp.status().as_u16(), to = %next.url, "following a redirect");
+            tracing::debug!(status = resp.status().as_u16(), to = %shown_url(&next.url), "following a redirect");
             redirect::strip(&mut headers, &url, &next.url, next.keep_body);
             body = match (next.keep_body, again) {
                 (true, Some(b)) => b,
@@ -288,6 +306,19 @@ impl RequestBuilder {
             method = next.method;
             url = next.url;
         }
+    }
+}
+
+/// The URL as logs show it: no userinfo, no query (either may carry a secret).
+fn shown_url(u: &Uri) -> String {
+    let host = u.host().unwrap_or("");
+    match u.port_u16() {
+        Some(p) => format!(
+            "{}://{host}:{p}{}",
+            u.scheme_str().unwrap_or("http"),
+            u.path()
+        ),
+        None => format!("{}://{host}{}", u.scheme_str().unwrap_or("http"), u.path()),
     }
 }
 

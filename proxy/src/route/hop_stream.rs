@@ -3,14 +3,101 @@
 //! proxy is reported as that proxy, not as the origin's HTTP/2 that happened to read.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use burrow_transport::{BoxStream, Error, Hop, MapIoErr};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Tags `inner`'s I/O errors with `hop` (unless a nearer hop already named itself).
 pub fn tag(inner: BoxStream, hop: Hop) -> BoxStream {
     Box::new(MapIoErr::new(inner, move |e: io::Error| {
         io::Error::from(Error::from_io("the tunnel broke", e).at_hop(hop.clone()))
     }))
+}
+
+/// Counts the bytes through a tunnel and, when it is dropped, records them and how long it
+/// was open as a `tunnel closed` event in `span` (the hop's span: no credentials in it).
+pub fn counted(inner: BoxStream, span: tracing::Span) -> BoxStream {
+    Box::new(Counted {
+        inner,
+        up: 0,
+        down: 0,
+        opened: Instant::now(),
+        span,
+    })
+}
+
+struct Counted {
+    inner: BoxStream,
+    up: u64,
+    down: u64,
+    opened: Instant,
+    span: tracing::Span,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let _in = self.span.enter();
+        tracing::debug!(
+            bytes_up = self.up,
+            bytes_down = self.down,
+            open_ms = self.opened.elapsed().as_millis() as u64,
+            "tunnel closed"
+        );
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.down += (buf.filled().len() - before) as u64;
+        r
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.up += n as u64;
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.up += n as u64;
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use burrow_transport::{
 };
 use http::{HeaderMap, HeaderValue, Version};
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 use super::url::{ProxyKind, ProxyUrl};
 
@@ -307,10 +308,23 @@ fn version_tag(v: Version) -> &'static str {
 #[async_trait]
 impl StreamConnector for HttpHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
+        let span = super::hop_span(self.index, &self.url, target);
+        let started = std::time::Instant::now();
         let (tunnel, conn, layers) = self
             .tunnel(self.tunnel_request(target))
+            .instrument(span.clone())
             .await
-            .map_err(|e| e.at_hop(self.hop()))?;
+            .map_err(|e| {
+                span.in_scope(|| tracing::debug!(error = %e, "tunnel refused or failed"));
+                e.at_hop(self.hop())
+            })?;
+        span.in_scope(|| {
+            tracing::debug!(
+                version = version_tag(conn.version()),
+                setup_ms = started.elapsed().as_millis() as u64,
+                "tunnel open"
+            )
+        });
         let mut all = vec![format!(
             "CONNECT@{} {}",
             version_tag(conn.version()),
@@ -318,7 +332,10 @@ impl StreamConnector for HttpHop {
         )];
         all.extend(layers);
         Ok(Connected {
-            stream: super::hop_stream::tag(tunnel.into_stream(), self.hop()),
+            stream: super::hop_stream::counted(
+                super::hop_stream::tag(tunnel.into_stream(), self.hop()),
+                span,
+            ),
             info: StreamInfo {
                 peer_addr: conn.info().peer_addr,
                 alpn: None,

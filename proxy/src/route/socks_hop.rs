@@ -154,11 +154,21 @@ impl SocksHop {
 #[async_trait]
 impl StreamConnector for SocksHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
-        let mut c = self
-            .handshake(target)
+        let span = super::hop_span(self.index, &self.url, target);
+        let started = std::time::Instant::now();
+        let mut c = tracing::Instrument::instrument(self.handshake(target), span.clone())
             .await
-            .map_err(|e| e.at_hop(self.hop()))?;
-        c.stream = super::hop_stream::tag(c.stream, self.hop());
+            .map_err(|e| {
+                span.in_scope(|| tracing::debug!(error = %e, "tunnel refused or failed"));
+                e.at_hop(self.hop())
+            })?;
+        span.in_scope(|| {
+            tracing::debug!(
+                setup_ms = started.elapsed().as_millis() as u64,
+                "tunnel open"
+            )
+        });
+        c.stream = super::hop_stream::counted(super::hop_stream::tag(c.stream, self.hop()), span);
         Ok(c)
     }
 

@@ -1,0 +1,156 @@
+//! Loopback peers for the `burrow` crate's tests: a TLS origin, burrow-proxy listeners, a
+//! CA file.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use burrow::{Body, StatusCode};
+use burrow_http_core::ServerRequest;
+use burrow_proxy::server::{self, Listen, ProxyConfig, Rules, SharedStats};
+use burrow_test_support::Pki;
+use http::Response;
+use tokio::net::TcpListener;
+
+pub fn pem_file(p: &Pki) -> (tempdir::Dir, PathBuf) {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(p.ca.as_ref());
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    let dir = tempdir::Dir::new();
+    let path = dir.0.join("ca.pem");
+    std::fs::write(&path, pem).unwrap();
+    (dir, path)
+}
+
+pub mod tempdir {
+    /// A directory removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Dir {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let d = std::env::temp_dir().join(format!("burrow-test-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&d).unwrap();
+            Dir(d)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// What the origin answers: `/` its version, `/to/<path>` a 302 to it, `/303` a 303 to
+/// `/method`, `/method` the method and the body, `/auth` the Authorization header,
+/// `/slow` nothing for 10 s.
+async fn answer(sr: ServerRequest, other: Option<u16>) {
+    let (parts, body) = sr.request.into_parts();
+    let path = parts.uri.path().to_string();
+    let mut resp = Response::new(Body::empty());
+    if path == "/" {
+        *resp.body_mut() = Body::from(format!("hello over {:?}", parts.version));
+    } else if let Some(to) = path.strip_prefix("/to/") {
+        *resp.status_mut() = StatusCode::FOUND;
+        // `/to/auth` redirects to `/auth`; `/to/https://…` elsewhere.
+        let to = to.replace("OTHER", &other.unwrap_or(0).to_string());
+        let to = if to.contains("://") {
+            to
+        } else {
+            format!("/{to}")
+        };
+        resp.headers_mut().insert("location", to.parse().unwrap());
+    } else if path == "/303" {
+        *resp.status_mut() = StatusCode::SEE_OTHER;
+        resp.headers_mut()
+            .insert("location", "/method".parse().unwrap());
+    } else if path == "/307" {
+        *resp.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+        resp.headers_mut()
+            .insert("location", "/method".parse().unwrap());
+    } else if path == "/loop" {
+        *resp.status_mut() = StatusCode::FOUND;
+        resp.headers_mut()
+            .insert("location", "/loop".parse().unwrap());
+    } else if path == "/method" {
+        let b = body
+            .collect(1 << 20)
+            .await
+            .map(|c| c.data)
+            .unwrap_or_default();
+        *resp.body_mut() = Body::from(format!("{} {}", parts.method, String::from_utf8_lossy(&b)));
+    } else if path == "/auth" {
+        let a = parts
+            .headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or("?").to_owned());
+        *resp.body_mut() = Body::from(a.unwrap_or_else(|| "none".into()));
+    } else if path == "/json" {
+        resp.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        *resp.body_mut() = Body::from(r#"{"name": "burrow", "hops": 2}"#);
+    } else if path == "/404" {
+        *resp.status_mut() = StatusCode::NOT_FOUND;
+    } else if path == "/slow" {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    let _ = sr.respond.send_response(resp).await;
+}
+
+/// A TLS origin (ALPN h2, http/1.1) on loopback.
+pub async fn origin(p: &Pki, other: Option<u16>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let cfg = p.server(&[b"h2", b"http/1.1"]);
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let cfg = cfg.clone();
+            tokio::spawn(async move {
+                let Ok((t, alpn)) = burrow_transport::tls::accept(Box::new(s), cfg).await else {
+                    return;
+                };
+                let mut conn: Box<dyn burrow_http_core::ServerConnection> =
+                    if alpn.as_deref() == Some(b"h2") {
+                        Box::new(
+                            burrow_http2::serve(Box::new(t), &Default::default())
+                                .await
+                                .unwrap(),
+                        )
+                    } else {
+                        Box::new(
+                            burrow_http1::serve(Box::new(t), &Default::default())
+                                .await
+                                .unwrap(),
+                        )
+                    };
+                while let Some(Ok(req)) = conn.accept().await {
+                    tokio::spawn(answer(req, other));
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A burrow-proxy with one listener, allowed to reach loopback.
+pub async fn proxy(p: &Pki, listen: Listen) -> (server::Running, SocketAddr, SharedStats) {
+    let cfg = ProxyConfig {
+        listeners: vec![listen],
+        identity: Some((p.chain.clone(), Arc::new(p.key()))),
+        rules: Rules::loopback(),
+        ..ProxyConfig::default()
+    };
+    let running = server::start(server::Proxy::new(cfg, None, None).unwrap())
+        .await
+        .unwrap();
+    let addr = running.addrs[0].addr();
+    let stats = running.stats();
+    (running, addr, stats)
+}
