@@ -32,6 +32,7 @@ pub struct ClientBuilder {
     tcp: TcpConfig,
     policy: VersionPolicy,
     timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
     redirect: RedirectPolicy,
     headers: HeaderMap,
     resolver: Option<SharedResolver>,
@@ -121,6 +122,13 @@ impl ClientBuilder {
         self
     }
 
+    /// A deadline for each read of a response body: the time the next piece may take to
+    /// arrive (reqwest's `read_timeout`). None by default.
+    pub fn read_timeout(mut self, d: Duration) -> Self {
+        self.read_timeout = Some(d);
+        self
+    }
+
     /// A deadline for each TCP connection attempt (default
     /// [`TcpConfig`]'s, 30 seconds).
     pub fn connect_timeout(mut self, d: Duration) -> Self {
@@ -195,6 +203,7 @@ impl ClientBuilder {
                 },
                 policy: self.policy,
                 timeout: self.timeout,
+                read_timeout: self.read_timeout,
                 redirect: self.redirect,
                 headers: self.headers,
                 routes: Mutex::new(Routes {
@@ -236,6 +245,7 @@ pub(crate) struct Inner {
     options: RouteOptions,
     policy: VersionPolicy,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) read_timeout: Option<Duration>,
     pub(crate) redirect: RedirectPolicy,
     pub(crate) headers: HeaderMap,
     routes: Mutex<Routes>,
@@ -350,6 +360,7 @@ impl Client {
             tcp: TcpConfig::default(),
             policy: VersionPolicy::PreferHttp2,
             timeout: None,
+            read_timeout: None,
             redirect: RedirectPolicy::default(),
             headers,
             resolver: None,

@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod decode;
 mod proxy;
 mod redirect;
 mod request;

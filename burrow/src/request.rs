@@ -258,6 +258,7 @@ impl RequestBuilder {
         }
         let mut body = self.body;
         let mut followed = 0;
+        let decoding = crate::decode::offer(&mut headers);
         loop {
             let hops = match &self.hops {
                 Some(h) => h.clone(),
@@ -291,7 +292,17 @@ impl RequestBuilder {
                 false => None,
             };
             let Some(next) = next.filter(|n| !n.keep_body || again.is_some()) else {
-                return Ok(Response::new(resp, url, route, deadline));
+                let resp = match decoding && method != Method::HEAD {
+                    true => crate::decode::decode(resp),
+                    false => resp,
+                };
+                return Ok(Response::new(
+                    resp,
+                    url,
+                    route,
+                    deadline,
+                    inner.read_timeout,
+                ));
             };
             if let Some(e) = inner.redirect.check(followed) {
                 return Err(e);

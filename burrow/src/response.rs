@@ -47,12 +47,13 @@ impl fmt::Display for RouteInfo {
 
 /// A response whose head has arrived; the body is read with [`bytes`](Self::bytes),
 /// [`text`](Self::text), [`chunk`](Self::chunk), [`bytes_stream`](Self::bytes_stream) or
-/// taken whole with [`into_body`](Self::into_body). Reads obey the request's timeout.
+/// taken whole with [`into_body`](Self::into_body). Every way of reading it obeys the
+/// request's timeout and the client's read timeout, and sees the decoded bytes (the
+/// `Content-Encoding` and `Content-Length` of an encoded body are removed).
 pub struct Response {
     inner: http::Response<Body>,
     url: Uri,
     route: RouteInfo,
-    deadline: Option<Instant>,
 }
 
 impl fmt::Debug for Response {
@@ -66,25 +67,19 @@ impl fmt::Debug for Response {
     }
 }
 
-fn timed_out() -> Error {
-    Error::local(
-        ErrorKind::Timeout,
-        "the request's deadline passed while reading the body",
-    )
-}
-
 impl Response {
+    /// `inner`'s body is read under the request's `deadline` and the `read_timeout`.
     pub(crate) fn new(
         inner: http::Response<Body>,
         url: Uri,
         route: RouteInfo,
         deadline: Option<Instant>,
+        read_timeout: Option<std::time::Duration>,
     ) -> Self {
         Response {
-            inner,
+            inner: inner.map(|b| crate::decode::Timed::wrap(b, deadline, read_timeout)),
             url,
             route,
-            deadline,
         }
     }
 
@@ -124,22 +119,9 @@ impl Response {
         Ok(self)
     }
 
-    async fn within<T>(
-        deadline: Option<Instant>,
-        f: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
-        match deadline {
-            Some(at) => tokio::time::timeout_at(at, f)
-                .await
-                .map_err(|_| timed_out())?,
-            None => f.await,
-        }
-    }
-
     /// The next piece of the body, `None` at its end (trailers are skipped).
     pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
-        let body = self.inner.body_mut();
-        Self::within(self.deadline, async move { body.chunk().await.transpose() }).await
+        self.inner.body_mut().chunk().await.transpose()
     }
 
     /// The whole body.
@@ -171,12 +153,12 @@ impl Response {
         })
     }
 
-    /// The body as a stream of pieces. The request's deadline does not apply to it.
+    /// The body as a stream of pieces.
     pub fn bytes_stream(self) -> impl Stream<Item = Result<Bytes>> + Send {
         http_body_util::BodyDataStream::new(self.inner.into_body())
     }
 
-    /// The body, to read as an `http_body::Body`. The request's deadline does not apply.
+    /// The body, to read as an `http_body::Body` (the deadlines still apply).
     pub fn into_body(self) -> Body {
         self.inner.into_body()
     }

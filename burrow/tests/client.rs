@@ -439,3 +439,62 @@ async fn json_in_and_out() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Protocol);
 }
+
+#[cfg(all(
+    feature = "gzip",
+    feature = "deflate",
+    feature = "brotli",
+    feature = "zstd"
+))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_decoded_and_reads_have_deadlines() {
+    let p = Pki::new();
+    let (_dir, ca) = pem_file(&p);
+    let o = origin(&p, None).await;
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .read_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", o.port());
+    let accept = client.get(format!("{base}/accept")).send().await.unwrap();
+    assert_eq!(accept.text().await.unwrap(), "gzip, deflate, br, zstd");
+    for coding in ["gzip", "deflate", "br", "zstd"] {
+        let r = client
+            .get(format!("{base}/enc/{coding}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers().get("content-encoding").is_none(), "{coding}");
+        assert!(r.headers().get("content-length").is_none(), "{coding}");
+        assert_eq!(r.text().await.unwrap(), common::ENCODED, "{coding}");
+    }
+    // Asked for by the caller: handed over as sent.
+    let r = client
+        .get(format!("{base}/enc/gzip"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let raw = r.bytes().await.unwrap();
+    assert_eq!(&raw[..2], &[0x1f, 0x8b], "a gzip member");
+    // Codings this client does not know pass through as they are.
+    let r = client
+        .get(format!("{base}/enc/bogus-gzip"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "bogus-gzip");
+    assert_eq!(r.text().await.unwrap(), "not encoded at all");
+    // A body that says gzip but is not: an error, not garbage.
+    let r = client.get(format!("{base}/corrupt")).send().await.unwrap();
+    let e = r.text().await.unwrap_err();
+    assert!(e.to_string().contains("gzip body does not decode"), "{e}");
+    // The per-read timeout: the first piece arrives, the next does not.
+    let mut r = client.get(format!("{base}/drip")).send().await.unwrap();
+    assert_eq!(r.chunk().await.unwrap().unwrap(), "first");
+    let e = r.chunk().await.unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+}

@@ -96,12 +96,54 @@ async fn answer(sr: ServerRequest, other: Option<u16>) {
         resp.headers_mut()
             .insert("content-type", "application/json".parse().unwrap());
         *resp.body_mut() = Body::from(r#"{"name": "burrow", "hops": 2}"#);
+    } else if let Some(coding) = path.strip_prefix("/enc/") {
+        resp.headers_mut()
+            .insert("content-encoding", coding.parse().unwrap());
+        *resp.body_mut() = Body::from(encode(coding, ENCODED.as_bytes()).await);
+    } else if path == "/corrupt" {
+        resp.headers_mut()
+            .insert("content-encoding", "gzip".parse().unwrap());
+        *resp.body_mut() = Body::from("definitely not gzip");
+    } else if path == "/accept" {
+        let a = parts
+            .headers
+            .get("accept-encoding")
+            .map(|v| v.to_str().unwrap_or("?").to_owned());
+        *resp.body_mut() = Body::from(a.unwrap_or_else(|| "none".into()));
+    } else if path == "/drip" {
+        let (mut tx, body) = Body::channel();
+        tokio::spawn(async move {
+            let _ = tx.send_data("first".into()).await;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            tx.finish();
+        });
+        *resp.body_mut() = body;
     } else if path == "/404" {
         *resp.status_mut() = StatusCode::NOT_FOUND;
     } else if path == "/slow" {
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
     let _ = sr.respond.send_response(resp).await;
+}
+
+/// What `/enc/<coding>` sends, encoded.
+pub const ENCODED: &str = "burrow decodes this; burrow decodes this; burrow decodes this.";
+
+async fn encode(coding: &str, data: &[u8]) -> Vec<u8> {
+    use async_compression::tokio::bufread as enc;
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let _ = match coding {
+        "gzip" => enc::GzipEncoder::new(data).read_to_end(&mut out).await,
+        "deflate" => enc::ZlibEncoder::new(data).read_to_end(&mut out).await,
+        "br" => enc::BrotliEncoder::new(data).read_to_end(&mut out).await,
+        "zstd" => enc::ZstdEncoder::new(data).read_to_end(&mut out).await,
+        _ => {
+            out.extend_from_slice(b"not encoded at all");
+            Ok(0)
+        }
+    };
+    out
 }
 
 /// A TLS origin (ALPN h2, http/1.1) on loopback.
