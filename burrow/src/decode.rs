@@ -68,13 +68,14 @@ pub(crate) fn decode(resp: http::Response<Body>) -> http::Response<Body> {
 }
 
 fn knows(coding: &str) -> bool {
-    match coding {
-        "gzip" | "x-gzip" => cfg!(feature = "gzip"),
-        "deflate" => cfg!(feature = "deflate"),
-        "br" => cfg!(feature = "brotli"),
-        "zstd" => cfg!(feature = "zstd"),
-        _ => false,
-    }
+    let built = [
+        ("gzip", cfg!(feature = "gzip")),
+        ("x-gzip", cfg!(feature = "gzip")),
+        ("deflate", cfg!(feature = "deflate")),
+        ("br", cfg!(feature = "brotli")),
+        ("zstd", cfg!(feature = "zstd")),
+    ];
+    built.iter().any(|(c, on)| *on && *c == coding)
 }
 
 #[cfg(any(
