@@ -36,10 +36,27 @@ pub struct ClientBuilder {
     redirect: RedirectPolicy,
     headers: HeaderMap,
     resolver: Option<SharedResolver>,
+    #[cfg(feature = "cookies")]
+    jar: Option<Arc<crate::cookie::Jar>>,
     error: Option<Error>,
 }
 
 impl ClientBuilder {
+    /// Keeps cookies in a store of the client's own: `Set-Cookie` answers are stored and
+    /// sent back to the sites that set them (feature `cookies`).
+    #[cfg(feature = "cookies")]
+    pub fn cookie_store(mut self, on: bool) -> Self {
+        self.jar = on.then(Default::default);
+        self
+    }
+
+    /// Keeps cookies in `jar`, which other clients may share (feature `cookies`).
+    #[cfg(feature = "cookies")]
+    pub fn cookie_provider(mut self, jar: Arc<crate::cookie::Jar>) -> Self {
+        self.jar = Some(jar);
+        self
+    }
+
     /// Adds a hop to the route, nearest first: `.proxy(a).proxy(b)` reaches `b` through `a`.
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         self.choice.proxies.push(proxy);
@@ -204,6 +221,8 @@ impl ClientBuilder {
                 policy: self.policy,
                 timeout: self.timeout,
                 read_timeout: self.read_timeout,
+                #[cfg(feature = "cookies")]
+                jar: self.jar,
                 redirect: self.redirect,
                 headers: self.headers,
                 routes: Mutex::new(Routes {
@@ -246,6 +265,8 @@ pub(crate) struct Inner {
     policy: VersionPolicy,
     pub(crate) timeout: Option<Duration>,
     pub(crate) read_timeout: Option<Duration>,
+    #[cfg(feature = "cookies")]
+    pub(crate) jar: Option<Arc<crate::cookie::Jar>>,
     pub(crate) redirect: RedirectPolicy,
     pub(crate) headers: HeaderMap,
     routes: Mutex<Routes>,
@@ -364,6 +385,8 @@ impl Client {
             redirect: RedirectPolicy::default(),
             headers,
             resolver: None,
+            #[cfg(feature = "cookies")]
+            jar: None,
             error: None,
         }
     }

@@ -36,7 +36,11 @@
 #![forbid(unsafe_code)]
 
 mod client;
+#[cfg(feature = "cookies")]
+pub mod cookie;
 mod decode;
+#[cfg(feature = "multipart")]
+pub mod multipart;
 mod proxy;
 mod redirect;
 mod request;

@@ -165,6 +165,20 @@ impl RequestBuilder {
         }
     }
 
+    /// A `multipart/form-data` body (feature `multipart`).
+    #[cfg(feature = "multipart")]
+    pub fn multipart(mut self, form: crate::multipart::Form) -> Self {
+        match form.body() {
+            Ok(b) => {
+                self.headers
+                    .insert(header::CONTENT_TYPE, form.content_type());
+                self.body = Body::from(b);
+                self
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
     fn set_default(&mut self, name: HeaderName, value: HeaderValue) {
         self.headers.entry(name).or_insert(value);
     }
@@ -273,9 +287,21 @@ impl RequestBuilder {
             *req.method_mut() = method.clone();
             *req.uri_mut() = url.clone();
             *req.headers_mut() = headers.clone();
+            // The jar's cookies for this URL, unless the caller set `Cookie` (and kept it:
+            // a redirect to another origin drops it).
+            #[cfg(feature = "cookies")]
+            if let (Some(jar), false) = (&inner.jar, headers.contains_key(header::COOKIE)) {
+                if let Some(v) = jar.cookies(&url) {
+                    req.headers_mut().insert(header::COOKIE, v);
+                }
+            }
             let resp = http.request(req).await.inspect_err(|e| {
                 tracing::debug!(%route, error = %e, "request failed");
             })?;
+            #[cfg(feature = "cookies")]
+            if let Some(jar) = &inner.jar {
+                jar.store(resp.headers(), &url);
+            }
             tracing::debug!(
                 %route,
                 status = resp.status().as_u16(),

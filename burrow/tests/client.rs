@@ -498,3 +498,155 @@ async fn bodies_are_decoded_and_reads_have_deadlines() {
     let e = r.chunk().await.unwrap_err();
     assert!(e.is_timeout(), "{e}");
 }
+
+#[cfg(feature = "cookies")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_go_back_to_the_site_that_set_them() {
+    let p = Pki::new();
+    let (_dir, ca) = pem_file(&p);
+    let o = origin(&p, None).await;
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let site = format!("https://localhost:{}", o.port());
+    let other = format!("https://127.0.0.1:{}", o.port());
+    let get = |u: String| {
+        let c = client.clone();
+        async move { c.get(u).send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(get(format!("{site}/cookie")).await, "none");
+    get(format!("{site}/set-cookie")).await;
+    // Path=/only-here keeps `narrow` to that path.
+    assert_eq!(get(format!("{site}/cookie")).await, "s=1");
+    assert_eq!(get(format!("{other}/cookie")).await, "none", "another host");
+    // Set on a redirect, sent on the request it leads to.
+    let fresh = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let r = fresh
+        .get(format!("{site}/set-cookie?then=cookie"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "s=1");
+    // A shared jar; the caller's own Cookie header wins.
+    let jar = std::sync::Arc::new(burrow::cookie::Jar::default());
+    jar.add_cookie_str("j=7; Path=/", &site.parse().unwrap());
+    let shared = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .cookie_provider(jar.clone())
+        .build()
+        .unwrap();
+    let r = shared.get(format!("{site}/cookie")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "j=7");
+    let r = shared
+        .get(format!("{site}/cookie"))
+        .header("cookie", "mine=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "mine=1");
+    assert_eq!(format!("{jar:?}"), "Jar { .. }");
+    // Without a store, nothing is kept.
+    let plain = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .build()
+        .unwrap();
+    plain
+        .get(format!("{site}/set-cookie"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        plain
+            .get(format!("{site}/cookie"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "none"
+    );
+}
+
+#[cfg(feature = "multipart")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_forms_and_streaming_uploads() {
+    use burrow::multipart::{Form, Part};
+    let p = Pki::new();
+    let (_dir, ca) = pem_file(&p);
+    let o = origin(&p, None).await;
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", o.port());
+    let form = Form::new().text("name", "burrow").part(
+        "file",
+        Part::bytes(&b"BYTES"[..])
+            .file_name("f.txt")
+            .mime_str("text/plain")
+            .unwrap(),
+    );
+    let boundary = form.boundary().to_owned();
+    let r = client
+        .post(format!("{base}/ctype"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    let (ctype, body) = text.split_once('\n').unwrap();
+    assert_eq!(ctype, format!("multipart/form-data; boundary={boundary}"));
+    assert!(
+        body.starts_with(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nburrow\r\n"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains("filename=\"f.txt\"\r\nContent-Type: text/plain\r\n\r\nBYTES\r\n"),
+        "{body}"
+    );
+    assert!(body.ends_with(&format!("--{boundary}--\r\n")));
+
+    // A streaming upload from any http_body::Body, with Expect: 100-continue over HTTP/1.1.
+    for client in [
+        burrow::Client::builder()
+            .ca_file(&ca)
+            .unwrap()
+            .http1_only()
+            .build()
+            .unwrap(),
+        client,
+    ] {
+        let (mut tx, body) = Body::channel();
+        tokio::spawn(async move {
+            for piece in ["stream", "ed-", "upload"] {
+                if tx.send_data(piece.into()).await.is_err() {
+                    return;
+                }
+            }
+            tx.finish();
+        });
+        let r = client
+            .put(format!("{base}/method"))
+            .header("expect", "100-continue")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let v = r.version();
+        assert_eq!(r.text().await.unwrap(), "PUT streamed-upload", "{v:?}");
+    }
+}

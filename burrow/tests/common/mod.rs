@@ -100,6 +100,36 @@ async fn answer(sr: ServerRequest, other: Option<u16>) {
         resp.headers_mut()
             .insert("content-encoding", coding.parse().unwrap());
         *resp.body_mut() = Body::from(encode(coding, ENCODED.as_bytes()).await);
+    } else if path == "/set-cookie" {
+        resp.headers_mut()
+            .append("set-cookie", "s=1; Path=/".parse().unwrap());
+        resp.headers_mut()
+            .append("set-cookie", "narrow=2; Path=/only-here".parse().unwrap());
+        if parts.uri.query() == Some("then=cookie") {
+            *resp.status_mut() = StatusCode::FOUND;
+            resp.headers_mut()
+                .insert("location", "/cookie".parse().unwrap());
+        }
+    } else if path == "/cookie" {
+        let c = parts
+            .headers
+            .get("cookie")
+            .map(|v| v.to_str().unwrap_or("?").to_owned());
+        *resp.body_mut() = Body::from(c.unwrap_or_else(|| "none".into()));
+    } else if path == "/ctype" {
+        let b = body
+            .collect(1 << 20)
+            .await
+            .map(|c| c.data)
+            .unwrap_or_default();
+        let t = parts
+            .headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or("?").to_owned());
+        let mut s = t.unwrap_or_else(|| "none".into()).into_bytes();
+        s.push(b'\n');
+        s.extend_from_slice(&b);
+        *resp.body_mut() = Body::from(s);
     } else if path == "/corrupt" {
         resp.headers_mut()
             .insert("content-encoding", "gzip".parse().unwrap());
