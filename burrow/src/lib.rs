@@ -57,6 +57,8 @@ pub use service::ResponseFuture;
 pub use service::{Connector, HyperStream};
 
 pub use burrow_http_core::Body;
+#[cfg(feature = "hickory")]
+pub use burrow_transport::HickoryResolver;
 pub use burrow_transport::{
     Error, ErrorKind, Fault, Hop, Resolve, SharedResolver, StaticResolver, SystemResolver,
 };

@@ -37,6 +37,8 @@ pub use code::WireCode;
 pub use connector::{DatagramConnector, StreamConnector};
 pub use datagram::{BoxFlow, DatagramFlow, DatagramFlowExt, QUIC_MIN_DATAGRAM};
 pub use error::{BoxError, Error, ErrorKind, Fault, Hop, Result};
+#[cfg(feature = "hickory")]
+pub use resolve::HickoryResolver;
 pub use resolve::{Resolve, SharedResolver, StaticResolver, SystemResolver};
 pub use stream::{BoxStream, ByteStream, Connected, MapIoErr, Prefixed, StreamInfo};
 pub use target::{Host, Target, MAX_HOST_NAME_LEN};

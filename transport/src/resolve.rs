@@ -67,6 +67,84 @@ impl Resolve for SystemResolver {
     }
 }
 
+/// Resolution by hickory-resolver (feature `hickory`): DNS spoken from Rust, with its own
+/// cache, instead of the system's `getaddrinfo` on the blocking pool.
+#[cfg(feature = "hickory")]
+#[derive(Clone)]
+pub struct HickoryResolver(Arc<hickory_resolver::TokioResolver>);
+
+#[cfg(feature = "hickory")]
+impl HickoryResolver {
+    /// From the system's configuration (`/etc/resolv.conf` and the hosts file on Unix).
+    pub fn from_system_conf() -> Result<Self> {
+        let b = hickory_resolver::TokioResolver::builder_tokio().map_err(|e| {
+            Error::local(ErrorKind::Resolve, "the system's DNS configuration").with_source(e)
+        })?;
+        Ok(HickoryResolver(Arc::new(b.build())))
+    }
+
+    /// Asking these name servers over UDP (and TCP when an answer is truncated).
+    pub fn with_servers(servers: &[SocketAddr]) -> Self {
+        use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+        use hickory_resolver::proto::xfer::Protocol;
+        let mut cfg = ResolverConfig::new();
+        for s in servers {
+            cfg.add_name_server(NameServerConfig::new(*s, Protocol::Udp));
+            cfg.add_name_server(NameServerConfig::new(*s, Protocol::Tcp));
+        }
+        let r = hickory_resolver::Resolver::builder_with_config(
+            cfg,
+            hickory_resolver::name_server::TokioConnectionProvider::default(),
+        )
+        .build();
+        HickoryResolver(Arc::new(r))
+    }
+
+    /// A resolver built with hickory's own API.
+    pub fn new(resolver: hickory_resolver::TokioResolver) -> Self {
+        HickoryResolver(Arc::new(resolver))
+    }
+}
+
+#[cfg(feature = "hickory")]
+impl fmt::Debug for HickoryResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HickoryResolver").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "hickory")]
+#[async_trait]
+impl Resolve for HickoryResolver {
+    async fn resolve(&self, name: &str, port: u16) -> Result<Vec<SocketAddr>> {
+        // A trailing dot: the name is absolute, no search domains are tried.
+        let lookup = self.0.lookup_ip(format!("{name}."));
+        let ips = match tokio::time::timeout(DEFAULT_RESOLVE_TIMEOUT, lookup).await {
+            Ok(Ok(ips)) => ips,
+            Ok(Err(e)) => {
+                return Err(
+                    Error::peer(ErrorKind::Resolve, format!("could not resolve {name}"))
+                        .with_source(e),
+                )
+            }
+            Err(_) => {
+                return Err(Error::peer(
+                    ErrorKind::Resolve,
+                    format!("resolving {name} took longer than {DEFAULT_RESOLVE_TIMEOUT:?}"),
+                ))
+            }
+        };
+        let addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(ip, port)).collect();
+        if addrs.is_empty() {
+            return Err(Error::peer(
+                ErrorKind::Resolve,
+                format!("{name} has no addresses"),
+            ));
+        }
+        Ok(addrs)
+    }
+}
+
 /// Fixed answers for some names (curl's `--resolve HOST:PORT:ADDR`), everything else from
 /// an inner resolver. An entry without a port answers for every port.
 #[derive(Clone)]
