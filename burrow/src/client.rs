@@ -7,7 +7,8 @@ use std::time::Duration;
 use burrow_http_core::{Body, VersionPolicy};
 use burrow_proxy::route::{Route, RouteOptions};
 use burrow_transport::{
-    Error, ErrorKind, Result, SharedResolver, TcpConfig, TcpConnector, TlsConfig, UdpConnector,
+    Error, ErrorKind, Result, SharedResolver, StreamConnector, TcpConfig, TcpConnector, TlsConfig,
+    UdpConnector,
 };
 use http::header::{HeaderMap, HeaderValue, USER_AGENT};
 use http::{Method, Uri};
@@ -36,6 +37,7 @@ pub struct ClientBuilder {
     redirect: RedirectPolicy,
     headers: HeaderMap,
     resolver: Option<SharedResolver>,
+    transport: Option<Arc<dyn StreamConnector>>,
     #[cfg(feature = "cookies")]
     jar: Option<Arc<crate::cookie::Jar>>,
     error: Option<Error>,
@@ -192,6 +194,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Replaces direct TCP as the bottom of every route with `transport`: any
+    /// [`StreamConnector`] returning any `ByteStream` (a Unix socket, an in-memory pipe, a
+    /// tunnel of your own). The first hop, or the origin when direct, is reached through
+    /// it; TLS and HTTP run on top as usual. HTTP/3 still uses UDP.
+    pub fn transport(mut self, transport: Arc<dyn StreamConnector>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
     /// Builds the client; fails on an environment proxy that does not parse, or an invalid
     /// setting given earlier.
     pub fn build(self) -> Result<Client> {
@@ -205,8 +216,12 @@ impl ClientBuilder {
         let resolver = self
             .resolver
             .unwrap_or_else(|| Arc::new(burrow_transport::SystemResolver));
+        let stream: Arc<dyn StreamConnector> = match self.transport {
+            Some(t) => t,
+            None => Arc::new(TcpConnector::new(self.tcp.clone()).with_resolver(resolver.clone())),
+        };
         let direct = Route {
-            stream: Arc::new(TcpConnector::new(self.tcp.clone()).with_resolver(resolver.clone())),
+            stream,
             datagram: Arc::new(UdpConnector::with_resolver(resolver)),
             hops: Vec::new(),
         };
@@ -385,6 +400,7 @@ impl Client {
             redirect: RedirectPolicy::default(),
             headers,
             resolver: None,
+            transport: None,
             #[cfg(feature = "cookies")]
             jar: None,
             error: None,

@@ -29,6 +29,26 @@
 //!   [`is_timeout`](Error::is_timeout), [`is_connect`](Error::is_connect). Credentials never
 //!   appear in errors, `Display` or `Debug`.
 //!
+//! # Examples
+//!
+//! In `burrow/examples/`, each run by `cargo test` against loopback peers
+//! (`tests/examples.rs`) and by hand with `cargo run -p burrow --example NAME -- ARGS`:
+//!
+//! | example | what it shows |
+//! |---|---|
+//! | `get` | a GET |
+//! | `proxy_chain` | a two-hop chain (SOCKS5, then an HTTP/2 proxy through it) and `route()` |
+//! | `masque_h3` | HTTP/3 to the origin inside CONNECT-UDP through an HTTP/3 (MASQUE) proxy |
+//! | `download` | streaming a large download to a file in constant memory, with progress |
+//! | `proxy_server` | a proxy server (HTTP CONNECT + SOCKS5) in ten lines |
+//! | `custom_transport` | HTTP over a Unix socket: a `StreamConnector` of your own under burrow |
+//!
+//! # Features
+//!
+//! `gzip`, `deflate`, `brotli`, `zstd` (response decoding; on by default), `json`,
+//! `cookies`, `multipart`, `hyper` (a connector for hyper-util's client), `hickory` (DNS
+//! by hickory-resolver).
+//!
 //! The lower layers are published too, for those who need them: `burrow-transport`
 //! (connectors, TLS, resolvers), `burrow-http-core` (the version-independent connection
 //! interface, bodies, tunnels), `burrow-http1`, `burrow-http2`, `burrow-http3`, and
@@ -57,6 +77,10 @@ pub use service::ResponseFuture;
 pub use service::{Connector, HyperStream};
 
 pub use burrow_http_core::Body;
+/// The proxy server (`burrow-proxy`'s engine), to run one in a few lines.
+pub use burrow_proxy::server;
+/// The transport layer: `ByteStream`, `StreamConnector`, `Target`, TLS settings, resolvers.
+pub use burrow_transport as transport;
 #[cfg(feature = "hickory")]
 pub use burrow_transport::HickoryResolver;
 pub use burrow_transport::{

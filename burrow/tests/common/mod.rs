@@ -148,6 +148,19 @@ async fn answer(sr: ServerRequest, other: Option<u16>) {
             tx.finish();
         });
         *resp.body_mut() = body;
+    } else if path == "/big" {
+        // 1 MiB in 64 KiB pieces, with its length.
+        let (mut tx, body) = Body::channel_with(Some(BIG as u64), 4);
+        tokio::spawn(async move {
+            for i in 0..BIG / 65536 {
+                let piece = vec![(i % 251) as u8; 65536];
+                if tx.send_data(piece.into()).await.is_err() {
+                    return;
+                }
+            }
+            tx.finish();
+        });
+        *resp.body_mut() = body;
     } else if path == "/404" {
         *resp.status_mut() = StatusCode::NOT_FOUND;
     } else if path == "/slow" {
@@ -155,6 +168,9 @@ async fn answer(sr: ServerRequest, other: Option<u16>) {
     }
     let _ = sr.respond.send_response(resp).await;
 }
+
+/// The length of `/big`.
+pub const BIG: usize = 1 << 20;
 
 /// What `/enc/<coding>` sends, encoded.
 pub const ENCODED: &str = "burrow decodes this; burrow decodes this; burrow decodes this.";
@@ -225,4 +241,53 @@ pub async fn proxy(p: &Pki, listen: Listen) -> (server::Running, SocketAddr, Sha
     let addr = running.addrs[0].addr();
     let stats = running.stats();
     (running, addr, stats)
+}
+
+/// Serves HTTP/1.1 (cleartext) on connections from `accept`.
+pub fn serve_h1<S, F>(mut accept: impl FnMut() -> F + Send + 'static)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    F: std::future::Future<Output = Option<S>> + Send,
+{
+    tokio::spawn(async move {
+        while let Some(s) = accept().await {
+            tokio::spawn(async move {
+                let Ok(mut conn) = burrow_http1::serve(Box::new(s), &Default::default()).await
+                else {
+                    return;
+                };
+                while let Some(Ok(req)) =
+                    burrow_http_core::ServerConnection::accept(&mut conn).await
+                {
+                    tokio::spawn(answer(req, None));
+                }
+            });
+        }
+    });
+}
+
+/// An HTTP/3 origin on loopback UDP.
+pub async fn origin_h3(p: &Pki) -> SocketAddr {
+    let ep = burrow_http3::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        p.server(&[b"h3"]),
+        &burrow_http3::Http3Config::default(),
+    )
+    .unwrap();
+    let addr = ep.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Some(incoming) = ep.accept().await {
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                let Ok(mut srv) = burrow_http3::serve(conn, &Default::default()).await else {
+                    return;
+                };
+                while let Some(Ok(req)) = burrow_http_core::ServerConnection::accept(&mut srv).await
+                {
+                    tokio::spawn(answer(req, None));
+                }
+            });
+        }
+    });
+    addr
 }
