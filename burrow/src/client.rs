@@ -34,6 +34,8 @@ pub struct ClientBuilder {
     policy: VersionPolicy,
     timeout: Option<Duration>,
     read_timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    decompress: bool,
     redirect: RedirectPolicy,
     headers: HeaderMap,
     resolver: Option<SharedResolver>,
@@ -148,10 +150,19 @@ impl ClientBuilder {
         self
     }
 
-    /// A deadline for each TCP connection attempt (default
-    /// [`TcpConfig`]'s, 30 seconds).
+    /// A deadline for getting a connection: resolving, TCP, every proxy hop's tunnel, TLS
+    /// and the HTTP handshake (curl's `--connect-timeout`). Without it each layer's own
+    /// deadline applies (30 seconds for TCP).
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.tcp.connect_timeout(Some(d));
+        self.connect_timeout = Some(d);
+        self
+    }
+
+    /// Whether responses are decoded (default: yes, for the codings built in). Off, no
+    /// `Accept-Encoding` is added and bodies arrive as sent (curl without `--compressed`).
+    pub fn decompress(mut self, on: bool) -> Self {
+        self.decompress = on;
         self
     }
 
@@ -236,6 +247,8 @@ impl ClientBuilder {
                 policy: self.policy,
                 timeout: self.timeout,
                 read_timeout: self.read_timeout,
+                connect_timeout: self.connect_timeout,
+                decompress: self.decompress,
                 #[cfg(feature = "cookies")]
                 jar: self.jar,
                 redirect: self.redirect,
@@ -280,6 +293,8 @@ pub(crate) struct Inner {
     policy: VersionPolicy,
     pub(crate) timeout: Option<Duration>,
     pub(crate) read_timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    pub(crate) decompress: bool,
     #[cfg(feature = "cookies")]
     pub(crate) jar: Option<Arc<crate::cookie::Jar>>,
     pub(crate) redirect: RedirectPolicy,
@@ -335,6 +350,9 @@ impl Inner {
             .datagram_connector(route.datagram)
             .tls(self.tls.clone())
             .version_policy(policy);
+        if let Some(d) = self.connect_timeout {
+            b.connect_timeout(d);
+        }
         let c = b.build()?;
         remember(&mut routes.clients, key, c.clone());
         Ok(c)
@@ -397,6 +415,8 @@ impl Client {
             policy: VersionPolicy::PreferHttp2,
             timeout: None,
             read_timeout: None,
+            connect_timeout: None,
+            decompress: true,
             redirect: RedirectPolicy::default(),
             headers,
             resolver: None,
@@ -445,6 +465,18 @@ impl Client {
     /// A request with any method.
     pub fn request(&self, method: Method, url: impl AsRef<str>) -> RequestBuilder {
         RequestBuilder::new(self.clone(), method, url.as_ref())
+    }
+
+    /// Closes every pooled connection of every route, telling each peer (HTTP/2 GOAWAY,
+    /// HTTP/3 CONNECTION_CLOSE), as curl does when it exits. Later requests connect anew.
+    pub async fn shutdown(&self) {
+        let clients: Vec<_> = {
+            let routes = self.inner.routes.lock().unwrap_or_else(|p| p.into_inner());
+            routes.clients.iter().map(|(_, c)| c.clone()).collect()
+        };
+        for c in clients {
+            c.shutdown().await;
+        }
     }
 
     /// Sends an `http::Request` (absolute URI) as [`RequestBuilder::send`] would.

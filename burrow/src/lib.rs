@@ -76,7 +76,7 @@ pub use service::ResponseFuture;
 #[cfg(feature = "hyper")]
 pub use service::{Connector, HyperStream};
 
-pub use burrow_http_core::Body;
+pub use burrow_http_core::{Body, ConnectionInfo};
 /// The proxy server (`burrow-proxy`'s engine), to run one in a few lines.
 pub use burrow_proxy::server;
 /// The transport layer: `ByteStream`, `StreamConnector`, `Target`, TLS settings, resolvers.

@@ -43,6 +43,19 @@ fn hop_of(url: &ProxyUrl) -> burrow_transport::Hop {
     }
 }
 
+impl From<ProxyUrl> for Proxy {
+    /// A hop with no settings of its own.
+    fn from(url: ProxyUrl) -> Proxy {
+        Proxy {
+            url,
+            ca_files: Vec::new(),
+            tls: None,
+            insecure: false,
+            headers: HeaderMap::new(),
+        }
+    }
+}
+
 impl Proxy {
     /// The parsed URL, for the lower layers (`burrow_proxy::route::Route::build`).
     pub fn proxy_url(&self) -> &ProxyUrl {
@@ -51,13 +64,7 @@ impl Proxy {
 
     /// Parses a proxy URL (see the type's docs for the schemes).
     pub fn parse(url: &str) -> Result<Proxy> {
-        Ok(Proxy {
-            url: ProxyUrl::parse(url)?,
-            ca_files: Vec::new(),
-            tls: None,
-            insecure: false,
-            headers: HeaderMap::new(),
-        })
+        ProxyUrl::parse(url).map(Proxy::from)
     }
 
     /// Trusts the CA certificates in this PEM file for this hop (HTTPS, HTTP/2 and HTTP/3
@@ -74,6 +81,8 @@ impl Proxy {
     }
 
     /// Turns off certificate verification for this hop only (curl's `--proxy-insecure`).
+    /// Either way the hop then has TLS settings of its own: the system's trust (and its
+    /// [`ca_file`](Self::ca_file)s), not the client's, as curl verifies proxies.
     pub fn insecure(mut self, on: bool) -> Proxy {
         self.insecure = on;
         self.tls.get_or_insert_with(TlsConfig::default).insecure(on);

@@ -272,7 +272,7 @@ impl RequestBuilder {
         }
         let mut body = self.body;
         let mut followed = 0;
-        let decoding = crate::decode::offer(&mut headers);
+        let decoding = inner.decompress && crate::decode::offer(&mut headers);
         loop {
             let hops = match &self.hops {
                 Some(h) => h.clone(),

@@ -103,6 +103,12 @@ impl Response {
         &self.url
     }
 
+    /// What is known about the connection it came on: the nearest peer's address, the
+    /// ALPN protocol, the layers under HTTP (e.g. `tls > CONNECT@h2 proxy:443 > tcp`).
+    pub fn connection_info(&self) -> Option<&burrow_http_core::ConnectionInfo> {
+        self.inner.extensions().get()
+    }
+
     /// The hops it came through.
     pub fn route(&self) -> &RouteInfo {
         &self.route

@@ -51,6 +51,7 @@ pub struct ClientBuilder {
     policy: VersionPolicy,
     idle_timeout: Duration,
     max_per_origin: usize,
+    connect_timeout: Option<Duration>,
 }
 
 impl ClientBuilder {
@@ -97,6 +98,14 @@ impl ClientBuilder {
         self
     }
 
+    /// A deadline for getting a connection: resolving, connecting, every proxy hop's
+    /// tunnel, TLS and the HTTP handshake (curl's `--connect-timeout`). None by default
+    /// (each layer's own deadlines still apply).
+    pub fn connect_timeout(&mut self, d: Duration) -> &mut Self {
+        self.connect_timeout = Some(d);
+        self
+    }
+
     /// Most HTTP/1.1 connections per origin (default 6); more requests wait their turn.
     pub fn max_connections_per_origin(&mut self, n: usize) -> &mut Self {
         self.max_per_origin = n;
@@ -139,6 +148,7 @@ impl ClientBuilder {
                 altsvc: AltSvcCache::default(),
                 connector: self.connector.clone(),
                 pool: Pool::new(self.idle_timeout, self.max_per_origin),
+                connect_timeout: self.connect_timeout,
             }),
         })
     }
@@ -160,6 +170,7 @@ struct Inner {
     altsvc: AltSvcCache,
     connector: Arc<dyn StreamConnector>,
     pool: Pool,
+    connect_timeout: Option<Duration>,
 }
 
 impl Client {
@@ -174,6 +185,7 @@ impl Client {
             policy: VersionPolicy::default(),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_per_origin: DEFAULT_MAX_PER_ORIGIN,
+            connect_timeout: None,
         }
     }
 
@@ -182,11 +194,39 @@ impl Client {
     /// when that fails and fallback is allowed, HTTP/2 or HTTP/1.1 over TCP.
     ///
     /// Userinfo in the URI becomes `Authorization: Basic` (as curl does) and is never sent
-    /// in `Host` or `:authority`.
+    /// in `Host` or `:authority`. The response carries the connection's [`ConnectionInfo`]
+    /// as an extension.
     pub async fn request(&self, mut req: Request<Body>) -> Result<Response<Body>, Error> {
         crate::target::userinfo_to_authorization(&mut req);
-        let (conn, key) = self.connection_for(req.uri()).await?;
+        let (conn, key) = self.connect_within(req.uri()).await?;
         self.send_on(conn, key, req).await
+    }
+
+    /// [`connection_for`](Self::connection_for) under the connect timeout, if one is set.
+    async fn connect_within(
+        &self,
+        uri: &http::Uri,
+    ) -> Result<(Arc<dyn HttpConnection>, PoolKey), Error> {
+        let Some(d) = self.inner.connect_timeout else {
+            return self.connection_for(uri).await;
+        };
+        tokio::time::timeout(d, self.connection_for(uri))
+            .await
+            .map_err(|_| {
+                Error::local(
+                    ErrorKind::Timeout,
+                    format!("Connection timed out after {} milliseconds", d.as_millis()),
+                )
+            })?
+    }
+
+    /// Closes every pooled connection, telling each peer (HTTP/2 GOAWAY, HTTP/3
+    /// CONNECTION_CLOSE, the stream's end), as curl does when it exits; requests in flight
+    /// fail. The client stays usable: later requests open new connections.
+    pub async fn shutdown(&self) {
+        for conn in self.inner.pool.drain() {
+            conn.shutdown().await;
+        }
     }
 
     /// The connection a request to `uri` would use now (pooled or new), with its pool key:
@@ -250,8 +290,12 @@ impl Client {
             Err(e) if e.kind() == ErrorKind::NotProcessed => {
                 self.inner.pool.remove(&key, &conn);
                 let Some(req) = replay else { return Err(e) };
-                let (conn, _) = self.connection_for(req.uri()).await?;
-                conn.send_request(req).await
+                let (conn, _) = self.connect_within(req.uri()).await?;
+                let info = conn.info().clone();
+                conn.send_request(req).await.map(|mut r| {
+                    r.extensions_mut().insert(info);
+                    r
+                })
             }
             Err(e) => {
                 if conn.is_closed() {
@@ -259,7 +303,10 @@ impl Client {
                 }
                 Err(e)
             }
-            ok => ok,
+            Ok(mut r) => {
+                r.extensions_mut().insert(conn.info().clone());
+                Ok(r)
+            }
         };
         // A failure no hop of the route claimed is the origin's.
         let r = r.map_err(|e| e.at_hop(origin));

@@ -181,6 +181,15 @@ impl Pool {
         slots.retain(|_, s| !s.entries.is_empty() || s.connecting > 0 || s.known.is_some());
     }
 
+    /// Takes every pooled connection out of the pool (to close them).
+    pub fn drain(&self) -> Vec<Arc<dyn HttpConnection>> {
+        let mut slots = self.lock();
+        slots
+            .values_mut()
+            .flat_map(|s| s.entries.drain(..).map(|e| e.conn))
+            .collect()
+    }
+
     /// Number of pooled connections for `key` (for tests and diagnostics).
     pub fn connections(&self, key: &PoolKey) -> usize {
         self.lock().get(key).map_or(0, |s| s.entries.len())

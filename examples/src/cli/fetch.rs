@@ -3,14 +3,6 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use burrow_http1::Http1;
-use burrow_http2::Http2;
-use burrow_http3::Http3;
-use burrow_http_core::{Client, VersionPolicy};
-use burrow_proxy::route::{Route, RouteOptions};
-use burrow_transport::{TcpConfig, TlsConfig};
 use http::{Request, Response, Version};
 
 use super::exit::{self, Exit};
@@ -47,71 +39,55 @@ impl Verbose {
     }
 }
 
-fn client(args: &Args, uri: &http::Uri) -> Result<Client, Exit> {
-    let mut tcp = TcpConfig::default();
-    // Without --connect-timeout, TcpConfig's default deadline applies (a black-holed
-    // address fails in 30 s, not whenever the kernel gives up).
-    if let Some(s) = args.connect_timeout {
-        tcp.connect_timeout(Some(secs(s, "--connect-timeout")?));
-    }
-    let mut t = TlsConfig::default();
-    t.insecure(args.insecure);
-    if let Some(ca) = &args.cacert {
-        t.add_root_pem_file(ca)
-            .map_err(|e| Exit::new(exit::SSL_CACERT_BADFILE, e.to_string()))?;
-    }
-    let policy = if args.http3_only {
-        VersionPolicy::Http3Only
+/// The library's client, set up as the options say: the CLI has no transport code of its
+/// own. Proxies are verified with `--proxy-cacert` (or the system's trust), never with
+/// `--cacert`, as in curl; redirects are not followed and bodies arrive as sent.
+fn client(args: &Args, uri: &http::Uri) -> Result<burrow::Client, Exit> {
+    let bad_ca = |e: burrow::Error| Exit::new(exit::SSL_CACERT_BADFILE, e.to_string());
+    let init = |e: burrow::Error| Exit::new(exit::FAILED_INIT, e.to_string());
+    let mut b = burrow::Client::builder()
+        .redirect(burrow::RedirectPolicy::none())
+        .decompress(false)
+        .danger_accept_invalid_certs(args.insecure);
+    b = if args.http3_only {
+        b.http3_only()
     } else if args.http3 {
-        VersionPolicy::Http3
+        b.http3(true)
     } else if args.http1_1 {
-        VersionPolicy::Http1Only
+        b.http1_only()
     } else if args.http2_prior_knowledge {
-        VersionPolicy::Http2PriorKnowledge
+        b.http2_prior_knowledge()
     } else {
         // `--http2` asks for what is already the default: h2 over TLS when the server agrees.
-        VersionPolicy::PreferHttp2
+        b
     };
-    let mut proxy_tls = TlsConfig::default();
-    proxy_tls.insecure(args.proxy_insecure);
-    if let Some(ca) = &args.proxy_cacert {
-        proxy_tls
-            .add_root_pem_file(ca)
-            .map_err(|e| Exit::new(exit::SSL_CACERT_BADFILE, e.to_string()))?;
+    // Without --connect-timeout, each layer's own deadline applies (a black-holed address
+    // fails in 30 s, not whenever the kernel gives up).
+    if let Some(s) = args.connect_timeout {
+        b = b.connect_timeout(secs(s, "--connect-timeout")?);
     }
-    let mut proxy_headers = http::HeaderMap::new();
-    for line in &args.proxy_header {
-        let (n, v) = line
-            .split_once(':')
-            .ok_or_else(|| Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}")))?;
-        let n = http::HeaderName::from_bytes(n.trim().as_bytes())
-            .map_err(|_| Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}")))?;
-        let v = http::HeaderValue::from_str(v.trim())
-            .map_err(|_| Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}")))?;
-        proxy_headers.append(n, v);
+    if let Some(ca) = &args.cacert {
+        b = b.ca_file(ca).map_err(bad_ca)?;
     }
-    let udp_template = match &args.proxy_udp_template {
-        Some(t) => burrow_proxy::template::UdpTemplate::parse(t)
-            .map_err(|e| Exit::new(exit::FAILED_INIT, e.to_string()))?,
-        None => Default::default(),
-    };
-    let options = RouteOptions {
-        tcp,
-        proxy_tls,
-        proxy_headers,
-        udp_template,
-        ..RouteOptions::default()
-    };
-    let hops = super::proxies::hops(args, uri)?;
-    let route = Route::build(&hops, &options);
-    let mut b = Client::builder();
-    b.protocol(Arc::new(Http1::default()))
-        .protocol(Arc::new(Http2::default()))
-        .datagram_protocol(Arc::new(Http3::default()))
-        .connector(route.stream)
-        .datagram_connector(route.datagram)
-        .tls(t)
-        .version_policy(policy);
+    for url in super::proxies::hops(args, uri)? {
+        let own_template = url.udp_template.is_some();
+        let mut hop = burrow::Proxy::from(url).insecure(args.proxy_insecure);
+        if let Some(ca) = &args.proxy_cacert {
+            hop = hop.ca_file(ca).map_err(bad_ca)?;
+        }
+        for line in &args.proxy_header {
+            let (n, v) = line.split_once(':').ok_or_else(|| {
+                Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}"))
+            })?;
+            hop = hop
+                .header(n.trim(), v.trim())
+                .map_err(|_| Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}")))?;
+        }
+        if let (Some(t), false) = (&args.proxy_udp_template, own_template) {
+            hop = hop.udp_template(t).map_err(init)?;
+        }
+        b = b.proxy(hop);
+    }
     b.build().map_err(Exit::from)
 }
 
@@ -131,62 +107,54 @@ async fn transfer(args: &Args) -> Result<(), Exit> {
     let body = body(args).await?;
     let v = Verbose(args.verbose);
     let client = client(args, &uri)?;
-    let connect = client.connection_for(&uri);
-    let timeout = args
-        .connect_timeout
-        .map(|s| secs(s, "--connect-timeout"))
-        .transpose()?;
-    let (conn, _key) = match timeout {
-        Some(d) => tokio::time::timeout(d, connect).await.map_err(|_| {
-            Exit::new(
-                exit::OPERATION_TIMEDOUT,
-                format!("Connection timed out after {} milliseconds", d.as_millis()),
-            )
-        })?,
-        None => connect.await,
-    }
-    .map_err(Exit::from)?;
-    let info = conn.info();
-    if let Some(a) = info.peer_addr {
-        v.line(
-            "*",
-            format!(
-                "Connected to {} ({}) port {}",
-                uri.host().unwrap_or(""),
-                a.ip(),
-                a.port()
-            ),
-        );
-    }
-    if let Some(alpn) = &info.alpn {
-        v.line(
-            "*",
-            format!("ALPN: server accepted {}", String::from_utf8_lossy(alpn)),
-        );
-    }
-    let version = version_str(conn.version());
-    let proto = match conn.version() {
-        Version::HTTP_3 => "h3",
-        Version::HTTP_2 => "h2",
-        _ => "http/1.1",
-    };
-    v.line("*", format!("route: {proto} > {}", info.route));
-    let mut req = Request::builder()
-        .method(method.clone())
-        .uri(uri.clone())
+    // What -v shows of the request: the headers as sent (userinfo becomes Authorization,
+    // shown redacted), the client adds none (it has its own User-Agent from `headers`).
+    let mut shown_req = Request::new(());
+    *shown_req.uri_mut() = uri.clone();
+    *shown_req.headers_mut() = headers.clone();
+    burrow_http_core::target::userinfo_to_authorization(&mut shown_req);
+    let resp = client
+        .request(method.clone(), uri.to_string())
+        .headers(headers)
         .body(body)
-        .map_err(|e| Exit::new(exit::FAILED_INIT, e.to_string()))?;
-    *req.headers_mut() = headers;
-    // user:password@ in the URL becomes Authorization: Basic, as curl does; it is never
-    // sent in Host or :authority, nor printed.
-    burrow_http_core::target::userinfo_to_authorization(&mut req);
+        .send()
+        .await
+        .map_err(Exit::from)?;
     if v.0 {
+        if let Some(info) = resp.connection_info() {
+            if let Some(a) = info.peer_addr {
+                v.line(
+                    "*",
+                    format!(
+                        "Connected to {} ({}) port {}",
+                        uri.host().unwrap_or(""),
+                        a.ip(),
+                        a.port()
+                    ),
+                );
+            }
+            if let Some(alpn) = &info.alpn {
+                v.line(
+                    "*",
+                    format!("ALPN: server accepted {}", String::from_utf8_lossy(alpn)),
+                );
+            }
+            let proto = match resp.version() {
+                Version::HTTP_3 => "h3",
+                Version::HTTP_2 => "h2",
+                _ => "http/1.1",
+            };
+            v.line("*", format!("route: {proto} > {}", info.route));
+        }
         let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-        v.line(">", format!("{method} {pq} {version}"));
+        v.line(
+            ">",
+            format!("{method} {pq} {}", version_str(resp.version())),
+        );
         if let Some(a) = burrow_http_core::target::host_header(&uri) {
             v.line(">", format!("host: {a}"));
         }
-        for (k, val) in req.headers() {
+        for (k, val) in shown_req.headers() {
             v.line(">", format!("{k}: {}", shown(k, val)));
         }
         v.line(">", "");
@@ -195,14 +163,10 @@ async fn transfer(args: &Args) -> Result<(), Exit> {
         index: None,
         label: burrow_http_core::target::authority(&uri).unwrap_or_default(),
     };
-    let resp = conn
-        .send_request(req)
-        .await
-        .map_err(|e| Exit::from(e.at_hop(origin.clone())))?;
-    output(args, &v, resp, origin).await?;
+    output(args, &v, resp.into_http(), origin).await?;
     // Tell the server (or the proxy carrying the connection) we are done, as curl does,
     // rather than leaving it to time the connection out after we exit.
-    conn.shutdown().await;
+    client.shutdown().await;
     Ok(())
 }
 
