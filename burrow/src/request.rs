@@ -134,6 +134,19 @@ impl RequestBuilder {
         self
     }
 
+    /// A streaming body from any `http_body::Body` (a file reader, a channel, another
+    /// client's response body), sent as it is produced; its errors end the request.
+    pub fn body_stream<B>(self, body: B) -> Self
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + Sync + 'static,
+        B::Error: Into<burrow_transport::BoxError>,
+    {
+        let body = http_body_util::BodyExt::map_err(body, |e| {
+            Error::local(ErrorKind::Io, "the request body failed").with_source(e)
+        });
+        self.body(Body::wrap(body))
+    }
+
     /// A form-encoded body (`application/x-www-form-urlencoded`).
     pub fn form<T: serde::Serialize + ?Sized>(mut self, form: &T) -> Self {
         match serde_urlencoded::to_string(form) {

@@ -650,3 +650,87 @@ async fn multipart_forms_and_streaming_uploads() {
         assert_eq!(r.text().await.unwrap(), "PUT streamed-upload", "{v:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_peer_did_not_process_are_sent_again() {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An HTTP/1.1 origin that answers the first request on a connection and closes the
+    // connection, unanswered, when a second one arrives on it (a keep-alive race).
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let seen = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            seen.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut have = Vec::new();
+                let mut answered = 0;
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    have.extend_from_slice(&buf[..n]);
+                    while let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&have[..end]).to_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if have.len() < end + 4 + len {
+                            break;
+                        }
+                        have.drain(..end + 4 + len);
+                        if answered == 1 {
+                            return; // closed without an answer
+                        }
+                        answered += 1;
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    let client = burrow::Client::builder().http1_only().build().unwrap();
+    let url = format!("http://127.0.0.1:{}/", addr.port());
+    assert_eq!(
+        client.get(&url).send().await.unwrap().text().await.unwrap(),
+        "ok"
+    );
+    // Reuses the pooled connection, which the origin closes: sent again on a new one.
+    assert_eq!(
+        client
+            .post(&url)
+            .body("resendable")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    assert_eq!(conns.load(Ordering::Relaxed), 2);
+    // A streaming body cannot be sent twice: the error says the request was not processed.
+    let (mut tx, body) = Body::channel();
+    tokio::spawn(async move {
+        let _ = tx.send_data("once".into()).await;
+        tx.finish();
+    });
+    let e = client
+        .post(&url)
+        .body_stream(body)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotProcessed, "{e}");
+}
