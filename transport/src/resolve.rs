@@ -39,32 +39,42 @@ pub struct SystemResolver;
 #[async_trait]
 impl Resolve for SystemResolver {
     async fn resolve(&self, name: &str, port: u16) -> Result<Vec<SocketAddr>> {
-        let lookup = tokio::net::lookup_host((name, port));
-        let addrs: Vec<SocketAddr> = match tokio::time::timeout(DEFAULT_RESOLVE_TIMEOUT, lookup)
-            .await
-        {
-            Ok(Ok(a)) => a.collect(),
-            Ok(Err(e)) => {
-                return Err(
-                    Error::peer(ErrorKind::Resolve, format!("could not resolve {name}"))
-                        .with_source(e),
-                )
-            }
-            Err(_) => {
-                return Err(Error::peer(
-                    ErrorKind::Resolve,
-                    format!("resolving {name} took longer than {DEFAULT_RESOLVE_TIMEOUT:?}"),
-                ))
-            }
+        let lookup = async {
+            tokio::net::lookup_host((name, port))
+                .await
+                .map(Iterator::collect)
         };
-        if addrs.is_empty() {
+        within_deadline(name, lookup).await
+    }
+}
+
+/// Runs a lookup under [`DEFAULT_RESOLVE_TIMEOUT`] and turns its failure, its deadline and
+/// an empty answer into [`ErrorKind::Resolve`] errors naming `name`.
+async fn within_deadline<E: Into<crate::BoxError>>(
+    name: &str,
+    lookup: impl std::future::Future<Output = std::result::Result<Vec<SocketAddr>, E>>,
+) -> Result<Vec<SocketAddr>> {
+    let addrs = match tokio::time::timeout(DEFAULT_RESOLVE_TIMEOUT, lookup).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            return Err(
+                Error::peer(ErrorKind::Resolve, format!("could not resolve {name}")).with_source(e),
+            )
+        }
+        Err(_) => {
             return Err(Error::peer(
                 ErrorKind::Resolve,
-                format!("{name} has no addresses"),
-            ));
+                format!("resolving {name} took longer than {DEFAULT_RESOLVE_TIMEOUT:?}"),
+            ))
         }
-        Ok(addrs)
+    };
+    if addrs.is_empty() {
+        return Err(Error::peer(
+            ErrorKind::Resolve,
+            format!("{name} has no addresses"),
+        ));
     }
+    Ok(addrs)
 }
 
 /// Resolution by hickory-resolver (feature `hickory`): DNS spoken from Rust, with its own
@@ -118,30 +128,13 @@ impl fmt::Debug for HickoryResolver {
 impl Resolve for HickoryResolver {
     async fn resolve(&self, name: &str, port: u16) -> Result<Vec<SocketAddr>> {
         // A trailing dot: the name is absolute, no search domains are tried.
-        let lookup = self.0.lookup_ip(format!("{name}."));
-        let ips = match tokio::time::timeout(DEFAULT_RESOLVE_TIMEOUT, lookup).await {
-            Ok(Ok(ips)) => ips,
-            Ok(Err(e)) => {
-                return Err(
-                    Error::peer(ErrorKind::Resolve, format!("could not resolve {name}"))
-                        .with_source(e),
-                )
-            }
-            Err(_) => {
-                return Err(Error::peer(
-                    ErrorKind::Resolve,
-                    format!("resolving {name} took longer than {DEFAULT_RESOLVE_TIMEOUT:?}"),
-                ))
-            }
+        let lookup = async {
+            let ips = self.0.lookup_ip(format!("{name}.")).await?;
+            Ok::<_, hickory_resolver::ResolveError>(
+                ips.iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+            )
         };
-        let addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(ip, port)).collect();
-        if addrs.is_empty() {
-            return Err(Error::peer(
-                ErrorKind::Resolve,
-                format!("{name} has no addresses"),
-            ));
-        }
-        Ok(addrs)
+        within_deadline(name, lookup).await
     }
 }
 

@@ -11,7 +11,6 @@ use burrow_transport::{
 };
 use http::{HeaderMap, HeaderValue, Version};
 use tokio::sync::Mutex;
-use tracing::Instrument;
 
 use super::url::{ProxyKind, ProxyUrl};
 
@@ -309,22 +308,11 @@ fn version_tag(v: Version) -> &'static str {
 impl StreamConnector for HttpHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
         let span = super::hop_span(self.index, &self.url, target);
-        let started = std::time::Instant::now();
-        let (tunnel, conn, layers) = self
-            .tunnel(self.tunnel_request(target))
-            .instrument(span.clone())
-            .await
-            .map_err(|e| {
-                span.in_scope(|| tracing::debug!(error = %e, "tunnel refused or failed"));
-                e.at_hop(self.hop())
-            })?;
-        span.in_scope(|| {
-            tracing::debug!(
-                version = version_tag(conn.version()),
-                setup_ms = started.elapsed().as_millis() as u64,
-                "tunnel open"
-            )
-        });
+        let opening = self.tunnel(self.tunnel_request(target));
+        let (tunnel, conn, layers) = super::open_traced(&span, self.hop(), opening, |(_, c, _)| {
+            version_tag(c.version())
+        })
+        .await?;
         let mut all = vec![format!(
             "CONNECT@{} {}",
             version_tag(conn.version()),

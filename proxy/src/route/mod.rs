@@ -15,3 +15,27 @@ pub use url::{ProxyKind, ProxyUrl};
 fn hop_span(index: usize, url: &ProxyUrl, target: &burrow_transport::Target) -> tracing::Span {
     tracing::debug_span!("hop", n = index + 1, proxy = %url.label(), target = %target)
 }
+
+/// Opens one tunnel through a hop inside the hop's span: `tunnel open` with the version
+/// (`version` of what was opened) and the set-up time, or `tunnel refused or failed` and
+/// the error tagged with `hop`.
+async fn open_traced<T>(
+    span: &tracing::Span,
+    hop: burrow_transport::Hop,
+    opening: impl std::future::Future<Output = burrow_transport::Result<T>>,
+    version: impl FnOnce(&T) -> &'static str,
+) -> burrow_transport::Result<T> {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    match opening.instrument(span.clone()).await {
+        Ok(t) => {
+            let setup_ms = started.elapsed().as_millis() as u64;
+            span.in_scope(|| tracing::debug!(version = version(&t), setup_ms, "tunnel open"));
+            Ok(t)
+        }
+        Err(e) => {
+            span.in_scope(|| tracing::debug!(error = %e, "tunnel refused or failed"));
+            Err(e.at_hop(hop))
+        }
+    }
+}

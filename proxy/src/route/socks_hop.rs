@@ -155,19 +155,8 @@ impl SocksHop {
 impl StreamConnector for SocksHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
         let span = super::hop_span(self.index, &self.url, target);
-        let started = std::time::Instant::now();
-        let mut c = tracing::Instrument::instrument(self.handshake(target), span.clone())
-            .await
-            .map_err(|e| {
-                span.in_scope(|| tracing::debug!(error = %e, "tunnel refused or failed"));
-                e.at_hop(self.hop())
-            })?;
-        span.in_scope(|| {
-            tracing::debug!(
-                setup_ms = started.elapsed().as_millis() as u64,
-                "tunnel open"
-            )
-        });
+        let opening = self.handshake(target);
+        let mut c = super::open_traced(&span, self.hop(), opening, |_| "socks").await?;
         c.stream = super::hop_stream::counted(super::hop_stream::tag(c.stream, self.hop()), span);
         Ok(c)
     }
