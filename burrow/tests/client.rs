@@ -180,6 +180,35 @@ async fn routes_per_request_share_proxy_connections() {
     );
     assert_eq!(socks_stats.tunnels.load(Ordering::Relaxed), 1);
 
+    // The same through an HTTP/3 (MASQUE) proxy: two routes, one QUIC connection to it.
+    let (_q, h3, h3_stats) = proxy(&p, Listen::H3("127.0.0.1:0".parse().unwrap())).await;
+    let via_h3 = Proxy::parse(&format!("h3://localhost:{}", h3.port())).unwrap();
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .proxy(via_h3)
+        .build()
+        .unwrap();
+    let (a, b) = tokio::join!(
+        client
+            .get(format!("https://localhost:{}/", o.port()))
+            .send(),
+        client
+            .get(format!("https://localhost:{}/", o.port()))
+            .version(Version::HTTP_11)
+            .send(),
+    );
+    assert_eq!(
+        (a.unwrap().version(), b.unwrap().version()),
+        (Version::HTTP_2, Version::HTTP_11)
+    );
+    assert_eq!(h3_stats.tunnels.load(Ordering::Relaxed), 2);
+    assert_eq!(
+        h3_stats.connections.load(Ordering::Relaxed),
+        1,
+        "one HTTP/3 connection to the proxy"
+    );
+
     // NO_PROXY covers the client's own proxies.
     let client = burrow::Client::builder()
         .ca_file(&ca)
