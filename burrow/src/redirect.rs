@@ -12,6 +12,8 @@ pub const DEFAULT_MAX_REDIRECTS: usize = 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RedirectPolicy {
     max: usize,
+    /// Keep `POST` (and its body) after a 301, 302 or 303 (curl's `--post301` …).
+    keep_post: [bool; 3],
 }
 
 impl Default for RedirectPolicy {
@@ -25,12 +27,32 @@ impl RedirectPolicy {
     /// Follows up to `max` redirects in a row; one more is an error
     /// ([`ErrorKind::LimitExceeded`]).
     pub fn limited(max: usize) -> Self {
-        RedirectPolicy { max }
+        RedirectPolicy {
+            max,
+            keep_post: [false; 3],
+        }
     }
 
     /// Follows none: a 3xx is returned as it is.
     pub fn none() -> Self {
-        RedirectPolicy { max: 0 }
+        RedirectPolicy::limited(0)
+    }
+
+    /// Keeps `POST` and its body after a redirect with `status` (301, 302 or 303; others
+    /// are ignored) instead of turning it into `GET`, as curl's `--post301`, `--post302`
+    /// and `--post303` do.
+    pub fn keep_post(mut self, status: u16) -> Self {
+        if let Some(i) = [301, 302, 303].iter().position(|s| *s == status) {
+            self.keep_post[i] = true;
+        }
+        self
+    }
+
+    fn keeps_post(&self, status: u16) -> bool {
+        [301, 302, 303]
+            .iter()
+            .position(|s| *s == status)
+            .is_some_and(|i| self.keep_post[i])
     }
 
     /// The error for following one redirect more than allowed, or `None` to go on.
@@ -62,12 +84,14 @@ pub(crate) struct Next {
 /// 303 turns everything but `HEAD` into `GET`; 301 and 302 turn `POST` into `GET` (what
 /// browsers, curl and reqwest do); 307 and 308 keep the method and the body.
 pub(crate) fn next(
+    policy: &RedirectPolicy,
     status: StatusCode,
     location: Option<&str>,
     method: &Method,
     from: &Uri,
 ) -> Result<Option<Next>> {
     let (method, keep_body) = match status.as_u16() {
+        s if method == Method::POST && policy.keeps_post(s) => (Method::POST, true),
         301 | 302 if method == Method::POST => (Method::GET, false),
         301 | 302 => (method.clone(), true),
         303 if method == Method::HEAD => (Method::HEAD, false),
@@ -214,9 +238,15 @@ mod tests {
     fn methods_change_as_browsers_and_curl_do() {
         let from = u("http://a.test/");
         let go = |s: u16, m: Method| {
-            next(StatusCode::from_u16(s).unwrap(), Some("/n"), &m, &from)
-                .unwrap()
-                .map(|n| (n.method, n.keep_body))
+            next(
+                &RedirectPolicy::default(),
+                StatusCode::from_u16(s).unwrap(),
+                Some("/n"),
+                &m,
+                &from,
+            )
+            .unwrap()
+            .map(|n| (n.method, n.keep_body))
         };
         assert_eq!(go(301, Method::POST), Some((Method::GET, false)));
         assert_eq!(go(302, Method::PUT), Some((Method::PUT, true)));
@@ -226,10 +256,22 @@ mod tests {
         assert_eq!(go(308, Method::DELETE), Some((Method::DELETE, true)));
         assert_eq!(go(304, Method::GET), None);
         assert_eq!(go(200, Method::GET), None);
+        let d = RedirectPolicy::default();
         assert_eq!(
-            next(StatusCode::FOUND, None, &Method::GET, &from).unwrap(),
+            next(&d, StatusCode::FOUND, None, &Method::GET, &from).unwrap(),
             None
         );
+        let keep = RedirectPolicy::default().keep_post(301).keep_post(303);
+        for (s, want) in [(301, Method::POST), (302, Method::GET), (303, Method::POST)] {
+            let n = next(
+                &keep,
+                StatusCode::from_u16(s).unwrap(),
+                Some("/n"),
+                &Method::POST,
+                &from,
+            );
+            assert_eq!(n.unwrap().unwrap().method, want, "{s}");
+        }
     }
 
     #[test]

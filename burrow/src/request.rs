@@ -327,7 +327,7 @@ impl RequestBuilder {
                 .get(header::LOCATION)
                 .and_then(|v| v.to_str().ok());
             let next = match inner.redirect.follows() {
-                true => redirect::next(resp.status(), location, &method, &url)?,
+                true => redirect::next(&inner.redirect, resp.status(), location, &method, &url)?,
                 false => None,
             };
             let Some(next) = next.filter(|n| !n.keep_body || again.is_some()) else {
@@ -335,13 +335,9 @@ impl RequestBuilder {
                     true => crate::decode::decode(resp),
                     false => resp,
                 };
-                return Ok(Response::new(
-                    resp,
-                    url,
-                    route,
-                    deadline,
-                    inner.read_timeout,
-                ));
+                let mut r = Response::new(resp, url, route, deadline, inner.read_timeout);
+                r.redirects = followed;
+                return Ok(r);
             };
             if let Some(e) = inner.redirect.check(followed) {
                 return Err(e);

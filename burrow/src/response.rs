@@ -54,6 +54,7 @@ pub struct Response {
     inner: http::Response<Body>,
     url: Uri,
     route: RouteInfo,
+    pub(crate) redirects: usize,
 }
 
 impl fmt::Debug for Response {
@@ -80,7 +81,13 @@ impl Response {
             inner: inner.map(|b| crate::decode::Timed::wrap(b, deadline, read_timeout)),
             url,
             route,
+            redirects: 0,
         }
+    }
+
+    /// How many redirects were followed to get here.
+    pub fn redirects(&self) -> usize {
+        self.redirects
     }
 
     /// The status.

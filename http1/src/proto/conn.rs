@@ -300,8 +300,16 @@ impl Connection {
     }
 
     /// Gives up on sending the rest of the current body (e.g. the final response came first):
-    /// the connection cannot be reused.
+    /// the connection cannot be reused, unless every byte a `Content-Length` declared is
+    /// already written — then the body is complete on the wire and only its end was not yet
+    /// told, so it ends normally and the connection stays reusable.
     pub fn abandon_body(&mut self) {
+        if let Write::Body(Encoder::Length { declared, sent }) = &self.write {
+            if declared == sent {
+                let _ = self.send_end(None);
+                return;
+            }
+        }
         if matches!(self.write, Write::Body(_)) {
             self.keep_alive = false;
             self.write = Write::Closed;

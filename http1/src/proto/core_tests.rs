@@ -114,6 +114,30 @@ fn client_early_final_response_abandons_the_body_and_the_connection() {
 }
 
 #[test]
+fn client_answer_before_the_body_end_keeps_a_fully_written_body_reusable() {
+    // Every declared byte is on the wire; the application had not yet told the end when
+    // the answer came. The body is complete, so the connection is reused (and the late
+    // end is ignored), where a half-sent body closes it (the test above).
+    let upload = RequestHead::new(Method::POST, "/")
+        .header("host", "h")
+        .header("content-length", "4");
+    let core = playbook!(client(),
+        >> Io::Cmd(C::Request { head: upload, body: true }),
+        << tx(b"POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 4\r\n\r\n"),
+        >> Io::Cmd(C::Data(Bytes::from_static(b"full"))),
+        << tx(b"full"),
+        >> recv(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        << response(200, &[("content-length", "0")], Some(0)),
+        << finished(true),
+        << Out::Ev(E::End(None)),
+        >> Io::Cmd(C::End(None)),
+        >> get("/next"),
+        << tx(b"GET /next HTTP/1.1\r\nhost: h\r\n\r\n"),
+    );
+    assert!(!core.core.is_idle());
+}
+
+#[test]
 fn client_reused_connection_closed_unanswered_is_not_processed() {
     playbook!(client(),
         >> get("/a"),
