@@ -159,6 +159,36 @@ impl ClientBuilder {
         self
     }
 
+    /// Sets `TCP_NODELAY` on direct TCP connections (default on).
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.tcp.nodelay(on);
+        self
+    }
+
+    /// Sets the TCP keepalive idle time, `None` to turn keepalive off (default 60 s).
+    pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
+        self.tcp.keepalive(idle);
+        self
+    }
+
+    /// Connects from this local address (curl's `--interface ADDRESS`).
+    pub fn local_address(mut self, ip: Option<std::net::IpAddr>) -> Self {
+        self.tcp.local_ip(ip);
+        self
+    }
+
+    /// Connects from the first free local port in `ports` (curl's `--local-port`).
+    pub fn local_ports(mut self, ports: std::ops::RangeInclusive<u16>) -> Self {
+        self.tcp.local_ports(Some(ports));
+        self
+    }
+
+    /// The TCP settings direct connections use (when no [`transport`](Self::transport)
+    /// replaces them): a connector of your own can start from these.
+    pub fn tcp_config(&self) -> &TcpConfig {
+        &self.tcp
+    }
+
     /// Whether responses are decoded (default: yes, for the codings built in). Off, no
     /// `Accept-Encoding` is added and bodies arrive as sent (curl without `--compressed`).
     pub fn decompress(mut self, on: bool) -> Self {

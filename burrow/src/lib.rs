@@ -71,7 +71,7 @@ pub use client::{Client, ClientBuilder, DEFAULT_USER_AGENT, MAX_ROUTES};
 pub use proxy::{EnvProxies, NoProxy, Proxy};
 pub use redirect::{RedirectPolicy, DEFAULT_MAX_REDIRECTS};
 pub use request::RequestBuilder;
-pub use response::{Response, RouteInfo};
+pub use response::{Redirected, Response, RouteInfo};
 pub use service::ResponseFuture;
 #[cfg(feature = "hyper")]
 pub use service::{Connector, HyperStream};

@@ -25,7 +25,7 @@ impl Default for RedirectPolicy {
 
 impl RedirectPolicy {
     /// Follows up to `max` redirects in a row; one more is an error
-    /// ([`ErrorKind::LimitExceeded`]).
+    /// ([`ErrorKind::TooManyRedirects`]).
     pub fn limited(max: usize) -> Self {
         RedirectPolicy {
             max,
@@ -58,8 +58,8 @@ impl RedirectPolicy {
     /// The error for following one redirect more than allowed, or `None` to go on.
     pub(crate) fn check(&self, followed: usize) -> Option<Error> {
         (followed >= self.max && self.max > 0).then(|| {
-            Error::user(
-                ErrorKind::LimitExceeded,
+            Error::peer(
+                ErrorKind::TooManyRedirects,
                 format!("more than {} redirects in a row", self.max),
             )
         })
@@ -296,7 +296,7 @@ mod tests {
     fn the_limit_counts_redirects_in_a_row() {
         let p = RedirectPolicy::limited(2);
         assert!(p.check(0).is_none() && p.check(1).is_none());
-        assert_eq!(p.check(2).unwrap().kind(), ErrorKind::LimitExceeded);
+        assert_eq!(p.check(2).unwrap().kind(), ErrorKind::TooManyRedirects);
         assert!(!RedirectPolicy::none().follows());
     }
 }

@@ -284,7 +284,7 @@ impl RequestBuilder {
             }
         }
         let mut body = self.body;
-        let mut followed = 0;
+        let mut history = Vec::new();
         let decoding = inner.decompress && crate::decode::offer(&mut headers);
         loop {
             let hops = match &self.hops {
@@ -336,13 +336,18 @@ impl RequestBuilder {
                     false => resp,
                 };
                 let mut r = Response::new(resp, url, route, deadline, inner.read_timeout);
-                r.redirects = followed;
+                r.history = history;
                 return Ok(r);
             };
-            if let Some(e) = inner.redirect.check(followed) {
+            if let Some(e) = inner.redirect.check(history.len()) {
                 return Err(e);
             }
-            followed += 1;
+            history.push(crate::response::Redirected {
+                url: url.clone(),
+                status: resp.status(),
+                version: resp.version(),
+                headers: resp.headers().clone(),
+            });
             tracing::debug!(status = resp.status().as_u16(), to = %shown_url(&next.url), "following a redirect");
             redirect::strip(&mut headers, &url, &next.url, next.keep_body);
             body = match (next.keep_body, again) {

@@ -54,7 +54,22 @@ pub struct Response {
     inner: http::Response<Body>,
     url: Uri,
     route: RouteInfo,
-    pub(crate) redirects: usize,
+    pub(crate) history: Vec<Redirected>,
+}
+
+/// A redirect that was followed on the way to a [`Response`]: its head and the URL it
+/// answered (its body was discarded).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Redirected {
+    /// The URL of the request that was redirected.
+    pub url: Uri,
+    /// The redirect's status.
+    pub status: StatusCode,
+    /// The HTTP version it came in.
+    pub version: Version,
+    /// Its headers (`Location` among them).
+    pub headers: HeaderMap,
 }
 
 impl fmt::Debug for Response {
@@ -81,13 +96,18 @@ impl Response {
             inner: inner.map(|b| crate::decode::Timed::wrap(b, deadline, read_timeout)),
             url,
             route,
-            redirects: 0,
+            history: Vec::new(),
         }
     }
 
     /// How many redirects were followed to get here.
     pub fn redirects(&self) -> usize {
-        self.redirects
+        self.history.len()
+    }
+
+    /// The redirects followed to get here, first first (curl `-L -i` shows their heads).
+    pub fn history(&self) -> &[Redirected] {
+        &self.history
     }
 
     /// The status.

@@ -245,6 +245,12 @@ async fn redirects_as_curl_and_reqwest_follow_them() {
         .await
         .unwrap();
     assert_eq!(r.url().to_string(), format!("{base}/method"));
+    // The redirect followed is kept, head only: what curl -L -i shows.
+    assert_eq!(r.redirects(), 1);
+    let first = &r.history()[0];
+    assert_eq!(first.url.to_string(), format!("{base}/to/method"));
+    assert!(first.status.is_redirection(), "{first:?}");
+    assert_eq!(first.headers["location"], "/method");
     assert_eq!(r.text().await.unwrap(), "GET ");
     // 303 after a POST: a GET without the body.
     let r = client
@@ -295,7 +301,7 @@ async fn redirects_as_curl_and_reqwest_follow_them() {
 
     // A loop ends at the limit; with redirects off the 302 is the answer.
     let e = client.get(format!("{base}/loop")).send().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+    assert_eq!(e.kind(), ErrorKind::TooManyRedirects, "{e}");
     let client = burrow::Client::builder()
         .ca_file(&ca)
         .unwrap()

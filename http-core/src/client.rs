@@ -328,15 +328,26 @@ impl Client {
             .h3
             .clone()
             .ok_or_else(|| Error::peer(ErrorKind::Unsupported, "HTTP/3 is not registered"))?;
+        let started = std::time::Instant::now();
         let flow = self.inner.udp.connect_datagram(target).await?;
+        let connected = Some(std::time::Instant::now());
         let info = ConnectionInfo {
             peer_addr: target.socket_addr(),
             alpn: None,
             route: format!("quic > {}", flow.describe()),
+            local_addr: None,
+            timings: burrow_transport::ConnectTimings {
+                started: Some(started),
+                connected,
+                routed: connected,
+                ..Default::default()
+            },
         };
-        h3.handshake(flow, &target.host_str(), &self.inner.tls, info)
+        let c = h3
+            .handshake(flow, &target.host_str(), &self.inner.tls, info)
             .await
-            .map_err(|e| e.at_hop(origin_hop(target)))
+            .map_err(|e| e.at_hop(origin_hop(target)))?;
+        Ok(c)
     }
 
     async fn connection_with<F, Fut>(
@@ -409,11 +420,18 @@ impl Client {
 
     async fn connect(&self, uri: &http::Uri) -> Result<Arc<dyn HttpConnection>, Error> {
         let (scheme, target) = origin(uri)?;
+        let started = std::time::Instant::now();
         let c = self.inner.connector.connect(&target).await?;
         let mut info = ConnectionInfo {
             peer_addr: c.info.peer_addr,
             alpn: None,
             route: c.info.route(),
+            local_addr: c.info.local_addr,
+            timings: burrow_transport::ConnectTimings {
+                started: Some(started),
+                routed: Some(std::time::Instant::now()),
+                ..c.info.timings
+            },
         };
         if scheme == "http" {
             let p = self.inner.cleartext.clone().ok_or_else(|| {
@@ -430,6 +448,7 @@ impl Client {
             .map_err(|e| e.at_hop(origin_hop(&target)))?;
         info.route = format!("tls > {}", info.route);
         info.alpn = alpn.clone();
+        info.timings.secured = Some(std::time::Instant::now());
         let p = match &alpn {
             Some(id) => self.inner.alpn.iter().find(|p| p.alpn() == id.as_slice()),
             // No ALPN: the server speaks HTTP/1.1 (if we may).

@@ -16,6 +16,10 @@ pub struct ConnectionInfo {
     pub alpn: Option<Vec<u8>>,
     /// The layers under the HTTP connection, outermost first (e.g. `tls > tcp`).
     pub route: String,
+    /// The local address of the socket to the nearest hop, when known.
+    pub local_addr: Option<SocketAddr>,
+    /// When the steps of establishing this connection ended.
+    pub timings: burrow_transport::ConnectTimings,
 }
 
 /// The client side of an HTTP connection of any version.

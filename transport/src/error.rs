@@ -52,6 +52,8 @@ pub enum ErrorKind {
     /// A local rule refused the target (a proxy's access rules: an address range, a port, a
     /// host that is not allowed). Nothing was sent to it.
     Denied,
+    /// A client followed more redirects in a row than its policy allows (curl exit code 47).
+    TooManyRedirects,
 }
 
 impl ErrorKind {
@@ -72,6 +74,7 @@ impl ErrorKind {
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::NotProcessed => "request not processed",
             ErrorKind::Denied => "refused by rule",
+            ErrorKind::TooManyRedirects => "too many redirects",
         }
     }
 }

@@ -40,7 +40,9 @@ pub use error::{BoxError, Error, ErrorKind, Fault, Hop, Result};
 #[cfg(feature = "hickory")]
 pub use resolve::HickoryResolver;
 pub use resolve::{Resolve, SharedResolver, StaticResolver, SystemResolver};
-pub use stream::{BoxStream, ByteStream, Connected, MapIoErr, Prefixed, StreamInfo};
+pub use stream::{
+    BoxStream, ByteStream, ConnectTimings, Connected, MapIoErr, Prefixed, StreamInfo,
+};
 pub use target::{Host, Target, MAX_HOST_NAME_LEN};
 pub use tcp::{TcpConfig, TcpConnector};
 pub use tls::{Roots, TlsConfig, TlsStreamConnector};

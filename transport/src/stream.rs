@@ -4,6 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -26,6 +27,27 @@ pub struct StreamInfo {
     pub alpn: Option<Vec<u8>>,
     /// Layers of the stream, outermost first, e.g. `["tls", "CONNECT@h1 proxy:3128", "tcp"]`.
     pub layers: Vec<String>,
+    /// The local address of the socket under the stream, when known.
+    pub local_addr: Option<SocketAddr>,
+    /// When the steps of establishing the socket under the stream ended.
+    pub timings: ConnectTimings,
+}
+
+/// When the steps of establishing a connection ended (curl's `time_namelookup`,
+/// `time_connect`, `time_appconnect`). Each is `None` when that step did not happen (no
+/// lookup for an IP literal, no TLS over cleartext) or the layer did not report it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectTimings {
+    /// When connecting began.
+    pub started: Option<Instant>,
+    /// When the nearest hop's name was resolved.
+    pub resolved: Option<Instant>,
+    /// When the socket to the nearest hop was connected.
+    pub connected: Option<Instant>,
+    /// When the whole route (every tunnel) was open.
+    pub routed: Option<Instant>,
+    /// When the TLS (or QUIC) handshake with the origin ended.
+    pub secured: Option<Instant>,
 }
 
 impl StreamInfo {

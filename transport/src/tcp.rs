@@ -1,7 +1,8 @@
 //! Direct TCP: resolution, happy eyeballs, socket options through socket2.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use socket2::{SockRef, TcpKeepalive};
@@ -9,7 +10,9 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::happy_eyeballs::{interleave, race, DEFAULT_ATTEMPT_DELAY};
 use crate::resolve::{resolve_target, SharedResolver, SystemResolver};
-use crate::{Connected, Error, ErrorKind, Result, StreamConnector, StreamInfo, Target};
+use crate::{
+    ConnectTimings, Connected, Error, ErrorKind, Result, StreamConnector, StreamInfo, Target,
+};
 
 /// Default deadline for a whole direct connect, name lookup included (curl has 300 s;
 /// a dial that takes longer than this is to a black hole).
@@ -42,6 +45,8 @@ pub struct TcpConfig {
     keepalive: Option<Duration>,
     attempt_delay: Duration,
     connect_timeout: Option<Duration>,
+    local_ip: Option<IpAddr>,
+    local_ports: Option<RangeInclusive<u16>>,
 }
 
 impl Default for TcpConfig {
@@ -51,6 +56,8 @@ impl Default for TcpConfig {
             keepalive: Some(Duration::from_secs(60)),
             attempt_delay: DEFAULT_ATTEMPT_DELAY,
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+            local_ip: None,
+            local_ports: None,
         }
     }
 }
@@ -79,6 +86,48 @@ impl TcpConfig {
     pub fn connect_timeout(&mut self, d: Option<Duration>) -> &mut Self {
         self.connect_timeout = d;
         self
+    }
+
+    /// Connects from this local address (curl's `--interface` with an address); only
+    /// peers of its family are tried.
+    pub fn local_ip(&mut self, ip: Option<IpAddr>) -> &mut Self {
+        self.local_ip = ip;
+        self
+    }
+
+    /// Connects from a local port in `ports`, the first one free (curl's `--local-port`).
+    pub fn local_ports(&mut self, ports: Option<RangeInclusive<u16>>) -> &mut Self {
+        self.local_ports = ports;
+        self
+    }
+
+    /// Binds `sock` as the local address and port settings say.
+    fn bind(&self, sock: &TcpSocket, peer: SocketAddr) -> std::io::Result<()> {
+        let ip = match self.local_ip {
+            Some(ip) if ip.is_ipv4() != peer.is_ipv4() => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrNotAvailable,
+                    format!("local address {ip} cannot reach {peer}"),
+                ))
+            }
+            Some(ip) => ip,
+            None if self.local_ports.is_none() => return Ok(()),
+            None if peer.is_ipv4() => IpAddr::from([0u8; 4]),
+            None => IpAddr::from([0u16; 8]),
+        };
+        let Some(ports) = self.local_ports.clone() else {
+            return sock.bind(SocketAddr::new(ip, 0));
+        };
+        let mut last = None;
+        for port in ports {
+            match sock.bind(SocketAddr::new(ip, port)) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::AddrInUse, "empty local port range")
+        }))
     }
 }
 
@@ -124,9 +173,18 @@ impl TcpConnector {
         &self.config
     }
 
-    async fn connect_inner(&self, target: &Target) -> Result<(TcpStream, SocketAddr)> {
+    async fn connect_inner(
+        &self,
+        target: &Target,
+        timings: &mut ConnectTimings,
+    ) -> Result<(TcpStream, SocketAddr)> {
         let addrs = resolve_target(&*self.resolver, target).await?;
-        self.race_addrs(addrs, target).await
+        if target.socket_addr().is_none() {
+            timings.resolved = Some(Instant::now());
+        }
+        let r = self.race_addrs(addrs, target).await?;
+        timings.connected = Some(Instant::now());
+        Ok(r)
     }
 
     /// Connects to one of `addrs` (already resolved and, for a proxy, already checked),
@@ -166,6 +224,7 @@ impl TcpConnector {
                 TcpSocket::new_v6()
             }?;
             sock.set_nodelay(self.config.nodelay)?;
+            self.config.bind(&sock, addr)?;
             let s = sock.connect(addr).await?;
             Ok::<_, std::io::Error>((s, addr))
         })
@@ -192,24 +251,35 @@ impl TcpConnector {
 
     /// Connects and returns the tokio `TcpStream` itself.
     pub async fn connect_tcp(&self, target: &Target) -> Result<TcpStream> {
-        self.deadline(target, self.connect_inner(target))
-            .await
-            .map(|(s, _)| s)
+        self.connect_timed(target).await.map(|(s, _)| s)
+    }
+
+    async fn connect_timed(&self, target: &Target) -> Result<(TcpStream, ConnectTimings)> {
+        let mut timings = ConnectTimings {
+            started: Some(Instant::now()),
+            ..ConnectTimings::default()
+        };
+        let (s, _) = self
+            .deadline(target, self.connect_inner(target, &mut timings))
+            .await?;
+        timings.routed = timings.connected;
+        Ok((s, timings))
     }
 }
 
 #[async_trait]
 impl StreamConnector for TcpConnector {
     async fn connect(&self, target: &Target) -> Result<Connected> {
-        let s = self.connect_tcp(target).await?;
-        let peer_addr = s.peer_addr().ok();
+        let (s, timings) = self.connect_timed(target).await?;
         Ok(Connected {
-            stream: Box::new(s),
             info: StreamInfo {
-                peer_addr,
+                peer_addr: s.peer_addr().ok(),
+                local_addr: s.local_addr().ok(),
                 alpn: None,
                 layers: vec!["tcp".into()],
+                timings,
             },
+            stream: Box::new(s),
         })
     }
 

@@ -191,6 +191,8 @@ impl HttpHop {
             peer_addr: info.peer_addr,
             alpn: None,
             route: info.route(),
+            local_addr: info.local_addr,
+            timings: info.timings,
         };
         if self.url.kind == ProxyKind::Http {
             let c = burrow_http1::connect(stream, cinfo, &Default::default()).await?;
@@ -328,6 +330,12 @@ impl StreamConnector for HttpHop {
                 peer_addr: conn.info().peer_addr,
                 alpn: None,
                 layers: all,
+                local_addr: conn.info().local_addr,
+                // A shared proxy connection keeps the times it was made at.
+                timings: burrow_transport::ConnectTimings {
+                    routed: Some(std::time::Instant::now()),
+                    ..conn.info().timings
+                },
             },
         })
     }

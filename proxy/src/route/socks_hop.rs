@@ -98,6 +98,7 @@ impl SocksHop {
             }
         };
         let leftover = core.take_leftover();
+        info.timings.routed = Some(std::time::Instant::now());
         info.layers
             .insert(0, format!("{}@{}", self.url.kind.scheme(), self.url.target));
         Ok((

@@ -232,14 +232,14 @@ impl Dialer {
                 ))
             })?
             .map_err(Dial::Failed)?;
-        let peer_addr = s.peer_addr().ok();
         Ok(Connected {
-            stream: Box::new(s),
             info: StreamInfo {
-                peer_addr,
-                alpn: None,
+                peer_addr: s.peer_addr().ok(),
+                local_addr: s.local_addr().ok(),
                 layers: vec!["tcp".into()],
+                ..StreamInfo::default()
             },
+            stream: Box::new(s),
         })
     }
 
