@@ -33,6 +33,12 @@ pub const WRITE_ERROR: i32 = 23;
 pub const READ_ERROR: i32 = 26;
 /// Operation timed out.
 pub const OPERATION_TIMEDOUT: i32 = 28;
+/// The server does not support the range a resume needs.
+pub const RANGE_ERROR: i32 = 33;
+/// More redirects than `--max-redirs`.
+pub const TOO_MANY_REDIRECTS: i32 = 47;
+/// The body is larger than `--max-filesize`.
+pub const FILESIZE_EXCEEDED: i32 = 63;
 /// TLS handshake failed.
 pub const SSL_CONNECT_ERROR: i32 = 35;
 /// Failure receiving network data (also: a proxy refused the tunnel).
@@ -66,6 +72,7 @@ impl From<Error> for Exit {
             ErrorKind::Closed => PARTIAL_FILE,
             ErrorKind::InvalidInput => FAILED_INIT,
             ErrorKind::Unsupported => UNSUPPORTED_PROTOCOL,
+            ErrorKind::TooManyRedirects => TOO_MANY_REDIRECTS,
             // An HTTP proxy's status is curl's 56 ("CONNECT tunnel failed"); a SOCKS
             // proxy's refusal its 97.
             ErrorKind::ProxyRefused

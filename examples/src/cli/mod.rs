@@ -1,61 +1,252 @@
 //! `burrow`: a curl-like command line client.
 //!
-//! Options keep curl's meanings: `-X`, `-H`, `-d/--data`, `--data-binary @file`, `-o`, `-i`,
-//! `-I`, `-s`, `-v`, `-k`, `--cacert`, `--http1.1`, `--http2`, `--http2-prior-knowledge`,
-//! `--http3`, `--http3-only`,
-//! `--max-time`, `--connect-timeout`,
-//! `-f/--fail`. Exit codes follow curl's (see [`exit`]).
+//! Options keep curl's names, meanings, defaults and exit codes (`man curl` is the
+//! reference); `burrow --help` lists them. What it adds: any chain of proxies (`-x`
+//! repeated, nearest first), HTTP/3 and MASQUE hops, and `-Z` transfers multiplexed over one
+//! HTTP/2 or HTTP/3 connection per route.
+//!
+//! The pieces: [`config`] (`-K` files), [`glob`] (URL globbing), `plan` (which URLs go where),
+//! `request` (the request each transfer sends), `transfer` (sending it, retries, output),
+//! [`writeout`] (`-w`), `progress` (the meter), `connect` (name resolution and sockets),
+//! `proxies` (the hops), [`exit`] (curl's exit codes).
 
+pub mod config;
 pub mod exit;
-mod fetch;
+pub mod glob;
+pub mod writeout;
+
+mod connect;
+mod output;
+mod plan;
+mod progress;
 mod proxies;
 mod request;
+mod transfer;
 
 use std::path::PathBuf;
 
-use clap::Parser;
-
-pub use fetch::run;
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
 /// Command line of `burrow`.
 #[derive(Parser, Debug, Clone, Default)]
 #[command(
     name = "burrow",
-    about = "HTTP client: any HTTP version over any chain of proxies"
+    about = "HTTP client: any HTTP version over any chain of proxies",
+    version
 )]
 pub struct Args {
-    /// The URL to fetch (`http://` or `https://`; no scheme means `http://`).
-    pub url: String,
+    /// URLs to fetch (`http://` or `https://`; no scheme means `http://`). Globbing:
+    /// `{a,b}`, `[1-9]`, `[a-z]`, `[001-100:10]`.
+    pub urls: Vec<String>,
 
-    /// Request method (default GET, POST with -d, HEAD with -I).
+    /// A URL to fetch (repeatable; same as a URL argument).
+    #[arg(long = "url")]
+    pub url: Vec<String>,
+
+    /// Read options from this file (`-` for standard input), as curl's `-K`.
+    #[arg(short = 'K', long = "config")]
+    pub config: Vec<String>,
+
+    /// Do not glob: `{}` and `[]` in URLs are literal.
+    #[arg(short = 'g', long = "globoff")]
+    pub globoff: bool,
+
+    // ---- request ------------------------------------------------------------------------
+    /// Request method (default GET, POST with data, PUT with -T, HEAD with -I).
     #[arg(short = 'X', long = "request")]
     pub method: Option<String>,
 
-    /// Extra request header, `Name: value` (repeatable). `Name:` removes a default header.
+    /// Extra request header, `Name: value` (repeatable). `Name:` removes a default header;
+    /// `@file` reads headers from a file.
     #[arg(short = 'H', long = "header")]
     pub headers: Vec<String>,
 
-    /// POST data (repeatable, joined with `&`); `@file` reads a file without its newlines.
-    #[arg(short = 'd', long = "data")]
+    /// POST data (repeatable, joined with `&`); `@file` reads a file without CR and LF.
+    #[arg(short = 'd', long = "data", visible_alias = "data-ascii")]
     pub data: Vec<String>,
 
-    /// POST data as is; `@file` streams a file, `@-` standard input.
+    /// POST data as is; `@file` reads a file whole, `@-` standard input.
     #[arg(long = "data-binary")]
-    pub data_binary: Option<String>,
+    pub data_binary: Vec<String>,
 
-    /// Write the body to this file instead of standard output.
-    #[arg(short = 'o', long = "output")]
-    pub output: Option<PathBuf>,
+    /// POST data with no `@` handling.
+    #[arg(long = "data-raw")]
+    pub data_raw: Vec<String>,
 
-    /// Include the response head in the output.
-    #[arg(short = 'i', long = "include")]
-    pub include: bool,
+    /// POST data URL-encoded: `content`, `=content`, `name=content`, `@file`, `name@file`.
+    #[arg(long = "data-urlencode")]
+    pub data_urlencode: Vec<String>,
+
+    /// JSON data (as --data-binary, with JSON `Content-Type` and `Accept`).
+    #[arg(long = "json")]
+    pub json: Vec<String>,
+
+    /// Put the data in the URL's query and send a GET (HEAD with -I).
+    #[arg(short = 'G', long = "get")]
+    pub get: bool,
+
+    /// A multipart form field: `name=value`, `name=@file`, `name=<file`, with `;type=`
+    /// and `;filename=` (repeatable).
+    #[arg(short = 'F', long = "form")]
+    pub form: Vec<String>,
+
+    /// A multipart form field taken literally (no `@`, `<` or `;type=`).
+    #[arg(long = "form-string")]
+    pub form_string: Vec<String>,
+
+    /// Upload this file (PUT; `-` for standard input). A URL ending in `/` gets the name.
+    #[arg(short = 'T', long = "upload-file")]
+    pub upload_file: Option<String>,
 
     /// Fetch the head only (HEAD request).
     #[arg(short = 'I', long = "head")]
     pub head: bool,
 
-    /// Silent: no error messages.
+    /// Follow redirects.
+    #[arg(short = 'L', long = "location")]
+    pub location: bool,
+
+    /// At most this many redirects with -L (default 50; -1: no limit).
+    #[arg(
+        long = "max-redirs",
+        default_value_t = 50,
+        allow_negative_numbers = true
+    )]
+    pub max_redirs: i64,
+
+    /// Keep POST after a 301 with -L.
+    #[arg(long = "post301")]
+    pub post301: bool,
+
+    /// Keep POST after a 302 with -L.
+    #[arg(long = "post302")]
+    pub post302: bool,
+
+    /// Keep POST after a 303 with -L.
+    #[arg(long = "post303")]
+    pub post303: bool,
+
+    /// The `User-Agent` to send.
+    #[arg(short = 'A', long = "user-agent")]
+    pub user_agent: Option<String>,
+
+    /// The `Referer` to send.
+    #[arg(short = 'e', long = "referer")]
+    pub referer: Option<String>,
+
+    /// Server credentials `USER[:PASSWORD]` (Basic); asks for the password when missing.
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+
+    /// Use Basic authentication (the default).
+    #[arg(long = "basic")]
+    pub basic: bool,
+
+    /// An OAuth 2 bearer token for the server.
+    #[arg(long = "oauth2-bearer")]
+    pub oauth2_bearer: Option<String>,
+
+    /// Cookies to send: `NAME=VALUE[; ...]`, or a cookie file to read.
+    #[arg(short = 'b', long = "cookie")]
+    pub cookie: Vec<String>,
+
+    /// Write every cookie to this file after the transfers (Netscape format).
+    #[arg(short = 'c', long = "cookie-jar")]
+    pub cookie_jar: Option<PathBuf>,
+
+    /// Ask for a compressed response and decode it.
+    #[arg(long = "compressed")]
+    pub compressed: bool,
+
+    /// Retrieve only this byte range (`0-499`, `500-`, `-500`, lists).
+    #[arg(short = 'r', long = "range")]
+    pub range: Option<String>,
+
+    /// Resume at this offset (`-`: from the size of the output file).
+    #[arg(short = 'C', long = "continue-at", allow_hyphen_values = true)]
+    pub continue_at: Option<String>,
+
+    /// Fail (exit 22) on HTTP status 400 and above, without writing the body.
+    #[arg(short = 'f', long = "fail")]
+    pub fail: bool,
+
+    /// Fail (exit 22) on HTTP status 400 and above, after writing the body.
+    #[arg(long = "fail-with-body", conflicts_with = "fail")]
+    pub fail_with_body: bool,
+
+    /// Fail (exit 63) for a body larger than this (suffixes k, M, G).
+    #[arg(long = "max-filesize")]
+    pub max_filesize: Option<String>,
+
+    /// At most this many bytes per second (suffixes k, M, G).
+    #[arg(long = "limit-rate")]
+    pub limit_rate: Option<String>,
+
+    /// Retry transient failures this many times (timeouts, 408, 429, 500, 502, 503, 504).
+    #[arg(long = "retry", default_value_t = 0)]
+    pub retry: u32,
+
+    /// Seconds between retries (default: 1, doubling up to 10 minutes).
+    #[arg(long = "retry-delay")]
+    pub retry_delay: Option<u64>,
+
+    /// Stop retrying after this many seconds in all.
+    #[arg(long = "retry-max-time")]
+    pub retry_max_time: Option<u64>,
+
+    /// Retry on any error, not only transient ones.
+    #[arg(long = "retry-all-errors")]
+    pub retry_all_errors: bool,
+
+    /// Retry a refused connection too.
+    #[arg(long = "retry-connrefused")]
+    pub retry_connrefused: bool,
+
+    // ---- output -------------------------------------------------------------------------
+    /// Write the body to this file (`-`: standard output); one per URL, in order. `#1` is
+    /// the first glob's text.
+    #[arg(short = 'o', long = "output")]
+    pub output: Vec<String>,
+
+    /// Write the body to a file named like the URL's last path segment (one per URL).
+    #[arg(
+        short = 'O',
+        long = "remote-name",
+        action = ArgAction::Append,
+        num_args = 0,
+        default_missing_value = ""
+    )]
+    pub remote_name: Vec<String>,
+
+    /// -O for every URL.
+    #[arg(long = "remote-name-all")]
+    pub remote_name_all: bool,
+
+    /// With -O, take the file name from `Content-Disposition`.
+    #[arg(short = 'J', long = "remote-header-name")]
+    pub remote_header_name: bool,
+
+    /// The directory -o and -O files go in.
+    #[arg(long = "output-dir")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Create the directories an output file needs.
+    #[arg(long = "create-dirs")]
+    pub create_dirs: bool,
+
+    /// Write the response heads to this file (`-`: standard output).
+    #[arg(short = 'D', long = "dump-header")]
+    pub dump_header: Option<String>,
+
+    /// Include the response head in the output.
+    #[arg(short = 'i', long = "include")]
+    pub include: bool,
+
+    /// What to write after each transfer (`%{http_code}`, `%{json}`, …; `@file`).
+    #[arg(short = 'w', long = "write-out")]
+    pub write_out: Option<String>,
+
+    /// Silent: no progress meter, no error messages.
     #[arg(short = 's', long = "silent")]
     pub silent: bool,
 
@@ -63,10 +254,35 @@ pub struct Args {
     #[arg(short = 'S', long = "show-error")]
     pub show_error: bool,
 
+    /// No progress meter (errors still shown).
+    #[arg(long = "no-progress-meter")]
+    pub no_progress_meter: bool,
+
+    /// A progress bar instead of the meter.
+    #[arg(short = '#', long = "progress-bar")]
+    pub progress_bar: bool,
+
     /// Verbose: connection details and headers on standard error.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
 
+    /// Write a trace of what was sent and received to this file (`-`: standard error).
+    #[arg(long = "trace-ascii")]
+    pub trace_ascii: Option<String>,
+
+    /// Transfer the URLs in parallel.
+    #[arg(short = 'Z', long = "parallel")]
+    pub parallel: bool,
+
+    /// At most this many transfers at once with -Z (default 50, at most 300).
+    #[arg(long = "parallel-max", default_value_t = 50)]
+    pub parallel_max: usize,
+
+    /// Stop at the first transfer that fails.
+    #[arg(long = "fail-early")]
+    pub fail_early: bool,
+
+    // ---- connections --------------------------------------------------------------------
     /// Do not verify TLS certificates.
     #[arg(short = 'k', long = "insecure")]
     pub insecure: bool,
@@ -95,10 +311,56 @@ pub struct Args {
     #[arg(long = "http3-only")]
     pub http3_only: bool,
 
-    /// Fail (exit 22) on HTTP status 400 and above, without printing the body.
-    #[arg(short = 'f', long = "fail")]
-    pub fail: bool,
+    /// Use these addresses for HOST:PORT: `HOST:PORT:ADDR[,ADDR]` (repeatable).
+    #[arg(long = "resolve")]
+    pub resolve: Vec<String>,
 
+    /// Connect to HOST2:PORT2 for HOST1:PORT1: `HOST1:PORT1:HOST2:PORT2` (repeatable; an
+    /// empty part matches any).
+    #[arg(long = "connect-to")]
+    pub connect_to: Vec<String>,
+
+    /// Resolve names to IPv4 addresses only.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Resolve names to IPv6 addresses only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+
+    /// Connect from this local address.
+    #[arg(long = "interface")]
+    pub interface: Option<String>,
+
+    /// Connect from this local port or range (`N` or `N-M`).
+    #[arg(long = "local-port")]
+    pub local_port: Option<String>,
+
+    /// Connect through this Unix domain socket instead of TCP.
+    #[arg(long = "unix-socket")]
+    pub unix_socket: Option<PathBuf>,
+
+    /// TCP keepalive idle time in seconds (default 60).
+    #[arg(long = "keepalive-time")]
+    pub keepalive_time: Option<u64>,
+
+    /// Turn TCP keepalive off.
+    #[arg(long = "no-keepalive")]
+    pub no_keepalive: bool,
+
+    /// Set TCP_NODELAY (the default).
+    #[arg(long = "tcp-nodelay")]
+    pub tcp_nodelay: bool,
+
+    /// Maximum time for the whole transfer, in seconds (fractions allowed).
+    #[arg(short = 'm', long = "max-time")]
+    pub max_time: Option<f64>,
+
+    /// Maximum time to connect (TCP and TLS), in seconds.
+    #[arg(long = "connect-timeout")]
+    pub connect_timeout: Option<f64>,
+
+    // ---- proxies ------------------------------------------------------------------------
     /// Proxy URL (repeatable: a chain, nearest first): http, https, h2, h3, socks5, socks5h,
     /// socks4a; credentials in userinfo.
     #[arg(short = 'x', long = "proxy")]
@@ -107,6 +369,26 @@ pub struct Args {
     /// A proxy reached before the -x proxies (nearest hop).
     #[arg(long = "preproxy")]
     pub preproxy: Option<String>,
+
+    /// A SOCKS5 proxy, names resolved here (`HOST[:PORT]`).
+    #[arg(long = "socks5")]
+    pub socks5: Option<String>,
+
+    /// A SOCKS5 proxy that resolves names (`HOST[:PORT]`).
+    #[arg(long = "socks5-hostname")]
+    pub socks5_hostname: Option<String>,
+
+    /// A SOCKS4a proxy (`HOST[:PORT]`).
+    #[arg(long = "socks4a")]
+    pub socks4a: Option<String>,
+
+    /// Tunnel through HTTP proxies with CONNECT (what burrow always does).
+    #[arg(short = 'p', long = "proxytunnel")]
+    pub proxytunnel: bool,
+
+    /// Basic authentication with proxies (the default).
+    #[arg(long = "proxy-basic")]
+    pub proxy_basic: bool,
 
     /// Credentials USER:PASS for the last -x proxy (unless its URL has its own).
     #[arg(short = 'U', long = "proxy-user")]
@@ -140,31 +422,97 @@ pub struct Args {
     /// Hosts (comma-separated, `*` for all) reached without any proxy.
     #[arg(long = "noproxy")]
     pub noproxy: Option<String>,
+}
 
-    /// Maximum time for the whole transfer, in seconds (fractions allowed).
-    #[arg(short = 'm', long = "max-time")]
-    pub max_time: Option<f64>,
+/// The parsed command line: the options and the order in which URLs, outputs and data
+/// pieces were given (curl pairs the n-th `-o`/`-O` with the n-th URL and joins data in
+/// command-line order).
+#[derive(Debug, Clone, Default)]
+pub struct Cli {
+    /// The options.
+    pub args: Args,
+    /// The URLs, in order (`--url` and plain arguments).
+    pub urls: Vec<String>,
+    /// The outputs, in order: `Some(name)` for `-o`, `None` for `-O`.
+    pub outputs: Vec<Option<String>>,
+    /// The data pieces, in order, with the option that gave each.
+    pub data: Vec<request::Data>,
+}
 
-    /// Maximum time to connect (TCP and TLS), in seconds.
-    #[arg(long = "connect-timeout")]
-    pub connect_timeout: Option<f64>,
+/// Parses a command line (after `-K` files are read); errors are clap's.
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let m = Args::command().try_get_matches_from(args)?;
+    let args = Args::from_arg_matches(&m)?;
+    fn ordered<'a, T: Clone + 'a>(
+        m: &clap::ArgMatches,
+        id: &str,
+        values: impl IntoIterator<Item = T>,
+    ) -> Vec<(usize, T)> {
+        let idx: Vec<usize> = m.indices_of(id).map(|i| i.collect()).unwrap_or_default();
+        idx.into_iter().zip(values).collect()
+    }
+    let mut urls = ordered(&m, "urls", args.urls.clone());
+    urls.extend(ordered(&m, "url", args.url.clone()));
+    urls.sort_by_key(|(i, _)| *i);
+    let mut outputs = ordered(&m, "output", args.output.iter().cloned().map(Some));
+    // Each -O is a value of its own (empty), so that each has its place in the order.
+    let dashes: Vec<usize> = m
+        .indices_of("remote_name")
+        .map(|i| i.collect())
+        .unwrap_or_default();
+    outputs.extend(dashes.into_iter().map(|i| (i, None)));
+    outputs.sort_by_key(|(i, _)| *i);
+    let mut data = Vec::new();
+    use request::DataKind as K;
+    for (id, kind, list) in [
+        ("data", K::Ascii, &args.data),
+        ("data_binary", K::Binary, &args.data_binary),
+        ("data_raw", K::Raw, &args.data_raw),
+        ("data_urlencode", K::UrlEncode, &args.data_urlencode),
+        ("json", K::Json, &args.json),
+    ] {
+        data.extend(
+            ordered(&m, id, list.iter().cloned())
+                .into_iter()
+                .map(|(i, v)| (i, request::Data { kind, value: v })),
+        );
+    }
+    data.sort_by_key(|(i, _)| *i);
+    Ok(Cli {
+        args,
+        urls: urls.into_iter().map(|(_, u)| u).collect(),
+        outputs: outputs.into_iter().map(|(_, o)| o).collect(),
+        data: data.into_iter().map(|(_, d)| d).collect(),
+    })
 }
 
 /// Parses arguments and runs; returns the process exit code.
 pub fn main_with_args<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
+    T: Into<std::ffi::OsString>,
 {
-    let args = match Args::try_parse_from(args) {
+    let argv: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let argv = match config::expand(argv) {
         Ok(a) => a,
+        Err(e) => {
+            eprintln!("burrow: ({}) {}", e.code, e.message);
+            return e.code;
+        }
+    };
+    let cli = match parse(argv) {
+        Ok(c) => c,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { exit::FAILED_INIT } else { 0 };
         }
     };
-    // One thread: a transfer is one connection, and cross-thread wake-ups cost more than
-    // they give (measured: 0.71 s vs 0.5x s for 1 GiB over loopback).
+    // One thread: transfers are I/O bound, and cross-thread wake-ups cost more than they
+    // give (measured: 0.71 s vs 0.5x s for 1 GiB over loopback). -Z multiplexes on it.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -175,14 +523,53 @@ where
             return exit::FAILED_INIT;
         }
     };
-    let quiet = args.silent && !args.show_error;
-    match rt.block_on(run(args)) {
-        Ok(()) => 0,
-        Err(e) => {
-            if !quiet {
-                eprintln!("burrow: ({}) {}", e.code, e.message);
-            }
-            e.code
-        }
+    rt.block_on(plan::run(cli))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(words: &[&str]) -> Cli {
+        let mut argv = vec!["burrow"];
+        argv.extend_from_slice(words);
+        parse(argv).unwrap()
+    }
+
+    #[test]
+    fn outputs_pair_with_urls_in_order() {
+        let c = cli(&["u1", "-o", "a", "-O", "--url", "u3", "u2", "-O"]);
+        assert_eq!(c.urls, ["u1", "u3", "u2"]);
+        assert_eq!(c.outputs, [Some("a".to_string()), None, None]);
+        let c = cli(&["-OO", "u1", "u2"]);
+        assert_eq!(c.outputs, [None, None]);
+        assert!(cli(&["u1"]).outputs.is_empty());
+    }
+
+    #[test]
+    fn data_pieces_keep_their_order() {
+        let c = cli(&[
+            "u",
+            "--data-raw",
+            "r",
+            "-d",
+            "a",
+            "--data-urlencode",
+            "x y",
+            "-d",
+            "b",
+        ]);
+        let got: Vec<(request::DataKind, &str)> =
+            c.data.iter().map(|d| (d.kind, d.value.as_str())).collect();
+        use request::DataKind as K;
+        assert_eq!(
+            got,
+            [
+                (K::Raw, "r"),
+                (K::Ascii, "a"),
+                (K::UrlEncode, "x y"),
+                (K::Ascii, "b")
+            ]
+        );
     }
 }

@@ -12,7 +12,21 @@ use super::Args;
 /// proxy variable is an error only when it would be used (no `-x`).
 pub fn hops(args: &Args, uri: &http::Uri) -> Result<Vec<ProxyUrl>, Exit> {
     let bad = |e: burrow_transport::Error| Exit::new(exit::UNSUPPORTED_PROTOCOL, e.to_string());
-    let env = if args.proxy.is_empty() {
+    // --socks5, --socks5-hostname and --socks4a name the proxy as -x does, and replace it
+    // (in curl they are mutually exclusive with -x, the last one winning).
+    let socks = [
+        ("socks5", &args.socks5),
+        ("socks5h", &args.socks5_hostname),
+        ("socks4a", &args.socks4a),
+    ]
+    .into_iter()
+    .filter_map(|(scheme, v)| v.as_ref().map(|h| format!("{scheme}://{h}")))
+    .next_back();
+    let proxies: Vec<String> = match socks {
+        Some(s) => vec![s],
+        None => args.proxy.clone(),
+    };
+    let env = if proxies.is_empty() {
         burrow::EnvProxies::from_env().map_err(bad)?
     } else {
         burrow::EnvProxies::read(|n| {
@@ -32,8 +46,7 @@ pub fn hops(args: &Args, uri: &http::Uri) -> Result<Vec<ProxyUrl>, Exit> {
     }
     let from_env = env.proxy_for(uri).map(|p| p.proxy_url().clone());
     let bad = |e: burrow_transport::Error| Exit::new(exit::UNSUPPORTED_PROTOCOL, e.to_string());
-    let mut hops: Vec<ProxyUrl> = args
-        .proxy
+    let mut hops: Vec<ProxyUrl> = proxies
         .iter()
         .map(|s| ProxyUrl::parse(s).map_err(bad))
         .collect::<Result<_, _>>()?;

@@ -1,0 +1,281 @@
+//! A run: the client set up once, the URLs expanded and paired with their outputs, the
+//! transfers made one after another or in parallel (`-Z`), `-w` after each, the cookie jar
+//! written at the end. The exit code is the last failed transfer's, as curl's.
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt as _;
+
+use super::exit::{self, Exit};
+use super::output::{self, Trace};
+use super::transfer::{self, Job, Output, Shared};
+use super::{glob, proxies, request, writeout, Args, Cli};
+
+/// The most transfers `-Z` runs at once (curl's limit).
+pub const MAX_PARALLEL: usize = 300;
+
+fn secs(s: f64, what: &str) -> Result<std::time::Duration, Exit> {
+    std::time::Duration::try_from_secs_f64(s)
+        .map_err(|_| Exit::new(exit::FAILED_INIT, format!("bad {what} {s}")))
+}
+
+/// The library's client, set up as the options say: the CLI has no transport code of its
+/// own. Proxies are verified with `--proxy-cacert` (or the system's trust), never with
+/// `--cacert`, as in curl.
+fn client(
+    args: &Args,
+    first: &http::Uri,
+    jar: Option<Arc<burrow::cookie::Jar>>,
+) -> Result<burrow::Client, Exit> {
+    let bad_ca = |e: burrow::Error| Exit::new(exit::SSL_CACERT_BADFILE, e.to_string());
+    let init = |e: burrow::Error| Exit::new(exit::FAILED_INIT, e.to_string());
+    let mut policy = if args.location {
+        match usize::try_from(args.max_redirs) {
+            Ok(0) => burrow::RedirectPolicy::none(),
+            Ok(n) => burrow::RedirectPolicy::limited(n),
+            Err(_) => burrow::RedirectPolicy::limited(usize::MAX),
+        }
+    } else {
+        burrow::RedirectPolicy::none()
+    };
+    for (on, s) in [
+        (args.post301, 301),
+        (args.post302, 302),
+        (args.post303, 303),
+    ] {
+        if on {
+            policy = policy.keep_post(s);
+        }
+    }
+    let mut b = burrow::Client::builder()
+        .redirect(policy)
+        .decompress(args.compressed)
+        .danger_accept_invalid_certs(args.insecure);
+    b = if args.http3_only {
+        b.http3_only()
+    } else if args.http3 {
+        b.http3(true)
+    } else if args.http1_1 {
+        b.http1_only()
+    } else if args.http2_prior_knowledge {
+        b.http2_prior_knowledge()
+    } else {
+        // `--http2` asks for what is already the default: h2 over TLS when the server agrees.
+        b
+    };
+    // Without --connect-timeout, each layer's own deadline applies (a black-holed address
+    // fails in 30 s, not whenever the kernel gives up).
+    if let Some(s) = args.connect_timeout {
+        b = b.connect_timeout(secs(s, "--connect-timeout")?);
+    }
+    if let Some(ca) = &args.cacert {
+        b = b.ca_file(ca).map_err(bad_ca)?;
+    }
+    if let Some(jar) = jar {
+        b = b.cookie_provider(jar);
+    }
+    b = super::connect::tcp(args, b)?;
+    let resolver = super::connect::resolver(args)?;
+    if let Some(t) = super::connect::transport(args, &b, &resolver)? {
+        b = b.transport(t);
+    }
+    b = b.resolver(resolver);
+    for url in proxies::hops(args, first)? {
+        let own_template = url.udp_template.is_some();
+        let mut hop = burrow::Proxy::from(url).insecure(args.proxy_insecure);
+        if let Some(ca) = &args.proxy_cacert {
+            hop = hop.ca_file(ca).map_err(bad_ca)?;
+        }
+        for line in &args.proxy_header {
+            let (n, v) = line.split_once(':').ok_or_else(|| {
+                Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}"))
+            })?;
+            hop = hop
+                .header(n.trim(), v.trim())
+                .map_err(|_| Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}")))?;
+        }
+        if let (Some(t), false) = (&args.proxy_udp_template, own_template) {
+            hop = hop.udp_template(t).map_err(init)?;
+        }
+        b = b.proxy(hop);
+    }
+    b.build().map_err(Exit::from)
+}
+
+/// The transfers: each URL argument globbed, paired with the n-th output option.
+fn jobs(cli: &Cli) -> Result<Vec<Job>, Exit> {
+    let args = &cli.args;
+    let mut jobs = Vec::new();
+    for (i, url) in cli.urls.iter().enumerate() {
+        let expanded = if args.globoff {
+            vec![(url.clone(), Vec::new())]
+        } else {
+            glob::expand(url)?
+        };
+        let out = cli.outputs.get(i).cloned();
+        for (u, vars) in expanded {
+            let output = match &out {
+                Some(Some(name)) => Output::File(glob::fill(name, &vars)),
+                Some(None) => Output::Remote,
+                None if args.remote_name_all => Output::Remote,
+                None => Output::Stdout,
+            };
+            jobs.push(Job {
+                url: u,
+                output,
+                index: jobs.len(),
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// Everything a run needs before the first transfer.
+async fn prepare(
+    cli: &Cli,
+) -> Result<(Arc<Shared>, Vec<Job>, Option<Arc<burrow::cookie::Jar>>), Exit> {
+    let args = &cli.args;
+    if cli.urls.is_empty() {
+        return Err(Exit::new(exit::FAILED_INIT, "no URL specified"));
+    }
+    let jobs = jobs(cli)?;
+    let first = request::parse_url(&jobs.first().map(|j| j.url.clone()).unwrap_or_default())?;
+    let files: Vec<&String> = args.cookie.iter().filter(|c| !c.contains('=')).collect();
+    let jar = if files.is_empty() && args.cookie_jar.is_none() {
+        None
+    } else {
+        let jar = Arc::new(burrow::cookie::Jar::default());
+        for f in files {
+            // curl reads a missing file as no cookies.
+            if let Ok(text) = std::fs::read_to_string(f) {
+                jar.load_netscape(&text);
+            }
+        }
+        Some(jar)
+    };
+    let client = client(args, &first, jar.clone())?;
+    let template = request::template(args, &cli.data).await?;
+    let dump: Option<Box<dyn std::io::Write + Send>> = match args.dump_header.as_deref() {
+        None => None,
+        Some("-") => Some(Box::new(std::io::stdout())),
+        Some(p) => Some(Box::new(std::fs::File::create(p).map_err(|e| {
+            Exit::new(exit::WRITE_ERROR, format!("cannot create {p}: {e}"))
+        })?)),
+    };
+    let shared = Shared {
+        client,
+        template,
+        trace: args
+            .trace_ascii
+            .as_deref()
+            .map(Trace::open)
+            .transpose()?
+            .map(Mutex::new),
+        dump: dump.map(Mutex::new),
+        max_filesize: args
+            .max_filesize
+            .as_deref()
+            .map(|s| output::size(s, "--max-filesize"))
+            .transpose()?,
+        limit_rate: args
+            .limit_rate
+            .as_deref()
+            .map(|s| output::size(s, "--limit-rate"))
+            .transpose()?,
+        args: args.clone(),
+    };
+    Ok((Arc::new(shared), jobs, jar))
+}
+
+/// The `-w` format: as given, or read from `@file` (`@-` standard input).
+fn write_out_format(args: &Args) -> Result<Option<String>, Exit> {
+    let Some(w) = &args.write_out else {
+        return Ok(None);
+    };
+    match w.strip_prefix('@') {
+        Some("-") => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| Exit::new(exit::READ_ERROR, format!("reading stdin: {e}")))?;
+            Ok(Some(s))
+        }
+        Some(p) => std::fs::read_to_string(p)
+            .map(Some)
+            .map_err(|e| Exit::new(exit::READ_ERROR, format!("reading {p}: {e}"))),
+        None => Ok(Some(w.clone())),
+    }
+}
+
+/// Runs every transfer; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let args = cli.args.clone();
+    let quiet = args.silent && !args.show_error;
+    let say = |e: &Exit| {
+        if !quiet {
+            eprintln!("burrow: ({}) {}", e.code, e.message);
+        }
+        e.code
+    };
+    let format = match write_out_format(&args) {
+        Ok(f) => f,
+        Err(e) => return say(&e),
+    };
+    let (shared, jobs, jar) = match prepare(&cli).await {
+        Ok(p) => p,
+        Err(e) => return say(&e),
+    };
+    let mut code = 0;
+    let finish = |stats: &writeout::Stats| {
+        if let Some(f) = &format {
+            writeout::write(f, stats);
+        }
+    };
+    if args.parallel {
+        let n = args.parallel_max.clamp(1, MAX_PARALLEL);
+        let mut results = futures_util::stream::iter(jobs.iter())
+            .map(|job| {
+                let shared = shared.clone();
+                async move { transfer::run(&shared, job).await }
+            })
+            .buffer_unordered(n);
+        while let Some(stats) = results.next().await {
+            let failed = stats.exitcode != 0;
+            finish(&stats);
+            if failed {
+                code = stats.exitcode;
+            }
+            if failed && args.fail_early {
+                break;
+            }
+        }
+    } else {
+        for job in &jobs {
+            let stats = transfer::run(&shared, job).await;
+            let failed = stats.exitcode != 0;
+            finish(&stats);
+            // curl's result is the last transfer's.
+            code = stats.exitcode;
+            if failed && args.fail_early {
+                break;
+            }
+        }
+    }
+    if let (Some(path), Some(jar)) = (&args.cookie_jar, &jar) {
+        let text = jar.to_netscape();
+        let r = if path.as_os_str() == "-" {
+            std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())
+        } else {
+            std::fs::write(path, text)
+        };
+        if let Err(e) = r {
+            code = say(&Exit::new(
+                exit::WRITE_ERROR,
+                format!("cannot write the cookie jar {}: {e}", path.display()),
+            ));
+        }
+    }
+    // Tell the servers (or the proxies carrying the connections) we are done, as curl
+    // does, rather than leaving them to time the connections out after we exit.
+    shared.client.shutdown().await;
+    code
+}
