@@ -7,3 +7,4 @@ pub mod matrix;
 pub mod origin;
 pub mod pki;
 pub mod proxy_cli;
+pub mod recorder;

@@ -133,9 +133,10 @@ pub async fn run(shared: &Shared, job: &Job) -> Stats {
             stats.exitcode = exit.code;
             return stats;
         }
+        // --retry-delay, else the server's Retry-After, else the doubling backoff.
         let delay = match (args.retry_delay, retry_after) {
-            (_, Some(after)) => after,
-            (Some(s), None) => Duration::from_secs(s),
+            (Some(s), _) => Duration::from_secs(s),
+            (None, Some(after)) => after.min(MAX_RETRY_BACKOFF),
             (None, None) => backoff,
         };
         if let Some(max) = args.retry_max_time {
