@@ -637,3 +637,90 @@ async fn proxies_chains_and_environment() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !err.contains("CONNECT@"), "{err}");
 }
+
+/// `-Z`: ten transfers at once to an HTTP/2 origin use one connection; through an HTTP/2
+/// proxy to that origin, one proxy connection and one tunnel carry them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_transfers_multiplex_over_one_http2_connection() {
+    use burrow_proxy::server::{self, Listen, Proxy, ProxyConfig};
+    use std::sync::atomic::Ordering::Relaxed;
+    let pki = TestPki::generate(&[]).unwrap();
+    let dir = tempdir::new("par");
+    let (ca, _, _) = pki.write_to(&dir.0).unwrap();
+    let tls = burrow_transport::tls::server_config(
+        pki.chain_der.clone(),
+        pki.key(),
+        origin::alpn(origin::Versions::Negotiate),
+    )
+    .unwrap();
+    let o = origin::start(origin::Versions::Negotiate, Some(tls))
+        .await
+        .unwrap();
+    let ca = ca.display().to_string();
+    let out_dir = dir.0.join("out");
+    let urls = format!("https://localhost:{}/bytes/[1-10]0000", o.addr.port());
+    let base = vec![
+        "-Z".to_string(),
+        "--cacert".into(),
+        ca.clone(),
+        urls,
+        "-o".into(),
+        format!("{}/f#1", out_dir.display()),
+        "--create-dirs".into(),
+        "-w".into(),
+        "%{http_version} ".into(),
+    ];
+    let out = run(base.clone()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 ".repeat(10));
+    for n in 1..=10u64 {
+        let got = std::fs::read(out_dir.join(format!("f{n}"))).unwrap();
+        assert_eq!(sha(&got), sha(&pattern(0, n as usize * 10_000)), "{n}");
+    }
+    assert_eq!(o.stats.connections.load(Relaxed), 1);
+    assert_eq!(o.stats.requests.load(Relaxed), 10);
+
+    let p = server::start(
+        Proxy::new(
+            ProxyConfig {
+                listeners: vec![Listen::parse("https://127.0.0.1:0").unwrap()],
+                identity: Some((pki.chain_der.clone(), std::sync::Arc::new(pki.key()))),
+                rules: burrow_proxy::server::Rules::loopback(),
+                ..ProxyConfig::default()
+            },
+            None,
+            None,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let Listen::Https(pa) = p.addrs[0] else {
+        panic!("{:?}", p.addrs)
+    };
+    let mut args = base;
+    args.extend([
+        "-x".to_string(),
+        format!("h2://localhost:{}", pa.port()),
+        "--proxy-cacert".into(),
+        ca,
+    ]);
+    let out = run(args).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = p.stats();
+    assert_eq!(s.connections.load(Relaxed), 1, "one proxy connection");
+    assert_eq!(
+        s.tunnels.load(Relaxed),
+        1,
+        "one tunnel to the HTTP/2 origin"
+    );
+    assert_eq!(o.stats.requests.load(Relaxed), 20);
+}

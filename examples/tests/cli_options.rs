@@ -154,7 +154,7 @@ async fn request_options_shape_what_is_sent() {
     .await;
     let q = only(&r);
     assert_eq!(q.method, "GET");
-    assert_eq!(q.target, "/echo?x=0&a=1&q=a%20b%26c");
+    assert_eq!(q.target, "/echo?x=0&a=1&q=a+b%26c");
     assert_eq!(q.header("authorization"), Some("Bearer t0k"));
     assert!(q.body.is_empty());
 
@@ -209,7 +209,9 @@ async fn forms_and_uploads() {
     );
     assert!(
         parts[2].contains("name=\"doc\"; filename=\"up.txt\"")
-            && parts[2].to_ascii_lowercase().contains("content-type: text/x-mine")
+            && parts[2]
+                .to_ascii_lowercase()
+                .contains("content-type: text/x-mine")
             && parts[2].contains("\r\n\r\nfile body\r\n"),
         "{}",
         parts[2]

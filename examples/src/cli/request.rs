@@ -11,6 +11,10 @@ use tokio::io::AsyncReadExt;
 use super::exit::{self, Exit};
 use super::Args;
 
+/// Bodies larger than this are sent after `Expect: 100-continue` on HTTP/1.1 (curl's
+/// threshold); `-T` uploads always are.
+pub const EXPECT_CONTINUE_OVER: u64 = 1 << 20;
+
 /// The largest piece of data read from a file or standard input into memory (`-d @file`,
 /// `-F name=@file`, `--json @file`); `--data-binary @file` and `-T` stream instead.
 pub const MAX_DATA_BYTES: u64 = 1 << 30;
@@ -78,6 +82,11 @@ fn escape(b: &[u8]) -> String {
     percent_encoding::percent_encode(b, UNRESERVED).to_string()
 }
 
+/// `--data-urlencode`'s encoding: as [`escape`], with spaces as `+` (what curl sends).
+fn form_escape(b: &[u8]) -> String {
+    escape(b).replace("%20", "+")
+}
+
 fn read_err(what: &str, e: impl std::fmt::Display) -> Exit {
     Exit::new(exit::READ_ERROR, format!("reading {what}: {e}"))
 }
@@ -129,15 +138,15 @@ async fn piece(d: &Data) -> Result<Vec<u8>, Exit> {
         DataKind::UrlEncode => {
             let v = &d.value;
             if let Some(rest) = v.strip_prefix('=') {
-                escape(rest.as_bytes()).into_bytes()
+                form_escape(rest.as_bytes()).into_bytes()
             } else if let Some(path) = v.strip_prefix('@') {
-                escape(&slurp(path).await?).into_bytes()
+                form_escape(&slurp(path).await?).into_bytes()
             } else if let Some((name, content)) = v.split_once('=') {
-                format!("{name}={}", escape(content.as_bytes())).into_bytes()
+                format!("{name}={}", form_escape(content.as_bytes())).into_bytes()
             } else if let Some((name, path)) = v.split_once('@') {
-                format!("{name}={}", escape(&slurp(path).await?)).into_bytes()
+                format!("{name}={}", form_escape(&slurp(path).await?)).into_bytes()
             } else {
-                escape(v.as_bytes()).into_bytes()
+                form_escape(v.as_bytes()).into_bytes()
             }
         }
     })
@@ -285,6 +294,8 @@ pub struct Template {
     pub query: Option<String>,
     /// `-T`: the name to add to a URL that ends in `/`.
     pub upload_name: Option<String>,
+    /// Whether the body is announced with `Expect: 100-continue` on HTTP/1.1.
+    pub expect_continue: bool,
 }
 
 /// Reads the options into a [`Template`].
@@ -409,12 +420,25 @@ pub async fn template(args: &Args, data: &[Data]) -> Result<Template, Exit> {
         .filter(|t| *t != "-")
         .and_then(|t| Path::new(t).file_name())
         .map(|n| n.to_string_lossy().into_owned());
+    let expect_continue = match &body {
+        _ if args.upload_file.is_some() => true,
+        BodySpec::Bytes(b) => b.len() as u64 > EXPECT_CONTINUE_OVER,
+        BodySpec::File(p) => std::fs::metadata(p).map_or(true, |m| m.len() > EXPECT_CONTINUE_OVER),
+        _ => false,
+    };
+    // An `Expect` of the user's own (or `Expect:` to remove it) wins.
+    let expect_continue = expect_continue
+        && !args
+            .headers
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with("expect:"));
     Ok(Template {
         method,
         headers,
         body,
         query,
         upload_name,
+        expect_continue,
     })
 }
 
@@ -587,10 +611,7 @@ mod tests {
         ])
         .await
         .unwrap();
-        assert_eq!(
-            &b[..],
-            b"a=1&q=a%20b%26c%2F%C3%A9&x%20y&plain%20text&@literal"
-        );
+        assert_eq!(&b[..], b"a=1&q=a+b%26c%2F%C3%A9&x+y&plain+text&@literal");
         let j = joined(&[d(DataKind::Json, "{\"a\":"), d(DataKind::Json, "1}")])
             .await
             .unwrap();
@@ -622,6 +643,7 @@ mod tests {
             body: BodySpec::Empty,
             query: Some("a=1&b=2".into()),
             upload_name: Some("my file.txt".into()),
+            expect_continue: false,
         };
         assert_eq!(t.url("http://h/dir/"), "http://h/dir/my%20file.txt?a=1&b=2");
         assert_eq!(t.url("http://h/p?x=0#frag"), "http://h/p?x=0&a=1&b=2#frag");

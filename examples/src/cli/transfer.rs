@@ -251,8 +251,21 @@ async fn attempt(
     let uri = parse_url(&t.url(&job.url)).map_err(failed)?;
     stats.url_effective = uri.to_string();
     stats.method = t.method.to_string();
+    if job.output == Output::Remote && !args.remote_header_name {
+        // curl refuses before connecting.
+        output::remote_name(&uri).map_err(failed)?;
+    }
     let offset = resume_offset(args, job).map_err(failed)?;
     let mut headers = t.headers.clone();
+    // curl announces big bodies and uploads on HTTP/1.1 only: cleartext URLs (which speak
+    // HTTP/1.1 unless told otherwise) and --http1.1.
+    let h1 = args.http1_1 || (uri.scheme_str() == Some("http") && !args.http2_prior_knowledge);
+    if t.expect_continue && h1 {
+        headers.insert(
+            http::header::EXPECT,
+            http::HeaderValue::from_static("100-continue"),
+        );
+    }
     if offset > 0 {
         headers.insert(
             http::header::RANGE,
