@@ -48,6 +48,7 @@ pub struct Recorder {
     /// Where it listens.
     pub addr: std::net::SocketAddr,
     seen: Arc<Mutex<Vec<Recorded>>>,
+    counts: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 /// The gzip encoding of `hello gzip\n`.
@@ -63,9 +64,10 @@ impl Recorder {
         let r = Recorder {
             addr: l.local_addr()?,
             seen: Arc::default(),
+            counts: Arc::default(),
         };
         let seen = r.seen.clone();
-        let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let counts = r.counts.clone();
         tokio::spawn(async move {
             let mut conn = 0;
             while let Ok((s, _)) = l.accept().await {
@@ -81,8 +83,13 @@ impl Recorder {
         format!("http://{}", self.addr)
     }
 
-    /// The requests so far, and forgets them.
+    /// The requests so far, and forgets them (and how often each `/flaky/` URL was asked
+    /// for, so the next client sees the same failures).
     pub fn take(&self) -> Vec<Recorded> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

@@ -474,7 +474,8 @@ async fn retries_of_transient_failures() {
     ])
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "ok after 3\n");
+    // Like curl, each transient answer's body is written before the retry.
+    assert_eq!(text(&out.stdout), "busy\nbusy\nok after 3\n");
     let err = text(&out.stderr);
     assert_eq!(err.matches("Will retry in 0 seconds").count(), 2, "{err}");
     assert!(
@@ -484,7 +485,7 @@ async fn retries_of_transient_failures() {
     assert_eq!(r.take().len(), 3);
     // Retries run out: the last answer is the result (no -f: exit 0). Retry-After is kept.
     let out = run(&[&format!("{b}/status/503"), "--retry", "2"]).await;
-    assert_eq!(text(&out.stdout), "status 503\n");
+    assert_eq!(text(&out.stdout), "status 503\n".repeat(3));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(r.take().len(), 3);
     // A 404 is not transient, unless --retry-all-errors (with -f, it is an error).

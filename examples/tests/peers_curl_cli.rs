@@ -17,6 +17,60 @@ use std::process::{Command, Output, Stdio};
 
 use burrow_examples::recorder::{Recorded, Recorder};
 
+/// The files a run left in `dir` (inputs excluded), path and content; cookie jars without
+/// their comment lines (each client signs its own).
+fn files(dir: &std::path::Path, inputs: &[&str]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if inputs.contains(&rel.as_str()) {
+                continue;
+            }
+            let mut body = std::fs::read(&p).unwrap();
+            if body.starts_with(b"# Netscape HTTP Cookie File") {
+                body = String::from_utf8_lossy(&body)
+                    .lines()
+                    .filter(|l| !l.starts_with("# ") && !l.is_empty())
+                    .map(|l| format!("{l}\n"))
+                    .collect::<String>()
+                    .into_bytes();
+            }
+            // Text (heads, echoed requests) compared as the output is.
+            if let Ok(t) = std::str::from_utf8(&body) {
+                body = normal_output(t.as_bytes(), false).into_bytes();
+            }
+            out.push((rel, body));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A fresh directory holding the inputs the command lines name.
+fn workdir(root: &std::path::Path, name: &str, base: &str) -> std::path::PathBuf {
+    let d = root.join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("data.txt"), "one\r\ntwo\n").unwrap();
+    std::fs::write(d.join("up.txt"), "uploaded").unwrap();
+    std::fs::write(d.join("part.bin"), burrow_examples::origin::pattern(0, 40)).unwrap();
+    std::fs::write(
+        d.join("opts.cfg"),
+        format!("# options\nurl = \"{base}/echo\"\n-H \"X-Cfg: yes\"\nsilent\n"),
+    )
+    .unwrap();
+    d
+}
+
+const INPUTS: [&str; 4] = ["data.txt", "up.txt", "part.bin", "opts.cfg"];
+
 async fn exec(prog: &'static str, args: Vec<String>, dir: std::path::PathBuf) -> Output {
     tokio::task::spawn_blocking(move || {
         Command::new(prog)
@@ -102,10 +156,6 @@ async fn burrow_sends_and_writes_what_curl_does() {
     let r = Recorder::start().await.unwrap();
     let b = r.base();
     let dir = std::env::temp_dir().join(format!("burrow-vs-curl-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("data.txt"), "one\r\ntwo\n").unwrap();
-    std::fs::write(dir.join("up.txt"), "uploaded").unwrap();
     let wo = "%{http_code} %{http_version} %{size_download} %{num_redirects} \
               [%{redirect_url}] [%{content_type}] %{exitcode} %{url_effective} \
               %header{content-length} %{method}";
@@ -175,6 +225,42 @@ async fn burrow_sends_and_writes_what_curl_does() {
         vec!["-H", "X-Empty;", "-H", "User-Agent:", "B/echo"],
         vec!["-e", "http://r/", "-L", "B/redirect/1"],
         vec!["-u", "u:p", "-L", "B/to?http://localhost:PORT/echo"],
+        // Files written.
+        vec!["-o", "out.bin", "B/bytes/50"],
+        vec!["-O", "B/files/name.txt"],
+        vec!["--remote-name-all", "B/a/x.txt", "B/a/y.txt"],
+        vec!["-O", "-J", "B/disposition/served.txt"],
+        vec![
+            "--output-dir",
+            "sub",
+            "--create-dirs",
+            "-o",
+            "deep/f.bin",
+            "B/bytes/5",
+        ],
+        vec!["-L", "-D", "heads.txt", "B/redirect/1"],
+        vec!["B/bytes/[1-2]0", "-o", "g_#1.bin"],
+        vec!["-c", "jar.txt", "B/setcookie?k=v"],
+        vec!["-C", "-", "-o", "part.bin", "B/range/100"],
+        vec!["-w", "%{filename_effective}", "-O", "B/f/n.txt"],
+        // Config files, names and addresses, retries, limits.
+        vec!["-K", "opts.cfg"],
+        vec![
+            "--resolve",
+            "burrow.test:PORT:127.0.0.1",
+            "http://burrow.test:PORT/echo",
+        ],
+        vec![
+            "--connect-to",
+            "burrow.test:PORT:127.0.0.1:PORT",
+            "http://burrow.test:PORT/echo",
+        ],
+        vec!["-4", "http://localhost:PORT/echo"],
+        vec!["--retry", "2", "--retry-delay", "0", "B/flaky/1"],
+        vec!["--retry", "1", "--retry-delay", "0", "B/flaky/3"],
+        vec!["--max-filesize", "1k", "B/bytes/2000"],
+        vec!["--fail-early", "-f", "B/status/404", "B/echo"],
+        vec!["-f", "B/status/404", "B/echo"],
     ]
     .iter()
     .map(|c| {
@@ -191,11 +277,26 @@ async fn burrow_sends_and_writes_what_curl_does() {
         let keep_ua = args.iter().any(|a| a == "-A");
         let mut full = vec!["-s".to_string()];
         full.extend(args.clone());
-        let c = exec("curl", full.clone(), dir.clone()).await;
+        let (cdir, odir) = (workdir(&dir, "curl", &b), workdir(&dir, "burrow", &b));
+        r.take();
+        let c = exec("curl", full.clone(), cdir.clone()).await;
         let c_reqs: Vec<String> = r.take().iter().map(|q| normal(q, keep_ua)).collect();
-        let o = exec(env!("CARGO_BIN_EXE_burrow"), full, dir.clone()).await;
+        let o = exec(env!("CARGO_BIN_EXE_burrow"), full, odir.clone()).await;
         let o_reqs: Vec<String> = r.take().iter().map(|q| normal(q, keep_ua)).collect();
         let mut diffs = Vec::new();
+        let (cf, of) = (files(&cdir, &INPUTS), files(&odir, &INPUTS));
+        if cf != of {
+            let names = |f: &[(String, Vec<u8>)]| -> Vec<String> {
+                f.iter()
+                    .map(|(n, b)| format!("{n}: {:?}", String::from_utf8_lossy(b)))
+                    .collect()
+            };
+            diffs.push(format!(
+                "files:\ncurl:   {:?}\nburrow: {:?}",
+                names(&cf),
+                names(&of)
+            ));
+        }
         if c_reqs != o_reqs {
             diffs.push(format!(
                 "requests:\ncurl:   {c_reqs:#?}\nburrow: {o_reqs:#?}"

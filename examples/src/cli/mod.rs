@@ -32,180 +32,217 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 #[command(
     name = "burrow",
     about = "HTTP client: any HTTP version over any chain of proxies",
-    version
+    version,
+    disable_help_flag = true,
+    args_override_self = true
 )]
 pub struct Args {
+    /// Help: every option by category; `--help category` lists the categories, `--help
+    /// NAME` shows one.
+    #[arg(
+        short = 'h',
+        long = "help",
+        num_args = 0..=1,
+        default_missing_value = "all",
+        value_name = "CATEGORY",
+        help_heading = "curl"
+    )]
+    pub help: Option<String>,
+
+    /// Print a completion script for this shell (bash, zsh, fish, elvish, powershell).
+    #[arg(long = "completions", value_name = "SHELL", help_heading = "curl")]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the manual page (roff), as `man/burrow.1` holds it.
+    #[arg(long = "manpage", help_heading = "curl")]
+    pub manpage: bool,
+
     /// URLs to fetch (`http://` or `https://`; no scheme means `http://`). Globbing:
     /// `{a,b}`, `[1-9]`, `[a-z]`, `[001-100:10]`.
     pub urls: Vec<String>,
 
     /// A URL to fetch (repeatable; same as a URL argument).
-    #[arg(long = "url")]
+    #[arg(long = "url", help_heading = "curl")]
     pub url: Vec<String>,
 
     /// Read options from this file (`-` for standard input), as curl's `-K`.
-    #[arg(short = 'K', long = "config")]
+    #[arg(short = 'K', long = "config", help_heading = "curl")]
     pub config: Vec<String>,
 
     /// Do not glob: `{}` and `[]` in URLs are literal.
-    #[arg(short = 'g', long = "globoff")]
+    #[arg(short = 'g', long = "globoff", help_heading = "curl")]
     pub globoff: bool,
 
     // ---- request ------------------------------------------------------------------------
     /// Request method (default GET, POST with data, PUT with -T, HEAD with -I).
-    #[arg(short = 'X', long = "request")]
+    #[arg(short = 'X', long = "request", help_heading = "http")]
     pub method: Option<String>,
 
     /// Extra request header, `Name: value` (repeatable). `Name:` removes a default header;
     /// `@file` reads headers from a file.
-    #[arg(short = 'H', long = "header")]
+    #[arg(short = 'H', long = "header", help_heading = "http")]
     pub headers: Vec<String>,
 
     /// POST data (repeatable, joined with `&`); `@file` reads a file without CR and LF.
-    #[arg(short = 'd', long = "data", visible_alias = "data-ascii")]
+    #[arg(
+        short = 'd',
+        long = "data",
+        visible_alias = "data-ascii",
+        help_heading = "post"
+    )]
     pub data: Vec<String>,
 
     /// POST data as is; `@file` reads a file whole, `@-` standard input.
-    #[arg(long = "data-binary")]
+    #[arg(long = "data-binary", help_heading = "post")]
     pub data_binary: Vec<String>,
 
     /// POST data with no `@` handling.
-    #[arg(long = "data-raw")]
+    #[arg(long = "data-raw", help_heading = "post")]
     pub data_raw: Vec<String>,
 
     /// POST data URL-encoded: `content`, `=content`, `name=content`, `@file`, `name@file`.
-    #[arg(long = "data-urlencode")]
+    #[arg(long = "data-urlencode", help_heading = "post")]
     pub data_urlencode: Vec<String>,
 
     /// JSON data (as --data-binary, with JSON `Content-Type` and `Accept`).
-    #[arg(long = "json")]
+    #[arg(long = "json", help_heading = "post")]
     pub json: Vec<String>,
 
     /// Put the data in the URL's query and send a GET (HEAD with -I).
-    #[arg(short = 'G', long = "get")]
+    #[arg(short = 'G', long = "get", help_heading = "post")]
     pub get: bool,
 
     /// A multipart form field: `name=value`, `name=@file`, `name=<file`, with `;type=`
     /// and `;filename=` (repeatable).
-    #[arg(short = 'F', long = "form")]
+    #[arg(short = 'F', long = "form", help_heading = "post")]
     pub form: Vec<String>,
 
     /// A multipart form field taken literally (no `@`, `<` or `;type=`).
-    #[arg(long = "form-string")]
+    #[arg(long = "form-string", help_heading = "post")]
     pub form_string: Vec<String>,
 
     /// Upload this file (PUT; `-` for standard input). A URL ending in `/` gets the name.
-    #[arg(short = 'T', long = "upload-file")]
+    #[arg(short = 'T', long = "upload-file", help_heading = "upload")]
     pub upload_file: Option<String>,
 
     /// Fetch the head only (HEAD request).
-    #[arg(short = 'I', long = "head")]
+    #[arg(short = 'I', long = "head", help_heading = "http")]
     pub head: bool,
 
     /// Follow redirects.
-    #[arg(short = 'L', long = "location")]
+    #[arg(short = 'L', long = "location", help_heading = "http")]
     pub location: bool,
 
     /// At most this many redirects with -L (default 50; -1: no limit).
     #[arg(
         long = "max-redirs",
         default_value_t = 50,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        help_heading = "http"
     )]
     pub max_redirs: i64,
 
     /// Keep POST after a 301 with -L.
-    #[arg(long = "post301")]
+    #[arg(long = "post301", help_heading = "http")]
     pub post301: bool,
 
     /// Keep POST after a 302 with -L.
-    #[arg(long = "post302")]
+    #[arg(long = "post302", help_heading = "http")]
     pub post302: bool,
 
     /// Keep POST after a 303 with -L.
-    #[arg(long = "post303")]
+    #[arg(long = "post303", help_heading = "http")]
     pub post303: bool,
 
     /// The `User-Agent` to send.
-    #[arg(short = 'A', long = "user-agent")]
+    #[arg(short = 'A', long = "user-agent", help_heading = "http")]
     pub user_agent: Option<String>,
 
     /// The `Referer` to send.
-    #[arg(short = 'e', long = "referer")]
+    #[arg(short = 'e', long = "referer", help_heading = "http")]
     pub referer: Option<String>,
 
     /// Server credentials `USER[:PASSWORD]` (Basic); asks for the password when missing.
-    #[arg(short = 'u', long = "user")]
+    #[arg(short = 'u', long = "user", help_heading = "auth")]
     pub user: Option<String>,
 
     /// Use Basic authentication (the default).
-    #[arg(long = "basic")]
+    #[arg(long = "basic", help_heading = "auth")]
     pub basic: bool,
 
     /// An OAuth 2 bearer token for the server.
-    #[arg(long = "oauth2-bearer")]
+    #[arg(long = "oauth2-bearer", help_heading = "auth")]
     pub oauth2_bearer: Option<String>,
 
     /// Cookies to send: `NAME=VALUE[; ...]`, or a cookie file to read.
-    #[arg(short = 'b', long = "cookie")]
+    #[arg(short = 'b', long = "cookie", help_heading = "http")]
     pub cookie: Vec<String>,
 
     /// Write every cookie to this file after the transfers (Netscape format).
-    #[arg(short = 'c', long = "cookie-jar")]
+    #[arg(short = 'c', long = "cookie-jar", help_heading = "http")]
     pub cookie_jar: Option<PathBuf>,
 
     /// Ask for a compressed response and decode it.
-    #[arg(long = "compressed")]
+    #[arg(long = "compressed", help_heading = "http")]
     pub compressed: bool,
 
     /// Retrieve only this byte range (`0-499`, `500-`, `-500`, lists).
-    #[arg(short = 'r', long = "range")]
+    #[arg(short = 'r', long = "range", help_heading = "http")]
     pub range: Option<String>,
 
     /// Resume at this offset (`-`: from the size of the output file).
-    #[arg(short = 'C', long = "continue-at", allow_hyphen_values = true)]
+    #[arg(
+        short = 'C',
+        long = "continue-at",
+        allow_hyphen_values = true,
+        help_heading = "http"
+    )]
     pub continue_at: Option<String>,
 
     /// Fail (exit 22) on HTTP status 400 and above, without writing the body.
-    #[arg(short = 'f', long = "fail")]
+    #[arg(short = 'f', long = "fail", help_heading = "http")]
     pub fail: bool,
 
     /// Fail (exit 22) on HTTP status 400 and above, after writing the body.
-    #[arg(long = "fail-with-body", conflicts_with = "fail")]
+    #[arg(
+        long = "fail-with-body",
+        conflicts_with = "fail",
+        help_heading = "http"
+    )]
     pub fail_with_body: bool,
 
     /// Fail (exit 63) for a body larger than this (suffixes k, M, G).
-    #[arg(long = "max-filesize")]
+    #[arg(long = "max-filesize", help_heading = "output")]
     pub max_filesize: Option<String>,
 
     /// At most this many bytes per second (suffixes k, M, G).
-    #[arg(long = "limit-rate")]
+    #[arg(long = "limit-rate", help_heading = "output")]
     pub limit_rate: Option<String>,
 
     /// Retry transient failures this many times (timeouts, 408, 429, 500, 502, 503, 504).
-    #[arg(long = "retry", default_value_t = 0)]
+    #[arg(long = "retry", default_value_t = 0, help_heading = "curl")]
     pub retry: u32,
 
     /// Seconds between retries (default: 1, doubling up to 10 minutes).
-    #[arg(long = "retry-delay")]
+    #[arg(long = "retry-delay", help_heading = "curl")]
     pub retry_delay: Option<u64>,
 
     /// Stop retrying after this many seconds in all.
-    #[arg(long = "retry-max-time")]
+    #[arg(long = "retry-max-time", help_heading = "curl")]
     pub retry_max_time: Option<u64>,
 
     /// Retry on any error, not only transient ones.
-    #[arg(long = "retry-all-errors")]
+    #[arg(long = "retry-all-errors", help_heading = "curl")]
     pub retry_all_errors: bool,
 
     /// Retry a refused connection too.
-    #[arg(long = "retry-connrefused")]
+    #[arg(long = "retry-connrefused", help_heading = "curl")]
     pub retry_connrefused: bool,
 
     // ---- output -------------------------------------------------------------------------
     /// Write the body to this file (`-`: standard output); one per URL, in order. `#1` is
     /// the first glob's text.
-    #[arg(short = 'o', long = "output")]
+    #[arg(short = 'o', long = "output", help_heading = "output")]
     pub output: Vec<String>,
 
     /// Write the body to a file named like the URL's last path segment (one per URL).
@@ -215,212 +252,221 @@ pub struct Args {
         action = ArgAction::Append,
         num_args = 0,
         default_missing_value = ""
-    )]
+    , help_heading = "output")]
     pub remote_name: Vec<String>,
 
     /// -O for every URL.
-    #[arg(long = "remote-name-all")]
+    #[arg(long = "remote-name-all", help_heading = "output")]
     pub remote_name_all: bool,
 
     /// With -O, take the file name from `Content-Disposition`.
-    #[arg(short = 'J', long = "remote-header-name")]
+    #[arg(short = 'J', long = "remote-header-name", help_heading = "output")]
     pub remote_header_name: bool,
 
     /// The directory -o and -O files go in.
-    #[arg(long = "output-dir")]
+    #[arg(long = "output-dir", help_heading = "output")]
     pub output_dir: Option<PathBuf>,
 
     /// Create the directories an output file needs.
-    #[arg(long = "create-dirs")]
+    #[arg(long = "create-dirs", help_heading = "output")]
     pub create_dirs: bool,
 
     /// Write the response heads to this file (`-`: standard output).
-    #[arg(short = 'D', long = "dump-header")]
+    #[arg(short = 'D', long = "dump-header", help_heading = "output")]
     pub dump_header: Option<String>,
 
     /// Include the response head in the output.
-    #[arg(short = 'i', long = "include")]
+    #[arg(short = 'i', long = "include", help_heading = "output")]
     pub include: bool,
 
     /// What to write after each transfer (`%{http_code}`, `%{json}`, …; `@file`).
-    #[arg(short = 'w', long = "write-out")]
+    #[arg(short = 'w', long = "write-out", help_heading = "output")]
     pub write_out: Option<String>,
 
     /// Silent: no progress meter, no error messages.
-    #[arg(short = 's', long = "silent")]
+    #[arg(short = 's', long = "silent", help_heading = "output")]
     pub silent: bool,
 
     /// With -s, still show errors.
-    #[arg(short = 'S', long = "show-error")]
+    #[arg(short = 'S', long = "show-error", help_heading = "output")]
     pub show_error: bool,
 
     /// No progress meter (errors still shown).
-    #[arg(long = "no-progress-meter")]
+    #[arg(long = "no-progress-meter", help_heading = "output")]
     pub no_progress_meter: bool,
 
     /// A progress bar instead of the meter.
-    #[arg(short = '#', long = "progress-bar")]
+    #[arg(short = '#', long = "progress-bar", help_heading = "output")]
     pub progress_bar: bool,
 
     /// Verbose: connection details and headers on standard error.
-    #[arg(short = 'v', long = "verbose")]
+    #[arg(short = 'v', long = "verbose", help_heading = "verbose")]
     pub verbose: bool,
 
     /// Write a trace of what was sent and received to this file (`-`: standard error).
-    #[arg(long = "trace-ascii")]
+    #[arg(long = "trace-ascii", help_heading = "verbose")]
     pub trace_ascii: Option<String>,
 
     /// Transfer the URLs in parallel.
-    #[arg(short = 'Z', long = "parallel")]
+    #[arg(short = 'Z', long = "parallel", help_heading = "curl")]
     pub parallel: bool,
 
     /// At most this many transfers at once with -Z (default 50, at most 300).
-    #[arg(long = "parallel-max", default_value_t = 50)]
+    #[arg(long = "parallel-max", default_value_t = 50, help_heading = "curl")]
     pub parallel_max: usize,
 
     /// Stop at the first transfer that fails.
-    #[arg(long = "fail-early")]
+    #[arg(long = "fail-early", help_heading = "curl")]
     pub fail_early: bool,
 
     // ---- connections --------------------------------------------------------------------
     /// Do not verify TLS certificates.
-    #[arg(short = 'k', long = "insecure")]
+    #[arg(short = 'k', long = "insecure", help_heading = "tls")]
     pub insecure: bool,
 
     /// Trust the CA certificates in this PEM file.
-    #[arg(long = "cacert")]
+    #[arg(long = "cacert", help_heading = "tls")]
     pub cacert: Option<PathBuf>,
 
     /// Use HTTP/1.1 only.
-    #[arg(long = "http1.1", conflicts_with_all = ["http2", "http2_prior_knowledge"])]
+    #[arg(
+        long = "http1.1",
+        conflicts_with_all = ["http2", "http2_prior_knowledge"],
+        help_heading = "http"
+    )]
     pub http1_1: bool,
 
     /// Use HTTP/2 when the server agrees (over TLS, ALPN); the default.
-    #[arg(long = "http2")]
+    #[arg(long = "http2", help_heading = "http")]
     pub http2: bool,
 
     /// Use HTTP/2 without negotiation: h2c over cleartext, `h2` only over TLS.
-    #[arg(long = "http2-prior-knowledge")]
+    #[arg(long = "http2-prior-knowledge", help_heading = "http")]
     pub http2_prior_knowledge: bool,
 
     /// Try HTTP/3 first (https only), falling back to HTTP/2 or HTTP/1.1 over TCP.
-    #[arg(long = "http3", conflicts_with = "http3_only")]
+    #[arg(long = "http3", conflicts_with = "http3_only", help_heading = "http")]
     pub http3: bool,
 
     /// Use HTTP/3 only (https only); fail rather than fall back.
-    #[arg(long = "http3-only")]
+    #[arg(long = "http3-only", help_heading = "http")]
     pub http3_only: bool,
 
     /// Use these addresses for HOST:PORT: `HOST:PORT:ADDR[,ADDR]` (repeatable).
-    #[arg(long = "resolve")]
+    #[arg(long = "resolve", help_heading = "dns")]
     pub resolve: Vec<String>,
 
     /// Connect to HOST2:PORT2 for HOST1:PORT1: `HOST1:PORT1:HOST2:PORT2` (repeatable; an
     /// empty part matches any).
-    #[arg(long = "connect-to")]
+    #[arg(long = "connect-to", help_heading = "connection")]
     pub connect_to: Vec<String>,
 
     /// Resolve names to IPv4 addresses only.
-    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    #[arg(
+        short = '4',
+        long = "ipv4",
+        conflicts_with = "ipv6",
+        help_heading = "dns"
+    )]
     pub ipv4: bool,
 
     /// Resolve names to IPv6 addresses only.
-    #[arg(short = '6', long = "ipv6")]
+    #[arg(short = '6', long = "ipv6", help_heading = "dns")]
     pub ipv6: bool,
 
     /// Connect from this local address.
-    #[arg(long = "interface")]
+    #[arg(long = "interface", help_heading = "connection")]
     pub interface: Option<String>,
 
     /// Connect from this local port or range (`N` or `N-M`).
-    #[arg(long = "local-port")]
+    #[arg(long = "local-port", help_heading = "connection")]
     pub local_port: Option<String>,
 
     /// Connect through this Unix domain socket instead of TCP.
-    #[arg(long = "unix-socket")]
+    #[arg(long = "unix-socket", help_heading = "connection")]
     pub unix_socket: Option<PathBuf>,
 
     /// TCP keepalive idle time in seconds (default 60).
-    #[arg(long = "keepalive-time")]
+    #[arg(long = "keepalive-time", help_heading = "connection")]
     pub keepalive_time: Option<u64>,
 
     /// Turn TCP keepalive off.
-    #[arg(long = "no-keepalive")]
+    #[arg(long = "no-keepalive", help_heading = "connection")]
     pub no_keepalive: bool,
 
     /// Set TCP_NODELAY (the default).
-    #[arg(long = "tcp-nodelay")]
+    #[arg(long = "tcp-nodelay", help_heading = "connection")]
     pub tcp_nodelay: bool,
 
     /// Maximum time for the whole transfer, in seconds (fractions allowed).
-    #[arg(short = 'm', long = "max-time")]
+    #[arg(short = 'm', long = "max-time", help_heading = "connection")]
     pub max_time: Option<f64>,
 
     /// Maximum time to connect (TCP and TLS), in seconds.
-    #[arg(long = "connect-timeout")]
+    #[arg(long = "connect-timeout", help_heading = "connection")]
     pub connect_timeout: Option<f64>,
 
     // ---- proxies ------------------------------------------------------------------------
     /// Proxy URL (repeatable: a chain, nearest first): http, https, h2, h3, socks5, socks5h,
     /// socks4a; credentials in userinfo.
-    #[arg(short = 'x', long = "proxy")]
+    #[arg(short = 'x', long = "proxy", help_heading = "proxy")]
     pub proxy: Vec<String>,
 
     /// A proxy reached before the -x proxies (nearest hop).
-    #[arg(long = "preproxy")]
+    #[arg(long = "preproxy", help_heading = "proxy")]
     pub preproxy: Option<String>,
 
     /// A SOCKS5 proxy, names resolved here (`HOST[:PORT]`).
-    #[arg(long = "socks5")]
+    #[arg(long = "socks5", help_heading = "proxy")]
     pub socks5: Option<String>,
 
     /// A SOCKS5 proxy that resolves names (`HOST[:PORT]`).
-    #[arg(long = "socks5-hostname")]
+    #[arg(long = "socks5-hostname", help_heading = "proxy")]
     pub socks5_hostname: Option<String>,
 
     /// A SOCKS4a proxy (`HOST[:PORT]`).
-    #[arg(long = "socks4a")]
+    #[arg(long = "socks4a", help_heading = "proxy")]
     pub socks4a: Option<String>,
 
     /// Tunnel through HTTP proxies with CONNECT (what burrow always does).
-    #[arg(short = 'p', long = "proxytunnel")]
+    #[arg(short = 'p', long = "proxytunnel", help_heading = "proxy")]
     pub proxytunnel: bool,
 
     /// Basic authentication with proxies (the default).
-    #[arg(long = "proxy-basic")]
+    #[arg(long = "proxy-basic", help_heading = "proxy")]
     pub proxy_basic: bool,
 
     /// Credentials USER:PASS for the last -x proxy (unless its URL has its own).
-    #[arg(short = 'U', long = "proxy-user")]
+    #[arg(short = 'U', long = "proxy-user", help_heading = "proxy")]
     pub proxy_user: Option<String>,
 
     /// Extra header for CONNECT requests to HTTP proxies (repeatable).
-    #[arg(long = "proxy-header")]
+    #[arg(long = "proxy-header", help_heading = "proxy")]
     pub proxy_header: Vec<String>,
 
     /// Trust the CA certificates in this PEM file for HTTPS, HTTP/2 and HTTP/3 proxies.
-    #[arg(long = "proxy-cacert")]
+    #[arg(long = "proxy-cacert", help_heading = "proxy")]
     pub proxy_cacert: Option<PathBuf>,
 
     /// Do not verify proxies' TLS certificates.
-    #[arg(long = "proxy-insecure")]
+    #[arg(long = "proxy-insecure", help_heading = "proxy")]
     pub proxy_insecure: bool,
 
     /// Use HTTP/2 with HTTPS proxies when they agree (offered by default).
-    #[arg(long = "proxy-http2")]
+    #[arg(long = "proxy-http2", help_heading = "proxy")]
     pub proxy_http2: bool,
 
     /// Speak HTTP/3 to `https://` proxies (as if they were written `h3://`).
-    #[arg(long = "proxy-http3")]
+    #[arg(long = "proxy-http3", help_heading = "proxy")]
     pub proxy_http3: bool,
 
     /// CONNECT-UDP URI template for HTTP proxies (default
     /// `/.well-known/masque/udp/{target_host}/{target_port}/`).
-    #[arg(long = "proxy-udp-template")]
+    #[arg(long = "proxy-udp-template", help_heading = "proxy")]
     pub proxy_udp_template: Option<String>,
 
     /// Hosts (comma-separated, `*` for all) reached without any proxy.
-    #[arg(long = "noproxy")]
+    #[arg(long = "noproxy", help_heading = "proxy")]
     pub noproxy: Option<String>,
 }
 
@@ -490,6 +536,88 @@ where
     })
 }
 
+/// The option categories of `--help NAME`, as curl names them.
+pub const CATEGORIES: [(&str, &str); 11] = [
+    ("auth", "Different types of authentication methods"),
+    ("connection", "Low level networking operations"),
+    ("curl", "The command line tool itself"),
+    ("dns", "General DNS options"),
+    ("http", "HTTP and HTTPS protocol"),
+    ("output", "Filesystem output"),
+    ("post", "HTTP POST specific"),
+    ("proxy", "Options for proxies"),
+    ("tls", "TLS/SSL related"),
+    ("upload", "All options for uploads"),
+    (
+        "verbose",
+        "Options related to any kind of command line output",
+    ),
+];
+
+/// What `--help TOPIC` prints: every option (`all`), the categories (`category`), or one
+/// category's options; `None` for an unknown topic.
+pub fn help_text(topic: &str) -> Option<String> {
+    let cmd = Args::command();
+    match topic {
+        "all" => Some(cmd.clone().render_help().to_string()),
+        "category" => Some(
+            CATEGORIES
+                .iter()
+                .map(|(c, d)| format!(" {c:<11} {d}\n"))
+                .collect(),
+        ),
+        t if CATEGORIES.iter().any(|(c, _)| *c == t) => {
+            let cmd = cmd.disable_version_flag(true).mut_args(|a| {
+                if a.is_positional() || a.get_help_heading() == Some(t) {
+                    a
+                } else {
+                    a.hide(true)
+                }
+            });
+            Some(cmd.clone().render_help().to_string())
+        }
+        _ => None,
+    }
+}
+
+/// The manual page, generated from the same definitions as `--help`.
+pub fn manpage() -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = clap_mangen::Man::new(Args::command()).render(&mut out);
+    out
+}
+
+/// Answers `--help`, `--completions` and `--manpage`; `None` when none was asked for.
+fn informational(args: &Args) -> Option<i32> {
+    use std::io::Write as _;
+    if let Some(topic) = &args.help {
+        return Some(match help_text(topic) {
+            Some(t) => {
+                print!("{t}");
+                0
+            }
+            None => {
+                eprintln!("burrow: no help for {topic:?}; try --help category");
+                exit::FAILED_INIT
+            }
+        });
+    }
+    if let Some(shell) = args.completions {
+        clap_complete::generate(
+            shell,
+            &mut Args::command(),
+            "burrow",
+            &mut std::io::stdout(),
+        );
+        return Some(0);
+    }
+    if args.manpage {
+        let _ = std::io::stdout().write_all(&manpage());
+        return Some(0);
+    }
+    None
+}
+
 /// Parses arguments and runs; returns the process exit code.
 pub fn main_with_args<I, T>(args: I) -> i32
 where
@@ -511,6 +639,9 @@ where
             return if e.use_stderr() { exit::FAILED_INIT } else { 0 };
         }
     };
+    if let Some(code) = informational(&cli.args) {
+        return code;
+    }
     // One thread: transfers are I/O bound, and cross-thread wake-ups cost more than they
     // give (measured: 0.71 s vs 0.5x s for 1 GiB over loopback). -Z multiplexes on it.
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -544,6 +675,37 @@ mod tests {
         let c = cli(&["-OO", "u1", "u2"]);
         assert_eq!(c.outputs, [None, None]);
         assert!(cli(&["u1"]).outputs.is_empty());
+    }
+
+    #[test]
+    fn help_topics_completions_and_the_man_page() {
+        let dns = help_text("dns").unwrap();
+        assert!(dns.contains("--resolve") && dns.contains("--ipv6"), "{dns}");
+        assert!(
+            !dns.contains("--proxy ") && !dns.contains("--version"),
+            "{dns}"
+        );
+        let all = help_text("all").unwrap();
+        for (c, _) in CATEGORIES {
+            assert!(all.contains(&format!("{c}:")), "{c} heading in --help");
+            assert!(help_text("category").unwrap().contains(c));
+        }
+        assert!(help_text("nope").is_none());
+        let mut bash = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Args::command(),
+            "burrow",
+            &mut bash,
+        );
+        assert!(String::from_utf8_lossy(&bash).contains("--parallel-max"));
+        // The committed page is the one the definitions make; regenerate it with
+        // `cargo run -p burrow-examples --bin burrow -- --manpage > examples/man/burrow.1`.
+        let committed = include_bytes!("../../man/burrow.1");
+        assert!(
+            manpage() == committed,
+            "examples/man/burrow.1 is out of date"
+        );
     }
 
     #[test]

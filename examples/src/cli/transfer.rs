@@ -397,8 +397,12 @@ async fn attempt(
             }
         }
     }
-    if may_retry && matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504) {
-        return Err(Again::Status(status.as_u16(), retry_after(resp.headers())));
+    // A transient answer is retried; like curl, its body is written first (or, with -f,
+    // not at all).
+    let transient = (may_retry && matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504))
+        .then(|| (status.as_u16(), retry_after(resp.headers())));
+    if let (Some((s, after)), true) = (transient, args.fail) {
+        return Err(Again::Status(s, after));
     }
     if let Some(d) = &shared.dump {
         let mut d = d.lock().unwrap_or_else(|p| p.into_inner());
@@ -516,6 +520,9 @@ async fn attempt(
     if v.0 {
         v.line("*", format!("received {total} body bytes"));
         let _ = std::io::stderr().flush();
+    }
+    if let Some((s, after)) = transient {
+        return Err(Again::Status(s, after));
     }
     if args.fail_with_body && status.as_u16() >= 400 {
         return Err(failed(Exit::new(
