@@ -261,6 +261,7 @@ impl ClientBuilder {
             Some(t) => t,
             None => Arc::new(TcpConnector::new(self.tcp.clone()).with_resolver(resolver.clone())),
         };
+        let resolver_for_hops = resolver.clone();
         let direct = Route {
             stream,
             datagram: Arc::new(UdpConnector::with_resolver(resolver)),
@@ -272,6 +273,7 @@ impl ClientBuilder {
                 tls: self.tls,
                 options: RouteOptions {
                     tcp: self.tcp,
+                    resolver: Some(resolver_for_hops),
                     ..RouteOptions::default()
                 },
                 policy: self.policy,

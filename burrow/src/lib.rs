@@ -59,6 +59,8 @@ mod client;
 #[cfg(feature = "cookies")]
 pub mod cookie;
 mod decode;
+#[cfg(feature = "doh")]
+pub mod doh;
 #[cfg(feature = "multipart")]
 pub mod multipart;
 mod proxy;
@@ -68,6 +70,8 @@ mod response;
 mod service;
 
 pub use client::{Client, ClientBuilder, DEFAULT_USER_AGENT, MAX_ROUTES};
+#[cfg(feature = "doh")]
+pub use doh::DohResolver;
 pub use proxy::{EnvProxies, NoProxy, Proxy};
 pub use redirect::{RedirectPolicy, DEFAULT_MAX_REDIRECTS};
 pub use request::RequestBuilder;

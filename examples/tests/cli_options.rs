@@ -799,3 +799,55 @@ async fn parallel_transfers() {
     let conns: std::collections::HashSet<usize> = r.take().iter().map(|q| q.conn).collect();
     assert!((1..=3).contains(&conns.len()), "{conns:?}");
 }
+
+/// `--doh-url`: names resolved by a DoH server reached through the same SOCKS5 proxy
+/// (`socks5://` resolves on this side): `.test` names exist nowhere else, so the transfer
+/// working shows the local DNS was not what answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doh_resolves_through_the_route() {
+    use burrow_proxy::server::{self, Listen, Proxy, ProxyConfig};
+    let r = Recorder::start().await.unwrap();
+    let doh = burrow_test_support::doh::DohServer::start().await.unwrap();
+    let p = server::start(
+        Proxy::new(
+            ProxyConfig {
+                listeners: vec![Listen::parse("socks5://127.0.0.1:0").unwrap()],
+                rules: burrow_proxy::server::Rules::loopback(),
+                ..ProxyConfig::default()
+            },
+            None,
+            None,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let socks = p.addrs[0].addr();
+    let url = format!("http://www.burrow.test:{}/echo", r.addr.port());
+    // Without DoH the name does not resolve.
+    let out = run(&[&url, "-x", &format!("socks5://{socks}")]).await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let out = run(&[
+        &url,
+        "-x",
+        &format!("socks5://{socks}"),
+        "--doh-url",
+        &doh.url(),
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let q = only(&r);
+    assert_eq!(
+        q.header("host"),
+        Some(format!("www.burrow.test:{}", r.addr.port()).as_str())
+    );
+    assert!(doh.count() >= 2, "A and AAAA asked: {}", doh.count());
+    use std::sync::atomic::Ordering::Relaxed;
+    assert!(
+        p.stats().tunnels.load(Relaxed) >= 2,
+        "the DoH query went through the proxy"
+    );
+    // A name the DoH server does not know: exit 6.
+    let out = run(&["http://nowhere.example/", "--doh-url", &doh.url()]).await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+}

@@ -102,5 +102,6 @@ pub fn rng(seed: u64) -> impl FnMut() -> u8 {
     }
 }
 
+pub mod doh;
 pub mod fuzz;
 pub mod playbook;

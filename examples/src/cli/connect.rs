@@ -34,9 +34,10 @@ impl Resolve for Family {
     }
 }
 
-/// The resolver: the system's, under `--resolve` entries, filtered by `-4`/`-6`.
-pub fn resolver(args: &Args) -> Result<SharedResolver, Exit> {
-    let mut r: SharedResolver = Arc::new(burrow_transport::SystemResolver);
+/// The resolver: `base` (the system's, or DoH), under `--resolve` entries, filtered by
+/// `-4`/`-6`.
+pub fn resolver(args: &Args, base: SharedResolver) -> Result<SharedResolver, Exit> {
+    let mut r = base;
     if !args.resolve.is_empty() {
         let mut s = burrow_transport::StaticResolver::new(r);
         for spec in &args.resolve {

@@ -361,6 +361,11 @@ pub struct Args {
     #[arg(long = "connect-to", help_heading = "connection")]
     pub connect_to: Vec<String>,
 
+    /// Resolve names with this DNS-over-HTTPS server (RFC 8484), reached through the same
+    /// proxies as the transfer: no name is asked of the local DNS.
+    #[arg(long = "doh-url", help_heading = "dns")]
+    pub doh_url: Option<String>,
+
     /// Resolve names to IPv4 addresses only.
     #[arg(
         short = '4',

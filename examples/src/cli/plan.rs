@@ -20,13 +20,41 @@ fn secs(s: f64, what: &str) -> Result<std::time::Duration, Exit> {
 }
 
 /// The library's client, set up as the options say: the CLI has no transport code of its
-/// own. Proxies are verified with `--proxy-cacert` (or the system's trust), never with
-/// `--cacert`, as in curl.
+/// own. With `--doh-url`, names are resolved by a DoH server reached by a second client on
+/// the same route.
 fn client(
     args: &Args,
     first: &http::Uri,
     jar: Option<Arc<burrow::cookie::Jar>>,
 ) -> Result<burrow::Client, Exit> {
+    let system: burrow::SharedResolver = Arc::new(burrow::SystemResolver);
+    let base = match &args.doh_url {
+        Some(url) => {
+            let doh = builder(args, first, None, super::connect::resolver(args, system)?)?
+                .redirect(burrow::RedirectPolicy::none())
+                .decompress(false)
+                .build()
+                .map_err(Exit::from)?;
+            let r = burrow::DohResolver::new(doh, url)
+                .map_err(|e| Exit::new(exit::FAILED_INIT, format!("--doh-url: {e}")))?;
+            Arc::new(r) as burrow::SharedResolver
+        }
+        None => system,
+    };
+    let resolver = super::connect::resolver(args, base)?;
+    builder(args, first, jar, resolver)?
+        .build()
+        .map_err(Exit::from)
+}
+
+/// The client's settings. Proxies are verified with `--proxy-cacert` (or the system's
+/// trust), never with `--cacert`, as in curl.
+fn builder(
+    args: &Args,
+    first: &http::Uri,
+    jar: Option<Arc<burrow::cookie::Jar>>,
+    resolver: burrow::SharedResolver,
+) -> Result<burrow::ClientBuilder, Exit> {
     let bad_ca = |e: burrow::Error| Exit::new(exit::SSL_CACERT_BADFILE, e.to_string());
     let init = |e: burrow::Error| Exit::new(exit::FAILED_INIT, e.to_string());
     let mut policy = if args.location {
@@ -75,7 +103,6 @@ fn client(
         b = b.cookie_provider(jar);
     }
     b = super::connect::tcp(args, b)?;
-    let resolver = super::connect::resolver(args)?;
     if let Some(t) = super::connect::transport(args, &b, &resolver)? {
         b = b.transport(t);
     }
@@ -99,7 +126,7 @@ fn client(
         }
         b = b.proxy(hop);
     }
-    b.build().map_err(Exit::from)
+    Ok(b)
 }
 
 /// The transfers: each URL argument globbed, paired with the n-th output option.

@@ -47,7 +47,7 @@ impl DatagramConnector for NoUdp {
 pub const DEFAULT_TUNNEL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options shared by the hops of a route.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RouteOptions {
     /// TCP settings for the first hop (or the origin when direct).
     pub tcp: TcpConfig,
@@ -60,6 +60,27 @@ pub struct RouteOptions {
     /// How long a hop may take to answer a tunnel request (default
     /// [`DEFAULT_TUNNEL_TIMEOUT`]); the error names the hop.
     pub tunnel_timeout: Duration,
+    /// The resolver for names resolved on this side: the first hop's (or the origin's when
+    /// direct) and the targets of `socks5://` hops. `None`: the system's.
+    pub resolver: Option<burrow_transport::SharedResolver>,
+}
+
+impl std::fmt::Debug for RouteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteOptions")
+            .field("tcp", &self.tcp)
+            .field(
+                "proxy_headers",
+                &self.proxy_headers.keys().collect::<Vec<_>>(),
+            )
+            .field("udp_template", &self.udp_template)
+            .field("tunnel_timeout", &self.tunnel_timeout)
+            .field(
+                "resolver",
+                &self.resolver.as_ref().map_or("system", |_| "custom"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RouteOptions {
@@ -70,6 +91,7 @@ impl Default for RouteOptions {
             proxy_headers: HeaderMap::new(),
             udp_template: Default::default(),
             tunnel_timeout: DEFAULT_TUNNEL_TIMEOUT,
+            resolver: None,
         }
     }
 }
@@ -78,8 +100,14 @@ impl Route {
     /// Direct: TCP and UDP.
     pub fn direct(options: &RouteOptions) -> Route {
         Route {
-            stream: Arc::new(TcpConnector::new(options.tcp.clone())),
-            datagram: Arc::new(UdpConnector::default()),
+            stream: Arc::new(match &options.resolver {
+                Some(r) => TcpConnector::new(options.tcp.clone()).with_resolver(r.clone()),
+                None => TcpConnector::new(options.tcp.clone()),
+            }),
+            datagram: Arc::new(match &options.resolver {
+                Some(r) => UdpConnector::with_resolver(r.clone()),
+                None => UdpConnector::default(),
+            }),
             hops: Vec::new(),
         }
     }
@@ -132,11 +160,13 @@ impl Route {
                 why: "SOCKS4a cannot carry UDP",
             });
         } else {
-            let h = Arc::new(
-                SocksHop::new(url.clone(), i, route.stream.clone())
-                    .with_udp(route.datagram.clone())
-                    .with_timeout(options.tunnel_timeout),
-            );
+            let mut s = SocksHop::new(url.clone(), i, route.stream.clone())
+                .with_udp(route.datagram.clone())
+                .with_timeout(options.tunnel_timeout);
+            if let Some(r) = &options.resolver {
+                s = s.with_resolver(r.clone());
+            }
+            let h = Arc::new(s);
             route.stream = h.clone();
             route.datagram = h;
         }

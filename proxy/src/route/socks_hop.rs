@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use burrow_http_core::driver;
 use burrow_transport::{
-    tcp, Connected, Error, ErrorKind, Hop, Host, Prefixed, Result, StreamConnector, Target,
+    Connected, Error, ErrorKind, Hop, Host, Prefixed, Result, StreamConnector, Target,
 };
 
 use super::url::{ProxyKind, ProxyUrl};
@@ -20,6 +20,7 @@ pub struct SocksHop {
     lower: Arc<dyn StreamConnector>,
     lower_udp: Option<Arc<dyn burrow_transport::DatagramConnector>>,
     timeout: std::time::Duration,
+    resolver: burrow_transport::SharedResolver,
 }
 
 impl SocksHop {
@@ -31,6 +32,26 @@ impl SocksHop {
             lower,
             lower_udp: None,
             timeout: super::DEFAULT_TUNNEL_TIMEOUT,
+            resolver: Arc::new(burrow_transport::SystemResolver),
+        }
+    }
+
+    /// Resolves `socks5://` targets with `resolver` (default: the system's).
+    pub fn with_resolver(mut self, resolver: burrow_transport::SharedResolver) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// The target as the proxy is told it: `socks5` resolves names here.
+    async fn resolved(&self, target: &Target) -> Result<Target> {
+        match (self.url.kind, &target.host) {
+            (ProxyKind::Socks5, Host::Name(_)) => {
+                let a = burrow_transport::resolve::resolve_target(&*self.resolver, target).await?;
+                Ok(Target::from(a.first().copied().ok_or_else(|| {
+                    Error::peer(ErrorKind::Resolve, format!("{target}: no address"))
+                })?))
+            }
+            _ => Ok(target.clone()),
         }
     }
 
@@ -66,17 +87,7 @@ impl SocksHop {
         command: Command,
         target: &Target,
     ) -> Result<(Connected, Target)> {
-        let target = match (self.url.kind, &target.host) {
-            (ProxyKind::Socks5, Host::Name(_)) => {
-                let a = tcp::resolve(target).await?;
-                let first = a
-                    .first()
-                    .copied()
-                    .ok_or_else(|| Error::peer(ErrorKind::Resolve, "no address"))?;
-                Target::from(first)
-            }
-            _ => target.clone(),
-        };
+        let target = self.resolved(target).await?;
         let dialect = match self.url.kind {
             ProxyKind::Socks4a => Dialect::V4a,
             _ => Dialect::V5(self.url.credentials.clone()),
@@ -126,17 +137,7 @@ impl SocksHop {
             _ => bound,
         };
         let flow = lower_udp.connect_datagram(&relay).await?;
-        let target = match (self.url.kind, &target.host) {
-            (ProxyKind::Socks5, Host::Name(_)) => {
-                let a = tcp::resolve(target).await?;
-                Target::from(
-                    a.first()
-                        .copied()
-                        .ok_or_else(|| Error::peer(ErrorKind::Resolve, "no address"))?,
-                )
-            }
-            _ => target.clone(),
-        };
+        let target = self.resolved(target).await?;
         let describe = format!(
             "{}-udp@{} > {}",
             self.url.kind.scheme(),
