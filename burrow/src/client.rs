@@ -99,6 +99,31 @@ impl ClientBuilder {
         Ok(self)
     }
 
+    /// Speaks only TLS versions from `min` to `max` with origins (curl's `--tlsv1.3`,
+    /// `--tls-max`).
+    pub fn tls_versions(
+        mut self,
+        min: burrow_transport::TlsVersion,
+        max: burrow_transport::TlsVersion,
+    ) -> Result<Self> {
+        self.tls.versions(min, max)?;
+        Ok(self)
+    }
+
+    /// Presents this client certificate to origins: the PEM chain in `cert`, its key in
+    /// `key` (or in `cert` itself), as curl's `--cert` and `--key`.
+    pub fn client_cert(mut self, cert: impl AsRef<Path>, key: Option<&Path>) -> Result<Self> {
+        self.tls.client_cert_pem_files(cert, key)?;
+        Ok(self)
+    }
+
+    /// Requires origins' public keys to be pinned ones: `sha256//BASE64;…` or a public key
+    /// file (curl's `--pinnedpubkey`). A mismatch is [`ErrorKind::PinMismatch`].
+    pub fn pinned_public_keys(mut self, spec: &str) -> Result<Self> {
+        self.tls.pinned_public_keys(spec)?;
+        Ok(self)
+    }
+
     /// Turns off certificate verification for origins and for proxies without their own
     /// TLS settings. Dangerous: anyone on the path can read and change the traffic.
     pub fn danger_accept_invalid_certs(mut self, on: bool) -> Self {
@@ -345,7 +370,12 @@ impl Inner {
         }
         let lower = self.route(routes, before);
         let options = RouteOptions {
-            proxy_tls: last.tls.clone().unwrap_or_else(|| self.tls.clone()),
+            // A hop without TLS settings of its own trusts what origins are trusted with,
+            // but never gets the origins' client certificate or pins.
+            proxy_tls: last
+                .tls
+                .clone()
+                .unwrap_or_else(|| self.tls.without_identity()),
             proxy_headers: last.headers.clone(),
             ..self.options.clone()
         };

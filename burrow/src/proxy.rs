@@ -23,6 +23,7 @@ pub struct Proxy {
     ca_files: Vec<PathBuf>,
     pub(crate) tls: Option<TlsConfig>,
     insecure: bool,
+    client_cert: Option<PathBuf>,
     pub(crate) headers: HeaderMap,
 }
 
@@ -32,6 +33,7 @@ impl PartialEq for Proxy {
         self.url == other.url
             && self.ca_files == other.ca_files
             && self.insecure == other.insecure
+            && self.client_cert == other.client_cert
             && self.headers == other.headers
     }
 }
@@ -51,6 +53,7 @@ impl From<ProxyUrl> for Proxy {
             ca_files: Vec::new(),
             tls: None,
             insecure: false,
+            client_cert: None,
             headers: HeaderMap::new(),
         }
     }
@@ -87,6 +90,18 @@ impl Proxy {
         self.insecure = on;
         self.tls.get_or_insert_with(TlsConfig::default).insecure(on);
         self
+    }
+
+    /// Presents this client certificate (PEM chain in `cert`, its key in `key` or in `cert`)
+    /// to this hop (curl's `--proxy-cert`, `--proxy-key`).
+    pub fn client_cert(mut self, cert: impl AsRef<Path>, key: Option<&Path>) -> Result<Proxy> {
+        let cert = cert.as_ref();
+        self.tls
+            .get_or_insert_with(TlsConfig::default)
+            .client_cert_pem_files(cert, key)
+            .map_err(|e| e.at_hop(hop_of(&self.url)))?;
+        self.client_cert = Some(cert.to_owned());
+        Ok(self)
     }
 
     /// Adds a header to this hop's CONNECT requests (curl's `--proxy-header`).

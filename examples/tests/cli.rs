@@ -724,3 +724,147 @@ async fn parallel_transfers_multiplex_over_one_http2_connection() {
     );
     assert_eq!(o.stats.requests.load(Relaxed), 20);
 }
+
+/// `--tlsv1.3`, `--tls-max`, `--cert`/`--key` and `--pinnedpubkey` against origins that
+/// speak one TLS version or require a client certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_versions_client_certificates_and_pinned_keys() {
+    use base64::Engine as _;
+    use std::sync::Arc;
+    let server = TestPki::generate(&[]).unwrap();
+    let client = TestPki::generate(&[]).unwrap();
+    let dir = tempdir::new("tlsopts");
+    let (ca, _, _) = server.write_to(&dir.0).unwrap();
+    let cdir = dir.0.join("client");
+    let (_, ccert, ckey) = client.write_to(&cdir).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let alpn = || vec![b"http/1.1".to_vec()];
+    let start = |versions: &'static [&'static rustls::SupportedProtocolVersion],
+                 client_ca: Option<rustls::pki_types::CertificateDer<'static>>| {
+        let b = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .unwrap();
+        let b = match client_ca {
+            Some(c) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(c).unwrap();
+                let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider.clone(),
+                )
+                .build()
+                .unwrap();
+                b.with_client_cert_verifier(v)
+            }
+            None => b.with_no_client_auth(),
+        };
+        let mut cfg = b
+            .with_single_cert(server.chain_der.clone(), server.key())
+            .unwrap();
+        cfg.alpn_protocols = alpn();
+        origin::start(origin::Versions::Http1, Some(Arc::new(cfg)))
+    };
+    let ca = ca.display().to_string();
+    let get = |port: u16, extra: &[&str]| {
+        let mut a = vec![
+            format!("https://localhost:{port}/bytes/10"),
+            "--cacert".to_string(),
+            ca.clone(),
+            "-s".into(),
+            "-S".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        run(a)
+    };
+    static ONLY12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+    static ONLY13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+    static BOTH: [&rustls::SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS13, &rustls::version::TLS12];
+    let tls12 = start(&ONLY12, None).await.unwrap();
+    let tls13 = start(&ONLY13, None).await.unwrap();
+    assert_eq!(get(tls12.addr.port(), &[]).await.status.code(), Some(0));
+    assert_eq!(
+        get(tls12.addr.port(), &["--tlsv1.2"]).await.status.code(),
+        Some(0)
+    );
+    let out = get(tls12.addr.port(), &["--tlsv1.3"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(35),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        get(tls13.addr.port(), &["--tlsv1.3"]).await.status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        get(tls13.addr.port(), &["--tls-max", "1.2"])
+            .await
+            .status
+            .code(),
+        Some(35)
+    );
+    assert_eq!(
+        get(tls13.addr.port(), &["--tls-max", "1.0"])
+            .await
+            .status
+            .code(),
+        Some(2)
+    );
+
+    // A client certificate: refused without, accepted with; a bad file is 58.
+    let mtls = start(&BOTH, Some(client.ca_der.clone())).await.unwrap();
+    let out = get(mtls.addr.port(), &[]).await;
+    assert_ne!(out.status.code(), Some(0), "no client certificate: refused");
+    let (cc, ck) = (ccert.display().to_string(), ckey.display().to_string());
+    let out = get(mtls.addr.port(), &["--cert", &cc, "--key", &ck]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, pattern(0, 10));
+    let out = get(mtls.addr.port(), &["--cert", &ca]).await;
+    assert_eq!(out.status.code(), Some(58), "a CA file has no key");
+
+    // Pinned keys: the server's own key passes, another is 90, as a hash or a key file.
+    let pin = burrow_transport::pin::pin_of(&server.chain_der[0]).unwrap();
+    let good = format!(
+        "sha256//{}",
+        base64::engine::general_purpose::STANDARD.encode(pin)
+    );
+    let wrong = format!(
+        "sha256//{}",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    );
+    let port = tls12.addr.port();
+    assert_eq!(
+        get(port, &["--pinnedpubkey", &good]).await.status.code(),
+        Some(0)
+    );
+    let both = format!("{wrong};{good}");
+    assert_eq!(
+        get(port, &["--pinnedpubkey", &both]).await.status.code(),
+        Some(0)
+    );
+    let out = get(port, &["--pinnedpubkey", &wrong]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(90),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other_key = dir.0.join("other.pem");
+    std::fs::write(
+        &other_key,
+        rcgen::KeyPair::generate().unwrap().public_key_pem(),
+    )
+    .unwrap();
+    let out = get(port, &["--pinnedpubkey", &other_key.display().to_string()]).await;
+    assert_eq!(out.status.code(), Some(90));
+    // Pins are for the origin: -k does not skip them.
+    let out = get(port, &["-k", "--pinnedpubkey", &wrong]).await;
+    assert_eq!(out.status.code(), Some(90));
+}

@@ -54,6 +54,9 @@ pub enum ErrorKind {
     Denied,
     /// A client followed more redirects in a row than its policy allows (curl exit code 47).
     TooManyRedirects,
+    /// The peer's certificate was valid but its public key is not a pinned one (curl exit
+    /// code 90).
+    PinMismatch,
 }
 
 impl ErrorKind {
@@ -75,6 +78,7 @@ impl ErrorKind {
             ErrorKind::NotProcessed => "request not processed",
             ErrorKind::Denied => "refused by rule",
             ErrorKind::TooManyRedirects => "too many redirects",
+            ErrorKind::PinMismatch => "pinned public key mismatch",
         }
     }
 }

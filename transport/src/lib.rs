@@ -26,12 +26,14 @@ mod connector;
 pub mod datagram;
 mod error;
 pub mod happy_eyeballs;
+pub mod pin;
 pub mod resolve;
 mod stream;
 mod target;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+mod verifiers;
 
 pub use code::WireCode;
 pub use connector::{DatagramConnector, StreamConnector};
@@ -45,7 +47,7 @@ pub use stream::{
 };
 pub use target::{Host, Target, MAX_HOST_NAME_LEN};
 pub use tcp::{TcpConfig, TcpConnector};
-pub use tls::{Roots, TlsConfig, TlsStreamConnector};
+pub use tls::{Roots, TlsConfig, TlsStreamConnector, TlsVersion};
 pub use udp::{UdpConnector, UdpFlow};
 
 /// Re-exported so users configure TLS with the same rustls version.

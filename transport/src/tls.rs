@@ -4,13 +4,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::verifiers::{NoVerify, TrustNothing};
 use crate::{BoxStream, Connected, Error, ErrorKind, Host, Result, StreamConnector, Target};
 
 /// The crypto provider burrow uses everywhere: ring.
@@ -41,7 +42,34 @@ pub struct TlsConfig {
     extra_roots: Vec<CertificateDer<'static>>,
     insecure: bool,
     keylog: bool,
+    versions: (TlsVersion, TlsVersion),
+    client_auth: Option<ClientAuth>,
+    pins: Vec<crate::pin::Pin>,
     built: Built,
+}
+
+/// A TLS protocol version rustls speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+/// A client certificate chain and its key (the key is never shown).
+#[derive(Clone)]
+struct ClientAuth {
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<PrivateKeyDer<'static>>,
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("certificates", &self.chain.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// An ALPN list and the client configuration built for it.
@@ -65,6 +93,9 @@ impl Default for TlsConfig {
             extra_roots: Vec::new(),
             insecure: false,
             keylog: true,
+            versions: (TlsVersion::Tls12, TlsVersion::Tls13),
+            client_auth: None,
+            pins: Vec::new(),
             built: Built::default(),
         }
     }
@@ -122,6 +153,80 @@ impl TlsConfig {
         self
     }
 
+    /// Speaks only TLS versions from `min` to `max` (curl's `--tlsv1.3`, `--tls-max`;
+    /// default 1.2 to 1.3).
+    pub fn versions(&mut self, min: TlsVersion, max: TlsVersion) -> Result<&mut Self> {
+        if min > max {
+            return Err(Error::user(
+                ErrorKind::InvalidInput,
+                "the lowest TLS version asked for is above the highest",
+            ));
+        }
+        self.built = Built::default();
+        self.versions = (min, max);
+        Ok(self)
+    }
+
+    /// Presents the certificate chain in the PEM file `cert` with the private key in `key`
+    /// (or in `cert` itself when `None`), as curl's `--cert` and `--key` do.
+    pub fn client_cert_pem_files(
+        &mut self,
+        cert: impl AsRef<Path>,
+        key: Option<&Path>,
+    ) -> Result<&mut Self> {
+        let cert = cert.as_ref();
+        let bad = |what: String, e: rustls::pki_types::pem::Error| {
+            Error::user(ErrorKind::InvalidInput, what).with_source(e)
+        };
+        let chain = CertificateDer::pem_file_iter(cert)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                bad(
+                    format!("cannot read certificates from {}", cert.display()),
+                    e,
+                )
+            })?;
+        if chain.is_empty() {
+            return Err(Error::user(
+                ErrorKind::InvalidInput,
+                format!("no certificate in {}", cert.display()),
+            ));
+        }
+        let key_path = key.unwrap_or(cert);
+        let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
+            bad(
+                format!("cannot read a private key from {}", key_path.display()),
+                e,
+            )
+        })?;
+        self.built = Built::default();
+        self.client_auth = Some(ClientAuth {
+            chain,
+            key: Arc::new(key),
+        });
+        Ok(self)
+    }
+
+    /// Requires the server's public key to be one of `spec` (curl's `--pinnedpubkey`:
+    /// `sha256//BASE64;…` or a public key file), after the usual verification.
+    pub fn pinned_public_keys(&mut self, spec: &str) -> Result<&mut Self> {
+        self.pins = crate::pin::parse_pins(spec)?;
+        self.built = Built::default();
+        Ok(self)
+    }
+
+    /// These settings without the client certificate and the pinned keys: what a hop that
+    /// has no settings of its own is verified with (credentials and pins are per hop).
+    pub fn without_identity(&self) -> TlsConfig {
+        let mut t = self.clone();
+        if t.client_auth.is_some() || !t.pins.is_empty() {
+            t.client_auth = None;
+            t.pins.clear();
+            t.built = Built::default();
+        }
+        t
+    }
+
     /// The rustls client configuration offering `alpn` (most preferred first), built once
     /// per ALPN list and shared afterwards.
     pub fn client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>> {
@@ -140,18 +245,54 @@ impl TlsConfig {
 
     fn build_client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>> {
         let provider = provider();
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
+            (TlsVersion::Tls12, &rustls::version::TLS12),
+            (TlsVersion::Tls13, &rustls::version::TLS13),
+        ]
+        .into_iter()
+        .filter(|(v, _)| (self.versions.0..=self.versions.1).contains(v))
+        .map(|(_, p)| p)
+        .collect();
         let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&versions)
             .map_err(|e| Error::local(ErrorKind::Tls, "TLS versions").with_source(e))?;
-        let mut cfg = if self.insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-                .with_no_client_auth()
+        let mut verifier: Arc<dyn ServerCertVerifier> = if self.insecure {
+            Arc::new(NoVerify(provider.clone()))
         } else {
-            builder
-                .with_root_certificates(self.root_store()?)
-                .with_no_client_auth()
+            let roots = self.root_store()?;
+            if roots.is_empty() {
+                // Nothing is trusted: every certificate is refused (rustls' verifier
+                // builder wants at least one root).
+                Arc::new(TrustNothing(provider.clone()))
+            } else {
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| Error::local(ErrorKind::Tls, "certificate verifier").with_source(e))?
+            }
+        };
+        if !self.pins.is_empty() {
+            verifier = Arc::new(crate::pin::Pinned {
+                inner: verifier,
+                pins: self.pins.clone(),
+            });
+        }
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let mut cfg = match &self.client_auth {
+            Some(a) => builder
+                .with_client_auth_cert(a.chain.clone(), a.key.clone_key())
+                .map_err(|e| {
+                    Error::user(
+                        ErrorKind::InvalidInput,
+                        "the client certificate and key do not match",
+                    )
+                    .with_source(e)
+                })?,
+            None => builder.with_no_client_auth(),
         };
         cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         if self.keylog {
@@ -212,15 +353,24 @@ pub async fn handshake(
 }
 
 fn tls_error(host: &Host, e: std::io::Error) -> Error {
-    let cert = e
-        .get_ref()
-        .and_then(|i| i.downcast_ref::<rustls::Error>())
-        .is_some_and(|r| {
-            matches!(
-                r,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+    let rustls_error = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+    if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))) =
+        rustls_error
+    {
+        if o.0.downcast_ref::<crate::pin::PinMismatch>().is_some() {
+            return Error::peer(
+                ErrorKind::PinMismatch,
+                format!("TLS: the public key of {host} is not the pinned one"),
             )
-        });
+            .with_source(e);
+        }
+    }
+    let cert = rustls_error.is_some_and(|r| {
+        matches!(
+            r,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+    });
     let (kind, what) = if cert {
         (ErrorKind::Certificate, "certificate of")
     } else {
@@ -303,55 +453,6 @@ pub async fn accept(
         .map_err(|e| Error::peer(ErrorKind::Tls, "TLS accept failed").with_source(e))?;
     let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
     Ok((tls, alpn))
-}
-
-/// Accepts any certificate but still checks handshake signatures (curl's `--insecure`).
-#[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,10 @@ pub const RECV_ERROR: i32 = 56;
 pub const PROXY: i32 = 97;
 /// The peer's certificate was not trusted.
 pub const PEER_FAILED_VERIFICATION: i32 = 60;
+/// Problem with the local client certificate.
+pub const SSL_CERTPROBLEM: i32 = 58;
+/// The server's public key did not match `--pinnedpubkey`.
+pub const SSL_PINNEDPUBKEYNOTMATCH: i32 = 90;
 /// Problem reading the CA certificate file.
 pub const SSL_CACERT_BADFILE: i32 = 77;
 
@@ -73,6 +77,7 @@ impl From<Error> for Exit {
             ErrorKind::InvalidInput => FAILED_INIT,
             ErrorKind::Unsupported => UNSUPPORTED_PROTOCOL,
             ErrorKind::TooManyRedirects => TOO_MANY_REDIRECTS,
+            ErrorKind::PinMismatch => SSL_PINNEDPUBKEYNOTMATCH,
             // An HTTP proxy's status is curl's 56 ("CONNECT tunnel failed"); a SOCKS
             // proxy's refusal its 97.
             ErrorKind::ProxyRefused

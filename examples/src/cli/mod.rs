@@ -328,6 +328,38 @@ pub struct Args {
     #[arg(long = "cacert", help_heading = "tls")]
     pub cacert: Option<PathBuf>,
 
+    /// TLS 1.2 or later (the default: burrow speaks 1.2 and 1.3).
+    #[arg(long = "tlsv1.2", help_heading = "tls")]
+    pub tlsv1_2: bool,
+
+    /// TLS 1.3 only.
+    #[arg(long = "tlsv1.3", help_heading = "tls")]
+    pub tlsv1_3: bool,
+
+    /// The highest TLS version to use: 1.2, 1.3 or default.
+    #[arg(long = "tls-max", value_name = "VERSION", help_heading = "tls")]
+    pub tls_max: Option<String>,
+
+    /// Client certificate (PEM chain; with its key unless --key is given) for origins.
+    #[arg(short = 'E', long = "cert", help_heading = "tls")]
+    pub cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --cert.
+    #[arg(long = "key", help_heading = "tls")]
+    pub key: Option<PathBuf>,
+
+    /// Client certificate (PEM) for HTTPS, HTTP/2 and HTTP/3 proxies.
+    #[arg(long = "proxy-cert", help_heading = "tls")]
+    pub proxy_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --proxy-cert.
+    #[arg(long = "proxy-key", help_heading = "tls")]
+    pub proxy_key: Option<PathBuf>,
+
+    /// The origin's public key must be one of these: `sha256//BASE64[;…]` or a key file.
+    #[arg(long = "pinnedpubkey", help_heading = "tls")]
+    pub pinnedpubkey: Option<String>,
+
     /// Use HTTP/1.1 only.
     #[arg(
         long = "http1.1",

@@ -99,6 +99,7 @@ fn builder(
     if let Some(ca) = &args.cacert {
         b = b.ca_file(ca).map_err(bad_ca)?;
     }
+    b = tls(args, b)?;
     if let Some(jar) = jar {
         b = b.cookie_provider(jar);
     }
@@ -113,6 +114,11 @@ fn builder(
         if let Some(ca) = &args.proxy_cacert {
             hop = hop.ca_file(ca).map_err(bad_ca)?;
         }
+        if let Some(cert) = &args.proxy_cert {
+            hop = hop
+                .client_cert(cert, args.proxy_key.as_deref())
+                .map_err(|e| Exit::new(exit::SSL_CERTPROBLEM, e.to_string()))?;
+        }
         for line in &args.proxy_header {
             let (n, v) = line.split_once(':').ok_or_else(|| {
                 Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}"))
@@ -125,6 +131,45 @@ fn builder(
             hop = hop.udp_template(t).map_err(init)?;
         }
         b = b.proxy(hop);
+    }
+    Ok(b)
+}
+
+/// The TLS options for origins: versions, a client certificate, pinned keys.
+fn tls(args: &Args, mut b: burrow::ClientBuilder) -> Result<burrow::ClientBuilder, Exit> {
+    use burrow::transport::TlsVersion as V;
+    let init = |m: String| Exit::new(exit::FAILED_INIT, m);
+    let min = if args.tlsv1_3 { V::Tls13 } else { V::Tls12 };
+    let max = match args.tls_max.as_deref() {
+        None | Some("default") | Some("1.3") => V::Tls13,
+        Some("1.2") => V::Tls12,
+        Some(v @ ("1.0" | "1.1")) => {
+            return Err(init(format!(
+                "--tls-max {v}: burrow speaks TLS 1.2 and 1.3 only"
+            )))
+        }
+        Some(v) => return Err(init(format!("bad --tls-max {v:?}"))),
+    };
+    if (min, max) != (V::Tls12, V::Tls13) {
+        b = b
+            .tls_versions(min, max)
+            .map_err(|e| init(format!("--tlsv1.3 with --tls-max 1.2: {e}")))?;
+    }
+    if let Some(cert) = &args.cert {
+        if !cert.exists() && cert.to_string_lossy().contains(':') {
+            return Err(Exit::new(
+                exit::SSL_CERTPROBLEM,
+                "--cert FILE:PASSWORD: encrypted keys are not supported",
+            ));
+        }
+        b = b
+            .client_cert(cert, args.key.as_deref())
+            .map_err(|e| Exit::new(exit::SSL_CERTPROBLEM, e.to_string()))?;
+    }
+    if let Some(pins) = &args.pinnedpubkey {
+        b = b
+            .pinned_public_keys(pins)
+            .map_err(|e| init(e.to_string()))?;
     }
     Ok(b)
 }
