@@ -42,6 +42,7 @@ pub struct ClientBuilder {
     transport: Option<Arc<dyn StreamConnector>>,
     #[cfg(feature = "cookies")]
     jar: Option<Arc<crate::cookie::Jar>>,
+    altsvc: Arc<burrow_http_core::altsvc::AltSvcCache>,
     error: Option<Error>,
 }
 
@@ -184,6 +185,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Keeps what `Alt-Svc` answers teach (which origins speak HTTP/3, on which port) in
+    /// `cache`, which may be shared or saved (curl's `--alt-svc FILE`). Every route of the
+    /// client shares one cache.
+    pub fn alt_svc_cache(mut self, cache: Arc<burrow_http_core::altsvc::AltSvcCache>) -> Self {
+        self.altsvc = cache;
+        self
+    }
+
     /// Sets `TCP_NODELAY` on direct TCP connections (default on).
     pub fn tcp_nodelay(mut self, on: bool) -> Self {
         self.tcp.nodelay(on);
@@ -302,6 +311,7 @@ impl ClientBuilder {
                     ..RouteOptions::default()
                 },
                 policy: self.policy,
+                altsvc: self.altsvc,
                 timeout: self.timeout,
                 read_timeout: self.read_timeout,
                 connect_timeout: self.connect_timeout,
@@ -348,6 +358,7 @@ pub(crate) struct Inner {
     tls: TlsConfig,
     options: RouteOptions,
     policy: VersionPolicy,
+    altsvc: Arc<burrow_http_core::altsvc::AltSvcCache>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) read_timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
@@ -411,6 +422,7 @@ impl Inner {
             .connector(route.stream)
             .datagram_connector(route.datagram)
             .tls(self.tls.clone())
+            .alt_svc_cache(self.altsvc.clone())
             .version_policy(policy);
         if let Some(d) = self.connect_timeout {
             b.connect_timeout(d);
@@ -483,6 +495,7 @@ impl Client {
             headers,
             resolver: None,
             transport: None,
+            altsvc: Arc::default(),
             #[cfg(feature = "cookies")]
             jar: None,
             error: None,

@@ -868,3 +868,54 @@ async fn tls_versions_client_certificates_and_pinned_keys() {
     let out = get(port, &["-k", "--pinnedpubkey", &wrong]).await;
     assert_eq!(out.status.code(), Some(90));
 }
+
+/// `--alt-svc FILE`: the first run learns from `Alt-Svc` and saves the cache in curl's
+/// format; the next run (a new process) reads it and goes to HTTP/3 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alt_svc_file_persists_the_cache_between_runs() {
+    let o = h3_origin().await;
+    let dir = tempdir::new("altsvc");
+    let file = dir.0.join("altsvc.txt");
+    let args = vec![
+        format!("https://localhost:{}/bytes/10", o.tcp.port()),
+        "--cacert".to_string(),
+        o.ca.display().to_string(),
+        "--alt-svc".into(),
+        file.display().to_string(),
+        "-o".into(),
+        "/dev/null".into(),
+        "-w".into(),
+        "%{http_version}".into(),
+    ];
+    let out = run(args.clone()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"2");
+    let saved = std::fs::read_to_string(&file).unwrap();
+    let line = format!(
+        "h2 localhost {} h3 localhost {} \"",
+        o.tcp.port(),
+        o.h3.port()
+    );
+    assert!(saved.contains(&line), "{saved}");
+    let out = run(args.clone()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.stdout, b"3",
+        "the saved entry took the second run to HTTP/3"
+    );
+    // Without the file, a new process starts over on TCP.
+    let fresh: Vec<String> = args
+        .iter()
+        .filter(|a| *a != "--alt-svc" && **a != file.display().to_string())
+        .cloned()
+        .collect();
+    assert_eq!(run(fresh).await.stdout, b"2");
+}

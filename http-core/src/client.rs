@@ -52,9 +52,17 @@ pub struct ClientBuilder {
     idle_timeout: Duration,
     max_per_origin: usize,
     connect_timeout: Option<Duration>,
+    altsvc: Option<Arc<AltSvcCache>>,
 }
 
 impl ClientBuilder {
+    /// Keeps what `Alt-Svc` answers teach in `cache`, shared with other clients (default:
+    /// a cache of this client's own).
+    pub fn alt_svc_cache(&mut self, cache: Arc<AltSvcCache>) -> &mut Self {
+        self.altsvc = Some(cache);
+        self
+    }
+
     /// Adds a version (HTTP/1.1 from `burrow-http1`, HTTP/2 from `burrow-http2`).
     pub fn protocol(&mut self, p: Arc<dyn StreamProtocol>) -> &mut Self {
         self.protocols.push(p);
@@ -145,7 +153,7 @@ impl ClientBuilder {
                 udp: self.udp.clone(),
                 policy: self.policy,
                 tls: self.tls.clone(),
-                altsvc: AltSvcCache::default(),
+                altsvc: self.altsvc.clone().unwrap_or_default(),
                 connector: self.connector.clone(),
                 pool: Pool::new(self.idle_timeout, self.max_per_origin),
                 connect_timeout: self.connect_timeout,
@@ -167,7 +175,7 @@ struct Inner {
     udp: Arc<dyn DatagramConnector>,
     policy: VersionPolicy,
     tls: TlsConfig,
-    altsvc: AltSvcCache,
+    altsvc: Arc<AltSvcCache>,
     connector: Arc<dyn StreamConnector>,
     pool: Pool,
     connect_timeout: Option<Duration>,
@@ -186,6 +194,7 @@ impl Client {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_per_origin: DEFAULT_MAX_PER_ORIGIN,
             connect_timeout: None,
+            altsvc: None,
         }
     }
 

@@ -393,6 +393,11 @@ pub struct Args {
     #[arg(long = "connect-to", help_heading = "connection")]
     pub connect_to: Vec<String>,
 
+    /// Read and write the Alt-Svc cache (which origins speak HTTP/3) in this file, in
+    /// curl's format.
+    #[arg(long = "alt-svc", value_name = "FILE", help_heading = "http")]
+    pub alt_svc: Option<PathBuf>,
+
     /// Resolve names with this DNS-over-HTTPS server (RFC 8484), reached through the same
     /// proxies as the transfer: no name is asked of the local DNS.
     #[arg(long = "doh-url", help_heading = "dns")]

@@ -26,6 +26,7 @@ fn client(
     args: &Args,
     first: &http::Uri,
     jar: Option<Arc<burrow::cookie::Jar>>,
+    altsvc: Option<Arc<AltSvcCache>>,
 ) -> Result<burrow::Client, Exit> {
     let system: burrow::SharedResolver = Arc::new(burrow::SystemResolver);
     let base = match &args.doh_url {
@@ -42,9 +43,28 @@ fn client(
         None => system,
     };
     let resolver = super::connect::resolver(args, base)?;
-    builder(args, first, jar, resolver)?
-        .build()
-        .map_err(Exit::from)
+    let mut b = builder(args, first, jar, resolver)?;
+    if let Some(c) = altsvc {
+        b = b.alt_svc_cache(c);
+    }
+    b.build().map_err(Exit::from)
+}
+
+type AltSvcCache = burrow_http_core::altsvc::AltSvcCache;
+
+/// `--alt-svc FILE`: the cache as the file has it (a missing file is an empty cache, as
+/// in curl).
+fn load_alt_svc(args: &Args) -> Option<Arc<AltSvcCache>> {
+    let path = args.alt_svc.as_ref()?;
+    let cache = Arc::new(AltSvcCache::default());
+    if let Ok(text) = std::fs::read_to_string(path) {
+        cache.load_curl_file(
+            &text,
+            std::time::Instant::now(),
+            std::time::SystemTime::now(),
+        );
+    }
+    Some(cache)
 }
 
 /// The client's settings. Proxies are verified with `--proxy-cacert` (or the system's
@@ -203,9 +223,13 @@ fn jobs(cli: &Cli) -> Result<Vec<Job>, Exit> {
 }
 
 /// Everything a run needs before the first transfer.
-async fn prepare(
-    cli: &Cli,
-) -> Result<(Arc<Shared>, Vec<Job>, Option<Arc<burrow::cookie::Jar>>), Exit> {
+/// What a run keeps besides its transfers: the cookie jar and the Alt-Svc cache to save.
+struct Kept {
+    jar: Option<Arc<burrow::cookie::Jar>>,
+    altsvc: Option<Arc<AltSvcCache>>,
+}
+
+async fn prepare(cli: &Cli) -> Result<(Arc<Shared>, Vec<Job>, Kept), Exit> {
     let args = &cli.args;
     if cli.urls.is_empty() {
         return Err(Exit::new(exit::FAILED_INIT, "no URL specified"));
@@ -225,7 +249,8 @@ async fn prepare(
         }
         Some(jar)
     };
-    let client = client(args, &first, jar.clone())?;
+    let altsvc = load_alt_svc(args);
+    let client = client(args, &first, jar.clone(), altsvc.clone())?;
     let template = request::template(args, &cli.data).await?;
     let dump: Option<Box<dyn std::io::Write + Send>> = match args.dump_header.as_deref() {
         None => None,
@@ -256,7 +281,7 @@ async fn prepare(
             .transpose()?,
         args: args.clone(),
     };
-    Ok((Arc::new(shared), jobs, jar))
+    Ok((Arc::new(shared), jobs, Kept { jar, altsvc }))
 }
 
 /// The `-w` format: as given, or read from `@file` (`@-` standard input).
@@ -292,7 +317,7 @@ pub async fn run(cli: Cli) -> i32 {
         Ok(f) => f,
         Err(e) => return say(&e),
     };
-    let (shared, jobs, jar) = match prepare(&cli).await {
+    let (shared, jobs, kept) = match prepare(&cli).await {
         Ok(p) => p,
         Err(e) => return say(&e),
     };
@@ -332,7 +357,16 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
     }
-    if let (Some(path), Some(jar)) = (&args.cookie_jar, &jar) {
+    if let (Some(path), Some(cache)) = (&args.alt_svc, &kept.altsvc) {
+        let text = cache.to_curl_file(std::time::Instant::now(), std::time::SystemTime::now());
+        if let Err(e) = std::fs::write(path, text) {
+            code = say(&Exit::new(
+                exit::WRITE_ERROR,
+                format!("cannot write the Alt-Svc cache {}: {e}", path.display()),
+            ));
+        }
+    }
+    if let (Some(path), Some(jar)) = (&args.cookie_jar, &kept.jar) {
         let text = jar.to_netscape();
         let r = if path.as_os_str() == "-" {
             std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())
