@@ -919,3 +919,85 @@ async fn alt_svc_file_persists_the_cache_between_runs() {
         .collect();
     assert_eq!(run(fresh).await.stdout, b"2");
 }
+
+/// Per-hop proxy TLS options: two HTTPS proxies with certificates from different CAs, each
+/// `--proxy-cacert` after the `-x` it is for; swapped, the first hop is not trusted (60).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_tls_options_are_per_hop() {
+    use burrow_proxy::server::{self, Listen, Proxy, ProxyConfig};
+    let o = origin::start(origin::Versions::Negotiate, None)
+        .await
+        .unwrap();
+    let dir = tempdir::new("perhop");
+    let start = |name: &str| {
+        let pki = TestPki::generate(&[]).unwrap();
+        let (ca, _, _) = pki.write_to(&dir.0.join(name)).unwrap();
+        async move {
+            let cfg = ProxyConfig {
+                listeners: vec![Listen::parse("https://127.0.0.1:0").unwrap()],
+                identity: Some((pki.chain_der.clone(), std::sync::Arc::new(pki.key()))),
+                rules: burrow_proxy::server::Rules::loopback(),
+                ..ProxyConfig::default()
+            };
+            let r = server::start(Proxy::new(cfg, None, None).unwrap())
+                .await
+                .unwrap();
+            (r, ca.display().to_string())
+        }
+    };
+    let (a, ca_a) = start("a").await;
+    let (b, ca_b) = start("b").await;
+    let url = format!("http://127.0.0.1:{}/bytes/1000", o.addr.port());
+    let xa = format!("https://localhost:{}", a.addrs[0].addr().port());
+    let xb = format!("https://localhost:{}", b.addrs[0].addr().port());
+    let with = |ca1: &str, ca2: &str| {
+        run(vec![
+            url.clone(),
+            "-x".into(),
+            xa.clone(),
+            "--proxy-cacert".into(),
+            ca1.to_string(),
+            "-x".into(),
+            xb.clone(),
+            "--proxy-cacert".into(),
+            ca2.to_string(),
+        ])
+    };
+    let out = with(&ca_a, &ca_b).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, pattern(0, 1000));
+    let out = with(&ca_b, &ca_a).await;
+    assert_eq!(
+        out.status.code(),
+        Some(60),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("hop 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Before any -x: every hop's.
+    let out = run(vec![
+        url.clone(),
+        "--proxy-cacert".into(),
+        ca_a.clone(),
+        "--proxy-cacert".into(),
+        ca_b.clone(),
+        "-x".into(),
+        xa.clone(),
+        "-x".into(),
+        xb.clone(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

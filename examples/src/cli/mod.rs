@@ -348,13 +348,14 @@ pub struct Args {
     #[arg(long = "key", help_heading = "tls")]
     pub key: Option<PathBuf>,
 
-    /// Client certificate (PEM) for HTTPS, HTTP/2 and HTTP/3 proxies.
+    /// Client certificate (PEM) for HTTPS, HTTP/2 and HTTP/3 proxies (per hop: see
+    /// --proxy-cacert).
     #[arg(long = "proxy-cert", help_heading = "tls")]
-    pub proxy_cert: Option<PathBuf>,
+    pub proxy_cert: Vec<PathBuf>,
 
     /// The private key (PEM) of --proxy-cert.
     #[arg(long = "proxy-key", help_heading = "tls")]
-    pub proxy_key: Option<PathBuf>,
+    pub proxy_key: Vec<PathBuf>,
 
     /// The origin's public key must be one of these: `sha256//BASE64[;…]` or a key file.
     #[arg(long = "pinnedpubkey", help_heading = "tls")]
@@ -487,12 +488,23 @@ pub struct Args {
     pub proxy_header: Vec<String>,
 
     /// Trust the CA certificates in this PEM file for HTTPS, HTTP/2 and HTTP/3 proxies.
+    /// Per hop: after an -x it is that hop's; before any -x, every hop's.
     #[arg(long = "proxy-cacert", help_heading = "proxy")]
-    pub proxy_cacert: Option<PathBuf>,
+    pub proxy_cacert: Vec<PathBuf>,
 
-    /// Do not verify proxies' TLS certificates.
-    #[arg(long = "proxy-insecure", help_heading = "proxy")]
-    pub proxy_insecure: bool,
+    /// Do not verify proxies' TLS certificates (per hop, as --proxy-cacert).
+    #[arg(
+        long = "proxy-insecure",
+        action = ArgAction::Append,
+        num_args = 0,
+        default_missing_value = "",
+        help_heading = "proxy"
+    )]
+    pub proxy_insecure: Vec<String>,
+
+    /// Per-hop TLS settings, worked out from where the options stand (not an option).
+    #[arg(skip)]
+    pub hop_tls: HopTlsPlan,
 
     /// Use HTTP/2 with HTTPS proxies when they agree (offered by default).
     #[arg(long = "proxy-http2", help_heading = "proxy")]
@@ -510,6 +522,45 @@ pub struct Args {
     /// Hosts (comma-separated, `*` for all) reached without any proxy.
     #[arg(long = "noproxy", help_heading = "proxy")]
     pub noproxy: Option<String>,
+}
+
+/// TLS settings for a proxy hop: `--proxy-cacert`, `--proxy-insecure`, `--proxy-cert`,
+/// `--proxy-key`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HopTls {
+    /// CA files.
+    pub cacert: Vec<PathBuf>,
+    /// No verification.
+    pub insecure: bool,
+    /// Client certificate.
+    pub cert: Option<PathBuf>,
+    /// Its key.
+    pub key: Option<PathBuf>,
+}
+
+/// Which hop each proxy TLS option is for: an option after the n-th `-x` is that hop's;
+/// one before any `-x` is every hop's (and the only ones for `--preproxy`, `--socks5` and
+/// environment proxies).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HopTlsPlan {
+    /// For every hop.
+    pub all: HopTls,
+    /// For the n-th `-x` hop (on top of `all`).
+    pub per_x: Vec<HopTls>,
+}
+
+impl HopTlsPlan {
+    /// The settings of the n-th `-x` hop (`None`: a hop not from `-x`).
+    pub fn for_hop(&self, x: Option<usize>) -> HopTls {
+        let mut t = self.all.clone();
+        if let Some(own) = x.and_then(|i| self.per_x.get(i)) {
+            t.cacert.extend(own.cacert.iter().cloned());
+            t.insecure |= own.insecure;
+            t.cert = own.cert.clone().or(t.cert);
+            t.key = own.key.clone().or(t.key);
+        }
+        t
+    }
 }
 
 /// The parsed command line: the options and the order in which URLs, outputs and data
@@ -534,7 +585,8 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let m = Args::command().try_get_matches_from(args)?;
-    let args = Args::from_arg_matches(&m)?;
+    let mut args = Args::from_arg_matches(&m)?;
+    args.hop_tls = hop_tls_plan(&m, &args);
     fn ordered<'a, T: Clone + 'a>(
         m: &clap::ArgMatches,
         id: &str,
@@ -660,6 +712,36 @@ fn informational(args: &Args) -> Option<i32> {
     None
 }
 
+fn hop_tls_plan(m: &clap::ArgMatches, args: &Args) -> HopTlsPlan {
+    let idx =
+        |id: &str| -> Vec<usize> { m.indices_of(id).map(|i| i.collect()).unwrap_or_default() };
+    let xs = idx("proxy");
+    let mut plan = HopTlsPlan {
+        all: HopTls::default(),
+        per_x: vec![HopTls::default(); xs.len()],
+    };
+    let slot = |plan: &mut HopTlsPlan, at: usize, f: &dyn Fn(&mut HopTls)| match xs
+        .iter()
+        .rposition(|x| *x < at)
+    {
+        Some(j) => f(&mut plan.per_x[j]),
+        None => f(&mut plan.all),
+    };
+    for (at, ca) in idx("proxy_cacert").into_iter().zip(&args.proxy_cacert) {
+        slot(&mut plan, at, &|t| t.cacert.push(ca.clone()));
+    }
+    for at in idx("proxy_insecure") {
+        slot(&mut plan, at, &|t| t.insecure = true);
+    }
+    for (at, c) in idx("proxy_cert").into_iter().zip(&args.proxy_cert) {
+        slot(&mut plan, at, &|t| t.cert = Some(c.clone()));
+    }
+    for (at, k) in idx("proxy_key").into_iter().zip(&args.proxy_key) {
+        slot(&mut plan, at, &|t| t.key = Some(k.clone()));
+    }
+    plan
+}
+
 /// Parses arguments and runs; returns the process exit code.
 pub fn main_with_args<I, T>(args: I) -> i32
 where
@@ -748,6 +830,36 @@ mod tests {
             manpage() == committed,
             "examples/man/burrow.1 is out of date"
         );
+    }
+
+    #[test]
+    fn proxy_tls_options_belong_to_the_hop_before_them() {
+        let c = cli(&[
+            "--proxy-cacert",
+            "all.pem",
+            "-x",
+            "https://a",
+            "--proxy-cacert",
+            "a.pem",
+            "--proxy-insecure",
+            "-x",
+            "https://b",
+            "--proxy-cert",
+            "b-cert.pem",
+            "--proxy-key",
+            "b-key.pem",
+            "u",
+        ]);
+        let p = &c.args.hop_tls;
+        let a = p.for_hop(Some(0));
+        assert_eq!(a.cacert, [PathBuf::from("all.pem"), PathBuf::from("a.pem")]);
+        assert!(a.insecure && a.cert.is_none());
+        let b = p.for_hop(Some(1));
+        assert_eq!(b.cacert, [PathBuf::from("all.pem")]);
+        assert!(!b.insecure);
+        assert_eq!(b.cert, Some(PathBuf::from("b-cert.pem")));
+        assert_eq!(b.key, Some(PathBuf::from("b-key.pem")));
+        assert_eq!(p.for_hop(None), p.all);
     }
 
     #[test]

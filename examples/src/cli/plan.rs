@@ -128,15 +128,16 @@ fn builder(
         b = b.transport(t);
     }
     b = b.resolver(resolver);
-    for url in proxies::hops(args, first)? {
+    for (url, x) in proxies::hops(args, first)? {
         let own_template = url.udp_template.is_some();
-        let mut hop = burrow::Proxy::from(url).insecure(args.proxy_insecure);
-        if let Some(ca) = &args.proxy_cacert {
+        let t = args.hop_tls.for_hop(x);
+        let mut hop = burrow::Proxy::from(url).insecure(t.insecure);
+        for ca in &t.cacert {
             hop = hop.ca_file(ca).map_err(bad_ca)?;
         }
-        if let Some(cert) = &args.proxy_cert {
+        if let Some(cert) = &t.cert {
             hop = hop
-                .client_cert(cert, args.proxy_key.as_deref())
+                .client_cert(cert, t.key.as_deref())
                 .map_err(|e| Exit::new(exit::SSL_CERTPROBLEM, e.to_string()))?;
         }
         for line in &args.proxy_header {

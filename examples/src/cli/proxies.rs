@@ -10,7 +10,9 @@ use super::Args;
 /// The hops for a URL, nearest first (empty: direct). The environment and `NO_PROXY` are
 /// read by the library's [`burrow::EnvProxies`], as the library's clients read them; a bad
 /// proxy variable is an error only when it would be used (no `-x`).
-pub fn hops(args: &Args, uri: &http::Uri) -> Result<Vec<ProxyUrl>, Exit> {
+/// Each hop comes with the position of the `-x` it came from (`None`: `--preproxy`,
+/// `--socks5…` or the environment), which per-hop options refer to.
+pub fn hops(args: &Args, uri: &http::Uri) -> Result<Vec<(ProxyUrl, Option<usize>)>, Exit> {
     let bad = |e: burrow_transport::Error| Exit::new(exit::UNSUPPORTED_PROTOCOL, e.to_string());
     // --socks5, --socks5-hostname and --socks4a name the proxy as -x does, and replace it
     // (in curl they are mutually exclusive with -x, the last one winning).
@@ -22,6 +24,7 @@ pub fn hops(args: &Args, uri: &http::Uri) -> Result<Vec<ProxyUrl>, Exit> {
     .into_iter()
     .filter_map(|(scheme, v)| v.as_ref().map(|h| format!("{scheme}://{h}")))
     .next_back();
+    let from_x = socks.is_none();
     let proxies: Vec<String> = match socks {
         Some(s) => vec![s],
         None => args.proxy.clone(),
@@ -46,14 +49,19 @@ pub fn hops(args: &Args, uri: &http::Uri) -> Result<Vec<ProxyUrl>, Exit> {
     }
     let from_env = env.proxy_for(uri).map(|p| p.proxy_url().clone());
     let bad = |e: burrow_transport::Error| Exit::new(exit::UNSUPPORTED_PROTOCOL, e.to_string());
-    let mut hops: Vec<ProxyUrl> = proxies
+    let mut hops: Vec<(ProxyUrl, Option<usize>)> = proxies
         .iter()
-        .map(|s| ProxyUrl::parse(s).map_err(bad))
+        .enumerate()
+        .map(|(i, s)| {
+            ProxyUrl::parse(s)
+                .map(|u| (u, from_x.then_some(i)))
+                .map_err(bad)
+        })
         .collect::<Result<_, _>>()?;
     if hops.is_empty() {
-        hops.extend(from_env);
+        hops.extend(from_env.map(|u| (u, None)));
     }
-    if let (Some(user), Some(last)) = (&args.proxy_user, hops.last_mut()) {
+    if let (Some(user), Some((last, _))) = (&args.proxy_user, hops.last_mut()) {
         if last.credentials.is_none() {
             let (u, p) = user.split_once(':').unwrap_or((user, ""));
             last.credentials = Some(Credentials {
@@ -63,14 +71,14 @@ pub fn hops(args: &Args, uri: &http::Uri) -> Result<Vec<ProxyUrl>, Exit> {
         }
     }
     if args.proxy_http3 {
-        for h in hops.iter_mut() {
+        for (h, _) in hops.iter_mut() {
             if h.kind == burrow_proxy::route::ProxyKind::Https {
                 h.kind = burrow_proxy::route::ProxyKind::H3;
             }
         }
     }
     if let Some(pre) = &args.preproxy {
-        hops.insert(0, ProxyUrl::parse(pre).map_err(bad)?);
+        hops.insert(0, (ProxyUrl::parse(pre).map_err(bad)?, None));
     }
     Ok(hops)
 }
