@@ -211,6 +211,12 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects through this network interface only (curl's `--interface NAME`; Linux).
+    pub fn interface(mut self, name: &str) -> Self {
+        self.tcp.device(Some(name.to_string()));
+        self
+    }
+
     /// Connects from the first free local port in `ports` (curl's `--local-port`).
     pub fn local_ports(mut self, ports: std::ops::RangeInclusive<u16>) -> Self {
         self.tcp.local_ports(Some(ports));

@@ -626,8 +626,25 @@ async fn names_addresses_and_sockets() {
     .await;
     let p: u16 = text(&out.stdout).parse().unwrap();
     assert!((40000..=40100).contains(&p), "{p}");
-    let out = run(&[&url, "--interface", "eth-name"]).await;
-    assert_eq!(out.status.code(), Some(2));
+    // --interface: an address, or an interface (SO_BINDTODEVICE).
+    let resolved = ["--resolve", resolve.as_str()];
+    for i in ["127.0.0.1", "host!127.0.0.1", "lo", "if!lo"] {
+        let mut a = vec![url.as_str(), "--interface", i, "-o", "/dev/null"];
+        a.extend(resolved);
+        let out = run(&a).await;
+        assert!(out.status.success(), "{i}: {}", text(&out.stderr));
+    }
+    r.take();
+    let mut a = vec![url.as_str(), "--interface", "nosuchif0"];
+    a.extend(resolved);
+    let out = run(&a).await;
+    assert_eq!(out.status.code(), Some(7));
+    assert!(
+        text(&out.stderr).contains("nosuchif0"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(r.take().is_empty());
 
     // --unix-socket: HTTP over a Unix domain socket.
     let dir = tempdir("unix");

@@ -47,6 +47,7 @@ pub struct TcpConfig {
     connect_timeout: Option<Duration>,
     local_ip: Option<IpAddr>,
     local_ports: Option<RangeInclusive<u16>>,
+    device: Option<String>,
 }
 
 impl Default for TcpConfig {
@@ -58,6 +59,7 @@ impl Default for TcpConfig {
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             local_ip: None,
             local_ports: None,
+            device: None,
         }
     }
 }
@@ -101,8 +103,18 @@ impl TcpConfig {
         self
     }
 
-    /// Binds `sock` as the local address and port settings say.
+    /// Connects through this network interface only (curl's `--interface NAME`; Linux
+    /// `SO_BINDTODEVICE`, which needs `CAP_NET_RAW` for most names).
+    pub fn device(&mut self, name: Option<String>) -> &mut Self {
+        self.device = name;
+        self
+    }
+
+    /// Binds `sock` as the local address, port and device settings say.
     fn bind(&self, sock: &TcpSocket, peer: SocketAddr) -> std::io::Result<()> {
+        if let Some(d) = &self.device {
+            bind_device(sock, d)?;
+        }
         let ip = match self.local_ip {
             Some(ip) if ip.is_ipv4() != peer.is_ipv4() => {
                 return Err(std::io::Error::new(
@@ -129,6 +141,23 @@ impl TcpConfig {
             std::io::Error::new(std::io::ErrorKind::AddrInUse, "empty local port range")
         }))
     }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn bind_device(sock: &TcpSocket, name: &str) -> std::io::Result<()> {
+    SockRef::from(sock)
+        .bind_device(Some(name.as_bytes()))
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot bind to interface {name:?}: {e}"))
+        })
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn bind_device(_: &TcpSocket, name: &str) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!("binding to interface {name:?} needs Linux"),
+    ))
 }
 
 /// Connects directly over TCP, resolving names with its [`Resolve`](crate::Resolve)r

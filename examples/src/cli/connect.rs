@@ -59,12 +59,19 @@ pub fn resolver(args: &Args, base: SharedResolver) -> Result<SharedResolver, Exi
 pub fn tcp(args: &Args, mut b: burrow::ClientBuilder) -> Result<burrow::ClientBuilder, Exit> {
     let init = |m: String| Exit::new(exit::FAILED_INIT, m);
     if let Some(i) = &args.interface {
-        let ip: IpAddr = i.parse().map_err(|_| {
-            init(format!(
-                "--interface {i:?}: only an IP address is supported, not an interface or host name"
-            ))
-        })?;
-        b = b.local_address(Some(ip));
+        // curl's forms: `if!NAME` an interface, `host!ADDR` an address, else either.
+        b = match (i.strip_prefix("if!"), i.strip_prefix("host!")) {
+            (Some(name), _) => b.interface(name),
+            (_, Some(addr)) => b.local_address(Some(addr.parse().map_err(|_| {
+                init(format!(
+                    "--interface {i:?}: host names are not supported, only addresses"
+                ))
+            })?)),
+            _ => match i.parse::<IpAddr>() {
+                Ok(ip) => b.local_address(Some(ip)),
+                Err(_) => b.interface(i),
+            },
+        };
     }
     if let Some(p) = &args.local_port {
         let bad = || init(format!("bad --local-port {p:?}"));

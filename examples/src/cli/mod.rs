@@ -417,7 +417,7 @@ pub struct Args {
     #[arg(short = '6', long = "ipv6", help_heading = "dns")]
     pub ipv6: bool,
 
-    /// Connect from this local address.
+    /// Connect from this local address or through this interface (`if!NAME`, `host!ADDR`).
     #[arg(long = "interface", help_heading = "connection")]
     pub interface: Option<String>,
 
