@@ -187,7 +187,12 @@ pub struct Args {
     pub compressed: bool,
 
     /// Retrieve only this byte range (`0-499`, `500-`, `-500`, lists).
-    #[arg(short = 'r', long = "range", help_heading = "http")]
+    #[arg(
+        short = 'r',
+        long = "range",
+        allow_hyphen_values = true,
+        help_heading = "http"
+    )]
     pub range: Option<String>,
 
     /// Resume at this offset (`-`: from the size of the output file).
