@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::origin::pattern;
 
@@ -60,6 +60,11 @@ pub const GZIP_HELLO: [u8; 31] = [
 impl Recorder {
     /// Starts one on a loopback port.
     pub async fn start() -> std::io::Result<Recorder> {
+        Recorder::start_with(None).await
+    }
+
+    /// Starts one that speaks TLS with `tls` (HTTP/1.1 inside), or cleartext.
+    pub async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<Recorder> {
         let l = TcpListener::bind("127.0.0.1:0").await?;
         let r = Recorder {
             addr: l.local_addr()?,
@@ -71,7 +76,21 @@ impl Recorder {
         tokio::spawn(async move {
             let mut conn = 0;
             while let Ok((s, _)) = l.accept().await {
-                tokio::spawn(serve(s, conn, seen.clone(), counts.clone()));
+                let (seen, counts, tls) = (seen.clone(), counts.clone(), tls.clone());
+                tokio::spawn(async move {
+                    match tls {
+                        Some(cfg) => {
+                            // A failed handshake (a client that does not trust us) is
+                            // just a closed connection.
+                            if let Ok((t, _)) =
+                                burrow_transport::tls::accept(Box::new(s), cfg).await
+                            {
+                                serve(t, conn, seen, counts).await;
+                            }
+                        }
+                        None => serve(s, conn, seen, counts).await,
+                    }
+                });
                 conn += 1;
             }
         });
@@ -94,8 +113,8 @@ impl Recorder {
     }
 }
 
-async fn serve(
-    mut s: TcpStream,
+async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
     conn: usize,
     seen: Arc<Mutex<Vec<Recorded>>>,
     counts: Arc<Mutex<HashMap<String, usize>>>,

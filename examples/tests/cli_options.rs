@@ -868,3 +868,39 @@ async fn doh_resolves_through_the_route() {
     let out = run(&["http://nowhere.example/", "--doh-url", &doh.url()]).await;
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
 }
+
+/// `--proxy1.0`: the CONNECT request line says HTTP/1.0; the rest is HTTP/1.1 as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy10_connects_in_http10() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    // A proxy that answers the CONNECT and then plays the origin itself.
+    let srv = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut heads = Vec::new();
+        for answer in [
+            &b"HTTP/1.0 200 Connection established\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        ] {
+            let mut buf = Vec::new();
+            let mut b = [0u8; 1];
+            while !buf.ends_with(b"\r\n\r\n") {
+                assert_eq!(s.read(&mut b).await.unwrap(), 1);
+                buf.push(b[0]);
+            }
+            heads.push(String::from_utf8_lossy(&buf).into_owned());
+            s.write_all(answer).await.unwrap();
+        }
+        heads
+    });
+    let out = run(&["--proxy1.0", &addr.to_string(), "http://origin.test:8080/x"]).await;
+    assert_eq!(text(&out.stdout), "ok", "{}", text(&out.stderr));
+    let heads = srv.await.unwrap();
+    assert!(
+        heads[0].starts_with("CONNECT origin.test:8080 HTTP/1.0\r\n"),
+        "{}",
+        heads[0]
+    );
+    assert!(heads[1].starts_with("GET /x HTTP/1.1\r\n"), "{}", heads[1]);
+}

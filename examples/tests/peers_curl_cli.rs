@@ -179,6 +179,28 @@ async fn burrow_sends_and_writes_what_curl_does() {
     .await
     .unwrap();
     let (hp, sp) = (proxy.addrs[0].addr(), proxy.addrs[1].addr());
+    // The same origin over TLS (HTTP/1.1 inside), for the TLS options.
+    let pki = burrow_examples::pki::TestPki::generate(&[]).unwrap();
+    let client_pki = burrow_examples::pki::TestPki::generate(&[]).unwrap();
+    let keys = dir.join("keys");
+    let (ca, _, _) = pki.write_to(&keys).unwrap();
+    let (_, ccert, ckey) = client_pki.write_to(&keys.join("client")).unwrap();
+    let tls =
+        burrow_transport::tls::server_config(pki.chain_der.clone(), pki.key(), &[b"http/1.1"])
+            .unwrap();
+    let rt = Recorder::start_with(Some(tls)).await.unwrap();
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let good_pin = format!(
+        "sha256//{}",
+        b64(&burrow_transport::pin::pin_of(&pki.chain_der[0]).unwrap())
+    );
+    let bad_pin = format!("sha256//{}", b64(&[9u8; 32]));
+    let (ca, ccert, ckey) = (
+        ca.display().to_string(),
+        ccert.display().to_string(),
+        ckey.display().to_string(),
+    );
     let cases: Vec<Vec<String>> = [
         vec!["-d", "a=1", "-d", "b=2", "B/echo"],
         vec!["-d", "@data.txt", "--data-binary", "@data.txt", "B/echo"],
@@ -284,6 +306,7 @@ async fn burrow_sends_and_writes_what_curl_does() {
         // Proxies (curl tunnels http:// through an HTTP proxy only with -p; burrow always
         // does), transfers at once, rates, meters and traces.
         vec!["-p", "-x", "http://HP", "B/echo"],
+        vec!["-p", "--proxy1.0", "HP", "B/echo"],
         vec!["-p", "--proxy", "HP", "-w", wo, "B/redirect/1"],
         vec!["--socks5-hostname", "SP", "B/echo"],
         vec!["--socks5", "SP", "http://localhost:PORT/echo"],
@@ -317,15 +340,48 @@ async fn burrow_sends_and_writes_what_curl_does() {
         vec!["--url", "B/echo", "--url", "B/bytes/2"],
         vec!["-r", "-20", "B/range/100"],
         vec!["--max-time", "10", "--connect-timeout", "5", "B/echo"],
+        // TLS.
+        vec![
+            "--cacert",
+            "CA",
+            "-w",
+            "%{scheme} %{http_version}",
+            "TB/echo",
+        ],
+        vec!["TB/echo"],
+        vec!["-k", "TB/bytes/5"],
+        vec!["--cacert", "CA", "--tlsv1.3", "TB/echo"],
+        vec!["--cacert", "CA", "--tlsv1.2", "--tls-max", "1.2", "TB/echo"],
+        vec!["--cacert", "CA", "--pinnedpubkey", "GOODPIN", "TB/echo"],
+        vec!["--cacert", "CA", "--pinnedpubkey", "BADPIN", "TB/echo"],
+        vec![
+            "--cacert", "CA", "--cert", "CCERT", "--key", "CKEY", "TB/echo",
+        ],
+        vec!["--cacert", "CA", "--http1.1", "-i", "TB/redirect/1"],
+        vec![
+            "--cacert",
+            "CA",
+            "--resolve",
+            "localhost:TPORT:127.0.0.1",
+            "TB/echo",
+        ],
+        vec!["--cacert", "CA", "-L", "TB/to?/echo", "-d", "a=1"],
     ]
     .iter()
     .map(|c| {
         c.iter()
             .map(|a| {
-                a.replace("B/", &format!("{b}/"))
+                a.replace("TB/", &format!("https://localhost:{}/", rt.addr.port()))
+                    .replace("B/", &format!("{b}/"))
+                    .replace("TPORT", &rt.addr.port().to_string())
                     .replace("PORT", &r.addr.port().to_string())
+                    .replace("GOODPIN", &good_pin)
+                    .replace("BADPIN", &bad_pin)
+                    .replace("CCERT", &ccert)
+                    .replace("CKEY", &ckey)
                     .replace("HP", &hp.to_string())
                     .replace("SP", &sp.to_string())
+                    .replace("CA", &ca)
             })
             .collect()
     })
@@ -337,10 +393,18 @@ async fn burrow_sends_and_writes_what_curl_does() {
         full.extend(args.clone());
         let (cdir, odir) = (workdir(&dir, "curl", &b), workdir(&dir, "burrow", &b));
         r.take();
+        rt.take();
+        let seen = |r: &Recorder, rt: &Recorder| -> Vec<String> {
+            r.take()
+                .iter()
+                .chain(rt.take().iter())
+                .map(|q| normal(q, keep_ua))
+                .collect()
+        };
         let c = exec("curl", full.clone(), cdir.clone()).await;
-        let c_reqs: Vec<String> = r.take().iter().map(|q| normal(q, keep_ua)).collect();
+        let c_reqs = seen(&r, &rt);
         let o = exec(env!("CARGO_BIN_EXE_burrow"), full, odir.clone()).await;
-        let o_reqs: Vec<String> = r.take().iter().map(|q| normal(q, keep_ua)).collect();
+        let o_reqs = seen(&r, &rt);
         // Transfers at once arrive in any order.
         let (mut c_reqs, mut o_reqs) = (c_reqs, o_reqs);
         if args.iter().any(|a| a == "-Z") {

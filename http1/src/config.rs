@@ -12,6 +12,7 @@ pub struct Http1Config {
     pub(crate) limits: Limits,
     pub(crate) head_timeout: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) connect_http10: bool,
 }
 
 impl Http1Config {
@@ -37,6 +38,13 @@ impl Http1Config {
     /// Server: a connection waiting for its next (or first) request is closed after this.
     pub fn idle_timeout(&mut self, d: Option<Duration>) -> &mut Self {
         self.idle_timeout = d;
+        self
+    }
+
+    /// Client: CONNECT requests say `HTTP/1.0` (curl's `--proxy1.0`, for proxies that know
+    /// no better); everything else stays HTTP/1.1.
+    pub fn connect_http10(&mut self, on: bool) -> &mut Self {
+        self.connect_http10 = on;
         self
     }
 

@@ -476,6 +476,10 @@ pub struct Args {
     #[arg(long = "socks4a", help_heading = "proxy")]
     pub socks4a: Option<String>,
 
+    /// An HTTP proxy spoken to in HTTP/1.0 for CONNECT (`HOST[:PORT]`; replaces -x).
+    #[arg(long = "proxy1.0", value_name = "HOST[:PORT]", help_heading = "proxy")]
+    pub proxy10: Option<String>,
+
     /// Tunnel through HTTP proxies with CONNECT (what burrow always does).
     #[arg(short = 'p', long = "proxytunnel", help_heading = "proxy")]
     pub proxytunnel: bool,

@@ -20,6 +20,7 @@ pub fn hops(args: &Args, uri: &http::Uri) -> Result<Vec<(ProxyUrl, Option<usize>
         ("socks5", &args.socks5),
         ("socks5h", &args.socks5_hostname),
         ("socks4a", &args.socks4a),
+        ("http", &args.proxy10),
     ]
     .into_iter()
     .filter_map(|(scheme, v)| v.as_ref().map(|h| format!("{scheme}://{h}")))
@@ -60,6 +61,11 @@ pub fn hops(args: &Args, uri: &http::Uri) -> Result<Vec<(ProxyUrl, Option<usize>
         .collect::<Result<_, _>>()?;
     if hops.is_empty() {
         hops.extend(from_env.map(|u| (u, None)));
+    }
+    if args.proxy10.is_some() {
+        if let Some((h, _)) = hops.last_mut() {
+            h.http10 = true;
+        }
     }
     if let (Some(user), Some((last, _))) = (&args.proxy_user, hops.last_mut()) {
         if last.credentials.is_none() {

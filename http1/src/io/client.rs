@@ -153,7 +153,11 @@ struct App {
 }
 
 async fn run(io: BoxStream, config: Http1Config, jobs: mpsc::Receiver<Job>, shared: Arc<Shared>) {
-    let mut core = ClientCore::new(config.limits.clone());
+    let mut core =
+        ClientCore::new(config.limits.clone()).with_connect_version(match config.connect_http10 {
+            true => Version::HTTP_10,
+            false => Version::HTTP_11,
+        });
     let mut app = App {
         jobs,
         shared: shared.clone(),

@@ -123,6 +123,7 @@ pub struct ClientCore {
     /// No more requests will come: close once idle.
     closing: bool,
     finish: Finish,
+    connect_version: Version,
 }
 
 fn too_many_interim() -> Error {
@@ -142,6 +143,7 @@ impl ClientCore {
             events: VecDeque::new(),
             closing: false,
             finish: Finish::Running,
+            connect_version: Version::HTTP_11,
         }
     }
 
@@ -227,9 +229,18 @@ impl ClientCore {
         self.job = Job::Exchange(x);
     }
 
+    /// CONNECT requests go out as `version` (HTTP/1.1 by default; HTTP/1.0 for proxies
+    /// that need it).
+    pub fn with_connect_version(mut self, version: Version) -> Self {
+        self.connect_version = version;
+        self
+    }
+
     fn tunnel(&mut self, request: TunnelRequest) {
+        let version = self.connect_version;
         let r = handshake::request_head(&request, Version::HTTP_11).and_then(|th| {
             let mut head = RequestHead::new(th.method.clone(), th.h1_target().to_string());
+            head.version = version;
             head.headers = th.headers;
             self.conn.send_request(head)?;
             self.conn.send_end(None)?;

@@ -207,6 +207,22 @@ fn client_tunnel_keeps_the_bytes_after_the_answer() {
 }
 
 #[test]
+fn client_tunnel_in_http10_for_old_proxies() {
+    let h10 = Harness::new(|_| {
+        ClientCore::new(Limits::default()).with_connect_version(http::Version::HTTP_10)
+    });
+    let mut core = playbook!(h10,
+        >> Io::Cmd(C::Tunnel(TunnelRequest::connect("example.com:443".parse().unwrap()))),
+        << tx(b"CONNECT example.com:443 HTTP/1.0\r\nhost: example.com:443\r\n\r\n"),
+        >> recv(b"HTTP/1.0 200 Connection established\r\n\r\nbytes"),
+        << Out::Ev(E::Tunnel { status: StatusCode::OK, headers: HeaderMap::new() }),
+        << finished(false),
+        << Out::Finish(Finish::Release),
+    );
+    assert_eq!(&core.core.take_leftover()[..], b"bytes");
+}
+
+#[test]
 fn client_refused_tunnel_is_a_typed_error() {
     playbook!(client(),
         >> Io::Cmd(C::Tunnel(TunnelRequest::connect("example.com:443".parse().unwrap()))),

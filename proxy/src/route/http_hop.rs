@@ -195,7 +195,9 @@ impl HttpHop {
             timings: info.timings,
         };
         if self.url.kind == ProxyKind::Http {
-            let c = burrow_http1::connect(stream, cinfo, &Default::default()).await?;
+            let mut cfg = burrow_http1::Http1Config::default();
+            cfg.connect_http10(self.url.http10);
+            let c = burrow_http1::connect(stream, cinfo, &cfg).await?;
             return Ok((Arc::new(c), layers));
         }
         let h1_only = self.h1_only.load(std::sync::atomic::Ordering::Acquire);

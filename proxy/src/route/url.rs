@@ -70,6 +70,8 @@ pub struct ProxyUrl {
     /// This hop's CONNECT-UDP URI template, from the URL's path when it names
     /// `{target_host}` and `{target_port}` (e.g. `h3://p:443/masque?h={target_host}&p={target_port}`).
     pub udp_template: Option<crate::template::UdpTemplate>,
+    /// An `http://` hop asked for CONNECT in HTTP/1.0 (curl's `--proxy1.0`).
+    pub http10: bool,
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -144,6 +146,7 @@ impl ProxyUrl {
             target,
             credentials,
             udp_template,
+            http10: false,
         })
     }
 
