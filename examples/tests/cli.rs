@@ -1001,3 +1001,95 @@ async fn proxy_tls_options_are_per_hop() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--proxy-cert`/`--proxy-key`: an HTTPS proxy that requires a client certificate lets the
+/// CONNECT through only with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_client_certificates() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestPki::generate(&[]).unwrap();
+    let client = TestPki::generate(&[]).unwrap();
+    let dir = tempdir::new("proxycert");
+    let (ca, _, _) = server.write_to(&dir.0).unwrap();
+    let (_, ccert, ckey) = client.write_to(&dir.0.join("client")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(client.ca_der.clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(server.chain_der.clone(), server.key())
+        .unwrap();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let cfg = Arc::new(cfg);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    // A proxy that answers the CONNECT and then plays the origin itself.
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let cfg = cfg.clone();
+            tokio::spawn(async move {
+                let Ok((mut t, _)) = burrow_transport::tls::accept(Box::new(s), cfg).await else {
+                    return;
+                };
+                for answer in [
+                    &b"HTTP/1.1 200 Connection established\r\n\r\n"[..],
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                ] {
+                    let mut buf = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !buf.ends_with(b"\r\n\r\n") {
+                        match t.read(&mut b).await {
+                            Ok(1) => buf.push(b[0]),
+                            _ => return,
+                        }
+                    }
+                    if t.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let base = vec![
+        "http://origin.test/x".to_string(),
+        "-x".into(),
+        format!("https://localhost:{port}"),
+        "--proxy-cacert".into(),
+        ca.display().to_string(),
+    ];
+    let out = run(base.clone()).await;
+    assert_ne!(out.status.code(), Some(0), "no certificate, no tunnel");
+    assert!(out.stdout.is_empty());
+    let mut with = base.clone();
+    with.extend([
+        "--proxy-cert".to_string(),
+        ccert.display().to_string(),
+        "--proxy-key".into(),
+        ckey.display().to_string(),
+    ]);
+    let out = run(with).await;
+    assert_eq!(
+        out.stdout,
+        b"ok",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The origin's --cert is not the proxy's.
+    let mut origin_cert = base;
+    origin_cert.extend([
+        "--cert".to_string(),
+        ccert.display().to_string(),
+        "--key".into(),
+        ckey.display().to_string(),
+    ]);
+    assert_ne!(run(origin_cert).await.status.code(), Some(0));
+}
