@@ -14,6 +14,10 @@ pub struct RedirectPolicy {
     max: usize,
     /// Keep `POST` (and its body) after a 301, 302 or 303 (curl's `--post301` …).
     keep_post: [bool; 3],
+    /// Send credentials to other origins too (curl's `--location-trusted`).
+    trusted: bool,
+    /// Add a `Referer` naming the redirected URL (curl's `-e ';auto'`).
+    referer: bool,
 }
 
 impl Default for RedirectPolicy {
@@ -30,6 +34,8 @@ impl RedirectPolicy {
         RedirectPolicy {
             max,
             keep_post: [false; 3],
+            trusted: false,
+            referer: false,
         }
     }
 
@@ -45,6 +51,20 @@ impl RedirectPolicy {
         if let Some(i) = [301, 302, 303].iter().position(|s| *s == status) {
             self.keep_post[i] = true;
         }
+        self
+    }
+
+    /// Keeps `Authorization` and `Cookie` headers when a redirect goes to another origin
+    /// (curl's `--location-trusted`). Dangerous: the other origin gets the credentials.
+    pub fn trusted(mut self, on: bool) -> Self {
+        self.trusted = on;
+        self
+    }
+
+    /// Sends a `Referer` with the URL that redirected (without its userinfo and fragment),
+    /// except from `https` to `http` (curl's `-e ';auto'`, reqwest's `referer`).
+    pub fn referer(mut self, on: bool) -> Self {
+        self.referer = on;
         self
     }
 
@@ -182,8 +202,25 @@ fn same_origin(a: &Uri, b: &Uri) -> bool {
 
 /// Removes what must not follow a redirect: credentials and cookies when it leaves the
 /// origin (reqwest's and curl's rule), the body's description when the body is dropped.
-pub(crate) fn strip(headers: &mut HeaderMap, from: &Uri, to: &Uri, keep_body: bool) {
-    if !same_origin(from, to) {
+pub(crate) fn strip(
+    policy: &RedirectPolicy,
+    headers: &mut HeaderMap,
+    from: &Uri,
+    to: &Uri,
+    keep_body: bool,
+) {
+    if policy.referer {
+        let downgrade = from.scheme_str() == Some("https") && to.scheme_str() != Some("https");
+        match (downgrade, referer_of(from)) {
+            (false, Some(v)) => {
+                headers.insert(header::REFERER, v);
+            }
+            _ => {
+                headers.remove(header::REFERER);
+            }
+        }
+    }
+    if !same_origin(from, to) && !policy.trusted {
         for h in [
             header::AUTHORIZATION,
             header::COOKIE,
@@ -206,9 +243,34 @@ pub(crate) fn strip(headers: &mut HeaderMap, from: &Uri, to: &Uri, keep_body: bo
     headers.remove(header::HOST);
 }
 
+/// `u` as a `Referer`: no userinfo, no fragment.
+fn referer_of(u: &Uri) -> Option<http::HeaderValue> {
+    let host = u.host()?;
+    let port = u.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    let pq = u.path_and_query().map_or("/", |p| p.as_str());
+    http::HeaderValue::from_str(&format!("{}://{host}{port}{pq}", u.scheme_str()?)).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_redirects_keep_credentials_and_referers_follow() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Basic x".parse().unwrap());
+        let (a, b) = (u("https://u:p@a.test/one?q"), u("https://b.test/two"));
+        let p = RedirectPolicy::default().referer(true);
+        strip(&p, &mut h, &a, &b, false);
+        assert!(h.get(header::AUTHORIZATION).is_none());
+        assert_eq!(h[header::REFERER], "https://a.test/one?q");
+        h.insert(header::AUTHORIZATION, "Basic x".parse().unwrap());
+        strip(&p.trusted(true), &mut h, &a, &b, false);
+        assert_eq!(h[header::AUTHORIZATION], "Basic x");
+        // No Referer from https to http.
+        strip(&p, &mut h, &b, &u("http://c.test/"), false);
+        assert!(h.get(header::REFERER).is_none());
+    }
 
     fn u(s: &str) -> Uri {
         s.parse().unwrap()
@@ -281,14 +343,22 @@ mod tests {
         h.insert(header::COOKIE, "s=1".parse().unwrap());
         h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
         let mut same = h.clone();
+        let p = RedirectPolicy::default();
         strip(
+            &p,
             &mut same,
             &u("https://a.test/x"),
             &u("https://A.test:443/y"),
             true,
         );
         assert!(same.contains_key(header::AUTHORIZATION) && same.contains_key(header::COOKIE));
-        strip(&mut h, &u("https://a.test/x"), &u("http://a.test/y"), false);
+        strip(
+            &p,
+            &mut h,
+            &u("https://a.test/x"),
+            &u("http://a.test/y"),
+            false,
+        );
         assert!(h.is_empty(), "{h:?}");
     }
 

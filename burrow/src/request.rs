@@ -349,7 +349,13 @@ impl RequestBuilder {
                 headers: resp.headers().clone(),
             });
             tracing::debug!(status = resp.status().as_u16(), to = %shown_url(&next.url), "following a redirect");
-            redirect::strip(&mut headers, &url, &next.url, next.keep_body);
+            redirect::strip(
+                &inner.redirect,
+                &mut headers,
+                &url,
+                &next.url,
+                next.keep_body,
+            );
             body = match (next.keep_body, again) {
                 (true, Some(b)) => b,
                 _ => Body::empty(),

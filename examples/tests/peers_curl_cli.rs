@@ -267,6 +267,14 @@ async fn burrow_sends_and_writes_what_curl_does() {
         vec!["-H", "X-Empty;", "-H", "User-Agent:", "B/echo"],
         vec!["-e", "http://r/", "-L", "B/redirect/1"],
         vec!["-u", "u:p", "-L", "B/to?http://localhost:PORT/echo"],
+        vec![
+            "-u",
+            "u:p",
+            "--location-trusted",
+            "B/to?http://localhost:PORT/echo",
+        ],
+        vec!["-e", ";auto", "-L", "B/redirect/2"],
+        vec!["-e", "http://first.example/;auto", "-L", "B/to?/echo"],
         // Files written.
         vec!["-o", "out.bin", "B/bytes/50"],
         vec!["-O", "B/files/name.txt"],

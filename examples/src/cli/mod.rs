@@ -133,6 +133,10 @@ pub struct Args {
     #[arg(short = 'L', long = "location", help_heading = "http")]
     pub location: bool,
 
+    /// Like -L, and sends credentials to other hosts too.
+    #[arg(long = "location-trusted", help_heading = "auth")]
+    pub location_trusted: bool,
+
     /// At most this many redirects with -L (default 50; -1: no limit).
     #[arg(
         long = "max-redirs",
@@ -158,7 +162,7 @@ pub struct Args {
     #[arg(short = 'A', long = "user-agent", help_heading = "http")]
     pub user_agent: Option<String>,
 
-    /// The `Referer` to send.
+    /// The `Referer` to send; `;auto` (alone or after a URL) also sends one on redirects.
     #[arg(short = 'e', long = "referer", help_heading = "http")]
     pub referer: Option<String>,
 

@@ -77,7 +77,7 @@ fn builder(
 ) -> Result<burrow::ClientBuilder, Exit> {
     let bad_ca = |e: burrow::Error| Exit::new(exit::SSL_CACERT_BADFILE, e.to_string());
     let init = |e: burrow::Error| Exit::new(exit::FAILED_INIT, e.to_string());
-    let mut policy = if args.location {
+    let mut policy = if args.location || args.location_trusted {
         match usize::try_from(args.max_redirs) {
             Ok(0) => burrow::RedirectPolicy::none(),
             Ok(n) => burrow::RedirectPolicy::limited(n),
@@ -95,6 +95,11 @@ fn builder(
             policy = policy.keep_post(s);
         }
     }
+    policy = policy.trusted(args.location_trusted).referer(
+        args.referer
+            .as_deref()
+            .is_some_and(|r| r.ends_with(";auto")),
+    );
     let mut b = burrow::Client::builder()
         .redirect(policy)
         .decompress(args.compressed)

@@ -314,11 +314,11 @@ pub async fn template(args: &Args, data: &[Data]) -> Result<Template, Exit> {
         headers.insert(USER_AGENT, value(ua, "user agent")?);
     }
     if let Some(r) = &args.referer {
-        if r.ends_with(";auto") {
-            // The library's redirects do not add a Referer: say so rather than ignore it.
-            return Err(init("-e ';auto' is not supported (a Referer on redirects)"));
+        // `URL;auto`: this Referer, and on redirects the URL redirected from.
+        let url = r.strip_suffix(";auto").unwrap_or(r);
+        if !url.is_empty() {
+            headers.insert(http::header::REFERER, value(url, "referer")?);
         }
-        headers.insert(http::header::REFERER, value(r, "referer")?);
     }
     if let Some(token) = &args.oauth2_bearer {
         let mut v = value(&format!("Bearer {token}"), "bearer token")?;

@@ -389,7 +389,10 @@ async fn attempt(
     if status.is_redirection() {
         if let Some(l) = &location {
             stats.redirect_url = resolve(resp.url(), l);
-            if args.location && stats.redirect_url.is_some() && args.max_redirs == 0 {
+            if (args.location || args.location_trusted)
+                && stats.redirect_url.is_some()
+                && args.max_redirs == 0
+            {
                 return Err(failed(Exit::new(
                     exit::TOO_MANY_REDIRECTS,
                     "Maximum (0) redirects followed",
