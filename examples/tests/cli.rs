@@ -709,7 +709,7 @@ async fn parallel_transfers_multiplex_over_one_http2_connection() {
         "--proxy-cacert".into(),
         ca,
     ]);
-    let out = run(args).await;
+    let out = run(args.clone()).await;
     assert!(
         out.status.success(),
         "{}",
@@ -723,6 +723,48 @@ async fn parallel_transfers_multiplex_over_one_http2_connection() {
         "one tunnel to the HTTP/2 origin"
     );
     assert_eq!(o.stats.requests.load(Relaxed), 20);
+
+    // The same over HTTP/3 to the proxy: one QUIC connection, one tunnel.
+    let p3 = server::start(
+        Proxy::new(
+            ProxyConfig {
+                listeners: vec![Listen::parse("h3://127.0.0.1:0").unwrap()],
+                identity: Some((pki.chain_der.clone(), std::sync::Arc::new(pki.key()))),
+                rules: burrow_proxy::server::Rules::loopback(),
+                ..ProxyConfig::default()
+            },
+            None,
+            None,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut args3: Vec<String> = args.iter().take_while(|a| *a != "-x").cloned().collect();
+    args3.extend([
+        "-x".to_string(),
+        format!("h3://localhost:{}", p3.addrs[0].addr().port()),
+        "--proxy-cacert".into(),
+        args.last().cloned().unwrap(),
+    ]);
+    let out = run(args3).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = p3.stats();
+    assert_eq!(
+        s.connections.load(Relaxed),
+        1,
+        "one HTTP/3 proxy connection"
+    );
+    assert_eq!(
+        s.tunnels.load(Relaxed),
+        1,
+        "one tunnel to the HTTP/2 origin"
+    );
+    assert_eq!(o.stats.requests.load(Relaxed), 30);
 }
 
 /// `--tlsv1.3`, `--tls-max`, `--cert`/`--key` and `--pinnedpubkey` against origins that

@@ -703,12 +703,14 @@ async fn meters_traces_rates_and_prompts() {
     let shown = tty(cmd.clone()).await.unwrap();
     let s = text(&shown.stdout);
     assert!(s.contains("100%") && s.contains("Received"), "{s:?}");
-    let hidden = tty(format!("{cmd} -s")).await.unwrap();
-    assert!(
-        !text(&hidden.stdout).contains('%'),
-        "{}",
-        text(&hidden.stdout)
-    );
+    for quiet in ["-s", "--no-progress-meter"] {
+        let hidden = tty(format!("{cmd} {quiet}")).await.unwrap();
+        assert!(
+            !text(&hidden.stdout).contains('%'),
+            "{quiet}: {}",
+            text(&hidden.stdout)
+        );
+    }
     let bar = tty(format!("{cmd} -#")).await.unwrap();
     assert!(
         text(&bar.stdout).contains("100.0%"),
