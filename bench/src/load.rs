@@ -159,9 +159,8 @@ pub async fn idle(
     let tls_config = t.client_config(&[alpn])?;
     for _ in 0..n {
         let info = |route: &str| ConnectionInfo {
-            peer_addr: None,
-            alpn: None,
             route: route.into(),
+            ..ConnectionInfo::default()
         };
         let conn: Arc<dyn HttpConnection> = match (version, https) {
             ("3", _) => {
