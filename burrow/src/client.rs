@@ -7,7 +7,7 @@ use std::time::Duration;
 use burrow_http_core::{Body, VersionPolicy};
 use burrow_proxy::route::{Route, RouteOptions};
 use burrow_transport::{
-    Error, ErrorKind, Result, SharedResolver, StreamConnector, TcpConfig, TcpConnector, TlsConfig,
+    Error, Result, SharedResolver, StreamConnector, TcpConfig, TcpConnector, TlsConfig,
     UdpConnector,
 };
 use http::header::{HeaderMap, HeaderValue, USER_AGENT};
@@ -250,8 +250,7 @@ impl ClientBuilder {
                 self.headers.insert(USER_AGENT, v);
             }
             Err(_) => {
-                self.error.get_or_insert(Error::user(
-                    ErrorKind::InvalidInput,
+                self.error.get_or_insert(Error::invalid_input(
                     "the user agent is not a valid header value",
                 ));
             }

@@ -40,10 +40,9 @@ impl DohResolver {
     pub fn new(client: Client, url: &str) -> Result<DohResolver> {
         let url: http::Uri = url
             .parse()
-            .map_err(|_| Error::user(ErrorKind::InvalidInput, "the DoH URL does not parse"))?;
+            .map_err(|_| Error::invalid_input("the DoH URL does not parse"))?;
         if !matches!(url.scheme_str(), Some("https" | "http")) || url.host().is_none() {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
+            return Err(Error::invalid_input(
                 "the DoH URL must be an http(s) URL with a host",
             ));
         }
@@ -67,8 +66,7 @@ impl DohResolver {
             Error::local(ErrorKind::InvalidInput, "cannot encode the DNS query").with_source(e)
         })?;
         let server = self.server();
-        let fail =
-            |why: String| Error::peer(ErrorKind::Resolve, format!("DoH server {server}: {why}"));
+        let fail = |why: String| Error::resolve(format!("DoH server {server}: {why}"));
         let mut resp = self
             .client
             .post(self.url.to_string())
@@ -110,11 +108,7 @@ impl DohResolver {
 impl Resolve for DohResolver {
     async fn resolve(&self, name: &str, port: u16) -> Result<Vec<SocketAddr>> {
         let fqdn = Name::from_ascii(format!("{name}.")).map_err(|e| {
-            Error::user(
-                ErrorKind::InvalidInput,
-                format!("{name:?} is not a DNS name"),
-            )
-            .with_source(e)
+            Error::invalid_input(format!("{name:?} is not a DNS name")).with_source(e)
         })?;
         let both = async {
             let (v4, v6) = tokio::join!(
@@ -124,13 +118,10 @@ impl Resolve for DohResolver {
             (v4, v6)
         };
         let (v4, v6) = tokio::time::timeout(DOH_TIMEOUT, both).await.map_err(|_| {
-            Error::peer(
-                ErrorKind::Timeout,
-                format!(
-                    "DoH server {}: no answer for {name} within {DOH_TIMEOUT:?}",
-                    self.server()
-                ),
-            )
+            Error::peer_timeout(format!(
+                "DoH server {}: no answer for {name} within {DOH_TIMEOUT:?}",
+                self.server()
+            ))
         })?;
         let mut addrs = Vec::new();
         let mut first_err = None;
@@ -142,10 +133,10 @@ impl Resolve for DohResolver {
         }
         if addrs.is_empty() {
             return Err(first_err.unwrap_or_else(|| {
-                Error::peer(
-                    ErrorKind::Resolve,
-                    format!("{name}: no such name (DoH server {})", self.server()),
-                )
+                Error::resolve(format!(
+                    "{name}: no such name (DoH server {})",
+                    self.server()
+                ))
             }));
         }
         Ok(addrs)

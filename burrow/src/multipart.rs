@@ -4,7 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderValue;
 
-use burrow_transport::{Error, ErrorKind, Result};
+use burrow_transport::{Error, Result};
 
 /// A form: named text fields and parts.
 #[derive(Debug)]
@@ -49,7 +49,7 @@ impl Part {
             HeaderValue::from_str(mime)
                 .ok()
                 .filter(|_| ok)
-                .ok_or_else(|| Error::user(ErrorKind::InvalidInput, "not a media type"))?,
+                .ok_or_else(|| Error::invalid_input("not a media type"))?,
         );
         Ok(self)
     }
@@ -115,10 +115,7 @@ impl Form {
                 .windows(delimiter.len())
                 .any(|w| w == delimiter.as_bytes())
             {
-                return Err(Error::user(
-                    ErrorKind::InvalidInput,
-                    "a part contains the boundary",
-                ));
+                return Err(Error::invalid_input("a part contains the boundary"));
             }
             out.put_slice(
                 format!(

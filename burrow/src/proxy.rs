@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use burrow_proxy::route::ProxyUrl;
 use burrow_proxy::template::UdpTemplate;
-use burrow_transport::{Error, ErrorKind, Result, TlsConfig};
+use burrow_transport::{Error, Result, TlsConfig};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
 /// One hop of a route: a proxy URL with its own settings.
@@ -107,19 +107,12 @@ impl Proxy {
     /// Adds a header to this hop's CONNECT requests (curl's `--proxy-header`).
     pub fn header(mut self, name: &str, value: &str) -> Result<Proxy> {
         let bad = || {
-            Error::user(
-                ErrorKind::InvalidInput,
-                format!("bad proxy header name {name:?}"),
-            )
-            .at_hop(hop_of(&self.url))
+            Error::invalid_input(format!("bad proxy header name {name:?}"))
+                .at_hop(hop_of(&self.url))
         };
         let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-        let mut v = HeaderValue::from_str(value).map_err(|_| {
-            Error::user(
-                ErrorKind::InvalidInput,
-                format!("bad value for proxy header {n}"),
-            )
-        })?;
+        let mut v = HeaderValue::from_str(value)
+            .map_err(|_| Error::invalid_input(format!("bad value for proxy header {n}")))?;
         if n == http::header::PROXY_AUTHORIZATION {
             v.set_sensitive(true);
         }
@@ -265,12 +258,9 @@ impl EnvProxies {
         let proxy = |names: &[&'static str]| -> Result<Option<Proxy>> {
             match var(names) {
                 None => Ok(None),
-                Some((name, v)) => Proxy::parse(v.trim()).map(Some).map_err(|_| {
-                    Error::user(
-                        ErrorKind::InvalidInput,
-                        format!("{name} is not a proxy URL"),
-                    )
-                }),
+                Some((name, v)) => Proxy::parse(v.trim())
+                    .map(Some)
+                    .map_err(|_| Error::invalid_input(format!("{name} is not a proxy URL"))),
             }
         };
         Ok(EnvProxies {
@@ -355,6 +345,7 @@ impl RouteChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burrow_transport::ErrorKind;
 
     #[test]
     fn no_proxy_follows_curl() {

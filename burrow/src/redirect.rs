@@ -133,7 +133,7 @@ pub(crate) fn next(
 /// without its fragment (RFC 9110 §10.2.2, RFC 3986 §5.2 with dot segments removed).
 pub(crate) fn resolve(base: &Uri, location: &str) -> Result<Uri> {
     let bad = || {
-        Error::peer(ErrorKind::Protocol, "the redirect's Location is not a URL")
+        Error::protocol("the redirect's Location is not a URL")
             .with_detail(location.chars().take(200).collect::<String>())
     };
     let location = location.split('#').next().unwrap_or("").trim();

@@ -31,7 +31,7 @@ pub struct RequestBuilder {
 }
 
 fn bad_url(url: &str) -> Error {
-    Error::user(ErrorKind::InvalidInput, "not an absolute http or https URL")
+    Error::invalid_input("not an absolute http or https URL")
         .with_detail(url.chars().take(200).collect::<String>())
 }
 
@@ -82,10 +82,7 @@ impl RequestBuilder {
                 self.headers.append(n, v);
                 self
             }
-            _ => self.fail(Error::user(
-                ErrorKind::InvalidInput,
-                "invalid header name or value",
-            )),
+            _ => self.fail(Error::invalid_input("invalid header name or value")),
         }
     }
 
@@ -113,9 +110,7 @@ impl RequestBuilder {
     pub fn query<T: serde::Serialize + ?Sized>(mut self, query: &T) -> Self {
         let encoded = match serde_urlencoded::to_string(query) {
             Ok(q) => q,
-            Err(e) => {
-                return self.fail(Error::user(ErrorKind::InvalidInput, format!("query: {e}")))
-            }
+            Err(e) => return self.fail(Error::invalid_input(format!("query: {e}"))),
         };
         if let Ok(u) = &self.url {
             if !encoded.is_empty() {
@@ -158,7 +153,7 @@ impl RequestBuilder {
                 self.body = Body::from(s);
                 self
             }
-            Err(e) => self.fail(Error::user(ErrorKind::InvalidInput, format!("form: {e}"))),
+            Err(e) => self.fail(Error::invalid_input(format!("form: {e}"))),
         }
     }
 
@@ -174,7 +169,7 @@ impl RequestBuilder {
                 self.body = Body::from(v);
                 self
             }
-            Err(e) => self.fail(Error::user(ErrorKind::InvalidInput, format!("json: {e}"))),
+            Err(e) => self.fail(Error::invalid_input(format!("json: {e}"))),
         }
     }
 
@@ -203,8 +198,7 @@ impl RequestBuilder {
                 self.headers.insert(header::AUTHORIZATION, v);
                 self
             }
-            Err(_) => self.fail(Error::user(
-                ErrorKind::InvalidInput,
+            Err(_) => self.fail(Error::invalid_input(
                 "credentials are not a valid header value",
             )),
         }

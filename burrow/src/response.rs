@@ -3,7 +3,7 @@
 use std::fmt;
 
 use burrow_http_core::Body;
-use burrow_transport::{Error, ErrorKind, Result};
+use burrow_transport::{Error, Result};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use http::{HeaderMap, StatusCode, Uri, Version};
@@ -145,9 +145,7 @@ impl Response {
     pub fn error_for_status(self) -> Result<Response> {
         let s = self.status();
         if s.is_client_error() || s.is_server_error() {
-            return Err(
-                Error::peer(ErrorKind::Protocol, format!("the origin answered {s}")).with_code(s),
-            );
+            return Err(Error::protocol(format!("the origin answered {s}")).with_code(s));
         }
         Ok(self)
     }
@@ -181,9 +179,8 @@ impl Response {
     #[cfg(feature = "json")]
     pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T> {
         let b = self.bytes().await?;
-        serde_json::from_slice(&b).map_err(|e| {
-            Error::peer(ErrorKind::Protocol, "the body is not the JSON expected").with_source(e)
-        })
+        serde_json::from_slice(&b)
+            .map_err(|e| Error::protocol("the body is not the JSON expected").with_source(e))
     }
 
     /// The body as a stream of pieces.

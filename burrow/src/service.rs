@@ -194,8 +194,7 @@ mod hyper_connector {
                             })?;
                     let h2 = alpn.as_deref() == Some(b"h2");
                     if alpn.is_some() && !h2 && alpn.as_deref() != Some(b"http/1.1") {
-                        return Err(Error::peer(
-                            ErrorKind::Protocol,
+                        return Err(Error::protocol(
                             "the origin chose an ALPN protocol not offered",
                         ));
                     }

@@ -37,19 +37,18 @@ pub async fn check_pattern(mut body: Body, expect: u64) -> Result<u64, Error> {
         let chunk = chunk?;
         for (i, b) in chunk.iter().enumerate() {
             if *b != pattern_byte(off + i as u64) {
-                return Err(Error::peer(
-                    ErrorKind::Protocol,
-                    format!("body differs at byte {}", off + i as u64),
-                ));
+                return Err(Error::protocol(format!(
+                    "body differs at byte {}",
+                    off + i as u64
+                )));
             }
         }
         off += chunk.len() as u64;
     }
     if off != expect {
-        return Err(Error::peer(
-            ErrorKind::Protocol,
-            format!("body is {off} bytes, expected {expect}"),
-        ));
+        return Err(Error::protocol(format!(
+            "body is {off} bytes, expected {expect}"
+        )));
     }
     Ok(off)
 }
@@ -77,13 +76,10 @@ fn work(what: &'static str, path: &str, size: u64, requests: usize, parallel: bo
 async fn get(client: &Client, url: &str, size: u64) -> Result<(u64, Version), Error> {
     let req = Request::get(url)
         .body(Body::empty())
-        .map_err(|e| Error::user(ErrorKind::InvalidInput, e.to_string()))?;
+        .map_err(|e| Error::invalid_input(e.to_string()))?;
     let resp = client.request(req).await?;
     if !resp.status().is_success() {
-        return Err(Error::peer(
-            ErrorKind::Protocol,
-            format!("status {}", resp.status()),
-        ));
+        return Err(Error::protocol(format!("status {}", resp.status())));
     }
     let v = resp.version();
     Ok((check_pattern(resp.into_body(), size).await?, v))
@@ -186,12 +182,7 @@ pub async fn run() -> Result<Vec<Row>, Error> {
             let t0 = Instant::now();
             let r = tokio::time::timeout(Duration::from_secs(20), fetch(&c, &base, &w))
                 .await
-                .unwrap_or_else(|_| {
-                    Err(Error::peer(
-                        ErrorKind::Timeout,
-                        "cell deadline (20 s) passed",
-                    ))
-                });
+                .unwrap_or_else(|_| Err(Error::peer_timeout("cell deadline (20 s) passed")));
             let time = t0.elapsed();
             let conns = origin.stats.connections.load(Ordering::Relaxed) - before;
             let (bytes, version, result) = match r {

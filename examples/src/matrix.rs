@@ -196,12 +196,12 @@ impl Lab {
         let o = &self.origins[cell.origin as usize];
         let uri: http::Uri = format!("https://localhost:{}/bytes/{BODY}", o.addr.port())
             .parse()
-            .map_err(|_| Error::user(ErrorKind::InvalidInput, "bad URI"))?;
+            .map_err(|_| Error::invalid_input("bad URI"))?;
         let (conn, _) = client.connection_for(&uri).await?;
         let route_text = conn.info().route.clone();
         let req = Request::get(uri)
             .body(Body::empty())
-            .map_err(|e| Error::user(ErrorKind::InvalidInput, e.to_string()))?;
+            .map_err(|e| Error::invalid_input(e.to_string()))?;
         let resp = conn.send_request(req).await?;
         let v = resp.version();
         let n = check_pattern(resp.into_body(), BODY).await?;
@@ -218,7 +218,7 @@ impl Lab {
         let t0 = Instant::now();
         let r = tokio::time::timeout(CELL_DEADLINE, self.fetch(cell))
             .await
-            .unwrap_or_else(|_| Err(Error::peer(ErrorKind::Timeout, "cell deadline passed")));
+            .unwrap_or_else(|_| Err(Error::peer_timeout("cell deadline passed")));
         let time = t0.elapsed();
         let label = if cell.hops.is_empty() {
             "direct".to_string()

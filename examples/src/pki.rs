@@ -62,3 +62,23 @@ impl TestPki {
         Ok((ca, cert, key))
     }
 }
+
+/// Starts an in-process burrow-proxy for tests on `listeners` (`http://127.0.0.1:0`,
+/// `h3://…`, `socks5://…`), allowed to reach loopback, with `pki`'s leaf as its TLS
+/// identity when given.
+pub async fn test_proxy(
+    listeners: &[&str],
+    pki: Option<&TestPki>,
+) -> Result<burrow_proxy::server::Running, burrow_transport::Error> {
+    use burrow_proxy::server::{self, Listen, Proxy, ProxyConfig, Rules};
+    let cfg = ProxyConfig {
+        listeners: listeners
+            .iter()
+            .map(|l| Listen::parse(l))
+            .collect::<Result<_, _>>()?,
+        identity: pki.map(|p| (p.chain_der.clone(), std::sync::Arc::new(p.key()))),
+        rules: Rules::loopback(),
+        ..ProxyConfig::default()
+    };
+    server::start(Proxy::new(cfg, None, None)?).await
+}

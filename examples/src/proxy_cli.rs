@@ -8,7 +8,7 @@ use burrow_proxy::server::{self, rules::parse_network, Credentials, Listen, Prox
 use burrow_proxy::template::UdpTemplate;
 use burrow_transport::rustls::pki_types::pem::PemObject;
 use burrow_transport::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use burrow_transport::{Error, ErrorKind};
+use burrow_transport::Error;
 use clap::Parser;
 
 /// Command line of `burrow-proxy`.
@@ -102,7 +102,7 @@ pub struct Args {
 }
 
 fn bad(msg: String) -> Error {
-    Error::user(ErrorKind::InvalidInput, msg)
+    Error::invalid_input(msg)
 }
 
 fn secs(s: f64, flag: &str) -> Result<Duration, Error> {

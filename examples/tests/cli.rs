@@ -642,7 +642,7 @@ async fn proxies_chains_and_environment() {
 /// proxy to that origin, one proxy connection and one tunnel carry them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_transfers_multiplex_over_one_http2_connection() {
-    use burrow_proxy::server::{self, Listen, Proxy, ProxyConfig};
+    use burrow_proxy::server::Listen;
     use std::sync::atomic::Ordering::Relaxed;
     let pki = TestPki::generate(&[]).unwrap();
     let dir = tempdir::new("par");
@@ -684,21 +684,9 @@ async fn parallel_transfers_multiplex_over_one_http2_connection() {
     assert_eq!(o.stats.connections.load(Relaxed), 1);
     assert_eq!(o.stats.requests.load(Relaxed), 10);
 
-    let p = server::start(
-        Proxy::new(
-            ProxyConfig {
-                listeners: vec![Listen::parse("https://127.0.0.1:0").unwrap()],
-                identity: Some((pki.chain_der.clone(), std::sync::Arc::new(pki.key()))),
-                rules: burrow_proxy::server::Rules::loopback(),
-                ..ProxyConfig::default()
-            },
-            None,
-            None,
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let p = burrow_examples::pki::test_proxy(&["https://127.0.0.1:0"], Some(&pki))
+        .await
+        .unwrap();
     let Listen::Https(pa) = p.addrs[0] else {
         panic!("{:?}", p.addrs)
     };
@@ -725,21 +713,9 @@ async fn parallel_transfers_multiplex_over_one_http2_connection() {
     assert_eq!(o.stats.requests.load(Relaxed), 20);
 
     // The same over HTTP/3 to the proxy: one QUIC connection, one tunnel.
-    let p3 = server::start(
-        Proxy::new(
-            ProxyConfig {
-                listeners: vec![Listen::parse("h3://127.0.0.1:0").unwrap()],
-                identity: Some((pki.chain_der.clone(), std::sync::Arc::new(pki.key()))),
-                rules: burrow_proxy::server::Rules::loopback(),
-                ..ProxyConfig::default()
-            },
-            None,
-            None,
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let p3 = burrow_examples::pki::test_proxy(&["h3://127.0.0.1:0"], Some(&pki))
+        .await
+        .unwrap();
     let mut args3: Vec<String> = args.iter().take_while(|a| *a != "-x").cloned().collect();
     args3.extend([
         "-x".to_string(),
@@ -966,7 +942,6 @@ async fn alt_svc_file_persists_the_cache_between_runs() {
 /// `--proxy-cacert` after the `-x` it is for; swapped, the first hop is not trusted (60).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_tls_options_are_per_hop() {
-    use burrow_proxy::server::{self, Listen, Proxy, ProxyConfig};
     let o = origin::start(origin::Versions::Negotiate, None)
         .await
         .unwrap();
@@ -975,13 +950,7 @@ async fn proxy_tls_options_are_per_hop() {
         let pki = TestPki::generate(&[]).unwrap();
         let (ca, _, _) = pki.write_to(&dir.0.join(name)).unwrap();
         async move {
-            let cfg = ProxyConfig {
-                listeners: vec![Listen::parse("https://127.0.0.1:0").unwrap()],
-                identity: Some((pki.chain_der.clone(), std::sync::Arc::new(pki.key()))),
-                rules: burrow_proxy::server::Rules::loopback(),
-                ..ProxyConfig::default()
-            };
-            let r = server::start(Proxy::new(cfg, None, None).unwrap())
+            let r = burrow_examples::pki::test_proxy(&["https://127.0.0.1:0"], Some(&pki))
                 .await
                 .unwrap();
             (r, ca.display().to_string())

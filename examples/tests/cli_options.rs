@@ -824,23 +824,11 @@ async fn parallel_transfers() {
 /// working shows the local DNS was not what answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doh_resolves_through_the_route() {
-    use burrow_proxy::server::{self, Listen, Proxy, ProxyConfig};
     let r = Recorder::start().await.unwrap();
     let doh = burrow_test_support::doh::DohServer::start().await.unwrap();
-    let p = server::start(
-        Proxy::new(
-            ProxyConfig {
-                listeners: vec![Listen::parse("socks5://127.0.0.1:0").unwrap()],
-                rules: burrow_proxy::server::Rules::loopback(),
-                ..ProxyConfig::default()
-            },
-            None,
-            None,
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let p = burrow_examples::pki::test_proxy(&["socks5://127.0.0.1:0"], None)
+        .await
+        .unwrap();
     let socks = p.addrs[0].addr();
     let url = format!("http://www.burrow.test:{}/echo", r.addr.port());
     // Without DoH the name does not resolve.

@@ -160,24 +160,10 @@ async fn burrow_sends_and_writes_what_curl_does() {
               [%{redirect_url}] [%{content_type}] %{exitcode} %{url_effective} \
               %header{content-length} %{method}";
     // A burrow-proxy for the proxy options (HTTP CONNECT and SOCKS on separate ports).
-    use burrow_proxy::server::{self, Listen, Proxy, ProxyConfig};
-    let proxy = server::start(
-        Proxy::new(
-            ProxyConfig {
-                listeners: ["http", "socks5"]
-                    .iter()
-                    .map(|s| Listen::parse(&format!("{s}://127.0.0.1:0")).unwrap())
-                    .collect(),
-                rules: burrow_proxy::server::Rules::loopback(),
-                ..ProxyConfig::default()
-            },
-            None,
-            None,
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let proxy =
+        burrow_examples::pki::test_proxy(&["http://127.0.0.1:0", "socks5://127.0.0.1:0"], None)
+            .await
+            .unwrap();
     let (hp, sp) = (proxy.addrs[0].addr(), proxy.addrs[1].addr());
     // The same origin over TLS (HTTP/1.1 inside), for the TLS options.
     let pki = burrow_examples::pki::TestPki::generate(&[]).unwrap();

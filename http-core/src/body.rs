@@ -122,10 +122,9 @@ impl Body {
             match f.into_data() {
                 Ok(d) => {
                     if data.len() + d.len() > limit {
-                        return Err(Error::peer(
-                            ErrorKind::LimitExceeded,
-                            format!("body larger than {limit} bytes"),
-                        ));
+                        return Err(Error::limit_exceeded(format!(
+                            "body larger than {limit} bytes"
+                        )));
                     }
                     data.extend_from_slice(&d);
                 }
@@ -155,8 +154,7 @@ impl Body {
                 Poll::Ready(None) => {
                     // Mark so we report the truncation once, then end.
                     done.store(true, Ordering::Release);
-                    Poll::Ready(Some(Err(Error::peer(
-                        ErrorKind::Closed,
+                    Poll::Ready(Some(Err(Error::closed(
                         "body ended before it was complete",
                     ))))
                 }

@@ -134,14 +134,10 @@ impl ClientBuilder {
         };
         let wants_h3 = matches!(self.policy, VersionPolicy::Http3 | VersionPolicy::Http3Only);
         if wants_h3 && self.h3.is_none() {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
-                "HTTP/3 asked for but not registered",
-            ));
+            return Err(Error::invalid_input("HTTP/3 asked for but not registered"));
         }
         if alpn.is_empty() && !wants_h3 {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
+            return Err(Error::invalid_input(
                 "no HTTP version registered for this version policy",
             ));
         }
@@ -264,9 +260,7 @@ impl Client {
             } else {
                 tokio::time::timeout(DEFAULT_H3_FALLBACK_TIMEOUT, attempt)
                     .await
-                    .unwrap_or_else(|_| {
-                        Err(Error::peer(ErrorKind::Timeout, "HTTP/3 attempt timed out"))
-                    })
+                    .unwrap_or_else(|_| Err(Error::peer_timeout("HTTP/3 attempt timed out")))
             };
             match r {
                 Ok((c, _)) => return Ok((c, key)),
@@ -336,7 +330,7 @@ impl Client {
             .inner
             .h3
             .clone()
-            .ok_or_else(|| Error::peer(ErrorKind::Unsupported, "HTTP/3 is not registered"))?;
+            .ok_or_else(|| Error::unsupported("HTTP/3 is not registered"))?;
         let started = std::time::Instant::now();
         let flow = self.inner.udp.connect_datagram(target).await?;
         let connected = Some(std::time::Instant::now());
@@ -443,9 +437,11 @@ impl Client {
             },
         };
         if scheme == "http" {
-            let p = self.inner.cleartext.clone().ok_or_else(|| {
-                Error::peer(ErrorKind::Unsupported, "no cleartext HTTP version allowed")
-            })?;
+            let p = self
+                .inner
+                .cleartext
+                .clone()
+                .ok_or_else(|| Error::unsupported("no cleartext HTTP version allowed"))?;
             return p.handshake(c.stream, info).await;
         }
         // Built on first use (plain-HTTP clients never load the root store) and kept by
@@ -469,11 +465,8 @@ impl Client {
         }
         .cloned()
         .ok_or_else(|| {
-            Error::peer(
-                ErrorKind::Unsupported,
-                "the server offered no HTTP version we may use (ALPN)",
-            )
-            .at_hop(origin_hop(&target))
+            Error::unsupported("the server offered no HTTP version we may use (ALPN)")
+                .at_hop(origin_hop(&target))
         })?;
         p.handshake(Box::new(s), info).await
     }
@@ -516,18 +509,8 @@ pub fn origin(uri: &http::Uri) -> Result<(&'static str, Target), Error> {
     let scheme = match uri.scheme_str() {
         Some("http") => "http",
         Some("https") => "https",
-        Some(s) => {
-            return Err(Error::peer(
-                ErrorKind::Unsupported,
-                format!("unsupported scheme {s}"),
-            ))
-        }
-        None => {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
-                "request URI is not absolute",
-            ))
-        }
+        Some(s) => return Err(Error::unsupported(format!("unsupported scheme {s}"))),
+        None => return Err(Error::invalid_input("request URI is not absolute")),
     };
     let host = Host::parse(uri.host().unwrap_or_default())?;
     let port = uri

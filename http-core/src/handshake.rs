@@ -15,7 +15,7 @@ use http::{HeaderMap, Method, Response, StatusCode, Version};
 
 use crate::message::strip_connection_specific;
 use crate::tunnel::refused;
-use crate::{Error, ErrorKind, TunnelRequest};
+use crate::{Error, TunnelRequest};
 
 /// A tunnel request as a request head for one version.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl TunnelHead {
 }
 
 fn bad(what: &str) -> Error {
-    Error::user(ErrorKind::InvalidInput, format!("tunnel request: {what}"))
+    Error::invalid_input(format!("tunnel request: {what}"))
 }
 
 /// The request head `req` is on version `v`. RFC 9113 §8.5 and RFC 9114 §4.4: a CONNECT
@@ -132,20 +132,16 @@ pub fn check_settings(req: &TunnelRequest, v: Version, s: &PeerSettings) -> Resu
         "HTTP/2"
     };
     if v == Version::HTTP_3 && p.eq_ignore_ascii_case("connect-udp") && !s.h3_datagram {
-        return Err(Error::peer(
-            ErrorKind::Unsupported,
+        return Err(Error::unsupported(
             "HTTP/3 peer did not enable HTTP Datagrams (SETTINGS_H3_DATAGRAM), needed for \
              CONNECT-UDP",
         ));
     }
     if v >= Version::HTTP_2 && !s.extended_connect {
-        return Err(Error::peer(
-            ErrorKind::Unsupported,
-            format!(
-                "{name} peer did not enable extended CONNECT \
+        return Err(Error::unsupported(format!(
+            "{name} peer did not enable extended CONNECT \
                  (SETTINGS_ENABLE_CONNECT_PROTOCOL), needed for :protocol {p}"
-            ),
-        ));
+        )));
     }
     Ok(())
 }
@@ -218,10 +214,9 @@ pub fn check_accept(upgrade: bool, v: Version, status: StatusCode) -> Result<(),
     if ok {
         Ok(())
     } else {
-        Err(Error::user(
-            ErrorKind::InvalidInput,
-            format!("a tunnel is accepted with 101 (HTTP/1.1 upgrade) or a 2xx, not {status}"),
-        ))
+        Err(Error::invalid_input(format!(
+            "a tunnel is accepted with 101 (HTTP/1.1 upgrade) or a 2xx, not {status}"
+        )))
     }
 }
 

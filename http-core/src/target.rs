@@ -42,7 +42,7 @@ pub fn userinfo(uri: &Uri) -> Option<(String, String)> {
 /// `:authority`, `:path`): its own URI without userinfo when absolute, else `scheme` with
 /// its `Host` field and its path.
 pub fn absolute_uri(parts: &http::request::Parts, scheme: &str) -> Result<Uri, crate::Error> {
-    use crate::{Error, ErrorKind};
+    use crate::Error;
     let uri = &parts.uri;
     if uri.scheme().is_some() && uri.authority().is_some() {
         return Ok(without_userinfo(uri));
@@ -51,11 +51,11 @@ pub fn absolute_uri(parts: &http::request::Parts, scheme: &str) -> Result<Uri, c
         .headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .ok_or_else(|| Error::user(ErrorKind::InvalidInput, "request has no authority nor Host"))?;
+        .ok_or_else(|| Error::invalid_input("request has no authority nor Host"))?;
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
     format!("{scheme}://{host}{pq}")
         .parse()
-        .map_err(|_| Error::user(ErrorKind::InvalidInput, "invalid request URI"))
+        .map_err(|_| Error::invalid_input("invalid request URI"))
 }
 
 /// `uri` without its userinfo.

@@ -126,14 +126,10 @@ impl Http2Connection {
         .await;
         match r {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Error::peer(
-                ErrorKind::Closed,
+            Ok(Err(_)) => Err(Error::closed(
                 "HTTP/2: connection closed before the peer's SETTINGS",
             )),
-            Err(_) => Err(Error::peer(
-                ErrorKind::Timeout,
-                "HTTP/2: no SETTINGS from the peer",
-            )),
+            Err(_) => Err(Error::peer_timeout("HTTP/2: no SETTINGS from the peer")),
         }
     }
 
@@ -277,7 +273,7 @@ impl HttpConnection for Http2Connection {
         }
         let mut req = req
             .body(())
-            .map_err(|e| Error::user(ErrorKind::InvalidInput, format!("tunnel request: {e}")))?;
+            .map_err(|e| Error::invalid_input(format!("tunnel request: {e}")))?;
         *req.headers_mut() = th.headers;
         let (resp, send) = self.open(req, None).await?;
         handshake::judge_answer(&request, Version::HTTP_2, resp.status(), resp.headers())?;

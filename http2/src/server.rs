@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use burrow_http_core::{
     handshake, message, Body, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel,
 };
-use burrow_transport::{BoxStream, Error, ErrorKind};
+use burrow_transport::{BoxStream, Error};
 use bytes::Bytes;
 use http::{Method, Request, Response, Version};
 use http_body::Body as _;
@@ -47,8 +47,7 @@ pub async fn serve(io: BoxStream, config: &Http2Config) -> Result<Http2Server, E
                 return;
             }
             Err(_) => {
-                let _ = tx.send(Err(Error::peer(
-                    ErrorKind::Timeout,
+                let _ = tx.send(Err(Error::peer_timeout(
                     "HTTP/2: no connection preface from the client in time",
                 )));
                 return;
@@ -77,8 +76,7 @@ pub async fn serve(io: BoxStream, config: &Http2Config) -> Result<Http2Server, E
                     Err(_) => settled_done = true,
                 },
                 _ = tokio::time::sleep_until(until), if !settled_done => {
-                    let _ = tx.send(Err(Error::peer(ErrorKind::Timeout,
-                        "HTTP/2: no SETTINGS from the client in time",
+                    let _ = tx.send(Err(Error::peer_timeout("HTTP/2: no SETTINGS from the client in time",
                     )));
                     return;
                 }
@@ -179,12 +177,10 @@ impl Respond for Responder {
     }
 
     async fn accept_tunnel(mut self: Box<Self>, response: Response<()>) -> Result<Tunnel, Error> {
-        let recv = self.tunnel_recv.take().ok_or_else(|| {
-            Error::user(
-                ErrorKind::InvalidInput,
-                "only a CONNECT request can become a tunnel",
-            )
-        })?;
+        let recv = self
+            .tunnel_recv
+            .take()
+            .ok_or_else(|| Error::invalid_input("only a CONNECT request can become a tunnel"))?;
         let status = response.status();
         handshake::check_accept(false, Version::HTTP_2, status)?;
         let headers = response.headers().clone();

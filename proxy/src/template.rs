@@ -1,7 +1,7 @@
 //! CONNECT-UDP URI templates (RFC 9298 §3): expanding `{target_host}` and `{target_port}`
 //! on the client, matching a request path on the proxy.
 
-use burrow_transport::{Error, ErrorKind, Host, Target};
+use burrow_transport::{Error, Host, Target};
 
 /// The default template (RFC 9298 §3).
 pub const DEFAULT_UDP_TEMPLATE: &str = "/.well-known/masque/udp/{target_host}/{target_port}/";
@@ -32,12 +32,7 @@ impl Default for UdpTemplate {
 impl UdpTemplate {
     /// Parses a template: a path (optionally with a query) naming both variables once.
     pub fn parse(s: &str) -> Result<UdpTemplate, Error> {
-        let bad = |why: &str| {
-            Error::user(
-                ErrorKind::InvalidInput,
-                format!("URI template {s:?}: {why}"),
-            )
-        };
+        let bad = |why: &str| Error::invalid_input(format!("URI template {s:?}: {why}"));
         if !s.starts_with('/') {
             return Err(bad("must start with /"));
         }

@@ -175,6 +175,46 @@ impl Error {
         Error::new(kind, Fault::User, message)
     }
 
+    /// The caller passed something invalid (a user fault).
+    pub fn invalid_input(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::user(ErrorKind::InvalidInput, message)
+    }
+
+    /// The peer violated the protocol (a peer fault).
+    pub fn protocol(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::peer(ErrorKind::Protocol, message)
+    }
+
+    /// A peer did not answer in time (a peer fault).
+    pub fn peer_timeout(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::peer(ErrorKind::Timeout, message)
+    }
+
+    /// The peer or route cannot do what was asked (a peer fault).
+    pub fn unsupported(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::peer(ErrorKind::Unsupported, message)
+    }
+
+    /// A proxy refused a tunnel (a peer fault).
+    pub fn proxy_refused(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::peer(ErrorKind::ProxyRefused, message)
+    }
+
+    /// The peer closed the connection too early (a peer fault).
+    pub fn closed(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::peer(ErrorKind::Closed, message)
+    }
+
+    /// The peer went past a limit (a peer fault).
+    pub fn limit_exceeded(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::peer(ErrorKind::LimitExceeded, message)
+    }
+
+    /// A name could not be resolved (a peer fault).
+    pub fn resolve(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::peer(ErrorKind::Resolve, message)
+    }
+
     /// Sets who is at fault.
     pub fn with_fault(mut self, fault: Fault) -> Self {
         self.inner.fault = fault;
@@ -397,7 +437,7 @@ mod tests {
 
     #[test]
     fn display_names_hop_kind_and_detail() {
-        let e = Error::peer(ErrorKind::ProxyRefused, "403 Forbidden")
+        let e = Error::proxy_refused("403 Forbidden")
             .with_code(StatusCode::FORBIDDEN)
             .with_detail("burrow; error=destination_ip_prohibited")
             .at_hop(Hop {
@@ -428,8 +468,7 @@ mod tests {
 
     #[test]
     fn round_trips_through_io_error() {
-        let e = Error::peer(ErrorKind::LimitExceeded, "too big")
-            .with_code(crate::code::SocksReply::TTL_EXPIRED);
+        let e = Error::limit_exceeded("too big").with_code(crate::code::SocksReply::TTL_EXPIRED);
         let io: io::Error = e.into();
         let back = Error::from_io("read", io);
         assert_eq!(back.kind(), ErrorKind::LimitExceeded);

@@ -36,7 +36,7 @@ fn sha256(b: &[u8]) -> Pin {
 /// Parses curl's `--pinnedpubkey` value: `sha256//BASE64[;sha256//BASE64…]`, or the path of
 /// a public key file (PEM `PUBLIC KEY` or DER).
 pub fn parse_pins(spec: &str) -> Result<Vec<Pin>> {
-    let bad = |why: String| Error::user(ErrorKind::InvalidInput, format!("pinned key: {why}"));
+    let bad = |why: String| Error::invalid_input(format!("pinned key: {why}"));
     if spec.starts_with("sha256//") {
         use base64::Engine as _;
         return spec
@@ -55,11 +55,7 @@ pub fn parse_pins(spec: &str) -> Result<Vec<Pin>> {
             .collect();
     }
     let raw = std::fs::read(Path::new(spec)).map_err(|e| {
-        Error::user(
-            ErrorKind::InvalidInput,
-            format!("cannot read the pinned key {spec}"),
-        )
-        .with_source(e)
+        Error::invalid_input(format!("cannot read the pinned key {spec}")).with_source(e)
     })?;
     let text = String::from_utf8_lossy(&raw);
     let der = match text.find("-----BEGIN PUBLIC KEY-----") {

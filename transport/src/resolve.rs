@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Error, ErrorKind, Host, Result, Target};
+use crate::{Error, Host, Result, Target};
 
 /// Default deadline for one name lookup.
 pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,7 +20,7 @@ pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Turns a host name into socket addresses.
 ///
 /// Implementations return at least one address or an error: of kind
-/// [`ErrorKind::Resolve`] when the name has no address, [`ErrorKind::Timeout`] when the
+/// [`ErrorKind::Resolve`](crate::ErrorKind::Resolve) when the name has no address, [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the
 /// lookup took too long; callers never see an empty list as success.
 #[async_trait]
 pub trait Resolve: Send + Sync + 'static {
@@ -49,7 +49,7 @@ impl Resolve for SystemResolver {
 }
 
 /// Runs a lookup under [`DEFAULT_RESOLVE_TIMEOUT`] and turns its failure, its deadline and
-/// an empty answer into [`ErrorKind::Resolve`] errors naming `name`.
+/// an empty answer into [`ErrorKind::Resolve`](crate::ErrorKind::Resolve) errors naming `name`.
 async fn within_deadline<E: Into<crate::BoxError>>(
     name: &str,
     lookup: impl std::future::Future<Output = std::result::Result<Vec<SocketAddr>, E>>,
@@ -57,22 +57,16 @@ async fn within_deadline<E: Into<crate::BoxError>>(
     let addrs = match tokio::time::timeout(DEFAULT_RESOLVE_TIMEOUT, lookup).await {
         Ok(Ok(a)) => a,
         Ok(Err(e)) => {
-            return Err(
-                Error::peer(ErrorKind::Resolve, format!("could not resolve {name}")).with_source(e),
-            )
+            return Err(Error::resolve(format!("could not resolve {name}")).with_source(e))
         }
         Err(_) => {
-            return Err(Error::peer(
-                ErrorKind::Resolve,
-                format!("resolving {name} took longer than {DEFAULT_RESOLVE_TIMEOUT:?}"),
-            ))
+            return Err(Error::resolve(format!(
+                "resolving {name} took longer than {DEFAULT_RESOLVE_TIMEOUT:?}"
+            )))
         }
     };
     if addrs.is_empty() {
-        return Err(Error::peer(
-            ErrorKind::Resolve,
-            format!("{name} has no addresses"),
-        ));
+        return Err(Error::resolve(format!("{name} has no addresses")));
     }
     Ok(addrs)
 }
@@ -88,7 +82,7 @@ impl HickoryResolver {
     /// From the system's configuration (`/etc/resolv.conf` and the hosts file on Unix).
     pub fn from_system_conf() -> Result<Self> {
         let b = hickory_resolver::TokioResolver::builder_tokio().map_err(|e| {
-            Error::local(ErrorKind::Resolve, "the system's DNS configuration").with_source(e)
+            Error::local(crate::ErrorKind::Resolve, "the system's DNS configuration").with_source(e)
         })?;
         Ok(HickoryResolver(Arc::new(b.build())))
     }
@@ -173,12 +167,7 @@ impl StaticResolver {
     /// Parses curl's `HOST:PORT:ADDR[,ADDR]...` (`*` as the port: any port; IPv6 in
     /// brackets) and adds it.
     pub fn insert_curl(&mut self, spec: &str) -> Result<&mut Self> {
-        let bad = || {
-            Error::user(
-                ErrorKind::InvalidInput,
-                format!("--resolve wants HOST:PORT:ADDR, got {spec:?}"),
-            )
-        };
+        let bad = || Error::invalid_input(format!("--resolve wants HOST:PORT:ADDR, got {spec:?}"));
         let (host, rest) = spec.split_once(':').ok_or_else(bad)?;
         let (port, addrs) = rest.split_once(':').ok_or_else(bad)?;
         let port = match port {
@@ -221,10 +210,7 @@ pub async fn resolve_target(resolver: &dyn Resolve, target: &Target) -> Result<V
         Host::Name(name) => {
             let addrs = resolver.resolve(name, target.port).await?;
             if addrs.is_empty() {
-                return Err(Error::peer(
-                    ErrorKind::Resolve,
-                    format!("{name} has no addresses"),
-                ));
+                return Err(Error::resolve(format!("{name} has no addresses")));
             }
             Ok(addrs)
         }
@@ -234,6 +220,7 @@ pub async fn resolve_target(resolver: &dyn Resolve, target: &Target) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     /// A resolver that fails every lookup.
     struct Failing;
@@ -241,7 +228,7 @@ mod tests {
     #[async_trait]
     impl Resolve for Failing {
         async fn resolve(&self, name: &str, _port: u16) -> Result<Vec<SocketAddr>> {
-            Err(Error::peer(ErrorKind::Resolve, format!("no {name}")))
+            Err(Error::resolve(format!("no {name}")))
         }
     }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use crate::{Error, ErrorKind};
+use crate::Error;
 
 /// Longest host name accepted (DNS limit, and the SOCKS5 length byte).
 pub const MAX_HOST_NAME_LEN: usize = 255;
@@ -33,47 +33,38 @@ impl Host {
             return Ok(Host::Ip(ip));
         }
         if bare.len() != s.len() {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
-                format!("invalid IPv6 literal {s:?}"),
-            ));
+            return Err(Error::invalid_input(format!("invalid IPv6 literal {s:?}")));
         }
         let name = s.strip_suffix('.').unwrap_or(s);
         if name.is_empty() {
-            return Err(Error::user(ErrorKind::InvalidInput, "empty host name"));
+            return Err(Error::invalid_input("empty host name"));
         }
         if name.len() > MAX_HOST_NAME_LEN {
-            return Err(Error::peer(
-                ErrorKind::LimitExceeded,
-                format!(
-                    "host name is {} bytes, over the limit of {MAX_HOST_NAME_LEN}",
-                    name.len()
-                ),
-            )
+            return Err(Error::limit_exceeded(format!(
+                "host name is {} bytes, over the limit of {MAX_HOST_NAME_LEN}",
+                name.len()
+            ))
             .with_fault(crate::Fault::User));
         }
         if !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
         {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
-                format!("invalid character in host name {name:?}"),
-            ));
+            return Err(Error::invalid_input(format!(
+                "invalid character in host name {name:?}"
+            )));
         }
         // Every label has at least one character (no "a..b", ".a", or "a.." which would
         // be a second name for "a.").
         if name.split('.').any(str::is_empty) {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
-                format!("empty label in host name {name:?}"),
-            ));
+            return Err(Error::invalid_input(format!(
+                "empty label in host name {name:?}"
+            )));
         }
         if looks_like_ipv4(name) {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
-                format!("{name:?} is an IPv4 address in a non-standard notation"),
-            ));
+            return Err(Error::invalid_input(format!(
+                "{name:?} is an IPv4 address in a non-standard notation"
+            )));
         }
         Ok(Host::Name(name.to_ascii_lowercase()))
     }
@@ -158,8 +149,7 @@ impl FromStr for Target {
     /// Parses `host:port`; the port is required.
     fn from_str(s: &str) -> Result<Self, Error> {
         let (host, port) = split_host_port(s)?;
-        let port =
-            port.ok_or_else(|| Error::user(ErrorKind::InvalidInput, format!("no port in {s:?}")))?;
+        let port = port.ok_or_else(|| Error::invalid_input(format!("no port in {s:?}")))?;
         Ok(Target::new(Host::parse(host)?, port))
     }
 }
@@ -172,11 +162,11 @@ impl fmt::Display for Target {
 }
 
 fn split_host_port(s: &str) -> Result<(&str, Option<u16>), Error> {
-    let bad_port = || Error::user(ErrorKind::InvalidInput, format!("invalid port in {s:?}"));
+    let bad_port = || Error::invalid_input(format!("invalid port in {s:?}"));
     if s.starts_with('[') {
-        let end = s.find(']').ok_or_else(|| {
-            Error::user(ErrorKind::InvalidInput, format!("unclosed '[' in {s:?}"))
-        })?;
+        let end = s
+            .find(']')
+            .ok_or_else(|| Error::invalid_input(format!("unclosed '[' in {s:?}")))?;
         let (host, rest) = s.split_at(end + 1);
         return match rest.strip_prefix(':') {
             Some(p) => Ok((host, Some(p.parse().map_err(|_| bad_port())?))),
@@ -195,6 +185,7 @@ fn split_host_port(s: &str) -> Result<(&str, Option<u16>), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn parses_names_ipv4_ipv6() {

@@ -25,12 +25,9 @@ pub async fn connect_within<T>(
     target: &Target,
     fut: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
-    tokio::time::timeout(d, fut).await.map_err(|_| {
-        Error::peer(
-            ErrorKind::Timeout,
-            format!("connect to {target} took longer than {d:?}"),
-        )
-    })?
+    tokio::time::timeout(d, fut)
+        .await
+        .map_err(|_| Error::peer_timeout(format!("connect to {target} took longer than {d:?}")))?
 }
 
 /// Resolves a target with the system resolver (IP literals are returned as they are).

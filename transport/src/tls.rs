@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::verifiers::{NoVerify, TrustNothing};
+use crate::verifiers::Fixed;
 use crate::{BoxStream, Connected, Error, ErrorKind, Host, Result, StreamConnector, Target};
 
 /// The crypto provider burrow uses everywhere: ring.
@@ -115,17 +115,17 @@ impl TlsConfig {
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
             .map_err(|e| {
-                Error::user(
-                    ErrorKind::InvalidInput,
-                    format!("cannot read CA certificates from {}", path.display()),
-                )
+                Error::invalid_input(format!(
+                    "cannot read CA certificates from {}",
+                    path.display()
+                ))
                 .with_source(e)
             })?;
         if certs.is_empty() {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
-                format!("no certificates in {}", path.display()),
-            ));
+            return Err(Error::invalid_input(format!(
+                "no certificates in {}",
+                path.display()
+            )));
         }
         self.built = Built::default();
         self.extra_roots.extend(certs);
@@ -157,8 +157,7 @@ impl TlsConfig {
     /// default 1.2 to 1.3).
     pub fn versions(&mut self, min: TlsVersion, max: TlsVersion) -> Result<&mut Self> {
         if min > max {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
+            return Err(Error::invalid_input(
                 "the lowest TLS version asked for is above the highest",
             ));
         }
@@ -176,7 +175,7 @@ impl TlsConfig {
     ) -> Result<&mut Self> {
         let cert = cert.as_ref();
         let bad = |what: String, e: rustls::pki_types::pem::Error| {
-            Error::user(ErrorKind::InvalidInput, what).with_source(e)
+            Error::invalid_input(what).with_source(e)
         };
         let chain = CertificateDer::pem_file_iter(cert)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -187,10 +186,10 @@ impl TlsConfig {
                 )
             })?;
         if chain.is_empty() {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
-                format!("no certificate in {}", cert.display()),
-            ));
+            return Err(Error::invalid_input(format!(
+                "no certificate in {}",
+                cert.display()
+            )));
         }
         let key_path = key.unwrap_or(cert);
         let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
@@ -257,13 +256,19 @@ impl TlsConfig {
             .with_protocol_versions(&versions)
             .map_err(|e| Error::local(ErrorKind::Tls, "TLS versions").with_source(e))?;
         let mut verifier: Arc<dyn ServerCertVerifier> = if self.insecure {
-            Arc::new(NoVerify(provider.clone()))
+            Arc::new(Fixed {
+                provider: provider.clone(),
+                accept: true,
+            })
         } else {
             let roots = self.root_store()?;
             if roots.is_empty() {
                 // Nothing is trusted: every certificate is refused (rustls' verifier
                 // builder wants at least one root).
-                Arc::new(TrustNothing(provider.clone()))
+                Arc::new(Fixed {
+                    provider: provider.clone(),
+                    accept: false,
+                })
             } else {
                 rustls::client::WebPkiServerVerifier::builder_with_provider(
                     Arc::new(roots),
@@ -286,11 +291,8 @@ impl TlsConfig {
             Some(a) => builder
                 .with_client_auth_cert(a.chain.clone(), a.key.clone_key())
                 .map_err(|e| {
-                    Error::user(
-                        ErrorKind::InvalidInput,
-                        "the client certificate and key do not match",
-                    )
-                    .with_source(e)
+                    Error::invalid_input("the client certificate and key do not match")
+                        .with_source(e)
                 })?,
             None => builder.with_no_client_auth(),
         };
@@ -315,9 +317,9 @@ impl TlsConfig {
             Roots::None => {}
         }
         for c in &self.extra_roots {
-            store.add(c.clone()).map_err(|e| {
-                Error::user(ErrorKind::InvalidInput, "invalid CA certificate").with_source(e)
-            })?;
+            store
+                .add(c.clone())
+                .map_err(|e| Error::invalid_input("invalid CA certificate").with_source(e))?;
         }
         Ok(store)
     }
@@ -328,11 +330,7 @@ pub fn server_name(host: &Host) -> Result<ServerName<'static>> {
     match host {
         Host::Ip(ip) => Ok(ServerName::IpAddress((*ip).into())),
         Host::Name(n) => ServerName::try_from(n.clone()).map_err(|e| {
-            Error::user(
-                ErrorKind::InvalidInput,
-                format!("invalid TLS server name {n:?}"),
-            )
-            .with_source(e)
+            Error::invalid_input(format!("invalid TLS server name {n:?}")).with_source(e)
         }),
     }
 }
@@ -418,9 +416,9 @@ pub fn server_config_from_pem(
 ) -> Result<Arc<ServerConfig>> {
     let certs = CertificateDer::pem_slice_iter(cert_chain_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::user(ErrorKind::InvalidInput, "bad certificate PEM").with_source(e))?;
+        .map_err(|e| Error::invalid_input("bad certificate PEM").with_source(e))?;
     let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| Error::user(ErrorKind::InvalidInput, "bad private key PEM").with_source(e))?;
+        .map_err(|e| Error::invalid_input("bad private key PEM").with_source(e))?;
     server_config(certs, key, alpn)
 }
 
@@ -435,9 +433,7 @@ pub fn server_config(
         .map_err(|e| Error::local(ErrorKind::Tls, "TLS versions").with_source(e))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| {
-            Error::user(ErrorKind::InvalidInput, "certificate and key do not fit").with_source(e)
-        })?;
+        .map_err(|e| Error::invalid_input("certificate and key do not fit").with_source(e))?;
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
 }

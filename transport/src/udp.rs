@@ -257,7 +257,7 @@ impl DatagramConnector for UdpConnector {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::peer(ErrorKind::Resolve, "no addresses")))
+        Err(last.unwrap_or_else(|| Error::resolve("no addresses")))
     }
 
     fn describe(&self) -> String {

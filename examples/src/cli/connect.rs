@@ -25,10 +25,10 @@ impl Resolve for Family {
         let all = self.inner.resolve(name, port).await?;
         let kept: Vec<SocketAddr> = all.into_iter().filter(|a| a.is_ipv4() == self.v4).collect();
         if kept.is_empty() {
-            return Err(Error::peer(
-                ErrorKind::Resolve,
-                format!("{name} has no IPv{} address", if self.v4 { 4 } else { 6 }),
-            ));
+            return Err(Error::resolve(format!(
+                "{name} has no IPv{} address",
+                if self.v4 { 4 } else { 6 }
+            )));
         }
         Ok(kept)
     }

@@ -15,7 +15,7 @@ use burrow_http_core::driver::{self, drive};
 use burrow_http_core::{
     Body, BodySender, ConnectionInfo, HttpConnection, StreamProtocol, Tunnel, TunnelRequest,
 };
-use burrow_transport::{BoxStream, Error, ErrorKind, Prefixed};
+use burrow_transport::{BoxStream, Error, Prefixed};
 
 use crate::proto::client::{request_head, ClientCommand, ClientCore, ClientEvent};
 use crate::Http1Config;
@@ -130,7 +130,7 @@ impl HttpConnection for Http1Connection {
 }
 
 fn closed() -> Error {
-    Error::peer(ErrorKind::Closed, "HTTP/1.1 connection closed")
+    Error::closed("HTTP/1.1 connection closed")
 }
 
 /// Who waits for the current job's answer.

@@ -15,7 +15,7 @@ use burrow_http_core::driver::{self, drive};
 use burrow_http_core::{
     Body, BodySender, ConnectProtocol, Respond, ServerConnection, ServerRequest, Tunnel,
 };
-use burrow_transport::{BoxStream, Error, ErrorKind, Prefixed};
+use burrow_transport::{BoxStream, Error, Prefixed};
 
 use crate::proto::server::{Deadlines, ServerCommand, ServerCore, ServerEvent};
 use crate::proto::ResponseHead;
@@ -33,16 +33,16 @@ impl Respond for Responder {
     async fn send_response(self: Box<Self>, response: Response<Body>) -> Result<(), Error> {
         self.0
             .send(Reply::Response(response))
-            .map_err(|_| Error::peer(ErrorKind::Closed, "HTTP/1.1 connection closed"))
+            .map_err(|_| Error::closed("HTTP/1.1 connection closed"))
     }
 
     async fn accept_tunnel(self: Box<Self>, response: Response<()>) -> Result<Tunnel, Error> {
         let (tx, rx) = oneshot::channel();
         self.0
             .send(Reply::Tunnel(response, tx))
-            .map_err(|_| Error::peer(ErrorKind::Closed, "HTTP/1.1 connection closed"))?;
+            .map_err(|_| Error::closed("HTTP/1.1 connection closed"))?;
         rx.await
-            .map_err(|_| Error::peer(ErrorKind::Closed, "HTTP/1.1 connection closed"))?
+            .map_err(|_| Error::closed("HTTP/1.1 connection closed"))?
     }
 
     fn poll_cancelled(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {

@@ -127,10 +127,9 @@ pub struct ClientCore {
 }
 
 fn too_many_interim() -> Error {
-    Error::peer(
-        ErrorKind::Protocol,
-        format!("HTTP/1.1: more than {MAX_INTERIM_RESPONSES} interim (1xx) responses"),
-    )
+    Error::protocol(format!(
+        "HTTP/1.1: more than {MAX_INTERIM_RESPONSES} interim (1xx) responses"
+    ))
 }
 
 impl ClientCore {
@@ -280,8 +279,7 @@ impl ClientCore {
                 Job::Exchange(_) => self.on_response_event(ev),
                 Job::Tunnel(_) => self.on_tunnel_event(ev),
                 Job::Idle => {
-                    return self.fail(Error::peer(
-                        ErrorKind::Protocol,
+                    return self.fail(Error::protocol(
                         "HTTP/1.1: bytes from the server with no request outstanding",
                     ))
                 }
@@ -330,10 +328,9 @@ impl ClientCore {
                     self.finish = Finish::Close;
                 }
             }
-            Event::Switched | Event::Request(_) | Event::Closed => self.fail(Error::peer(
-                ErrorKind::Protocol,
-                "HTTP/1.1: unexpected switch",
-            )),
+            Event::Switched | Event::Request(_) | Event::Closed => {
+                self.fail(Error::protocol("HTTP/1.1: unexpected switch"))
+            }
         }
     }
 
@@ -352,10 +349,7 @@ impl ClientCore {
             Event::Response(h) => t.answer = Some(h),
             Event::Switched => {
                 let Some(h) = t.answer.take() else {
-                    return self.fail(Error::peer(
-                        ErrorKind::Protocol,
-                        "HTTP/1.1: switch without response",
-                    ));
+                    return self.fail(Error::protocol("HTTP/1.1: switch without response"));
                 };
                 match handshake::judge_answer(&t.request, Version::HTTP_11, h.status, &h.headers) {
                     Ok(()) => {
@@ -378,10 +372,9 @@ impl ClientCore {
                 }
             }
             Event::End(_) => self.refused(),
-            Event::Request(_) | Event::Closed => self.fail(Error::peer(
-                ErrorKind::Protocol,
-                "HTTP/1.1: unexpected event",
-            )),
+            Event::Request(_) | Event::Closed => {
+                self.fail(Error::protocol("HTTP/1.1: unexpected event"))
+            }
         }
     }
 
@@ -393,12 +386,7 @@ impl ClientCore {
                 .map(|h| burrow_http_core::refused(h.status, &h.headers)),
             _ => None,
         };
-        self.fail(e.unwrap_or_else(|| {
-            Error::peer(
-                ErrorKind::Protocol,
-                "HTTP/1.1: no response to tunnel request",
-            )
-        }));
+        self.fail(e.unwrap_or_else(|| Error::protocol("HTTP/1.1: no response to tunnel request")));
     }
 
     fn check_done(&mut self) {
@@ -426,8 +414,7 @@ impl Core for ClientCore {
     fn handle_command(&mut self, command: ClientCommand, now: Instant) {
         if self.finish != Finish::Running {
             if let ClientCommand::Request { .. } | ClientCommand::Tunnel(_) = command {
-                self.events.push_back(ClientEvent::Failed(Error::peer(
-                    ErrorKind::Closed,
+                self.events.push_back(ClientEvent::Failed(Error::closed(
                     "HTTP/1.1 connection closed",
                 )));
                 self.events
@@ -439,10 +426,10 @@ impl Core for ClientCore {
             ClientCommand::Request { head, body } if self.is_idle() => self.start(head, body, now),
             ClientCommand::Tunnel(t) if self.is_idle() => self.tunnel(t),
             ClientCommand::Request { .. } | ClientCommand::Tunnel(_) => {
-                self.events.push_back(ClientEvent::Failed(Error::user(
-                    ErrorKind::InvalidInput,
-                    "HTTP/1.1: a request is already in progress",
-                )));
+                self.events
+                    .push_back(ClientEvent::Failed(Error::invalid_input(
+                        "HTTP/1.1: a request is already in progress",
+                    )));
                 self.events
                     .push_back(ClientEvent::Finished { reusable: true });
             }
@@ -527,7 +514,7 @@ pub fn request_head(
         burrow_http_core::target::without_userinfo(uri).to_string()
     } else if parts.method == Method::CONNECT {
         burrow_http_core::target::authority(uri)
-            .ok_or_else(|| Error::user(ErrorKind::InvalidInput, "CONNECT needs an authority"))?
+            .ok_or_else(|| Error::invalid_input("CONNECT needs an authority"))?
     } else {
         uri.path_and_query()
             .map(|p| p.as_str().to_string())
@@ -540,16 +527,11 @@ pub fn request_head(
         Version::HTTP_11
     };
     if !parts.headers.contains_key(HOST) {
-        let value = burrow_http_core::target::host_header(uri).ok_or_else(|| {
-            Error::user(
-                ErrorKind::InvalidInput,
-                "request has no Host header nor authority",
-            )
-        })?;
+        let value = burrow_http_core::target::host_header(uri)
+            .ok_or_else(|| Error::invalid_input("request has no Host header nor authority"))?;
         head.headers.insert(
             HOST,
-            HeaderValue::from_str(&value)
-                .map_err(|_| Error::user(ErrorKind::InvalidInput, "invalid Host"))?,
+            HeaderValue::from_str(&value).map_err(|_| Error::invalid_input("invalid Host"))?,
         );
     }
     for (k, v) in &parts.headers {

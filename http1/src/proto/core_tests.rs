@@ -172,9 +172,7 @@ fn client_endless_interim_responses_are_an_error() {
         >> get("/"),
         << tx(b"GET / HTTP/1.1\r\nhost: h\r\n\r\n"),
         >> Io::Recv(Bytes::from(flood)),
-        << Out::Ev(E::Failed(Error::peer(
-            ErrorKind::Protocol,
-            format!("HTTP/1.1: more than {} interim (1xx) responses", burrow_http_core::MAX_INTERIM_RESPONSES),
+        << Out::Ev(E::Failed(Error::protocol(format!("HTTP/1.1: more than {} interim (1xx) responses", burrow_http_core::MAX_INTERIM_RESPONSES),
         ))),
         << finished(false),
         << Out::Finish(Finish::Close),

@@ -25,7 +25,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version};
 
 use burrow_http_core::driver::{Core, Finish};
 use burrow_http_core::{handshake, message};
-use burrow_transport::{Error, ErrorKind};
+use burrow_transport::Error;
 
 use super::framing::{self, has_token};
 use super::Role;
@@ -217,8 +217,7 @@ impl ServerCore {
                     Ok(Some(Event::Request(h))) => self.request(h),
                     Ok(Some(Event::Closed)) => return self.close(),
                     Ok(Some(_)) => {
-                        self.events.push_back(ServerEvent::Failed(Error::peer(
-                            ErrorKind::Protocol,
+                        self.events.push_back(ServerEvent::Failed(Error::protocol(
                             "HTTP/1.1: unexpected event",
                         )));
                         return self.close();
@@ -263,10 +262,7 @@ impl ServerCore {
                             }
                         }
                         Ok(Some(_)) => {
-                            return self.fail(Error::peer(
-                                ErrorKind::Protocol,
-                                "HTTP/1.1: unexpected event",
-                            ))
+                            return self.fail(Error::protocol("HTTP/1.1: unexpected event"))
                         }
                         Ok(None) => return,
                         Err(e) => return self.fail(e.into()),
@@ -377,10 +373,7 @@ impl ServerCore {
             if self.conn.is_switched() {
                 Ok(())
             } else {
-                Err(Error::user(
-                    ErrorKind::InvalidInput,
-                    "request cannot become a tunnel",
-                ))
+                Err(Error::invalid_input("request cannot become a tunnel"))
             }
         });
         self.phase = Phase::Done;

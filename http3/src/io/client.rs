@@ -48,10 +48,7 @@ fn handshake_error(e: quinn::ConnectionError, server: &str) -> Error {
         }
     }
     if let quinn::ConnectionError::TimedOut = e {
-        return Error::peer(
-            ErrorKind::Timeout,
-            format!("QUIC handshake with {server} timed out"),
-        );
+        return Error::peer_timeout(format!("QUIC handshake with {server} timed out"));
     }
     conn_error(e, "QUIC handshake")
 }
@@ -92,11 +89,7 @@ pub async fn connect(
     let connecting = endpoint
         .connect_with(cc, FLOW_PEER, server_name)
         .map_err(|e| {
-            Error::user(
-                ErrorKind::InvalidInput,
-                format!("QUIC connect to {server_name}"),
-            )
-            .with_source(e)
+            Error::invalid_input(format!("QUIC connect to {server_name}")).with_source(e)
         })?;
     let flow_failed = |why: String| {
         Error::peer(
@@ -195,9 +188,9 @@ impl Http3Connection {
             ));
         }
         let frame = headers_frame(&head.fields());
-        send.write_all(&frame).await.map_err(|e| {
-            Error::peer(ErrorKind::Closed, "HTTP/3: writing a request head").with_source(e)
-        })?;
+        send.write_all(&frame)
+            .await
+            .map_err(|e| Error::closed("HTTP/3: writing a request head").with_source(e))?;
         let keep = match body {
             Some(b) if b.is_end_stream() => {
                 let _ = send.finish();
@@ -220,13 +213,10 @@ impl Http3Connection {
 /// Counts one more interim response; too many is the peer's protocol error.
 fn count_interim(seen: usize) -> Result<usize, Error> {
     if seen + 1 > super::config::MAX_INTERIM_RESPONSES {
-        return Err(Error::peer(
-            ErrorKind::Protocol,
-            format!(
-                "HTTP/3: more than {} interim (1xx) responses",
-                super::config::MAX_INTERIM_RESPONSES
-            ),
-        ));
+        return Err(Error::protocol(format!(
+            "HTTP/3: more than {} interim (1xx) responses",
+            super::config::MAX_INTERIM_RESPONSES
+        )));
     }
     Ok(seen + 1)
 }
@@ -283,12 +273,7 @@ impl HttpConnection for Http3Connection {
                     *resp.headers_mut() = headers;
                     return Ok(resp);
                 }
-                _ => {
-                    return Err(Error::peer(
-                        ErrorKind::Protocol,
-                        "HTTP/3: response without a head",
-                    ))
-                }
+                _ => return Err(Error::protocol("HTTP/3: response without a head")),
             }
         }
     }
@@ -312,8 +297,7 @@ impl HttpConnection for Http3Connection {
             headers: th.headers,
         };
         let (mut reader, mut recv, send, id) = self.open(&head, None).await?;
-        let send =
-            send.ok_or_else(|| Error::peer(ErrorKind::Protocol, "HTTP/3: no send stream"))?;
+        let send = send.ok_or_else(|| Error::protocol("HTTP/3: no send stream"))?;
         let mut interim = 0;
         loop {
             match next_event(&mut reader, &mut recv, "awaiting a tunnel response").await? {
@@ -329,12 +313,7 @@ impl HttpConnection for Http3Connection {
                     }
                     return Ok(t);
                 }
-                _ => {
-                    return Err(Error::peer(
-                        ErrorKind::Protocol,
-                        "HTTP/3: tunnel without a response head",
-                    ))
-                }
+                _ => return Err(Error::protocol("HTTP/3: tunnel without a response head")),
             }
         }
     }

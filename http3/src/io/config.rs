@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use burrow_transport::{Error, ErrorKind, QUIC_MIN_DATAGRAM};
+use burrow_transport::{Error, QUIC_MIN_DATAGRAM};
 use quinn::{IdleTimeout, TransportConfig, VarInt};
 
 /// QUIC's initial MTU for an ordinary connection: the 1200-byte minimum (RFC 9000 §14).
@@ -135,9 +135,10 @@ impl Http3Config {
             .keep_alive_interval(self.keep_alive)
             .datagram_receive_buffer_size(Some(self.datagram_buffer))
             .datagram_send_buffer_size(self.datagram_buffer)
-            .max_idle_timeout(Some(IdleTimeout::try_from(self.idle_timeout).map_err(
-                |_| Error::user(ErrorKind::InvalidInput, "idle timeout too large"),
-            )?));
+            .max_idle_timeout(Some(
+                IdleTimeout::try_from(self.idle_timeout)
+                    .map_err(|_| Error::invalid_input("idle timeout too large"))?,
+            ));
         if !self.mtu_discovery {
             t.mtu_discovery_config(None);
         }
@@ -150,13 +151,10 @@ impl Http3Config {
 pub(crate) fn check_flow(max_datagram: usize, initial_mtu: u16) -> Result<(), Error> {
     let need = usize::from(initial_mtu).max(QUIC_MIN_DATAGRAM);
     if max_datagram < need {
-        return Err(Error::peer(
-            ErrorKind::Unsupported,
-            format!(
-                "this path carries datagrams of at most {max_datagram} bytes; QUIC needs {need} \
+        return Err(Error::unsupported(format!(
+            "this path carries datagrams of at most {max_datagram} bytes; QUIC needs {need} \
                  (raise the initial MTU of the QUIC connection to the proxy, e.g. to 1400)"
-            ),
-        ));
+        )));
     }
     Ok(())
 }

@@ -67,15 +67,13 @@ pub(crate) fn conn_error(e: quinn::ConnectionError, what: &'static str) -> Error
             )
             .with_code(Code(code))
         }
-        quinn::ConnectionError::TimedOut => Error::peer(
-            ErrorKind::Timeout,
-            format!("HTTP/3: {what}: QUIC idle timeout"),
-        ),
-        quinn::ConnectionError::LocallyClosed => Error::peer(
-            ErrorKind::Closed,
-            format!("HTTP/3: {what}: connection closed"),
-        ),
-        other => Error::peer(ErrorKind::Closed, format!("HTTP/3: {what}")).with_source(other),
+        quinn::ConnectionError::TimedOut => {
+            Error::peer_timeout(format!("HTTP/3: {what}: QUIC idle timeout"))
+        }
+        quinn::ConnectionError::LocallyClosed => {
+            Error::closed(format!("HTTP/3: {what}: connection closed"))
+        }
+        other => Error::closed(format!("HTTP/3: {what}")).with_source(other),
     }
 }
 
@@ -97,9 +95,10 @@ impl Shared {
         let mut payload = Vec::new();
         ours.encode(&mut payload);
         frame::encode(FrameType::SETTINGS, &payload, &mut buf);
-        control.write_all(&buf).await.map_err(|e| {
-            Error::peer(ErrorKind::Closed, "HTTP/3: writing SETTINGS").with_source(e)
-        })?;
+        control
+            .write_all(&buf)
+            .await
+            .map_err(|e| Error::closed("HTTP/3: writing SETTINGS").with_source(e))?;
         let (tx, rx) = watch::channel(None);
         let shared = Arc::new(Shared {
             conn: conn.clone(),
@@ -138,12 +137,7 @@ impl Shared {
     /// Waits for the peer's SETTINGS (the state's deadline bounds the wait).
     pub async fn peer_settings(&self) -> Result<Settings, Error> {
         let mut rx = self.settings.clone();
-        let closed = || {
-            Error::peer(
-                ErrorKind::Closed,
-                "HTTP/3: connection closed before the peer's SETTINGS",
-            )
-        };
+        let closed = || Error::closed("HTTP/3: connection closed before the peer's SETTINGS");
         tokio::select! {
             r = rx.wait_for(|s| s.is_some()) => match r.map(|s| s.clone()) {
                 Ok(Some(r)) => r,

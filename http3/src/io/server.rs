@@ -186,9 +186,10 @@ impl Respond for Responder {
             }
         }
         let frame = headers_frame(&response_fields(status, &parts.headers));
-        self.send.write_all(&frame).await.map_err(|e| {
-            Error::peer(ErrorKind::Closed, "HTTP/3: writing a response head").with_source(e)
-        })?;
+        self.send
+            .write_all(&frame)
+            .await
+            .map_err(|e| Error::closed("HTTP/3: writing a response head").with_source(e))?;
         if no_body || b.is_end_stream() {
             let _ = self.send.finish();
             return Ok(());
@@ -203,19 +204,18 @@ impl Respond for Responder {
     }
 
     async fn accept_tunnel(mut self: Box<Self>, response: Response<()>) -> Result<Tunnel, Error> {
-        let (reader, recv) = self.tunnel.take().ok_or_else(|| {
-            Error::user(
-                ErrorKind::InvalidInput,
-                "only a CONNECT request can become a tunnel",
-            )
-        })?;
+        let (reader, recv) = self
+            .tunnel
+            .take()
+            .ok_or_else(|| Error::invalid_input("only a CONNECT request can become a tunnel"))?;
         let status = response.status();
         handshake::check_accept(false, Version::HTTP_3, status)?;
         let headers = response.headers().clone();
         let frame = headers_frame(&response_fields(status, &headers));
-        self.send.write_all(&frame).await.map_err(|e| {
-            Error::peer(ErrorKind::Closed, "HTTP/3: accepting a tunnel").with_source(e)
-        })?;
+        self.send
+            .write_all(&frame)
+            .await
+            .map_err(|e| Error::closed("HTTP/3: accepting a tunnel").with_source(e))?;
         let datagrams = self.extended.then(|| self.shared.datagrams(self.id));
         let mut t = Tunnel::new(
             Box::new(H3Stream::new(reader, recv, self.send)),

@@ -22,7 +22,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use burrow_transport::{Error, ErrorKind};
+use burrow_transport::Error;
 use bytes::Bytes;
 
 use super::error::{Code, H3Error};
@@ -60,10 +60,9 @@ pub enum ConnEvent {
 
 /// The error for what waited for SETTINGS that did not come within `waited`.
 pub fn no_settings(waited: Duration) -> Error {
-    Error::peer(
-        ErrorKind::Timeout,
-        format!("HTTP/3: no SETTINGS from the peer within {waited:?}"),
-    )
+    Error::peer_timeout(format!(
+        "HTTP/3: no SETTINGS from the peer within {waited:?}"
+    ))
 }
 
 /// Which end of the connection this is.

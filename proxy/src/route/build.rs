@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use burrow_transport::{
-    BoxFlow, DatagramConnector, Error, ErrorKind, Hop, Result, StreamConnector, Target, TcpConfig,
+    BoxFlow, DatagramConnector, Error, Hop, Result, StreamConnector, Target, TcpConfig,
     TcpConnector, TlsConfig, UdpConnector,
 };
 use http::HeaderMap;
@@ -34,7 +34,7 @@ struct NoUdp {
 #[async_trait]
 impl DatagramConnector for NoUdp {
     async fn connect_datagram(&self, _target: &Target) -> Result<BoxFlow> {
-        Err(Error::peer(ErrorKind::Unsupported, self.why).at_hop(self.hop.clone()))
+        Err(Error::unsupported(self.why).at_hop(self.hop.clone()))
     }
 
     fn describe(&self) -> String {

@@ -4,9 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use burrow_http_core::driver;
-use burrow_transport::{
-    Connected, Error, ErrorKind, Hop, Host, Prefixed, Result, StreamConnector, Target,
-};
+use burrow_transport::{Connected, Error, Hop, Host, Prefixed, Result, StreamConnector, Target};
 
 use super::url::{ProxyKind, ProxyUrl};
 use crate::socks::client::{Dialect, Outcome, SocksClient};
@@ -48,7 +46,7 @@ impl SocksHop {
             (ProxyKind::Socks5, Host::Name(_)) => {
                 let a = burrow_transport::resolve::resolve_target(&*self.resolver, target).await?;
                 Ok(Target::from(a.first().copied().ok_or_else(|| {
-                    Error::peer(ErrorKind::Resolve, format!("{target}: no address"))
+                    Error::resolve(format!("{target}: no address"))
                 })?))
             }
             _ => Ok(target.clone()),
@@ -102,8 +100,7 @@ impl SocksHop {
             (Some(s), Some(Outcome::Granted(bound))) => (s, bound),
             (_, Some(Outcome::Failed(e))) => return Err(e),
             _ => {
-                return Err(Error::peer(
-                    ErrorKind::Closed,
+                return Err(Error::closed(
                     "SOCKS proxy closed the connection during the handshake",
                 ))
             }
@@ -125,7 +122,7 @@ impl SocksHop {
         let lower_udp = self
             .lower_udp
             .clone()
-            .ok_or_else(|| Error::peer(ErrorKind::Unsupported, "SOCKS4a cannot carry UDP"))?;
+            .ok_or_else(|| Error::unsupported("SOCKS4a cannot carry UDP"))?;
         // RFC 1928 §7: the client may not know its address yet; send zeros.
         let any = Target::new(Host::Ip(std::net::Ipv4Addr::UNSPECIFIED.into()), 0);
         let (control, bound) = self.handshake_for(Command::UdpAssociate, &any).await?;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use burrow_transport::{Error, ErrorKind, Host, Target};
+use burrow_transport::{Error, Host, Target};
 
 use burrow_http_core::credentials::Credentials;
 
@@ -94,8 +94,7 @@ impl ProxyUrl {
     /// Parses a proxy URL. A missing scheme means `http://`, as curl does.
     pub fn parse(s: &str) -> Result<ProxyUrl, Error> {
         // Never echo the input back: it may hold a password.
-        let bad =
-            |why: &str| Error::user(ErrorKind::InvalidInput, format!("invalid proxy URL: {why}"));
+        let bad = |why: &str| Error::invalid_input(format!("invalid proxy URL: {why}"));
         let (scheme, rest) = s.split_once("://").unwrap_or(("http", s));
         let kind = match scheme.to_ascii_lowercase().as_str() {
             "http" => ProxyKind::Http,

@@ -295,13 +295,13 @@ fn dial_failures_have_their_status_and_proxy_status() {
             "example.com",
         ),
         (
-            Dial::Failed(Error::peer(ErrorKind::Resolve, "no such name")),
+            Dial::Failed(Error::resolve("no such name")),
             StatusCode::BAD_GATEWAY,
             "dns_error",
             t,
         ),
         (
-            Dial::Failed(Error::peer(ErrorKind::Timeout, "slow")),
+            Dial::Failed(Error::peer_timeout("slow")),
             StatusCode::GATEWAY_TIMEOUT,
             "connection_timeout",
             t,

@@ -32,10 +32,9 @@ impl Dial {
     pub fn into_error(self, target: &Target) -> Error {
         match self {
             Dial::Denied(d) => Error::user(ErrorKind::Denied, format!("{target}: {d}")),
-            Dial::DnsTimeout => Error::peer(
-                ErrorKind::Timeout,
-                format!("looking up {} took too long", target.host),
-            ),
+            Dial::DnsTimeout => {
+                Error::peer_timeout(format!("looking up {} took too long", target.host))
+            }
             Dial::Failed(e) => e,
         }
     }
@@ -199,10 +198,10 @@ impl Dialer {
             .collect();
         match (ok.is_empty(), refused) {
             (true, Some(d)) => Err(Dial::Denied(d)),
-            (true, None) => Err(Dial::Failed(Error::peer(
-                ErrorKind::Resolve,
-                format!("{} has no addresses", t.host),
-            ))),
+            (true, None) => Err(Dial::Failed(Error::resolve(format!(
+                "{} has no addresses",
+                t.host
+            )))),
             _ => Ok(ok),
         }
     }
@@ -226,10 +225,10 @@ impl Dialer {
         let s = tokio::time::timeout_at(until, self.tcp.connect_addrs(addrs, t))
             .await
             .map_err(|_| {
-                Dial::Failed(Error::peer(
-                    ErrorKind::Timeout,
-                    format!("connect to {t} took longer than {:?}", self.timeout),
-                ))
+                Dial::Failed(Error::peer_timeout(format!(
+                    "connect to {t} took longer than {:?}",
+                    self.timeout
+                )))
             })?
             .map_err(Dial::Failed)?;
         Ok(Connected {

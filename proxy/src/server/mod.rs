@@ -32,8 +32,8 @@ use burrow_http2::Http2Config;
 use burrow_http_core::{Client, ServerConnection};
 use burrow_transport::rustls::ServerConfig;
 use burrow_transport::{
-    tls, BoxStream, DatagramConnector, Error, ErrorKind, SharedResolver, StreamConnector,
-    SystemResolver, TlsConfig,
+    tls, BoxStream, DatagramConnector, Error, SharedResolver, StreamConnector, SystemResolver,
+    TlsConfig,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
@@ -162,7 +162,7 @@ pub enum Listen {
 impl Listen {
     /// Parses `http://ADDR`, `https://ADDR`, `https1://ADDR`, `h3://ADDR`, `socks5://ADDR`.
     pub fn parse(s: &str) -> Result<Listen, Error> {
-        let bad = || Error::user(ErrorKind::InvalidInput, format!("bad listen address {s:?}"));
+        let bad = || Error::invalid_input(format!("bad listen address {s:?}"));
         let (scheme, rest) = s.split_once("://").ok_or_else(bad)?;
         let addr: SocketAddr = rest.trim_end_matches('/').parse().map_err(|_| bad())?;
         Ok(match scheme {
@@ -295,8 +295,7 @@ impl Proxy {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
         {
-            return Err(Error::user(
-                ErrorKind::InvalidInput,
+            return Err(Error::invalid_input(
                 "the pseudonym must be letters, digits, '-', '.' or '_'",
             ));
         }
@@ -660,11 +659,10 @@ async fn sniff_h2c(mut s: tokio::net::TcpStream, deadline: Duration) -> Option<(
 }
 
 fn tls_config(proxy: &Proxy, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, Error> {
-    let (chain, key) = proxy.config.identity.clone().ok_or_else(|| {
-        Error::user(
-            ErrorKind::InvalidInput,
-            "a TLS or HTTP/3 listener needs a certificate",
-        )
-    })?;
+    let (chain, key) = proxy
+        .config
+        .identity
+        .clone()
+        .ok_or_else(|| Error::invalid_input("a TLS or HTTP/3 listener needs a certificate"))?;
     tls::server_config(chain, key.clone_key(), alpn)
 }

@@ -87,7 +87,7 @@ impl Side for SocksSide {
         let s = self
             .reply(reply, bound)
             .await
-            .ok_or_else(|| Error::peer(ErrorKind::Closed, "SOCKS client went away"))?;
+            .ok_or_else(|| Error::closed("SOCKS client went away"))?;
         let leftover = self.core.take_leftover();
         Ok(Accepted::Stream(Box::new(Prefixed::new(leftover, s))))
     }

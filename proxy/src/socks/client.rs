@@ -63,15 +63,11 @@ pub struct SocksClient {
 }
 
 fn refused(r: Reply) -> Error {
-    Error::peer(
-        ErrorKind::ProxyRefused,
-        format!("SOCKS reply {}: {}", r.0, r.meaning()),
-    )
-    .with_code(r)
+    Error::proxy_refused(format!("SOCKS reply {}: {}", r.0, r.meaning())).with_code(r)
 }
 
 fn protocol(why: &'static str) -> Error {
-    Error::peer(ErrorKind::Protocol, format!("SOCKS: {why}"))
+    Error::protocol(format!("SOCKS: {why}"))
 }
 
 impl SocksClient {
@@ -80,28 +76,19 @@ impl SocksClient {
     pub fn new(dialect: Dialect, command: Command, target: Target) -> Result<SocksClient, Error> {
         if let Host::Name(n) = &target.host {
             if n.len() > MAX_HOST_NAME_LEN {
-                return Err(Error::peer(
-                    ErrorKind::LimitExceeded,
-                    format!(
-                        "host name of {} bytes does not fit SOCKS (at most {MAX_HOST_NAME_LEN})",
-                        n.len()
-                    ),
-                )
+                return Err(Error::limit_exceeded(format!(
+                    "host name of {} bytes does not fit SOCKS (at most {MAX_HOST_NAME_LEN})",
+                    n.len()
+                ))
                 .with_fault(Fault::User));
             }
         }
         if let Dialect::V4a = dialect {
             if command != Command::Connect {
-                return Err(Error::peer(
-                    ErrorKind::Unsupported,
-                    "SOCKS4a carries no UDP",
-                ));
+                return Err(Error::unsupported("SOCKS4a carries no UDP"));
             }
             if matches!(target.host, Host::Ip(IpAddr::V6(_))) {
-                return Err(Error::peer(
-                    ErrorKind::Unsupported,
-                    "SOCKS4a cannot reach IPv6 addresses",
-                ));
+                return Err(Error::unsupported("SOCKS4a cannot reach IPv6 addresses"));
             }
         }
         let mut c = SocksClient {
@@ -239,8 +226,7 @@ impl SocksClient {
                             self.state = State::ExpectAuth;
                         }
                         (0xff, _) => return self.fail(
-                            Error::peer(
-                                ErrorKind::ProxyRefused,
+                            Error::proxy_refused(
                                 "SOCKS5: no acceptable authentication method (credentials needed?)",
                             )
                             .with_code(WireCode::SocksNoMethod),
@@ -260,11 +246,8 @@ impl SocksClient {
                     }
                     if status != 0 {
                         return self.fail(
-                            Error::peer(
-                                ErrorKind::ProxyRefused,
-                                "SOCKS5: username/password rejected",
-                            )
-                            .with_code(WireCode::SocksAuth(status)),
+                            Error::proxy_refused("SOCKS5: username/password rejected")
+                                .with_code(WireCode::SocksAuth(status)),
                         );
                     }
                     self.queue_request5();
@@ -299,11 +282,8 @@ impl SocksClient {
                     self.buf.advance(8);
                     if code != 90 {
                         return self.fail(
-                            Error::peer(
-                                ErrorKind::ProxyRefused,
-                                format!("SOCKS4a request rejected ({code})"),
-                            )
-                            .with_code(Socks4Reply(code)),
+                            Error::proxy_refused(format!("SOCKS4a request rejected ({code})"))
+                                .with_code(Socks4Reply(code)),
                         );
                     }
                     self.state = State::Done;
@@ -330,8 +310,7 @@ impl Core for SocksClient {
         match self.poll_done() {
             Ok(Some(bound)) => self.conclude(Outcome::Granted(bound)),
             Err(e) => self.conclude(Outcome::Failed(e)),
-            Ok(None) if n == 0 => self.conclude(Outcome::Failed(Error::peer(
-                ErrorKind::Closed,
+            Ok(None) if n == 0 => self.conclude(Outcome::Failed(Error::closed(
                 "SOCKS proxy closed the connection during the handshake",
             ))),
             Ok(None) => {}
@@ -345,10 +324,9 @@ impl Core for SocksClient {
     fn handle_timeout(&mut self, now: Instant) {
         if let Some((until, timeout)) = self.deadline {
             if self.negotiating() && until <= now {
-                self.conclude(Outcome::Failed(Error::peer(
-                    ErrorKind::Timeout,
-                    format!("no SOCKS reply within {timeout:?}"),
-                )));
+                self.conclude(Outcome::Failed(Error::peer_timeout(format!(
+                    "no SOCKS reply within {timeout:?}"
+                ))));
             }
         }
     }
@@ -634,7 +612,7 @@ mod tests {
             << tx(&[5, 1, 0]),
             >> recv(&[5]),
             >> Io::Advance(std::time::Duration::from_secs(10)),
-            << Out::Ev(Outcome::Failed(Error::peer(ErrorKind::Timeout, "no SOCKS reply within 10s"))),
+            << Out::Ev(Outcome::Failed(Error::peer_timeout("no SOCKS reply within 10s"))),
             << Out::Finish(Finish::Close),
         );
     }
