@@ -49,10 +49,13 @@ impl DohResolver {
         Ok(DohResolver { client, url })
     }
 
+    /// The server as errors name it: host and port, never a userinfo.
     fn server(&self) -> String {
-        self.url
-            .authority()
-            .map_or(String::new(), |a| a.to_string())
+        let host = self.url.host().unwrap_or("");
+        match self.url.port_u16() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        }
     }
 
     async fn query(&self, name: &Name, kind: RecordType) -> Result<Vec<IpAddr>> {
@@ -107,7 +110,7 @@ impl DohResolver {
 #[async_trait]
 impl Resolve for DohResolver {
     async fn resolve(&self, name: &str, port: u16) -> Result<Vec<SocketAddr>> {
-        let fqdn = Name::from_ascii(format!("{name}.")).map_err(|e| {
+        let fqdn = Name::from_ascii(format!("{}.", name.trim_end_matches('.'))).map_err(|e| {
             Error::invalid_input(format!("{name:?} is not a DNS name")).with_source(e)
         })?;
         let both = async {

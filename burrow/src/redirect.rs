@@ -5,6 +5,10 @@ use http::{Method, StatusCode, Uri};
 
 use burrow_transport::{Error, ErrorKind, Result};
 
+/// How many redirect heads a [`Response`](crate::Response) keeps (the last ones): a policy
+/// without a limit must not grow without bound.
+pub const MAX_REDIRECT_HISTORY: usize = 64;
+
 /// The default limit on redirects in a row (reqwest's; curl's `--max-redirs` default is 50).
 pub const DEFAULT_MAX_REDIRECTS: usize = 10;
 

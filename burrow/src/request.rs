@@ -278,7 +278,8 @@ impl RequestBuilder {
             }
         }
         let mut body = self.body;
-        let mut history = Vec::new();
+        let mut history = std::collections::VecDeque::new();
+        let mut followed = 0;
         let decoding = inner.decompress && crate::decode::offer(&mut headers);
         loop {
             let hops = match &self.hops {
@@ -294,12 +295,24 @@ impl RequestBuilder {
             *req.method_mut() = method.clone();
             *req.uri_mut() = url.clone();
             *req.headers_mut() = headers.clone();
-            // The jar's cookies for this URL, unless the caller set `Cookie` (and kept it:
-            // a redirect to another origin drops it).
+            // The jar's cookies for this URL, after any `Cookie` the caller set (as curl
+            // sends `-b name=value` and a cookie file's cookies together).
             #[cfg(feature = "cookies")]
-            if let (Some(jar), false) = (&inner.jar, headers.contains_key(header::COOKIE)) {
-                if let Some(v) = jar.cookies(&url) {
-                    req.headers_mut().insert(header::COOKIE, v);
+            if let Some(v) = inner.jar.as_ref().and_then(|jar| jar.cookies(&url)) {
+                let joined = match headers.get(header::COOKIE) {
+                    Some(own) => {
+                        let mut b = own.as_bytes().to_vec();
+                        b.extend_from_slice(b"; ");
+                        b.extend_from_slice(v.as_bytes());
+                        http::HeaderValue::from_bytes(&b).ok().map(|mut h| {
+                            h.set_sensitive(true);
+                            h
+                        })
+                    }
+                    None => Some(v),
+                };
+                if let Some(j) = joined {
+                    req.headers_mut().insert(header::COOKIE, j);
                 }
             }
             let resp = http.request(req).await.inspect_err(|e| {
@@ -330,13 +343,18 @@ impl RequestBuilder {
                     false => resp,
                 };
                 let mut r = Response::new(resp, url, route, deadline, inner.read_timeout);
-                r.history = history;
+                r.history = history.into();
+                r.redirects = followed;
                 return Ok(r);
             };
-            if let Some(e) = inner.redirect.check(history.len()) {
+            if let Some(e) = inner.redirect.check(followed) {
                 return Err(e);
             }
-            history.push(crate::response::Redirected {
+            followed += 1;
+            if history.len() == redirect::MAX_REDIRECT_HISTORY {
+                history.pop_front();
+            }
+            history.push_back(crate::response::Redirected {
                 url: url.clone(),
                 status: resp.status(),
                 version: resp.version(),

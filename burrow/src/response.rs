@@ -55,6 +55,7 @@ pub struct Response {
     url: Uri,
     route: RouteInfo,
     pub(crate) history: Vec<Redirected>,
+    pub(crate) redirects: usize,
 }
 
 /// A redirect that was followed on the way to a [`Response`]: its head and the URL it
@@ -97,15 +98,17 @@ impl Response {
             url,
             route,
             history: Vec::new(),
+            redirects: 0,
         }
     }
 
     /// How many redirects were followed to get here.
     pub fn redirects(&self) -> usize {
-        self.history.len()
+        self.redirects
     }
 
-    /// The redirects followed to get here, first first (curl `-L -i` shows their heads).
+    /// The redirects followed to get here, first first (curl `-L -i` shows their heads);
+    /// the last [`MAX_REDIRECT_HISTORY`](crate::MAX_REDIRECT_HISTORY) of them.
     pub fn history(&self) -> &[Redirected] {
         &self.history
     }

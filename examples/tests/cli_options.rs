@@ -894,3 +894,145 @@ async fn proxy10_connects_in_http10() {
     );
     assert!(heads[1].starts_with("GET /x HTTP/1.1\r\n"), "{}", heads[1]);
 }
+
+/// What a review found, each pinned by a test: resuming a complete file keeps it, `-O`
+/// names come from the URL given, `--noproxy` is judged per URL, cookies and header values
+/// stay out of `-v` and errors, `-T -` sends standard input to every URL, `-b` string and
+/// file cookies go together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_findings_stay_fixed() {
+    let r = Recorder::start().await.unwrap();
+    let b = r.base();
+    let dir = tempdir("review");
+    let d = dir.0.display().to_string();
+    // -C - on a complete file: 416, exit 0, the file as it was.
+    let file = dir.0.join("done.bin");
+    std::fs::write(&file, pattern(0, 100)).unwrap();
+    let f = file.display().to_string();
+    let out = run(&[&format!("{b}/range/100"), "-C", "-", "-o", &f]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&file).unwrap(), pattern(0, 100));
+    // A failing answer while resuming does not wipe the partial file.
+    std::fs::write(&file, pattern(0, 40)).unwrap();
+    run(&[&format!("{b}/status/500"), "-C", "40", "-o", &f, "-f"]).await;
+    assert_eq!(std::fs::read(&file).unwrap(), pattern(0, 40));
+    r.take();
+    // -O -L: the name is the URL's, not the redirect target's.
+    let out = run_in(
+        Some(dir.0.clone()),
+        vec![
+            "-O".into(),
+            "-L".into(),
+            format!("{b}/to?/files/target.txt"),
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.0.join("to").exists() && !dir.0.join("target.txt").exists());
+    r.take();
+    // Set-Cookie values and bad header values never reach -v or errors.
+    let out = run(&[
+        &format!("{b}/setcookie?k=s3cretvalue"),
+        "-v",
+        "-o",
+        "/dev/null",
+    ])
+    .await;
+    assert!(
+        text(&out.stderr).contains("set-cookie: ***"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !text(&out.stderr).contains("s3cretvalue; Path"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[
+        &format!("{b}/echo"),
+        "-H",
+        "Authorization: Bearer s3cret\u{1}",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !text(&out.stderr).contains("s3cret"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[&format!("{b}/echo"), "-A", "agent s3cret\u{1}"]).await;
+    assert!(
+        !text(&out.stderr).contains("s3cret"),
+        "{}",
+        text(&out.stderr)
+    );
+    r.take();
+    // -T - reads standard input once and sends it to every URL.
+    let out = tokio::task::spawn_blocking({
+        let b = b.clone();
+        move || {
+            use std::io::Write as _;
+            let mut c = Command::new(env!("CARGO_BIN_EXE_burrow"))
+                .args([
+                    "-T",
+                    "-",
+                    &format!("{b}/u1"),
+                    &format!("{b}/u2"),
+                    "-o",
+                    "/dev/null",
+                    "-o",
+                    "/dev/null",
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            c.stdin.take().unwrap().write_all(b"from stdin").unwrap();
+            c.wait_with_output().unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got: Vec<Vec<u8>> = r.take().into_iter().map(|q| q.body).collect();
+    assert_eq!(got, [b"from stdin".to_vec(), b"from stdin".to_vec()]);
+    // -b NAME=VALUE and -b FILE together.
+    let jar = dir.0.join("jar.txt");
+    std::fs::write(&jar, "127.0.0.1\tFALSE\t/\tFALSE\t0\tk\tfromfile\n").unwrap();
+    run(&[
+        &format!("{b}/echo"),
+        "-b",
+        "a=1",
+        "-b",
+        &jar.display().to_string(),
+    ])
+    .await;
+    assert_eq!(only(&r).header("cookie"), Some("a=1; k=fromfile"));
+    // --noproxy is judged for every URL: the first goes direct, the second through the proxy.
+    let p = burrow_examples::pki::test_proxy(&["socks5://127.0.0.1:0"], None)
+        .await
+        .unwrap();
+    let out = run(&[
+        "-x",
+        &format!("socks5h://{}", p.addrs[0].addr()),
+        "--noproxy",
+        "127.0.0.1",
+        &format!("{b}/direct"),
+        &format!("http://localhost:{}/proxied", r.addr.port()),
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(
+        p.stats().tunnels.load(Relaxed),
+        1,
+        "only the second URL was proxied"
+    );
+    assert_eq!(r.take().len(), 2);
+    let _ = d;
+}

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Default freshness of an `Alt-Svc` entry without `ma` (RFC 7838 §3.1: 24 hours).
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(86_400);
 
+/// The longest an entry is kept, whatever `ma` (or a cache file) says: 30 days.
+pub const MAX_ALT_SVC_AGE: Duration = Duration::from_secs(30 * 86_400);
+
 /// Parses an `Alt-Svc` value and returns the port of the first `h3` alternative on the same
 /// host with its lifetime; `Some(None)` for `clear`; `None` if it names no usable h3.
 pub fn parse_h3(value: &str) -> Option<Option<(u16, Duration)>> {
@@ -37,7 +40,7 @@ pub fn parse_h3(value: &str) -> Option<Option<(u16, Duration)>> {
         for p in parts {
             if let Some(("ma", v)) = p.trim().split_once('=') {
                 if let Ok(s) = v.trim().parse::<u64>() {
-                    ma = Duration::from_secs(s);
+                    ma = Duration::from_secs(s).min(MAX_ALT_SVC_AGE);
                 }
             }
         }
@@ -119,7 +122,9 @@ impl AltSvcCache {
             let Some((host, src)) = authority.rsplit_once(':') else {
                 continue;
             };
-            let expiry = wall + (until - now);
+            let Some(expiry) = wall.checked_add(until.saturating_duration_since(now)) else {
+                continue;
+            };
             let secs = expiry.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
             out.push_str(&format!(
                 "h2 {host} {src} h3 {host} {port} \"{}\" 0 0\n",
@@ -159,7 +164,7 @@ impl AltSvcCache {
             if dst_host != src_host || expiry <= wall_secs {
                 continue;
             }
-            let until = now + Duration::from_secs(expiry - wall_secs);
+            let until = now + Duration::from_secs(expiry - wall_secs).min(MAX_ALT_SVC_AGE);
             self.lock()
                 .insert(format!("{src_host}:{src_port}"), (dst_port, until));
             added += 1;
@@ -258,6 +263,28 @@ mod tests {
             None
         );
         assert_eq!(d.h3_port("old.test:443", later), None);
+    }
+
+    #[test]
+    fn huge_max_ages_are_capped() {
+        let c = AltSvcCache::default();
+        let t0 = Instant::now();
+        c.learn("a:443", r#"h3=":443"; ma=18446744073709551615"#, t0);
+        assert_eq!(
+            c.h3_port("a:443", t0 + MAX_ALT_SVC_AGE - Duration::from_secs(1)),
+            Some(443)
+        );
+        assert_eq!(c.h3_port("a:443", t0 + MAX_ALT_SVC_AGE), None);
+        c.learn("a:443", r#"h3=":443"; ma=18446744073709551615"#, t0);
+        assert!(c
+            .to_curl_file(t0, SystemTime::now())
+            .contains("h2 a 443 h3 a 443"));
+        let far = "h2 b 1 h3 b 2 \"99991231 00:00:00\" 0 0\n";
+        assert_eq!(
+            c.load_curl_file(far, t0, UNIX_EPOCH + Duration::from_secs(1_798_761_600)),
+            1
+        );
+        assert_eq!(c.h3_port("b:1", t0 + MAX_ALT_SVC_AGE), None);
     }
 
     #[test]

@@ -11,6 +11,9 @@ use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureSchem
 
 use crate::{Error, ErrorKind, Result};
 
+/// The largest public key file read (a PEM RSA-8192 key is under 2 KiB).
+pub const MAX_KEY_FILE: u64 = 64 << 10;
+
 /// A SHA-256 of a DER `SubjectPublicKeyInfo`.
 pub type Pin = [u8; 32];
 
@@ -54,9 +57,17 @@ pub fn parse_pins(spec: &str) -> Result<Vec<Pin>> {
             })
             .collect();
     }
-    let raw = std::fs::read(Path::new(spec)).map_err(|e| {
-        Error::invalid_input(format!("cannot read the pinned key {spec}")).with_source(e)
-    })?;
+    let mut raw = Vec::new();
+    std::fs::File::open(Path::new(spec))
+        .and_then(|f| {
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_KEY_FILE + 1), &mut raw)
+        })
+        .map_err(|e| {
+            Error::invalid_input(format!("cannot read the pinned key {spec}")).with_source(e)
+        })?;
+    if raw.len() as u64 > MAX_KEY_FILE {
+        return Err(bad(format!("{spec} is larger than {MAX_KEY_FILE} bytes")));
+    }
     let text = String::from_utf8_lossy(&raw);
     let der = match text.find("-----BEGIN PUBLIC KEY-----") {
         Some(start) => {

@@ -70,17 +70,28 @@ fn read(file: &str) -> Result<String, Exit> {
     let mut buf = Vec::new();
     if file == "-" {
         std::io::stdin()
-            .take(MAX_CONFIG_BYTES)
+            .take(MAX_CONFIG_BYTES + 1)
             .read_to_end(&mut buf)
             .map_err(fail)?;
     } else {
         std::fs::File::open(file)
             .map_err(fail)?
-            .take(MAX_CONFIG_BYTES)
+            .take(MAX_CONFIG_BYTES + 1)
             .read_to_end(&mut buf)
             .map_err(fail)?;
     }
+    if buf.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Exit::new(
+            exit::READ_ERROR,
+            format!("{file} is larger than {MAX_CONFIG_BYTES} bytes"),
+        ));
+    }
     Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Whether an option takes a value (`-O`-like flags are values of their own, with none).
+fn takes(a: &clap::Arg) -> bool {
+    a.get_action().takes_values() && a.get_num_args().is_none_or(|r| r.max_values() > 0)
 }
 
 /// Whether the long option `name` takes a value; `None` when there is no such option.
@@ -94,7 +105,7 @@ fn takes_value(name: &str) -> Option<bool> {
         .find(|a| {
             a.get_long() == Some(name) || a.get_visible_aliases().is_some_and(|v| v.contains(&name))
         })
-        .map(|a| a.get_action().takes_values());
+        .map(takes);
     found
 }
 
@@ -105,7 +116,7 @@ fn short_takes_value(c: char) -> Option<bool> {
     Args::command()
         .get_arguments()
         .find(|a| a.get_short() == Some(c))
-        .map(|a| a.get_action().takes_values())
+        .map(takes)
 }
 
 /// The command-line words a config file's text stands for; `file` names it in errors.
@@ -187,6 +198,7 @@ mod tests {
                     url = \"http://example.com/a b\"\n\
                     -o out.bin\n\
                     silent\n\
+                    remote-name\n\
                     --header: \"X-Tab: a\\tb\"\n\
                     max-time 5\n\
                     \n\
@@ -199,6 +211,7 @@ mod tests {
                 "-o",
                 "out.bin",
                 "--silent",
+                "--remote-name",
                 "--header",
                 "X-Tab: a\tb",
                 "--max-time",

@@ -128,6 +128,37 @@ pub fn open(
     Ok((f, path))
 }
 
+/// The most bytes read from a small input file: `-w @file`, `-b FILE`, `--alt-svc FILE`.
+pub const MAX_SMALL_FILE: u64 = 16 << 20;
+
+/// A file (`-`: standard input) as text, at most [`MAX_SMALL_FILE`] bytes; `None` when it
+/// cannot be opened (callers that allow a missing file say so).
+pub fn read_small(path: &str) -> Result<Option<String>, Exit> {
+    use std::io::Read;
+    let fail = |e: std::io::Error| Exit::new(exit::READ_ERROR, format!("reading {path}: {e}"));
+    let mut buf = Vec::new();
+    if path == "-" {
+        std::io::stdin()
+            .take(MAX_SMALL_FILE + 1)
+            .read_to_end(&mut buf)
+            .map_err(fail)?;
+    } else {
+        let Ok(f) = std::fs::File::open(path) else {
+            return Ok(None);
+        };
+        f.take(MAX_SMALL_FILE + 1)
+            .read_to_end(&mut buf)
+            .map_err(fail)?;
+    }
+    if buf.len() as u64 > MAX_SMALL_FILE {
+        return Err(Exit::new(
+            exit::READ_ERROR,
+            format!("{path} is larger than {MAX_SMALL_FILE} bytes"),
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+}
+
 /// A size with curl's suffixes: `k`/`K` (1024), `m`/`M`, `g`/`G`.
 pub fn size(s: &str, what: &str) -> Result<u64, Exit> {
     let bad = || Exit::new(exit::FAILED_INIT, format!("bad {what} {s:?}"));

@@ -31,7 +31,9 @@ fn client(
     let system: burrow::SharedResolver = Arc::new(burrow::SystemResolver);
     let base = match &args.doh_url {
         Some(url) => {
+            // -k is for the transfer, not for the DoH server (curl has --doh-insecure).
             let doh = builder(args, first, None, super::connect::resolver(args, system)?)?
+                .danger_accept_invalid_certs(false)
                 .redirect(burrow::RedirectPolicy::none())
                 .decompress(false)
                 .build()
@@ -54,17 +56,19 @@ type AltSvcCache = burrow_http_core::altsvc::AltSvcCache;
 
 /// `--alt-svc FILE`: the cache as the file has it (a missing file is an empty cache, as
 /// in curl).
-fn load_alt_svc(args: &Args) -> Option<Arc<AltSvcCache>> {
-    let path = args.alt_svc.as_ref()?;
+fn load_alt_svc(args: &Args) -> Result<Option<Arc<AltSvcCache>>, Exit> {
+    let Some(path) = args.alt_svc.as_ref() else {
+        return Ok(None);
+    };
     let cache = Arc::new(AltSvcCache::default());
-    if let Ok(text) = std::fs::read_to_string(path) {
+    if let Some(text) = output::read_small(&path.display().to_string())? {
         cache.load_curl_file(
             &text,
             std::time::Instant::now(),
             std::time::SystemTime::now(),
         );
     }
-    Some(cache)
+    Ok(Some(cache))
 }
 
 /// The client's settings. Proxies are verified with `--proxy-cacert` (or the system's
@@ -76,7 +80,6 @@ fn builder(
     resolver: burrow::SharedResolver,
 ) -> Result<burrow::ClientBuilder, Exit> {
     let bad_ca = |e: burrow::Error| Exit::new(exit::SSL_CACERT_BADFILE, e.to_string());
-    let init = |e: burrow::Error| Exit::new(exit::FAILED_INIT, e.to_string());
     let mut policy = if args.location || args.location_trusted {
         match usize::try_from(args.max_redirs) {
             Ok(0) => burrow::RedirectPolicy::none(),
@@ -133,7 +136,20 @@ fn builder(
         b = b.transport(t);
     }
     b = b.resolver(resolver);
-    for (url, x) in proxies::hops(args, first)? {
+    for hop in hops_for(args, first)? {
+        b = b.proxy(hop);
+    }
+    Ok(b)
+}
+
+/// The hops for `uri` as the options say (`-x` and friends, the environment, `--noproxy`),
+/// each with its own TLS settings; empty for a direct transfer. Worked out per URL, as curl
+/// does, so `--noproxy` and per-scheme environment proxies apply to every URL.
+pub(super) fn hops_for(args: &Args, uri: &http::Uri) -> Result<Vec<burrow::Proxy>, Exit> {
+    let bad_ca = |e: burrow::Error| Exit::new(exit::SSL_CACERT_BADFILE, e.to_string());
+    let init = |e: burrow::Error| Exit::new(exit::FAILED_INIT, e.to_string());
+    let mut hops = Vec::new();
+    for (url, x) in proxies::hops(args, uri)? {
         let own_template = url.udp_template.is_some();
         let t = args.hop_tls.for_hop(x);
         let mut hop = burrow::Proxy::from(url).insecure(t.insecure);
@@ -146,19 +162,22 @@ fn builder(
                 .map_err(|e| Exit::new(exit::SSL_CERTPROBLEM, e.to_string()))?;
         }
         for line in &args.proxy_header {
-            let (n, v) = line.split_once(':').ok_or_else(|| {
-                Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}"))
+            let (n, v) = line
+                .split_once(':')
+                .ok_or_else(|| Exit::new(exit::FAILED_INIT, "bad --proxy-header: no `:`"))?;
+            hop = hop.header(n.trim(), v.trim()).map_err(|_| {
+                Exit::new(
+                    exit::FAILED_INIT,
+                    format!("bad --proxy-header {:?}", n.trim()),
+                )
             })?;
-            hop = hop
-                .header(n.trim(), v.trim())
-                .map_err(|_| Exit::new(exit::FAILED_INIT, format!("bad proxy header {line:?}")))?;
         }
         if let (Some(t), false) = (&args.proxy_udp_template, own_template) {
             hop = hop.udp_template(t).map_err(init)?;
         }
-        b = b.proxy(hop);
+        hops.push(hop);
     }
-    Ok(b)
+    Ok(hops)
 }
 
 /// The TLS options for origins: versions, a client certificate, pinned keys.
@@ -249,13 +268,13 @@ async fn prepare(cli: &Cli) -> Result<(Arc<Shared>, Vec<Job>, Kept), Exit> {
         let jar = Arc::new(burrow::cookie::Jar::default());
         for f in files {
             // curl reads a missing file as no cookies.
-            if let Ok(text) = std::fs::read_to_string(f) {
+            if let Some(text) = output::read_small(f)? {
                 jar.load_netscape(&text);
             }
         }
         Some(jar)
     };
-    let altsvc = load_alt_svc(args);
+    let altsvc = load_alt_svc(args)?;
     let client = client(args, &first, jar.clone(), altsvc.clone())?;
     let template = request::template(args, &cli.data).await?;
     let dump: Option<Box<dyn std::io::Write + Send>> = match args.dump_header.as_deref() {
@@ -296,15 +315,9 @@ fn write_out_format(args: &Args) -> Result<Option<String>, Exit> {
         return Ok(None);
     };
     match w.strip_prefix('@') {
-        Some("-") => {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                .map_err(|e| Exit::new(exit::READ_ERROR, format!("reading stdin: {e}")))?;
-            Ok(Some(s))
-        }
-        Some(p) => std::fs::read_to_string(p)
+        Some(p) => output::read_small(p)?
             .map(Some)
-            .map_err(|e| Exit::new(exit::READ_ERROR, format!("reading {p}: {e}"))),
+            .ok_or_else(|| Exit::new(exit::READ_ERROR, format!("cannot open {p}"))),
         None => Ok(Some(w.clone())),
     }
 }

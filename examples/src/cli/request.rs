@@ -308,7 +308,8 @@ pub async fn template(args: &Args, data: &[Data]) -> Result<Template, Exit> {
     headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
     let init = |what: &str| Exit::new(exit::FAILED_INIT, what.to_string());
     let value = |s: &str, what: &str| {
-        HeaderValue::from_str(s).map_err(|_| init(&format!("bad {what} {s:?}")))
+        // The value may be a credential: the message names the option only.
+        HeaderValue::from_str(s).map_err(|_| init(&format!("bad {what}: not a valid header value")))
     };
     if let Some(ua) = &args.user_agent {
         headers.insert(USER_AGENT, value(ua, "user agent")?);
@@ -379,7 +380,11 @@ pub async fn template(args: &Args, data: &[Data]) -> Result<Template, Exit> {
         }
         BodySpec::Form(fields)
     } else if let Some(t) = &args.upload_file {
-        BodySpec::File(t.clone())
+        // Standard input is read once, so retries and several URLs send it all again.
+        match t.as_str() {
+            "-" => BodySpec::Bytes(Bytes::from(slurp("-").await?)),
+            _ => BodySpec::File(t.clone()),
+        }
     } else if let [Data {
         kind: DataKind::Binary,
         value,
@@ -475,8 +480,12 @@ async fn user_headers(h: &mut HeaderMap, lines: &[String]) -> Result<(), Exit> {
     }
     let mut seen: Vec<HeaderName> = Vec::new();
     for line in &all {
-        let bad =
-            |what: &str| Exit::new(exit::FAILED_INIT, format!("bad header {what} in {line:?}"));
+        let bad = |what: &str| {
+            Exit::new(
+                exit::FAILED_INIT,
+                format!("bad header {what} in -H {:?}…", header_name_of(line)),
+            )
+        };
         let (name, value, empty) = match line.split_once(':') {
             Some((n, v)) => (n, v.trim(), false),
             None => match line.strip_suffix(';') {
@@ -499,6 +508,11 @@ async fn user_headers(h: &mut HeaderMap, lines: &[String]) -> Result<(), Exit> {
         );
     }
     Ok(())
+}
+
+/// The name part of a `-H` line, for messages (the value may be a credential).
+fn header_name_of(line: &str) -> &str {
+    line.split([':', ';']).next().unwrap_or("")
 }
 
 /// Asks for `user`'s password on the terminal, as curl does for `-u user`.

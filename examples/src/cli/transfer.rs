@@ -140,7 +140,7 @@ pub async fn run(shared: &Shared, job: &Job) -> Stats {
             (None, None) => backoff,
         };
         if let Some(max) = args.retry_max_time {
-            if started.elapsed() + delay > Duration::from_secs(max) {
+            if started.elapsed().saturating_add(delay) > Duration::from_secs(max) {
                 stats.exitcode = exit.code;
                 if exit.code != 0 {
                     stats.errormsg = Some(exit.message.clone());
@@ -204,6 +204,22 @@ fn shown(name: &http::HeaderName, value: &http::HeaderValue) -> String {
         return format!("{scheme} ***").trim_start().to_string();
     }
     text.into_owned()
+}
+
+/// `h` with every `Set-Cookie` value replaced by `***`.
+fn redacted(h: &HeaderMap) -> HeaderMap {
+    let mut out = h.clone();
+    if out.contains_key(http::header::SET_COOKIE) {
+        let n = out.get_all(http::header::SET_COOKIE).iter().count();
+        out.remove(http::header::SET_COOKIE);
+        for _ in 0..n {
+            out.append(
+                http::header::SET_COOKIE,
+                http::HeaderValue::from_static("***"),
+            );
+        }
+    }
+    out
 }
 
 fn retry_after(h: &HeaderMap) -> Option<Duration> {
@@ -276,7 +292,8 @@ async fn attempt(
     let mut req = shared
         .client
         .request(t.method.clone(), uri.to_string())
-        .headers(headers.clone());
+        .headers(headers.clone())
+        .route(super::plan::hops_for(args, &uri).map_err(failed)?);
     let mut upload = 0u64;
     match t.form().await.map_err(failed)? {
         Some(form) => req = req.multipart(form),
@@ -367,7 +384,18 @@ async fn attempt(
     let final_head = head_text(resp.version(), resp.status(), resp.headers());
     heads.push(final_head.clone());
     stats.size_header = heads.iter().map(|h| h.len() as u64).sum();
-    for h in &heads {
+    // What -v and traces show: the heads with cookie values hidden (-i and -D get them whole).
+    let mut shown_heads: Vec<String> = resp
+        .history()
+        .iter()
+        .map(|r| head_text(r.version, r.status, &redacted(&r.headers)))
+        .collect();
+    shown_heads.push(head_text(
+        resp.version(),
+        resp.status(),
+        &redacted(resp.headers()),
+    ));
+    for h in &shown_heads {
         if v.0 {
             for line in h.trim_end().split("\r\n") {
                 v.line("<", line);
@@ -427,6 +455,11 @@ async fn attempt(
             "HTTP server doesn't seem to support byte ranges. Cannot resume.",
         )));
     }
+    if offset > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE {
+        // Nothing past the end of what we have: the file is complete, as curl takes it.
+        stats.time_total = t0.elapsed();
+        return Ok(());
+    }
     let length = resp
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -451,14 +484,17 @@ async fn attempt(
                     .flatten()
                 {
                     Some(n) => (n, true),
-                    None => (output::remote_name(resp.url()).map_err(failed)?, false),
+                    // The URL as given, not where redirects led (curl's rule; a redirect
+                    // must not choose which local file is written).
+                    None => (output::remote_name(&uri).map_err(failed)?, false),
                 },
             };
             let (f, path) = output::open(
                 &name,
                 args.output_dir.as_deref(),
                 args.create_dirs,
-                offset > 0 && status == StatusCode::PARTIAL_CONTENT,
+                // Resuming appends, whatever the answer: a partial file is never wiped.
+                offset > 0,
                 no_clobber,
             )
             .map_err(failed)?;
