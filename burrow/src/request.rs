@@ -295,24 +295,12 @@ impl RequestBuilder {
             *req.method_mut() = method.clone();
             *req.uri_mut() = url.clone();
             *req.headers_mut() = headers.clone();
-            // The jar's cookies for this URL, after any `Cookie` the caller set (as curl
-            // sends `-b name=value` and a cookie file's cookies together).
+            // The jar's cookies for this URL, unless the caller set `Cookie` (and kept it:
+            // a redirect to another origin drops it), as reqwest does.
             #[cfg(feature = "cookies")]
-            if let Some(v) = inner.jar.as_ref().and_then(|jar| jar.cookies(&url)) {
-                let joined = match headers.get(header::COOKIE) {
-                    Some(own) => {
-                        let mut b = own.as_bytes().to_vec();
-                        b.extend_from_slice(b"; ");
-                        b.extend_from_slice(v.as_bytes());
-                        http::HeaderValue::from_bytes(&b).ok().map(|mut h| {
-                            h.set_sensitive(true);
-                            h
-                        })
-                    }
-                    None => Some(v),
-                };
-                if let Some(j) = joined {
-                    req.headers_mut().insert(header::COOKIE, j);
+            if let (Some(jar), false) = (&inner.jar, headers.contains_key(header::COOKIE)) {
+                if let Some(v) = jar.cookies(&url) {
+                    req.headers_mut().insert(header::COOKIE, v);
                 }
             }
             let resp = http.request(req).await.inspect_err(|e| {

@@ -286,6 +286,7 @@ async fn prepare(cli: &Cli) -> Result<(Arc<Shared>, Vec<Job>, Kept), Exit> {
     };
     let shared = Shared {
         client,
+        jar: jar.clone(),
         template,
         trace: args
             .trace_ascii

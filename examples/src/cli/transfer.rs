@@ -29,6 +29,8 @@ pub struct Shared {
     pub trace: Option<Mutex<Trace>>,
     /// `-D`, opened once for all transfers.
     pub dump: Option<Mutex<Box<dyn std::io::Write + Send>>>,
+    /// The cookie engine (`-b FILE`, `-c`), when on.
+    pub jar: Option<std::sync::Arc<burrow::cookie::Jar>>,
     /// `--max-filesize`, `--limit-rate`.
     pub max_filesize: Option<u64>,
     /// Bytes per second.
@@ -288,6 +290,19 @@ async fn attempt(
             http::HeaderValue::from_str(&format!("bytes={offset}-"))
                 .map_err(|_| failed(Exit::new(exit::FAILED_INIT, "bad offset")))?,
         );
+    }
+    // `-b NAME=VALUE` and the engine's cookies go together, as in curl (the library lets a
+    // caller's own Cookie header win, as reqwest does).
+    if let (Some(own), Some(jar)) = (headers.get(http::header::COOKIE), &shared.jar) {
+        if let Some(more) = jar.cookies(&uri) {
+            let mut b = own.as_bytes().to_vec();
+            b.extend_from_slice(b"; ");
+            b.extend_from_slice(more.as_bytes());
+            if let Ok(mut v) = http::HeaderValue::from_bytes(&b) {
+                v.set_sensitive(true);
+                headers.insert(http::header::COOKIE, v);
+            }
+        }
     }
     let mut req = shared
         .client
