@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use crate::origin::pattern;
@@ -120,18 +120,7 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     counts: Arc<Mutex<HashMap<String, usize>>>,
 ) {
     let mut buf = Vec::new();
-    let mut tmp = vec![0u8; 64 * 1024];
-    loop {
-        let end = loop {
-            if let Some(e) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break e;
-            }
-            match s.read(&mut tmp).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&tmp[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    while let Some((head, body)) = burrow_test_support::wire::read_request(&mut s, &mut buf).await {
         let mut lines = head.split("\r\n");
         let mut first = lines.next().unwrap_or("").split(' ');
         let mut rec = Recorded {
@@ -146,18 +135,7 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
                     .push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
             }
         }
-        let len: usize = rec
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        buf.drain(..end + 4);
-        while buf.len() < len {
-            match s.read(&mut tmp).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&tmp[..n]),
-            }
-        }
-        rec.body = buf.drain(..len).collect();
+        rec.body = body;
         let (head, body) = answer(&rec, &counts, conn);
         seen.lock()
             .unwrap_or_else(|p| p.into_inner())

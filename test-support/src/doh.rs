@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{rdata::A, RData, Record, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// A running DoH server.
@@ -49,31 +49,8 @@ impl DohServer {
 
 async fn serve(mut s: TcpStream, queries: Arc<AtomicUsize>) {
     let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
-    loop {
-        let end = loop {
-            if let Some(e) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break e;
-            }
-            match s.read(&mut tmp).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&tmp[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-        buf.drain(..end + 4);
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        while buf.len() < len {
-            match s.read(&mut tmp).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&tmp[..n]),
-            }
-        }
-        let wire: Vec<u8> = buf.drain(..len).collect();
+    while let Some((head, wire)) = crate::wire::read_request(&mut s, &mut buf).await {
+        let head = head.to_ascii_lowercase();
         let ok =
             head.starts_with("post ") && head.contains("content-type: application/dns-message");
         let answer = match (ok, Message::from_vec(&wire)) {

@@ -105,3 +105,4 @@ pub fn rng(seed: u64) -> impl FnMut() -> u8 {
 pub mod doh;
 pub mod fuzz;
 pub mod playbook;
+pub mod wire;

@@ -65,28 +65,8 @@ fn expand_at(argv: Vec<OsString>, depth: usize) -> Result<Vec<OsString>, Exit> {
 }
 
 fn read(file: &str) -> Result<String, Exit> {
-    use std::io::Read;
-    let fail = |e: std::io::Error| Exit::new(exit::READ_ERROR, format!("reading {file}: {e}"));
-    let mut buf = Vec::new();
-    if file == "-" {
-        std::io::stdin()
-            .take(MAX_CONFIG_BYTES + 1)
-            .read_to_end(&mut buf)
-            .map_err(fail)?;
-    } else {
-        std::fs::File::open(file)
-            .map_err(fail)?
-            .take(MAX_CONFIG_BYTES + 1)
-            .read_to_end(&mut buf)
-            .map_err(fail)?;
-    }
-    if buf.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(Exit::new(
-            exit::READ_ERROR,
-            format!("{file} is larger than {MAX_CONFIG_BYTES} bytes"),
-        ));
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    super::output::read_capped(file, MAX_CONFIG_BYTES)?
+        .ok_or_else(|| Exit::new(exit::READ_ERROR, format!("cannot open {file}")))
 }
 
 /// Whether an option takes a value (`-O`-like flags are values of their own, with none).

@@ -134,26 +134,27 @@ pub const MAX_SMALL_FILE: u64 = 16 << 20;
 /// A file (`-`: standard input) as text, at most [`MAX_SMALL_FILE`] bytes; `None` when it
 /// cannot be opened (callers that allow a missing file say so).
 pub fn read_small(path: &str) -> Result<Option<String>, Exit> {
+    read_capped(path, MAX_SMALL_FILE)
+}
+
+/// A file (`-`: standard input) as text, at most `max` bytes (more is an error); `None`
+/// when it cannot be opened.
+pub fn read_capped(path: &str, max: u64) -> Result<Option<String>, Exit> {
     use std::io::Read;
     let fail = |e: std::io::Error| Exit::new(exit::READ_ERROR, format!("reading {path}: {e}"));
     let mut buf = Vec::new();
-    if path == "-" {
-        std::io::stdin()
-            .take(MAX_SMALL_FILE + 1)
-            .read_to_end(&mut buf)
-            .map_err(fail)?;
-    } else {
-        let Ok(f) = std::fs::File::open(path) else {
-            return Ok(None);
-        };
-        f.take(MAX_SMALL_FILE + 1)
-            .read_to_end(&mut buf)
-            .map_err(fail)?;
-    }
-    if buf.len() as u64 > MAX_SMALL_FILE {
+    let source: Box<dyn Read> = match path {
+        "-" => Box::new(std::io::stdin()),
+        _ => match std::fs::File::open(path) {
+            Ok(f) => Box::new(f),
+            Err(_) => return Ok(None),
+        },
+    };
+    source.take(max + 1).read_to_end(&mut buf).map_err(fail)?;
+    if buf.len() as u64 > max {
         return Err(Exit::new(
             exit::READ_ERROR,
-            format!("{path} is larger than {MAX_SMALL_FILE} bytes"),
+            format!("{path} is larger than {max} bytes"),
         ));
     }
     Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
