@@ -151,11 +151,6 @@ impl Connection {
         }
     }
 
-    /// The role.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
     // ---- inputs -------------------------------------------------------------------------
 
     /// Bytes received from the peer.
@@ -267,10 +262,15 @@ impl Connection {
 
     fn switch_with(&mut self, head: Bytes) -> Result<(), ProtoError> {
         self.out.push_back(head);
-        self.write = Write::Switched;
-        self.read = Read::Switched;
-        self.pending.push_back(Event::Switched);
+        self.switch();
         Ok(())
+    }
+
+    /// Both directions stop being HTTP (a tunnel or an upgrade).
+    fn switch(&mut self) {
+        self.read = Read::Switched;
+        self.write = Write::Switched;
+        self.pending.push_back(Event::Switched);
     }
 
     /// Sends body bytes of the current message.
@@ -403,9 +403,7 @@ impl Connection {
             if !self.upgrade_requested || self.method.as_ref() == Some(&Method::CONNECT) {
                 return Err(ProtoError::UnexpectedSwitch);
             }
-            self.read = Read::Switched;
-            self.write = Write::Switched;
-            self.pending.push_back(Event::Switched);
+            self.switch();
             return Ok(Some(Event::Response(head)));
         }
         if status.is_informational() {
@@ -413,9 +411,7 @@ impl Connection {
         }
         let method = self.method.as_ref();
         if method == Some(&Method::CONNECT) && status.is_success() {
-            self.read = Read::Switched;
-            self.write = Write::Switched;
-            self.pending.push_back(Event::Switched);
+            self.switch();
             return Ok(Some(Event::Response(head)));
         }
         self.keep_alive &= wants_keep_alive(&head.headers, head.version);
@@ -495,29 +491,9 @@ impl Connection {
         self.rbuf.split().freeze()
     }
 
-    /// Whether a new cycle may start now (client: a new request may be sent).
-    pub fn is_idle(&self) -> bool {
-        !self.failed
-            && matches!(self.write, Write::Idle)
-            && match self.role {
-                Role::Client => matches!(self.read, Read::Idle),
-                Role::Server => matches!(self.read, Read::Head),
-            }
-    }
-
     /// Whether the connection must be closed once pending bytes are written.
     pub fn must_close(&self) -> bool {
         self.failed || matches!(self.read, Read::Closed) || matches!(self.write, Write::Closed)
-    }
-
-    /// Whether our current message body is still open.
-    pub fn is_sending_body(&self) -> bool {
-        matches!(self.write, Write::Body(_))
-    }
-
-    /// Whether the peer's current message is complete (or not started).
-    pub fn is_receive_done(&self) -> bool {
-        !matches!(self.read, Read::Head | Read::Body(_))
     }
 
     /// Server: whether the current request asked for `100 Continue` before its body.

@@ -471,7 +471,7 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
     let mut addrs = Vec::new();
     for l in proxy.config.listeners.clone() {
         match l {
-            Listen::Http(a) | Listen::Https(a) | Listen::Https1(a) => {
+            Listen::Http(a) | Listen::Https(a) | Listen::Https1(a) | Listen::Socks(a) => {
                 let tls = match l {
                     Listen::Https(_) => Some(tls_config(&proxy, &[b"h2", b"http/1.1"])?),
                     Listen::Https1(_) => Some(tls_config(&proxy, &[b"http/1.1"])?),
@@ -483,9 +483,11 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                 let bound = listener
                     .local_addr()
                     .map_err(|e| Error::local_io("local address", e))?;
+                let is_socks = matches!(l, Listen::Socks(_));
                 addrs.push(match l {
                     Listen::Https(_) => Listen::Https(bound),
                     Listen::Https1(_) => Listen::Https1(bound),
+                    Listen::Socks(_) => Listen::Socks(bound),
                     _ => Listen::Http(bound),
                 });
                 let (proxy, stop) = (proxy.clone(), stop.clone());
@@ -496,29 +498,12 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                             continue;
                         };
                         let _ = s.set_nodelay(true);
+                        if is_socks {
+                            tokio::spawn(socks::serve(proxy.clone(), s, from, hold));
+                            continue;
+                        }
                         let (proxy, stop, tls) = (proxy.clone(), stop.clone(), tls.clone());
                         tokio::spawn(serve_tcp(proxy, s, from, tls, stop, hold));
-                    }
-                });
-            }
-            Listen::Socks(a) => {
-                let listener = TcpListener::bind(a)
-                    .await
-                    .map_err(|e| Error::local_io(format!("binding {a}"), e))?;
-                addrs.push(Listen::Socks(
-                    listener
-                        .local_addr()
-                        .map_err(|e| Error::local_io("local address", e))?,
-                ));
-                let (proxy, stop) = (proxy.clone(), stop.clone());
-                tokio::spawn(async move {
-                    while let Some((s, from)) = accept::accept(|| listener.accept(), &stop).await {
-                        let Some(hold) = proxy.clients.connection(from.ip()) else {
-                            proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        };
-                        let _ = s.set_nodelay(true);
-                        tokio::spawn(socks::serve(proxy.clone(), s, from, hold));
                     }
                 });
             }

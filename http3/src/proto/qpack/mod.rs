@@ -189,6 +189,7 @@ pub fn check_encoder_stream(mut buf: Bytes) -> Result<(), H3Error> {
     Ok(())
 }
 
+#[cfg(test)]
 /// Encodes a prefixed integer with `flags` above a `prefix`-bit field (for tests).
 pub fn encode_int_for_test(flags: u8, prefix: u8, v: u64) -> Vec<u8> {
     let mut out = Vec::new();
