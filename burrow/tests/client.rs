@@ -310,6 +310,24 @@ async fn redirects_as_curl_and_reqwest_follow_them() {
         .unwrap();
     let r = client.get(format!("{base}/loop")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
+
+    // A long chain is followed whole, but only the last MAX_REDIRECT_HISTORY heads are kept.
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .redirect(RedirectPolicy::limited(100))
+        .build()
+        .unwrap();
+    let hops = burrow::MAX_REDIRECT_HISTORY + 6;
+    let url = format!("{base}/{}method", "to/".repeat(hops));
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.redirects(), hops);
+    assert_eq!(r.history().len(), burrow::MAX_REDIRECT_HISTORY);
+    assert_eq!(
+        r.history().last().unwrap().url.to_string(),
+        format!("{base}/to/method")
+    );
+    assert_eq!(r.text().await.unwrap(), "GET ");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

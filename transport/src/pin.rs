@@ -166,5 +166,11 @@ mod tests {
         assert!(parse_pins("sha256//notbase64!").is_err());
         assert!(parse_pins("sha256//AAAA").is_err(), "too short");
         assert!(parse_pins("/no/such/key.pem").is_err());
+        // A key file past MAX_KEY_FILE is refused, not read whole.
+        let big = std::env::temp_dir().join(format!("burrow-bigkey-{}", std::process::id()));
+        std::fs::write(&big, vec![b'k'; MAX_KEY_FILE as usize + 1]).unwrap();
+        let e = parse_pins(&big.display().to_string()).unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
+        let _ = std::fs::remove_file(big);
     }
 }

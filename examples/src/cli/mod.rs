@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
 /// Command line of `burrow`.
-#[derive(Parser, Debug, Clone, Default)]
+#[derive(Parser, Clone, Default)]
 #[command(
     name = "burrow",
     about = "HTTP client: any HTTP version over any chain of proxies",
@@ -579,7 +579,7 @@ impl HopTlsPlan {
 /// The parsed command line: the options and the order in which URLs, outputs and data
 /// pieces were given (curl pairs the n-th `-o`/`-O` with the n-th URL and joins data in
 /// command-line order).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Cli {
     /// The options.
     pub args: Args,
@@ -641,6 +641,29 @@ where
         outputs: outputs.into_iter().map(|(_, o)| o).collect(),
         data: data.into_iter().map(|(_, d)| d).collect(),
     })
+}
+
+/// The options hold credentials (`-u`, `-U`, `--oauth2-bearer`, `-b`, `-H`, URLs with
+/// userinfo): `Debug` shows none of them.
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("urls", &(self.urls.len() + self.url.len()))
+            .field("method", &self.method)
+            .field("verbose", &self.verbose)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("args", &self.args)
+            .field("urls", &self.urls.len())
+            .field("outputs", &self.outputs.len())
+            .field("data", &self.data.len())
+            .finish()
+    }
 }
 
 /// The option categories of `--help NAME`, as curl names them.
@@ -873,6 +896,29 @@ mod tests {
         assert_eq!(b.cert, Some(PathBuf::from("b-cert.pem")));
         assert_eq!(b.key, Some(PathBuf::from("b-key.pem")));
         assert_eq!(p.for_hop(None), p.all);
+    }
+
+    #[test]
+    fn debug_shows_no_credentials() {
+        let c = cli(&[
+            "http://u:pw1@h/",
+            "-u",
+            "a:pw2",
+            "-U",
+            "b:pw3",
+            "--oauth2-bearer",
+            "tok4",
+            "-H",
+            "Authorization: Basic pw5",
+            "-b",
+            "s=pw6",
+            "-x",
+            "http://c:pw7@p/",
+        ]);
+        let d = format!("{c:?}");
+        for s in ["pw1", "pw2", "pw3", "tok4", "pw5", "pw6", "pw7"] {
+            assert!(!d.contains(s), "{s} in {d}");
+        }
     }
 
     #[test]

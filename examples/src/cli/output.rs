@@ -269,6 +269,19 @@ mod tests {
     }
 
     #[test]
+    fn small_files_are_read_up_to_their_limit() {
+        let p = std::env::temp_dir().join(format!("burrow-cap-{}", std::process::id()));
+        std::fs::write(&p, vec![b'x'; 101]).unwrap();
+        let path = p.display().to_string();
+        assert_eq!(read_capped(&path, 101).unwrap().unwrap().len(), 101);
+        let e = read_capped(&path, 100).unwrap_err();
+        assert_eq!(e.code, exit::READ_ERROR);
+        assert!(e.message.contains("larger than 100"), "{}", e.message);
+        assert!(read_capped("/no/such/file", 10).unwrap().is_none());
+        let _ = std::fs::remove_file(p);
+    }
+
+    #[test]
     fn sizes_take_curl_suffixes() {
         assert_eq!(size("100", "x").unwrap(), 100);
         assert_eq!(size("2k", "x").unwrap(), 2048);
