@@ -82,13 +82,13 @@ pub fn tunnel_flow(
 }
 
 /// Relays datagrams both ways between two flows until either ends or nothing moves for
-/// `idle`; `count` sees each datagram as it goes (`true`: from `a` to `b`).
+/// `idle` (then `true`); `count` sees each datagram as it goes (`true`: from `a` to `b`).
 pub async fn relay_datagrams(
     a: &dyn DatagramFlow,
     b: &dyn DatagramFlow,
     idle: std::time::Duration,
     count: impl Fn(bool, usize),
-) {
+) -> bool {
     let last = std::sync::atomic::AtomicU64::new(0);
     let start = tokio::time::Instant::now();
     let touch = || {
@@ -108,9 +108,9 @@ pub async fn relay_datagrams(
         }
     };
     tokio::select! {
-        _ = pump(a, b, true, &touch, &count) => {}
-        _ = pump(b, a, false, &touch, &count) => {}
-        _ = watchdog => {}
+        _ = pump(a, b, true, &touch, &count) => false,
+        _ = pump(b, a, false, &touch, &count) => false,
+        _ = watchdog => true,
     }
 }
 

@@ -358,28 +358,60 @@ pub fn socks_answer(data: &mut &[u8]) -> Option<crate::socks::server::Answer> {
 }
 
 /// Arbitrary orders of inputs to the proxy's decision core (requests of every kind, replies
-/// in and out of turn, cancellations, time): it never panics, says `Done` once and nothing
-/// after it.
+/// in and out of turn, hook replies of every kind in any order, cancellations, time): it
+/// never panics, says `Done` once and nothing after it, and with hooks on tells them of
+/// the end exactly once, just before `Done`.
 pub fn decision_operations(data: &[u8]) {
-    use crate::server::decision::{Command, Decision, Full, Input, Policy, ResponseHead};
-    use crate::server::{Dial, Judge, Rules};
+    use crate::server::decision::{
+        Command, Decision, Full, Hooked, Input, Notice, Policy, ResponseHead, RouteEntry,
+    };
+    use crate::server::hooks::{LocalResponse, Request, Response, Tunnel, TunnelKind};
+    use crate::server::{Dial, Judge, Pattern, Rules};
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
     let [sel, ops @ ..] = data else { return };
-    let policy = std::sync::Arc::new(Policy {
-        auth: (sel & 1 != 0).then(|| Credentials {
+    let judge = |up| Arc::new(Judge::new(Rules::default(), Default::default(), up));
+    let mut policy = Policy::new(
+        (sel & 1 != 0).then(|| Credentials {
             user: "u".into(),
             pass: "p".into(),
         }),
-        pseudonym: "burrow-fuzz".into(),
-        judge: std::sync::Arc::new(Judge::new(
-            Rules::default(),
-            Default::default(),
-            sel & 2 != 0,
-        )),
-        udp_template: crate::template::UdpTemplate::default(),
-        response_timeout: Duration::from_secs(1),
-    });
-    let mut d = Decision::new(policy, sel & 4 != 0);
+        "burrow-fuzz".into(),
+        judge(sel & 2 != 0),
+        crate::template::UdpTemplate::default(),
+        Duration::from_secs(1),
+    );
+    policy.hooks = sel & 8 != 0;
+    if sel & 16 != 0 {
+        policy.routes = vec![
+            RouteEntry {
+                name: "direct".into(),
+                judge: judge(false),
+            },
+            RouteEntry {
+                name: "up".into(),
+                judge: judge(true),
+            },
+        ];
+        policy.route_rules = vec![(Pattern::Suffix("example".into()), 1)];
+    }
+    let hooks = policy.hooks;
+    let mut d = Decision::new(Arc::new(policy), sel & 4 != 0);
+    let head = || {
+        let (parts, ()) = http::Request::builder()
+            .uri("http://b.example/y")
+            .header("host", "b.example")
+            .body(())
+            .unwrap_or_default()
+            .into_parts();
+        crate::server::decision::Head {
+            method: parts.method,
+            uri: parts.uri,
+            version: parts.version,
+            headers: parts.headers,
+        }
+    };
+    let (mut closed, mut closed_before_done) = (0, 0);
     let mut now = Instant::now();
     let (mut done, mut after_done) = (0, 0);
     let requests = [
@@ -395,7 +427,7 @@ pub fn decision_operations(data: &[u8]) {
         ("CONNECT", "https://p.example/x", Some("websocket")),
     ];
     for &op in ops {
-        let input = match op % 12 {
+        let input = match op % 13 {
             0 | 1 => {
                 let (m, uri, p) = requests[(op as usize / 12) % requests.len()];
                 let Ok(req) = http::Request::builder()
@@ -427,12 +459,42 @@ pub fn decision_operations(data: &[u8]) {
             5 => Input::Dialed(Ok(())),
             6 => Input::Dialed(Err(Dial::DnsTimeout)),
             7 => Input::Accepted(Ok(())),
-            8 => Input::Forwarded(Ok(ResponseHead {
-                status: http::StatusCode::OK,
-                headers: http::HeaderMap::new(),
-            })),
-            9 => Input::Relayed,
+            8 => Input::Forwarded(Ok((
+                ResponseHead {
+                    status: http::StatusCode::OK,
+                    headers: http::HeaderMap::new(),
+                },
+                http::Version::HTTP_11,
+            ))),
+            9 => Input::Relayed(Default::default()),
             10 => Input::Cancelled,
+            11 => Input::Hooked(match (op / 13) % 8 {
+                0 => Hooked::Body(u64::from(op)),
+                1 => Hooked::Request(Box::new(Request {
+                    head: head(),
+                    route: (op & 1 != 0).then(|| "up".into()),
+                    buffer_body: op & 2 != 0,
+                })),
+                2 => Hooked::Response(Box::new(Response {
+                    head: ResponseHead {
+                        status: http::StatusCode::NO_CONTENT,
+                        headers: http::HeaderMap::new(),
+                    },
+                    buffer_body: op & 1 != 0,
+                })),
+                3 => Hooked::Tunnel(Box::new(Tunnel {
+                    kind: TunnelKind::Connect,
+                    target: burrow_transport::Target::new(
+                        burrow_transport::Host::Name("c.example".into()),
+                        443,
+                    ),
+                    route: (op & 1 != 0).then(|| "nowhere".into()),
+                })),
+                4 => Hooked::Respond(Box::new(LocalResponse::new(http::StatusCode::OK, "local"))),
+                5 => Hooked::Failed("fuzz".into()),
+                6 => Hooked::TooLarge,
+                _ => Hooked::Body(0),
+            }),
             _ => {
                 now += Duration::from_millis(u64::from(op) * 10);
                 d.handle_timeout(now);
@@ -440,15 +502,32 @@ pub fn decision_operations(data: &[u8]) {
             }
         };
         d.handle(input, now);
+        let mut last = None;
         while let Some(c) = d.poll_command() {
             if done > 0 {
                 after_done += 1;
             }
             if c == Command::Done {
                 done += 1;
+                closed_before_done +=
+                    usize::from(matches!(last, Some(Command::Notify(Notice::Closed(_)))));
             }
+            if let Command::Notify(Notice::Closed(_)) = &c {
+                closed += 1;
+            }
+            last = Some(c);
         }
         assert!(done <= 1 && after_done == 0, "commands after Done");
+        assert!(closed <= 1, "the end told twice");
+        if hooks {
+            assert_eq!(closed, done, "hooks not told of the end");
+            assert_eq!(
+                closed_before_done, done,
+                "the end not told just before Done"
+            );
+        } else {
+            assert_eq!(closed, 0, "hooks told without hooks");
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::net::UdpSocket;
 
-use super::dial::Judge;
+use super::dial::{Dialer, Judge};
 use super::{Limits, Proxy};
 use crate::socks::wire::{decode_udp, encode_udp};
 
@@ -199,10 +199,16 @@ impl Drop for Destination {
 
 /// Relays datagrams between the client and its destinations through `relay` until the
 /// control connection ends or the association idles out.
-pub(crate) async fn run(proxy: &Proxy, mut control: BoxStream, relay: UdpSocket, peer: SocketAddr) {
+pub(crate) async fn run(
+    proxy: &Proxy,
+    dialer: &Dialer,
+    mut control: BoxStream,
+    relay: UdpSocket,
+    peer: SocketAddr,
+) {
     let stats = &proxy.stats;
     let mut core = Association::new(
-        proxy.dialer.judge().clone(),
+        dialer.judge().clone(),
         peer.ip(),
         &proxy.config.limits,
         driver::now(),
@@ -228,7 +234,7 @@ pub(crate) async fn run(proxy: &Proxy, mut control: BoxStream, relay: UdpSocket,
                     }
                     Verdict::Send(to, data) => (to, data),
                     Verdict::Dial(to, data) => {
-                        let f = proxy.dialer.udp(&to).await.ok();
+                        let f = dialer.udp(&to).await.ok();
                         if !core.dialed(&to, f.is_some(), driver::now()) {
                             stats.datagrams_refused.fetch_add(1, Ordering::Relaxed);
                             continue;

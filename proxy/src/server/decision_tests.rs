@@ -49,13 +49,13 @@ impl Setup {
     fn policy(self) -> Arc<Policy> {
         let own = Arc::new(OwnAddresses::default());
         own.set(self.own.iter().map(|a| a.parse().unwrap()).collect());
-        Arc::new(Policy {
-            auth: self.auth,
-            pseudonym: "burrow-test".into(),
-            judge: Arc::new(Judge::new(self.rules, own, self.upstream)),
-            udp_template: crate::template::UdpTemplate::default(),
-            response_timeout: Duration::from_secs(60),
-        })
+        Arc::new(Policy::new(
+            self.auth,
+            "burrow-test".into(),
+            Arc::new(Judge::new(self.rules, own, self.upstream)),
+            crate::template::UdpTemplate::default(),
+            Duration::from_secs(60),
+        ))
     }
 
     fn http(self) -> Timed<Decision> {
@@ -104,7 +104,7 @@ fn ok_200() -> Answer {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
         },
-        String::new(),
+        bytes::Bytes::new(),
     )
 }
 
@@ -117,12 +117,12 @@ fn tunnel_to_the_end(pb: Timed<Decision>, first: Tick<Input>, t: &str) {
         >> first,
         << Command::Reserve(Work::Tunnel),
         >> Tick::In(Input::Reserved(Ok(()))),
-        << Command::Dial(target(t), Transport::Tcp),
+        << Command::Dial(target(t), Transport::Tcp, 0),
         >> Tick::In(Input::Dialed(Ok(()))),
         << Command::Accept(ok_200()),
         >> Tick::In(Input::Accepted(Ok(()))),
         << Command::Relay,
-        >> Tick::In(Input::Relayed),
+        >> Tick::In(Input::Relayed(Default::default())),
         << Command::Done,
     );
 }
@@ -324,7 +324,7 @@ fn dial_failures_have_their_status_and_proxy_status() {
             >> connect(t),
             << Command::Reserve(Work::Tunnel),
             >> Tick::In(Input::Reserved(Ok(()))),
-            << Command::Dial(target(t), Transport::Tcp),
+            << Command::Dial(target(t), Transport::Tcp, 0),
             >> Tick::In(Input::Dialed(Err(dial))),
             << refuse(status, error, detail),
             << Command::Done,
@@ -356,8 +356,8 @@ fn forwarding_translates_versions_and_has_a_deadline() {
         >> request(Method::GET, "https://a.example/x?y", Version::HTTP_2, &[("proxy-authorization", "Basic eA==")]),
         << Command::Reserve(Work::Request),
         >> Tick::In(Input::Reserved(Ok(()))),
-        << Command::Forward(Box::new(head.clone()), target("a.example:443")),
-        >> Tick::In(Input::Forwarded(Ok(ResponseHead { status: StatusCode::OK, headers: origin }))),
+        << Command::Forward(Box::new(head.clone()), target("a.example:443"), 0),
+        >> Tick::In(Input::Forwarded(Ok((ResponseHead { status: StatusCode::OK, headers: origin }, Version::HTTP_11)))),
         << Command::Respond(Box::new(ResponseHead { status: StatusCode::OK, headers: answered })),
         << Command::Done,
     );
@@ -366,7 +366,7 @@ fn forwarding_translates_versions_and_has_a_deadline() {
         >> request(Method::GET, "https://a.example/x?y", Version::HTTP_2, &[]),
         << Command::Reserve(Work::Request),
         >> Tick::In(Input::Reserved(Ok(()))),
-        << Command::Forward(Box::new(head), target("a.example:443")),
+        << Command::Forward(Box::new(head), target("a.example:443"), 0),
         >> Tick::Advance(Duration::from_secs(59)),
         >> Tick::Advance(Duration::from_secs(1)),
         << Command::Abandon,
@@ -399,7 +399,7 @@ fn a_client_giving_up_abandons_the_dial() {
         >> connect("example.com:443"),
         << Command::Reserve(Work::Tunnel),
         >> Tick::In(Input::Reserved(Ok(()))),
-        << Command::Dial(target("example.com:443"), Transport::Tcp),
+        << Command::Dial(target("example.com:443"), Transport::Tcp, 0),
         >> Tick::In(Input::Cancelled),
         << Command::Abandon,
         << Command::Done,
@@ -426,7 +426,7 @@ fn connect_udp_is_accepted_per_version() {
             >> input,
             << Command::Reserve(Work::Tunnel),
             >> Tick::In(Input::Reserved(Ok(()))),
-            << Command::Dial(target("192.0.2.1:53"), Transport::Udp),
+            << Command::Dial(target("192.0.2.1:53"), Transport::Udp, 0),
             >> Tick::In(Input::Dialed(Ok(()))),
             << ?("accepted with Capsule-Protocol", move |c| matches!(c,
                 Command::Accept(Answer::Http(h, _)) if h.status == status
@@ -461,7 +461,7 @@ fn socks_requests_get_socks_answers() {
         >> Tick::In(Input::Socks(SocksCommand::Connect, target("192.0.2.1:80"))),
         << Command::Reserve(Work::Tunnel),
         >> Tick::In(Input::Reserved(Ok(()))),
-        << Command::Dial(target("192.0.2.1:80"), Transport::Tcp),
+        << Command::Dial(target("192.0.2.1:80"), Transport::Tcp, 0),
         >> Tick::In(Input::Dialed(Err(Dial::Failed(Error::peer(ErrorKind::Connect, "refused"))))),
         << Command::Refuse(Answer::Socks(Reply::CONNECTION_REFUSED)),
         << Command::Done,
@@ -480,7 +480,7 @@ fn replies_out_of_turn_end_the_work() {
     playbook!(open(),
         >> connect("example.com:443"),
         << Command::Reserve(Work::Tunnel),
-        >> Tick::In(Input::Relayed),
+        >> Tick::In(Input::Relayed(Default::default())),
         << Command::Done,
     );
 }

@@ -21,13 +21,15 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, sr: ServerRequest, peer: Peer, gua
         .extensions
         .get::<ConnectProtocol>()
         .map(|p| p.0.clone());
-    let mut d = Decision::new(proxy.policy.clone(), false);
+    let state = proxy.state();
+    let version = head.version;
+    let mut d = Decision::new(state.policy.clone(), false);
     d.handle(Input::Request { head, protocol }, driver::now());
     let mut side = HttpSide {
         respond: Some(respond),
         body: Some(body),
     };
-    Run::new(&proxy, peer.addr, vec![guard])
+    Run::new(&proxy, state, peer.addr, Some(version), vec![guard])
         .execute(&mut d, &mut side)
         .await;
 }

@@ -9,6 +9,7 @@
 //! client a share.
 
 mod accept;
+mod answers;
 pub mod association;
 mod clients;
 pub mod decision;
@@ -16,15 +17,17 @@ pub mod decision;
 mod decision_tests;
 mod dial;
 mod forward;
+pub mod hooks;
 mod http;
 mod relay;
+pub mod routes;
 pub mod rules;
 mod run;
 mod socks;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use burrow_http1::{Http1, Http1Config};
@@ -42,7 +45,9 @@ pub use burrow_http_core::credentials::Credentials;
 pub use clients::{ClientTable, Hold};
 pub use dial::{Dial, Dialer, GuardedConnector, Judge, OwnAddresses};
 pub use forward::{prepare, via_loops, Prepared, Refusal};
+pub use hooks::{HookChain, Hooks};
 pub use relay::{relay, SharedStats, Stats};
+pub use routes::{Pattern, Routes, Upstream};
 pub use rules::{Denied, Rules};
 
 use crate::template::UdpTemplate;
@@ -82,6 +87,12 @@ pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_UDP_MAX_DESTINATIONS: usize = 64;
 /// Default idle time after which a SOCKS5 UDP association forgets a destination.
 pub const DEFAULT_UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default deadline for one hook call (a hook past it fails its flow with 502), and for
+/// buffering a body the hooks asked for.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default largest body the hooks may ask to buffer (413 for a request beyond it, 502 for
+/// a response).
+pub const DEFAULT_MAX_HOOK_BODY: usize = 16 << 20;
 
 /// Limits that protect the proxy and everyone else using it.
 #[derive(Clone, Debug)]
@@ -119,6 +130,10 @@ pub struct Limits {
     pub udp_max_destinations: usize,
     /// Idle time after which a SOCKS5 UDP association forgets a destination.
     pub udp_idle_timeout: Duration,
+    /// Deadline for one hook call, and for buffering a body for the hooks.
+    pub hook_timeout: Duration,
+    /// Largest body the hooks may ask to buffer.
+    pub max_hook_body: usize,
 }
 
 impl Default for Limits {
@@ -140,6 +155,8 @@ impl Default for Limits {
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             udp_max_destinations: DEFAULT_UDP_MAX_DESTINATIONS,
             udp_idle_timeout: DEFAULT_UDP_IDLE_TIMEOUT,
+            hook_timeout: DEFAULT_HOOK_TIMEOUT,
+            max_hook_body: DEFAULT_MAX_HOOK_BODY,
         }
     }
 }
@@ -209,6 +226,13 @@ pub struct ProxyConfig {
     /// This proxy's name in `Via` (loop detection); default `burrow-` and a random suffix,
     /// so that two burrow proxies in a chain tell each other apart.
     pub pseudonym: Option<String>,
+    /// The name of the default route given to [`Proxy::new`] in logs (default `direct`
+    /// without upstream connectors, `upstream` with them).
+    pub upstream_name: Option<String>,
+    /// Per-destination routes.
+    pub routes: Routes,
+    /// Hooks, in the order they run.
+    pub hooks: HookChain,
 }
 
 impl std::fmt::Debug for ProxyConfig {
@@ -219,6 +243,8 @@ impl std::fmt::Debug for ProxyConfig {
             .field("rules", &self.rules)
             .field("limits", &self.limits)
             .field("pseudonym", &self.pseudonym)
+            .field("routes", &self.routes)
+            .field("hooks", &self.hooks)
             .finish_non_exhaustive()
     }
 }
@@ -231,10 +257,27 @@ pub struct Proxy {
     request_slots: Arc<Semaphore>,
     clients: Arc<ClientTable>,
     own: Arc<OwnAddresses>,
-    dialer: Arc<Dialer>,
-    client: Client,
+    resolver: SharedResolver,
+    default_route: Upstream,
     pseudonym: String,
-    policy: Arc<decision::Policy>,
+    /// What a reload replaces; every request takes the state of its arrival.
+    state: RwLock<Arc<State>>,
+    next_flow: AtomicU64,
+}
+
+/// One route's means: its dialer, and its client for forwarded requests.
+pub(crate) struct RouteMeans {
+    pub dialer: Arc<Dialer>,
+    pub client: Client,
+}
+
+/// What can change while the proxy runs: the policy (rules, routes), the routes' means and
+/// the hooks. A request keeps the state it arrived under to its end, so a reload never
+/// touches open tunnels.
+pub(crate) struct State {
+    pub policy: Arc<decision::Policy>,
+    pub routes: Vec<RouteMeans>,
+    pub hooks: HookChain,
 }
 
 fn random_pseudonym() -> String {
@@ -269,24 +312,15 @@ impl Proxy {
             .resolver
             .clone()
             .unwrap_or_else(|| Arc::new(SystemResolver));
-        let dialer = Arc::new(Dialer::new(
-            config.rules.clone(),
-            own.clone(),
-            resolver,
-            limits.dial_timeout,
-            upstream_tcp,
-            upstream_udp,
-        ));
-        // HTTP/1.1 to origins, as squid and mitmproxy speak: one connection per request in
-        // flight, so a user who never reads an answer stalls only their own (on a shared
-        // HTTP/2 connection a few unread bodies would fill its window for everyone).
-        let mut b = Client::builder();
-        b.protocol(Arc::new(Http1::default()))
-            .tls(config.origin_tls.clone())
-            .connector(Arc::new(GuardedConnector(dialer.clone())))
-            // Every forwarded request holds a request slot, so at this cap no request ever
-            // queues behind another user's (who may never read its answer).
-            .max_connections_per_origin(limits.max_requests.max(1));
+        let direct = upstream_tcp.is_none() && upstream_udp.is_none();
+        let default_route = Upstream {
+            name: config
+                .upstream_name
+                .clone()
+                .unwrap_or_else(|| if direct { "direct" } else { "upstream" }.into()),
+            tcp: upstream_tcp,
+            udp: upstream_udp,
+        };
         let pseudonym = config.pseudonym.clone().unwrap_or_else(random_pseudonym);
         // A Via received-by is a token (RFC 9110 §7.6.3): anything else would not be
         // recognised when it comes back, and loops would go unnoticed.
@@ -299,15 +333,7 @@ impl Proxy {
                 "the pseudonym must be letters, digits, '-', '.' or '_'",
             ));
         }
-        let policy = Arc::new(decision::Policy {
-            auth: config.auth.clone(),
-            pseudonym: pseudonym.clone(),
-            judge: dialer.judge().clone(),
-            udp_template: config.udp_template.clone(),
-            response_timeout: limits.response_timeout,
-        });
-        Ok(Arc::new(Proxy {
-            policy,
+        let proxy = Proxy {
             tunnel_slots: Arc::new(Semaphore::new(limits.max_tunnels)),
             request_slots: Arc::new(Semaphore::new(limits.max_requests)),
             clients: ClientTable::new(
@@ -315,12 +341,110 @@ impl Proxy {
                 limits.max_tunnels_per_client,
             ),
             stats: Arc::default(),
-            client: b.build()?,
-            dialer,
             own,
+            resolver,
+            default_route,
             pseudonym,
+            state: RwLock::new(Arc::new(State {
+                policy: Arc::new(decision::Policy::new(
+                    None,
+                    String::new(),
+                    Arc::new(Judge::new(Rules::default(), Arc::default(), false)),
+                    UdpTemplate::default(),
+                    limits.response_timeout,
+                )),
+                routes: Vec::new(),
+                hooks: HookChain::default(),
+            })),
+            next_flow: AtomicU64::new(1),
             config,
-        }))
+        };
+        let (rules, routes, hooks) = (
+            proxy.config.rules.clone(),
+            proxy.config.routes.clone(),
+            proxy.config.hooks.clone(),
+        );
+        proxy.reload(rules, routes, hooks)?;
+        Ok(Arc::new(proxy))
+    }
+
+    /// Replaces the target rules, the routes and the hooks for requests that arrive from
+    /// now on; open tunnels and requests in flight keep what they started with.
+    pub fn reload(&self, rules: Rules, routes: Routes, hooks: HookChain) -> Result<(), Error> {
+        let limits = &self.config.limits;
+        let mut ups = vec![self.default_route.clone()];
+        if self.default_route.name != "direct" {
+            ups.push(Upstream::direct());
+        }
+        for u in &routes.upstreams {
+            if ups.iter().any(|x| x.name == u.name) {
+                return Err(Error::invalid_input(format!(
+                    "two routes named {:?}",
+                    u.name
+                )));
+            }
+            ups.push(u.clone());
+        }
+        let mut route_rules = Vec::new();
+        for (p, name) in &routes.rules {
+            let i = ups.iter().position(|u| &u.name == name).ok_or_else(|| {
+                Error::invalid_input(format!("a route rule names the unknown route {name:?}"))
+            })?;
+            route_rules.push((p.clone(), i));
+        }
+        let mut means = Vec::new();
+        let mut entries = Vec::new();
+        for u in &ups {
+            let dialer = Arc::new(Dialer::new(
+                rules.clone(),
+                self.own.clone(),
+                self.resolver.clone(),
+                limits.dial_timeout,
+                u.tcp.clone(),
+                u.udp.clone(),
+            ));
+            // HTTP/1.1 to origins, as squid and mitmproxy speak: one connection per
+            // request in flight, so a user who never reads an answer stalls only their own
+            // (on a shared HTTP/2 connection a few unread bodies would fill its window for
+            // everyone).
+            let mut b = Client::builder();
+            b.protocol(Arc::new(Http1::default()))
+                .tls(self.config.origin_tls.clone())
+                .connector(Arc::new(GuardedConnector(dialer.clone())))
+                // Every forwarded request holds a request slot, so at this cap no request
+                // ever queues behind another user's (who may never read its answer).
+                .max_connections_per_origin(limits.max_requests.max(1));
+            entries.push(decision::RouteEntry {
+                name: u.name.clone(),
+                judge: dialer.judge().clone(),
+            });
+            means.push(RouteMeans {
+                client: b.build()?,
+                dialer,
+            });
+        }
+        let mut policy = decision::Policy::new(
+            self.config.auth.clone(),
+            self.pseudonym.clone(),
+            entries[0].judge.clone(),
+            self.config.udp_template.clone(),
+            limits.response_timeout,
+        );
+        policy.routes = entries;
+        policy.route_rules = route_rules;
+        policy.hooks = !hooks.is_empty();
+        let state = State {
+            policy: Arc::new(policy),
+            routes: means,
+            hooks: hooks.with_timeout(limits.hook_timeout),
+        };
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
+        Ok(())
+    }
+
+    /// The state new requests take.
+    pub(crate) fn state(&self) -> Arc<State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The proxy's counters.
@@ -386,6 +510,22 @@ async fn serve_conn(
     _hold: Hold,
 ) {
     proxy.stats.connections.fetch_add(1, Ordering::Relaxed);
+    let hooks = proxy.state().hooks.clone();
+    if hooks.client_connected(peer.addr).await.is_err() {
+        conn.close();
+        return;
+    }
+    serve_requests(proxy, conn, stop, peer).await;
+    hooks.client_closed(peer.addr).await;
+}
+
+/// The requests of one client connection, until it closes.
+async fn serve_requests(
+    proxy: Arc<Proxy>,
+    mut conn: Box<dyn ServerConnection>,
+    stop: Arc<Notify>,
+    peer: Peer,
+) {
     let in_flight = Arc::new(InFlight::default());
     let idle = proxy.config.limits.keepalive_timeout;
     let h1 = conn.version() == ::http::Version::HTTP_11;

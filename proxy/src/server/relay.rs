@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use super::decision::Relayed;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Copies both ways until both sides finish, either fails, or nothing moves for `idle`.
+/// Copies both ways until both sides finish, either fails, or nothing moves for `idle`;
+/// says how many bytes went each way (up: from `a`) and whether it idled out.
 /// At most `buffer` bytes per direction are in flight: a slow reader on one side stops the
 /// reads from the other (back-pressure), nothing queues without bound.
-pub async fn relay<A, B>(a: A, b: B, buffer: usize, idle: Duration, stats: &Stats) -> (u64, u64)
+pub async fn relay<A, B>(a: A, b: B, buffer: usize, idle: Duration, stats: &Stats) -> Relayed
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -24,8 +27,21 @@ where
     let start = Instant::now();
     let last = AtomicU64::new(0);
     let touch = || last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    let up = copy(&mut ar, &mut bw, buffer, &touch, &stats.bytes_up);
-    let down = copy(&mut br, &mut aw, buffer, &touch, &stats.bytes_down);
+    let (moved_up, moved_down) = (AtomicU64::new(0), AtomicU64::new(0));
+    let up = copy(
+        &mut ar,
+        &mut bw,
+        buffer,
+        &touch,
+        [&stats.bytes_up, &moved_up],
+    );
+    let down = copy(
+        &mut br,
+        &mut aw,
+        buffer,
+        &touch,
+        [&stats.bytes_down, &moved_down],
+    );
     let watchdog = async {
         loop {
             tokio::time::sleep(idle / 4).await;
@@ -35,9 +51,14 @@ where
             }
         }
     };
-    tokio::select! {
-        (u, d) = async { tokio::join!(up, down) } => (u, d),
-        _ = watchdog => (0, 0),
+    let idle = tokio::select! {
+        _ = async { tokio::join!(up, down) } => false,
+        _ = watchdog => true,
+    };
+    Relayed {
+        up: moved_up.load(Ordering::Relaxed),
+        down: moved_down.load(Ordering::Relaxed),
+        idle,
     }
 }
 
@@ -46,14 +67,12 @@ async fn copy<R, W>(
     w: &mut W,
     buffer: usize,
     touch: &impl Fn(),
-    counter: &AtomicU64,
-) -> u64
-where
+    counters: [&AtomicU64; 2],
+) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; buffer.max(1024)];
-    let mut total = 0;
     let mut unflushed = false;
     loop {
         let n = {
@@ -81,13 +100,13 @@ where
             break;
         }
         unflushed = true;
-        total += n as u64;
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+        for c in counters {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
         touch();
     }
     // Half-close the other side, as TCP does (FIN / END_STREAM).
     let _ = w.shutdown().await;
-    total
 }
 
 /// Counters a proxy keeps, so tests and operators can see what it relayed.
@@ -141,7 +160,7 @@ mod tests {
         let relay = tokio::spawn(async move {
             let s = Stats::default();
             let r = relay(proxy_side, target_side, 4096, Duration::from_secs(5), &s).await;
-            (r, s.bytes_up.load(Ordering::Relaxed))
+            ((r.up, r.down, r.idle), s.bytes_up.load(Ordering::Relaxed))
         });
         let (mut cr, mut cw) = tokio::io::split(client);
         cw.write_all(b"hello").await.unwrap();
@@ -150,8 +169,8 @@ mod tests {
         cr.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"world!");
         assert_eq!(h.await.unwrap(), b"hello");
-        let ((up, down), counted) = relay.await.unwrap();
-        assert_eq!((up, down, counted), (5, 6, 5));
+        let ((up, down, idle), counted) = relay.await.unwrap();
+        assert_eq!((up, down, idle, counted), (5, 6, false, 5));
     }
 
     /// A writer that buffers (as TLS and QUIC stream writers do) must be flushed when the
@@ -180,11 +199,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_tunnel_is_closed() {
-        let (_client, proxy_side) = tokio::io::duplex(64);
+        let (mut client, proxy_side) = tokio::io::duplex(64);
         let (target_side, _target) = tokio::io::duplex(64);
         let s = Stats::default();
         let t0 = tokio::time::Instant::now();
-        relay(proxy_side, target_side, 64, Duration::from_secs(8), &s).await;
+        client.write_all(b"abc").await.unwrap();
+        let r = relay(proxy_side, target_side, 64, Duration::from_secs(8), &s).await;
+        // What moved before the tunnel went quiet is still counted.
+        assert_eq!((r.up, r.down, r.idle), (3, 0, true));
         let waited = t0.elapsed();
         assert!(
             waited >= Duration::from_secs(8) && waited <= Duration::from_secs(11),

@@ -137,7 +137,8 @@ pub fn special_range(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
-fn in_network(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
+/// Whether `ip` is in the network `(net, len)`.
+pub(crate) fn in_network(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
     match (canonical(ip), canonical(net)) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let len = u32::from(len.min(32));

@@ -1,16 +1,23 @@
 //! Running a [`Decision`]'s commands for any listener: the listener's side (answering its
-//! client, accepting its tunnel, noticing it give up) is a [`Side`]; reserving, dialing,
-//! forwarding and relaying are the same for all. Nothing here decides: every refusal,
-//! status and deadline comes from the decision core.
+//! client, accepting its tunnel, noticing it give up) is a [`Side`]; calling the hooks,
+//! reserving, dialing, forwarding and relaying are the same for all. Nothing here decides:
+//! every refusal, status and deadline comes from the decision core.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use burrow_http_core::{driver, Body};
-use burrow_transport::{BoxFlow, BoxStream, Error, Target};
+use burrow_transport::{BoxFlow, BoxStream, Error, ErrorKind, Target};
+use bytes::Bytes;
 
-use super::decision::{Answer, Command, Decision, Full, Input, ResponseHead, Transport, Work};
-use super::{association, relay::relay, Proxy};
+use super::decision::{
+    Answer, Command, Decision, Full, HookCall, Hooked, Input, Notice, Relayed, ResponseHead,
+    Transport, Work,
+};
+use super::hooks::{self, Flow, Stopped};
+use super::{association, relay::relay, Proxy, State};
 use crate::flows;
 
 /// What a request holds while it is served (its connection's in-flight token, its slot,
@@ -50,28 +57,67 @@ pub(crate) trait Side: Send {
     fn local_addr(&self) -> Option<std::net::SocketAddr>;
 }
 
+/// Bytes a forwarded request's bodies moved, counted as they go.
+#[derive(Default)]
+struct Moved {
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
 /// A request's work in progress: what it holds, reached and accepted.
 pub(crate) struct Run<'a> {
     pub proxy: &'a Proxy,
+    state: Arc<State>,
     pub peer: std::net::SocketAddr,
     pub guards: Vec<Guard>,
     reached: Option<Reached>,
     accepted: Option<Accepted>,
     response: Option<Body>,
     tunnel: bool,
+    flow: Flow,
+    /// The request as the hooks left it (for the response hooks).
+    request: Option<hooks::Request>,
+    response_hooked: Option<hooks::Response>,
+    /// A body the hooks buffered, to send instead of the stream.
+    request_body: Option<Bytes>,
+    moved: Arc<Moved>,
+    /// Resolves when a forwarded response's body has been sent or dropped.
+    body_sent: Option<tokio::sync::oneshot::Receiver<()>>,
+    responded: Option<Instant>,
 }
 
 impl<'a> Run<'a> {
-    /// Work for a request from `peer`, holding `guards` until it ends.
-    pub fn new(proxy: &'a Proxy, peer: std::net::SocketAddr, guards: Vec<Guard>) -> Self {
+    /// Work for a request from `peer` (`version`: the HTTP version it speaks, `None` for
+    /// SOCKS), holding `guards` until it ends.
+    pub fn new(
+        proxy: &'a Proxy,
+        state: Arc<State>,
+        peer: std::net::SocketAddr,
+        version: Option<http::Version>,
+        guards: Vec<Guard>,
+    ) -> Self {
+        let flow = Flow {
+            id: proxy.next_flow.fetch_add(1, Ordering::Relaxed),
+            client: peer,
+            user: state.policy.auth.as_ref().map(|c| c.user.clone()),
+            version,
+        };
         Run {
             proxy,
+            state,
             peer,
             guards,
             reached: None,
             accepted: None,
             response: None,
             tunnel: false,
+            flow,
+            request: None,
+            response_hooked: None,
+            request_body: None,
+            moved: Arc::default(),
+            body_sent: None,
+            responded: None,
         }
     }
 
@@ -80,29 +126,47 @@ impl<'a> Run<'a> {
         let stats = &self.proxy.stats;
         while let Some(c) = d.poll_command() {
             let input = match c {
+                Command::Hook(call) => match self.hook(call, side).await {
+                    Some(i) => i,
+                    None => Input::Cancelled,
+                },
+                Command::Notify(n) => {
+                    self.notify(n).await;
+                    continue;
+                }
                 Command::Refuse(a) => {
                     stats.refused.fetch_add(1, Ordering::Relaxed);
+                    // A response the hooks replaced is not given.
+                    self.response = None;
                     side.refuse(a).await;
                     continue;
                 }
                 Command::Reserve(w) => Input::Reserved(self.reserve(w)),
-                Command::Dial(t, how) => match self.wait(d, Wait::Dial(t, how), side).await {
-                    Some(i) => i,
-                    None => continue,
-                },
-                Command::Forward(head, _) => match self.wait(d, Wait::Forward(head), side).await {
-                    Some(i) => i,
-                    None => continue,
-                },
-                Command::Accept(a) => Input::Accepted(self.accept(a, side).await),
-                Command::Relay => {
-                    self.relay().await;
-                    Input::Relayed
+                Command::Dial(t, how, route) => {
+                    match self.wait(d, Wait::Dial(t, how, route), side).await {
+                        Some(i) => i,
+                        None => continue,
+                    }
                 }
+                Command::Forward(head, _, route) => {
+                    match self.wait(d, Wait::Forward(head, route), side).await {
+                        Some(i) => i,
+                        None => continue,
+                    }
+                }
+                Command::Accept(a) => Input::Accepted(self.accept(a, side).await),
+                Command::Relay => Input::Relayed(self.relay().await),
                 Command::Respond(head) => {
                     stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    if !self.state.hooks.is_empty() {
+                        self.body_sent = Some(rx);
+                        self.responded = Some(driver::now());
+                    }
                     let body = Body::wrap(Guarded {
                         inner: self.response.take().unwrap_or_default(),
+                        moved: self.moved.clone(),
+                        _sent: tx,
                         _guards: std::mem::take(&mut self.guards),
                     });
                     side.respond(*head, body).await;
@@ -116,6 +180,123 @@ impl<'a> Run<'a> {
         }
         if self.tunnel {
             stats.active.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs a hook step, unless the client gives up first (`None`).
+    async fn hook(&mut self, call: HookCall, side: &mut impl Side) -> Option<Input> {
+        let (state, proxy) = (self.state.clone(), self.proxy);
+        let limits = &proxy.config.limits;
+        let chain = &state.hooks;
+        let flow = self.flow.clone();
+        let request_body = matches!(call, HookCall::RequestBody).then(|| side.take_body());
+        let out_of_turn = || Hooked::Failed("a hook step came out of turn".into());
+        let step = async {
+            let r = match call {
+                HookCall::Request(mut r) => {
+                    let s = chain.request_headers(&flow, &mut r).await;
+                    s.map(|()| {
+                        self.request = Some((*r).clone());
+                        Hooked::Request(r)
+                    })
+                }
+                HookCall::RequestBody => {
+                    let body = request_body.unwrap_or_default();
+                    let within = tokio::time::timeout(limits.hook_timeout, async {
+                        body.collect(limits.max_hook_body).await
+                    });
+                    let mut data = match within.await {
+                        Ok(Ok(c)) => c.data,
+                        Ok(Err(e)) if e.kind() == ErrorKind::LimitExceeded => {
+                            return Hooked::TooLarge
+                        }
+                        _ => return Hooked::Failed("reading the request body failed".into()),
+                    };
+                    let Some(req) = self.request.clone() else {
+                        return out_of_turn();
+                    };
+                    let s = chain.request_body(&flow, &req, &mut data).await;
+                    s.map(|()| {
+                        let n = data.len() as u64;
+                        self.request_body = Some(data);
+                        Hooked::Body(n)
+                    })
+                }
+                HookCall::Response(mut r) => {
+                    let Some(req) = self.request.clone() else {
+                        return out_of_turn();
+                    };
+                    let s = chain.response_headers(&flow, &req, &mut r).await;
+                    s.map(|()| {
+                        self.response_hooked = Some((*r).clone());
+                        Hooked::Response(r)
+                    })
+                }
+                HookCall::ResponseBody => {
+                    let body = self.response.take().unwrap_or_default();
+                    let within = tokio::time::timeout(limits.hook_timeout, async {
+                        body.collect(limits.max_hook_body).await
+                    });
+                    let mut data = match within.await {
+                        Ok(Ok(c)) => c.data,
+                        Ok(Err(e)) if e.kind() == ErrorKind::LimitExceeded => {
+                            return Hooked::TooLarge
+                        }
+                        _ => return Hooked::Failed("reading the response body failed".into()),
+                    };
+                    let (Some(req), Some(resp)) =
+                        (self.request.clone(), self.response_hooked.clone())
+                    else {
+                        return out_of_turn();
+                    };
+                    let s = chain.response_body(&flow, &req, &resp, &mut data).await;
+                    s.map(|()| {
+                        let n = data.len() as u64;
+                        self.response = Some(Body::from(data));
+                        Hooked::Body(n)
+                    })
+                }
+                HookCall::Tunnel(mut t) => {
+                    let s = chain.tunnel_requested(&flow, &mut t).await;
+                    s.map(|()| Hooked::Tunnel(t))
+                }
+            };
+            match r {
+                Ok(h) => h,
+                Err(Stopped::Respond(r)) => Hooked::Respond(Box::new(r)),
+                Err(Stopped::Failed(m)) => {
+                    tracing::warn!(flow = flow.id, "{m}");
+                    Hooked::Failed(m)
+                }
+            }
+        };
+        tokio::select! {
+            h = step => Some(Input::Hooked(h)),
+            _ = side.cancelled() => {
+                proxy.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    async fn notify(&mut self, n: Notice) {
+        let hooks = &self.state.hooks;
+        match n {
+            Notice::DatagramOpened(t) => hooks.datagram_flow_opened(&self.flow, &t).await,
+            Notice::Closed(mut s) => {
+                // A forwarded response is over when its body has been sent.
+                if let Some(rx) = self.body_sent.take() {
+                    let _ = rx.await;
+                    if let Some(at) = self.responded {
+                        s.duration += driver::now().saturating_duration_since(at);
+                    }
+                }
+                if matches!(s.what, hooks::What::Request { .. }) {
+                    s.bytes_up = self.moved.up.load(Ordering::Relaxed);
+                    s.bytes_down = self.moved.down.load(Ordering::Relaxed);
+                }
+                hooks.closed(&self.flow, &s).await;
+            }
         }
     }
 
@@ -141,7 +322,19 @@ impl<'a> Run<'a> {
     /// or the decision's deadline passes first; `None` when the deadline passed (the
     /// decision was told).
     async fn wait(&mut self, d: &mut Decision, w: Wait, side: &mut impl Side) -> Option<Input> {
-        let body = matches!(w, Wait::Forward(_)).then(|| side.take_body());
+        let body = match (&w, self.request_body.take()) {
+            (Wait::Forward(..), Some(b)) => Some(Body::from(b)),
+            (Wait::Forward(..), None) => Some(side.take_body()),
+            _ => None,
+        };
+        // Counted only when hooks are there to be told.
+        let body = match body {
+            Some(b) if !self.state.hooks.is_empty() => Some(Body::wrap(Counted {
+                inner: b,
+                moved: self.moved.clone(),
+            })),
+            b => b,
+        };
         let local = side.local_addr();
         let until = d.poll_timeout();
         let deadline = async {
@@ -151,7 +344,7 @@ impl<'a> Run<'a> {
             }
         };
         let step = tokio::select! {
-            s = start(self.proxy, w, body, local) => s,
+            s = start(&self.state, w, body, local) => s,
             _ = side.cancelled() => {
                 self.proxy.stats.cancelled.fetch_add(1, Ordering::Relaxed);
                 return Some(Input::Cancelled);
@@ -166,10 +359,11 @@ impl<'a> Run<'a> {
             Step::Forwarded(r) => Input::Forwarded(r.map(|resp| {
                 let (parts, body) = resp.into_parts();
                 self.response = Some(body);
-                ResponseHead {
+                let head = ResponseHead {
                     status: parts.status,
                     headers: parts.headers,
-                }
+                };
+                (head, parts.version)
             })),
         })
     }
@@ -183,42 +377,51 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    async fn relay(&mut self) {
+    async fn relay(&mut self) -> Relayed {
         let (p, limits) = (self.proxy, &self.proxy.config.limits);
         let (buffer, idle, stats) = (limits.tunnel_buffer, limits.idle_timeout, &p.stats);
         match (self.accepted.take(), self.reached.take()) {
             (Some(Accepted::Tunnel(t)), Some(Reached::Stream(s))) => {
-                relay(t, s, buffer, idle, stats).await;
+                relay(t, s, buffer, idle, stats).await
             }
             (Some(Accepted::Stream(c)), Some(Reached::Stream(s))) => {
-                relay(c, s, buffer, idle, stats).await;
+                relay(c, s, buffer, idle, stats).await
             }
             (Some(Accepted::Tunnel(t)), Some(Reached::Flow(f))) => {
                 // The client's side as a datagram flow, exactly as burrow's client sees it.
                 let c = flows::tunnel_flow(t, limits.max_capsule, "CONNECT-UDP client".into());
-                flows::relay_datagrams(&*c, &*f, idle, |up, n| {
+                let moved = Moved::default();
+                let idle = flows::relay_datagrams(&*c, &*f, idle, |up, n| {
                     stats.datagrams.fetch_add(1, Ordering::Relaxed);
-                    let bytes = if up {
-                        &stats.bytes_up
+                    let (bytes, mine) = if up {
+                        (&stats.bytes_up, &moved.up)
                     } else {
-                        &stats.bytes_down
+                        (&stats.bytes_down, &moved.down)
                     };
                     bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    mine.fetch_add(n as u64, Ordering::Relaxed);
                 })
                 .await;
+                Relayed {
+                    up: moved.up.load(Ordering::Relaxed),
+                    down: moved.down.load(Ordering::Relaxed),
+                    idle,
+                }
             }
             (Some(Accepted::Stream(control)), Some(Reached::Relay(sock))) => {
-                association::run(p, control, sock, self.peer).await;
+                let dialer = self.state.routes[0].dialer.clone();
+                association::run(p, &dialer, control, sock, self.peer).await;
+                Relayed::default()
             }
-            _ => {}
+            _ => Relayed::default(),
         }
     }
 }
 
 /// A command that waits.
 pub(crate) enum Wait {
-    Dial(Target, Transport),
-    Forward(Box<super::decision::Head>),
+    Dial(Target, Transport, usize),
+    Forward(Box<super::decision::Head>, usize),
 }
 
 enum Step {
@@ -227,21 +430,22 @@ enum Step {
 }
 
 async fn start(
-    proxy: &Proxy,
+    state: &State,
     w: Wait,
     body: Option<Body>,
     local: Option<std::net::SocketAddr>,
 ) -> Step {
     use super::Dial;
+    let route = |r: usize| &state.routes[r.min(state.routes.len() - 1)];
     match w {
-        Wait::Dial(t, Transport::Tcp) => {
-            Step::Dialed(proxy.dialer.tcp(&t).await.map(Reached::Stream))
+        Wait::Dial(t, Transport::Tcp, r) => {
+            Step::Dialed(route(r).dialer.tcp(&t).await.map(Reached::Stream))
         }
-        Wait::Dial(t, Transport::Udp) => {
-            Step::Dialed(proxy.dialer.udp(&t).await.map(Reached::Flow))
+        Wait::Dial(t, Transport::Udp, r) => {
+            Step::Dialed(route(r).dialer.udp(&t).await.map(Reached::Flow))
         }
         // The relay listens on the address the client reached us at (RFC 1928 §7).
-        Wait::Dial(_, Transport::SocksRelay) => Step::Dialed(match local {
+        Wait::Dial(_, Transport::SocksRelay, _) => Step::Dialed(match local {
             Some(l) => tokio::net::UdpSocket::bind(std::net::SocketAddr::new(l.ip(), 0))
                 .await
                 .map(Reached::Relay)
@@ -251,20 +455,23 @@ async fn start(
                 "no local address for the UDP relay",
             ))),
         }),
-        Wait::Forward(head) => {
+        Wait::Forward(head, r) => {
             let mut req = http::Request::new(body.unwrap_or_default());
             *req.method_mut() = head.method;
             *req.uri_mut() = head.uri;
             *req.version_mut() = head.version;
             *req.headers_mut() = head.headers;
-            Step::Forwarded(proxy.client.request(req).await)
+            Step::Forwarded(route(r).client.request(req).await)
         }
     }
 }
 
-/// A response body that holds the request's guards until it ends or is dropped.
+/// A response body that holds the request's guards until it ends or is dropped, counts
+/// what it gives, and says when it is over.
 struct Guarded {
     inner: Body,
+    moved: Arc<Moved>,
+    _sent: tokio::sync::oneshot::Sender<()>,
     _guards: Vec<Guard>,
 }
 
@@ -276,7 +483,45 @@ impl http_body::Body for Guarded {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        let p = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(f))) = &p {
+            if let Some(d) = f.data_ref() {
+                self.moved.down.fetch_add(d.len() as u64, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A request body that counts what it gives.
+struct Counted {
+    inner: Body,
+    moved: Arc<Moved>,
+}
+
+impl http_body::Body for Counted {
+    type Data = bytes::Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Error>>> {
+        let p = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(f))) = &p {
+            if let Some(d) = f.data_ref() {
+                self.moved.up.fetch_add(d.len() as u64, Ordering::Relaxed);
+            }
+        }
+        p
     }
 
     fn is_end_stream(&self) -> bool {

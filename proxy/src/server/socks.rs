@@ -41,16 +41,22 @@ pub(crate) async fn serve(proxy: Arc<Proxy>, s: TcpStream, from: SocketAddr, hol
             return;
         }
     };
-    let mut d = Decision::new(proxy.policy.clone(), true);
+    let state = proxy.state();
+    if state.hooks.client_connected(from).await.is_err() {
+        return;
+    }
+    let mut d = Decision::new(state.policy.clone(), true);
     d.handle(Input::Socks(command, target), driver::now());
     let mut side = SocksSide {
         core,
         stream: Some(stream),
         local,
     };
-    Run::new(&proxy, from, vec![Box::new(hold)])
+    let hooks = state.hooks.clone();
+    Run::new(&proxy, state, from, None, vec![Box::new(hold)])
         .execute(&mut d, &mut side)
         .await;
+    hooks.client_closed(from).await;
 }
 
 struct SocksSide {
