@@ -493,3 +493,313 @@ fn survives_arbitrary_input_orders() {
         crate::fuzzing::decision_operations(&ops);
     }
 }
+
+// ---- Hooks: commands whose replies come back as events ----
+
+use super::hooks::{End, LocalResponse, Summary, TunnelKind, What};
+
+/// A policy with hooks on and two routes: `direct` (the default) and `up`, which
+/// `*.internal` targets take.
+fn hooked(socks: bool) -> Timed<Decision> {
+    let mut p = Policy::new(
+        None,
+        "burrow-test".into(),
+        Arc::new(Judge::new(Rules::default(), Arc::default(), false)),
+        crate::template::UdpTemplate::default(),
+        Duration::from_secs(60),
+    );
+    p.hooks = true;
+    p.routes = vec![
+        RouteEntry {
+            name: "direct".into(),
+            judge: p.judge.clone(),
+        },
+        RouteEntry {
+            name: "up".into(),
+            judge: Arc::new(Judge::new(Rules::default(), Arc::default(), true)),
+        },
+    ];
+    p.route_rules = vec![(super::routes::Pattern::parse("*.internal").unwrap(), 1)];
+    let p = Arc::new(p);
+    Timed::new(|_| Decision::new(p, socks))
+}
+
+fn get(uri: &str) -> Tick<Input> {
+    let host = uri.split('/').nth(2).unwrap_or("").to_string();
+    let mut b = Request::builder().method(Method::GET).uri(uri);
+    b = b.header("host", host);
+    Tick::In(Input::Request {
+        head: b.body(()).unwrap().into_parts().0,
+        protocol: None,
+    })
+}
+
+fn closed(f: impl Fn(&Summary) -> bool + 'static) -> impl Fn(&Command) -> bool {
+    move |c| matches!(c, Command::Notify(Notice::Closed(s)) if f(s))
+}
+
+fn origin_ok() -> Tick<Input> {
+    let mut h = HeaderMap::new();
+    h.insert("content-length", HeaderValue::from_static("5"));
+    Tick::In(Input::Forwarded(Ok((
+        ResponseHead {
+            status: StatusCode::OK,
+            headers: h,
+        },
+        Version::HTTP_11,
+    ))))
+}
+
+#[test]
+fn hooks_intercept_modify_and_resume_a_forwarded_request() {
+    playbook!(hooked(false),
+        >> get("http://a.example/x"),
+        << ?("the request hook", |c| matches!(c,
+            Command::Hook(HookCall::Request(r)) if r.head.uri == "http://a.example/x"
+                && r.head.headers["via"] == "1.1 burrow-test" && r.route.is_none())),
+        // The hook adds a header and resumes.
+        >> reply(|c| {
+            let Command::Hook(HookCall::Request(r)) = c else { unreachable!() };
+            let mut r = r.clone();
+            r.head.headers.insert("x-added", HeaderValue::from_static("1"));
+            Tick::In(Input::Hooked(Hooked::Request(r)))
+        }),
+        << Command::Reserve(Work::Request),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << ?("the modified request forwarded direct", |c| matches!(c,
+            Command::Forward(h, t, 0) if h.headers["x-added"] == "1" && t.to_string() == "a.example:80")),
+        >> origin_ok(),
+        << ?("the response hook", |c| matches!(c,
+            Command::Hook(HookCall::Response(r)) if r.head.headers["via"] == "1.1 burrow-test")),
+        >> reply(|c| {
+            let Command::Hook(HookCall::Response(r)) = c else { unreachable!() };
+            let mut r = r.clone();
+            r.head.headers.insert("x-seen", HeaderValue::from_static("yes"));
+            Tick::In(Input::Hooked(Hooked::Response(r)))
+        }),
+        << ?("the modified response", |c| matches!(c,
+            Command::Respond(h) if h.headers["x-seen"] == "yes" && h.status == StatusCode::OK)),
+        << ?("the summary", closed(|s| s.end == End::Completed && s.route == "direct"
+            && s.status == Some(StatusCode::OK) && s.upstream_version == Some(Version::HTTP_11)
+            && matches!(&s.what, What::Request { method, .. } if method == Method::GET))),
+        << Command::Done,
+    );
+}
+
+#[test]
+fn a_locally_answered_request_never_dials() {
+    let local = LocalResponse::new(StatusCode::OK, "from the hook").header("x-local", "1");
+    let mut h = HeaderMap::new();
+    h.insert("x-local", HeaderValue::from_static("1"));
+    let answer = Answer::Http(
+        ResponseHead {
+            status: StatusCode::OK,
+            headers: h,
+        },
+        bytes::Bytes::from_static(b"from the hook"),
+    );
+    playbook!(hooked(false),
+        >> get("http://a.example/local"),
+        << ?("the request hook", |c| matches!(c, Command::Hook(HookCall::Request(_)))),
+        >> Tick::In(Input::Hooked(Hooked::Respond(Box::new(local)))),
+        << Command::Refuse(answer),
+        << ?("a local answer", closed(|s| s.end == End::Local && s.route == "local"
+            && s.status == Some(StatusCode::OK))),
+        << Command::Done,
+    );
+}
+
+#[test]
+fn a_rerouted_tunnel_goes_to_the_new_target_through_the_chosen_route() {
+    playbook!(hooked(false),
+        >> connect("a.example:443"),
+        << ?("the tunnel hook", |c| matches!(c, Command::Hook(HookCall::Tunnel(t))
+            if t.kind == TunnelKind::Connect && t.target.to_string() == "a.example:443")),
+        >> reply(|c| {
+            let Command::Hook(HookCall::Tunnel(t)) = c else { unreachable!() };
+            let mut t = t.clone();
+            t.target = "b.example:8443".parse().unwrap();
+            t.route = Some("up".into());
+            Tick::In(Input::Hooked(Hooked::Tunnel(t)))
+        }),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Dial(target("b.example:8443"), Transport::Tcp, 1),
+        >> Tick::In(Input::Dialed(Ok(()))),
+        << Command::Accept(ok_200()),
+        >> Tick::In(Input::Accepted(Ok(()))),
+        << Command::Relay,
+        >> Tick::Advance(Duration::from_secs(3)),
+        >> Tick::In(Input::Relayed(Relayed { up: 5, down: 7, idle: false })),
+        << ?("the summary", closed(|s| s.end == End::Completed && s.route == "up"
+            && s.bytes_up == 5 && s.bytes_down == 7 && s.duration == Duration::from_secs(3)
+            && s.target == Some("b.example:8443".parse().unwrap()))),
+        << Command::Done,
+    );
+}
+
+#[test]
+fn route_rules_pick_the_route_and_its_rules_judge() {
+    // `*.internal` goes through `up`, whose rules cannot see names resolved upstream.
+    playbook!(hooked(false),
+        >> connect("db.internal:5432"),
+        << ?("the tunnel hook", |c| matches!(c, Command::Hook(HookCall::Tunnel(_)))),
+        >> reply(|c| {
+            let Command::Hook(HookCall::Tunnel(t)) = c else { unreachable!() };
+            Tick::In(Input::Hooked(Hooked::Tunnel(t.clone())))
+        }),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Dial(target("db.internal:5432"), Transport::Tcp, 1),
+    );
+    // An unknown route named by a hook fails the flow, closed.
+    playbook!(hooked(false),
+        >> connect("a.example:443"),
+        << ?("the tunnel hook", |c| matches!(c, Command::Hook(HookCall::Tunnel(_)))),
+        >> reply(|c| {
+            let Command::Hook(HookCall::Tunnel(t)) = c else { unreachable!() };
+            let mut t = t.clone();
+            t.route = Some("nowhere".into());
+            Tick::In(Input::Hooked(Hooked::Tunnel(t)))
+        }),
+        << refuse(StatusCode::BAD_GATEWAY, "proxy_internal_error", "a hook chose the unknown route nowhere"),
+        << ?("failed", closed(|s| s.end == End::Failed)),
+        << Command::Done,
+    );
+}
+
+#[test]
+fn a_failing_hook_is_502_with_proxy_status_and_a_tunnel_refused_by_a_hook_is_403() {
+    playbook!(hooked(false),
+        >> get("http://a.example/"),
+        << ?("the request hook", |c| matches!(c, Command::Hook(HookCall::Request(_)))),
+        >> Tick::In(Input::Hooked(Hooked::Failed("hook x failed in request_headers: boom".into()))),
+        << refuse(StatusCode::BAD_GATEWAY, "proxy_internal_error", "hook x failed in request_headers: boom"),
+        << ?("failed", closed(|s| s.end == End::Failed
+            && s.error.as_deref() == Some("proxy_internal_error"))),
+        << Command::Done,
+    );
+    // A tunnel "answered" 200 by a hook is a refusal: 403.
+    let mut h = HeaderMap::new();
+    h.insert("x-why", HeaderValue::from_static("blocked"));
+    playbook!(hooked(false),
+        >> connect("a.example:443"),
+        << ?("the tunnel hook", |c| matches!(c, Command::Hook(HookCall::Tunnel(_)))),
+        >> Tick::In(Input::Hooked(Hooked::Respond(Box::new(
+            LocalResponse::new(StatusCode::OK, "").header("x-why", "blocked"))))),
+        << Command::Refuse(Answer::Http(ResponseHead { status: StatusCode::FORBIDDEN, headers: h }, bytes::Bytes::new())),
+        << ?("refused", closed(|s| s.end == End::Refused)),
+        << Command::Done,
+    );
+    // SOCKS: a hook's refusal is "not allowed", its failure "general failure".
+    let socks = || Tick::In(Input::Socks(SocksCommand::Connect, target("192.0.2.1:80")));
+    playbook!(hooked(true),
+        >> socks(),
+        << ?("the tunnel hook", |c| matches!(c, Command::Hook(HookCall::Tunnel(t)) if t.kind == TunnelKind::Socks)),
+        >> Tick::In(Input::Hooked(Hooked::Respond(Box::new(LocalResponse::new(StatusCode::FORBIDDEN, ""))))),
+        << Command::Refuse(Answer::Socks(Reply::NOT_ALLOWED)),
+        << ?("refused", closed(|s| s.socks_reply == Some(Reply::NOT_ALLOWED.0))),
+        << Command::Done,
+    );
+    playbook!(hooked(true),
+        >> socks(),
+        << ?("the tunnel hook", |c| matches!(c, Command::Hook(HookCall::Tunnel(_)))),
+        >> Tick::In(Input::Hooked(Hooked::Failed("boom".into()))),
+        << Command::Refuse(Answer::Socks(Reply::GENERAL_FAILURE)),
+        << ?("failed", closed(|s| s.end == End::Failed)),
+        << Command::Done,
+    );
+}
+
+#[test]
+fn buffered_bodies_are_sent_with_their_new_length() {
+    let buffer = |c: &Command| {
+        let Command::Hook(HookCall::Request(r)) = c else {
+            unreachable!()
+        };
+        let mut r = r.clone();
+        r.buffer_body = true;
+        Tick::In(Input::Hooked(Hooked::Request(r)))
+    };
+    playbook!(hooked(false),
+        >> get("http://a.example/up"),
+        << ?("the request hook", |c| matches!(c, Command::Hook(HookCall::Request(_)))),
+        >> reply(buffer),
+        << Command::Hook(HookCall::RequestBody),
+        >> Tick::In(Input::Hooked(Hooked::Body(3))),
+        << Command::Reserve(Work::Request),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << ?("forwarded with Content-Length 3", |c| matches!(c,
+            Command::Forward(h, ..) if h.headers["content-length"] == "3")),
+        >> origin_ok(),
+        << ?("the response hook", |c| matches!(c, Command::Hook(HookCall::Response(_)))),
+        >> reply(|c| {
+            let Command::Hook(HookCall::Response(r)) = c else { unreachable!() };
+            let mut r = r.clone();
+            r.buffer_body = true;
+            Tick::In(Input::Hooked(Hooked::Response(r)))
+        }),
+        << Command::Hook(HookCall::ResponseBody),
+        >> Tick::In(Input::Hooked(Hooked::Body(11))),
+        << ?("answered with Content-Length 11", |c| matches!(c,
+            Command::Respond(h) if h.headers["content-length"] == "11")),
+        << ?("completed", closed(|s| s.end == End::Completed)),
+        << Command::Done,
+    );
+    // Beyond what hooks may buffer: 413 for a request.
+    playbook!(hooked(false),
+        >> get("http://a.example/big"),
+        << ?("the request hook", |c| matches!(c, Command::Hook(HookCall::Request(_)))),
+        >> reply(buffer),
+        << Command::Hook(HookCall::RequestBody),
+        >> Tick::In(Input::Hooked(Hooked::TooLarge)),
+        << refuse(StatusCode::PAYLOAD_TOO_LARGE, "http_request_error", "request body larger than hooks may buffer"),
+        << ?("refused", closed(|s| s.end == End::Refused)),
+        << Command::Done,
+    );
+}
+
+#[test]
+fn a_client_giving_up_while_a_hook_runs_abandons_the_flow() {
+    playbook!(hooked(false),
+        >> connect("a.example:443"),
+        << ?("the tunnel hook", |c| matches!(c, Command::Hook(HookCall::Tunnel(_)))),
+        >> Tick::In(Input::Cancelled),
+        << Command::Abandon,
+        << ?("client gone", closed(|s| s.end == End::ClientGone)),
+        << Command::Done,
+    );
+}
+
+#[test]
+fn connect_udp_tells_the_hooks_of_its_datagram_flow() {
+    let mut p = Request::builder()
+        .method(Method::CONNECT)
+        .uri("https://p.example/.well-known/masque/udp/192.0.2.1/53/")
+        .version(Version::HTTP_2)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    p.headers
+        .insert("capsule-protocol", HeaderValue::from_static("?1"));
+    playbook!(hooked(false),
+        >> Tick::In(Input::Request { head: p, protocol: Some("connect-udp".into()) }),
+        << ?("the tunnel hook", |c| matches!(c, Command::Hook(HookCall::Tunnel(t)) if t.kind == TunnelKind::ConnectUdp)),
+        >> reply(|c| {
+            let Command::Hook(HookCall::Tunnel(t)) = c else { unreachable!() };
+            Tick::In(Input::Hooked(Hooked::Tunnel(t.clone())))
+        }),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Dial(target("192.0.2.1:53"), Transport::Udp, 0),
+        >> Tick::In(Input::Dialed(Ok(()))),
+        << ?("accepted", |c| matches!(c, Command::Accept(_))),
+        >> Tick::In(Input::Accepted(Ok(()))),
+        << Command::Notify(Notice::DatagramOpened(target("192.0.2.1:53"))),
+        << Command::Relay,
+        >> Tick::In(Input::Relayed(Relayed { up: 10, down: 20, idle: true })),
+        << ?("idle", closed(|s| s.end == End::Idle && s.what == What::Tunnel(TunnelKind::ConnectUdp))),
+        << Command::Done,
+    );
+}
