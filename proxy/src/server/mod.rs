@@ -11,6 +11,7 @@
 mod accept;
 mod answers;
 pub mod association;
+pub mod builtin;
 mod clients;
 pub mod decision;
 #[cfg(test)]
