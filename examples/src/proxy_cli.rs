@@ -4,7 +4,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use burrow_proxy::server::{self, rules::parse_network, Credentials, Listen, Proxy, ProxyConfig};
+use burrow_proxy::server::builtin::{
+    AccessLog, BlockList, HeaderRule, HeaderRules, LogFormat, Metrics,
+};
+use burrow_proxy::server::{
+    self, rules::parse_network, Credentials, HookChain, Listen, Pattern, Proxy, ProxyConfig,
+    Routes, Upstream,
+};
 use burrow_proxy::template::UdpTemplate;
 use burrow_transport::rustls::pki_types::pem::PemObject;
 use burrow_transport::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -15,12 +21,19 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(
     name = "burrow-proxy",
-    about = "Forward proxy: HTTP/1.1, HTTP/2, HTTP/3 CONNECT and CONNECT-UDP, SOCKS5/4a"
+    about = "Forward proxy: HTTP/1.1, HTTP/2, HTTP/3 CONNECT and CONNECT-UDP, SOCKS5/4a",
+    args_override_self = true
 )]
 pub struct Args {
+    /// Settings from a TOML file, keys named as the long options (`listen = ["http://..."]`,
+    /// `access-log = "-"`); the command line adds to its lists and overrides the rest.
+    /// SIGHUP reads it again and applies the rules, routes, block lists, header rules and
+    /// the access log without dropping tunnels.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Where to listen (repeatable): http://ADDR, https://ADDR, https1://ADDR (TLS, HTTP/1.1
     /// only), h3://ADDR, socks5://ADDR.
-    #[arg(long = "listen", required = true)]
+    #[arg(long = "listen")]
     pub listen: Vec<String>,
     /// Certificate chain (PEM) for https:// and h3:// listeners; self-signed when omitted.
     #[arg(long)]
@@ -99,6 +112,134 @@ pub struct Args {
     /// CONNECT-UDP URI template served.
     #[arg(long, default_value = burrow_proxy::template::DEFAULT_UDP_TEMPLATE)]
     pub udp_template: String,
+    /// Per-destination upstream (repeatable, first match wins): PATTERN=HOPS, where PATTERN
+    /// is `*`, NAME, `*.SUFFIX`, ADDR or ADDR/LEN and HOPS is `direct` or proxy URLs
+    /// separated by commas, nearest first (`*.internal=direct`,
+    /// `*=socks5h://127.0.0.1:9050`). Targets no rule matches take --upstream (or direct).
+    #[arg(long = "route")]
+    pub route: Vec<String>,
+    /// Refuse targets matching PATTERN (repeatable): 403 with Proxy-Status
+    /// http_request_denied, SOCKS "not allowed".
+    #[arg(long = "block")]
+    pub block: Vec<String>,
+    /// Refuse the targets listed in FILE, one pattern per line, `#` comments (repeatable).
+    #[arg(long = "block-file")]
+    pub block_file: Vec<PathBuf>,
+    /// Set a field on forwarded requests, curl's -H syntax: `NAME: VALUE` sets, `NAME:`
+    /// strips; `PATTERN=NAME: VALUE` only for matching targets (repeatable).
+    #[arg(long = "request-header")]
+    pub request_header: Vec<String>,
+    /// Likewise on the responses to forwarded requests (repeatable).
+    #[arg(long = "response-header")]
+    pub response_header: Vec<String>,
+    /// Write a line per request and per tunnel to FILE (`-`: standard output).
+    #[arg(long = "access-log")]
+    pub access_log: Option<PathBuf>,
+    /// Access log format: json (one object per line) or common (CLF, then burrow's fields).
+    #[arg(long = "access-log-format", default_value = "json")]
+    pub access_log_format: String,
+    /// Serve Prometheus metrics on http://ADDR/metrics.
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Seconds one hook call (and the buffering of a body for hooks) may take (502 beyond).
+    #[arg(long, default_value_t = server::DEFAULT_HOOK_TIMEOUT.as_secs_f64())]
+    pub hook_timeout: f64,
+    /// The command line, for reading --config again on SIGHUP.
+    #[arg(skip)]
+    pub argv: Vec<std::ffi::OsString>,
+}
+
+/// Largest configuration file read.
+pub const MAX_CONFIG_FILE: u64 = 1 << 20;
+
+/// Why the command line could not be read.
+#[derive(Debug)]
+pub enum ArgsError {
+    /// clap's own (including --help and --version, which it prints).
+    Clap(clap::Error),
+    /// The configuration file.
+    Config(Error),
+}
+
+/// The options a TOML configuration file stands for, as command-line words: keys are long
+/// option names, values strings, numbers, booleans (a flag) or arrays of them.
+pub fn config_words(path: &std::path::Path) -> Result<Vec<String>, Error> {
+    let name = path.display();
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::local_io(format!("reading {name}"), e))?;
+    if meta.len() > MAX_CONFIG_FILE {
+        return Err(bad(format!(
+            "{name} is larger than {MAX_CONFIG_FILE} bytes"
+        )));
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::local_io(format!("reading {name}"), e))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| bad(format!("{name}: {}", e.message())))?;
+    let mut words = Vec::new();
+    for (k, v) in table {
+        let key = k.replace('_', "-");
+        if key == "config" {
+            return Err(bad(format!(
+                "{name}: a configuration file cannot name another"
+            )));
+        }
+        let flag = format!("--{key}");
+        let scalar = |v: &toml::Value| -> Result<Option<String>, Error> {
+            Ok(match v {
+                toml::Value::String(s) => Some(s.clone()),
+                toml::Value::Integer(i) => Some(i.to_string()),
+                toml::Value::Float(f) => Some(f.to_string()),
+                toml::Value::Boolean(_) => None,
+                _ => return Err(bad(format!("{name}: {k}: not a string, number or boolean"))),
+            })
+        };
+        match &v {
+            toml::Value::Boolean(true) => words.push(flag),
+            toml::Value::Boolean(false) => {}
+            toml::Value::Array(items) => {
+                for i in items {
+                    let Some(x) = scalar(i)? else {
+                        return Err(bad(format!("{name}: {k}: an array of booleans")));
+                    };
+                    words.extend([flag.clone(), x]);
+                }
+            }
+            other => {
+                if let Some(x) = scalar(other)? {
+                    words.extend([flag, x]);
+                }
+            }
+        }
+    }
+    Ok(words)
+}
+
+/// The first line of a clap error, without its `error: `.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("");
+    first.trim_start_matches("error: ").to_string()
+}
+
+/// Reads the command line, with the settings of `--config FILE` before its own.
+pub fn parse_args(argv: &[std::ffi::OsString]) -> Result<Args, ArgsError> {
+    let first = Args::try_parse_from(argv).map_err(ArgsError::Clap)?;
+    let mut args = match &first.config {
+        None => first,
+        Some(path) => {
+            let words = config_words(path).map_err(ArgsError::Config)?;
+            let mut all: Vec<std::ffi::OsString> = argv.iter().take(1).cloned().collect();
+            all.extend(words.into_iter().map(Into::into));
+            all.extend(argv.iter().skip(1).cloned());
+            Args::try_parse_from(&all).map_err(|e| {
+                ArgsError::Config(bad(format!("{}: {}", path.display(), clap_message(&e))))
+            })?
+        }
+    };
+    args.argv = argv.to_vec();
+    Ok(args)
 }
 
 fn bad(msg: String) -> Error {
@@ -114,6 +255,9 @@ fn secs(s: f64, flag: &str) -> Result<Duration, Error> {
 
 /// Builds the proxy configuration from the command line.
 pub fn config(args: &Args) -> Result<ProxyConfig, Error> {
+    if args.listen.is_empty() {
+        return Err(bad("at least one --listen is needed".into()));
+    }
     let listeners = args
         .listen
         .iter()
@@ -147,23 +291,7 @@ pub fn config(args: &Args) -> Result<ProxyConfig, Error> {
         }
         None => None,
     };
-    let mut rules = server::Rules {
-        hosts: args.allow_host.clone(),
-        ..Default::default()
-    };
-    for n in &args.allow_net {
-        rules
-            .networks
-            .push(parse_network(n).ok_or_else(|| bad(format!("bad network {n:?}")))?);
-    }
-    for p in &args.allow_port {
-        let (a, b) = p.split_once('-').unwrap_or((p, p));
-        let (a, b) = (a.parse::<u16>(), b.parse::<u16>());
-        match (a, b) {
-            (Ok(a), Ok(b)) if a <= b => rules.ports.push((a, b)),
-            _ => return Err(bad(format!("bad port range {p:?}"))),
-        }
-    }
+    let rules = rules(args)?;
     Ok(ProxyConfig {
         listeners,
         identity: Some(identity),
@@ -184,12 +312,128 @@ pub fn config(args: &Args) -> Result<ProxyConfig, Error> {
             keepalive_timeout: secs(args.keepalive_timeout, "keepalive-timeout")?,
             udp_max_destinations: args.udp_max_destinations,
             udp_idle_timeout: secs(args.udp_idle_timeout, "udp-idle-timeout")?,
+            hook_timeout: secs(args.hook_timeout, "hook-timeout")?,
             ..Default::default()
         },
         udp_template: UdpTemplate::parse(&args.udp_template)?,
         pseudonym: args.pseudonym.clone(),
         ..Default::default()
     })
+}
+
+/// The target rules of the command line.
+fn rules(args: &Args) -> Result<server::Rules, Error> {
+    let mut rules = server::Rules {
+        hosts: args.allow_host.clone(),
+        ..Default::default()
+    };
+    for n in &args.allow_net {
+        rules
+            .networks
+            .push(parse_network(n).ok_or_else(|| bad(format!("bad network {n:?}")))?);
+    }
+    for p in &args.allow_port {
+        let (a, b) = p.split_once('-').unwrap_or((p, p));
+        let (a, b) = (a.parse::<u16>(), b.parse::<u16>());
+        match (a, b) {
+            (Ok(a), Ok(b)) if a <= b => rules.ports.push((a, b)),
+            _ => return Err(bad(format!("bad port range {p:?}"))),
+        }
+    }
+    Ok(rules)
+}
+
+/// Upstream hops as given (`direct`, or proxy URLs separated by commas): the route and its
+/// name (the URLs with passwords left out).
+fn upstream_route(
+    hops: &[String],
+    opts: &burrow_proxy::route::RouteOptions,
+) -> Result<Option<(String, burrow_proxy::route::Route)>, Error> {
+    if hops.is_empty() || hops == ["direct"] {
+        return Ok(None);
+    }
+    let hops = hops
+        .iter()
+        .map(|u| burrow_proxy::route::ProxyUrl::parse(u.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    // A socks5:// hop resolves names here, out of the rules' sight: the upstream route
+    // must hand names on (socks5h://).
+    if hops
+        .iter()
+        .any(|h| h.kind == burrow_proxy::route::ProxyKind::Socks5)
+    {
+        return Err(bad(
+            "an upstream socks5:// would resolve targets locally; use socks5h://".into(),
+        ));
+    }
+    let name = hops
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(Some((name, burrow_proxy::route::Route::build(&hops, opts))))
+}
+
+/// What a reload replaces: the target rules, the routes and the hooks. `metrics` is kept
+/// across reloads (its counters go on).
+pub fn reloadable(
+    args: &Args,
+    opts: &burrow_proxy::route::RouteOptions,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<(server::Rules, Routes, HookChain), Error> {
+    let rules = rules(args)?;
+    let mut routes = Routes::default();
+    for spec in &args.route {
+        let (pattern, hops) = Routes::parse_rule(spec)?;
+        let hops: Vec<String> = hops.split(',').map(str::to_string).collect();
+        let name = match upstream_route(&hops, opts)? {
+            None => "direct".to_string(),
+            Some((name, route)) => {
+                if !routes.upstreams.iter().any(|u| u.name == name) {
+                    routes.upstreams.push(Upstream {
+                        name: name.clone(),
+                        tcp: Some(route.stream),
+                        udp: Some(route.datagram),
+                    });
+                }
+                name
+            }
+        };
+        routes.rules.push((pattern, name));
+    }
+    let mut hooks = HookChain::default();
+    if let Some(m) = metrics {
+        hooks.push(m);
+    }
+    let mut blocked = Vec::new();
+    for b in &args.block {
+        blocked.push(Pattern::parse(b)?);
+    }
+    for f in &args.block_file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error::local_io(format!("reading {}", f.display()), e))?;
+        blocked.extend(
+            BlockList::parse_file(&text).map_err(|e| bad(format!("{}: {e}", f.display())))?,
+        );
+    }
+    if !blocked.is_empty() {
+        hooks.push(Arc::new(BlockList::new(blocked)));
+    }
+    let mut header_rules = Vec::new();
+    for h in &args.request_header {
+        header_rules.push(HeaderRule::parse(h, false)?);
+    }
+    for h in &args.response_header {
+        header_rules.push(HeaderRule::parse(h, true)?);
+    }
+    if !header_rules.is_empty() {
+        hooks.push(Arc::new(HeaderRules::new(header_rules)));
+    }
+    if let Some(path) = &args.access_log {
+        let format = LogFormat::parse(&args.access_log_format)?;
+        hooks.push(Arc::new(AccessLog::open(path, format)?));
+    }
+    Ok((rules, routes, hooks))
 }
 
 fn scheme(l: &Listen) -> (String, std::net::SocketAddr) {
@@ -203,37 +447,24 @@ fn scheme(l: &Listen) -> (String, std::net::SocketAddr) {
 }
 
 /// Runs until SIGINT or SIGTERM, then stops accepting and lets open tunnels finish (5 s).
+/// SIGHUP reads the configuration file again (see [`reloadable`]).
 pub async fn run(args: Args) -> Result<(), Error> {
-    let cfg = config(&args)?;
-    let (tcp, udp) = if args.upstream.is_empty() {
-        (None, None)
-    } else {
-        let hops = args
-            .upstream
-            .iter()
-            .map(|u| burrow_proxy::route::ProxyUrl::parse(u))
-            .collect::<Result<Vec<_>, _>>()?;
-        // A socks5:// hop resolves names here, out of the rules' sight: the upstream
-        // route must hand names on (socks5h://).
-        if hops
-            .iter()
-            .any(|h| h.kind == burrow_proxy::route::ProxyKind::Socks5)
-        {
-            return Err(bad(
-                "--upstream socks5:// would resolve targets locally; use socks5h://".into(),
-            ));
+    let mut cfg = config(&args)?;
+    let mut tls = burrow_transport::TlsConfig::default();
+    tls.insecure(args.upstream_insecure);
+    if let Some(ca) = &args.upstream_cacert {
+        tls.add_root_pem_file(ca)?;
+    }
+    let opts = burrow_proxy::route::RouteOptions {
+        proxy_tls: tls,
+        ..Default::default()
+    };
+    let (tcp, udp) = match upstream_route(&args.upstream, &opts)? {
+        None => (None, None),
+        Some((name, route)) => {
+            cfg.upstream_name = Some(name);
+            (Some(route.stream), Some(route.datagram))
         }
-        let mut tls = burrow_transport::TlsConfig::default();
-        tls.insecure(args.upstream_insecure);
-        if let Some(ca) = &args.upstream_cacert {
-            tls.add_root_pem_file(ca)?;
-        }
-        let opts = burrow_proxy::route::RouteOptions {
-            proxy_tls: tls,
-            ..Default::default()
-        };
-        let route = burrow_proxy::route::Route::build(&hops, &opts);
-        (Some(route.stream), Some(route.datagram))
     };
     if !args.upstream.is_empty() && !args.allow_net.is_empty() {
         eprintln!(
@@ -241,24 +472,79 @@ pub async fn run(args: Args) -> Result<(), Error> {
              can only judge IP-literal targets; names are refused (use --allow-host for them)"
         );
     }
-    let running = server::start(Proxy::new(cfg, tcp, udp)?).await?;
+    let metrics = args.metrics.map(|_| Arc::new(Metrics::new()));
+    let (rules, routes, hooks) = reloadable(&args, &opts, metrics.clone())?;
+    cfg.rules = rules;
+    cfg.routes = routes;
+    cfg.hooks = hooks;
     // Status lines must not kill the proxy if whoever started it stopped reading stdout.
     let say = |line: String| {
         use std::io::Write;
         let mut out = std::io::stdout();
         let _ = writeln!(out, "{line}").and_then(|_| out.flush());
     };
+    let metrics_task = match (&metrics, args.metrics) {
+        (Some(m), Some(addr)) => Some(m.clone().serve(addr).await?),
+        _ => None,
+    };
+    let running = server::start(Proxy::new(cfg, tcp, udp)?).await?;
     for l in &running.addrs {
         let (s, a) = scheme(l);
         say(format!("burrow-proxy listening on {s}://{a}"));
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::local_io("installing SIGTERM handler", e))?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    if let Some((bound, _)) = &metrics_task {
+        say(format!("burrow-proxy metrics on http://{bound}/metrics"));
+    }
+    let signal = |k| {
+        tokio::signal::unix::signal(k)
+            .map_err(|e| Error::local_io("installing a signal handler", e))
+    };
+    use tokio::signal::unix::SignalKind;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => match reload(&args, &opts, metrics.clone(), running.proxy()) {
+                Ok(()) => say("burrow-proxy reloaded its configuration".into()),
+                Err(e) => eprintln!(
+                    "burrow-proxy: reload refused, the running configuration stays: {e}"
+                ),
+            },
+        }
     }
     say("burrow-proxy shutting down".into());
     running.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+/// Reads the command line and configuration file again and applies what can change while
+/// running; says which other settings changed (they need a restart).
+fn reload(
+    old: &Args,
+    opts: &burrow_proxy::route::RouteOptions,
+    metrics: Option<Arc<Metrics>>,
+    proxy: &Proxy,
+) -> Result<(), Error> {
+    let new = match parse_args(&old.argv) {
+        Ok(a) => a,
+        Err(ArgsError::Config(e)) => return Err(e),
+        Err(ArgsError::Clap(e)) => return Err(bad(clap_message(&e))),
+    };
+    let (rules, routes, hooks) = reloadable(&new, opts, metrics)?;
+    proxy.reload(rules, routes, hooks)?;
+    let fixed = [
+        ("listen", old.listen != new.listen),
+        ("auth", old.auth != new.auth),
+        ("cert/key", old.cert != new.cert || old.key != new.key),
+        ("upstream", old.upstream != new.upstream),
+        ("metrics", old.metrics != new.metrics),
+    ];
+    for (what, changed) in fixed {
+        if changed {
+            eprintln!("burrow-proxy: {what} changed: it takes a restart");
+        }
+    }
     Ok(())
 }

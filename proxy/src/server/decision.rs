@@ -438,10 +438,11 @@ impl Decision {
                 self.socks(c, t, now)
             }
             (Stage::Hooking(_) | Stage::HookingBody(_), Input::Hooked(Hooked::Respond(r))) => {
-                self.summary.end = End::Local;
-                self.summary.route = "local".into();
-                if !matches!(self.summary.what, What::Request { .. }) {
-                    self.summary.end = End::Refused;
+                // An answer of 400 or more, or any answer to a tunnel, is a refusal.
+                let request = matches!(self.summary.what, What::Request { .. });
+                if request && r.status.as_u16() < 400 {
+                    self.summary.end = End::Local;
+                    self.summary.route = "local".into();
                 }
                 let a = self.local_answer(*r);
                 self.refuse(a, now)

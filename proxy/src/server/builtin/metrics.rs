@@ -372,7 +372,11 @@ mod tests {
     #[tokio::test]
     async fn the_endpoint_serves_metrics_and_nothing_else() {
         let m = Arc::new(Metrics::new());
-        let (addr, _task) = m.clone().serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (addr, _task) = m
+            .clone()
+            .serve("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let get = |path: &'static str| async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -384,7 +388,10 @@ mod tests {
         };
         let ok = get("/metrics").await;
         assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-        assert!(ok.contains("# TYPE burrow_proxy_tunnels_active gauge"), "{ok}");
+        assert!(
+            ok.contains("# TYPE burrow_proxy_tunnels_active gauge"),
+            "{ok}"
+        );
         assert!(get("/other").await.starts_with("HTTP/1.1 404"));
     }
 }
