@@ -15,7 +15,7 @@ use burrow_proxy::template::UdpTemplate;
 use burrow_transport::rustls::pki_types::pem::PemObject;
 use burrow_transport::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use burrow_transport::Error;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Command line of `burrow-proxy`.
 #[derive(Parser, Debug)]
@@ -144,9 +144,135 @@ pub struct Args {
     /// Seconds one hook call (and the buffering of a body for hooks) may take (502 beyond).
     #[arg(long, default_value_t = server::DEFAULT_HOOK_TIMEOUT.as_secs_f64())]
     pub hook_timeout: f64,
+    /// Intercept TLS in tunnels (CONNECT and SOCKS): clients get certificates minted by
+    /// the CA of --ca-cert/--ca-key (default: made by `burrow-proxy ca init`), and hooks,
+    /// rules and logs see the decrypted requests. Needs the CA trusted by the clients.
+    #[arg(long)]
+    pub intercept: bool,
+    /// With --intercept, only these targets (repeatable pattern; default: all).
+    #[arg(long = "intercept-hosts")]
+    pub intercept_hosts: Vec<String>,
+    /// With --intercept, never these targets (repeatable pattern; they are relayed).
+    #[arg(long = "ignore-hosts")]
+    pub ignore_hosts: Vec<String>,
+    /// The interception CA's certificate (PEM).
+    #[arg(long = "ca-cert")]
+    pub ca_cert: Option<PathBuf>,
+    /// The interception CA's private key (PEM).
+    #[arg(long = "ca-key")]
+    pub ca_key: Option<PathBuf>,
+    /// Trust this CA (PEM) for origins: forwarded https:// requests and intercepted
+    /// tunnels. Verification is on; the system's roots are trusted too.
+    #[arg(long = "origin-cacert")]
+    pub origin_cacert: Option<PathBuf>,
+    /// Do not verify origins' certificates.
+    #[arg(long = "origin-insecure")]
+    pub origin_insecure: bool,
+    /// A command instead of running the proxy.
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
     /// The command line, for reading --config again on SIGHUP.
     #[arg(skip)]
     pub argv: Vec<std::ffi::OsString>,
+}
+
+/// Commands besides running the proxy.
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// The certificate authority for --intercept.
+    Ca {
+        /// What to do.
+        #[command(subcommand)]
+        action: CaCmd,
+    },
+}
+
+/// What to do with the CA.
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// Makes a new CA: DIR/ca.pem (give it to clients to trust) and DIR/ca-key.pem.
+    Init {
+        /// Where (default: ~/.burrow-proxy).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Replace a CA already there.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Where `ca init` puts the CA by default: `$HOME/.burrow-proxy`.
+pub fn default_ca_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".burrow-proxy")
+}
+
+/// `burrow-proxy ca init`: writes a new CA; the key readable by its owner only.
+pub fn ca_init(dir: Option<PathBuf>, force: bool) -> Result<(PathBuf, PathBuf), Error> {
+    let dir = dir.unwrap_or_else(default_ca_dir);
+    let (cert, key) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+    if !force && (cert.exists() || key.exists()) {
+        return Err(bad(format!(
+            "{} already has a CA (--force replaces it)",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::local_io(format!("creating {}", dir.display()), e))?;
+    let (cert_pem, key_pem) = burrow_proxy::server::intercept::Ca::generate()?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let write = |path: &PathBuf, text: &str, mode: u32| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(mode)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| Error::local_io(format!("writing {}", path.display()), e))
+    };
+    write(&key, &key_pem, 0o600)?;
+    write(&cert, &cert_pem, 0o644)?;
+    Ok((cert, key))
+}
+
+fn intercept_config(args: &Args) -> Result<Option<server::InterceptConfig>, Error> {
+    if !args.intercept {
+        return Ok(None);
+    }
+    let dir = default_ca_dir();
+    let cert = args.ca_cert.clone().unwrap_or_else(|| dir.join("ca.pem"));
+    let key = args
+        .ca_key
+        .clone()
+        .unwrap_or_else(|| dir.join("ca-key.pem"));
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).map_err(|e| {
+            Error::local_io(
+                format!(
+                    "reading the interception CA {} (make one with `burrow-proxy ca init`)",
+                    p.display()
+                ),
+                e,
+            )
+        })
+    };
+    let ca = burrow_proxy::server::intercept::Ca::load(&read(&cert)?, &read(&key)?)?;
+    let patterns = |v: &[String]| {
+        v.iter()
+            .map(|p| Pattern::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(Some(server::InterceptConfig {
+        ca: Arc::new(ca),
+        rules: burrow_proxy::server::intercept::InterceptRules {
+            hosts: patterns(&args.intercept_hosts)?,
+            ignore: patterns(&args.ignore_hosts)?,
+        },
+    }))
 }
 
 /// Largest configuration file read.
@@ -292,7 +418,14 @@ pub fn config(args: &Args) -> Result<ProxyConfig, Error> {
         None => None,
     };
     let rules = rules(args)?;
+    let mut origin_tls = burrow_transport::TlsConfig::default();
+    origin_tls.insecure(args.origin_insecure);
+    if let Some(ca) = &args.origin_cacert {
+        origin_tls.add_root_pem_file(ca)?;
+    }
     Ok(ProxyConfig {
+        origin_tls,
+        intercept: intercept_config(args)?,
         listeners,
         identity: Some(identity),
         auth,
@@ -449,6 +582,19 @@ fn scheme(l: &Listen) -> (String, std::net::SocketAddr) {
 /// Runs until SIGINT or SIGTERM, then stops accepting and lets open tunnels finish (5 s).
 /// SIGHUP reads the configuration file again (see [`reloadable`]).
 pub async fn run(args: Args) -> Result<(), Error> {
+    if let Some(Cmd::Ca {
+        action: CaCmd::Init { dir, force },
+    }) = args.command
+    {
+        let (cert, key) = ca_init(dir, force)?;
+        println!(
+            "burrow-proxy: CA certificate {} (clients trust this: curl --cacert {0})\n\
+             burrow-proxy: CA key {} (keep it private)",
+            cert.display(),
+            key.display()
+        );
+        return Ok(());
+    }
     let mut cfg = config(&args)?;
     let mut tls = burrow_transport::TlsConfig::default();
     tls.insecure(args.upstream_insecure);

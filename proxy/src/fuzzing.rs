@@ -395,6 +395,9 @@ pub fn decision_operations(data: &[u8]) {
         ];
         policy.route_rules = vec![(Pattern::Suffix("example".into()), 1)];
     }
+    if sel & 32 != 0 {
+        policy.intercept = Some(crate::server::intercept::InterceptRules::default());
+    }
     let hooks = policy.hooks;
     let mut d = Decision::new(Arc::new(policy), sel & 4 != 0);
     let head = || {
@@ -427,7 +430,7 @@ pub fn decision_operations(data: &[u8]) {
         ("CONNECT", "https://p.example/x", Some("websocket")),
     ];
     for &op in ops {
-        let input = match op % 13 {
+        let input = match op % 14 {
             0 | 1 => {
                 let (m, uri, p) = requests[(op as usize / 12) % requests.len()];
                 let Ok(req) = http::Request::builder()
@@ -468,7 +471,12 @@ pub fn decision_operations(data: &[u8]) {
             ))),
             9 => Input::Relayed(Default::default()),
             10 => Input::Cancelled,
-            11 => Input::Hooked(match (op / 13) % 8 {
+            12 => Input::Intercepted(if op & 16 != 0 {
+                crate::server::decision::Interception::Served
+            } else {
+                crate::server::decision::Interception::NotTls
+            }),
+            11 => Input::Hooked(match (op / 14) % 8 {
                 0 => Hooked::Body(u64::from(op)),
                 1 => Hooked::Request(Box::new(Request {
                     head: head(),

@@ -44,6 +44,7 @@ pub use super::answers::{dial_failure, dial_refusal, refusal, socks_reply};
 use super::dial::{Dial, Judge};
 use super::forward::{prepare, strip_hop_by_hop, via_loops, via_protocol, Refusal};
 use super::hooks::{self, End, LocalResponse, Summary, TunnelKind, What};
+pub use super::intercept::InterceptRules;
 use super::routes::Pattern;
 use crate::socks::wire::{Command as SocksCommand, Reply};
 use crate::template::UdpTemplate;
@@ -75,6 +76,24 @@ pub struct Policy {
     pub route_rules: Vec<(Pattern, usize)>,
     /// Whether hooks are installed: the core then asks them at every step.
     pub hooks: bool,
+    /// Which tunnels are intercepted (TLS interception); `None`: none.
+    pub intercept: Option<InterceptRules>,
+}
+
+/// Marks a request that arrived inside an intercepted tunnel to this target (an extension
+/// of its head): it is an `https://` request to the authority the client named (its
+/// `Host` or `:authority`, else the tunnel's target), sent over a connection to the
+/// tunnel's target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Intercepted(pub Target);
+
+/// The outcome of [`Command::Intercept`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interception {
+    /// The client's TLS connection was served until it ended.
+    Served,
+    /// The tunnel's first byte was not a TLS handshake: relay it as it is.
+    NotTls,
 }
 
 impl Policy {
@@ -95,6 +114,7 @@ impl Policy {
             routes: Vec::new(),
             route_rules: Vec::new(),
             hooks: false,
+            intercept: None,
         }
     }
 
@@ -260,6 +280,10 @@ pub enum Command {
     Dial(Target, Transport, usize),
     /// Accept the tunnel with this answer; answered by [`Input::Accepted`].
     Accept(Answer),
+    /// Intercept the accepted tunnel: answer the client's TLS with a minted certificate
+    /// and serve the requests inside (each a decision of its own); answered by
+    /// [`Input::Intercepted`]. The requests inside reach the target through the route.
+    Intercept(Target, usize),
     /// Relay between the client's tunnel and what was dialed until either ends or nothing
     /// moves for the idle time; answered by [`Input::Relayed`].
     Relay,
@@ -293,6 +317,8 @@ pub enum Input {
     Dialed(Result<(), Dial>),
     /// The outcome of [`Command::Accept`].
     Accepted(Result<(), Error>),
+    /// The outcome of [`Command::Intercept`].
+    Intercepted(Interception),
     /// The outcome of [`Command::Forward`]: the origin's response head and its version.
     Forwarded(Result<(ResponseHead, Version), Error>),
     /// The relay ended.
@@ -320,6 +346,10 @@ enum Stage {
     Reserving(Plan),
     Dialing(Plan),
     Accepting,
+    /// Serving an intercepted tunnel's requests.
+    Intercepting(Target),
+    /// Dialing for a tunnel already accepted (an intercepted one that was not TLS).
+    DialingAccepted,
     Relaying,
     Forwarding(Target, Instant, Version),
     /// Waiting for the response hooks (then maybe the body hooks).
@@ -337,6 +367,10 @@ pub struct Decision {
     route: usize,
     arrived: Option<Instant>,
     summary: Summary,
+    /// A tunnel to intercept, once accepted.
+    intercept: Option<Target>,
+    /// The intercepted tunnel a request came in.
+    inside: Option<Target>,
 }
 
 impl Decision {
@@ -363,6 +397,8 @@ impl Decision {
                 latency: None,
                 end: End::Refused,
             },
+            intercept: None,
+            inside: None,
         }
     }
 
@@ -471,8 +507,35 @@ impl Decision {
                     let n = Notice::DatagramOpened(t.clone());
                     self.commands.push_back(Command::Notify(n));
                 }
+                match self.intercept.take() {
+                    Some(t) => {
+                        self.summary.route = "intercept".into();
+                        self.stage = Stage::Intercepting(t.clone());
+                        self.commands.push_back(Command::Intercept(t, self.route));
+                    }
+                    None => {
+                        self.stage = Stage::Relaying;
+                        self.commands.push_back(Command::Relay);
+                    }
+                }
+            }
+            (Stage::Intercepting(_), Input::Intercepted(Interception::Served)) => {
+                self.summary.end = End::Completed;
+                self.done(now)
+            }
+            (Stage::Intercepting(t), Input::Intercepted(Interception::NotTls)) => {
+                self.summary.route = self.policy.route_name(self.route).to_string();
+                self.stage = Stage::DialingAccepted;
+                self.commands
+                    .push_back(Command::Dial(t, Transport::Tcp, self.route));
+            }
+            (Stage::DialingAccepted, Input::Dialed(Ok(()))) => {
                 self.stage = Stage::Relaying;
                 self.commands.push_back(Command::Relay);
+            }
+            (Stage::DialingAccepted, Input::Dialed(Err(_))) => {
+                self.summary.end = End::Failed;
+                self.done(now)
             }
             (Stage::Accepting, Input::Accepted(Err(_))) => {
                 self.summary.end = End::ClientGone;
@@ -613,7 +676,30 @@ impl Decision {
         self.refuse(r.answer(), now);
     }
 
-    fn request(&mut self, head: http::request::Parts, protocol: Option<String>, now: Instant) {
+    fn request(&mut self, mut head: http::request::Parts, protocol: Option<String>, now: Instant) {
+        self.inside = head.extensions.get::<Intercepted>().map(|i| i.0.clone());
+        // Inside an intercepted tunnel: an https:// request to the authority the client
+        // named (the connection goes to the tunnel's target).
+        if let (Some(t), false) = (&self.inside, head.method == Method::CONNECT) {
+            let named = head
+                .headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| head.uri.authority().map(|a| a.to_string()))
+                .unwrap_or_else(|| t.to_string());
+            let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
+            match (
+                format!("https://{named}{path}").parse::<Uri>(),
+                HeaderValue::from_str(&named),
+            ) {
+                (Ok(u), Ok(h)) if !named.contains('@') => {
+                    head.uri = u;
+                    head.headers.insert(HOST, h);
+                }
+                _ => return self.refuse(bad("invalid Host in an intercepted tunnel"), now),
+            }
+        }
         self.summary.what = match head.method {
             Method::CONNECT if protocol.as_deref() == Some("connect-udp") => {
                 What::Tunnel(TunnelKind::ConnectUdp)
@@ -861,6 +947,28 @@ impl Decision {
                     };
                     return self.refuse(a, now);
                 }
+                let wants = |r: &InterceptRules| r.wants(t);
+                if let (Plan::Tcp(t), Some(true)) =
+                    (&plan, self.policy.intercept.as_ref().map(wants))
+                {
+                    // Accepted at once; the origin is reached for each request inside.
+                    self.intercept = Some(t.clone());
+                    let a = match self.socks {
+                        true => Answer::Socks(Reply::SUCCEEDED),
+                        false => Answer::Http(
+                            ResponseHead {
+                                status: StatusCode::OK,
+                                headers: HeaderMap::new(),
+                            },
+                            Bytes::new(),
+                        ),
+                    };
+                    self.answered(&a);
+                    self.summary.end = End::ClientGone;
+                    self.stage = Stage::Accepting;
+                    self.commands.push_back(Command::Accept(a));
+                    return;
+                }
                 let how = match plan {
                     Plan::Tcp(_) => Transport::Tcp,
                     _ => Transport::Udp,
@@ -931,6 +1039,10 @@ impl Decision {
                 self.summary.upstream_version = Some(upstream);
                 self.summary.latency = self.arrived.map(|a| now - a);
                 strip_hop_by_hop(&mut head.headers);
+                if self.inside.is_some() {
+                    // QUIC is not intercepted: the client must stay on this connection.
+                    head.headers.remove(http::header::ALT_SVC);
+                }
                 let via = format!("{} {}", via_protocol(version), self.policy.pseudonym);
                 if let Ok(v) = HeaderValue::from_str(&via) {
                     head.headers.append(VIA, v);

@@ -803,3 +803,64 @@ fn connect_udp_tells_the_hooks_of_its_datagram_flow() {
         << Command::Done,
     );
 }
+
+#[test]
+fn intercepted_tunnels_are_accepted_at_once_and_their_requests_go_to_the_target() {
+    let mut p = Policy::new(
+        None,
+        "burrow-test".into(),
+        Arc::new(Judge::new(Rules::default(), Arc::default(), false)),
+        crate::template::UdpTemplate::default(),
+        Duration::from_secs(60),
+    );
+    p.intercept = Some(super::intercept::InterceptRules {
+        hosts: vec![],
+        ignore: vec![super::routes::Pattern::parse("bank.example").unwrap()],
+    });
+    let p = Arc::new(p);
+    let pb = |p: &Arc<Policy>| {
+        let p = p.clone();
+        Timed::new(|_| Decision::new(p, false))
+    };
+    // Intercepted: accepted without a dial, then served; a tunnel that is not TLS is dialed
+    // and relayed after all.
+    playbook!(pb(&p),
+        >> connect("a.example:443"),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Accept(ok_200()),
+        >> Tick::In(Input::Accepted(Ok(()))),
+        << Command::Intercept(target("a.example:443"), 0),
+        >> Tick::In(Input::Intercepted(Interception::NotTls)),
+        << Command::Dial(target("a.example:443"), Transport::Tcp, 0),
+        >> Tick::In(Input::Dialed(Ok(()))),
+        << Command::Relay,
+        >> Tick::In(Input::Relayed(Default::default())),
+        << Command::Done,
+    );
+    // Ignored: a plain tunnel.
+    tunnel_to_the_end(pb(&p), connect("bank.example:443"), "bank.example:443");
+    // A request inside: https:// to the authority it names, Host as sent; Alt-Svc dropped.
+    let mut head = Request::builder()
+        .method(Method::GET)
+        .uri("/inside?q")
+        .header("host", "www.a.example")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    head.extensions.insert(Intercepted(target("a.example:443")));
+    let mut origin = HeaderMap::new();
+    origin.insert("alt-svc", HeaderValue::from_static("h3=\":443\""));
+    playbook!(pb(&p),
+        >> Tick::In(Input::Request { head, protocol: None }),
+        << Command::Reserve(Work::Request),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << ?("https to the named authority", |c| matches!(c, Command::Forward(h, t, 0)
+            if h.uri == "https://www.a.example/inside?q" && h.headers["host"] == "www.a.example"
+                && t.to_string() == "www.a.example:443")),
+        >> Tick::In(Input::Forwarded(Ok((ResponseHead { status: StatusCode::OK, headers: origin }, Version::HTTP_2)))),
+        << ?("no Alt-Svc", |c| matches!(c, Command::Respond(h) if !h.headers.contains_key("alt-svc"))),
+        << Command::Done,
+    );
+}

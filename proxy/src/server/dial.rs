@@ -286,6 +286,29 @@ impl StreamConnector for GuardedConnector {
     }
 }
 
+/// The dialer reaching one fixed target, whatever target it is asked for: the origin of
+/// an intercepted tunnel, whose requests may name another authority.
+pub struct FixedTarget {
+    /// The dialer.
+    pub dialer: Arc<Dialer>,
+    /// The target every connection goes to.
+    pub target: Target,
+}
+
+#[async_trait]
+impl StreamConnector for FixedTarget {
+    async fn connect(&self, _asked: &Target) -> burrow_transport::Result<Connected> {
+        self.dialer
+            .tcp_connected(&self.target)
+            .await
+            .map_err(|d| d.into_error(&self.target))
+    }
+
+    fn describe(&self) -> String {
+        format!("tcp to {}", self.target)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

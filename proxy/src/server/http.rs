@@ -23,15 +23,19 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, sr: ServerRequest, peer: Peer, gua
         .map(|p| p.0.clone());
     let state = proxy.state();
     let version = head.version;
+    let inside_client = head
+        .extensions
+        .get::<super::InsideClient>()
+        .map(|c| c.0.clone());
     let mut d = Decision::new(state.policy.clone(), false);
     d.handle(Input::Request { head, protocol }, driver::now());
     let mut side = HttpSide {
         respond: Some(respond),
         body: Some(body),
     };
-    Run::new(&proxy, state, peer.addr, Some(version), vec![guard])
-        .execute(&mut d, &mut side)
-        .await;
+    let mut run = Run::new(proxy.clone(), state, peer.addr, Some(version), vec![guard]);
+    run.inside_client = inside_client;
+    run.execute(&mut d, &mut side).await;
 }
 
 struct HttpSide {

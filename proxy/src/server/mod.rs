@@ -20,6 +20,7 @@ mod dial;
 mod forward;
 pub mod hooks;
 mod http;
+pub mod intercept;
 mod relay;
 pub mod routes;
 pub mod rules;
@@ -234,6 +235,8 @@ pub struct ProxyConfig {
     pub routes: Routes,
     /// Hooks, in the order they run.
     pub hooks: HookChain,
+    /// TLS interception (`None`: tunnels are relayed untouched).
+    pub intercept: Option<InterceptConfig>,
 }
 
 impl std::fmt::Debug for ProxyConfig {
@@ -270,6 +273,19 @@ pub struct Proxy {
 pub(crate) struct RouteMeans {
     pub dialer: Arc<Dialer>,
     pub client: Client,
+}
+
+/// The client of an intercepted tunnel, on the requests inside it (an extension).
+#[derive(Clone)]
+pub(crate) struct InsideClient(pub Client);
+
+/// TLS interception: the CA that mints certificates, and which tunnels are intercepted.
+#[derive(Clone, Debug)]
+pub struct InterceptConfig {
+    /// The certificate authority.
+    pub ca: Arc<intercept::Ca>,
+    /// Which targets.
+    pub rules: intercept::InterceptRules,
 }
 
 /// What can change while the proxy runs: the policy (rules, routes), the routes' means and
@@ -434,6 +450,7 @@ impl Proxy {
         policy.routes = entries;
         policy.route_rules = route_rules;
         policy.hooks = !hooks.is_empty();
+        policy.intercept = self.config.intercept.as_ref().map(|i| i.rules.clone());
         let state = State {
             policy: Arc::new(policy),
             routes: means,
@@ -516,16 +533,37 @@ async fn serve_conn(
         conn.close();
         return;
     }
-    serve_requests(proxy, conn, stop, peer).await;
+    serve_requests(proxy, conn, stop, peer, None).await;
     hooks.client_closed(peer.addr).await;
 }
 
-/// The requests of one client connection, until it closes.
-async fn serve_requests(
+/// [`serve_requests`] for a connection inside an intercepted tunnel, boxed: its requests
+/// run [`serve_requests`]'s own handler.
+pub(crate) fn serve_inside(
+    proxy: Arc<Proxy>,
+    conn: Box<dyn ServerConnection>,
+    stop: Arc<Notify>,
+    peer: Peer,
+    target: burrow_transport::Target,
+    client: Client,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(serve_requests(
+        proxy,
+        conn,
+        stop,
+        peer,
+        Some((target, client)),
+    ))
+}
+
+/// The requests of one client connection until it closes; `inside`: the connection runs
+/// inside an intercepted tunnel to that target.
+pub(crate) async fn serve_requests(
     proxy: Arc<Proxy>,
     mut conn: Box<dyn ServerConnection>,
     stop: Arc<Notify>,
     peer: Peer,
+    inside: Option<(burrow_transport::Target, Client)>,
 ) {
     let in_flight = Arc::new(InFlight::default());
     let idle = proxy.config.limits.keepalive_timeout;
@@ -535,7 +573,12 @@ async fn serve_requests(
         let quiet = in_flight.count.load(Ordering::Acquire) == 0;
         tokio::select! {
             r = conn.accept() => match r {
-                Some(Ok(req)) => {
+                Some(Ok(mut req)) => {
+                    if let Some((t, c)) = &inside {
+                        let x = req.request.extensions_mut();
+                        x.insert(decision::Intercepted(t.clone()));
+                        x.insert(InsideClient(c.clone()));
+                    }
                     let (proxy, token) = (proxy.clone(), InFlight::enter(&in_flight));
                     // The token lives as long as the request's work, which for a forwarded
                     // request includes sending its response body.

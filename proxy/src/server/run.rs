@@ -13,10 +13,11 @@ use burrow_transport::{BoxFlow, BoxStream, Error, ErrorKind, Target};
 use bytes::Bytes;
 
 use super::decision::{
-    Answer, Command, Decision, Full, HookCall, Hooked, Input, Notice, Relayed, ResponseHead,
-    Transport, Work,
+    Answer, Command, Decision, Full, HookCall, Hooked, Input, Interception, Notice, Relayed,
+    ResponseHead, Transport, Work,
 };
 use super::hooks::{self, Flow, Stopped};
+use super::intercept::TLS_HANDSHAKE;
 use super::{association, relay::relay, Proxy, State};
 use crate::flows;
 
@@ -65,8 +66,8 @@ struct Moved {
 }
 
 /// A request's work in progress: what it holds, reached and accepted.
-pub(crate) struct Run<'a> {
-    pub proxy: &'a Proxy,
+pub(crate) struct Run {
+    pub proxy: Arc<Proxy>,
     state: Arc<State>,
     pub peer: std::net::SocketAddr,
     pub guards: Vec<Guard>,
@@ -84,13 +85,15 @@ pub(crate) struct Run<'a> {
     /// Resolves when a forwarded response's body has been sent or dropped.
     body_sent: Option<tokio::sync::oneshot::Receiver<()>>,
     responded: Option<Instant>,
+    /// The client of the intercepted tunnel the request came in.
+    pub inside_client: Option<burrow_http_core::Client>,
 }
 
-impl<'a> Run<'a> {
+impl Run {
     /// Work for a request from `peer` (`version`: the HTTP version it speaks, `None` for
     /// SOCKS), holding `guards` until it ends.
     pub fn new(
-        proxy: &'a Proxy,
+        proxy: Arc<Proxy>,
         state: Arc<State>,
         peer: std::net::SocketAddr,
         version: Option<http::Version>,
@@ -118,12 +121,14 @@ impl<'a> Run<'a> {
             moved: Arc::default(),
             body_sent: None,
             responded: None,
+            inside_client: None,
         }
     }
 
     /// Runs the decision's commands until it is done.
     pub async fn execute(mut self, d: &mut Decision, side: &mut impl Side) {
-        let stats = &self.proxy.stats;
+        let proxy = self.proxy.clone();
+        let stats = &proxy.stats;
         while let Some(c) = d.poll_command() {
             let input = match c {
                 Command::Hook(call) => match self.hook(call, side).await {
@@ -155,6 +160,7 @@ impl<'a> Run<'a> {
                     }
                 }
                 Command::Accept(a) => Input::Accepted(self.accept(a, side).await),
+                Command::Intercept(t, route) => Input::Intercepted(self.intercept(t, route).await),
                 Command::Relay => Input::Relayed(self.relay().await),
                 Command::Respond(head) => {
                     stats.forwarded.fetch_add(1, Ordering::Relaxed);
@@ -185,7 +191,7 @@ impl<'a> Run<'a> {
 
     /// Runs a hook step, unless the client gives up first (`None`).
     async fn hook(&mut self, call: HookCall, side: &mut impl Side) -> Option<Input> {
-        let (state, proxy) = (self.state.clone(), self.proxy);
+        let (state, proxy) = (self.state.clone(), self.proxy.clone());
         let limits = &proxy.config.limits;
         let chain = &state.hooks;
         let flow = self.flow.clone();
@@ -301,7 +307,7 @@ impl<'a> Run<'a> {
     }
 
     fn reserve(&mut self, w: Work) -> Result<(), Full> {
-        let p = self.proxy;
+        let p = self.proxy.clone();
         let share = p.clients.work(self.peer.ip()).ok_or(Full::Client)?;
         let slots = match w {
             Work::Tunnel => &p.tunnel_slots,
@@ -344,7 +350,7 @@ impl<'a> Run<'a> {
             }
         };
         let step = tokio::select! {
-            s = start(&self.state, w, body, local) => s,
+            s = start(&self.state, w, body, local, self.inside_client.as_ref()) => s,
             _ = side.cancelled() => {
                 self.proxy.stats.cancelled.fetch_add(1, Ordering::Relaxed);
                 return Some(Input::Cancelled);
@@ -377,8 +383,82 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// Serves an intercepted tunnel: TLS with a minted certificate, then its requests, each
+    /// as a request of its own; a tunnel that does not start with a TLS handshake is
+    /// handed back to be relayed as it is.
+    async fn intercept(&mut self, target: Target, route: usize) -> Interception {
+        use tokio::io::AsyncReadExt;
+        let p = self.proxy.clone();
+        let Some(ic) = &p.config.intercept else {
+            return Interception::Served;
+        };
+        let mut io: BoxStream = match self.accepted.take() {
+            Some(Accepted::Stream(s)) => s,
+            Some(Accepted::Tunnel(t)) => Box::new(t),
+            None => return Interception::Served,
+        };
+        let deadline = p.config.limits.handshake_timeout;
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(deadline, io.read(&mut first)).await {
+            Ok(Ok(1)) => {}
+            _ => return Interception::Served,
+        }
+        let io = burrow_transport::Prefixed::new(Bytes::copy_from_slice(&first), io);
+        if first[0] != TLS_HANDSHAKE {
+            self.accepted = Some(Accepted::Stream(Box::new(io)));
+            return Interception::NotTls;
+        }
+        let cfg = match ic.ca.server_config(&target) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("intercepting {target}: {e}");
+                return Interception::Served;
+            }
+        };
+        let accepted =
+            tokio::time::timeout(deadline, burrow_transport::tls::accept(Box::new(io), cfg)).await;
+        let conn = match accepted {
+            Ok(Ok((tls, alpn))) if alpn.as_deref() == Some(b"h2") => {
+                super::h2(&p, Box::new(tls)).await
+            }
+            Ok(Ok((tls, _))) => super::h1(&p, Box::new(tls)).await,
+            Ok(Err(e)) => {
+                tracing::info!("intercepting {target}: the client's TLS failed: {e}");
+                return Interception::Served;
+            }
+            Err(_) => return Interception::Served,
+        };
+        // The requests inside go to the tunnel's target, whatever authority they name,
+        // over connections of this tunnel's own (HTTP/2 or HTTP/1.1, as the origin says).
+        let state = self.state.clone();
+        let means = &state.routes[route.min(state.routes.len() - 1)];
+        let mut b = burrow_http_core::Client::builder();
+        b.protocol(Arc::new(burrow_http2::Http2::default()))
+            .protocol(Arc::new(burrow_http1::Http1::default()))
+            .tls(p.config.origin_tls.clone())
+            .connector(Arc::new(super::dial::FixedTarget {
+                dialer: means.dialer.clone(),
+                target: target.clone(),
+            }))
+            .max_connections_per_origin(p.config.limits.max_requests.max(1));
+        let client = match b.build() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("intercepting {target}: {e}");
+                return Interception::Served;
+            }
+        };
+        if let Ok(conn) = conn {
+            let peer = super::Peer { addr: self.peer };
+            let stop = Arc::new(tokio::sync::Notify::new());
+            super::serve_inside(p.clone(), conn, stop, peer, target, client).await;
+        }
+        Interception::Served
+    }
+
     async fn relay(&mut self) -> Relayed {
-        let (p, limits) = (self.proxy, &self.proxy.config.limits);
+        let p = self.proxy.clone();
+        let limits = &p.config.limits;
         let (buffer, idle, stats) = (limits.tunnel_buffer, limits.idle_timeout, &p.stats);
         match (self.accepted.take(), self.reached.take()) {
             (Some(Accepted::Tunnel(t)), Some(Reached::Stream(s))) => {
@@ -410,7 +490,7 @@ impl<'a> Run<'a> {
             }
             (Some(Accepted::Stream(control)), Some(Reached::Relay(sock))) => {
                 let dialer = self.state.routes[0].dialer.clone();
-                association::run(p, &dialer, control, sock, self.peer).await;
+                association::run(&p, &dialer, control, sock, self.peer).await;
                 Relayed::default()
             }
             _ => Relayed::default(),
@@ -434,6 +514,7 @@ async fn start(
     w: Wait,
     body: Option<Body>,
     local: Option<std::net::SocketAddr>,
+    inside: Option<&burrow_http_core::Client>,
 ) -> Step {
     use super::Dial;
     let route = |r: usize| &state.routes[r.min(state.routes.len() - 1)];
@@ -461,7 +542,9 @@ async fn start(
             *req.uri_mut() = head.uri;
             *req.version_mut() = head.version;
             *req.headers_mut() = head.headers;
-            Step::Forwarded(route(r).client.request(req).await)
+            // Inside an intercepted tunnel, the tunnel's own client.
+            let client = inside.unwrap_or(&route(r).client);
+            Step::Forwarded(client.request(req).await)
         }
     }
 }

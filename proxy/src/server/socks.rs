@@ -53,7 +53,7 @@ pub(crate) async fn serve(proxy: Arc<Proxy>, s: TcpStream, from: SocketAddr, hol
         local,
     };
     let hooks = state.hooks.clone();
-    Run::new(&proxy, state, from, None, vec![Box::new(hold)])
+    Run::new(proxy.clone(), state, from, None, vec![Box::new(hold)])
         .execute(&mut d, &mut side)
         .await;
     hooks.client_closed(from).await;

@@ -1,0 +1,304 @@
+//! TLS interception over loopback: certificates minted per name by the proxy's CA, ALPN
+//! negotiated separately on each side (an HTTP/2 client over an HTTP/1.1 origin and the
+//! reverse), TLS-over-TLS through the HTTPS listener, hooks seeing decrypted requests, the
+//! origin's certificate verified, Alt-Svc dropped, ignored hosts and non-TLS tunnels
+//! relayed as they are.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use burrow_http_core::{Body, ConnectionInfo, HttpConnection, ServerConnection, TunnelRequest};
+use burrow_proxy::server::hooks::{Flow, HookResult, Request, Verdict};
+use burrow_proxy::server::intercept::{Ca, InterceptRules};
+use burrow_proxy::server::{
+    self, HookChain, Hooks, InterceptConfig, Listen, Pattern, Proxy, ProxyConfig, Rules,
+};
+use burrow_transport::rustls::pki_types::CertificateDer;
+use burrow_transport::{BoxStream, Host, Roots, Target, TlsConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use burrow_test_support::{tcp_echo, Pki};
+
+/// A TLS origin speaking `alpn` (h1 or h2); answers with its version, path and Host, and an
+/// Alt-Svc.
+async fn origin(p: &Pki, alpn: &'static [u8]) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let cfg = p.server(&[alpn]);
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            let cfg = cfg.clone();
+            tokio::spawn(async move {
+                let Ok((tls, _)) = burrow_transport::tls::accept(Box::new(sock), cfg).await else {
+                    return;
+                };
+                let mut srv: Box<dyn ServerConnection> = if alpn == b"h2" {
+                    Box::new(
+                        burrow_http2::serve(Box::new(tls), &Default::default())
+                            .await
+                            .unwrap(),
+                    )
+                } else {
+                    Box::new(
+                        burrow_http1::serve(Box::new(tls), &Default::default())
+                            .await
+                            .unwrap(),
+                    )
+                };
+                while let Some(Ok(sr)) = srv.accept().await {
+                    let r = &sr.request;
+                    let host = r
+                        .headers()
+                        .get("host")
+                        .map(|h| h.to_str().unwrap().to_string())
+                        .or_else(|| r.uri().authority().map(|a| a.to_string()));
+                    let text = format!("{:?} {} host={host:?}", r.version(), r.uri().path());
+                    let mut resp = http::Response::new(Body::from(text));
+                    resp.headers_mut()
+                        .insert("alt-svc", http::HeaderValue::from_static("h3=\":443\""));
+                    let _ = sr.respond.send_response(resp).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Records the URIs of decrypted requests.
+#[derive(Default)]
+struct Seen(Mutex<Vec<String>>);
+
+#[async_trait]
+impl Hooks for Seen {
+    async fn request_headers(&self, _f: &Flow, r: &mut Request) -> HookResult {
+        self.0.lock().unwrap().push(r.head.uri.to_string());
+        Ok(Verdict::Continue)
+    }
+}
+
+struct Setup {
+    _running: server::Running,
+    http: SocketAddr,
+    https: SocketAddr,
+    ca: CertificateDer<'static>,
+    seen: Arc<Seen>,
+    proxy_pki: Pki,
+}
+
+async fn start(origin_pki: &Pki, rules: InterceptRules) -> Setup {
+    let (cert, key) = Ca::generate().unwrap();
+    let ca = Arc::new(Ca::load(&cert, &key).unwrap());
+    let proxy_pki = Pki::new();
+    let seen = Arc::new(Seen::default());
+    let cfg = ProxyConfig {
+        listeners: vec![
+            Listen::Http("127.0.0.1:0".parse().unwrap()),
+            Listen::Https("127.0.0.1:0".parse().unwrap()),
+        ],
+        identity: Some((proxy_pki.chain.clone(), Arc::new(proxy_pki.key()))),
+        rules: Rules::loopback(),
+        origin_tls: origin_pki.trust(),
+        hooks: HookChain::new(vec![seen.clone()]),
+        intercept: Some(InterceptConfig {
+            ca: ca.clone(),
+            rules,
+        }),
+        ..ProxyConfig::default()
+    };
+    let running = server::start(Proxy::new(cfg, None, None).unwrap())
+        .await
+        .unwrap();
+    let addr = |i: usize| running.addrs[i].addr();
+    Setup {
+        http: addr(0),
+        https: addr(1),
+        _running: running,
+        ca: ca.certificate().clone(),
+        seen,
+        proxy_pki,
+    }
+}
+
+fn trusting(ca: &CertificateDer<'static>) -> TlsConfig {
+    let mut t = TlsConfig::default();
+    t.roots(Roots::None).add_root_der(ca.clone());
+    t
+}
+
+/// A CONNECT tunnel to `target` through the plain listener.
+async fn tunnel(proxy: SocketAddr, target: SocketAddr) -> BoxStream {
+    let s = TcpStream::connect(proxy).await.unwrap();
+    let conn = burrow_http1::connect(Box::new(s), ConnectionInfo::default(), &Default::default())
+        .await
+        .unwrap();
+    let t = conn
+        .open_tunnel(TunnelRequest::connect(Target::from(target)))
+        .await
+        .unwrap();
+    Box::new(t)
+}
+
+/// TLS inside the tunnel as `localhost`, then one GET of `/x` in the negotiated version.
+async fn get_inside(io: BoxStream, trust: &TlsConfig, alpn: &[u8], port: u16) -> String {
+    get_inside_with(io, trust, alpn, port, true).await
+}
+
+async fn get_inside_with(
+    io: BoxStream,
+    trust: &TlsConfig,
+    alpn: &[u8],
+    port: u16,
+    intercepted: bool,
+) -> String {
+    let cfg = trust.client_config(&[alpn]).unwrap();
+    let (tls, got) = burrow_transport::tls::handshake(io, &Host::Name("localhost".into()), cfg)
+        .await
+        .unwrap();
+    assert_eq!(got.as_deref(), Some(alpn));
+    let conn: Arc<dyn HttpConnection> = if alpn == b"h2" {
+        Arc::new(
+            burrow_http2::connect(
+                Box::new(tls),
+                ConnectionInfo::default(),
+                &Default::default(),
+            )
+            .await
+            .unwrap(),
+        )
+    } else {
+        Arc::new(
+            burrow_http1::connect(
+                Box::new(tls),
+                ConnectionInfo::default(),
+                &Default::default(),
+            )
+            .await
+            .unwrap(),
+        )
+    };
+    let req = http::Request::get(format!("https://localhost:{port}/x"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = conn.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers().get("alt-svc").is_none(),
+        intercepted,
+        "Alt-Svc passed through an intercepted tunnel, or dropped from one that was not"
+    );
+    let body = resp.into_body().collect(1 << 16).await.unwrap().data;
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_are_negotiated_independently_on_each_side() {
+    let opki = Pki::new();
+    let (h1_origin, h2_origin) = (origin(&opki, b"http/1.1").await, origin(&opki, b"h2").await);
+    let s = start(&opki, InterceptRules::default()).await;
+    let trust = trusting(&s.ca);
+    // An HTTP/2 client over an HTTP/1.1 origin.
+    let io = tunnel(s.http, h1_origin).await;
+    let text = get_inside(io, &trust, b"h2", h1_origin.port()).await;
+    assert_eq!(
+        text,
+        format!("HTTP/1.1 /x host=Some(\"localhost:{}\")", h1_origin.port())
+    );
+    // An HTTP/1.1 client over an HTTP/2 origin.
+    let io = tunnel(s.http, h2_origin).await;
+    let text = get_inside(io, &trust, b"http/1.1", h2_origin.port()).await;
+    assert_eq!(
+        text,
+        format!("HTTP/2.0 /x host=Some(\"localhost:{}\")", h2_origin.port())
+    );
+    // The hooks saw both decrypted, as https:// requests to the tunnel's target.
+    let seen = s.seen.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            format!("https://localhost:{}/x", h1_origin.port()),
+            format!("https://localhost:{}/x", h2_origin.port()),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_over_tls_through_the_https_listener() {
+    let opki = Pki::new();
+    let o = origin(&opki, b"http/1.1").await;
+    let s = start(&opki, InterceptRules::default()).await;
+    // HTTP/2 over TLS to the proxy; CONNECT; TLS to the minted certificate inside.
+    let tcp = TcpStream::connect(s.https).await.unwrap();
+    let cfg = s.proxy_pki.trust().client_config(&[b"h2"]).unwrap();
+    let (outer, _) =
+        burrow_transport::tls::handshake(Box::new(tcp), &Host::Name("localhost".into()), cfg)
+            .await
+            .unwrap();
+    let conn = burrow_http2::connect(
+        Box::new(outer),
+        ConnectionInfo::default(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let t = conn
+        .open_tunnel(TunnelRequest::connect(Target::from(o)))
+        .await
+        .unwrap();
+    let text = get_inside(Box::new(t), &trusting(&s.ca), b"h2", o.port()).await;
+    assert!(text.starts_with("HTTP/1.1 /x"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_with_an_untrusted_certificate_is_502() {
+    let opki = Pki::new();
+    let o = origin(&opki, b"http/1.1").await;
+    // The proxy trusts another CA for origins.
+    let s = start(&Pki::new(), InterceptRules::default()).await;
+    let io = tunnel(s.http, o).await;
+    let cfg = trusting(&s.ca).client_config(&[b"http/1.1"]).unwrap();
+    let (tls, _) = burrow_transport::tls::handshake(io, &Host::Name("localhost".into()), cfg)
+        .await
+        .unwrap();
+    let conn = burrow_http1::connect(
+        Box::new(tls),
+        ConnectionInfo::default(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let req = http::Request::get("https://localhost/x")
+        .body(Body::empty())
+        .unwrap();
+    let resp = conn.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 502);
+    let ps = resp.headers()["proxy-status"].to_str().unwrap().to_string();
+    assert!(ps.contains("error="), "{ps}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_hosts_and_non_tls_tunnels_are_relayed_as_they_are() {
+    let opki = Pki::new();
+    let o = origin(&opki, b"http/1.1").await;
+    let rules = InterceptRules {
+        hosts: vec![],
+        ignore: vec![Pattern::parse("127.0.0.1").unwrap()],
+    };
+    let s = start(&opki, rules).await;
+    // Ignored: the client sees the origin's own certificate.
+    let io = tunnel(s.http, o).await;
+    let text = get_inside_with(io, &opki.trust(), b"http/1.1", o.port(), false).await;
+    assert!(text.starts_with("HTTP/1.1 /x"), "{text}");
+    assert!(s.seen.0.lock().unwrap().is_empty());
+    // Not TLS: relayed to the target once the first byte shows it.
+    let opki2 = Pki::new();
+    let s = start(&opki2, InterceptRules::default()).await;
+    let echo = tcp_echo().await;
+    let mut io = tunnel(s.http, echo).await;
+    io.write_all(b"plain bytes").await.unwrap();
+    let mut back = [0u8; 11];
+    io.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"plain bytes");
+}
