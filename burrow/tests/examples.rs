@@ -11,6 +11,8 @@ use burrow_test_support::Pki;
 mod common;
 use common::{origin, origin_h3, pem_file, proxy};
 
+#[path = "../examples/addon.rs"]
+mod addon;
 #[path = "../examples/custom_transport.rs"]
 mod custom_transport;
 #[path = "../examples/download.rs"]
@@ -182,4 +184,74 @@ async fn http_over_a_unix_socket() {
         .await
         .unwrap();
     assert_eq!(body, "hello over HTTP/1.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_addon_logs_rewrites_answers_locally_and_blocks() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let o = l.local_addr().unwrap();
+    let l = std::sync::Arc::new(l);
+    common::serve_h1(move || {
+        let l = l.clone();
+        async move { l.accept().await.ok().map(|(s, _)| s) }
+    });
+    let (running, addon) = addon::run(
+        "127.0.0.1:0".parse().unwrap(),
+        Rules::loopback(),
+        "blocked.example",
+    )
+    .await
+    .unwrap();
+    // Forwarded requests, as curl sends them for http:// URLs (absolute-form).
+    let proxy = running.addrs[0].addr();
+    let get = |url: String| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = url.split('/').nth(2).unwrap().to_string();
+        let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
+        let req = format!(
+            "GET {url} HTTP/1.1\r\nhost: {host}\r\nuser-agent: curl/8\r\nconnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        (head.to_string(), body.to_string())
+    };
+    // The header is rewritten on the way.
+    let (head, body) = get(format!("http://{o}/ua")).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "burrow-addon/1.0");
+    // One path is answered by the addon, whatever the host.
+    let (head, body) = get("http://nowhere.invalid/burrow/hello".into()).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "hello from the addon\n");
+    // One host is blocked, forwarded or tunnelled.
+    let (head, _) = get("http://blocked.example/".into()).await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let client = burrow::Client::builder()
+        .proxy(burrow::Proxy::parse(&format!("http://{proxy}")).unwrap())
+        .build()
+        .unwrap();
+    let e = client
+        .get("https://blocked.example/")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("403"), "{e}");
+    // Every request and tunnel was logged, with its outcome.
+    let log = addon.log.lock().unwrap().clone();
+    let lines = log.iter().filter(|l| !l.starts_with("  -> ")).count();
+    assert_eq!(lines, 4, "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l.ends_with(&format!("GET http://{o}/ua"))),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("CONNECT blocked.example:443")),
+        "{log:#?}"
+    );
+    assert!(log.iter().any(|l| l.starts_with("  -> 200")), "{log:#?}");
+    assert!(log.iter().any(|l| l.starts_with("  -> 403")), "{log:#?}");
 }

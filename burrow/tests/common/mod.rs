@@ -134,6 +134,12 @@ async fn answer(sr: ServerRequest, other: Option<u16>) {
         resp.headers_mut()
             .insert("content-encoding", "gzip".parse().unwrap());
         *resp.body_mut() = Body::from("definitely not gzip");
+    } else if path == "/ua" {
+        let a = parts
+            .headers
+            .get("user-agent")
+            .map(|v| v.to_str().unwrap_or("?").to_owned());
+        *resp.body_mut() = Body::from(a.unwrap_or_else(|| "none".into()));
     } else if path == "/accept" {
         let a = parts
             .headers

@@ -24,7 +24,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+/// The attribute a [`Hooks`] implementation wears (`#[async_trait]`), re-exported so that
+/// an addon needs no other dependency.
+pub use async_trait::async_trait;
 use burrow_transport::Target;
 use bytes::Bytes;
 use futures_util::FutureExt;
