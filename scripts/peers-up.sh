@@ -42,7 +42,7 @@ head -c 67108864 /dev/urandom > "$work/www/64m.bin"
 cp "$work/www/1m.bin" "$work/www/chunked/1m.bin"
 chmod -R a+rX "$work/www"
 
-plain=$(free_port); tls=$(free_port); h2c=$(free_port); caddy_port=$(free_port)
+plain=$(free_port); tls=$(free_port); tls1=$(free_port); h2c=$(free_port); caddy_port=$(free_port)
 squid_port=$(free_port); squid_tls=$(free_port); nghttpx_port=$(free_port); dante_port=$(free_port)
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -62,6 +62,7 @@ http {
   server {
     listen 127.0.0.1:$plain;
     listen 127.0.0.1:$tls ssl http2;
+    listen 127.0.0.1:$tls1 ssl;
     listen 127.0.0.1:$h2c http2;
     http2_max_concurrent_streams 128;
     ssl_certificate $work/pki/cert.pem;
@@ -143,12 +144,13 @@ user.privileged: root
 user.unprivileged: nobody
 client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
 socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 command: connect udpassociate udpreply bindreply
-  udp.portrange: 40000-40999 }
+  udp.portrange: 40000-40999 log: connect }
 CONF
 danted -f "$work/danted.conf" -p "$work/danted.pid" > "$work/logs/danted.out" 2>&1 &
 pids+=($!)
 for p in $squid_port $squid_tls $nghttpx_port $dante_port; do wait_port $p; done
 export BURROW_SQUID=$squid_port BURROW_SQUID_TLS=$squid_tls BURROW_NGHTTPX=$nghttpx_port BURROW_DANTE=$dante_port
+export BURROW_DANTE_LOG="$work/logs/danted.log"
 
-export BURROW_NGINX_PLAIN=$plain BURROW_NGINX_TLS=$tls BURROW_NGINX_H2C=$h2c BURROW_NGINX_CA="$work/pki/ca.pem" BURROW_NGINX_ROOT="$work/www"
-echo "peers: nginx plain :$plain tls :$tls h2c :$h2c; caddy :$caddy_port (tcp+udp); squid :$squid_port https :$squid_tls; nghttpx :$nghttpx_port; dante :$dante_port"
+export BURROW_NGINX_PLAIN=$plain BURROW_NGINX_TLS=$tls BURROW_NGINX_TLS1=$tls1 BURROW_NGINX_H2C=$h2c BURROW_NGINX_CA="$work/pki/ca.pem" BURROW_NGINX_ROOT="$work/www"
+echo "peers: nginx plain :$plain tls :$tls tls (HTTP/1.1 only) :$tls1 h2c :$h2c; caddy :$caddy_port (tcp+udp); squid :$squid_port https :$squid_tls; nghttpx :$nghttpx_port; dante :$dante_port"
