@@ -15,6 +15,8 @@ if [ ${#extra[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${extra[@]}" >/dev/null
 fi
+# mitmproxy for the interception comparison (from PyPI).
+command -v mitmdump >/dev/null || pip install -q mitmproxy || echo "mitmproxy not installed; its rows are skipped" >&2
 cargo build -q --release -p burrow-examples --bin burrow --bin burrow-proxy
 (cd bench && cargo build -q --release)
 export BURROW_BIN_DIR="$PWD/target/release"

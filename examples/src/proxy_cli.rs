@@ -168,6 +168,10 @@ pub struct Args {
     /// Do not verify origins' certificates.
     #[arg(long = "origin-insecure")]
     pub origin_insecure: bool,
+    /// Install a hook that does nothing (every method its default): for measuring what
+    /// hooks cost by themselves.
+    #[arg(long, hide = true)]
+    pub bench_noop_hook: bool,
     /// A command instead of running the proxy.
     #[command(subcommand)]
     pub command: Option<Cmd>,
@@ -507,6 +511,11 @@ fn upstream_route(
     Ok(Some((name, burrow_proxy::route::Route::build(&hops, opts))))
 }
 
+/// A hook overriding nothing.
+struct NoopHook;
+
+impl burrow_proxy::server::Hooks for NoopHook {}
+
 /// What a reload replaces: the target rules, the routes and the hooks. `metrics` is kept
 /// across reloads (its counters go on).
 pub fn reloadable(
@@ -537,6 +546,9 @@ pub fn reloadable(
     let mut hooks = HookChain::default();
     if let Some(m) = metrics {
         hooks.push(m);
+    }
+    if args.bench_noop_hook {
+        hooks.push(Arc::new(NoopHook));
     }
     let mut blocked = Vec::new();
     for b in &args.block {

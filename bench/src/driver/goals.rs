@@ -6,7 +6,7 @@ use crate::measure::median;
 impl Bench {
     pub(super) fn goals(&mut self) {
         // (goal, group, burrow's row, group of the reference, reference row, at least)
-        let speed: [(&str, &str, &str, &str, &str, f64); 16] = [
+        let speed: [(&str, &str, &str, &str, &str, f64); 20] = [
             (
                 "HTTP/1.1 plain ≥ 1.0× curl",
                 "h1-plain",
@@ -133,6 +133,38 @@ impl Bench {
                 "burrow-proxy CONNECT h2",
                 "tunnel",
                 "nghttpx CONNECT h2 (→ squid)",
+                1.0,
+            ),
+            (
+                "hooks on (no hook working) ≥ 0.95× hooks off (CONNECT h1)",
+                "hooks-tunnel",
+                "hooks on (no hook working)",
+                "hooks-tunnel",
+                "hooks off",
+                0.95,
+            ),
+            (
+                "hooks on (no hook working) ≥ 0.95× hooks off (forwarded GET)",
+                "hooks-forward",
+                "hooks on (no hook working)",
+                "hooks-forward",
+                "hooks off",
+                0.95,
+            ),
+            (
+                "burrow-proxy --intercept ≥ 1.0× mitmproxy (HTTP/1.1 client)",
+                "intercept",
+                "burrow-proxy --intercept",
+                "intercept",
+                "mitmproxy (mitmdump)",
+                1.0,
+            ),
+            (
+                "burrow-proxy --intercept ≥ 1.0× mitmproxy (HTTP/2 client)",
+                "intercept-h2",
+                "burrow-proxy --intercept",
+                "intercept-h2",
+                "mitmproxy (mitmdump)",
                 1.0,
             ),
         ];

@@ -4,6 +4,7 @@
 
 mod cases;
 mod goals;
+mod hooks;
 mod sections;
 mod servers;
 
@@ -43,7 +44,7 @@ pub struct Options {
     /// Tunnels over one HTTP/2 proxy connection in the memory row.
     #[arg(long, default_value_t = 1000)]
     tunnels: usize,
-    /// Only these sections: throughput, h3, tunnel, rate, memory (default: all).
+    /// Only these sections: throughput, h3, tunnel, hooks, rate, memory (default: all).
     #[arg(long)]
     only: Vec<String>,
     /// Also write the Markdown report here.
@@ -139,6 +140,9 @@ pub fn run(o: Options) -> Result<(), Failure> {
     }
     if b.want("tunnel") {
         b.tunnel(&bp, origin_port);
+    }
+    if b.want("hooks") {
+        b.hooks(&bp);
     }
     if b.want("rate") {
         b.rate(origin_port);

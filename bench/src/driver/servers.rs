@@ -116,6 +116,11 @@ pub(super) struct BurrowProxy {
 
 impl BurrowProxy {
     pub(super) fn start(env: &Env) -> Result<BurrowProxy, Failure> {
+        BurrowProxy::start_with(env, &[])
+    }
+
+    /// With `extra` arguments (hooks, interception).
+    pub(super) fn start_with(env: &Env, extra: &[String]) -> Result<BurrowProxy, Failure> {
         let (http, https, https1, h3, socks) = (
             free_port(false)?,
             free_port(false)?,
@@ -138,6 +143,7 @@ impl BurrowProxy {
             .arg(&env.cert)
             .arg("--key")
             .arg(&env.key)
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()?;
         let p = BurrowProxy {
@@ -202,4 +208,36 @@ pub(super) fn content(path: &Path, bytes: u64) -> Result<(), Failure> {
     }
     f.flush()?;
     Ok(())
+}
+
+/// mitmproxy's `mitmdump`, streaming bodies (as burrow-proxy does), trusting the peers' CA
+/// for origins; `None` when it is not installed. Its CA is `confdir/mitmproxy-ca-cert.pem`.
+pub(super) fn start_mitmdump(env: &Env, confdir: &Path) -> Result<Option<(Server, u16)>, Failure> {
+    let port = free_port(false)?;
+    let child = Command::new("mitmdump")
+        .args([
+            "-q",
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            &port.to_string(),
+        ])
+        .arg("--set")
+        .arg(format!("confdir={}", confdir.display()))
+        .arg("--set")
+        .arg(format!("ssl_verify_upstream_trusted_ca={}", env.ca()))
+        .args(["--set", "stream_large_bodies=1m"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(child) = child else { return Ok(None) };
+    let server = Server { child };
+    let until = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > until {
+            return Err("mitmdump did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(Some((server, port)))
 }
