@@ -57,7 +57,10 @@ fn curl_and_burrow_through_intercept_get_byte_exact_bodies_from_nginx() {
             log.to_str().unwrap(),
         ],
     );
-    let (http, https) = (p.addrs[0].clone(), p.addrs[1].replace("127.0.0.1", "localhost"));
+    let (http, https) = (
+        p.addrs[0].clone(),
+        p.addrs[1].replace("127.0.0.1", "localhost"),
+    );
     let out = format!("{d}/got");
     let mut n = 0;
     for client in ["curl", env!("CARGO_BIN_EXE_burrow")] {
@@ -67,8 +70,19 @@ fn curl_and_burrow_through_intercept_get_byte_exact_bodies_from_nginx() {
                 for proxy in [&http, &https] {
                     let url = format!("https://localhost:{port}/1m.bin");
                     let args: Vec<String> = [
-                        "-sS", version, "-x", proxy, "--proxy-cacert", &nginx_ca, "--cacert",
-                        &ca, "-o", &out, "-w", "%{http_version}", &url,
+                        "-sS",
+                        version,
+                        "-x",
+                        proxy,
+                        "--proxy-cacert",
+                        &nginx_ca,
+                        "--cacert",
+                        &ca,
+                        "-o",
+                        &out,
+                        "-w",
+                        "%{http_version}",
+                        &url,
                     ]
                     .map(String::from)
                     .into();
@@ -99,10 +113,15 @@ fn curl_and_burrow_through_intercept_get_byte_exact_bodies_from_nginx() {
     assert_eq!(pair("HTTP/2", "HTTP/1.1"), n / 4, "{gets:#?}");
     assert_eq!(pair("HTTP/1.1", "HTTP/2"), n / 4, "{gets:#?}");
     for g in &gets {
-        assert_eq!((&g["status"], &g["bytes_down"]), (&serde_json::json!(200), &serde_json::json!(want.len())));
+        assert_eq!(
+            (&g["status"], &g["bytes_down"]),
+            (&serde_json::json!(200), &serde_json::json!(want.len()))
+        );
     }
     assert_eq!(
-        l.iter().filter(|x| x["kind"] == "CONNECT" && x["route"] == "intercept").count(),
+        l.iter()
+            .filter(|x| x["kind"] == "CONNECT" && x["route"] == "intercept")
+            .count(),
         n
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -111,7 +130,11 @@ fn curl_and_burrow_through_intercept_get_byte_exact_bodies_from_nginx() {
 #[test]
 #[ignore = "needs curl, nginx and dante: run scripts/peers.sh"]
 fn route_sends_one_host_through_dante_and_another_direct() {
-    let (nginx_ca, root, tls) = (var("BURROW_NGINX_CA"), var("BURROW_NGINX_ROOT"), var("BURROW_NGINX_TLS"));
+    let (nginx_ca, root, tls) = (
+        var("BURROW_NGINX_CA"),
+        var("BURROW_NGINX_ROOT"),
+        var("BURROW_NGINX_TLS"),
+    );
     let (dante, dante_log) = (var("BURROW_DANTE"), var("BURROW_DANTE_LOG"));
     let want = std::fs::read(format!("{root}/1m.bin")).unwrap();
     let route = format!("localhost=socks5h://127.0.0.1:{dante}");
@@ -126,16 +149,29 @@ fn route_sends_one_host_through_dante_and_another_direct() {
     let out = std::env::temp_dir().join(format!("burrow-route-{}", std::process::id()));
     let get = |host: &str| {
         let url = format!("https://{host}:{tls}/1m.bin");
-        let args: Vec<String> = ["-sS", "-x", &p.addrs[0], "--cacert", &nginx_ca, "-o", out.to_str().unwrap(), &url]
-            .map(String::from)
-            .into();
+        let args: Vec<String> = [
+            "-sS",
+            "-x",
+            &p.addrs[0],
+            "--cacert",
+            &nginx_ca,
+            "-o",
+            out.to_str().unwrap(),
+            &url,
+        ]
+        .map(String::from)
+        .into();
         run("curl", &args);
         assert!(std::fs::read(&out).unwrap() == want, "{host}: body differs");
     };
     let before = through_dante();
     get("localhost");
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert_eq!(through_dante(), before + 1, "localhost did not go through dante");
+    assert_eq!(
+        through_dante(),
+        before + 1,
+        "localhost did not go through dante"
+    );
     get("127.0.0.1");
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(through_dante(), before + 1, "127.0.0.1 went through dante");

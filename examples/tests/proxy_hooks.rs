@@ -337,7 +337,12 @@ async fn access_log_metrics_rules_and_routes_from_a_config_file_reloaded_on_sigh
 fn bad_configuration_files_say_what_is_wrong() {
     let dir = std::env::temp_dir().join(format!("burrow-proxy-badcfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let big = format!(
+        "# {}\n",
+        "x".repeat(burrow_examples::proxy_cli::MAX_CONFIG_FILE as usize)
+    );
     for (text, says) in [
+        (big.as_str(), "larger than 1048576 bytes"),
         ("listen = [", "a.toml"),
         (
             "no-such-option = 1",

@@ -530,3 +530,78 @@ impl HookChain {
 fn failed(m: String) -> Stopped {
     Stopped::Failed(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow() -> Flow {
+        Flow {
+            id: 1,
+            client: "127.0.0.1:1".parse().unwrap(),
+            user: None,
+            version: Some(Version::HTTP_11),
+        }
+    }
+
+    fn request() -> Request {
+        Request {
+            head: Head {
+                method: Method::GET,
+                uri: "http://a.test/".parse().unwrap(),
+                version: Version::HTTP_11,
+                headers: HeaderMap::new(),
+            },
+            route: None,
+            buffer_body: false,
+        }
+    }
+
+    /// Appends its name to `x-order`; answers when told to.
+    struct Step(&'static str, bool);
+
+    #[async_trait]
+    impl Hooks for Step {
+        fn name(&self) -> &str {
+            self.0
+        }
+        async fn request_headers(&self, _f: &Flow, r: &mut Request) -> HookResult {
+            let before = r
+                .head
+                .headers
+                .get("x-order")
+                .map(|v| v.to_str().unwrap_or("").to_string())
+                .unwrap_or_default();
+            let now = format!("{before}{}", self.0);
+            r.head
+                .headers
+                .insert("x-order", HeaderValue::from_str(&now).unwrap());
+            if self.1 {
+                return Ok(Verdict::Respond(LocalResponse::new(StatusCode::OK, now)));
+            }
+            Ok(Verdict::Continue)
+        }
+    }
+
+    #[tokio::test]
+    async fn hooks_run_in_order_and_the_first_answer_ends_the_chain() {
+        let chain = HookChain::new(vec![
+            Arc::new(Step("a", false)),
+            Arc::new(Step("b", false)),
+            Arc::new(Step("c", true)),
+            Arc::new(Step("d", false)),
+        ]);
+        let mut r = request();
+        let got = chain.request_headers(&flow(), &mut r).await;
+        // Each saw what the ones before it did; "d" never ran.
+        assert_eq!(
+            got,
+            Err(Stopped::Respond(LocalResponse::new(StatusCode::OK, "abc")))
+        );
+        assert_eq!(r.head.headers["x-order"], "abc");
+        let empty = HookChain::default();
+        let mut r = request();
+        assert_eq!(empty.request_headers(&flow(), &mut r).await, Ok(()));
+        assert!(empty.is_empty() && chain.len() == 4);
+    }
+}

@@ -394,4 +394,36 @@ mod tests {
         );
         assert!(get("/other").await.starts_with("HTTP/1.1 404"));
     }
+
+    #[tokio::test]
+    async fn the_endpoint_serves_at_most_max_metrics_connections_at_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let m = Arc::new(Metrics::new());
+        let (addr, _task) = m.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let mut idle = Vec::new();
+        for _ in 0..MAX_METRICS_CONNECTIONS {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        // Held connections are not served yet; let the accept loop take them all.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut over = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = over
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await;
+        let mut b = [0u8; 16];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), over.read(&mut b))
+            .await
+            .unwrap();
+        assert!(matches!(n, Ok(0) | Err(_)), "served past the cap");
+        // One closes: the next is served.
+        drop(idle.pop());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    }
 }
