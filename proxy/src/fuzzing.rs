@@ -539,6 +539,38 @@ pub fn decision_operations(data: &[u8]) {
     }
 }
 
+/// Arbitrary user input to the built-in hooks' parsers (destination patterns, `--route`
+/// rules, header rules, block-list files): they never panic, and a pattern that parses
+/// judges any target without panicking, the same way twice.
+pub fn patterns(data: &[u8]) {
+    use crate::server::builtin::{BlockList, HeaderRule};
+    use crate::server::{Pattern, Routes};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let targets: Vec<burrow_transport::Target> =
+        ["a.example:1", "10.1.2.3:80", "[::1]:443", "localhost:8"]
+            .iter()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+    for line in text.lines().take(64) {
+        if let Ok(p) = Pattern::parse(line) {
+            for t in &targets {
+                assert_eq!(p.matches(t), p.matches(t));
+            }
+            assert_eq!(Pattern::parse(line).ok(), Some(p));
+        }
+        let _ = Routes::parse_rule(line);
+        let _ = HeaderRule::parse(line, line.len() % 2 == 0);
+    }
+    if let Ok(list) = BlockList::parse_file(text) {
+        let b = BlockList::new(list);
+        for t in &targets {
+            let _ = b.blocks(t);
+        }
+    }
+}
+
 /// Arbitrary datagrams, dial outcomes, answers and time for a SOCKS5 UDP association's
 /// core: it never panics and never lets another sender's datagram through.
 pub fn association_operations(data: &[u8]) {
@@ -679,6 +711,20 @@ mod tests {
             3000,
             10,
             capsules,
+        );
+    }
+
+    #[test]
+    fn patterns_never_panic() {
+        around(
+            &[
+                b"*\n*.internal\n10.0.0.0/8\n[::1]\nexample.com\n",
+                b"*.internal=direct\n*=socks5h://127.0.0.1:9050\n",
+                b"X-Env: a=b\n[::1]=X: 1\nuser-agent:\n",
+            ],
+            4000,
+            13,
+            patterns,
         );
     }
 
