@@ -121,6 +121,7 @@ async fn get(
 struct Recorder {
     summaries: Mutex<Vec<Summary>>,
     opened: Mutex<Vec<Target>>,
+    datagram_closed: Mutex<Vec<Summary>>,
     clients: AtomicU64,
 }
 
@@ -141,6 +142,9 @@ impl Hooks for Recorder {
     }
     async fn datagram_flow_opened(&self, _f: &Flow, t: &Target) {
         self.opened.lock().unwrap().push(t.clone());
+    }
+    async fn datagram_flow_closed(&self, _f: &Flow, s: &Summary) {
+        self.datagram_closed.lock().unwrap().push(s.clone());
     }
 }
 
@@ -509,4 +513,111 @@ async fn a_client_refused_on_connect_is_closed_and_a_reload_keeps_open_tunnels()
         .await
         .unwrap();
     assert!(matches!(n, Ok(0)) || n.is_err(), "{got:?}");
+}
+
+/// A SOCKS5 UDP association: one datagram flow per destination, told when opened and when
+/// the association ends, with its bytes; the tunnel's summary has the association's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socks_udp_destinations_are_datagram_flows() {
+    let (e1, e2) = (
+        burrow_test_support::udp_echo().await,
+        burrow_test_support::udp_echo().await,
+    );
+    let rec = Arc::new(Recorder::default());
+    let (_running, proxy) = start_with(vec![rec.clone()], |c| {
+        c.listeners = vec![Listen::Socks("127.0.0.1:0".parse().unwrap())];
+    })
+    .await;
+    let mut ctl = TcpStream::connect(proxy).await.unwrap();
+    ctl.write_all(&[5, 1, 0]).await.unwrap();
+    let mut b2 = [0u8; 2];
+    ctl.read_exact(&mut b2).await.unwrap();
+    ctl.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let mut r = [0u8; 10];
+    ctl.read_exact(&mut r).await.unwrap();
+    assert_eq!(&r[..4], &[5, 0, 0, 1]);
+    let relay = SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[8], r[9]])));
+    let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    for (echo, payload) in [(e1, &b"to one"[..]), (e2, &b"to the other"[..])] {
+        let mut pkt = vec![0, 0, 0, 1, 127, 0, 0, 1];
+        pkt.extend_from_slice(&echo.port().to_be_bytes());
+        pkt.extend_from_slice(payload);
+        loop {
+            u.send_to(&pkt, relay).await.unwrap();
+            let got = tokio::time::timeout(Duration::from_millis(300), u.recv_from(&mut buf));
+            if let Ok(r) = got.await {
+                assert_eq!(&buf[..r.unwrap().0], &pkt[..]);
+                break;
+            }
+        }
+    }
+    drop(ctl);
+    for _ in 0..100 {
+        if !rec.summaries.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let opened = rec.opened.lock().unwrap().clone();
+    assert_eq!(opened, vec![Target::from(e1), Target::from(e2)]);
+    let mut closed = rec.datagram_closed.lock().unwrap().clone();
+    closed.sort_by_key(|s| s.bytes_up);
+    assert_eq!(closed.len(), 2, "{closed:#?}");
+    assert_eq!(
+        (closed[0].target.clone(), closed[0].bytes_up),
+        (Some(Target::from(e1)), 6)
+    );
+    assert!(closed[0].bytes_down >= 6);
+    assert_eq!(
+        (closed[1].target.clone(), closed[1].bytes_up),
+        (Some(Target::from(e2)), 12)
+    );
+    let tunnel = rec.summaries.lock().unwrap()[0].clone();
+    assert_eq!(tunnel.what, What::Tunnel(TunnelKind::SocksUdp));
+    assert!(tunnel.bytes_up >= 18, "{tunnel:?}");
+}
+
+/// CONNECT-UDP (capsules over HTTP/1.1): the hooks see the tunnel asked for, its datagram
+/// flow opened and closed with its bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_udp_is_a_datagram_flow_for_the_hooks() {
+    use burrow_proxy::route::{ProxyUrl, Route, RouteOptions};
+    let echo = burrow_test_support::udp_echo().await;
+    let rec = Arc::new(Recorder::default());
+    let (_running, proxy) = start(vec![rec.clone()]).await;
+    let hops = [ProxyUrl::parse(&format!("http://{proxy}")).unwrap()];
+    let route = Route::build(&hops, &RouteOptions::default());
+    let flow = route
+        .datagram
+        .connect_datagram(&Target::from(echo))
+        .await
+        .unwrap();
+    burrow_transport::datagram::send(&*flow, b"over capsules")
+        .await
+        .unwrap();
+    let mut b = [0u8; 64];
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        burrow_transport::datagram::recv(&*flow, &mut b),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(&b[..n], b"over capsules");
+    drop(flow);
+    drop(route);
+    for _ in 0..100 {
+        if !rec.datagram_closed.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rec.opened.lock().unwrap().clone(), vec![Target::from(echo)]);
+    let closed = rec.datagram_closed.lock().unwrap().clone();
+    assert_eq!(closed.len(), 1, "{closed:#?}");
+    assert_eq!(closed[0].what, What::Tunnel(TunnelKind::ConnectUdp));
+    assert_eq!((closed[0].bytes_up, closed[0].bytes_down), (13, 13));
 }

@@ -83,6 +83,8 @@ struct Setup {
     _running: server::Running,
     http: SocketAddr,
     https: SocketAddr,
+    h3: SocketAddr,
+    socks: SocketAddr,
     ca: CertificateDer<'static>,
     seen: Arc<Seen>,
     proxy_pki: Pki,
@@ -97,6 +99,8 @@ async fn start(origin_pki: &Pki, rules: InterceptRules) -> Setup {
         listeners: vec![
             Listen::Http("127.0.0.1:0".parse().unwrap()),
             Listen::Https("127.0.0.1:0".parse().unwrap()),
+            Listen::H3("127.0.0.1:0".parse().unwrap()),
+            Listen::Socks("127.0.0.1:0".parse().unwrap()),
         ],
         identity: Some((proxy_pki.chain.clone(), Arc::new(proxy_pki.key()))),
         rules: Rules::loopback(),
@@ -115,6 +119,8 @@ async fn start(origin_pki: &Pki, rules: InterceptRules) -> Setup {
     Setup {
         http: addr(0),
         https: addr(1),
+        h3: addr(2),
+        socks: addr(3),
         _running: running,
         ca: ca.certificate().clone(),
         seen,
@@ -301,4 +307,26 @@ async fn ignored_hosts_and_non_tls_tunnels_are_relayed_as_they_are() {
     let mut back = [0u8; 11];
     io.read_exact(&mut back).await.unwrap();
     assert_eq!(&back, b"plain bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_over_http3_and_socks5_are_intercepted_too() {
+    use burrow_proxy::route::{ProxyUrl, Route, RouteOptions};
+    let opki = Pki::new();
+    let o = origin(&opki, b"http/1.1").await;
+    let s = start(&opki, InterceptRules::default()).await;
+    for hop in [
+        format!("h3://localhost:{}", s.h3.port()),
+        format!("socks5h://127.0.0.1:{}", s.socks.port()),
+    ] {
+        let opts = RouteOptions {
+            proxy_tls: s.proxy_pki.trust(),
+            ..Default::default()
+        };
+        let route = Route::build(&[ProxyUrl::parse(&hop).unwrap()], &opts);
+        let c = route.stream.connect(&Target::from(o)).await.unwrap();
+        let text = get_inside(c.stream, &trusting(&s.ca), b"h2", o.port()).await;
+        assert!(text.starts_with("HTTP/1.1 /x"), "{hop}: {text}");
+    }
+    assert_eq!(s.seen.0.lock().unwrap().len(), 2);
 }

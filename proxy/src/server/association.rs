@@ -17,6 +17,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::UdpSocket;
 
 use super::dial::{Dialer, Judge};
+use super::hooks::{End, Flow, HookChain, Summary, TunnelKind, What};
 use super::{Limits, Proxy};
 use crate::socks::wire::{decode_udp, encode_udp};
 
@@ -185,10 +186,43 @@ impl Association {
     }
 }
 
-/// One destination's flow and the task reading its answers.
+/// One destination's flow, the task reading its answers, and what it moved since when.
 struct Destination {
     flow: BoxFlow,
     reader: tokio::task::JoinHandle<()>,
+    opened: Instant,
+    up: u64,
+    down: u64,
+}
+
+/// Whom the association tells of its datagram flows, one per destination.
+pub(crate) struct Tell<'a> {
+    pub hooks: &'a HookChain,
+    pub flow: &'a Flow,
+    pub route: &'a str,
+}
+
+impl Tell<'_> {
+    async fn closed(&self, to: Target, d: &Destination, end: End) {
+        if self.hooks.is_empty() {
+            return;
+        }
+        let s = Summary {
+            what: What::Tunnel(TunnelKind::SocksUdp),
+            target: Some(to),
+            route: self.route.to_string(),
+            upstream_version: None,
+            status: None,
+            socks_reply: None,
+            error: None,
+            bytes_up: d.up,
+            bytes_down: d.down,
+            duration: driver::now().saturating_duration_since(d.opened),
+            latency: None,
+            end,
+        };
+        self.hooks.datagram_flow_closed(self.flow, &s).await;
+    }
 }
 
 impl Drop for Destination {
@@ -198,14 +232,16 @@ impl Drop for Destination {
 }
 
 /// Relays datagrams between the client and its destinations through `relay` until the
-/// control connection ends or the association idles out.
+/// control connection ends or the association idles out; tells the hooks of each
+/// destination's flow; says how many bytes went up and down.
 pub(crate) async fn run(
     proxy: &Proxy,
     dialer: &Dialer,
     mut control: BoxStream,
     relay: UdpSocket,
     peer: SocketAddr,
-) {
+    tell: Tell<'_>,
+) -> (u64, u64) {
     let stats = &proxy.stats;
     let mut core = Association::new(
         dialer.judge().clone(),
@@ -216,16 +252,19 @@ pub(crate) async fn run(
     let mut flows: HashMap<Target, Destination> = HashMap::new();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Target, Vec<u8>)>(256);
     let (mut buf, mut ctl) = (vec![0u8; 65_535 + 300], [0u8; 64]);
+    let (mut up, mut down) = (0u64, 0u64);
     while !core.is_over() {
         while let Some(t) = core.poll_forgotten() {
-            flows.remove(&t);
+            if let Some(d) = flows.remove(&t) {
+                tell.closed(t, &d, End::Idle).await;
+            }
         }
         let sweep = tokio::time::Instant::from_std(core.poll_timeout());
         tokio::select! {
-            r = control.read(&mut ctl) => if !matches!(r, Ok(n) if n > 0) { return },
+            r = control.read(&mut ctl) => if !matches!(r, Ok(n) if n > 0) { break },
             _ = tokio::time::sleep_until(sweep) => core.handle_timeout(driver::now()),
             r = relay.recv_from(&mut buf) => {
-                let Ok((n, from)) = r else { return };
+                let Ok((n, from)) = r else { break };
                 let (to, data) = match core.from_client(from, &buf[..n], driver::now()) {
                     Verdict::Ignore => continue,
                     Verdict::Refuse => {
@@ -241,17 +280,23 @@ pub(crate) async fn run(
                         }
                         if let Some(f) = f {
                             flows.insert(to.clone(), read_answers(f, to.clone(), tx.clone()));
+                            tell.hooks.datagram_flow_opened(tell.flow, &to).await;
                         }
                         (to, data)
                     }
                 };
-                let Some(d) = flows.get(&to) else { continue };
+                let Some(d) = flows.get_mut(&to) else { continue };
                 stats.datagrams.fetch_add(1, Ordering::Relaxed);
                 stats.bytes_up.fetch_add(data.len() as u64, Ordering::Relaxed);
+                (d.up, up) = (d.up + data.len() as u64, up + data.len() as u64);
                 let _ = datagram::send(&*d.flow, &data).await;
             }
             Some((from, data)) = rx.recv() => {
                 let Some(to) = core.from_destination(&from, driver::now()) else { continue };
+                if let Some(d) = flows.get_mut(&from) {
+                    d.down += data.len() as u64;
+                }
+                down += data.len() as u64;
                 let mut out = Vec::with_capacity(data.len() + 22);
                 encode_udp(&from, &data, &mut out);
                 stats.datagrams.fetch_add(1, Ordering::Relaxed);
@@ -260,6 +305,10 @@ pub(crate) async fn run(
             }
         }
     }
+    for (t, d) in flows.drain() {
+        tell.closed(t, &d, End::Completed).await;
+    }
+    (up, down)
 }
 
 fn read_answers(
@@ -276,7 +325,13 @@ fn read_answers(
             }
         }
     });
-    Destination { flow, reader }
+    Destination {
+        flow,
+        reader,
+        opened: driver::now(),
+        up: 0,
+        down: 0,
+    }
 }
 
 #[cfg(test)]

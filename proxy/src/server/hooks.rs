@@ -317,7 +317,8 @@ pub trait Hooks: Send + Sync + 'static {
     /// A tunnel ended (or was refused): bytes each way, how long, why.
     async fn tunnel_closed(&self, _flow: &Flow, _summary: &Summary) {}
 
-    /// A datagram flow (CONNECT-UDP, a SOCKS5 UDP association) was opened.
+    /// A datagram flow was opened: a CONNECT-UDP tunnel, or one destination of a SOCKS5 UDP
+    /// association.
     async fn datagram_flow_opened(&self, _flow: &Flow, _target: &Target) {}
 
     /// A datagram flow ended.
@@ -496,7 +497,7 @@ impl HookChain {
     }
 
     /// Runs the notification for a closed flow: `request_closed`, or `tunnel_closed` (and
-    /// `datagram_flow_closed` for a datagram tunnel).
+    /// `datagram_flow_closed` for a CONNECT-UDP tunnel).
     pub async fn closed(&self, flow: &Flow, s: &Summary) {
         for h in &self.hooks {
             match &s.what {
@@ -505,9 +506,9 @@ impl HookChain {
                         .await
                 }
                 What::Tunnel(k) => {
-                    if matches!(k, TunnelKind::ConnectUdp | TunnelKind::SocksUdp)
-                        && s.end != End::Refused
-                    {
+                    // A SOCKS5 UDP association's flows (one per destination) are told by
+                    // the association itself.
+                    if *k == TunnelKind::ConnectUdp && s.end != End::Refused {
                         let f = h.datagram_flow_closed(flow, s);
                         self.notify(h.name(), "datagram_flow_closed", f).await;
                     }
@@ -515,6 +516,14 @@ impl HookChain {
                         .await
                 }
             }
+        }
+    }
+
+    /// Runs `datagram_flow_closed` (a SOCKS5 UDP association's destination).
+    pub async fn datagram_flow_closed(&self, flow: &Flow, s: &Summary) {
+        for h in &self.hooks {
+            let f = h.datagram_flow_closed(flow, s);
+            self.notify(h.name(), "datagram_flow_closed", f).await;
         }
     }
 

@@ -489,9 +489,19 @@ impl Run {
                 }
             }
             (Some(Accepted::Stream(control)), Some(Reached::Relay(sock))) => {
-                let dialer = self.state.routes[0].dialer.clone();
-                association::run(&p, &dialer, control, sock, self.peer).await;
-                Relayed::default()
+                let state = self.state.clone();
+                let tell = association::Tell {
+                    hooks: &state.hooks,
+                    flow: &self.flow,
+                    route: state.policy.route_name(0),
+                };
+                let dialer = &state.routes[0].dialer;
+                let (up, down) = association::run(&p, dialer, control, sock, self.peer, tell).await;
+                Relayed {
+                    up,
+                    down,
+                    idle: false,
+                }
             }
             _ => Relayed::default(),
         }

@@ -397,11 +397,10 @@ impl Decision {
                 _ => return self.refuse(bad("invalid Host in an intercepted tunnel"), now),
             }
         }
-        self.summary.what = match head.method {
-            Method::CONNECT if protocol.as_deref() == Some("connect-udp") => {
-                What::Tunnel(TunnelKind::ConnectUdp)
-            }
-            Method::CONNECT => What::Tunnel(TunnelKind::Connect),
+        // CONNECT-UDP is an extended CONNECT (HTTP/2, HTTP/3) or an Upgrade (HTTP/1.1).
+        self.summary.what = match (&head.method, protocol.as_deref()) {
+            (_, Some("connect-udp")) => What::Tunnel(TunnelKind::ConnectUdp),
+            (&Method::CONNECT, None) => What::Tunnel(TunnelKind::Connect),
             _ => What::Request {
                 method: head.method.clone(),
                 uri: head.uri.clone(),
