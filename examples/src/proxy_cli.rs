@@ -238,6 +238,15 @@ pub fn ca_init(dir: Option<PathBuf>, force: bool) -> Result<(PathBuf, PathBuf), 
             .and_then(|mut f| f.write_all(text.as_bytes()))
             .map_err(|e| Error::local_io(format!("writing {}", path.display()), e))
     };
+    // Written anew, so that the key is created with its mode (an old file keeps its own).
+    for p in [&key, &cert] {
+        match std::fs::remove_file(p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::local_io(format!("replacing {}", p.display()), e))
+            }
+            _ => {}
+        }
+    }
     write(&key, &key_pem, 0o600)?;
     write(&cert, &cert_pem, 0o644)?;
     Ok((cert, key))
@@ -333,12 +342,13 @@ pub fn config_words(path: &std::path::Path) -> Result<Vec<String>, Error> {
                     let Some(x) = scalar(i)? else {
                         return Err(bad(format!("{name}: {k}: an array of booleans")));
                     };
-                    words.extend([flag.clone(), x]);
+                    // One word, so that a value starting with '-' stays a value.
+                    words.push(format!("{flag}={x}"));
                 }
             }
             other => {
                 if let Some(x) = scalar(other)? {
-                    words.extend([flag, x]);
+                    words.push(format!("{flag}={x}"));
                 }
             }
         }
@@ -525,21 +535,38 @@ pub fn reloadable(
 ) -> Result<(server::Rules, Routes, HookChain), Error> {
     let rules = rules(args)?;
     let mut routes = Routes::default();
+    // Routes are named by their hops with passwords left out; hops that differ only in a
+    // password get a suffix, so that each route keeps its own credentials.
+    let default_hops = args.upstream.join(",");
+    let default_name = upstream_route(&args.upstream, opts)?.map(|(n, _)| n);
+    let mut named: Vec<(String, String)> = Vec::new();
     for spec in &args.route {
         let (pattern, hops) = Routes::parse_rule(spec)?;
-        let hops: Vec<String> = hops.split(',').map(str::to_string).collect();
-        let name = match upstream_route(&hops, opts)? {
+        let list: Vec<String> = hops.split(',').map(|h| h.trim().to_string()).collect();
+        let name = match upstream_route(&list, opts)? {
             None => "direct".to_string(),
-            Some((name, route)) => {
-                if !routes.upstreams.iter().any(|u| u.name == name) {
+            Some(_) if list.join(",") == default_hops => default_name.clone().unwrap_or_default(),
+            Some((name, route)) => match named.iter().find(|(h, _)| *h == list.join(",")) {
+                Some((_, n)) => n.clone(),
+                None => {
+                    let taken = |n: &str| {
+                        named.iter().any(|(_, x)| x == n) || default_name.as_deref() == Some(n)
+                    };
+                    let mut unique = name.clone();
+                    let mut i = 2;
+                    while taken(&unique) {
+                        unique = format!("{name}#{i}");
+                        i += 1;
+                    }
+                    named.push((list.join(","), unique.clone()));
                     routes.upstreams.push(Upstream {
-                        name: name.clone(),
+                        name: unique.clone(),
                         tcp: Some(route.stream),
                         udp: Some(route.datagram),
                     });
+                    unique
                 }
-                name
-            }
+            },
         };
         routes.rules.push((pattern, name));
     }
@@ -692,12 +719,53 @@ fn reload(
     };
     let (rules, routes, hooks) = reloadable(&new, opts, metrics)?;
     proxy.reload(rules, routes, hooks)?;
+    let limits = |a: &Args| {
+        format!(
+            "{} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
+            a.max_tunnels,
+            a.max_requests,
+            a.max_connections_per_client,
+            a.max_tunnels_per_client,
+            a.max_streams_per_connection,
+            a.head_timeout,
+            a.handshake_timeout,
+            a.dial_timeout,
+            a.response_timeout,
+            a.keepalive_timeout,
+            a.udp_max_destinations,
+            a.udp_idle_timeout,
+            a.tunnel_buffer,
+            a.idle_timeout,
+            a.hook_timeout
+        )
+    };
+    let intercept = |a: &Args| {
+        format!(
+            "{} {:?} {:?} {:?} {:?} {:?} {}",
+            a.intercept,
+            a.intercept_hosts,
+            a.ignore_hosts,
+            a.ca_cert,
+            a.ca_key,
+            a.origin_cacert,
+            a.origin_insecure
+        )
+    };
     let fixed = [
         ("listen", old.listen != new.listen),
         ("auth", old.auth != new.auth),
         ("cert/key", old.cert != new.cert || old.key != new.key),
         ("upstream", old.upstream != new.upstream),
         ("metrics", old.metrics != new.metrics),
+        ("limits and timeouts", limits(old) != limits(&new)),
+        (
+            "interception and origin TLS",
+            intercept(old) != intercept(&new),
+        ),
+        (
+            "pseudonym, udp-template",
+            old.pseudonym != new.pseudonym || old.udp_template != new.udp_template,
+        ),
     ];
     for (what, changed) in fixed {
         if changed {

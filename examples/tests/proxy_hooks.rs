@@ -380,3 +380,64 @@ fn bad_configuration_files_say_what_is_wrong() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn ca_init_writes_a_private_key_even_over_an_old_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("burrow-ca-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("ca-key.pem");
+    std::fs::write(&key, "old").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Not without --force.
+    assert!(burrow_examples::proxy_cli::ca_init(Some(dir.clone()), false).is_err());
+    let (cert, k) = burrow_examples::proxy_cli::ca_init(Some(dir.clone()), true).unwrap();
+    assert_eq!(
+        std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let ca = burrow_proxy::server::intercept::Ca::load(
+        &std::fs::read_to_string(cert).unwrap(),
+        &std::fs::read_to_string(k).unwrap(),
+    );
+    assert!(ca.is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn routes_are_named_once_and_keep_their_own_credentials() {
+    use burrow_examples::proxy_cli::{parse_args, reloadable};
+    let argv: Vec<std::ffi::OsString> = [
+        "burrow-proxy",
+        "--listen",
+        "http://127.0.0.1:0",
+        "--upstream",
+        "socks5h://u:one@127.0.0.1:1080",
+        "--route",
+        "a.test=socks5h://u:one@127.0.0.1:1080",
+        "--route",
+        "b.test=socks5h://u:two@127.0.0.1:1080",
+        "--route",
+        "c.test=socks5h://u:two@127.0.0.1:1080",
+        "--route",
+        "d.test=direct",
+    ]
+    .map(Into::into)
+    .into();
+    let args = parse_args(&argv).map_err(|_| "parse").unwrap();
+    let (_, routes, _) = reloadable(&args, &Default::default(), None).unwrap();
+    let names: Vec<&str> = routes.rules.iter().map(|(_, n)| n.as_str()).collect();
+    // The same hops as --upstream are the default route; other credentials, another route.
+    assert_eq!(
+        names,
+        [
+            "socks5h://u:***@127.0.0.1:1080",
+            "socks5h://u:***@127.0.0.1:1080#2",
+            "socks5h://u:***@127.0.0.1:1080#2",
+            "direct"
+        ]
+    );
+    assert_eq!(routes.upstreams.len(), 1);
+    // Nothing in a name gives a password away.
+    assert!(!names.iter().any(|n| n.contains("one") || n.contains("two")));
+}

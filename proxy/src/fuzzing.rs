@@ -415,6 +415,7 @@ pub fn decision_operations(data: &[u8]) {
         }
     };
     let (mut closed, mut closed_before_done) = (0, 0);
+    let (mut opened, mut datagram_closed) = (0, 0);
     let mut now = Instant::now();
     let (mut done, mut after_done) = (0, 0);
     let requests = [
@@ -471,10 +472,13 @@ pub fn decision_operations(data: &[u8]) {
             ))),
             9 => Input::Relayed(Default::default()),
             10 => Input::Cancelled,
-            12 => Input::Intercepted(if op & 16 != 0 {
-                crate::server::decision::Interception::Served
-            } else {
-                crate::server::decision::Interception::NotTls
+            12 => Input::Intercepted(match op % 3 {
+                0 => crate::server::decision::Interception::Served {
+                    up: u64::from(op),
+                    down: 0,
+                },
+                1 => crate::server::decision::Interception::Failed,
+                _ => crate::server::decision::Interception::NotTls,
             }),
             11 => Input::Hooked(match (op / 14) % 8 {
                 0 => Hooked::Body(u64::from(op)),
@@ -523,10 +527,23 @@ pub fn decision_operations(data: &[u8]) {
             if let Command::Notify(Notice::Closed(_)) = &c {
                 closed += 1;
             }
+            if let Command::Notify(Notice::DatagramOpened(_)) = &c {
+                opened += 1;
+            }
+            if let Command::Notify(Notice::DatagramClosed(_)) = &c {
+                datagram_closed += 1;
+            }
             last = Some(c);
         }
         assert!(done <= 1 && after_done == 0, "commands after Done");
         assert!(closed <= 1, "the end told twice");
+        assert!(opened <= 1, "a flow opened twice");
+        if done > 0 {
+            assert_eq!(
+                opened, datagram_closed,
+                "a datagram flow opened and closed unpaired"
+            );
+        }
         if hooks {
             assert_eq!(closed, done, "hooks not told of the end");
             assert_eq!(

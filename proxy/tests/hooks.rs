@@ -621,3 +621,70 @@ async fn connect_udp_is_a_datagram_flow_for_the_hooks() {
     assert_eq!(closed[0].what, What::Tunnel(TunnelKind::ConnectUdp));
     assert_eq!((closed[0].bytes_up, closed[0].bytes_down), (13, 13));
 }
+
+/// A block list refuses SOCKS5 UDP destinations too: datagrams to a blocked one are
+/// dropped, the others go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_list_refuses_socks_udp_destinations() {
+    use burrow_proxy::server::builtin::BlockList;
+    use burrow_proxy::server::Pattern;
+    let open = burrow_test_support::udp_echo().await;
+    let rec = Arc::new(Recorder::default());
+    // Patterns match addresses, not ports: the blocked destination listens on a second
+    // loopback address.
+    let blocked = {
+        let s = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+        let a = s.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut b = [0u8; 2048];
+            while let Ok((n, from)) = s.recv_from(&mut b).await {
+                let _ = s.send_to(&b[..n], from).await;
+            }
+        });
+        a
+    };
+    let block = Arc::new(BlockList::new(vec![Pattern::parse("127.0.0.2").unwrap()]));
+    let (_running, proxy) = start_with(vec![block, rec.clone()], |c| {
+        c.listeners = vec![Listen::Socks("127.0.0.1:0".parse().unwrap())];
+    })
+    .await;
+    let mut ctl = TcpStream::connect(proxy).await.unwrap();
+    ctl.write_all(&[5, 1, 0]).await.unwrap();
+    let mut b2 = [0u8; 2];
+    ctl.read_exact(&mut b2).await.unwrap();
+    ctl.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let mut r = [0u8; 10];
+    ctl.read_exact(&mut r).await.unwrap();
+    let relay = SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[8], r[9]])));
+    let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let packet = |to: SocketAddr| {
+        let ip = match to.ip() {
+            std::net::IpAddr::V4(v) => v.octets(),
+            _ => unreachable!(),
+        };
+        let mut pkt = vec![0, 0, 0, 1];
+        pkt.extend_from_slice(&ip);
+        pkt.extend_from_slice(&to.port().to_be_bytes());
+        pkt.extend_from_slice(b"hello");
+        pkt
+    };
+    let mut buf = vec![0u8; 2048];
+    // The blocked destination never answers.
+    for _ in 0..3 {
+        u.send_to(&packet(blocked), relay).await.unwrap();
+    }
+    let got = tokio::time::timeout(Duration::from_millis(500), u.recv_from(&mut buf)).await;
+    assert!(got.is_err(), "a blocked destination answered");
+    // The other one does.
+    loop {
+        u.send_to(&packet(open), relay).await.unwrap();
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(300), u.recv_from(&mut buf)).await
+        {
+            assert_eq!(&buf[..r.unwrap().0], &packet(open)[..]);
+            break;
+        }
+    }
+    assert_eq!(rec.opened.lock().unwrap().clone(), vec![Target::from(open)]);
+}

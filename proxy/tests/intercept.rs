@@ -330,3 +330,120 @@ async fn tunnels_over_http3_and_socks5_are_intercepted_too() {
     }
     assert_eq!(s.seen.0.lock().unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_speaks_first_is_relayed_after_a_short_wait() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let banner = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                s.write_all(b"220 smtp.test ESMTP\r\n").await.unwrap();
+                let mut b = [0u8; 64];
+                while let Ok(n) = s.read(&mut b).await {
+                    if n == 0 || s.write_all(&b[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let s = start(&Pki::new(), InterceptRules::default()).await;
+    let mut io = tunnel(s.http, banner).await;
+    let mut got = [0u8; 21];
+    let t0 = std::time::Instant::now();
+    tokio::time::timeout(std::time::Duration::from_secs(10), io.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got, b"220 smtp.test ESMTP\r\n");
+    assert!(t0.elapsed() >= burrow_proxy::server::CLIENT_FIRST_WAIT / 2);
+    io.write_all(b"EHLO me\r\n").await.unwrap();
+    let mut back = [0u8; 9];
+    io.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"EHLO me\r\n");
+}
+
+/// Rewrites where requests go.
+struct Elsewhere;
+
+#[async_trait]
+impl Hooks for Elsewhere {
+    async fn request_headers(&self, _f: &Flow, r: &mut Request) -> HookResult {
+        r.head.uri = "https://elsewhere.test/".parse().unwrap();
+        Ok(Verdict::Continue)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_the_requests_inside_need_none_and_cannot_be_sent_elsewhere() {
+    let opki = Pki::new();
+    let o = origin(&opki, b"http/1.1").await;
+    let (cert, key) = Ca::generate().unwrap();
+    let ca = Arc::new(Ca::load(&cert, &key).unwrap());
+    let run = |hooks: Vec<Arc<dyn Hooks>>| {
+        let ca = ca.clone();
+        let trust = opki.trust();
+        async move {
+            let cfg = ProxyConfig {
+                listeners: vec![Listen::Http("127.0.0.1:0".parse().unwrap())],
+                rules: Rules::loopback(),
+                origin_tls: trust,
+                auth: Some(burrow_proxy::server::Credentials {
+                    user: "u".into(),
+                    pass: "p".into(),
+                }),
+                hooks: HookChain::new(hooks),
+                intercept: Some(InterceptConfig {
+                    ca,
+                    rules: InterceptRules::default(),
+                }),
+                ..ProxyConfig::default()
+            };
+            server::start(Proxy::new(cfg, None, None).unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    for (hooks, status) in [
+        (vec![], 200u16),
+        (vec![Arc::new(Elsewhere) as Arc<dyn Hooks>], 502),
+    ] {
+        let running = run(hooks).await;
+        let mut s = TcpStream::connect(running.addrs[0].addr()).await.unwrap();
+        // Basic u:p
+        let req =
+            format!("CONNECT {o} HTTP/1.1\r\nhost: {o}\r\nproxy-authorization: Basic dTpw\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut b).await.unwrap();
+            head.push(b[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        let cfg = trusting(ca.certificate())
+            .client_config(&[b"http/1.1"])
+            .unwrap();
+        let (tls, _) =
+            burrow_transport::tls::handshake(Box::new(s), &Host::Name("localhost".into()), cfg)
+                .await
+                .unwrap();
+        let conn = burrow_http1::connect(
+            Box::new(tls),
+            ConnectionInfo::default(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        let req = http::Request::get(format!("https://localhost:{}/x", o.port()))
+            .body(Body::empty())
+            .unwrap();
+        let resp = conn.send_request(req).await.unwrap();
+        assert_eq!(resp.status().as_u16(), status);
+    }
+}

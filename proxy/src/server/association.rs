@@ -16,9 +16,9 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::net::UdpSocket;
 
-use super::dial::{Dialer, Judge};
+use super::dial::Judge;
 use super::hooks::{End, Flow, HookChain, Summary, TunnelKind, What};
-use super::{Limits, Proxy};
+use super::{Limits, Proxy, State};
 use crate::socks::wire::{decode_udp, encode_udp};
 
 /// What to do with a datagram from the client.
@@ -195,22 +195,32 @@ struct Destination {
     down: u64,
 }
 
-/// Whom the association tells of its datagram flows, one per destination.
+/// Whom the association asks and tells of its datagram flows (one per destination), and
+/// how it reaches them: through the route a hook chose for the association, or else the
+/// one the per-destination rules pick.
 pub(crate) struct Tell<'a> {
     pub hooks: &'a HookChain,
     pub flow: &'a Flow,
-    pub route: &'a str,
+    pub state: &'a State,
+    pub chosen: Option<usize>,
 }
 
 impl Tell<'_> {
+    fn route(&self, to: &Target) -> usize {
+        let r = self.chosen.unwrap_or_else(|| self.state.policy.pick(to));
+        r.min(self.state.routes.len().saturating_sub(1))
+    }
+
     async fn closed(&self, to: Target, d: &Destination, end: End) {
         if self.hooks.is_empty() {
             return;
         }
+        let route = self.state.policy.route_name(self.route(&to)).to_string();
         let s = Summary {
             what: What::Tunnel(TunnelKind::SocksUdp),
             target: Some(to),
-            route: self.route.to_string(),
+            route,
+            user: self.flow.user.clone(),
             upstream_version: None,
             status: None,
             socks_reply: None,
@@ -236,15 +246,17 @@ impl Drop for Destination {
 /// destination's flow; says how many bytes went up and down.
 pub(crate) async fn run(
     proxy: &Proxy,
-    dialer: &Dialer,
     mut control: BoxStream,
     relay: UdpSocket,
     peer: SocketAddr,
     tell: Tell<'_>,
 ) -> (u64, u64) {
     let stats = &proxy.stats;
+    let Some(first) = tell.state.routes.first() else {
+        return (0, 0);
+    };
     let mut core = Association::new(
-        dialer.judge().clone(),
+        first.dialer.judge().clone(),
         peer.ip(),
         &proxy.config.limits,
         driver::now(),
@@ -273,7 +285,15 @@ pub(crate) async fn run(
                     }
                     Verdict::Send(to, data) => (to, data),
                     Verdict::Dial(to, data) => {
-                        let f = dialer.udp(&to).await.ok();
+                        // The hooks may refuse the destination; the route's dialer judges it
+                        // again on the addresses it resolves to.
+                        let f = match tell.hooks.datagram_destination(tell.flow, &to).await {
+                            Ok(()) => {
+                                let dialer = &tell.state.routes[tell.route(&to)].dialer;
+                                dialer.udp(&to).await.ok()
+                            }
+                            Err(_) => None,
+                        };
                         if !core.dialed(&to, f.is_some(), driver::now()) {
                             stats.datagrams_refused.fetch_add(1, Ordering::Relaxed);
                             continue;

@@ -725,10 +725,11 @@ fn buffered_bodies_are_sent_with_their_new_length() {
         >> get("http://a.example/up"),
         << ?("the request hook", |c| matches!(c, Command::Hook(HookCall::Request(_)))),
         >> reply(buffer),
-        << Command::Hook(HookCall::RequestBody),
-        >> Tick::In(Input::Hooked(Hooked::Body(3))),
+        // Buffered only once the request holds its share.
         << Command::Reserve(Work::Request),
         >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Hook(HookCall::RequestBody),
+        >> Tick::In(Input::Hooked(Hooked::Body(3))),
         << ?("forwarded with Content-Length 3", |c| matches!(c,
             Command::Forward(h, ..) if h.headers["content-length"] == "3")),
         >> origin_ok(),
@@ -751,6 +752,8 @@ fn buffered_bodies_are_sent_with_their_new_length() {
         >> get("http://a.example/big"),
         << ?("the request hook", |c| matches!(c, Command::Hook(HookCall::Request(_)))),
         >> reply(buffer),
+        << Command::Reserve(Work::Request),
+        >> Tick::In(Input::Reserved(Ok(()))),
         << Command::Hook(HookCall::RequestBody),
         >> Tick::In(Input::Hooked(Hooked::TooLarge)),
         << refuse(StatusCode::PAYLOAD_TOO_LARGE, "http_request_error", "request body larger than hooks may buffer"),
@@ -799,6 +802,7 @@ fn connect_udp_tells_the_hooks_of_its_datagram_flow() {
         << Command::Notify(Notice::DatagramOpened(target("192.0.2.1:53"))),
         << Command::Relay,
         >> Tick::In(Input::Relayed(Relayed { up: 10, down: 20, idle: true })),
+        << ?("the flow's end", |c| matches!(c, Command::Notify(Notice::DatagramClosed(s)) if s.bytes_up == 10)),
         << ?("idle", closed(|s| s.end == End::Idle && s.what == What::Tunnel(TunnelKind::ConnectUdp))),
         << Command::Done,
     );
@@ -849,7 +853,10 @@ fn intercepted_tunnels_are_accepted_at_once_and_their_requests_go_to_the_target(
         .unwrap()
         .into_parts()
         .0;
-    head.extensions.insert(Intercepted(target("a.example:443")));
+    head.extensions.insert(Intercepted {
+        target: target("a.example:443"),
+        route: 0,
+    });
     let mut origin = HeaderMap::new();
     origin.insert("alt-svc", HeaderValue::from_static("h3=\":443\""));
     playbook!(pb(&p),

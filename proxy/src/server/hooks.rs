@@ -227,8 +227,10 @@ pub struct Summary {
     /// Where to (`None` when it was refused before a target was known).
     pub target: Option<Target>,
     /// The route taken by name (`direct`, an upstream's name), `local` for a local
-    /// answer, `-` when nothing was dialed.
+    /// answer, `intercept` for an intercepted tunnel, `-` when nothing was dialed.
     pub route: String,
+    /// The user the client authenticated as (`None` without `--auth`, or when it did not).
+    pub user: Option<String>,
     /// The HTTP version spoken to the origin of a forwarded request.
     pub upstream_version: Option<Version>,
     /// The HTTP status the client was given (a tunnel's acceptance or refusal); `None`
@@ -316,6 +318,13 @@ pub trait Hooks: Send + Sync + 'static {
 
     /// A tunnel ended (or was refused): bytes each way, how long, why.
     async fn tunnel_closed(&self, _flow: &Flow, _summary: &Summary) {}
+
+    /// A SOCKS5 UDP association is about to send to a destination it has not sent to:
+    /// `Respond` refuses it (its datagrams are dropped). A CONNECT-UDP tunnel's one
+    /// destination is judged by [`tunnel_requested`](Hooks::tunnel_requested).
+    async fn datagram_destination(&self, _flow: &Flow, _target: &Target) -> HookResult {
+        Ok(Verdict::Continue)
+    }
 
     /// A datagram flow was opened: a CONNECT-UDP tunnel, or one destination of a SOCKS5 UDP
     /// association.
@@ -419,10 +428,18 @@ impl HookChain {
     }
 
     /// Runs `client_connected`.
+    /// When a hook refuses the client, the hooks that were told of it (that one included)
+    /// are told it closed.
     pub async fn client_connected(&self, client: SocketAddr) -> Result<(), Stopped> {
-        for h in &self.hooks {
-            self.guarded(h.name(), "client_connected", h.client_connected(client))
-                .await?;
+        for (i, h) in self.hooks.iter().enumerate() {
+            let r = self.guarded(h.name(), "client_connected", h.client_connected(client));
+            if let Err(e) = r.await {
+                for h in &self.hooks[..=i] {
+                    self.notify(h.name(), "client_closed", h.client_closed(client))
+                        .await;
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -496,8 +513,7 @@ impl HookChain {
         Ok(())
     }
 
-    /// Runs the notification for a closed flow: `request_closed`, or `tunnel_closed` (and
-    /// `datagram_flow_closed` for a CONNECT-UDP tunnel).
+    /// Runs the notification for a closed flow: `request_closed` or `tunnel_closed`.
     pub async fn closed(&self, flow: &Flow, s: &Summary) {
         for h in &self.hooks {
             match &s.what {
@@ -505,13 +521,7 @@ impl HookChain {
                     self.notify(h.name(), "request_closed", h.request_closed(flow, s))
                         .await
                 }
-                What::Tunnel(k) => {
-                    // A SOCKS5 UDP association's flows (one per destination) are told by
-                    // the association itself.
-                    if *k == TunnelKind::ConnectUdp && s.end != End::Refused {
-                        let f = h.datagram_flow_closed(flow, s);
-                        self.notify(h.name(), "datagram_flow_closed", f).await;
-                    }
+                What::Tunnel(_) => {
                     self.notify(h.name(), "tunnel_closed", h.tunnel_closed(flow, s))
                         .await
                 }
@@ -519,7 +529,16 @@ impl HookChain {
         }
     }
 
-    /// Runs `datagram_flow_closed` (a SOCKS5 UDP association's destination).
+    /// Runs `datagram_destination`.
+    pub async fn datagram_destination(&self, flow: &Flow, t: &Target) -> Result<(), Stopped> {
+        for h in &self.hooks {
+            let f = h.datagram_destination(flow, t);
+            self.guarded(h.name(), "datagram_destination", f).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `datagram_flow_closed`.
     pub async fn datagram_flow_closed(&self, flow: &Flow, s: &Summary) {
         for h in &self.hooks {
             let f = h.datagram_flow_closed(flow, s);

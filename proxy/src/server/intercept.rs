@@ -56,7 +56,14 @@ pub struct Ca {
     /// One key for every minted certificate (as mitmproxy does): minting is one signature.
     leaf_key: rcgen::KeyPair,
     leaf_signing: Arc<dyn burrow_transport::rustls::sign::SigningKey>,
-    cache: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+    cache: Mutex<Cache>,
+}
+
+/// Minted certificates by name, the oldest evicted first past [`MAX_MINTED_CERTS`].
+#[derive(Default)]
+struct Cache {
+    by_name: HashMap<String, Arc<CertifiedKey>>,
+    order: std::collections::VecDeque<String>,
 }
 
 impl std::fmt::Debug for Ca {
@@ -101,10 +108,18 @@ impl Ca {
     /// The CA of this certificate and key (PEM).
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Ca, Error> {
         let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| cert_error("the CA key", e))?;
-        let issuer = rcgen::Issuer::from_ca_cert_pem(cert_pem, key)
-            .map_err(|e| cert_error("the CA certificate", e))?;
         use burrow_transport::rustls::pki_types::pem::PemObject;
         let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| cert_error("the CA certificate", e))?;
+        // The key must be the certificate's, or every minted certificate fails to verify.
+        let (_, parsed) = x509_parser::parse_x509_certificate(&cert)
+            .map_err(|e| cert_error("the CA certificate", e))?;
+        if *parsed.tbs_certificate.subject_pki.subject_public_key.data != *key.public_key_raw() {
+            return Err(Error::invalid_input(
+                "the CA key is not the CA certificate's (--ca-cert and --ca-key disagree)",
+            ));
+        }
+        let issuer = rcgen::Issuer::from_ca_cert_pem(cert_pem, key)
             .map_err(|e| cert_error("the CA certificate", e))?;
         let leaf_key = rcgen::KeyPair::generate().map_err(|e| cert_error("making a key", e))?;
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
@@ -129,10 +144,10 @@ impl Ca {
     /// A certificate for `name` (a DNS name or an IP address), from the cache or minted.
     pub fn leaf(&self, name: &str) -> Result<Arc<CertifiedKey>, Error> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = cache.get(&name) {
+        if let Some(c) = self.lock().by_name.get(&name) {
             return Ok(c.clone());
         }
+        // Minted without the lock: other handshakes do not wait for this signature.
         let mut p = rcgen::CertificateParams::new(vec![name.clone()])
             .map_err(|e| cert_error("certificate parameters", e))?;
         p.distinguished_name.push(rcgen::DnType::CommonName, &name);
@@ -148,16 +163,27 @@ impl Ca {
             vec![cert.der().clone(), self.cert.clone()],
             self.leaf_signing.clone(),
         ));
-        if cache.len() >= MAX_MINTED_CERTS {
-            cache.clear();
+        let mut cache = self.lock();
+        if !cache.by_name.contains_key(&name) {
+            while cache.by_name.len() >= MAX_MINTED_CERTS {
+                let Some(old) = cache.order.pop_front() else {
+                    break;
+                };
+                cache.by_name.remove(&old);
+            }
+            cache.order.push_back(name.clone());
         }
-        cache.insert(name, ck.clone());
+        cache.by_name.insert(name, ck.clone());
         Ok(ck)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// How many certificates are cached.
     pub fn cached(&self) -> usize {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.lock().by_name.len()
     }
 
     /// The TLS configuration for the client's side of a tunnel to `target`: the name the
@@ -227,9 +253,20 @@ mod tests {
         for i in 0..MAX_MINTED_CERTS {
             ca.leaf(&format!("h{i}.test")).unwrap();
         }
-        assert!(ca.cached() <= MAX_MINTED_CERTS);
+        // Full: the oldest went first, the newest stay.
+        assert_eq!(ca.cached(), MAX_MINTED_CERTS);
+        let newest = ca.leaf(&format!("h{}.test", MAX_MINTED_CERTS - 1)).unwrap();
+        assert!(Arc::ptr_eq(
+            &newest,
+            &ca.leaf(&format!("h{}.test", MAX_MINTED_CERTS - 1)).unwrap()
+        ));
+        assert!(!Arc::ptr_eq(&a, &ca.leaf("example.com").unwrap()));
         assert!(Ca::load("not a cert", &key).is_err());
         assert!(Ca::load(&cert, "not a key").is_err());
+        // A key that is not the certificate's.
+        let (_, other_key) = Ca::generate().unwrap();
+        let e = Ca::load(&cert, &other_key).unwrap_err();
+        assert!(e.to_string().contains("disagree"), "{e}");
     }
 
     #[test]

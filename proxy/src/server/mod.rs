@@ -50,6 +50,7 @@ pub(crate) use listen::{h1, h2};
 pub use relay::{relay, SharedStats, Stats};
 pub use routes::{Pattern, Routes, Upstream};
 pub use rules::{Denied, Rules};
+pub use run::CLIENT_FIRST_WAIT;
 
 use crate::template::UdpTemplate;
 
@@ -543,7 +544,7 @@ pub(crate) fn serve_inside(
     conn: Box<dyn ServerConnection>,
     stop: Arc<Notify>,
     peer: Peer,
-    target: burrow_transport::Target,
+    inside: decision::Intercepted,
     client: Client,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(serve_requests(
@@ -551,7 +552,7 @@ pub(crate) fn serve_inside(
         conn,
         stop,
         peer,
-        Some((target, client)),
+        Some((inside, client)),
     ))
 }
 
@@ -562,7 +563,7 @@ pub(crate) async fn serve_requests(
     mut conn: Box<dyn ServerConnection>,
     stop: Arc<Notify>,
     peer: Peer,
-    inside: Option<(burrow_transport::Target, Client)>,
+    inside: Option<(decision::Intercepted, Client)>,
 ) {
     let in_flight = Arc::new(InFlight::default());
     let idle = proxy.config.limits.keepalive_timeout;
@@ -575,7 +576,7 @@ pub(crate) async fn serve_requests(
                 Some(Ok(mut req)) => {
                     if let Some((t, c)) = &inside {
                         let x = req.request.extensions_mut();
-                        x.insert(decision::Intercepted(t.clone()));
+                        x.insert(t.clone());
                         x.insert(InsideClient(c.clone()));
                     }
                     let (proxy, token) = (proxy.clone(), InFlight::enter(&in_flight));

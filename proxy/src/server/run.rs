@@ -12,12 +12,17 @@ use burrow_http_core::{driver, Body};
 use burrow_transport::{BoxFlow, BoxStream, Error, ErrorKind, Target};
 use bytes::Bytes;
 
+use super::decision::Intercepted;
 use super::decision::{
     Answer, Command, Decision, Full, HookCall, Hooked, Input, Interception, Notice, Relayed,
     ResponseHead, Transport, Work,
 };
 use super::hooks::{self, Flow, Stopped};
 use super::intercept::TLS_HANDSHAKE;
+
+/// How long an intercepted tunnel waits for its client's first byte before taking it for a
+/// protocol where the server speaks first (SMTP, IMAP, SSH banners) and relaying it.
+pub const CLIENT_FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 use super::{association, relay::relay, Proxy, State};
 use crate::flows;
 
@@ -87,6 +92,8 @@ pub(crate) struct Run {
     responded: Option<Instant>,
     /// The client of the intercepted tunnel the request came in.
     pub inside_client: Option<burrow_http_core::Client>,
+    /// The route a hook chose for a SOCKS5 UDP association.
+    relay_route: Option<usize>,
 }
 
 impl Run {
@@ -102,7 +109,8 @@ impl Run {
         let flow = Flow {
             id: proxy.next_flow.fetch_add(1, Ordering::Relaxed),
             client: peer,
-            user: state.policy.auth.as_ref().map(|c| c.user.clone()),
+            // Known once the decision has checked the credentials.
+            user: None,
             version,
         };
         Run {
@@ -122,6 +130,7 @@ impl Run {
             body_sent: None,
             responded: None,
             inside_client: None,
+            relay_route: None,
         }
     }
 
@@ -148,6 +157,9 @@ impl Run {
                 }
                 Command::Reserve(w) => Input::Reserved(self.reserve(w)),
                 Command::Dial(t, how, route) => {
+                    if how == Transport::SocksRelay && route != 0 {
+                        self.relay_route = Some(route);
+                    }
                     match self.wait(d, Wait::Dial(t, how, route), side).await {
                         Some(i) => i,
                         None => continue,
@@ -191,6 +203,8 @@ impl Run {
 
     /// Runs a hook step, unless the client gives up first (`None`).
     async fn hook(&mut self, call: HookCall, side: &mut impl Side) -> Option<Input> {
+        // Hooks are asked only once the client passed authentication.
+        self.flow.user = self.state.policy.auth.as_ref().map(|c| c.user.clone());
         let (state, proxy) = (self.state.clone(), self.proxy.clone());
         let limits = &proxy.config.limits;
         let chain = &state.hooks;
@@ -289,7 +303,9 @@ impl Run {
         let hooks = &self.state.hooks;
         match n {
             Notice::DatagramOpened(t) => hooks.datagram_flow_opened(&self.flow, &t).await,
+            Notice::DatagramClosed(s) => hooks.datagram_flow_closed(&self.flow, &s).await,
             Notice::Closed(mut s) => {
+                self.flow.user = s.user.clone();
                 // A forwarded response is over when its body has been sent.
                 if let Some(rx) = self.body_sent.take() {
                     let _ = rx.await;
@@ -384,27 +400,34 @@ impl Run {
     }
 
     /// Serves an intercepted tunnel: TLS with a minted certificate, then its requests, each
-    /// as a request of its own; a tunnel that does not start with a TLS handshake is
-    /// handed back to be relayed as it is.
+    /// as a request of its own; a tunnel that does not start with a TLS handshake (or whose
+    /// client says nothing for [`CLIENT_FIRST_WAIT`]: the server speaks first) is handed
+    /// back to be relayed as it is.
     async fn intercept(&mut self, target: Target, route: usize) -> Interception {
         use tokio::io::AsyncReadExt;
         let p = self.proxy.clone();
         let Some(ic) = &p.config.intercept else {
-            return Interception::Served;
+            return Interception::Failed;
         };
-        let mut io: BoxStream = match self.accepted.take() {
+        let io: BoxStream = match self.accepted.take() {
             Some(Accepted::Stream(s)) => s,
             Some(Accepted::Tunnel(t)) => Box::new(t),
-            None => return Interception::Served,
+            None => return Interception::Failed,
         };
-        let deadline = p.config.limits.handshake_timeout;
+        let moved = Arc::new(Moved::default());
+        let mut io = Counting {
+            inner: io,
+            moved: moved.clone(),
+        };
         let mut first = [0u8; 1];
-        match tokio::time::timeout(deadline, io.read(&mut first)).await {
-            Ok(Ok(1)) => {}
-            _ => return Interception::Served,
-        }
-        let io = burrow_transport::Prefixed::new(Bytes::copy_from_slice(&first), io);
-        if first[0] != TLS_HANDSHAKE {
+        let peeked = match tokio::time::timeout(CLIENT_FIRST_WAIT, io.read(&mut first)).await {
+            Ok(Ok(1)) => Bytes::copy_from_slice(&first),
+            Ok(_) => return Interception::Failed,
+            Err(_) => Bytes::new(),
+        };
+        let tls = peeked.first() == Some(&TLS_HANDSHAKE);
+        let io = burrow_transport::Prefixed::new(peeked, io);
+        if !tls {
             self.accepted = Some(Accepted::Stream(Box::new(io)));
             return Interception::NotTls;
         }
@@ -412,9 +435,10 @@ impl Run {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("intercepting {target}: {e}");
-                return Interception::Served;
+                return Interception::Failed;
             }
         };
+        let deadline = p.config.limits.handshake_timeout;
         let accepted =
             tokio::time::timeout(deadline, burrow_transport::tls::accept(Box::new(io), cfg)).await;
         let conn = match accepted {
@@ -424,14 +448,19 @@ impl Run {
             Ok(Ok((tls, _))) => super::h1(&p, Box::new(tls)).await,
             Ok(Err(e)) => {
                 tracing::info!("intercepting {target}: the client's TLS failed: {e}");
-                return Interception::Served;
+                return Interception::Failed;
             }
-            Err(_) => return Interception::Served,
+            Err(_) => return Interception::Failed,
+        };
+        let Ok(conn) = conn else {
+            return Interception::Failed;
         };
         // The requests inside go to the tunnel's target, whatever authority they name,
         // over connections of this tunnel's own (HTTP/2 or HTTP/1.1, as the origin says).
         let state = self.state.clone();
-        let means = &state.routes[route.min(state.routes.len() - 1)];
+        let Some(means) = state.routes.get(route) else {
+            return Interception::Failed;
+        };
         let mut b = burrow_http_core::Client::builder();
         b.protocol(Arc::new(burrow_http2::Http2::default()))
             .protocol(Arc::new(burrow_http1::Http1::default()))
@@ -445,15 +474,17 @@ impl Run {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("intercepting {target}: {e}");
-                return Interception::Served;
+                return Interception::Failed;
             }
         };
-        if let Ok(conn) = conn {
-            let peer = super::Peer { addr: self.peer };
-            let stop = Arc::new(tokio::sync::Notify::new());
-            super::serve_inside(p.clone(), conn, stop, peer, target, client).await;
+        let peer = super::Peer { addr: self.peer };
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let inside = Intercepted { target, route };
+        super::serve_inside(p.clone(), conn, stop, peer, inside, client).await;
+        Interception::Served {
+            up: moved.up.load(Ordering::Relaxed),
+            down: moved.down.load(Ordering::Relaxed),
         }
-        Interception::Served
     }
 
     async fn relay(&mut self) -> Relayed {
@@ -493,10 +524,10 @@ impl Run {
                 let tell = association::Tell {
                     hooks: &state.hooks,
                     flow: &self.flow,
-                    route: state.policy.route_name(0),
+                    state: &state,
+                    chosen: self.relay_route,
                 };
-                let dialer = &state.routes[0].dialer;
-                let (up, down) = association::run(&p, dialer, control, sock, self.peer, tell).await;
+                let (up, down) = association::run(&p, control, sock, self.peer, tell).await;
                 Relayed {
                     up,
                     down,
@@ -623,5 +654,53 @@ impl http_body::Body for Counted {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A byte stream that counts what it moves each way.
+struct Counting {
+    inner: BoxStream,
+    moved: Arc<Moved>,
+}
+
+impl tokio::io::AsyncRead for Counting {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let p = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        self.moved.up.fetch_add(n, Ordering::Relaxed);
+        p
+    }
+}
+
+impl tokio::io::AsyncWrite for Counting {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let p = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &p {
+            self.moved.down.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        p
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -38,10 +38,15 @@ impl LogFormat {
     }
 }
 
-/// Writes the access log.
+/// Most lines waiting for the writer; past it lines are dropped (and counted), so a log
+/// nobody reads (a full pipe on `-`) never holds back a flow.
+pub const MAX_ACCESS_LOG_BACKLOG: usize = 4096;
+
+/// Writes the access log, on a thread of its own.
 pub struct AccessLog {
-    out: Mutex<Box<dyn Write + Send>>,
+    tx: Mutex<std::sync::mpsc::SyncSender<String>>,
     format: LogFormat,
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -63,13 +68,48 @@ fn version(v: Option<http::Version>) -> &'static str {
     }
 }
 
+/// Escapes `"` and `\` (and control bytes) as Apache's log does, so a request cannot forge
+/// fields of its line.
+fn clf_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl AccessLog {
     /// A log writing to `out`.
-    pub fn new(out: Box<dyn Write + Send>, format: LogFormat) -> AccessLog {
-        AccessLog {
-            out: Mutex::new(out),
-            format,
+    pub fn new(mut out: Box<dyn Write + Send>, format: LogFormat) -> AccessLog {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(MAX_ACCESS_LOG_BACKLOG);
+        // Ends when the log is dropped (a reload) and what was queued is written.
+        let spawned = std::thread::Builder::new()
+            .name("burrow-access-log".into())
+            .spawn(move || {
+                for line in rx {
+                    if let Err(e) = out.write_all(line.as_bytes()).and_then(|_| out.flush()) {
+                        tracing::warn!("writing the access log: {e}");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("no access log writer: {e}");
         }
+        AccessLog {
+            tx: Mutex::new(tx),
+            format,
+            dropped: Default::default(),
+        }
+    }
+
+    /// Lines dropped because the writer fell behind by [`MAX_ACCESS_LOG_BACKLOG`].
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A log appending to the file at `path` (created if need be), or writing to standard
@@ -109,7 +149,7 @@ impl AccessLog {
                     "time": when,
                     "flow": flow.id,
                     "client": flow.client.to_string(),
-                    "user": flow.user,
+                    "user": s.user,
                     "kind": kind,
                     "target": target,
                     "client_version": version(flow.version),
@@ -134,22 +174,23 @@ impl AccessLog {
                     .ok()
                     .and_then(|f| at.format(&f).ok())
                     .unwrap_or_default();
-                let user = flow
+                let user = s
                     .user
                     .as_deref()
-                    .map_or("-".to_string(), |u| u.replace([' ', '"'], "_"));
+                    .map_or("-".to_string(), |u| u.replace([' ', '"', '\\'], "_"));
                 let status = match (s.status, s.socks_reply) {
                     (Some(c), _) => c.as_u16().to_string(),
                     (None, Some(r)) => format!("socks:{r}"),
                     _ => "-".into(),
                 };
                 format!(
-                    "{} - {user} [{when}] \"{kind} {target} {}\" {status} {} \"{}\" \"{}\" {} {ms:.3} {}",
+                    "{} - {user} [{when}] \"{kind} {} {}\" {status} {} \"{}\" \"{}\" {} {ms:.3} {}",
                     flow.client.ip(),
+                    clf_escape(&target),
                     version(flow.version),
                     s.bytes_down,
                     version(s.upstream_version),
-                    s.route.replace('"', ""),
+                    clf_escape(&s.route),
                     s.bytes_up,
                     s.end.as_str(),
                 )
@@ -160,9 +201,14 @@ impl AccessLog {
     fn write(&self, flow: &Flow, s: &Summary) {
         let mut line = self.line(flow, s, SystemTime::now());
         line.push('\n');
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = out.write_all(line.as_bytes()).and_then(|_| out.flush()) {
-            tracing::warn!("writing the access log: {e}");
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        if tx.try_send(line).is_err()
+            && self
+                .dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .is_power_of_two()
+        {
+            tracing::warn!("the access log falls behind: lines dropped");
         }
     }
 }
@@ -202,6 +248,7 @@ mod tests {
             what,
             target: Some("example.com:443".parse().unwrap()),
             route: "socks5h://127.0.0.1:9050".into(),
+            user: Some("alice".into()),
             upstream_version: Some(http::Version::HTTP_11),
             status: Some(http::StatusCode::OK),
             socks_reply: None,
@@ -241,6 +288,38 @@ mod tests {
         assert_eq!(v["end"], "completed");
     }
 
+    /// Blocks every write until told.
+    struct Stuck(std::sync::Arc<std::sync::Barrier>);
+
+    impl Write for Stuck {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.wait();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_writer_that_never_finishes_costs_lines_not_flows() {
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let log = AccessLog::new(Box::new(Stuck(gate.clone())), LogFormat::Json);
+        let s = summary(What::Tunnel(TunnelKind::Connect));
+        // The writer holds one line; the backlog takes MAX_ACCESS_LOG_BACKLOG; the rest go.
+        for _ in 0..MAX_ACCESS_LOG_BACKLOG + 10 {
+            log.write(&flow(), &s);
+        }
+        assert!(log.dropped() >= 9, "{}", log.dropped());
+        assert!(log.dropped() <= 10, "{}", log.dropped());
+        // Let the writer go through what was taken; dropping the log ends it.
+        let taken = MAX_ACCESS_LOG_BACKLOG + 10 - log.dropped() as usize;
+        drop(log);
+        for _ in 0..taken {
+            gate.wait();
+        }
+    }
+
     #[test]
     fn common_log_format_starts_with_the_seven_fields() {
         let log = AccessLog::new(Box::new(std::io::sink()), LogFormat::Common);
@@ -252,5 +331,12 @@ mod tests {
              \"HTTP/1.1\" \"socks5h://127.0.0.1:9050\" 12 1500.000 completed"
         );
         assert!(LogFormat::parse("xml").is_err());
+        // A request cannot forge fields of its line.
+        let forged = What::Request {
+            method: http::Method::GET,
+            uri: "/a\"%20b".parse().unwrap(),
+        };
+        let line = log.line(&flow(), &summary(forged), ended);
+        assert!(line.contains("\"GET /a\\\"%20b HTTP/2\""), "{line}");
     }
 }

@@ -80,6 +80,13 @@ impl Hooks for BlockList {
         }
         Ok(Verdict::Continue)
     }
+
+    async fn datagram_destination(&self, _flow: &Flow, t: &Target) -> HookResult {
+        if self.blocks(t) {
+            return Ok(refusal(t));
+        }
+        Ok(Verdict::Continue)
+    }
 }
 
 #[cfg(test)]

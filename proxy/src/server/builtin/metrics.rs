@@ -315,6 +315,7 @@ mod tests {
             what,
             target: None,
             route: "direct".into(),
+            user: None,
             upstream_version: None,
             status: Some(http::StatusCode::OK),
             socks_reply: None,

@@ -46,9 +46,12 @@ impl Decision {
             Plan::Tcp(t) | Plan::ConnectUdp(t, _) | Plan::Forward(_, t, _) => Some(t.clone()),
             Plan::SocksUdp => None,
         };
-        if let Some(t) = &target {
-            self.route = self.policy.pick(t);
-        }
+        // Inside an intercepted tunnel, the tunnel's route.
+        self.route = match (&self.inside, &target) {
+            (Some(i), _) => i.route,
+            (None, Some(t)) => self.policy.pick(t),
+            (None, None) => 0,
+        };
         self.summary.target = target.clone();
         if !self.policy.hooks {
             return self.reserve(plan);
@@ -122,7 +125,16 @@ impl Decision {
             // A reply of another kind: fail closed.
             _ => return self.hook_failed("hooks replied out of turn", now),
         };
-        if let Plan::Tcp(t) | Plan::ConnectUdp(t, _) | Plan::Forward(_, t, _) = &plan {
+        if let Some(inside) = &self.inside {
+            // The requests inside an intercepted tunnel go where the tunnel goes.
+            let same =
+                matches!(&plan, Plan::Forward(_, t, _) if Some(t) == self.summary.target.as_ref());
+            if !same || route.is_some() {
+                let m = "inside an intercepted tunnel a hook cannot send a request elsewhere";
+                return self.hook_failed(m, now);
+            }
+            self.route = inside.route;
+        } else if let Plan::Tcp(t) | Plan::ConnectUdp(t, _) | Plan::Forward(_, t, _) = &plan {
             self.summary.target = Some(t.clone());
             self.route = self.policy.pick(t);
         }
@@ -135,13 +147,8 @@ impl Decision {
                 }
             }
         }
-        if buffer {
-            self.stage = Stage::HookingBody(plan);
-            self.commands
-                .push_back(Command::Hook(HookCall::RequestBody));
-        } else {
-            self.reserve(plan);
-        }
+        self.buffer_body = buffer;
+        self.reserve(plan);
     }
 }
 

@@ -84,6 +84,19 @@ enum Stage {
     Done,
 }
 
+/// The URI without userinfo, for logs (it is refused anyway).
+fn without_userinfo(u: &Uri) -> Uri {
+    match u.authority().map(|a| a.as_str()) {
+        Some(a) if a.contains('@') => {
+            let host = a.rsplit('@').next().unwrap_or("");
+            let mut parts = u.clone().into_parts();
+            parts.authority = host.parse().ok();
+            Uri::from_parts(parts).unwrap_or_default()
+        }
+        _ => u.clone(),
+    }
+}
+
 /// One request's decisions (see the module docs for the flow and the call contract).
 pub struct Decision {
     policy: Arc<Policy>,
@@ -96,7 +109,11 @@ pub struct Decision {
     /// A tunnel to intercept, once accepted.
     intercept: Option<Target>,
     /// The intercepted tunnel a request came in.
-    inside: Option<Target>,
+    inside: Option<Intercepted>,
+    /// The request hooks asked for the body: buffered once the request is reserved.
+    buffer_body: bool,
+    /// A datagram flow was opened (its end is told).
+    opened: bool,
 }
 
 impl Decision {
@@ -113,6 +130,7 @@ impl Decision {
                 what: What::Tunnel(TunnelKind::Socks),
                 target: None,
                 route: "-".into(),
+                user: None,
                 upstream_version: None,
                 status: None,
                 socks_reply: None,
@@ -125,6 +143,8 @@ impl Decision {
             },
             intercept: None,
             inside: None,
+            buffer_body: false,
+            opened: false,
         }
     }
 
@@ -181,6 +201,10 @@ impl Decision {
         if self.policy.hooks {
             let mut s = self.summary.clone();
             s.duration = self.arrived.map_or(Duration::ZERO, |a| now - a);
+            if self.opened {
+                let n = Notice::DatagramClosed(Box::new(s.clone()));
+                self.commands.push_back(Command::Notify(n));
+            }
             self.commands
                 .push_back(Command::Notify(Notice::Closed(Box::new(s))));
         }
@@ -214,8 +238,9 @@ impl Decision {
                 if let Plan::Forward(head, ..) = &mut plan {
                     set_length(&mut head.headers, n);
                 }
-                self.reserve(plan)
+                self.forward(plan, now)
             }
+            (Stage::HookingBody(_), Input::Hooked(Hooked::Failed(m))) => self.hook_failed(&m, now),
             (Stage::HookingBody(_), Input::Hooked(Hooked::TooLarge)) => {
                 let a = refusal(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -229,9 +254,14 @@ impl Decision {
             (Stage::Dialing(plan), Input::Dialed(r)) => self.dialed(plan, r, now),
             (Stage::Accepting, Input::Accepted(Ok(()))) => {
                 self.summary.latency = self.arrived.map(|a| now - a);
-                if let (true, Some(t)) = (self.datagrams(), &self.summary.target) {
+                // A SOCKS5 UDP association tells of its destinations itself.
+                let connect_udp = self.summary.what == What::Tunnel(TunnelKind::ConnectUdp);
+                if let (true, true, Some(t)) =
+                    (self.policy.hooks, connect_udp, &self.summary.target)
+                {
                     let n = Notice::DatagramOpened(t.clone());
                     self.commands.push_back(Command::Notify(n));
+                    self.opened = true;
                 }
                 match self.intercept.take() {
                     Some(t) => {
@@ -245,8 +275,13 @@ impl Decision {
                     }
                 }
             }
-            (Stage::Intercepting(_), Input::Intercepted(Interception::Served)) => {
+            (Stage::Intercepting(_), Input::Intercepted(Interception::Served { up, down })) => {
+                (self.summary.bytes_up, self.summary.bytes_down) = (up, down);
                 self.summary.end = End::Completed;
+                self.done(now)
+            }
+            (Stage::Intercepting(_), Input::Intercepted(Interception::Failed)) => {
+                self.summary.end = End::Failed;
                 self.done(now)
             }
             (Stage::Intercepting(t), Input::Intercepted(Interception::NotTls)) => {
@@ -337,20 +372,12 @@ impl Decision {
             }
             (Stage::Done, _) => {}
             // A reply to a command that was not given: the driver broke the contract.
-            // Fail closed: the work ends.
-            (_, Input::Hooked(Hooked::Failed(m))) => self.hook_failed(&m, now),
+            // Fail closed: the work ends (the client may have been answered already).
             (_, _) => {
                 self.summary.end = End::Failed;
                 self.done(now)
             }
         }
-    }
-
-    fn datagrams(&self) -> bool {
-        matches!(
-            self.summary.what,
-            What::Tunnel(TunnelKind::ConnectUdp | TunnelKind::SocksUdp)
-        )
     }
 
     fn full(&mut self, full: Full, now: Instant) {
@@ -374,10 +401,12 @@ impl Decision {
     }
 
     fn request(&mut self, mut head: http::request::Parts, protocol: Option<String>, now: Instant) {
-        self.inside = head.extensions.get::<Intercepted>().map(|i| i.0.clone());
+        self.inside = head.extensions.get::<Intercepted>().cloned();
         // Inside an intercepted tunnel: an https:// request to the authority the client
         // named (the connection goes to the tunnel's target).
-        if let (Some(t), false) = (&self.inside, head.method == Method::CONNECT) {
+        if let (Some(Intercepted { target: t, .. }), false) =
+            (&self.inside, head.method == Method::CONNECT)
+        {
             let named = head
                 .headers
                 .get(HOST)
@@ -403,10 +432,11 @@ impl Decision {
             (&Method::CONNECT, None) => What::Tunnel(TunnelKind::Connect),
             _ => What::Request {
                 method: head.method.clone(),
-                uri: head.uri.clone(),
+                uri: without_userinfo(&head.uri),
             },
         };
-        if let Some(creds) = &self.policy.auth {
+        // Inside an intercepted tunnel the client authenticated with its CONNECT.
+        if let (Some(creds), None) = (&self.policy.auth, &self.inside) {
             let header = head.headers.get(PROXY_AUTHORIZATION);
             if !creds.check_basic(header.map(|h| h.as_bytes())) {
                 let mut a = refusal(
@@ -423,6 +453,7 @@ impl Decision {
                 return self.refuse(a, now);
             }
         }
+        self.summary.user = self.policy.auth.as_ref().map(|c| c.user.clone());
         if via_loops(&head.headers, &self.policy.pseudonym) {
             let r = Refusal::new(
                 StatusCode::LOOP_DETECTED,
@@ -488,6 +519,8 @@ impl Decision {
     }
 
     fn socks(&mut self, command: SocksCommand, target: Target, now: Instant) {
+        // The SOCKS core checked the credentials.
+        self.summary.user = self.policy.auth.as_ref().map(|c| c.user.clone());
         self.summary.what = What::Tunnel(TunnelKind::Socks);
         self.summary.target = Some(target.clone());
         let plan = match command {
@@ -516,18 +549,15 @@ impl Decision {
         self.summary.route = self.policy.route_name(route).to_string();
         let judge = self.policy.judge_of(route);
         let dial = match &plan {
-            Plan::Forward(head, target, version) => {
-                // Host and port rules before anything is dialed; addresses are judged by
-                // the forwarding client's connector on the very addresses it dials.
-                if let Err(d) = judge.check(target) {
-                    return self.refuse(denied(d), now);
-                }
-                let until = now + self.policy.response_timeout;
+            Plan::Forward(..) if self.buffer_body => {
+                // The body is buffered only now that the request holds its share.
+                self.buffer_body = false;
+                self.stage = Stage::HookingBody(plan);
                 self.commands
-                    .push_back(Command::Forward(head.clone(), target.clone(), route));
-                self.stage = Stage::Forwarding(target.clone(), until, *version);
+                    .push_back(Command::Hook(HookCall::RequestBody));
                 return;
             }
+            Plan::Forward(..) => return self.forward(plan, now),
             Plan::Tcp(t) | Plan::ConnectUdp(t, _) => {
                 // The rules on the target as named before anything is dialed (the dialer
                 // judges every address again).
@@ -575,6 +605,22 @@ impl Decision {
         };
         self.commands.push_back(dial);
         self.stage = Stage::Dialing(plan);
+    }
+
+    /// Sends a reserved request on: the host and port rules first; addresses are judged by
+    /// the forwarding client's connector on the very addresses it dials.
+    fn forward(&mut self, plan: Plan, now: Instant) {
+        let Plan::Forward(head, target, version) = plan else {
+            self.summary.end = End::Failed;
+            return self.done(now);
+        };
+        if let Err(d) = self.policy.judge_of(self.route).check(&target) {
+            return self.refuse(denied(d), now);
+        }
+        let until = now + self.policy.response_timeout;
+        self.commands
+            .push_back(Command::Forward(head, target.clone(), self.route));
+        self.stage = Stage::Forwarding(target, until, version);
     }
 
     fn dialed(&mut self, plan: Plan, r: Result<(), Dial>, now: Instant) {

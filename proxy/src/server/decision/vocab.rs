@@ -51,14 +51,29 @@ pub struct Policy {
 /// of its head): it is an `https://` request to the authority the client named (its
 /// `Host` or `:authority`, else the tunnel's target), sent over a connection to the
 /// tunnel's target.
+/// The requests inside reach the target through the tunnel's route; they were
+/// authenticated with the tunnel.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Intercepted(pub Target);
+pub struct Intercepted {
+    /// The tunnel's target.
+    pub target: Target,
+    /// The tunnel's route.
+    pub route: usize,
+}
 
 /// The outcome of [`Command::Intercept`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interception {
-    /// The client's TLS connection was served until it ended.
-    Served,
+    /// The client's TLS connection was served until it ended; the bytes it moved (as
+    /// TLS records).
+    Served {
+        /// Bytes from the client.
+        up: u64,
+        /// Bytes to the client.
+        down: u64,
+    },
+    /// The client's TLS handshake failed, or it went away before it.
+    Failed,
     /// The tunnel's first byte was not a TLS handshake: relay it as it is.
     NotTls,
 }
@@ -214,6 +229,8 @@ pub enum Hooked {
 pub enum Notice {
     /// A datagram flow to this target was opened.
     DatagramOpened(Target),
+    /// The datagram flow that was opened ended (just before `Closed`).
+    DatagramClosed(Box<Summary>),
     /// The work ended. The driver adds what it measured: the bytes of forwarded bodies and
     /// the time it took to send the response body.
     Closed(Box<Summary>),
