@@ -13,6 +13,7 @@ mod answers;
 pub mod association;
 pub mod builtin;
 mod clients;
+mod counting;
 pub mod decision;
 #[cfg(test)]
 mod decision_tests;

@@ -3,7 +3,7 @@
 //! reserving, dialing, forwarding and relaying are the same for all. Nothing here decides:
 //! every refusal, status and deadline comes from the decision core.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +23,7 @@ use super::intercept::TLS_HANDSHAKE;
 /// How long an intercepted tunnel waits for its client's first byte before taking it for a
 /// protocol where the server speaks first (SMTP, IMAP, SSH banners) and relaying it.
 pub const CLIENT_FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+use super::counting::{Counted, Counting, Guarded, Moved};
 use super::{association, relay::relay, Proxy, State};
 use crate::flows;
 
@@ -61,13 +62,6 @@ pub(crate) trait Side: Send {
     fn take_body(&mut self) -> Body;
     /// The address the client reached the proxy at.
     fn local_addr(&self) -> Option<std::net::SocketAddr>;
-}
-
-/// Bytes a forwarded request's bodies moved, counted as they go.
-#[derive(Default)]
-struct Moved {
-    up: AtomicU64,
-    down: AtomicU64,
 }
 
 /// A request's work in progress: what it holds, reached and accepted.
@@ -587,120 +581,5 @@ async fn start(
             let client = inside.unwrap_or(&route(r).client);
             Step::Forwarded(client.request(req).await)
         }
-    }
-}
-
-/// A response body that holds the request's guards until it ends or is dropped, counts
-/// what it gives, and says when it is over.
-struct Guarded {
-    inner: Body,
-    moved: Arc<Moved>,
-    _sent: tokio::sync::oneshot::Sender<()>,
-    _guards: Vec<Guard>,
-}
-
-impl http_body::Body for Guarded {
-    type Data = bytes::Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Error>>> {
-        let p = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if let std::task::Poll::Ready(Some(Ok(f))) = &p {
-            if let Some(d) = f.data_ref() {
-                self.moved.down.fetch_add(d.len() as u64, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A request body that counts what it gives.
-struct Counted {
-    inner: Body,
-    moved: Arc<Moved>,
-}
-
-impl http_body::Body for Counted {
-    type Data = bytes::Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Error>>> {
-        let p = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if let std::task::Poll::Ready(Some(Ok(f))) = &p {
-            if let Some(d) = f.data_ref() {
-                self.moved.up.fetch_add(d.len() as u64, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A byte stream that counts what it moves each way.
-struct Counting {
-    inner: BoxStream,
-    moved: Arc<Moved>,
-}
-
-impl tokio::io::AsyncRead for Counting {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let p = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = (buf.filled().len() - before) as u64;
-        self.moved.up.fetch_add(n, Ordering::Relaxed);
-        p
-    }
-}
-
-impl tokio::io::AsyncWrite for Counting {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let p = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let std::task::Poll::Ready(Ok(n)) = &p {
-            self.moved.down.fetch_add(*n as u64, Ordering::Relaxed);
-        }
-        p
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
