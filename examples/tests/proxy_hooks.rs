@@ -441,3 +441,24 @@ fn routes_are_named_once_and_keep_their_own_credentials() {
     // Nothing in a name gives a password away.
     assert!(!names.iter().any(|n| n.contains("one") || n.contains("two")));
 }
+
+#[test]
+fn config_values_starting_with_a_dash_stay_values() {
+    let dir = std::env::temp_dir().join(format!("burrow-cfg-dash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("c.toml");
+    std::fs::write(
+        &f,
+        "listen = [\"http://127.0.0.1:0\"]\npseudonym = \"-x\"\n",
+    )
+    .unwrap();
+    let words = burrow_examples::proxy_cli::config_words(&f).unwrap();
+    assert!(words.contains(&"--pseudonym=-x".to_string()), "{words:?}");
+    let argv: Vec<std::ffi::OsString> =
+        vec!["burrow-proxy".into(), "--config".into(), f.clone().into()];
+    let args = burrow_examples::proxy_cli::parse_args(&argv)
+        .map_err(|_| "parse")
+        .unwrap();
+    assert_eq!(args.pseudonym.as_deref(), Some("-x"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -871,3 +871,14 @@ fn intercepted_tunnels_are_accepted_at_once_and_their_requests_go_to_the_target(
         << Command::Done,
     );
 }
+
+#[test]
+fn the_summary_of_a_refused_request_never_carries_its_userinfo() {
+    playbook!(hooked(false),
+        >> request(Method::GET, "http://user:secret@a.example/x", Version::HTTP_11, &[("host", "a.example")]),
+        << refuse(StatusCode::BAD_REQUEST, "http_request_error", "userinfo in the request target"),
+        << ?("no userinfo", closed(|s| matches!(&s.what,
+            What::Request { uri, .. } if uri == "http://a.example/x"))),
+        << Command::Done,
+    );
+}
