@@ -28,20 +28,26 @@ where
     let last = AtomicU64::new(0);
     let touch = || last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
     let (moved_up, moved_down) = (AtomicU64::new(0), AtomicU64::new(0));
-    let up = copy(
-        &mut ar,
-        &mut bw,
-        buffer,
-        &touch,
-        [&stats.bytes_up, &moved_up],
-    );
-    let down = copy(
-        &mut br,
-        &mut aw,
-        buffer,
-        &touch,
-        [&stats.bytes_down, &moved_down],
-    );
+    // Each future is made where it is polled and pinned in place: a future moved into
+    // another is stored twice, and an idle tunnel is mostly this state.
+    let transfer = async {
+        tokio::join!(
+            copy(
+                &mut ar,
+                &mut bw,
+                buffer,
+                &touch,
+                [&stats.bytes_up, &moved_up]
+            ),
+            copy(
+                &mut br,
+                &mut aw,
+                buffer,
+                &touch,
+                [&stats.bytes_down, &moved_down]
+            ),
+        )
+    };
     let watchdog = async {
         loop {
             tokio::time::sleep(idle / 4).await;
@@ -51,9 +57,10 @@ where
             }
         }
     };
+    tokio::pin!(transfer, watchdog);
     let idle = tokio::select! {
-        _ = async { tokio::join!(up, down) } => false,
-        _ = watchdog => true,
+        _ = &mut transfer => false,
+        _ = &mut watchdog => true,
     };
     Relayed {
         up: moved_up.load(Ordering::Relaxed),
@@ -61,6 +68,13 @@ where
         idle,
     }
 }
+
+/// What one direction of an idle tunnel reads into: its full buffer is taken only while
+/// data flows, so an idle tunnel holds two of these and no more.
+pub const IDLE_PROBE: usize = 2048;
+
+/// How long a direction keeps its full buffer once nothing is there to read.
+pub const IDLE_BUFFER_GRACE: Duration = Duration::from_millis(100);
 
 async fn copy<R, W>(
     r: &mut R,
@@ -72,23 +86,38 @@ async fn copy<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; buffer.max(1024)];
+    let mut big: Vec<u8> = Vec::new();
+    let mut probe = [0u8; IDLE_PROBE];
     let mut unflushed = false;
     loop {
-        let n = {
-            let mut read = std::pin::pin!(r.read(&mut buf));
+        let use_big = !big.is_empty();
+        let got = {
+            let buf: &mut [u8] = if use_big { &mut big } else { &mut probe };
+            let mut read = std::pin::pin!(r.read(buf));
             let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
             match first {
-                Poll::Ready(r) => r,
-                // Nothing more to read now: what was written must not wait in a writer's
-                // buffer (TLS records, a QUIC stream's staging) until more arrives.
-                Poll::Pending if unflushed => {
-                    if w.flush().await.is_err() {
+                Poll::Ready(r) => Some(r),
+                Poll::Pending => {
+                    // Nothing more to read now: what was written must not wait in a
+                    // writer's buffer (TLS records, a QUIC stream's staging) until more
+                    // arrives.
+                    if unflushed && w.flush().await.is_err() {
                         break;
                     }
-                    read.await
+                    match use_big {
+                        // Still flowing within the grace, or gone idle (`None`).
+                        true => tokio::time::timeout(IDLE_BUFFER_GRACE, read).await.ok(),
+                        false => Some(read.await),
+                    }
                 }
-                Poll::Pending => read.await,
+            }
+        };
+        // Idle: the full buffer goes back; the probe waits for what comes next.
+        let (n, from_probe) = match got {
+            Some(r) => (r, !use_big),
+            None => {
+                big = Vec::new();
+                (r.read(&mut probe).await, true)
             }
         };
         let n = match n {
@@ -96,7 +125,8 @@ async fn copy<R, W>(
             Ok(n) => n,
         };
         touch();
-        if w.write_all(&buf[..n]).await.is_err() {
+        let data = if from_probe { &probe[..n] } else { &big[..n] };
+        if w.write_all(data).await.is_err() {
             break;
         }
         unflushed = true;
@@ -104,6 +134,10 @@ async fn copy<R, W>(
             c.fetch_add(n as u64, Ordering::Relaxed);
         }
         touch();
+        // A full probe: data flows, take the full buffer.
+        if from_probe && n == IDLE_PROBE {
+            big = vec![0u8; buffer.max(IDLE_PROBE)];
+        }
     }
     // Half-close the other side, as TCP does (FIN / END_STREAM).
     let _ = w.shutdown().await;
@@ -212,5 +246,59 @@ mod tests {
             waited >= Duration::from_secs(8) && waited <= Duration::from_secs(11),
             "{waited:?}"
         );
+    }
+
+    /// What an idle tunnel holds: its relay's state, with no full buffer taken (a guard on
+    /// the layout: futures moved into futures are stored twice).
+    #[test]
+    fn an_idle_relay_is_small() {
+        let s = Stats::default();
+        let (a, b) = (tokio::io::duplex(1).0, tokio::io::duplex(1).0);
+        let f = relay(
+            a,
+            b,
+            crate::server::DEFAULT_TUNNEL_BUFFER,
+            Duration::from_secs(1),
+            &s,
+        );
+        let size = std::mem::size_of_val(&f);
+        assert!(size <= 2 * IDLE_PROBE + 2048, "{size} bytes");
+    }
+
+    /// More than the probe takes the full buffer; going quiet past the grace gives it back;
+    /// every byte arrives either way.
+    #[tokio::test(start_paused = true)]
+    async fn bytes_flow_through_the_probe_and_the_full_buffer() {
+        let (mut client, proxy_side) = tokio::io::duplex(1 << 20);
+        let (target_side, mut target) = tokio::io::duplex(1 << 20);
+        let s = Arc::new(Stats::default());
+        let st = s.clone();
+        let h = tokio::spawn(async move {
+            relay(
+                proxy_side,
+                target_side,
+                64 * 1024,
+                Duration::from_secs(60),
+                &st,
+            )
+            .await
+        });
+        let burst: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        client.write_all(&burst).await.unwrap();
+        let mut got = vec![0u8; burst.len()];
+        target.read_exact(&mut got).await.unwrap();
+        assert!(got == burst);
+        // Quiet past the grace, then a little and a lot again.
+        tokio::time::sleep(IDLE_BUFFER_GRACE * 3).await;
+        client.write_all(b"x").await.unwrap();
+        let mut one = [0u8; 1];
+        target.read_exact(&mut one).await.unwrap();
+        client.write_all(&burst).await.unwrap();
+        target.read_exact(&mut got).await.unwrap();
+        assert!(got == burst);
+        drop(client);
+        drop(target);
+        let r = h.await.unwrap();
+        assert_eq!(r.up, 2 * burst.len() as u64 + 1);
     }
 }

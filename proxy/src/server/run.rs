@@ -128,18 +128,20 @@ impl Run {
         }
     }
 
-    /// Runs the decision's commands until it is done.
+    /// Runs the decision's commands until it is done. Every step but the relay is boxed:
+    /// a tunnel's task holds, for its whole life, the largest state among its awaits, and
+    /// the relay's is the small one.
     pub async fn execute(mut self, d: &mut Decision, side: &mut impl Side) {
         let proxy = self.proxy.clone();
         let stats = &proxy.stats;
         while let Some(c) = d.poll_command() {
             let input = match c {
-                Command::Hook(call) => match self.hook(call, side).await {
+                Command::Hook(call) => match Box::pin(self.hook(call, side)).await {
                     Some(i) => i,
                     None => Input::Cancelled,
                 },
                 Command::Notify(n) => {
-                    self.notify(n).await;
+                    Box::pin(self.notify(n)).await;
                     continue;
                 }
                 Command::Refuse(a) => {
@@ -154,19 +156,21 @@ impl Run {
                     if how == Transport::SocksRelay && route != 0 {
                         self.relay_route = Some(route);
                     }
-                    match self.wait(d, Wait::Dial(t, how, route), side).await {
+                    match Box::pin(self.wait(d, Wait::Dial(t, how, route), side)).await {
                         Some(i) => i,
                         None => continue,
                     }
                 }
                 Command::Forward(head, _, route) => {
-                    match self.wait(d, Wait::Forward(head, route), side).await {
+                    match Box::pin(self.wait(d, Wait::Forward(head, route), side)).await {
                         Some(i) => i,
                         None => continue,
                     }
                 }
-                Command::Accept(a) => Input::Accepted(self.accept(a, side).await),
-                Command::Intercept(t, route) => Input::Intercepted(self.intercept(t, route).await),
+                Command::Accept(a) => Input::Accepted(Box::pin(self.accept(a, side)).await),
+                Command::Intercept(t, route) => {
+                    Input::Intercepted(Box::pin(self.intercept(t, route)).await)
+                }
                 Command::Relay => Input::Relayed(self.relay().await),
                 Command::Respond(head) => {
                     stats.forwarded.fetch_add(1, Ordering::Relaxed);
@@ -496,7 +500,7 @@ impl Run {
                 // The client's side as a datagram flow, exactly as burrow's client sees it.
                 let c = flows::tunnel_flow(t, limits.max_capsule, "CONNECT-UDP client".into());
                 let moved = Moved::default();
-                let idle = flows::relay_datagrams(&*c, &*f, idle, |up, n| {
+                let idle = Box::pin(flows::relay_datagrams(&*c, &*f, idle, |up, n| {
                     stats.datagrams.fetch_add(1, Ordering::Relaxed);
                     let (bytes, mine) = if up {
                         (&stats.bytes_up, &moved.up)
@@ -505,7 +509,7 @@ impl Run {
                     };
                     bytes.fetch_add(n as u64, Ordering::Relaxed);
                     mine.fetch_add(n as u64, Ordering::Relaxed);
-                })
+                }))
                 .await;
                 Relayed {
                     up: moved.up.load(Ordering::Relaxed),
@@ -521,7 +525,8 @@ impl Run {
                     state: &state,
                     chosen: self.relay_route,
                 };
-                let (up, down) = association::run(&p, control, sock, self.peer, tell).await;
+                let (up, down) =
+                    Box::pin(association::run(&p, control, sock, self.peer, tell)).await;
                 Relayed {
                     up,
                     down,
