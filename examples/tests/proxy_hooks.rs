@@ -462,3 +462,26 @@ fn config_values_starting_with_a_dash_stay_values() {
     assert_eq!(args.pseudonym.as_deref(), Some("-x"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn workers_sets_the_runtime_threads() {
+    for n in [1usize, 3] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_burrow-proxy"))
+            .args(["--listen", "http://127.0.0.1:0", "--workers", &n.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with("burrow-proxy listening"), "{line}");
+        let workers = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|c| c.starts_with("tokio-rt-worker"))
+            .count();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(workers, n);
+    }
+}

@@ -7,6 +7,7 @@ mod goals;
 mod hooks;
 mod sections;
 mod servers;
+mod workers;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -44,7 +45,8 @@ pub struct Options {
     /// Tunnels over one HTTP/2 proxy connection in the memory row.
     #[arg(long, default_value_t = 1000)]
     tunnels: usize,
-    /// Only these sections: throughput, h3, tunnel, hooks, rate, memory (default: all).
+    /// Only these sections: throughput, h3, tunnel, hooks, workers, rate, memory (default:
+    /// all).
     #[arg(long)]
     only: Vec<String>,
     /// Also write the Markdown report here.
@@ -143,6 +145,9 @@ pub fn run(o: Options) -> Result<(), Failure> {
     }
     if b.want("hooks") {
         b.hooks(&bp);
+    }
+    if b.want("workers") {
+        b.workers();
     }
     if b.want("rate") {
         b.rate(origin_port);

@@ -3,8 +3,7 @@
 
 use burrow_examples::proxy_cli::{self, ArgsError};
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let args = match proxy_cli::parse_args(&argv) {
         Ok(a) => a,
@@ -14,7 +13,26 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = proxy_cli::run(args).await {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    match args.workers {
+        Some(0) => {
+            eprintln!("burrow-proxy: --workers wants at least 1");
+            std::process::exit(2);
+        }
+        Some(n) => {
+            rt.worker_threads(n);
+        }
+        None => {}
+    }
+    let rt = match rt.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("burrow-proxy: starting the runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = rt.block_on(proxy_cli::run(args)) {
         eprintln!("burrow-proxy: {e}");
         std::process::exit(2);
     }

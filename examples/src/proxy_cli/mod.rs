@@ -168,6 +168,9 @@ pub struct Args {
     /// Do not verify origins' certificates.
     #[arg(long = "origin-insecure")]
     pub origin_insecure: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// Install a hook that does nothing (every method its default): for measuring what
     /// hooks cost by themselves.
     #[arg(long, hide = true)]
