@@ -467,7 +467,12 @@ fn config_values_starting_with_a_dash_stay_values() {
 fn workers_sets_the_runtime_threads() {
     for n in [1usize, 3] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_burrow-proxy"))
-            .args(["--listen", "http://127.0.0.1:0", "--workers", &n.to_string()])
+            .args([
+                "--listen",
+                "http://127.0.0.1:0",
+                "--workers",
+                &n.to_string(),
+            ])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();

@@ -6,14 +6,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use h2::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::{from_h2_on, IoSlot};
 
 /// Largest write handed to h2 at once.
-const MAX_WRITE: usize = 256 * 1024;
+const MAX_WRITE: usize = 16 * 1024;
+
+/// The least a write reserves, so that small writes share an allocation.
+const WRITE_CHUNK: usize = 16 * 1024;
 
 /// Reads DATA frames and writes DATA frames on one stream. Received bytes are released to
 /// the peer's flow-control window as they are read, so a slow reader slows the sender.
@@ -21,6 +24,9 @@ pub struct H2Stream {
     send: SendStream<Bytes>,
     recv: RecvStream,
     buf: Bytes,
+    /// Where written bytes are copied before h2 takes them: reused while data flows (a
+    /// fresh allocation per write costs page faults), let go at each flush.
+    wbuf: BytesMut,
     read_eof: bool,
     write_closed: bool,
     _slot: Option<TunnelSlot>,
@@ -33,6 +39,7 @@ impl H2Stream {
             send,
             recv,
             buf: Bytes::new(),
+            wbuf: BytesMut::new(),
             read_eof: false,
             write_closed: false,
             _slot: None,
@@ -134,14 +141,20 @@ impl AsyncWrite for H2Stream {
             }
         };
         let n = n.min(want);
+        // Reclaims the last chunk's allocation when h2 has let go of it.
+        this.wbuf.reserve(n.max(WRITE_CHUNK));
+        this.wbuf.extend_from_slice(&buf[..n]);
+        let chunk = this.wbuf.split().freeze();
         this.send
-            .send_data(Bytes::copy_from_slice(&buf[..n]), false)
+            .send_data(chunk, false)
             .map_err(|e| io_err(e, "writing a tunnel", this.io.as_ref()))?;
         Poll::Ready(Ok(n))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // h2 writes queued frames as the connection task runs.
+    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // h2 writes queued frames as the connection task runs. A writer that flushes has
+        // nothing more for now: an idle stream keeps no buffer.
+        self.wbuf = BytesMut::new();
         Poll::Ready(Ok(()))
     }
 
