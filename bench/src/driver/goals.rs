@@ -6,7 +6,7 @@ use crate::measure::median;
 impl Bench {
     pub(super) fn goals(&mut self) {
         // (goal, group, burrow's row, group of the reference, reference row, at least)
-        let speed: [(&str, &str, &str, &str, &str, f64); 20] = [
+        let speed: [(&str, &str, &str, &str, &str, f64); 21] = [
             (
                 "HTTP/1.1 plain ≥ 1.0× curl",
                 "h1-plain",
@@ -94,6 +94,14 @@ impl Bench {
                 "tunnel",
                 "direct",
                 0.9,
+            ),
+            (
+                "CONNECT over HTTP/3 ≥ 0.7× direct",
+                "tunnel",
+                "burrow-proxy CONNECT h3",
+                "tunnel",
+                "direct",
+                0.7,
             ),
             (
                 "HTTP/3 in CONNECT-UDP ≥ 0.5× direct HTTP/3",
@@ -184,6 +192,17 @@ impl Bench {
             };
             self.say(row);
         }
+        let row = match self.stat("tunnels", "kib") {
+            Some(s) => {
+                let k = median(&s.rates);
+                format!(
+                    "| burrow-proxy ≤ 16 KiB per idle tunnel (HTTP/2) | {k:.1} KiB | {} |",
+                    if k <= 16.0 { "yes" } else { "**no**" }
+                )
+            }
+            None => "| burrow-proxy ≤ 16 KiB per idle tunnel (HTTP/2) | not measured | |".into(),
+        };
+        self.say(row);
         let small = SMALL_DOWNLOAD_MIB;
         let full = self.size / MIB;
         for v in ["h1 TLS", "h2 TLS", "h3"] {
