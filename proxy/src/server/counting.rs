@@ -17,45 +17,23 @@ pub(crate) struct Moved {
     pub down: AtomicU64,
 }
 
-/// A response body that holds the request's guards until it ends or is dropped, counts
-/// what it gives, and says when it is over.
-pub(crate) struct Guarded {
-    pub inner: Body,
-    pub moved: Arc<Moved>,
-    pub _sent: tokio::sync::oneshot::Sender<()>,
-    pub _guards: Vec<Guard>,
+/// Which way a counted body goes.
+#[derive(Clone, Copy)]
+pub(crate) enum Way {
+    /// The request's body, from the client.
+    Up,
+    /// The response's body, to the client.
+    Down,
 }
 
-impl http_body::Body for Guarded {
-    type Data = bytes::Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Error>>> {
-        let p = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if let std::task::Poll::Ready(Some(Ok(f))) = &p {
-            if let Some(d) = f.data_ref() {
-                self.moved.down.fetch_add(d.len() as u64, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A request body that counts what it gives.
+/// A body that counts what it gives; it may hold what must live as long as it does (a
+/// forwarded response holds its request's guards, and a sender whose drop says the body
+/// is over).
 pub(crate) struct Counted {
     pub inner: Body,
     pub moved: Arc<Moved>,
+    pub way: Way,
+    pub _hold: Option<(tokio::sync::oneshot::Sender<()>, Vec<Guard>)>,
 }
 
 impl http_body::Body for Counted {
@@ -69,7 +47,11 @@ impl http_body::Body for Counted {
         let p = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
         if let std::task::Poll::Ready(Some(Ok(f))) = &p {
             if let Some(d) = f.data_ref() {
-                self.moved.up.fetch_add(d.len() as u64, Ordering::Relaxed);
+                let n = match self.way {
+                    Way::Up => &self.moved.up,
+                    Way::Down => &self.moved.down,
+                };
+                n.fetch_add(d.len() as u64, Ordering::Relaxed);
             }
         }
         p

@@ -23,7 +23,7 @@ use super::intercept::TLS_HANDSHAKE;
 /// How long an intercepted tunnel waits for its client's first byte before taking it for a
 /// protocol where the server speaks first (SMTP, IMAP, SSH banners) and relaying it.
 pub const CLIENT_FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-use super::counting::{Counted, Counting, Guarded, Moved};
+use super::counting::{Counted, Counting, Moved, Way};
 use super::{association, relay::relay, Proxy, State};
 use crate::flows;
 
@@ -179,11 +179,11 @@ impl Run {
                         self.body_sent = Some(rx);
                         self.responded = Some(driver::now());
                     }
-                    let body = Body::wrap(Guarded {
+                    let body = Body::wrap(Counted {
                         inner: self.response.take().unwrap_or_default(),
                         moved: self.moved.clone(),
-                        _sent: tx,
-                        _guards: std::mem::take(&mut self.guards),
+                        way: Way::Down,
+                        _hold: Some((tx, std::mem::take(&mut self.guards))),
                     });
                     side.respond(*head, body).await;
                     continue;
@@ -352,6 +352,8 @@ impl Run {
             Some(b) if !self.state.hooks.is_empty() => Some(Body::wrap(Counted {
                 inner: b,
                 moved: self.moved.clone(),
+                way: Way::Up,
+                _hold: None,
             })),
             b => b,
         };
