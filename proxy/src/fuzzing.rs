@@ -431,7 +431,7 @@ pub fn decision_operations(data: &[u8]) {
         ("CONNECT", "https://p.example/x", Some("websocket")),
     ];
     for &op in ops {
-        let input = match op % 14 {
+        let input = match op % 15 {
             0 | 1 => {
                 let (m, uri, p) = requests[(op as usize / 12) % requests.len()];
                 let Ok(req) = http::Request::builder()
@@ -477,10 +477,14 @@ pub fn decision_operations(data: &[u8]) {
                     up: u64::from(op),
                     down: 0,
                 },
-                1 => crate::server::decision::Interception::Failed,
-                _ => crate::server::decision::Interception::NotTls,
+                _ => crate::server::decision::Interception::Failed,
             }),
-            11 => Input::Hooked(match (op / 14) % 8 {
+            13 => Input::Peeked(match op % 3 {
+                0 => crate::server::decision::Peeked::Byte(0x16),
+                1 => crate::server::decision::Peeked::Byte(op),
+                _ => crate::server::decision::Peeked::Closed,
+            }),
+            11 => Input::Hooked(match (op / 15) % 8 {
                 0 => Hooked::Body(u64::from(op)),
                 1 => Hooked::Request(Box::new(Request {
                     head: head(),

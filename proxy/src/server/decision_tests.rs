@@ -826,22 +826,46 @@ fn intercepted_tunnels_are_accepted_at_once_and_their_requests_go_to_the_target(
         let p = p.clone();
         Timed::new(|_| Decision::new(p, false))
     };
-    // Intercepted: accepted without a dial, then served; a tunnel that is not TLS is dialed
-    // and relayed after all.
-    playbook!(pb(&p),
-        >> connect("a.example:443"),
-        << Command::Reserve(Work::Tunnel),
-        >> Tick::In(Input::Reserved(Ok(()))),
-        << Command::Accept(ok_200()),
-        >> Tick::In(Input::Accepted(Ok(()))),
-        << Command::Intercept(target("a.example:443"), 0),
-        >> Tick::In(Input::Intercepted(Interception::NotTls)),
-        << Command::Dial(target("a.example:443"), Transport::Tcp, 0),
-        >> Tick::In(Input::Dialed(Ok(()))),
-        << Command::Relay,
-        >> Tick::In(Input::Relayed(Default::default())),
-        << Command::Done,
-    );
+    let accepted = |pb: Timed<Decision>| {
+        let mut pb = playbook::Playbook::new(pb);
+        pb.input(connect("a.example:443"))
+            .expect(Command::Reserve(Work::Tunnel))
+            .input(Tick::In(Input::Reserved(Ok(()))))
+            .expect(Command::Accept(ok_200()))
+            .input(Tick::In(Input::Accepted(Ok(()))))
+            .expect(Command::Peek);
+        pb
+    };
+    // Intercepted: accepted without a dial; a TLS handshake is served.
+    let mut pb1 = accepted(pb(&p));
+    pb1.input(Tick::In(Input::Peeked(Peeked::Byte(0x16))))
+        .expect(Command::Intercept(target("a.example:443"), 0))
+        .input(Tick::In(Input::Intercepted(Interception::Served {
+            up: 5,
+            down: 7,
+        })))
+        .expect(Command::Done);
+    pb1.run();
+    // Another first byte: dialed and relayed after all.
+    let mut pb2 = accepted(pb(&p));
+    pb2.input(Tick::In(Input::Peeked(Peeked::Byte(b'G'))))
+        .expect(Command::Dial(target("a.example:443"), Transport::Tcp, 0))
+        .input(Tick::In(Input::Dialed(Ok(()))))
+        .expect(Command::Relay)
+        .input(Tick::In(Input::Relayed(Default::default())))
+        .expect(Command::Done);
+    pb2.run();
+    // Nothing from the client within the wait: a server that speaks first, relayed.
+    let mut pb3 = accepted(pb(&p));
+    pb3.input(Tick::Advance(CLIENT_FIRST_WAIT - Duration::from_millis(1)))
+        .input(Tick::Advance(Duration::from_millis(1)))
+        .expect(Command::Dial(target("a.example:443"), Transport::Tcp, 0));
+    pb3.run();
+    // The client goes away first.
+    let mut pb4 = accepted(pb(&p));
+    pb4.input(Tick::In(Input::Peeked(Peeked::Closed)))
+        .expect(Command::Done);
+    pb4.run();
     // Ignored: a plain tunnel.
     tunnel_to_the_end(pb(&p), connect("bank.example:443"), "bank.example:443");
     // A request inside: https:// to the authority it names, Host as sent; Alt-Svc dropped.

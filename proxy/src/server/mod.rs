@@ -43,6 +43,7 @@ use tokio::sync::{Notify, Semaphore};
 
 pub use burrow_http_core::credentials::Credentials;
 pub use clients::{ClientTable, Hold};
+pub use decision::CLIENT_FIRST_WAIT;
 pub use dial::{Dial, Dialer, GuardedConnector, Judge, OwnAddresses};
 pub use forward::{prepare, via_loops, Prepared, Refusal};
 pub use hooks::{HookChain, Hooks};
@@ -51,7 +52,6 @@ pub(crate) use listen::{h1, h2};
 pub use relay::{relay, SharedStats, Stats};
 pub use routes::{Pattern, Routes, Upstream};
 pub use rules::{Denied, Rules};
-pub use run::CLIENT_FIRST_WAIT;
 
 use crate::template::UdpTemplate;
 

@@ -14,15 +14,11 @@ use bytes::Bytes;
 
 use super::decision::Intercepted;
 use super::decision::{
-    Answer, Command, Decision, Full, HookCall, Hooked, Input, Interception, Notice, Relayed,
-    ResponseHead, Transport, Work,
+    Answer, Command, Decision, Full, HookCall, Hooked, Input, Interception, Notice, Peeked,
+    Relayed, ResponseHead, Transport, Work,
 };
 use super::hooks::{self, Flow, Stopped};
-use super::intercept::TLS_HANDSHAKE;
 
-/// How long an intercepted tunnel waits for its client's first byte before taking it for a
-/// protocol where the server speaks first (SMTP, IMAP, SSH banners) and relaying it.
-pub const CLIENT_FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 use super::counting::{Counted, Counting, Moved, Way};
 use super::{association, relay::relay, Proxy, State};
 use crate::flows;
@@ -88,6 +84,8 @@ pub(crate) struct Run {
     pub inside_client: Option<burrow_http_core::Client>,
     /// The route a hook chose for a SOCKS5 UDP association.
     relay_route: Option<usize>,
+    /// What an intercepted tunnel moved, from its first byte.
+    tunnel_moved: Arc<Moved>,
 }
 
 impl Run {
@@ -125,6 +123,7 @@ impl Run {
             responded: None,
             inside_client: None,
             relay_route: None,
+            tunnel_moved: Arc::default(),
         }
     }
 
@@ -168,6 +167,10 @@ impl Run {
                     }
                 }
                 Command::Accept(a) => Input::Accepted(Box::pin(self.accept(a, side)).await),
+                Command::Peek => match Box::pin(self.peek(d)).await {
+                    Some(i) => i,
+                    None => continue,
+                },
                 Command::Intercept(t, route) => {
                     Input::Intercepted(Box::pin(self.intercept(t, route)).await)
                 }
@@ -399,38 +402,51 @@ impl Run {
         Ok(())
     }
 
-    /// Serves an intercepted tunnel: TLS with a minted certificate, then its requests, each
-    /// as a request of its own; a tunnel that does not start with a TLS handshake (or whose
-    /// client says nothing for [`CLIENT_FIRST_WAIT`]: the server speaks first) is handed
-    /// back to be relayed as it is.
-    async fn intercept(&mut self, target: Target, route: usize) -> Interception {
+    /// Reads the first byte of the accepted tunnel (counting what it moves from now on)
+    /// and keeps it in front of the stream; `None` when the decision's deadline passed
+    /// first (the decision was told).
+    async fn peek(&mut self, d: &mut Decision) -> Option<Input> {
         use tokio::io::AsyncReadExt;
+        let io: BoxStream = match self.accepted.take() {
+            Some(Accepted::Stream(s)) => s,
+            Some(Accepted::Tunnel(t)) => Box::new(t),
+            None => return Some(Input::Peeked(Peeked::Closed)),
+        };
+        let mut io = Counting {
+            inner: io,
+            moved: self.tunnel_moved.clone(),
+        };
+        let until = d.poll_timeout().unwrap_or_else(driver::now);
+        let mut first = [0u8; 1];
+        let got = tokio::select! {
+            r = io.read(&mut first) => Some(r),
+            _ = tokio::time::sleep_until(until.into()) => None,
+        };
+        match got {
+            Some(Ok(1)) => {
+                let io = burrow_transport::Prefixed::new(Bytes::copy_from_slice(&first), io);
+                self.accepted = Some(Accepted::Stream(Box::new(io)));
+                Some(Input::Peeked(Peeked::Byte(first[0])))
+            }
+            Some(_) => Some(Input::Peeked(Peeked::Closed)),
+            None => {
+                self.accepted = Some(Accepted::Stream(Box::new(io)));
+                d.handle_timeout(until.max(driver::now()));
+                None
+            }
+        }
+    }
+
+    /// Serves an intercepted tunnel whose first byte was a TLS handshake: TLS with a
+    /// minted certificate, then its requests, each as a request of its own.
+    async fn intercept(&mut self, target: Target, route: usize) -> Interception {
         let p = self.proxy.clone();
         let Some(ic) = &p.config.intercept else {
             return Interception::Failed;
         };
-        let io: BoxStream = match self.accepted.take() {
-            Some(Accepted::Stream(s)) => s,
-            Some(Accepted::Tunnel(t)) => Box::new(t),
-            None => return Interception::Failed,
+        let Some(Accepted::Stream(io)) = self.accepted.take() else {
+            return Interception::Failed;
         };
-        let moved = Arc::new(Moved::default());
-        let mut io = Counting {
-            inner: io,
-            moved: moved.clone(),
-        };
-        let mut first = [0u8; 1];
-        let peeked = match tokio::time::timeout(CLIENT_FIRST_WAIT, io.read(&mut first)).await {
-            Ok(Ok(1)) => Bytes::copy_from_slice(&first),
-            Ok(_) => return Interception::Failed,
-            Err(_) => Bytes::new(),
-        };
-        let tls = peeked.first() == Some(&TLS_HANDSHAKE);
-        let io = burrow_transport::Prefixed::new(peeked, io);
-        if !tls {
-            self.accepted = Some(Accepted::Stream(Box::new(io)));
-            return Interception::NotTls;
-        }
         let cfg = match ic.ca.server_config(&target) {
             Ok(c) => c,
             Err(e) => {
@@ -439,8 +455,7 @@ impl Run {
             }
         };
         let deadline = p.config.limits.handshake_timeout;
-        let accepted =
-            tokio::time::timeout(deadline, burrow_transport::tls::accept(Box::new(io), cfg)).await;
+        let accepted = tokio::time::timeout(deadline, burrow_transport::tls::accept(io, cfg)).await;
         let conn = match accepted {
             Ok(Ok((tls, alpn))) if alpn.as_deref() == Some(b"h2") => {
                 super::h2(&p, Box::new(tls)).await
@@ -482,8 +497,8 @@ impl Run {
         let inside = Intercepted { target, route };
         super::serve_inside(p.clone(), conn, stop, peer, inside, client).await;
         Interception::Served {
-            up: moved.up.load(Ordering::Relaxed),
-            down: moved.down.load(Ordering::Relaxed),
+            up: self.tunnel_moved.up.load(Ordering::Relaxed),
+            down: self.tunnel_moved.down.load(Ordering::Relaxed),
         }
     }
 

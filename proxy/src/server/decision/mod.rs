@@ -13,6 +13,8 @@
 //!   ─► Reserve ─► Reserved(Err) ─► 429 / 503
 //!       tunnel:  rules (403) ─► Dial ─► Dialed(Err) ─► 403/502/504 + Proxy-Status
 //!                                │ Ok ─► Accept ─► Accepted(Ok) ─► Relay ─► Relayed
+//!       intercepted: Accept ─► Peek (deadline) ─► TLS: Intercept ─► Intercepted
+//!                                              └─ other byte or deadline: Dial ─► Relay
 //!       forward: rules (403) ─► Forward (deadline: 504) ─► Forwarded(Err) ─► 502/504
 //!                                │ Ok ─► [Hook: Response (+ ResponseBody)] ─► Respond
 //!   ─► [Notify: Closed(summary)] ─► Done
@@ -43,6 +45,7 @@ use super::dial::Dial;
 use super::forward::{prepare, strip_hop_by_hop, via_loops, via_protocol, Refusal};
 use super::hooks::{self, End, Summary, TunnelKind, What};
 pub use super::intercept::InterceptRules;
+use super::intercept::TLS_HANDSHAKE;
 use crate::socks::wire::Reply;
 
 mod hooking;
@@ -73,7 +76,9 @@ enum Stage {
     Dialing(Plan),
     Accepting,
     /// Serving an intercepted tunnel's requests.
-    Intercepting(Target),
+    Intercepting,
+    /// Waiting for the first byte of a tunnel to intercept, until the deadline.
+    Peeking(Target, Instant),
     /// Dialing for a tunnel already accepted (an intercepted one that was not TLS).
     DialingAccepted,
     Relaying,
@@ -156,13 +161,22 @@ impl Decision {
     /// When [`handle_timeout`](Self::handle_timeout) is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.stage {
-            Stage::Forwarding(_, until, _) => Some(*until),
+            Stage::Forwarding(_, until, _) | Stage::Peeking(_, until) => Some(*until),
             _ => None,
         }
     }
 
-    /// The deadline has passed: a forwarded request still without its response is 504.
+    /// The deadline has passed: a forwarded request still without its response is 504; a
+    /// tunnel to intercept whose client said nothing is relayed as it is (the server
+    /// speaks first).
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Stage::Peeking(t, until) = &self.stage {
+            if *until <= now {
+                let t = t.clone();
+                self.relay_as_is(t);
+            }
+            return;
+        }
         if let Stage::Forwarding(target, until, _) = &self.stage {
             if *until <= now {
                 let r = Refusal::new(
@@ -265,9 +279,9 @@ impl Decision {
                 }
                 match self.intercept.take() {
                     Some(t) => {
-                        self.summary.route = "intercept".into();
-                        self.stage = Stage::Intercepting(t.clone());
-                        self.commands.push_back(Command::Intercept(t, self.route));
+                        let until = now + self.policy.client_first_wait;
+                        self.stage = Stage::Peeking(t, until);
+                        self.commands.push_back(Command::Peek);
                     }
                     None => {
                         self.stage = Stage::Relaying;
@@ -275,20 +289,25 @@ impl Decision {
                     }
                 }
             }
-            (Stage::Intercepting(_), Input::Intercepted(Interception::Served { up, down })) => {
+            (Stage::Intercepting, Input::Intercepted(Interception::Served { up, down })) => {
                 (self.summary.bytes_up, self.summary.bytes_down) = (up, down);
                 self.summary.end = End::Completed;
                 self.done(now)
             }
-            (Stage::Intercepting(_), Input::Intercepted(Interception::Failed)) => {
+            (Stage::Intercepting, Input::Intercepted(Interception::Failed)) => {
                 self.summary.end = End::Failed;
                 self.done(now)
             }
-            (Stage::Intercepting(t), Input::Intercepted(Interception::NotTls)) => {
-                self.summary.route = self.policy.route_name(self.route).to_string();
-                self.stage = Stage::DialingAccepted;
-                self.commands
-                    .push_back(Command::Dial(t, Transport::Tcp, self.route));
+            (Stage::Peeking(t, _), Input::Peeked(Peeked::Byte(TLS_HANDSHAKE))) => {
+                self.summary.route = "intercept".into();
+                self.stage = Stage::Intercepting;
+                self.commands.push_back(Command::Intercept(t, self.route));
+            }
+            // Not TLS: relayed as it is.
+            (Stage::Peeking(t, _), Input::Peeked(Peeked::Byte(_))) => self.relay_as_is(t),
+            (Stage::Peeking(..), Input::Peeked(Peeked::Closed)) => {
+                self.summary.end = End::ClientGone;
+                self.done(now)
             }
             (Stage::DialingAccepted, Input::Dialed(Ok(()))) => {
                 self.stage = Stage::Relaying;
@@ -378,6 +397,14 @@ impl Decision {
                 self.done(now)
             }
         }
+    }
+
+    /// An accepted tunnel that is not intercepted after all: dial its target and relay.
+    fn relay_as_is(&mut self, t: Target) {
+        self.summary.route = self.policy.route_name(self.route).to_string();
+        self.stage = Stage::DialingAccepted;
+        self.commands
+            .push_back(Command::Dial(t, Transport::Tcp, self.route));
     }
 
     fn full(&mut self, full: Full, now: Instant) {

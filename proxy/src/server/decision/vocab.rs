@@ -16,6 +16,9 @@ use super::InterceptRules;
 use crate::socks::wire::{Command as SocksCommand, Reply};
 use crate::template::UdpTemplate;
 
+/// Default [`Policy::client_first_wait`].
+pub const CLIENT_FIRST_WAIT: Duration = Duration::from_secs(1);
+
 /// One upstream route as the decision core knows it.
 pub struct RouteEntry {
     /// Its name (in logs, and for hooks choosing it).
@@ -45,6 +48,10 @@ pub struct Policy {
     pub hooks: bool,
     /// Which tunnels are intercepted (TLS interception); `None`: none.
     pub intercept: Option<InterceptRules>,
+    /// How long an intercepted tunnel waits for its client's first byte before taking it
+    /// for a protocol where the server speaks first (SMTP, IMAP, SSH banners) and relaying
+    /// it.
+    pub client_first_wait: Duration,
 }
 
 /// Marks a request that arrived inside an intercepted tunnel to this target (an extension
@@ -74,8 +81,15 @@ pub enum Interception {
     },
     /// The client's TLS handshake failed, or it went away before it.
     Failed,
-    /// The tunnel's first byte was not a TLS handshake: relay it as it is.
-    NotTls,
+}
+
+/// The outcome of [`Command::Peek`]: the first byte the client sent in its tunnel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peeked {
+    /// This byte (kept in front of the stream for whatever reads it next).
+    Byte(u8),
+    /// The client closed the tunnel (or it failed) before sending anything.
+    Closed,
 }
 
 impl Policy {
@@ -97,6 +111,7 @@ impl Policy {
             route_rules: Vec::new(),
             hooks: false,
             intercept: None,
+            client_first_wait: CLIENT_FIRST_WAIT,
         }
     }
 
@@ -264,6 +279,11 @@ pub enum Command {
     Dial(Target, Transport, usize),
     /// Accept the tunnel with this answer; answered by [`Input::Accepted`].
     Accept(Answer),
+    /// Read the first byte of the accepted tunnel, to tell TLS from anything else, within
+    /// [`poll_timeout`](super::Decision::poll_timeout) (a client that says nothing until
+    /// then waits for a server that speaks first); answered by [`Input::Peeked`], or by the
+    /// deadline.
+    Peek,
     /// Intercept the accepted tunnel: answer the client's TLS with a minted certificate
     /// and serve the requests inside (each a decision of its own); answered by
     /// [`Input::Intercepted`]. The requests inside reach the target through the route.
@@ -301,6 +321,8 @@ pub enum Input {
     Dialed(Result<(), Dial>),
     /// The outcome of [`Command::Accept`].
     Accepted(Result<(), Error>),
+    /// The outcome of [`Command::Peek`].
+    Peeked(Peeked),
     /// The outcome of [`Command::Intercept`].
     Intercepted(Interception),
     /// The outcome of [`Command::Forward`]: the origin's response head and its version.
