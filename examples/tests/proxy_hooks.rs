@@ -490,3 +490,30 @@ fn workers_sets_the_runtime_threads() {
         assert_eq!(workers, n);
     }
 }
+
+#[test]
+fn a_block_file_past_its_limit_is_refused() {
+    use burrow_examples::proxy_cli::{parse_args, reloadable, MAX_BLOCK_FILE};
+    let dir = std::env::temp_dir().join(format!("burrow-blockfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ok, big) = (dir.join("ok.txt"), dir.join("big.txt"));
+    std::fs::write(&ok, "# ads\n*.ads.example\n").unwrap();
+    let line = "a.example\n";
+    let n = MAX_BLOCK_FILE as usize / line.len() + 1;
+    std::fs::write(&big, line.repeat(n)).unwrap();
+    let run = |f: &std::path::Path| {
+        let argv: Vec<std::ffi::OsString> = vec![
+            "burrow-proxy".into(),
+            "--listen".into(),
+            "http://127.0.0.1:0".into(),
+            "--block-file".into(),
+            f.into(),
+        ];
+        let args = parse_args(&argv).map_err(|_| "parse").unwrap();
+        reloadable(&args, &Default::default(), None).map(|(_, _, hooks)| hooks.len())
+    };
+    assert_eq!(run(&ok).unwrap(), 1);
+    let e = run(&big).unwrap_err();
+    assert!(e.to_string().contains("larger than"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

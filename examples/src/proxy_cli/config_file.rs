@@ -9,6 +9,20 @@ use super::{bad, Args};
 /// Largest configuration file read.
 pub const MAX_CONFIG_FILE: u64 = 1 << 20;
 
+/// A UTF-8 file of at most `max` bytes (read through the bound, not after a size check).
+pub(super) fn read_bounded(path: &std::path::Path, max: u64) -> Result<String, Error> {
+    use std::io::Read;
+    let name = path.display();
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut buf))
+        .map_err(|e| Error::local_io(format!("reading {name}"), e))?;
+    if buf.len() as u64 > max {
+        return Err(bad(format!("{name} is larger than {max} bytes")));
+    }
+    String::from_utf8(buf).map_err(|_| bad(format!("{name} is not UTF-8")))
+}
+
 /// Why the command line could not be read.
 #[derive(Debug)]
 pub enum ArgsError {
@@ -22,15 +36,7 @@ pub enum ArgsError {
 /// option names, values strings, numbers, booleans (a flag) or arrays of them.
 pub fn config_words(path: &std::path::Path) -> Result<Vec<String>, Error> {
     let name = path.display();
-    let meta =
-        std::fs::metadata(path).map_err(|e| Error::local_io(format!("reading {name}"), e))?;
-    if meta.len() > MAX_CONFIG_FILE {
-        return Err(bad(format!(
-            "{name} is larger than {MAX_CONFIG_FILE} bytes"
-        )));
-    }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Error::local_io(format!("reading {name}"), e))?;
+    let text = read_bounded(path, MAX_CONFIG_FILE)?;
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| bad(format!("{name}: {}", e.message())))?;

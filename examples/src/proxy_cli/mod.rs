@@ -216,6 +216,9 @@ pub use ca::{ca_init, default_ca_dir};
 use config_file::clap_message;
 pub use config_file::{config_words, parse_args, ArgsError, MAX_CONFIG_FILE};
 
+/// Largest `--block-file` read (block lists of a few hundred thousand names fit).
+pub const MAX_BLOCK_FILE: u64 = 16 << 20;
+
 fn bad(msg: String) -> Error {
     Error::invalid_input(msg)
 }
@@ -416,8 +419,7 @@ pub fn reloadable(
         blocked.push(Pattern::parse(b)?);
     }
     for f in &args.block_file {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| Error::local_io(format!("reading {}", f.display()), e))?;
+        let text = config_file::read_bounded(f, MAX_BLOCK_FILE)?;
         blocked.extend(
             BlockList::parse_file(&text).map_err(|e| bad(format!("{}: {e}", f.display())))?,
         );
