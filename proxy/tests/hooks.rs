@@ -528,17 +528,7 @@ async fn socks_udp_destinations_are_datagram_flows() {
         c.listeners = vec![Listen::Socks("127.0.0.1:0".parse().unwrap())];
     })
     .await;
-    let mut ctl = TcpStream::connect(proxy).await.unwrap();
-    ctl.write_all(&[5, 1, 0]).await.unwrap();
-    let mut b2 = [0u8; 2];
-    ctl.read_exact(&mut b2).await.unwrap();
-    ctl.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0])
-        .await
-        .unwrap();
-    let mut r = [0u8; 10];
-    ctl.read_exact(&mut r).await.unwrap();
-    assert_eq!(&r[..4], &[5, 0, 0, 1]);
-    let relay = SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[8], r[9]])));
+    let (ctl, relay) = associate(proxy).await;
     let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut buf = vec![0u8; 2048];
     for (echo, payload) in [(e1, &b"to one"[..]), (e2, &b"to the other"[..])] {
@@ -648,16 +638,7 @@ async fn a_block_list_refuses_socks_udp_destinations() {
         c.listeners = vec![Listen::Socks("127.0.0.1:0".parse().unwrap())];
     })
     .await;
-    let mut ctl = TcpStream::connect(proxy).await.unwrap();
-    ctl.write_all(&[5, 1, 0]).await.unwrap();
-    let mut b2 = [0u8; 2];
-    ctl.read_exact(&mut b2).await.unwrap();
-    ctl.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0])
-        .await
-        .unwrap();
-    let mut r = [0u8; 10];
-    ctl.read_exact(&mut r).await.unwrap();
-    let relay = SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[8], r[9]])));
+    let (_ctl, relay) = associate(proxy).await;
     let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let packet = |to: SocketAddr| {
         let ip = match to.ip() {
@@ -687,4 +668,20 @@ async fn a_block_list_refuses_socks_udp_destinations() {
         }
     }
     assert_eq!(rec.opened.lock().unwrap().clone(), vec![Target::from(open)]);
+}
+
+/// A SOCKS5 UDP ASSOCIATE (no auth): the control connection and the relay's address.
+async fn associate(proxy: SocketAddr) -> (TcpStream, SocketAddr) {
+    let mut ctl = TcpStream::connect(proxy).await.unwrap();
+    ctl.write_all(&[5, 1, 0]).await.unwrap();
+    let mut b2 = [0u8; 2];
+    ctl.read_exact(&mut b2).await.unwrap();
+    ctl.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let mut r = [0u8; 10];
+    ctl.read_exact(&mut r).await.unwrap();
+    assert_eq!(&r[..4], &[5, 0, 0, 1]);
+    let relay = SocketAddr::from(([r[4], r[5], r[6], r[7]], u16::from_be_bytes([r[8], r[9]])));
+    (ctl, relay)
 }
