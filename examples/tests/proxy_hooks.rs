@@ -517,3 +517,27 @@ fn a_block_file_past_its_limit_is_refused() {
     assert!(e.to_string().contains("larger than"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_arguments_debug_shows_no_credentials() {
+    let argv: Vec<std::ffi::OsString> = [
+        "burrow-proxy",
+        "--listen",
+        "http://127.0.0.1:0",
+        "--auth",
+        "alice:s3cret",
+        "--upstream",
+        "socks5h://bob:hunter2@127.0.0.1:1080",
+        "--route",
+        "a.test=http://carol:pw9@127.0.0.1:3128",
+    ]
+    .map(Into::into)
+    .into();
+    let args = burrow_examples::proxy_cli::parse_args(&argv)
+        .map_err(|_| "parse")
+        .unwrap();
+    let shown = format!("{args:?}");
+    for secret in ["s3cret", "hunter2", "pw9", "alice", "bob", "carol"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+}

@@ -18,7 +18,7 @@ use burrow_transport::Error;
 use clap::{Parser, Subcommand};
 
 /// Command line of `burrow-proxy`.
-#[derive(Parser, Debug)]
+#[derive(Parser)]
 #[command(
     name = "burrow-proxy",
     about = "Forward proxy: HTTP/1.1, HTTP/2, HTTP/3 CONNECT and CONNECT-UDP, SOCKS5/4a",
@@ -181,6 +181,20 @@ pub struct Args {
     /// The command line, for reading --config again on SIGHUP.
     #[arg(skip)]
     pub argv: Vec<std::ffi::OsString>,
+}
+
+/// `--auth`'s password and the hops' credentials stay out of it.
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("config", &self.config)
+            .field("listen", &self.listen)
+            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .field("upstream", &self.upstream.len())
+            .field("route", &self.route.len())
+            .field("intercept", &self.intercept)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Commands besides running the proxy.
