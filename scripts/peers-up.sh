@@ -11,6 +11,7 @@ need caddy || missing+=(caddy)
 need squid || missing+=(squid)
 need nghttpx || missing+=(nghttp2-proxy)
 need danted || missing+=(dante-server)
+need haproxy || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/peers-up.sh
-cargo test -p burrow-examples --test peers_nginx --test peers_curl --test peers_curl_cli --test peers_caddy --test peers_proxy --test peers_proxies --test peers_udp --test peers_matrix --test peers_intercept -- --ignored --nocapture --test-threads=1
+cargo test -p burrow-examples --test peers_nginx --test peers_curl --test peers_curl_cli --test peers_caddy --test peers_proxy --test peers_proxies --test peers_udp --test peers_matrix --test peers_intercept --test peers_haproxy -- --ignored --nocapture --test-threads=1

@@ -10,7 +10,8 @@
 //! * [`connect`] / [`Http3Connection`]: the client, an
 //!   [`HttpConnection`](burrow_http_core::HttpConnection) with classic CONNECT, extended
 //!   CONNECT after the peer's SETTINGS, and HTTP Datagrams bound to their stream;
-//! * [`serve`] / [`bind`]: the server role.
+//! * [`serve`] / [`bind`]: the server role, with [`QuicLb`] connection IDs for QUIC-aware
+//!   load balancers.
 #![forbid(unsafe_code)]
 
 /// Fuzz entry points (for `fuzz/` and the property tests), behind the `fuzzing` feature.
@@ -18,6 +19,7 @@
 pub mod fuzzing;
 pub mod io;
 pub mod proto;
+pub mod quic_lb;
 
 pub use io::client::{connect, Http3, Http3Connection};
 pub use io::config::{
@@ -25,3 +27,4 @@ pub use io::config::{
     DEFAULT_QUIC_IDLE_TIMEOUT, DEFAULT_REQUEST_HEAD_TIMEOUT, PROXY_INITIAL_MTU,
 };
 pub use io::server::{bind, serve, Http3Server};
+pub use quic_lb::QuicLb;

@@ -168,6 +168,21 @@ pub struct Args {
     /// Do not verify origins' certificates.
     #[arg(long = "origin-insecure")]
     pub origin_insecure: bool,
+    /// HTTP/3 listeners issue QUIC-LB connection IDs (draft-ietf-quic-load-balancers)
+    /// carrying this server ID, hex, 1 to 15 octets: a QUIC-aware load balancer in front of
+    /// several instances routes each connection to its instance by connection ID.
+    #[arg(long = "quic-lb-server-id")]
+    pub quic_lb_server_id: Option<String>,
+    /// QUIC-LB config rotation codepoint, 0 to 6.
+    #[arg(long = "quic-lb-rotation", default_value_t = 0)]
+    pub quic_lb_rotation: u8,
+    /// QUIC-LB nonce octets (default: 16 minus the server ID with a key, 8 without).
+    #[arg(long = "quic-lb-nonce-len")]
+    pub quic_lb_nonce_len: Option<usize>,
+    /// File with the QUIC-LB key (32 hex digits): server IDs are then encrypted (the
+    /// single-pass case: server ID and nonce sum to 16 octets).
+    #[arg(long = "quic-lb-key-file")]
+    pub quic_lb_key_file: Option<PathBuf>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -224,6 +239,7 @@ pub enum CaCmd {
 
 mod ca;
 mod config_file;
+mod quic_lb;
 
 use ca::intercept_config;
 pub use ca::{ca_init, default_ca_dir};
@@ -315,6 +331,7 @@ pub fn config(args: &Args) -> Result<ProxyConfig, Error> {
         },
         udp_template: UdpTemplate::parse(&args.udp_template)?,
         pseudonym: args.pseudonym.clone(),
+        quic_lb: quic_lb::config(args)?,
         ..Default::default()
     })
 }
@@ -607,6 +624,7 @@ fn reload(
         ("cert/key", old.cert != new.cert || old.key != new.key),
         ("upstream", old.upstream != new.upstream),
         ("metrics", old.metrics != new.metrics),
+        ("QUIC-LB", quic_lb::summary(old) != quic_lb::summary(&new)),
         ("limits and timeouts", limits(old) != limits(&new)),
         (
             "interception and origin TLS",

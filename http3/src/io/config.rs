@@ -46,6 +46,7 @@ pub struct Http3Config {
     pub(crate) datagram_buffer: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) request_head_timeout: Duration,
+    pub(crate) quic_lb: Option<crate::quic_lb::QuicLb>,
 }
 
 impl Default for Http3Config {
@@ -61,6 +62,7 @@ impl Default for Http3Config {
             datagram_buffer: DEFAULT_DATAGRAM_BUFFER,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             request_head_timeout: DEFAULT_REQUEST_HEAD_TIMEOUT,
+            quic_lb: None,
         }
     }
 }
@@ -121,6 +123,14 @@ impl Http3Config {
     /// Server: concurrent request streams a client may open.
     pub fn max_concurrent_streams(&mut self, n: u32) -> &mut Self {
         self.max_concurrent_streams = n;
+        self
+    }
+
+    /// Server: issue routable connection IDs under this QUIC-LB configuration (default:
+    /// quinn's random 8-octet IDs), so that a QUIC-aware load balancer can route every
+    /// packet of a connection to this server by its destination connection ID.
+    pub fn quic_lb(&mut self, lb: Option<crate::quic_lb::QuicLb>) -> &mut Self {
+        self.quic_lb = lb;
         self
     }
 

@@ -12,7 +12,7 @@ use burrow_transport::{Error, ErrorKind};
 use http::{Method, Request, Response, Version};
 use http_body::Body as _;
 use quinn::crypto::rustls::QuicServerConfig;
-use quinn::{Endpoint, ServerConfig};
+use quinn::{Endpoint, EndpointConfig, ServerConfig, TokioRuntime};
 use tokio::sync::mpsc;
 
 use super::config::{Http3Config, MAX_FIELD_SECTION_SIZE};
@@ -25,7 +25,8 @@ use crate::proto::settings::Settings;
 use crate::proto::stream::{MessageEvent, MessageReader, Reading};
 
 /// Binds a QUIC server endpoint on a real UDP socket (path MTU discovery on), with TLS from
-/// `tls` (its ALPN list should contain `h3`).
+/// `tls` (its ALPN list should contain `h3`), issuing QUIC-LB connection IDs when the config
+/// has a [`QuicLb`](crate::QuicLb).
 pub fn bind(
     addr: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
@@ -37,7 +38,14 @@ pub fn bind(
     let mut cfg = config.clone();
     cfg.mtu_discovery(true);
     sc.transport_config(cfg.transport()?);
-    Endpoint::server(sc, addr).map_err(|e| Error::local_io(format!("binding UDP {addr}"), e))
+    let mut ec = EndpointConfig::default();
+    if let Some(lb) = &config.quic_lb {
+        let lb = lb.clone();
+        ec.cid_generator(move || lb.generator());
+    }
+    let bind_err = |e| Error::local_io(format!("binding UDP {addr}"), e);
+    let socket = std::net::UdpSocket::bind(addr).map_err(bind_err)?;
+    Endpoint::new(ec, Some(sc), socket, Arc::new(TokioRuntime)).map_err(bind_err)
 }
 
 /// The server side of an HTTP/3 connection.

@@ -83,7 +83,8 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                 let mut h3 = burrow_http3::Http3Config::default();
                 h3.max_concurrent_streams(limits.max_streams_per_connection)
                     .handshake_timeout(limits.handshake_timeout)
-                    .request_head_timeout(limits.head_timeout);
+                    .request_head_timeout(limits.head_timeout)
+                    .quic_lb(proxy.config.quic_lb.clone());
                 let ep = burrow_http3::bind(a, cfg, &h3)?;
                 addrs.push(Listen::H3(
                     ep.local_addr()

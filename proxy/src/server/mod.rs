@@ -238,6 +238,9 @@ pub struct ProxyConfig {
     pub hooks: HookChain,
     /// TLS interception (`None`: tunnels are relayed untouched).
     pub intercept: Option<InterceptConfig>,
+    /// Routable QUIC connection IDs on HTTP/3 listeners, for a QUIC-aware load balancer in
+    /// front of several instances (`None`: quinn's random IDs).
+    pub quic_lb: Option<burrow_http3::QuicLb>,
 }
 
 impl std::fmt::Debug for ProxyConfig {
@@ -250,6 +253,7 @@ impl std::fmt::Debug for ProxyConfig {
             .field("pseudonym", &self.pseudonym)
             .field("routes", &self.routes)
             .field("hooks", &self.hooks)
+            .field("quic_lb", &self.quic_lb)
             .finish_non_exhaustive()
     }
 }
