@@ -49,8 +49,8 @@ cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
 pid $work/nginx.pid;
 error_log $work/logs/error.log warn;
-worker_rlimit_nofile 16384;
-events { worker_connections 8192; }
+worker_rlimit_nofile 20000;
+events { worker_connections 16384; }
 http {
   access_log off;
   client_body_temp_path $work/tmp_body;
@@ -122,6 +122,7 @@ cache deny all
 pid_filename $work/squid.pid
 cache_log $work/logs/squid-cache.log
 access_log none
+max_filedescriptors 20000
 coredump_dir $work
 shutdown_lifetime 1 second
 CONF

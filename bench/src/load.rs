@@ -33,8 +33,23 @@ fn tls(cacert: Option<&std::path::Path>) -> Result<TlsConfig, Failure> {
     Ok(t)
 }
 
-/// Resident set size of a process (`self` or a pid), in KiB, from `/proc`.
+/// Resident set size of a process (`self` or a pid), in KiB, from `/proc`; `comm:NAME`
+/// sums every process of that name (squid's helpers, dante's children).
 pub fn rss_kib(pid: &str) -> Result<u64, Failure> {
+    if let Some(name) = pid.strip_prefix("comm:") {
+        let mut total = 0;
+        for e in std::fs::read_dir("/proc")?.flatten() {
+            let p = e.file_name().to_string_lossy().to_string();
+            if !p.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            if comm.trim() == name {
+                total += rss_kib(&p).unwrap_or(0);
+            }
+        }
+        return Ok(total);
+    }
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     s.lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -216,16 +231,12 @@ pub async fn idle(
     Ok(())
 }
 
-/// Opens `n` tunnels to `target` through the proxy chain `proxies` (one HTTP/2 proxy
-/// connection carries them all), sends an HTTP/1.1 request through each and reads its
-/// answer, holds them, and prints the RSS of this process and of `watch` before and after.
-pub async fn tunnels(
+/// A route through `proxies` and the target `HOST:PORT`.
+fn route_to(
     proxies: &[String],
     target: &str,
-    n: usize,
     cacert: Option<&std::path::Path>,
-    watch: Option<&str>,
-) -> Result<(), Failure> {
+) -> Result<(Route, Target), Failure> {
     let hops = proxies
         .iter()
         .map(|p| ProxyUrl::parse(p))
@@ -237,29 +248,79 @@ pub async fn tunnels(
     let route = Route::build(&hops, &options);
     let (h, p) = target.rsplit_once(':').ok_or("target must be HOST:PORT")?;
     let target = Target::new(burrow_transport::Host::parse(h)?, p.parse()?);
+    Ok((route, target))
+}
+
+/// Opens a tunnel and carries one HTTP/1.1 GET of nginx's small file through it; with
+/// `close`, asks the origin to close and reads to the end.
+async fn tunnel_get(
+    route: &Route,
+    target: &Target,
+    close: bool,
+) -> Result<burrow_transport::BoxStream, Failure> {
+    let mut s = route.stream.connect(target).await?.stream;
+    let conn = if close { "Connection: close\r\n" } else { "" };
+    let request = format!("GET /small.bin HTTP/1.1\r\nHost: {target}\r\n{conn}\r\n");
+    s.write_all(request.as_bytes()).await?;
+    let mut buf = vec![0u8; 4096];
+    let mut got = s.read(&mut buf).await?;
+    if !buf[..got].starts_with(b"HTTP/1.1 200") {
+        return Err(format!(
+            "tunnel answered {:?}",
+            String::from_utf8_lossy(&buf[..got.min(40)])
+        )
+        .into());
+    }
+    if close {
+        while got > 0 {
+            got = s.read(&mut buf).await?;
+        }
+    }
+    Ok(s)
+}
+
+/// Opens `n` tunnels through `proxies` to `target`, `concurrency` at a time, each carrying
+/// one HTTP/1.1 request, holds them all, and prints the set-up rate and this process's RSS
+/// before and after (`watch`: the proxy's too, a pid or `comm:NAME` for every process of
+/// that name).
+pub async fn tunnels(
+    proxies: &[String],
+    target: &str,
+    n: usize,
+    concurrency: usize,
+    cacert: Option<&std::path::Path>,
+    watch: Option<&str>,
+) -> Result<(), Failure> {
+    let (route, target) = route_to(proxies, target, cacert)?;
     let before = rss_kib("self")?;
     let watch_before = watch.map(rss_kib).transpose()?;
-    let mut held = Vec::with_capacity(n);
-    let request = format!("GET /small.bin HTTP/1.1\r\nHost: {target}\r\n\r\n");
-    for _ in 0..n {
-        let mut s = route.stream.connect(&target).await?.stream;
-        s.write_all(request.as_bytes()).await?;
-        let mut buf = [0u8; 4096];
-        let got = s.read(&mut buf).await?;
-        if !buf[..got].starts_with(b"HTTP/1.1 200") {
-            return Err(format!(
-                "tunnel answered {:?}",
-                String::from_utf8_lossy(&buf[..got.min(40)])
-            )
-            .into());
-        }
-        held.push(s);
+    let route = Arc::new(route);
+    let held = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (route, target) = (route.clone(), target.clone());
+        let (held, next) = (held.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n as u64 {
+                let s = tunnel_get(&route, &target, false).await?;
+                held.lock().map_err(|_| "poisoned")?.push(s);
+            }
+            Ok::<(), Failure>(())
+        }));
     }
+    for t in tasks {
+        t.await??;
+    }
+    let setup = start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = rss_kib("self")?;
+    let count = held.lock().map_err(|_| "poisoned")?.len();
     let mut line = format!(
-        "tunnels {} client_kib_before {before} client_kib_after {after}",
-        held.len()
+        "tunnels {count} setup_secs {setup:.3} setup_rate {:.1} client_kib_before {before} \
+         client_kib_after {after}",
+        count as f64 / setup
     );
     if let (Some(pid), Some(wb)) = (watch, watch_before) {
         line.push_str(&format!(
@@ -268,5 +329,42 @@ pub async fn tunnels(
         ));
     }
     println!("{line}");
+    Ok(())
+}
+
+/// For `duration`, `concurrency` workers each open a tunnel through `proxies` to
+/// `target`, carry one GET (`Connection: close`) and drop it, again and again; prints
+/// `requests N secs S rate R` (tunnel set-ups per second).
+pub async fn connect_rate(
+    proxies: &[String],
+    target: &str,
+    concurrency: usize,
+    duration: Duration,
+    cacert: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let (route, target) = route_to(proxies, target, cacert)?;
+    let route = Arc::new(route);
+    // One set-up before the clock starts (an HTTP/2 or HTTP/3 proxy connection).
+    drop(tunnel_get(&route, &target, true).await?);
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let end = start + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (route, target, done) = (route.clone(), target.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                drop(tunnel_get(&route, &target, true).await?);
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), Failure>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = done.load(Ordering::Relaxed);
+    println!("requests {n} secs {secs:.3} rate {:.1}", n as f64 / secs);
     Ok(())
 }

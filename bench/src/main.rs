@@ -1,5 +1,5 @@
 //! `burrow-bench`: the A/B benchmark driver (issue 9), and the burrow-side workloads it
-//! starts as child processes (`serve`, `rate`, `idle`, `tunnels`).
+//! starts as child processes (`serve`, `rate`, `idle`, `tunnels`, `connect-rate`).
 //!
 //! Run it through `scripts/bench.sh`, which installs and starts the peers (nginx, Caddy,
 //! squid, nghttpx, dante), builds burrow's binaries and exports where everything listens.
@@ -68,10 +68,27 @@ enum Cmd {
         proxies: Vec<String>,
         #[arg(long, default_value_t = 1000)]
         n: usize,
+        /// Tunnels being set up at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
         #[arg(long)]
         cacert: Option<PathBuf>,
+        /// The proxy's pid, or `comm:NAME` for every process of that name.
         #[arg(long)]
         watch: Option<String>,
+        target: String,
+    },
+    /// Tunnel set-ups per second through a proxy chain: open, one GET, close, repeat.
+    ConnectRate {
+        /// Proxy URL (repeatable: a chain, nearest first).
+        #[arg(long = "proxy", required = true)]
+        proxies: Vec<String>,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        #[arg(long)]
+        cacert: Option<PathBuf>,
         target: String,
     },
 }
@@ -125,10 +142,24 @@ async fn workload(cmd: Cmd) -> Result<(), load::Failure> {
         Cmd::Tunnels {
             proxies,
             n,
+            concurrency,
             cacert,
             watch,
             target,
-        } => load::tunnels(&proxies, &target, n, cacert.as_deref(), watch.as_deref()).await,
+        } => {
+            let (c, w) = (cacert.as_deref(), watch.as_deref());
+            load::tunnels(&proxies, &target, n, concurrency, c, w).await
+        }
+        Cmd::ConnectRate {
+            proxies,
+            concurrency,
+            duration,
+            cacert,
+            target,
+        } => {
+            let d = Duration::from_secs_f64(duration);
+            load::connect_rate(&proxies, &target, concurrency, d, cacert.as_deref()).await
+        }
     }
 }
 

@@ -40,7 +40,7 @@ fn haproxy(backends: &[String]) -> Haproxy {
          defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\
          \x20 timeout tunnel 1h\n  retries 3\n  option redispatch\n\
          frontend proxies\n  bind 127.0.0.1:{port}\n  default_backend burrow\n\
-         backend burrow\n  balance roundrobin\n"
+         backend burrow\n  balance leastconn\n"
     );
     for (i, b) in backends.iter().enumerate() {
         cfg.push_str(&format!(
@@ -135,7 +135,7 @@ fn two_instances_behind_haproxy_one_stopped_the_other_keeps_its_tunnels() {
         format!("127.0.0.1:{}", a.port(0)),
         format!("127.0.0.1:{}", b.port(0)),
     ]);
-    // Round robin: consecutive tunnels land on different instances.
+    // Least connections: with a tunnel open on one instance, the next goes to the other.
     let mut tunnels: Vec<TunnelConn> = (0..2).map(|_| TunnelConn::open(lb.port, &nginx)).collect();
     for t in &mut tunnels {
         assert!(t.get(&nginx).unwrap() == want);

@@ -31,8 +31,13 @@ use tokio_util::sync::PollSender;
 
 use crate::Error;
 
-/// Room made in the read buffer before each read.
+/// Most room made in the read buffer before a read, once reads keep filling what they get.
 pub const READ_CHUNK: usize = 256 * 1024;
+/// Room made before the first read and after small ones: a connection that exchanges
+/// short messages (a request head, a tunnel's CONNECT) never takes [`READ_CHUNK`]. Each
+/// read that fills its room doubles it, up to [`READ_CHUNK`]; a read of under a quarter
+/// halves it again.
+pub const FIRST_READ_CHUNK: usize = 8 * 1024;
 /// Pieces smaller than this are copied together before a write; larger ones go out as they
 /// are.
 pub const COALESCE: usize = 16 * 1024;
@@ -121,6 +126,7 @@ where
         app_closed: false,
         sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
         io_failed: false,
+        read_room: FIRST_READ_CHUNK,
     };
     std::future::poll_fn(|cx| d.poll(cx, core, app)).await
 }
@@ -137,6 +143,8 @@ struct Driver<S, E> {
     app_closed: bool,
     io_failed: bool,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Room the next read gets (adaptive, [`FIRST_READ_CHUNK`] to [`READ_CHUNK`]).
+    read_room: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin, E> Driver<S, E> {
@@ -301,9 +309,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin, E> Driver<S, E> {
             return Poll::Ready(Ok(0));
         };
         let buf = core.read_buffer();
-        buf.reserve(READ_CHUNK);
-        tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
-            .map_err(|e| Error::from_io("reading from the connection", e))
+        buf.reserve(self.read_room);
+        let room = buf.capacity() - buf.len();
+        let n = ready!(tokio_util::io::poll_read_buf(Pin::new(io), cx, buf))
+            .map_err(|e| Error::from_io("reading from the connection", e))?;
+        self.read_room = next_room(self.read_room, n, room);
+        Poll::Ready(Ok(n))
+    }
+}
+
+/// The room for the read after one of `n` bytes into `room` (the last read asked `asked`).
+fn next_room(asked: usize, n: usize, room: usize) -> usize {
+    if n >= room {
+        (asked * 2).min(READ_CHUNK)
+    } else if n < asked / 4 {
+        (asked / 2).max(FIRST_READ_CHUNK)
+    } else {
+        asked
     }
 }
 
@@ -382,5 +404,33 @@ impl<C: Core> App<C> for Collect<C::Event> {
 
     fn poll_command(&mut self, _cx: &mut Context<'_>, _core: &C) -> Poll<Option<C::Command>> {
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{next_room, FIRST_READ_CHUNK, READ_CHUNK};
+
+    #[test]
+    fn read_room_grows_with_full_reads_and_shrinks_with_small_ones() {
+        let mut room = FIRST_READ_CHUNK;
+        let mut steps = 0;
+        while room < READ_CHUNK {
+            room = next_room(room, room, room);
+            steps += 1;
+        }
+        assert_eq!(room, READ_CHUNK);
+        assert_eq!(steps, 5, "8 KiB doubles to 256 KiB in five full reads");
+        assert_eq!(
+            next_room(room, room, room),
+            READ_CHUNK,
+            "never past READ_CHUNK"
+        );
+        // A half-full read keeps the room; small reads halve it, never below the first.
+        assert_eq!(next_room(room, room / 2, room), room);
+        while room > FIRST_READ_CHUNK {
+            room = next_room(room, 100, room);
+        }
+        assert_eq!(next_room(room, 100, room), FIRST_READ_CHUNK);
     }
 }

@@ -17,6 +17,9 @@ pub(super) enum Check {
     Rate,
     /// h2load's summary.
     H2load,
+    /// wrk's summary (`N requests in Ss`, `Requests/sec: R`); any non-2xx response or
+    /// socket error fails the run.
+    Wrk,
 }
 
 #[derive(Clone)]
@@ -69,6 +72,28 @@ pub(super) fn check(c: &Check, s: &Sample) -> Result<Option<(f64, f64)>, Failure
         Check::Rate => {
             let n = field(out, "requests").ok_or_else(|| format!("rate printed {out:?}"))?;
             let r = field(out, "rate").ok_or_else(|| format!("rate printed {out:?}"))?;
+            Ok(Some((n, r)))
+        }
+        Check::Wrk => {
+            if let Some(l) = out
+                .lines()
+                .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
+            {
+                return Err(format!("wrk: {}", l.trim()).into());
+            }
+            let n = out
+                .lines()
+                .find_map(|l| l.trim().split_once(" requests in "))
+                .and_then(|(n, _)| n.trim().parse::<f64>().ok())
+                .ok_or_else(|| format!("wrk printed {out:?}"))?;
+            let r = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+                .and_then(|r| r.trim().parse::<f64>().ok())
+                .ok_or_else(|| format!("wrk printed {out:?}"))?;
+            if n == 0.0 {
+                return Err("wrk made no requests".into());
+            }
             Ok(Some((n, r)))
         }
         Check::H2load => {

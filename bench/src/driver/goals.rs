@@ -203,6 +203,7 @@ impl Bench {
             None => "| burrow-proxy ≤ 16 KiB per idle tunnel (HTTP/2) | not measured | |".into(),
         };
         self.say(row);
+        self.proxy_goals();
         let small = SMALL_DOWNLOAD_MIB;
         let full = self.size / MIB;
         for v in ["h1 TLS", "h2 TLS", "h3"] {
@@ -221,6 +222,69 @@ impl Bench {
                     )
                 }
                 _ => format!("| constant memory, {v} | not measured | |"),
+            };
+            self.say(row);
+        }
+    }
+
+    /// The forward-proxy section's goals: request rates against the best of the others,
+    /// and memory per idle tunnel.
+    fn proxy_goals(&mut self) {
+        let rates: [(&str, &str, &[&str]); 4] = [
+            (
+                "burrow-proxy ≥ 1.0× the best of squid (absolute-form GETs, plain)",
+                "proxy-get-plain",
+                &["squid"],
+            ),
+            (
+                "burrow-proxy ≥ 1.0× the best of squid, nghttpx (absolute-form GETs, TLS)",
+                "proxy-get-tls",
+                &["squid", "nghttpx (→ squid)"],
+            ),
+            (
+                "burrow-proxy ≥ 1.0× squid (CONNECT set-ups, HTTP/1.1)",
+                "proxy-connect-h1",
+                &["squid"],
+            ),
+            (
+                "burrow-proxy ≥ 1.0× nghttpx (CONNECT set-ups, HTTP/2)",
+                "proxy-connect-h2",
+                &["nghttpx (→ squid)"],
+            ),
+        ];
+        for (goal, group, others) in rates {
+            let best = others
+                .iter()
+                .filter_map(|o| self.stat(group, o).map(|s| s.rate()))
+                .fold(f64::NAN, f64::max);
+            let row = match self.stat(group, "burrow-proxy") {
+                Some(b) if best.is_finite() => {
+                    let ratio = b.rate() / best;
+                    format!(
+                        "| {goal} | {ratio:.2} | {} |",
+                        if ratio >= 1.0 { "yes" } else { "**no**" }
+                    )
+                }
+                _ => format!("| {goal} | not measured | |"),
+            };
+            self.say(row);
+        }
+        let t = self.o.tunnels;
+        for proto in ["HTTP/1.1", "HTTP/2", "SOCKS5"] {
+            let goal = format!("burrow-proxy ≤ 16 KiB per idle tunnel, {t} tunnels over {proto}");
+            let row = match self.stat(&format!("idle-burrow-proxy-{proto}"), "kib") {
+                Some(s) => {
+                    let k = s.rate();
+                    let met = if k <= 16.0 && t >= 10_000 {
+                        "yes"
+                    } else if k <= 16.0 {
+                        "yes at this count (the goal is 10,000)"
+                    } else {
+                        "**no**"
+                    };
+                    format!("| {goal} | {k:.1} KiB | {met} |")
+                }
+                None => format!("| {goal} | not measured | |"),
             };
             self.say(row);
         }

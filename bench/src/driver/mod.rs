@@ -5,6 +5,7 @@
 mod cases;
 mod goals;
 mod hooks;
+mod scale;
 mod sections;
 mod servers;
 mod workers;
@@ -42,11 +43,12 @@ pub struct Options {
     /// Idle connections per memory row.
     #[arg(long, default_value_t = 1000)]
     idle: usize,
-    /// Tunnels over one HTTP/2 proxy connection in the memory row.
+    /// Tunnels over one HTTP/2 proxy connection in the memory row, and through each proxy
+    /// in the proxies section.
     #[arg(long, default_value_t = 1000)]
     tunnels: usize,
-    /// Only these sections: throughput, h3, tunnel, hooks, workers, rate, memory (default:
-    /// all).
+    /// Only these sections: throughput, h3, tunnel, hooks, workers, rate, memory, proxies
+    /// (default: all).
     #[arg(long)]
     only: Vec<String>,
     /// Also write the Markdown report here.
@@ -154,6 +156,9 @@ pub fn run(o: Options) -> Result<(), Failure> {
     }
     if b.want("memory") {
         b.memory(&bp, &origin, origin_port);
+    }
+    if b.want("proxies") {
+        b.scale(&bp);
     }
     b.goals();
     b.say(format!(

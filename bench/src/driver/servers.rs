@@ -139,6 +139,7 @@ impl BurrowProxy {
             .args(["--allow-net", "127.0.0.0/8", "--allow-net", "::1"])
             .args(["--max-tunnels-per-client", "65536"])
             .args(["--max-connections-per-client", "65536"])
+            .args(["--max-tunnels", "65536", "--max-requests", "65536"])
             .arg("--cert")
             .arg(&env.cert)
             .arg("--key")

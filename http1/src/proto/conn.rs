@@ -487,8 +487,12 @@ impl Connection {
 
     /// After [`Event::Switched`]: the bytes received past the head, which belong to the new
     /// protocol (tunnel).
+    /// They are copied out: a tunnel keeps only them, not the read buffer they arrived in
+    /// (up to the driver's read chunk, which would stay allocated as long as the tunnel).
     pub fn take_leftover(&mut self) -> Bytes {
-        self.rbuf.split().freeze()
+        let rest = Bytes::copy_from_slice(&self.rbuf);
+        self.rbuf = BytesMut::new();
+        rest
     }
 
     /// Whether the connection must be closed once pending bytes are written.
