@@ -131,6 +131,47 @@ pub fn conn_state_operations(data: &[u8]) {
     }
 }
 
+/// QUIC-LB: bytes pick a configuration (byte 0: rotation, server ID length and whether it is
+/// keyed; byte 1: nonce length), then a server ID, a key and a nonce, and the rest is a
+/// destination connection ID from the network. Decoding that ID never panics; an ID made
+/// from the nonce decodes to the server ID.
+pub fn quic_lb(data: &[u8]) {
+    use crate::quic_lb::{QuicLb, MAX_SERVER_ID_LEN, SINGLE_PASS_LEN};
+    let (Some(&a), Some(&b)) = (data.first(), data.get(1)) else {
+        return;
+    };
+    let keyed = a & 0x80 != 0;
+    let sid_len = 1 + usize::from(a & 0x0f) % MAX_SERVER_ID_LEN;
+    let nonce_len = if keyed {
+        SINGLE_PASS_LEN.saturating_sub(sid_len)
+    } else {
+        usize::from(b % 20)
+    };
+    let rest = &data[2..];
+    let need = sid_len + 16 + nonce_len;
+    if rest.len() < need {
+        return;
+    }
+    let (sid, rest) = rest.split_at(sid_len);
+    let (key, rest) = rest.split_at(16);
+    let (nonce, cid) = rest.split_at(nonce_len);
+    let Ok(mut lb) = QuicLb::new((a >> 4) & 0x07, sid, nonce_len) else {
+        return;
+    };
+    if keyed {
+        let Ok(k) = key.try_into() else { return };
+        lb = match lb.with_key(k) {
+            Ok(lb) => lb,
+            Err(_) => return,
+        };
+    }
+    let _ = lb.server_id(cid);
+    if let Ok(own) = lb.encode(nonce) {
+        assert_eq!(own.len(), lb.cid_len());
+        assert_eq!(lb.server_id(&own).as_deref(), Some(sid));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

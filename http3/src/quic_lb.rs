@@ -297,6 +297,16 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_configurations_and_ids() {
+        let mut next = burrow_test_support::rng(0x51b);
+        for _ in 0..5000 {
+            let n = usize::from(next()) % 80;
+            let data: Vec<u8> = (0..n).map(|_| next()).collect();
+            crate::fuzzing::quic_lb(&data);
+        }
+    }
+
+    #[test]
     fn debug_redacts_the_key() {
         let lb = QuicLb::new(0, &[1], 15)
             .unwrap()
