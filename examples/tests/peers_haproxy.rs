@@ -36,7 +36,7 @@ fn free_port() -> u16 {
 fn haproxy(backends: &[String]) -> Haproxy {
     let port = free_port();
     let mut cfg = format!(
-        "global\n  maxconn 4096\n\
+        "global\n  maxconn 4096\n  nbthread 1\n\
          defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\
          \x20 timeout tunnel 1h\n  retries 3\n  option redispatch\n\
          frontend proxies\n  bind 127.0.0.1:{port}\n  default_backend burrow\n\
