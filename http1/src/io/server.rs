@@ -138,8 +138,17 @@ impl App {
                 protocol,
                 length,
             } => {
-                let (body_tx, body) =
-                    Body::channel_with(length, burrow_http_core::DEFAULT_CHANNEL_FRAMES);
+                // A request without a body (most, and every CONNECT) gets no channel: a
+                // tunnel holds its request for its whole life, and a channel's first block
+                // of frames is a few KiB.
+                let (body_tx, body) = match length {
+                    Some(0) => (None, Body::empty()),
+                    _ => {
+                        let frames = burrow_http_core::DEFAULT_CHANNEL_FRAMES;
+                        let (tx, body) = Body::channel_with(length, frames);
+                        (Some(tx), body)
+                    }
+                };
                 let mut req = Request::new(body);
                 if let Some(p) = protocol {
                     req.extensions_mut().insert(ConnectProtocol(p));
@@ -150,7 +159,7 @@ impl App {
                 *req.headers_mut() = head.headers;
                 let (reply_tx, reply_rx) = oneshot::channel();
                 self.reply = Some(reply_rx);
-                self.request_body = Some(body_tx);
+                self.request_body = body_tx;
                 Ok(ServerRequest {
                     request: req,
                     respond: Box::new(Responder(reply_tx)),
