@@ -121,25 +121,12 @@ pub async fn rate(
     for w in warm {
         w.await??;
     }
-    let done = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let end = start + duration;
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (c, uri, done) = (c.clone(), uri.clone(), done.clone());
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < end {
-                get(&c, &uri, want).await?;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok::<(), Failure>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let n = done.load(Ordering::Relaxed);
+    let (c2, uri2) = (c.clone(), uri.clone());
+    let (n, secs) = for_duration(concurrency, duration, move || {
+        let (c, uri) = (c2.clone(), uri2.clone());
+        async move { get(&c, &uri, want).await.map(drop) }
+    })
+    .await?;
     let conns = c.pooled_connections(&uri);
     if conns > connections {
         return Err(format!("used {conns} connections, allowed {connections}").into());
@@ -346,15 +333,35 @@ pub async fn connect_rate(
     let route = Arc::new(route);
     // One set-up before the clock starts (an HTTP/2 or HTTP/3 proxy connection).
     drop(tunnel_get(&route, &target, true).await?);
+    let (n, secs) = for_duration(concurrency, duration, move || {
+        let (route, target) = (route.clone(), target.clone());
+        async move { tunnel_get(&route, &target, true).await.map(drop) }
+    })
+    .await?;
+    println!("requests {n} secs {secs:.3} rate {:.1}", n as f64 / secs);
+    Ok(())
+}
+
+/// Runs `concurrency` workers (at least one), each repeating the operation `op` makes
+/// until `duration` has passed; the operations completed and the seconds taken.
+async fn for_duration<F, Fut>(
+    concurrency: usize,
+    duration: Duration,
+    op: F,
+) -> Result<(u64, f64), Failure>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), Failure>> + Send + 'static,
+{
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let end = start + duration;
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (route, target, done) = (route.clone(), target.clone(), done.clone());
+        let (done, op) = (done.clone(), op.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < end {
-                drop(tunnel_get(&route, &target, true).await?);
+                op().await?;
                 done.fetch_add(1, Ordering::Relaxed);
             }
             Ok::<(), Failure>(())
@@ -363,8 +370,5 @@ pub async fn connect_rate(
     for t in tasks {
         t.await??;
     }
-    let secs = start.elapsed().as_secs_f64();
-    let n = done.load(Ordering::Relaxed);
-    println!("requests {n} secs {secs:.3} rate {:.1}", n as f64 / secs);
-    Ok(())
+    Ok((done.load(Ordering::Relaxed), start.elapsed().as_secs_f64()))
 }

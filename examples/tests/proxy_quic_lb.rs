@@ -44,6 +44,9 @@ fn the_flags_make_a_configuration_or_say_what_is_wrong() {
         .unwrap();
     assert_eq!(lb.cid_len(), 17, "the nonce fills the 16-octet block");
     let short = key_file("short", "0011");
+    // A valid key followed by more than the bound allows is refused, not cut short.
+    let max = burrow_examples::proxy_cli::MAX_KEY_FILE as usize;
+    let big = key_file("big", &format!("{KEY_HEX}{}", " ".repeat(max)));
     for (extra, says) in [
         (vec!["--quic-lb-server-id", "xyz"], "hex digits"),
         (vec!["--quic-lb-server-id", ""], "hex digits"),
@@ -85,6 +88,15 @@ fn the_flags_make_a_configuration_or_say_what_is_wrong() {
                 "--quic-lb-server-id",
                 "01",
                 "--quic-lb-key-file",
+                big.to_str().unwrap(),
+            ],
+            "larger than 4096 bytes",
+        ),
+        (
+            vec![
+                "--quic-lb-server-id",
+                "01",
+                "--quic-lb-key-file",
                 "/nonexistent/k",
             ],
             "reading /nonexistent/k",
@@ -95,6 +107,7 @@ fn the_flags_make_a_configuration_or_say_what_is_wrong() {
     }
     let _ = std::fs::remove_file(good);
     let _ = std::fs::remove_file(short);
+    let _ = std::fs::remove_file(big);
 }
 
 /// The source connection ID of a long-header QUIC packet.

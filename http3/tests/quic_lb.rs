@@ -29,10 +29,11 @@ fn config(server_id: u8) -> QuicLb {
         .unwrap()
 }
 
-/// A server answering every request with its name.
-fn server(p: &Pki, id: u8, name: &'static str) -> SocketAddr {
+/// A server answering every request with its name; `lb`: its QUIC-LB configuration
+/// (`None`: quinn's own connection IDs).
+fn server(p: &Pki, lb: Option<QuicLb>, name: &'static str) -> SocketAddr {
     let mut cfg = Http3Config::default();
-    cfg.quic_lb(Some(config(id)));
+    cfg.quic_lb(lb);
     let ep = bind("127.0.0.1:0".parse().unwrap(), p.server(&[b"h3"]), &cfg).unwrap();
     let addr = ep.local_addr().unwrap();
     tokio::spawn(async move {
@@ -49,6 +50,17 @@ fn server(p: &Pki, id: u8, name: &'static str) -> SocketAddr {
         }
     });
     addr
+}
+
+/// An HTTP/3 connection through the balancer at `addr`, trusting the test CA.
+async fn client(p: &Pki, addr: SocketAddr) -> burrow_http3::Http3Connection {
+    let mut tls = TlsConfig::default();
+    tls.roots(Roots::None).add_root_der(p.ca.clone());
+    let flow = Arc::new(UdpFlow::connect(addr).await.unwrap());
+    let cfg = Http3Config::default();
+    connect(flow, ConnectionInfo::default(), &cfg, &tls, "localhost")
+        .await
+        .unwrap()
 }
 
 /// What the balancer saw.
@@ -165,25 +177,10 @@ async fn get(c: &burrow_http3::Http3Connection) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cid_routing_balancer_keeps_each_connection_on_its_server() {
     let p = Pki::new();
-    let a = server(&p, 0x0a, "A");
-    let b = server(&p, 0x0b, "B");
+    let a = server(&p, Some(config(0x0a)), "A");
+    let b = server(&p, Some(config(0x0b)), "B");
     let lb = balancer(vec![(0x0a, a), (0x0b, b)]).await;
-    let mut tls = TlsConfig::default();
-    tls.roots(Roots::None).add_root_der(p.ca.clone());
-    let mut conns = Vec::new();
-    for _ in 0..2 {
-        let flow = Arc::new(UdpFlow::connect(lb.addr).await.unwrap());
-        let c = connect(
-            flow,
-            ConnectionInfo::default(),
-            &Http3Config::default(),
-            &tls,
-            "localhost",
-        )
-        .await
-        .unwrap();
-        conns.push(c);
-    }
+    let conns = [client(&p, lb.addr).await, client(&p, lb.addr).await];
     // Round robin put the two connections on different servers (which one first depends
     // on whose first Initial the balancer saw first).
     let first = [get(&conns[0]).await, get(&conns[1]).await];
@@ -215,39 +212,9 @@ async fn a_cid_routing_balancer_keeps_each_connection_on_its_server() {
 async fn without_quic_lb_the_ids_do_not_name_a_server() {
     // The control: quinn's random IDs are not routable by the balancer's configuration.
     let p = Pki::new();
-    let ep = bind(
-        "127.0.0.1:0".parse().unwrap(),
-        p.server(&[b"h3"]),
-        &Http3Config::default(),
-    )
-    .unwrap();
-    let addr = ep.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Some(incoming) = ep.accept().await {
-            tokio::spawn(async move {
-                let mut srv = serve(incoming.await.unwrap(), &Default::default())
-                    .await
-                    .unwrap();
-                while let Some(Ok(sr)) = srv.accept().await {
-                    let resp = Response::new(Body::from(&b"plain"[..]));
-                    sr.respond.send_response(resp).await.unwrap();
-                }
-            });
-        }
-    });
+    let addr = server(&p, None, "plain");
     let lb = balancer(vec![(0x0a, addr)]).await;
-    let mut tls = TlsConfig::default();
-    tls.roots(Roots::None).add_root_der(p.ca.clone());
-    let flow = Arc::new(UdpFlow::connect(lb.addr).await.unwrap());
-    let c = connect(
-        flow,
-        ConnectionInfo::default(),
-        &Http3Config::default(),
-        &tls,
-        "localhost",
-    )
-    .await
-    .unwrap();
+    let c = client(&p, lb.addr).await;
     for _ in 0..5 {
         assert_eq!(get(&c).await, "plain");
     }

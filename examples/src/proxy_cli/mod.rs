@@ -240,6 +240,7 @@ pub enum CaCmd {
 mod ca;
 mod config_file;
 mod quic_lb;
+pub use quic_lb::MAX_KEY_FILE;
 
 use ca::intercept_config;
 pub use ca::{ca_init, default_ca_dir};

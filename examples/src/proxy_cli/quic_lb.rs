@@ -6,7 +6,7 @@ use burrow_transport::Error;
 use super::{bad, Args};
 
 /// Longest key file read: 32 hex digits and some white space.
-const MAX_KEY_FILE: u64 = 4096;
+pub const MAX_KEY_FILE: u64 = 4096;
 
 fn unhex(s: &str, what: &str) -> Result<Vec<u8>, Error> {
     let s = s.trim();
@@ -37,8 +37,14 @@ pub(super) fn config(args: &Args) -> Result<Option<QuicLb>, Error> {
             use std::io::Read;
             let mut text = String::new();
             std::fs::File::open(path)
-                .and_then(|f| f.take(MAX_KEY_FILE).read_to_string(&mut text))
+                .and_then(|f| f.take(MAX_KEY_FILE + 1).read_to_string(&mut text))
                 .map_err(|e| bad(format!("reading {}: {e}", path.display())))?;
+            if text.len() as u64 > MAX_KEY_FILE {
+                return Err(bad(format!(
+                    "{} is larger than {MAX_KEY_FILE} bytes: not a QUIC-LB key",
+                    path.display()
+                )));
+            }
             let key: [u8; 16] = unhex(&text, "the QUIC-LB key file")?
                 .try_into()
                 .map_err(|_| bad(format!("{}: a QUIC-LB key is 16 octets", path.display())))?;
