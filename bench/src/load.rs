@@ -238,9 +238,22 @@ fn route_to(
     Ok((route, target))
 }
 
+/// Longest a tunnel's set-up and its one request may take before the workload fails.
+const TUNNEL_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Opens a tunnel and carries one HTTP/1.1 GET of nginx's small file through it; with
-/// `close`, asks the origin to close and reads to the end.
+/// `close`, asks the origin to close and reads to the end. All within [`TUNNEL_DEADLINE`].
 async fn tunnel_get(
+    route: &Route,
+    target: &Target,
+    close: bool,
+) -> Result<burrow_transport::BoxStream, Failure> {
+    tokio::time::timeout(TUNNEL_DEADLINE, tunnel_get_inner(route, target, close))
+        .await
+        .map_err(|_| format!("tunnel to {target} took over {TUNNEL_DEADLINE:?}"))?
+}
+
+async fn tunnel_get_inner(
     route: &Route,
     target: &Target,
     close: bool,
