@@ -174,8 +174,9 @@ impl AsyncWrite for H2Stream {
 impl Drop for H2Stream {
     fn drop(&mut self) {
         if !self.write_closed || !self.read_eof {
-            // Abandoned: tell the peer, rather than leaving the stream half-open.
-            self.send.send_reset(h2::Reason::CANCEL);
+            // Abandoned: tell the peer, rather than leaving the stream half-open. The
+            // stream is a TCP connection's stand-in, so this is its reset (RFC 9113 §8.5).
+            self.send.send_reset(h2::Reason::CONNECT_ERROR);
         }
     }
 }

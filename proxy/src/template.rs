@@ -1,9 +1,12 @@
-//! CONNECT-UDP URI templates (RFC 9298 §3): expanding `{target_host}` and `{target_port}`
-//! on the client, matching a request path on the proxy.
+//! MASQUE URI templates (RFC 9298 §3 for CONNECT-UDP, draft-ietf-httpbis-connect-tcp for
+//! CONNECT-TCP): expanding `{target_host}` and `{target_port}` on the client, matching a
+//! request path on the proxy.
 
 use burrow_transport::{Error, Host, Target};
 
-/// The default template (RFC 9298 §3).
+pub use burrow_http_core::connect_tcp::DEFAULT_TCP_TEMPLATE;
+
+/// The default CONNECT-UDP template (RFC 9298 §3).
 pub const DEFAULT_UDP_TEMPLATE: &str = "/.well-known/masque/udp/{target_host}/{target_port}/";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,7 +16,8 @@ enum Token {
     Port,
 }
 
-/// A parsed URI template with the two CONNECT-UDP variables.
+/// A parsed URI template with the two MASQUE variables, `{target_host}` and
+/// `{target_port}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UdpTemplate {
     raw: String,
@@ -29,7 +33,15 @@ impl Default for UdpTemplate {
     }
 }
 
+/// The same template type serves CONNECT-TCP.
+pub type TcpTemplate = UdpTemplate;
+
 impl UdpTemplate {
+    /// The default CONNECT-TCP template, [`DEFAULT_TCP_TEMPLATE`].
+    pub fn default_tcp() -> UdpTemplate {
+        UdpTemplate::parse(DEFAULT_TCP_TEMPLATE).unwrap_or_default()
+    }
+
     /// Parses a template: a path (optionally with a query) naming both variables once.
     pub fn parse(s: &str) -> Result<UdpTemplate, Error> {
         let bad = |why: &str| Error::invalid_input(format!("URI template {s:?}: {why}"));
@@ -172,6 +184,18 @@ mod tests {
             t.expand(&v6),
             "/.well-known/masque/udp/2001%3Adb8%3A%3A42/8443/"
         );
+    }
+
+    #[test]
+    fn default_tcp_template() {
+        let t = UdpTemplate::default_tcp();
+        let v6: Target = "[2001:db8::1]:443".parse().unwrap();
+        assert_eq!(
+            t.expand(&v6),
+            "/.well-known/masque/tcp/2001%3Adb8%3A%3A1/443/"
+        );
+        assert_eq!(t.matches(&t.expand(&v6)), Some(v6));
+        assert_eq!(t.matches("/.well-known/masque/udp/h/1/"), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! codec.
 
 use std::io;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -14,6 +15,11 @@ use super::{MAX_DATA_CAPSULE, MAX_HEADER};
 
 /// Room made in the read buffer before a read of capsule headers or small capsules.
 pub const READ_ROOM: usize = 16 * 1024;
+
+/// How long a tunnel whose two directions have ended waits for the peer to end the request
+/// stream too, before it lets go (a stream dropped before the peer's end would be reset,
+/// and a reset can discard what the peer has not read yet).
+pub const FIN_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// When the stream under a CONNECT-TCP tunnel is closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +52,9 @@ pub struct CapsuleStream<S> {
     sent_final: bool,
     close: CloseInner,
     inner_shut: bool,
+    /// The peer ended the stream below (or we stopped waiting for it).
+    inner_eof: bool,
+    linger: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<S> std::fmt::Debug for CapsuleStream<S> {
@@ -71,6 +80,8 @@ impl<S> CapsuleStream<S> {
             sent_final: false,
             close,
             inner_shut: false,
+            inner_eof: false,
+            linger: None,
         }
     }
 
@@ -108,14 +119,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CapsuleStream<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> CapsuleStream<S> {
     /// Ends the stream below once both directions have ended (for
-    /// [`CloseInner::WhenBothEnded`]).
+    /// [`CloseInner::WhenBothEnded`]), then waits up to [`FIN_LINGER`] for the peer to
+    /// end it too, reading (and skipping) what comes meanwhile.
     fn poll_close_if_done(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let done = self.sent_final && self.dec.is_finished();
-        if self.close == CloseInner::WhenBothEnded && done && !self.inner_shut {
+        if self.close != CloseInner::WhenBothEnded || !done {
+            return Poll::Ready(Ok(()));
+        }
+        if !self.inner_shut {
             ready!(self.poll_drain(cx))?;
             ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
             self.inner_shut = true;
         }
+        let linger = self
+            .linger
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(FIN_LINGER)));
+        while !self.inner_eof {
+            if linger.as_mut().poll(cx).is_ready() {
+                self.inner_eof = true;
+                break;
+            }
+            let rbuf = self.dec.read_buffer();
+            rbuf.clear();
+            rbuf.reserve(MAX_HEADER);
+            match ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut self.inner),
+                cx,
+                self.dec.read_buffer()
+            )) {
+                Ok(0) | Err(_) => self.inner_eof = true,
+                Ok(_) => {}
+            }
+        }
+        self.dec.read_buffer().clear();
+        self.linger = None;
         Poll::Ready(Ok(()))
     }
 }

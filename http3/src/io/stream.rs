@@ -267,11 +267,13 @@ impl AsyncWrite for H3Stream {
 
 impl Drop for H3Stream {
     fn drop(&mut self) {
+        // Abandoned: the stream is a TCP connection's stand-in, so this is its reset
+        // (RFC 9114 §4.4).
         if !self.finished {
-            let _ = self.send.reset(code(Code::REQUEST_CANCELLED));
+            let _ = self.send.reset(code(Code::CONNECT_ERROR));
         }
         if !self.read_eof {
-            let _ = self.recv.stop(code(Code::REQUEST_CANCELLED));
+            let _ = self.recv.stop(code(Code::CONNECT_ERROR));
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct RouteOptions {
     pub proxy_headers: HeaderMap,
     /// The CONNECT-UDP URI template for HTTP proxies (default: RFC 9298's).
     pub udp_template: crate::template::UdpTemplate,
+    /// The capsule types of CONNECT-TCP tunnels (`?connect=tcp` hops).
+    pub tcp_codepoints: burrow_http_core::connect_tcp::Codepoints,
     /// How long a hop may take to answer a tunnel request (default
     /// [`DEFAULT_TUNNEL_TIMEOUT`]); the error names the hop.
     pub tunnel_timeout: Duration,
@@ -74,6 +76,7 @@ impl std::fmt::Debug for RouteOptions {
                 &self.proxy_headers.keys().collect::<Vec<_>>(),
             )
             .field("udp_template", &self.udp_template)
+            .field("tcp_codepoints", &self.tcp_codepoints)
             .field("tunnel_timeout", &self.tunnel_timeout)
             .field(
                 "resolver",
@@ -90,6 +93,7 @@ impl Default for RouteOptions {
             proxy_tls: TlsConfig::default(),
             proxy_headers: HeaderMap::new(),
             udp_template: Default::default(),
+            tcp_codepoints: Default::default(),
             tunnel_timeout: DEFAULT_TUNNEL_TIMEOUT,
             resolver: None,
         }
@@ -146,6 +150,7 @@ impl Route {
                         .clone()
                         .unwrap_or_else(|| options.udp_template.clone()),
                 )
+                .with_tcp_codepoints(options.tcp_codepoints)
                 .with_timeout(options.tunnel_timeout),
             );
             route.stream = h.clone();

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use burrow_http_core::connect_tcp::{CapsuleStream, CloseInner, Codepoints};
 use burrow_http_core::{ConnectionInfo, HttpConnection, TunnelRequest};
 use burrow_transport::{
     tls, Connected, DatagramConnector, Error, Hop, Result, StreamConnector, StreamInfo, Target,
@@ -38,6 +39,8 @@ pub struct HttpHop {
     tls: TlsConfig,
     headers: HeaderMap,
     template: crate::template::UdpTemplate,
+    /// The capsule types of CONNECT-TCP tunnels through this hop.
+    codepoints: Codepoints,
     timeout: std::time::Duration,
     /// Multiplexed (HTTP/2, HTTP/3) connections to the proxy, shared by all tunnels; a new
     /// one is opened only when none can start another tunnel at once.
@@ -66,6 +69,7 @@ impl HttpHop {
             tls,
             headers,
             template: Default::default(),
+            codepoints: Codepoints::default(),
             timeout: super::DEFAULT_TUNNEL_TIMEOUT,
             shared: Mutex::new(Vec::new()),
             h1_only: std::sync::atomic::AtomicBool::new(false),
@@ -136,6 +140,12 @@ impl HttpHop {
     /// Uses `template` for CONNECT-UDP requests to this proxy (default: RFC 9298's).
     pub fn with_udp_template(mut self, template: crate::template::UdpTemplate) -> Self {
         self.template = template;
+        self
+    }
+
+    /// Uses these capsule types for CONNECT-TCP tunnels (default: [`Codepoints::default`]).
+    pub fn with_tcp_codepoints(mut self, codepoints: Codepoints) -> Self {
+        self.codepoints = codepoints;
         self
     }
 
@@ -247,8 +257,26 @@ impl HttpHop {
         ))
     }
 
+    /// The request for a TCP tunnel to `target`: classic CONNECT, or CONNECT-TCP with the
+    /// hop's template (its credentials then in `Authorization`: the proxy is the origin of
+    /// the template's resources).
     fn tunnel_request(&self, target: &Target) -> TunnelRequest {
-        self.with_our_headers(TunnelRequest::connect(target.clone()))
+        let Some(template) = &self.url.connect_tcp else {
+            return self.with_our_headers(TunnelRequest::connect(target.clone()));
+        };
+        let req = TunnelRequest::extended(
+            burrow_http_core::connect_tcp::PROTOCOL,
+            self.url.target.clone(),
+            template.expand(target),
+        )
+        .with_secure(self.url.kind != ProxyKind::Http);
+        let mut req = self.with_our_headers(req);
+        let h = req.headers_mut();
+        if let Some(v) = h.remove(http::header::PROXY_AUTHORIZATION) {
+            h.insert(http::header::AUTHORIZATION, v);
+        }
+        h.insert("capsule-protocol", HeaderValue::from_static("?1"));
+        req
     }
 
     /// `req` with this hop's extra headers and its credentials.
@@ -317,17 +345,25 @@ impl StreamConnector for HttpHop {
             version_tag(c.version())
         })
         .await?;
+        let tcp = self.url.connect_tcp.is_some();
         let mut all = vec![format!(
-            "CONNECT@{} {}",
+            "{}@{} {}",
+            if tcp { "CONNECT-TCP" } else { "CONNECT" },
             version_tag(conn.version()),
             self.url.target
         )];
         all.extend(layers);
+        let mut stream = tunnel.into_stream();
+        if tcp {
+            // HTTP/1.1 cannot half-close the connection the tunnel is.
+            let close = match conn.version() {
+                Version::HTTP_11 | Version::HTTP_10 => CloseInner::OnDrop,
+                _ => CloseInner::WhenBothEnded,
+            };
+            stream = Box::new(CapsuleStream::new(stream, self.codepoints, close));
+        }
         Ok(Connected {
-            stream: super::hop_stream::counted(
-                super::hop_stream::tag(tunnel.into_stream(), self.hop()),
-                span,
-            ),
+            stream: super::hop_stream::counted(super::hop_stream::tag(stream, self.hop()), span),
             info: StreamInfo {
                 peer_addr: conn.info().peer_addr,
                 alpn: None,
@@ -344,7 +380,11 @@ impl StreamConnector for HttpHop {
 
     fn describe(&self) -> String {
         format!(
-            "CONNECT@{} {} > {}",
+            "{}@{} {} > {}",
+            match self.url.connect_tcp {
+                Some(_) => "CONNECT-TCP",
+                None => "CONNECT",
+            },
             self.url.kind.scheme(),
             self.url.target,
             self.lower.describe()

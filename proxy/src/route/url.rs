@@ -72,6 +72,33 @@ pub struct ProxyUrl {
     pub udp_template: Option<crate::template::UdpTemplate>,
     /// An `http://` hop asked for CONNECT in HTTP/1.0 (curl's `--proxy1.0`).
     pub http10: bool,
+    /// TCP through this hop is CONNECT-TCP (draft-ietf-httpbis-connect-tcp) with this
+    /// template, rather than classic CONNECT: the URL's `?connect=tcp`. With it, a template
+    /// in the URL's path is the CONNECT-TCP one (default:
+    /// [`DEFAULT_TCP_TEMPLATE`](crate::template::DEFAULT_TCP_TEMPLATE)).
+    pub connect_tcp: Option<crate::template::TcpTemplate>,
+}
+
+/// Takes the `connect=` parameter out of a path's query: `(path without it, its value)`.
+fn take_connect_param(path: &str) -> (String, Option<String>) {
+    let Some((p, query)) = path.split_once('?') else {
+        return (path.to_string(), None);
+    };
+    let mut value = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("connect=") {
+            Some(v) => {
+                value = Some(v.to_ascii_lowercase());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    match kept.is_empty() {
+        true => (p.to_string(), value),
+        false => (format!("{p}?{}", kept.join("&")), value),
+    }
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -113,17 +140,30 @@ impl ProxyUrl {
             None => (None, rest),
         };
         let hostport = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let path = &rest[hostport.len()..];
-        let udp_template = if path.contains("{target_host}") {
+        let (path, connect) = take_connect_param(&rest[hostport.len()..]);
+        let tcp = match connect.as_deref() {
+            None | Some("classic") => false,
+            Some("tcp") if kind.is_http() => true,
+            Some("tcp") => return Err(bad("connect=tcp only applies to HTTP proxies")),
+            Some(_) => return Err(bad("connect= takes tcp or classic")),
+        };
+        let template = if path.contains("{target_host}") {
             if !kind.is_http() {
                 return Err(bad("a URI template only applies to HTTP proxies"));
             }
             Some(
-                crate::template::UdpTemplate::parse(path)
-                    .map_err(|_| bad("invalid CONNECT-UDP URI template"))?,
+                crate::template::UdpTemplate::parse(&path)
+                    .map_err(|_| bad("invalid MASQUE URI template"))?,
             )
         } else {
             None
+        };
+        let (udp_template, connect_tcp) = match tcp {
+            true => (
+                None,
+                Some(template.unwrap_or_else(crate::template::TcpTemplate::default_tcp)),
+            ),
+            false => (template, None),
         };
         let credentials = match userinfo {
             Some(u) => {
@@ -146,6 +186,7 @@ impl ProxyUrl {
             credentials,
             udp_template,
             http10: false,
+            connect_tcp,
         })
     }
 
@@ -168,7 +209,11 @@ impl fmt::Display for ProxyUrl {
         if let Some(c) = &self.credentials {
             write!(f, "{}:***@", c.user)?;
         }
-        write!(f, "{}", self.target)
+        write!(f, "{}", self.target)?;
+        if self.connect_tcp.is_some() {
+            f.write_str("?connect=tcp")?;
+        }
+        Ok(())
     }
 }
 
@@ -217,6 +262,29 @@ mod tests {
             .udp_template
             .is_none());
         assert!(ProxyUrl::parse("socks5://p/{target_host}/{target_port}").is_err());
+    }
+
+    #[test]
+    fn connect_tcp_from_the_query() {
+        let p = ProxyUrl::parse("h3://p.example:443?connect=tcp").unwrap();
+        let t = p.connect_tcp.clone().unwrap();
+        let target = "192.0.2.1:22".parse().unwrap();
+        assert_eq!(t.expand(&target), "/.well-known/masque/tcp/192.0.2.1/22/");
+        assert_eq!(p.udp_template, None);
+        assert_eq!(p.to_string(), "h3://p.example:443?connect=tcp");
+        // A template in the path is then the CONNECT-TCP one; the parameter may come
+        // anywhere in the query and is not part of the template.
+        let p = ProxyUrl::parse("https://u:pw@p/t?h={target_host}&connect=TCP&p={target_port}")
+            .unwrap();
+        let t = p.connect_tcp.unwrap();
+        assert_eq!(t.expand(&target), "/t?h=192.0.2.1&p=22");
+        assert_eq!(p.credentials.unwrap().pass, "pw");
+        // classic is the default; the parameter is refused where it cannot apply.
+        let p = ProxyUrl::parse("http://p:3128/?connect=classic").unwrap();
+        assert_eq!((p.connect_tcp, p.udp_template), (None, None));
+        for bad in ["socks5://p?connect=tcp", "h2://p?connect=ip"] {
+            assert!(ProxyUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -121,7 +121,7 @@ fn tunnel_to_the_end(pb: Timed<Decision>, first: Tick<Input>, t: &str) {
         >> Tick::In(Input::Dialed(Ok(()))),
         << Command::Accept(ok_200()),
         >> Tick::In(Input::Accepted(Ok(()))),
-        << Command::Relay,
+        << Command::Relay(Framing::Raw),
         >> Tick::In(Input::Relayed(Default::default())),
         << Command::Done,
     );
@@ -628,7 +628,7 @@ fn a_rerouted_tunnel_goes_to_the_new_target_through_the_chosen_route() {
         >> Tick::In(Input::Dialed(Ok(()))),
         << Command::Accept(ok_200()),
         >> Tick::In(Input::Accepted(Ok(()))),
-        << Command::Relay,
+        << Command::Relay(Framing::Raw),
         >> Tick::Advance(Duration::from_secs(3)),
         >> Tick::In(Input::Relayed(Relayed { up: 5, down: 7, idle: false })),
         << ?("the summary", closed(|s| s.end == End::Completed && s.route == "up"
@@ -800,7 +800,7 @@ fn connect_udp_tells_the_hooks_of_its_datagram_flow() {
         << ?("accepted", |c| matches!(c, Command::Accept(_))),
         >> Tick::In(Input::Accepted(Ok(()))),
         << Command::Notify(Notice::DatagramOpened(target("192.0.2.1:53"))),
-        << Command::Relay,
+        << Command::Relay(Framing::Raw),
         >> Tick::In(Input::Relayed(Relayed { up: 10, down: 20, idle: true })),
         << ?("the flow's end", |c| matches!(c, Command::Notify(Notice::DatagramClosed(s)) if s.bytes_up == 10)),
         << ?("idle", closed(|s| s.end == End::Idle && s.what == What::Tunnel(TunnelKind::ConnectUdp))),
@@ -851,7 +851,7 @@ fn intercepted_tunnels_are_accepted_at_once_and_their_requests_go_to_the_target(
     pb2.input(Tick::In(Input::Peeked(Peeked::Byte(b'G'))))
         .expect(Command::Dial(target("a.example:443"), Transport::Tcp, 0))
         .input(Tick::In(Input::Dialed(Ok(()))))
-        .expect(Command::Relay)
+        .expect(Command::Relay(Framing::Raw))
         .input(Tick::In(Input::Relayed(Default::default())))
         .expect(Command::Done);
     pb2.run();

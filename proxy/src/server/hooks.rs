@@ -42,6 +42,8 @@ pub enum TunnelKind {
     Connect,
     /// CONNECT-UDP (RFC 9298), any version.
     ConnectUdp,
+    /// CONNECT-TCP (draft-ietf-httpbis-connect-tcp), any version.
+    ConnectTcp,
     /// A SOCKS5 or SOCKS4a CONNECT.
     Socks,
     /// A SOCKS5 UDP association.
@@ -54,6 +56,7 @@ impl TunnelKind {
         match self {
             TunnelKind::Connect => "CONNECT",
             TunnelKind::ConnectUdp => "CONNECT-UDP",
+            TunnelKind::ConnectTcp => "CONNECT-TCP",
             TunnelKind::Socks => "SOCKS",
             TunnelKind::SocksUdp => "SOCKS-UDP",
         }

@@ -222,6 +222,11 @@ pub struct ProxyConfig {
     pub limits: Limits,
     /// The CONNECT-UDP URI template served.
     pub udp_template: UdpTemplate,
+    /// The CONNECT-TCP URI template served; `None`:
+    /// [`DEFAULT_TCP_TEMPLATE`](crate::template::DEFAULT_TCP_TEMPLATE).
+    pub tcp_template: Option<UdpTemplate>,
+    /// The capsule types of CONNECT-TCP tunnels (both sides must agree).
+    pub tcp_codepoints: burrow_http_core::connect_tcp::Codepoints,
     /// TLS settings for `https://` origins of forwarded requests.
     pub origin_tls: TlsConfig,
     /// How target names are resolved (default: the system's resolver).
@@ -452,6 +457,9 @@ impl Proxy {
             self.config.udp_template.clone(),
             limits.response_timeout,
         );
+        if let Some(t) = &self.config.tcp_template {
+            policy.tcp_template = t.clone();
+        }
         policy.routes = entries;
         policy.route_rules = route_rules;
         policy.hooks = !hooks.is_empty();

@@ -15,6 +15,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Copies both ways until both sides finish, either fails, or nothing moves for `idle`;
 /// says how many bytes went each way (up: from `a`) and whether it idled out.
+/// The end of one side's data is passed on as a half-close (a FIN, END_STREAM,
+/// FINAL_DATA); a failure of either side (a TCP reset, a stream reset, a CONNECT-TCP
+/// stream ended without FINAL_DATA) ends both directions at once without one, so both
+/// sides are dropped, abortively (RFC 9113 §8.5, draft-ietf-httpbis-connect-tcp §5).
 /// At most `buffer` bytes per direction are in flight: a slow reader on one side stops the
 /// reads from the other (back-pressure), nothing queues without bound.
 pub async fn relay<A, B>(a: A, b: B, buffer: usize, idle: Duration, stats: &Stats) -> Relayed
@@ -31,22 +35,31 @@ where
     // Each future is made where it is polled and pinned in place: a future moved into
     // another is stored twice, and an idle tunnel is mostly this state.
     let transfer = async {
-        tokio::join!(
-            copy(
-                &mut ar,
-                &mut bw,
-                buffer,
-                &touch,
-                [&stats.bytes_up, &moved_up]
-            ),
-            copy(
-                &mut br,
-                &mut aw,
-                buffer,
-                &touch,
-                [&stats.bytes_down, &moved_down]
-            ),
-        )
+        let up = copy(
+            &mut ar,
+            &mut bw,
+            buffer,
+            &touch,
+            [&stats.bytes_up, &moved_up],
+        );
+        let down = copy(
+            &mut br,
+            &mut aw,
+            buffer,
+            &touch,
+            [&stats.bytes_down, &moved_down],
+        );
+        tokio::pin!(up, down);
+        let (mut up_done, mut down_done) = (false, false);
+        while !(up_done && down_done) {
+            let end = tokio::select! {
+                e = &mut up, if !up_done => { up_done = true; e }
+                e = &mut down, if !down_done => { down_done = true; e }
+            };
+            if end == End::Failed {
+                return;
+            }
+        }
     };
     let watchdog = async {
         loop {
@@ -76,13 +89,23 @@ pub const IDLE_PROBE: usize = 2048;
 /// How long a direction keeps its full buffer once nothing is there to read.
 pub const IDLE_BUFFER_GRACE: Duration = Duration::from_millis(100);
 
+/// How one direction of a relay ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// Its data ended, and the end was passed on.
+    Finished,
+    /// Reading or writing failed: the relay ends abortively.
+    Failed,
+}
+
 async fn copy<R, W>(
     r: &mut R,
     w: &mut W,
     buffer: usize,
     touch: &impl Fn(),
     counters: [&AtomicU64; 2],
-) where
+) -> End
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
@@ -102,7 +125,7 @@ async fn copy<R, W>(
                     // writer's buffer (TLS records, a QUIC stream's staging) until more
                     // arrives.
                     if unflushed && w.flush().await.is_err() {
-                        break;
+                        return End::Failed;
                     }
                     match use_big {
                         // Still flowing within the grace, or gone idle (`None`).
@@ -121,13 +144,14 @@ async fn copy<R, W>(
             }
         };
         let n = match n {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(n) => n,
+            Err(_) => return End::Failed,
         };
         touch();
         let data = if from_probe { &probe[..n] } else { &big[..n] };
         if w.write_all(data).await.is_err() {
-            break;
+            return End::Failed;
         }
         unflushed = true;
         for c in counters {
@@ -139,8 +163,11 @@ async fn copy<R, W>(
             big = vec![0u8; buffer.max(IDLE_PROBE)];
         }
     }
-    // Half-close the other side, as TCP does (FIN / END_STREAM).
-    let _ = w.shutdown().await;
+    // Half-close the other side, as TCP does (FIN / END_STREAM / FINAL_DATA).
+    match w.shutdown().await {
+        Ok(()) => End::Finished,
+        Err(_) => End::Failed,
+    }
 }
 
 /// Counters a proxy keeps, so tests and operators can see what it relayed.

@@ -14,9 +14,10 @@ use bytes::Bytes;
 
 use super::decision::Intercepted;
 use super::decision::{
-    Answer, Command, Decision, Full, HookCall, Hooked, Input, Interception, Notice, Peeked,
-    Relayed, ResponseHead, Transport, Work,
+    Answer, Command, Decision, Framing, Full, HookCall, Hooked, Input, Interception, Notice,
+    Peeked, Relayed, ResponseHead, Transport, Work,
 };
+use burrow_http_core::connect_tcp::{CapsuleStream, CloseInner};
 use super::hooks::{self, Flow, Stopped};
 
 use super::counting::{Counted, Counting, Moved, Way};
@@ -174,7 +175,7 @@ impl Run {
                 Command::Intercept(t, route) => {
                     Input::Intercepted(Box::pin(self.intercept(t, route)).await)
                 }
-                Command::Relay => Input::Relayed(self.relay().await),
+                Command::Relay(framing) => Input::Relayed(self.relay(framing).await),
                 Command::Respond(head) => {
                     stats.forwarded.fetch_add(1, Ordering::Relaxed);
                     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -502,11 +503,24 @@ impl Run {
         }
     }
 
-    async fn relay(&mut self) -> Relayed {
+    async fn relay(&mut self, framing: Framing) -> Relayed {
         let p = self.proxy.clone();
         let limits = &p.config.limits;
         let (buffer, idle, stats) = (limits.tunnel_buffer, limits.idle_timeout, &p.stats);
         match (self.accepted.take(), self.reached.take()) {
+            (Some(Accepted::Tunnel(t)), Some(Reached::Stream(s)))
+                if framing == Framing::TcpCapsules =>
+            {
+                // HTTP/1.1 cannot half-close the connection the tunnel is.
+                let close = match self.flow.version {
+                    Some(http::Version::HTTP_2 | http::Version::HTTP_3) => {
+                        CloseInner::WhenBothEnded
+                    }
+                    _ => CloseInner::OnDrop,
+                };
+                let c = CapsuleStream::new(t, p.config.tcp_codepoints, close);
+                relay(c, s, buffer, idle, stats).await
+            }
             (Some(Accepted::Tunnel(t)), Some(Reached::Stream(s))) => {
                 relay(t, s, buffer, idle, stats).await
             }

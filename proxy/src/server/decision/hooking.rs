@@ -43,7 +43,9 @@ impl Decision {
     /// The plan is known: its target picks the route; the hooks see it, or it goes on.
     pub(super) fn planned(&mut self, plan: Plan) {
         let target = match &plan {
-            Plan::Tcp(t) | Plan::ConnectUdp(t, _) | Plan::Forward(_, t, _) => Some(t.clone()),
+            Plan::Tcp(t) | Plan::ConnectTcp(t, _) | Plan::ConnectUdp(t, _) | Plan::Forward(_, t, _) => {
+                Some(t.clone())
+            }
             Plan::SocksUdp => None,
         };
         // Inside an intercepted tunnel, the tunnel's route.
@@ -113,9 +115,13 @@ impl Decision {
                 };
                 (Plan::Forward(Box::new(head), target, v), route, buffer_body)
             }
-            (plan @ (Plan::Tcp(_) | Plan::ConnectUdp(..) | Plan::SocksUdp), Hooked::Tunnel(t)) => {
+            (
+                plan @ (Plan::Tcp(_) | Plan::ConnectTcp(..) | Plan::ConnectUdp(..) | Plan::SocksUdp),
+                Hooked::Tunnel(t),
+            ) => {
                 let plan = match plan {
                     Plan::Tcp(_) => Plan::Tcp(t.target.clone()),
+                    Plan::ConnectTcp(_, v) => Plan::ConnectTcp(t.target.clone(), v),
                     Plan::ConnectUdp(_, v) => Plan::ConnectUdp(t.target.clone(), v),
                     other => other,
                 };
@@ -134,7 +140,11 @@ impl Decision {
                 return self.hook_failed(m, now);
             }
             self.route = inside.route;
-        } else if let Plan::Tcp(t) | Plan::ConnectUdp(t, _) | Plan::Forward(_, t, _) = &plan {
+        } else if let Plan::Tcp(t)
+        | Plan::ConnectTcp(t, _)
+        | Plan::ConnectUdp(t, _)
+        | Plan::Forward(_, t, _) = &plan
+        {
             self.summary.target = Some(t.clone());
             self.route = self.policy.pick(t);
         }

@@ -36,7 +36,10 @@ use std::time::{Duration, Instant};
 
 use burrow_http_core::handshake::{self, TunnelAsk};
 use burrow_transport::{Error, Target};
-use http::header::{HeaderValue, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, VIA};
+use http::header::{
+    HeaderValue, AUTHORIZATION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, VIA,
+    WWW_AUTHENTICATE,
+};
 use http::{Method, StatusCode, Uri, Version};
 
 use super::answers::{bad, denied, proxy_status_error};
@@ -59,6 +62,8 @@ pub use vocab::*;
 #[derive(Debug)]
 enum Plan {
     Tcp(Target),
+    /// CONNECT-TCP: a TCP target, its stream carried as capsules.
+    ConnectTcp(Target, Version),
     ConnectUdp(Target, Version),
     SocksUdp,
     /// The head to send, where, and the version the client spoke.
@@ -119,6 +124,8 @@ pub struct Decision {
     buffer_body: bool,
     /// A datagram flow was opened (its end is told).
     opened: bool,
+    /// How the client's side of the tunnel carries TCP.
+    framing: Framing,
 }
 
 impl Decision {
@@ -150,6 +157,7 @@ impl Decision {
             inside: None,
             buffer_body: false,
             opened: false,
+            framing: Framing::Raw,
         }
     }
 
@@ -285,7 +293,7 @@ impl Decision {
                     }
                     None => {
                         self.stage = Stage::Relaying;
-                        self.commands.push_back(Command::Relay);
+                        self.commands.push_back(Command::Relay(self.framing));
                     }
                 }
             }
@@ -311,7 +319,7 @@ impl Decision {
             }
             (Stage::DialingAccepted, Input::Dialed(Ok(()))) => {
                 self.stage = Stage::Relaying;
-                self.commands.push_back(Command::Relay);
+                self.commands.push_back(Command::Relay(self.framing));
             }
             (Stage::DialingAccepted, Input::Dialed(Err(_))) => {
                 self.summary.end = End::Failed;
@@ -456,6 +464,9 @@ impl Decision {
         // CONNECT-UDP is an extended CONNECT (HTTP/2, HTTP/3) or an Upgrade (HTTP/1.1).
         self.summary.what = match (&head.method, protocol.as_deref()) {
             (_, Some("connect-udp")) => What::Tunnel(TunnelKind::ConnectUdp),
+            (_, Some(burrow_http_core::connect_tcp::PROTOCOL)) => {
+                What::Tunnel(TunnelKind::ConnectTcp)
+            }
             (&Method::CONNECT, None) => What::Tunnel(TunnelKind::Connect),
             _ => What::Request {
                 method: head.method.clone(),
@@ -463,19 +474,26 @@ impl Decision {
             },
         };
         // Inside an intercepted tunnel the client authenticated with its CONNECT.
+        // CONNECT-TCP's resources are the proxy's own: it asks with 401 and takes
+        // `Authorization` (draft-ietf-httpbis-connect-tcp §7), and `Proxy-Authorization`
+        // too, as a CONNECT would carry.
+        let origin_auth = self.summary.what == What::Tunnel(TunnelKind::ConnectTcp);
         if let (Some(creds), None) = (&self.policy.auth, &self.inside) {
-            let header = head.headers.get(PROXY_AUTHORIZATION);
-            if !creds.check_basic(header.map(|h| h.as_bytes())) {
+            let check = |name| creds.check_basic(head.headers.get(name).map(|h| h.as_bytes()));
+            let ok = check(PROXY_AUTHORIZATION) || (origin_auth && check(AUTHORIZATION));
+            if !ok {
+                let (status, challenge) = match origin_auth {
+                    true => (StatusCode::UNAUTHORIZED, WWW_AUTHENTICATE),
+                    false => (StatusCode::PROXY_AUTHENTICATION_REQUIRED, PROXY_AUTHENTICATE),
+                };
                 let mut a = refusal(
-                    StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                    status,
                     "http_request_denied",
                     Some("authentication required"),
                 );
                 if let Answer::Http(h, _) = &mut a {
-                    h.headers.insert(
-                        PROXY_AUTHENTICATE,
-                        HeaderValue::from_static("Basic realm=\"burrow\""),
-                    );
+                    h.headers
+                        .insert(challenge, HeaderValue::from_static("Basic realm=\"burrow\""));
                 }
                 return self.refuse(a, now);
             }
@@ -510,6 +528,16 @@ impl Decision {
                     Some(t) => Plan::ConnectUdp(t, version),
                     None => {
                         let a = bad("path does not match the CONNECT-UDP template");
+                        return self.refuse(a, now);
+                    }
+                }
+            }
+            Some(TunnelAsk::Extended(p)) if p == burrow_http_core::connect_tcp::PROTOCOL => {
+                let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
+                match self.policy.tcp_template.matches(path) {
+                    Some(t) => Plan::ConnectTcp(t, version),
+                    None => {
+                        let a = bad("path does not match the CONNECT-TCP template");
                         return self.refuse(a, now);
                     }
                 }

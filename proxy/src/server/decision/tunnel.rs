@@ -13,7 +13,8 @@ use super::super::answers::denied;
 use super::super::dial::Dial;
 use super::super::hooks::{End, TunnelKind, What};
 use super::{
-    dial_refusal, refusal, socks_reply, Answer, Command, Decision, HookCall, InterceptRules, Plan,
+    dial_refusal, refusal, socks_reply, Answer, Command, Decision, Framing, HookCall, InterceptRules,
+    Plan,
     ResponseHead, Stage, Transport,
 };
 use crate::socks::wire::{Command as SocksCommand, Reply};
@@ -59,7 +60,7 @@ impl Decision {
                 return;
             }
             Plan::Forward(..) => return self.forward(plan, now),
-            Plan::Tcp(t) | Plan::ConnectUdp(t, _) => {
+            Plan::Tcp(t) | Plan::ConnectTcp(t, _) | Plan::ConnectUdp(t, _) => {
                 // The rules on the target as named before anything is dialed (the dialer
                 // judges every address again).
                 if let Err(d) = judge.check(t) {
@@ -93,7 +94,7 @@ impl Decision {
                     return;
                 }
                 let how = match plan {
-                    Plan::Tcp(_) => Transport::Tcp,
+                    Plan::Tcp(_) | Plan::ConnectTcp(..) => Transport::Tcp,
                     _ => Transport::Udp,
                 };
                 Command::Dial(t.clone(), how, route)
@@ -116,7 +117,9 @@ impl Decision {
             };
             let a = match (&plan, self.socks) {
                 (_, true) => Answer::Socks(socks_reply(&d)),
-                (Plan::Tcp(t) | Plan::ConnectUdp(t, _), false) => dial_refusal(&d, t),
+                (Plan::Tcp(t) | Plan::ConnectTcp(t, _) | Plan::ConnectUdp(t, _), false) => {
+                    dial_refusal(&d, t)
+                }
                 _ => refusal(StatusCode::BAD_GATEWAY, "proxy_internal_error", None),
             };
             return self.refuse(a, now);
@@ -125,8 +128,19 @@ impl Decision {
             _ if self.socks => Answer::Socks(Reply::SUCCEEDED),
             // RFC 9298 §3.3 (HTTP/1.1: 101 with Upgrade), §3.4/3.5 (HTTP/2 and HTTP/3:
             // 2xx); Capsule-Protocol: ?1 either way (RFC 9297 §3.4).
-            Plan::ConnectUdp(_, version) => {
-                let ask = TunnelAsk::Extended("connect-udp".into());
+            // draft-ietf-httpbis-connect-tcp: the same, after the TCP connection is made.
+            Plan::ConnectUdp(_, version) | Plan::ConnectTcp(_, version) => {
+                self.framing = match plan {
+                    Plan::ConnectTcp(..) => Framing::TcpCapsules,
+                    _ => Framing::Raw,
+                };
+                let ask = TunnelAsk::Extended(
+                    match self.framing {
+                        Framing::TcpCapsules => burrow_http_core::connect_tcp::PROTOCOL,
+                        Framing::Raw => "connect-udp",
+                    }
+                    .into(),
+                );
                 let (parts, ()) = handshake::accept_head(&ask, version).into_parts();
                 let mut headers = parts.headers;
                 headers.insert("capsule-protocol", HeaderValue::from_static("?1"));

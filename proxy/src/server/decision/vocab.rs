@@ -37,6 +37,9 @@ pub struct Policy {
     pub judge: Arc<Judge>,
     /// The CONNECT-UDP template served.
     pub udp_template: UdpTemplate,
+    /// The CONNECT-TCP template served (default
+    /// [`DEFAULT_TCP_TEMPLATE`](crate::template::DEFAULT_TCP_TEMPLATE)).
+    pub tcp_template: UdpTemplate,
     /// How long a forwarded request may take to get its response head.
     pub response_timeout: Duration,
     /// The upstream routes by index; the first is the default. Empty: one route, `direct`,
@@ -106,6 +109,7 @@ impl Policy {
             pseudonym,
             judge,
             udp_template,
+            tcp_template: UdpTemplate::default_tcp(),
             response_timeout,
             routes: Vec::new(),
             route_rules: Vec::new(),
@@ -203,6 +207,15 @@ pub enum Transport {
     SocksRelay,
 }
 
+/// How the client's side of a relayed TCP tunnel carries the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// As they are (CONNECT, SOCKS; a datagram flow has its own framing).
+    Raw,
+    /// As CONNECT-TCP's DATA and FINAL_DATA capsules.
+    TcpCapsules,
+}
+
 /// A hook step the drivers run through the proxy's hook chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HookCall {
@@ -288,9 +301,9 @@ pub enum Command {
     /// and serve the requests inside (each a decision of its own); answered by
     /// [`Input::Intercepted`]. The requests inside reach the target through the route.
     Intercept(Target, usize),
-    /// Relay between the client's tunnel and what was dialed until either ends or nothing
-    /// moves for the idle time; answered by [`Input::Relayed`].
-    Relay,
+    /// Relay between the client's tunnel, framed so, and what was dialed until either ends
+    /// or nothing moves for the idle time; answered by [`Input::Relayed`].
+    Relay(Framing),
     /// Send the request on through the route; answered by [`Input::Forwarded`].
     Forward(Box<Head>, Target, usize),
     /// Give the client the origin's response head (its body follows as it comes).
