@@ -163,7 +163,9 @@ pub fn socks_client(data: &[u8]) {
 const PROXY_URL_REASONS: &[&str] = &[
     "unknown scheme",
     "a URI template only applies to HTTP proxies",
-    "invalid CONNECT-UDP URI template",
+    "invalid MASQUE URI template",
+    "connect=tcp only applies to HTTP proxies",
+    "connect= takes tcp or classic",
     "bad user name encoding",
     "bad password encoding",
     "no host",
@@ -190,9 +192,14 @@ pub fn proxy_url(data: &[u8]) {
         }
         Ok(u) => {
             // What is shown is the URL with the password replaced, whatever it holds.
+            let tcp = if u.connect_tcp.is_some() {
+                "?connect=tcp"
+            } else {
+                ""
+            };
             let shown = match &u.credentials {
-                Some(c) => format!("{}://{}:***@{}", u.kind.scheme(), c.user, u.target),
-                None => format!("{}://{}", u.kind.scheme(), u.target),
+                Some(c) => format!("{}://{}:***@{}{tcp}", u.kind.scheme(), c.user, u.target),
+                None => format!("{}://{}{tcp}", u.kind.scheme(), u.target),
             };
             assert_eq!(u.to_string(), shown);
             assert_eq!(format!("{u:?}"), shown);
@@ -200,6 +207,7 @@ pub fn proxy_url(data: &[u8]) {
             if u.credentials.is_none() {
                 let again = again.expect("a shown URL parses");
                 assert_eq!((again.kind, &again.target), (u.kind, &u.target));
+                assert_eq!(again.connect_tcp.is_some(), u.connect_tcp.is_some());
             }
         }
     }
