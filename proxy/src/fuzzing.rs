@@ -299,6 +299,69 @@ pub fn capsules(data: &[u8]) {
     assert_eq!(round, decoded, "capsules did not survive a re-encoding");
 }
 
+/// CONNECT-TCP stream bytes, whole and cut at arbitrary points, into the capsule stream
+/// decoder, with payload read through the decoder's buffer or straight into the reader's
+/// (byte 0, after the cuts, picks which pieces go direct): the same payload, the same end
+/// (FINAL_DATA, a reset, data after FINAL_DATA) either way; and the payload re-encoded as
+/// DATA and FINAL_DATA capsules decodes to itself with a clean end. Capsule types 1 and 2
+/// stand for DATA and FINAL_DATA, so short inputs reach them.
+pub fn tcp_capsules(data: &[u8]) {
+    use burrow_http_core::capsule::CapsuleType;
+    use burrow_http_core::connect_tcp::{
+        encode_data_header, Codepoints, TcpCapsuleDecoder, TcpCapsuleError, TcpEvent,
+    };
+    let cp = Codepoints {
+        data: CapsuleType(1),
+        final_data: CapsuleType(2),
+    };
+    let (cuts, rest) = cuts_and_rest(data);
+    let [direct_mask, wire @ ..] = rest else {
+        return;
+    };
+    type Outcome = (Vec<u8>, bool, Result<(), TcpCapsuleError>);
+    let run = |pieces: &[&[u8]], direct: u8| -> Outcome {
+        let mut d = TcpCapsuleDecoder::new(cp);
+        let (mut payload, mut fin) = (Vec::new(), false);
+        for (i, mut p) in pieces.iter().copied().enumerate() {
+            // A piece may go straight to the reader while the decoder offers room.
+            if direct & (1 << (i % 8)) != 0 {
+                if let Some(room) = d.direct_room() {
+                    let n = (room.min(p.len() as u64)) as usize;
+                    payload.extend_from_slice(&p[..n]);
+                    d.direct(n);
+                    p = &p[n..];
+                }
+            }
+            d.read_buffer().extend_from_slice(p);
+            loop {
+                match d.poll() {
+                    Ok(Some(TcpEvent::Data(b))) => payload.extend_from_slice(&b),
+                    Ok(Some(TcpEvent::Fin)) => {
+                        assert!(!fin, "two ends");
+                        fin = true;
+                    }
+                    Ok(None) => break,
+                    Err(e) => return (payload, fin, Err(e)),
+                }
+            }
+        }
+        let end = d.finish();
+        assert!(end.is_err() || fin, "a clean end without FINAL_DATA");
+        (payload, fin, end)
+    };
+    let whole = run(&[wire], 0);
+    let split = run(&pieces(wire, &cuts), *direct_mask);
+    assert_eq!(whole, split, "read splits or direct reads changed the stream");
+    let mut again = Vec::new();
+    let (payload, ..) = &whole;
+    let half = payload.len() / 2;
+    encode_data_header(cp, half, false, &mut again);
+    again.extend_from_slice(&payload[..half]);
+    encode_data_header(cp, payload.len() - half, true, &mut again);
+    again.extend_from_slice(&payload[half..]);
+    assert_eq!(run(&[&again], 0), (payload.clone(), true, Ok(())));
+}
+
 /// Bytes as an HTTP/1.1 request on a proxy's listener, through the server's request path:
 /// the codec, the request target, the rules and the forwarding normalisation. Nothing
 /// panics, and a request that is forwarded carries exactly one `Host` (the target's
@@ -740,6 +803,20 @@ mod tests {
             3000,
             10,
             capsules,
+        );
+    }
+
+    #[test]
+    fn tcp_capsules_agree_across_splits_and_direct_reads() {
+        around(
+            &[
+                b"\x02\x00\x03\x00\x07\xff\x01\x05hello\x17\x02ab\x02\x01!",
+                b"\x00\x00\x01\x40\x03xyz\x01\x00\x02\x00\x01\x01z",
+                b"\x01\x00\x02\x55\x01\x10abcdefghijklmnop",
+            ],
+            3000,
+            14,
+            tcp_capsules,
         );
     }
 
