@@ -393,6 +393,7 @@ impl Inner {
                 .clone()
                 .unwrap_or_else(|| self.tls.without_identity()),
             proxy_headers: last.headers.clone(),
+            tcp_codepoints: last.tcp_codepoints.unwrap_or(self.options.tcp_codepoints),
             ..self.options.clone()
         };
         let r = lower.then(&last.url, &options);

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burrow_proxy::route::ProxyUrl;
-use burrow_proxy::template::UdpTemplate;
+use burrow_proxy::template::{TcpTemplate, UdpTemplate};
+pub use burrow_http_core::connect_tcp::Codepoints;
 use burrow_transport::{Error, Result, TlsConfig};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
@@ -25,6 +26,7 @@ pub struct Proxy {
     insecure: bool,
     client_cert: Option<PathBuf>,
     pub(crate) headers: HeaderMap,
+    pub(crate) tcp_codepoints: Option<Codepoints>,
 }
 
 impl PartialEq for Proxy {
@@ -35,6 +37,7 @@ impl PartialEq for Proxy {
             && self.insecure == other.insecure
             && self.client_cert == other.client_cert
             && self.headers == other.headers
+            && self.tcp_codepoints == other.tcp_codepoints
     }
 }
 
@@ -55,6 +58,7 @@ impl From<ProxyUrl> for Proxy {
             insecure: false,
             client_cert: None,
             headers: HeaderMap::new(),
+            tcp_codepoints: None,
         }
     }
 }
@@ -126,6 +130,29 @@ impl Proxy {
     pub fn udp_template(mut self, template: &str) -> Result<Proxy> {
         self.url.udp_template = Some(UdpTemplate::parse(template)?);
         Ok(self)
+    }
+
+    /// TCP through this hop (an HTTP proxy) as CONNECT-TCP (draft-ietf-httpbis-connect-tcp)
+    /// rather than classic CONNECT, with this URI template (`None`: the default,
+    /// `/.well-known/masque/tcp/{target_host}/{target_port}/`). The same as `?connect=tcp`
+    /// in the URL.
+    pub fn connect_tcp(mut self, template: Option<&str>) -> Result<Proxy> {
+        if !self.url.kind.is_http() {
+            return Err(Error::invalid_input("CONNECT-TCP needs an HTTP proxy")
+                .at_hop(hop_of(&self.url)));
+        }
+        self.url.connect_tcp = Some(match template {
+            Some(t) => TcpTemplate::parse(t)?,
+            None => TcpTemplate::default_tcp(),
+        });
+        Ok(self)
+    }
+
+    /// The capsule types of this hop's CONNECT-TCP tunnels (default
+    /// [`Codepoints::default`], the draft's -12 values); both ends must agree.
+    pub fn connect_tcp_codepoints(mut self, codepoints: Codepoints) -> Self {
+        self.tcp_codepoints = Some(codepoints);
+        self
     }
 }
 

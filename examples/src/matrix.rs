@@ -37,6 +37,12 @@ pub enum HopKind {
     Socks5,
     /// SOCKS4a (TCP only).
     Socks4a,
+    /// CONNECT-TCP over HTTP/1.1 (an Upgrade; cleartext to the proxy).
+    Tcp1,
+    /// CONNECT-TCP over HTTP/2 (TLS to the proxy).
+    Tcp2,
+    /// CONNECT-TCP over HTTP/3.
+    Tcp3,
 }
 
 impl HopKind {
@@ -48,6 +54,9 @@ impl HopKind {
             HopKind::H3 => "h3",
             HopKind::Socks5 => "socks5",
             HopKind::Socks4a => "socks4a",
+            HopKind::Tcp1 => "tcp@h1",
+            HopKind::Tcp2 => "tcp@h2",
+            HopKind::Tcp3 => "tcp@h3",
         }
     }
 }
@@ -163,6 +172,9 @@ impl Lab {
             HopKind::H3 => format!("h3://localhost:{}", p[2]),
             HopKind::Socks5 => format!("socks5h://127.0.0.1:{}", p[3]),
             HopKind::Socks4a => format!("socks4a://127.0.0.1:{}", p[3]),
+            HopKind::Tcp1 => format!("http://127.0.0.1:{}?connect=tcp", p[0]),
+            HopKind::Tcp2 => format!("h2://localhost:{}?connect=tcp", p[1]),
+            HopKind::Tcp3 => format!("h3://localhost:{}?connect=tcp", p[2]),
         }
     }
 
@@ -230,16 +242,22 @@ impl Lab {
                 .join(" > ")
         };
         let (version, bytes, result) = match r {
-            Ok((v, n, _route)) => {
+            Ok((v, n, route)) => {
                 let unused: Vec<usize> = (0..cell.hops.len())
                     .filter(|i| {
                         self.proxies[*i].stats.tunnels.load(Ordering::Relaxed) <= before[*i]
                     })
                     .collect();
-                let res = if unused.is_empty() {
-                    Ok(())
-                } else {
+                let tcp = route.matches("CONNECT-TCP@").count();
+                let res = if !unused.is_empty() {
                     Err(format!("hops {unused:?} relayed nothing"))
+                } else if tcp != cell.connect_tcp_levels() {
+                    Err(format!(
+                        "{tcp} CONNECT-TCP tunnels in the route, not {}: {route}",
+                        cell.connect_tcp_levels()
+                    ))
+                } else {
+                    Ok(())
                 };
                 (v, n, res)
             }
@@ -261,6 +279,21 @@ impl Lab {
     }
 }
 
+impl Cell {
+    /// How many hops carry the level above them as CONNECT-TCP: a CONNECT-TCP hop whose
+    /// next hop (or origin) is reached over TCP; one reached over UDP takes CONNECT-UDP.
+    fn connect_tcp_levels(&self) -> usize {
+        use HopKind::*;
+        (0..self.hops.len())
+            .filter(|&i| matches!(self.hops[i], Tcp1 | Tcp2 | Tcp3))
+            .filter(|&i| match self.hops.get(i + 1) {
+                Some(next) => !matches!(next, H3 | Tcp3),
+                None => self.origin != OriginKind::H3,
+            })
+            .count()
+    }
+}
+
 fn cell(origin: OriginKind, hops: &[HopKind]) -> Cell {
     Cell {
         origin,
@@ -269,7 +302,9 @@ fn cell(origin: OriginKind, hops: &[HopKind]) -> Cell {
 }
 
 /// The full matrix: direct and every single hop per origin (SOCKS4a for TCP origins), every
-/// two-hop chain of {h1, h2, h3, SOCKS5} per origin, and three-hop chains mixing all kinds.
+/// two-hop chain of {h1, h2, h3, SOCKS5} per origin, three-hop chains mixing all kinds, and
+/// CONNECT-TCP over each version as every origin's single hop (an HTTP/3 origin's UDP then
+/// takes CONNECT-UDP on the same proxy) and inside chains at every level.
 pub fn full() -> Vec<Cell> {
     use HopKind::*;
     let kinds = [H1, H2, H3, Socks5];
@@ -301,6 +336,24 @@ pub fn full() -> Vec<Cell> {
     ] {
         cells.push(cell(o, &hops));
     }
+    for o in [OriginKind::H1, OriginKind::H2, OriginKind::H3] {
+        for k in [Tcp1, Tcp2, Tcp3] {
+            cells.push(cell(o, &[k]));
+        }
+    }
+    for (o, hops) in [
+        (OriginKind::H2, vec![Tcp1, Tcp3]),
+        (OriginKind::H1, vec![Tcp3, Tcp2]),
+        (OriginKind::H2, vec![H2, Tcp1]),
+        (OriginKind::H2, vec![Tcp2, Socks5]),
+        (OriginKind::H1, vec![Socks5, Tcp3]),
+        (OriginKind::H3, vec![Tcp3, H3]),
+        (OriginKind::H2, vec![Tcp3, Tcp2, Tcp1]),
+        (OriginKind::H1, vec![Socks5, Tcp3, H1]),
+        (OriginKind::H3, vec![H3, Tcp2, H2]),
+    ] {
+        cells.push(cell(o, &hops));
+    }
     cells
 }
 
@@ -321,5 +374,7 @@ pub fn representative() -> Vec<Cell> {
     cells.push(cell(OriginKind::H3, &[H3, H3, H3]));
     cells.push(cell(OriginKind::H2, &[Socks5, H2, H3]));
     cells.push(cell(OriginKind::H1, &[H3, H1, Socks5]));
+    cells.push(cell(OriginKind::H2, &[Tcp3]));
+    cells.push(cell(OriginKind::H1, &[Tcp2, Tcp1]));
     cells
 }

@@ -22,5 +22,5 @@ async fn every_origin_version_over_every_path() {
         failed.len(),
         rows.len()
     );
-    assert!(rows.len() >= 3 * (1 + 5 + 16) + 2 + 6);
+    assert!(rows.len() >= 3 * (1 + 5 + 16) + 2 + 6 + 9 + 9);
 }

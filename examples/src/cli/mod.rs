@@ -532,6 +532,11 @@ pub struct Args {
     #[arg(long = "proxy-udp-template", help_heading = "proxy")]
     pub proxy_udp_template: Option<String>,
 
+    /// Capsule types of CONNECT-TCP hops (`?connect=tcp`): `draft-12` (the default),
+    /// `draft-08`, or `DATA,FINAL_DATA` (numbers, `0x` for hexadecimal).
+    #[arg(long = "connect-tcp-codepoints", help_heading = "proxy")]
+    pub connect_tcp_codepoints: Option<String>,
+
     /// Hosts (comma-separated, `*` for all) reached without any proxy.
     #[arg(long = "noproxy", help_heading = "proxy")]
     pub noproxy: Option<String>,

@@ -175,6 +175,15 @@ pub(super) fn hops_for(args: &Args, uri: &http::Uri) -> Result<Vec<burrow::Proxy
         if let (Some(t), false) = (&args.proxy_udp_template, own_template) {
             hop = hop.udp_template(t).map_err(init)?;
         }
+        if let Some(c) = &args.connect_tcp_codepoints {
+            let cp = burrow::Codepoints::parse(c).ok_or_else(|| {
+                Exit::new(
+                    exit::FAILED_INIT,
+                    format!("bad --connect-tcp-codepoints {c:?}: draft-12, draft-08 or DATA,FINAL_DATA"),
+                )
+            })?;
+            hop = hop.connect_tcp_codepoints(cp);
+        }
         hops.push(hop);
     }
     Ok(hops)

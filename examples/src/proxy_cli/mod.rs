@@ -112,6 +112,13 @@ pub struct Args {
     /// CONNECT-UDP URI template served.
     #[arg(long, default_value = burrow_proxy::template::DEFAULT_UDP_TEMPLATE)]
     pub udp_template: String,
+    /// CONNECT-TCP (draft-ietf-httpbis-connect-tcp) URI template served.
+    #[arg(long, default_value = burrow_proxy::template::DEFAULT_TCP_TEMPLATE)]
+    pub tcp_template: String,
+    /// Capsule types of CONNECT-TCP tunnels: `draft-12` (the default), `draft-08`, or
+    /// `DATA,FINAL_DATA` (numbers, `0x` for hexadecimal).
+    #[arg(long, default_value = "draft-12")]
+    pub connect_tcp_codepoints: String,
     /// Per-destination upstream (repeatable, first match wins): PATTERN=HOPS, where PATTERN
     /// is `*`, NAME, `*.SUFFIX`, ADDR or ADDR/LEN and HOPS is `direct` or proxy URLs
     /// separated by commas, nearest first (`*.internal=direct`,
@@ -331,9 +338,20 @@ pub fn config(args: &Args) -> Result<ProxyConfig, Error> {
             ..Default::default()
         },
         udp_template: UdpTemplate::parse(&args.udp_template)?,
+        tcp_template: Some(UdpTemplate::parse(&args.tcp_template)?),
+        tcp_codepoints: codepoints(&args.connect_tcp_codepoints)?,
         pseudonym: args.pseudonym.clone(),
         quic_lb: quic_lb::config(args)?,
         ..Default::default()
+    })
+}
+
+/// `--connect-tcp-codepoints`.
+fn codepoints(s: &str) -> Result<burrow_http_core::connect_tcp::Codepoints, Error> {
+    burrow_http_core::connect_tcp::Codepoints::parse(s).ok_or_else(|| {
+        Error::invalid_input(format!(
+            "--connect-tcp-codepoints {s:?}: draft-12, draft-08 or DATA,FINAL_DATA"
+        ))
     })
 }
 
@@ -508,8 +526,10 @@ pub async fn run(args: Args) -> Result<(), Error> {
     if let Some(ca) = &args.upstream_cacert {
         tls.add_root_pem_file(ca)?;
     }
+    // Upstream CONNECT-TCP hops (`?connect=tcp`) use the codepoints this proxy serves.
     let opts = burrow_proxy::route::RouteOptions {
         proxy_tls: tls,
+        tcp_codepoints: cfg.tcp_codepoints,
         ..Default::default()
     };
     let (tcp, udp) = match upstream_route(&args.upstream, &opts)? {
@@ -632,8 +652,11 @@ fn reload(
             intercept(old) != intercept(&new),
         ),
         (
-            "pseudonym, udp-template",
-            old.pseudonym != new.pseudonym || old.udp_template != new.udp_template,
+            "pseudonym, udp-template, tcp-template, connect-tcp-codepoints",
+            old.pseudonym != new.pseudonym
+                || old.udp_template != new.udp_template
+                || old.tcp_template != new.tcp_template
+                || old.connect_tcp_codepoints != new.connect_tcp_codepoints,
         ),
     ];
     for (what, changed) in fixed {

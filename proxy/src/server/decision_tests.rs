@@ -445,6 +445,99 @@ fn connect_udp_is_accepted_per_version() {
     );
 }
 
+fn connect_tcp(version: Version, path: &str, headers: &[(&'static str, &str)]) -> Tick<Input> {
+    let method = match version {
+        Version::HTTP_11 => Method::GET,
+        _ => Method::CONNECT,
+    };
+    let mut b = Request::builder().method(method).uri(path).version(version);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let (head, ()) = b.body(()).unwrap().into_parts();
+    Tick::In(Input::Request {
+        head,
+        protocol: Some("connect-tcp".into()),
+    })
+}
+
+#[test]
+fn connect_tcp_is_dialed_first_then_accepted_per_version_and_relayed_as_capsules() {
+    let path = "https://proxy.example/.well-known/masque/tcp/2001%3Adb8%3A%3A1/443/";
+    for (version, status, upgrade) in [
+        (Version::HTTP_11, StatusCode::SWITCHING_PROTOCOLS, true),
+        (Version::HTTP_2, StatusCode::OK, false),
+        (Version::HTTP_3, StatusCode::OK, false),
+    ] {
+        playbook!(open(),
+            >> connect_tcp(version, path, &[]),
+            << Command::Reserve(Work::Tunnel),
+            >> Tick::In(Input::Reserved(Ok(()))),
+            << Command::Dial(target("[2001:db8::1]:443"), Transport::Tcp, 0),
+            >> Tick::In(Input::Dialed(Ok(()))),
+            << ?("accepted with Capsule-Protocol", move |c| matches!(c,
+                Command::Accept(Answer::Http(h, _)) if h.status == status
+                    && h.headers["capsule-protocol"] == "?1"
+                    && h.headers.get("upgrade").is_some_and(|u| u == "connect-tcp") == upgrade)),
+            >> Tick::In(Input::Accepted(Ok(()))),
+            << Command::Relay(Framing::TcpCapsules),
+            >> Tick::In(Input::Relayed(Default::default())),
+            << Command::Done,
+        );
+    }
+    // A failed connect is answered before any switch, with its Proxy-Status.
+    playbook!(open(),
+        >> connect_tcp(Version::HTTP_11, path, &[]),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Dial(target("[2001:db8::1]:443"), Transport::Tcp, 0),
+        >> Tick::In(Input::Dialed(Err(Dial::Failed(Error::peer(ErrorKind::Connect, "refused"))))),
+        << ?("502 connection_refused", |c| matches!(c,
+            Command::Refuse(Answer::Http(h, _)) if h.status == StatusCode::BAD_GATEWAY
+                && h.headers["proxy-status"].to_str().unwrap().contains("connection_refused"))),
+        << Command::Done,
+    );
+    playbook!(open(),
+        >> connect_tcp(Version::HTTP_2, "https://proxy.example/.well-known/masque/udp/h/1/", &[]),
+        << refuse(StatusCode::BAD_REQUEST, "http_request_error", "path does not match the CONNECT-TCP template"),
+        << Command::Done,
+    );
+}
+
+#[test]
+fn connect_tcp_asks_for_credentials_with_401_and_takes_either_header() {
+    let setup = || Setup {
+        auth: Some(Credentials {
+            user: "ann".into(),
+            pass: "pw".into(),
+        }),
+        ..Default::default()
+    };
+    let path = "https://proxy.example/.well-known/masque/tcp/192.0.2.1/22/";
+    playbook!(setup().http(),
+        >> connect_tcp(Version::HTTP_2, path, &[]),
+        << ?("401 with WWW-Authenticate", |c| matches!(c,
+            Command::Refuse(Answer::Http(h, _)) if h.status == StatusCode::UNAUTHORIZED
+                && h.headers.contains_key("www-authenticate")
+                && !h.headers.contains_key("proxy-authenticate"))),
+        << Command::Done,
+    );
+    // "ann:pw"
+    for header in ["authorization", "proxy-authorization"] {
+        playbook!(setup().http(),
+            >> connect_tcp(Version::HTTP_2, path, &[(header, "Basic YW5uOnB3")]),
+            << Command::Reserve(Work::Tunnel),
+        );
+    }
+    // A classic CONNECT still needs Proxy-Authorization, and hears 407.
+    playbook!(setup().http(),
+        >> request(Method::CONNECT, "192.0.2.1:22", Version::HTTP_11, &[("authorization", "Basic YW5uOnB3")]),
+        << ?("407", |c| matches!(c,
+            Command::Refuse(Answer::Http(h, _)) if h.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED)),
+        << Command::Done,
+    );
+}
+
 #[test]
 fn socks_requests_get_socks_answers() {
     playbook!(Setup::default().socks(),
