@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use burrow_http_core::connect_tcp::Codepoints;
 use burrow_proxy::route::ProxyUrl;
 use burrow_proxy::template::{TcpTemplate, UdpTemplate};
-pub use burrow_http_core::connect_tcp::Codepoints;
 use burrow_transport::{Error, Result, TlsConfig};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
@@ -138,8 +138,9 @@ impl Proxy {
     /// in the URL.
     pub fn connect_tcp(mut self, template: Option<&str>) -> Result<Proxy> {
         if !self.url.kind.is_http() {
-            return Err(Error::invalid_input("CONNECT-TCP needs an HTTP proxy")
-                .at_hop(hop_of(&self.url)));
+            return Err(
+                Error::invalid_input("CONNECT-TCP needs an HTTP proxy").at_hop(hop_of(&self.url))
+            );
         }
         self.url.connect_tcp = Some(match template {
             Some(t) => TcpTemplate::parse(t)?,

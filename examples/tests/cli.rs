@@ -605,6 +605,58 @@ async fn proxies_chains_and_environment() {
     assert!(!err.contains("pw"), "credentials leaked into -v: {err}");
     assert_eq!(out.stdout, pattern(0, 100_000));
 
+    // CONNECT-TCP hops chosen per hop with ?connect=tcp, credentials for hop 2 sent in
+    // Authorization, and -v naming them in the route.
+    let out = run(vec![
+        url.clone(),
+        "--cacert".into(),
+        ca.clone(),
+        "--proxy-cacert".into(),
+        ca.clone(),
+        "-x".into(),
+        format!("h3://localhost:{}?connect=tcp", port(&a, 2)),
+        "-x".into(),
+        format!("h2://bob:pw@localhost:{}?connect=tcp", port(&b, 1)),
+        "--connect-tcp-codepoints".into(),
+        "0x2028d7f2,0x2028d7f3".into(),
+        "-v".into(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "* route: h2 > tls > CONNECT-TCP@h2 localhost:{} > tls > CONNECT-TCP@h3 localhost:{} > quic > udp",
+            port(&b, 1),
+            port(&a, 2)
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("pw"), "credentials leaked into -v: {err}");
+    assert_eq!(out.stdout, pattern(0, 100_000));
+    // A SOCKS hop cannot be CONNECT-TCP (a bad proxy URL: 1, as other bad proxy URLs);
+    // unknown codepoints are a usage error (2).
+    for (flag, bad, code) in [
+        (
+            "-x",
+            format!("socks5h://127.0.0.1:{}?connect=tcp", port(&a, 3)),
+            1,
+        ),
+        ("--connect-tcp-codepoints", "draft-99".to_string(), 2),
+    ] {
+        let mut args = vec![url.clone(), flag.into(), bad.clone()];
+        if flag != "-x" {
+            args.extend([
+                "-x".into(),
+                format!("h3://localhost:{}?connect=tcp", port(&a, 2)),
+            ]);
+        }
+        let out = run(args).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{bad}: {err}");
+        assert!(err.contains("connect"), "{bad}: {err}");
+    }
+
     // https_proxy from the environment, and NO_PROXY overriding it.
     let envrun = |vars: Vec<(&'static str, String)>| {
         let (u, c) = (url.clone(), ca.clone());

@@ -32,8 +32,8 @@
 pub mod altsvc;
 mod body;
 pub mod capsule;
-pub mod connect_tcp;
 mod client;
+pub mod connect_tcp;
 mod connection;
 pub mod credentials;
 pub mod driver;

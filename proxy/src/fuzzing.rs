@@ -351,7 +351,10 @@ pub fn tcp_capsules(data: &[u8]) {
     };
     let whole = run(&[wire], 0);
     let split = run(&pieces(wire, &cuts), *direct_mask);
-    assert_eq!(whole, split, "read splits or direct reads changed the stream");
+    assert_eq!(
+        whole, split,
+        "read splits or direct reads changed the stream"
+    );
     let mut again = Vec::new();
     let (payload, ..) = &whole;
     let half = payload.len() / 2;

@@ -122,7 +122,11 @@ async fn one_mib_each_way_byte_exact_over_every_version_with_half_close() {
     let data = pattern(1 << 20);
     for (name, url) in hops(&p, "") {
         let r = route(&pk, &url, CP);
-        let c = r.stream.connect(&target).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let c = r
+            .stream
+            .connect(&target)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
             c.info.layers[0].starts_with("CONNECT-TCP@"),
             "{name}: {:?}",
@@ -142,7 +146,11 @@ async fn one_mib_each_way_byte_exact_over_every_version_with_half_close() {
             .unwrap_or_else(|_| panic!("{name}: no end"))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         writer.await.unwrap();
-        assert!(got == data, "{name}: {} bytes back, not byte-exact", got.len());
+        assert!(
+            got == data,
+            "{name}: {} bytes back, not byte-exact",
+            got.len()
+        );
     }
 }
 
@@ -197,7 +205,11 @@ async fn authentication_is_401_and_credentials_go_in_authorization() {
     let p = proxy(&pk, true, CP).await;
     let target: Target = echo().await.into();
     for (name, url) in hops(&p, "") {
-        let e = route(&pk, &url, CP).stream.connect(&target).await.unwrap_err();
+        let e = route(&pk, &url, CP)
+            .stream
+            .connect(&target)
+            .await
+            .unwrap_err();
         assert_eq!(e.status().map(|s| s.as_u16()), Some(401), "{name}: {e}");
     }
     for (name, url) in hops(&p, "ann:s3cret@") {
@@ -222,7 +234,11 @@ async fn refusals_a_closed_port_and_a_path_off_the_template() {
     let target: Target = closed.local_addr().unwrap().into();
     drop(closed);
     for (name, url) in hops(&p, "") {
-        let e = route(&pk, &url, CP).stream.connect(&target).await.unwrap_err();
+        let e = route(&pk, &url, CP)
+            .stream
+            .connect(&target)
+            .await
+            .unwrap_err();
         assert_eq!(e.status().map(|s| s.as_u16()), Some(502), "{name}: {e}");
         assert!(
             e.detail().unwrap_or("").contains("connection_refused"),
@@ -235,7 +251,11 @@ async fn refusals_a_closed_port_and_a_path_off_the_template() {
         "h2://localhost:{}/tcp?h={{target_host}}&p={{target_port}}&connect=tcp",
         p.https.port()
     );
-    let e = route(&pk, &off, CP).stream.connect(&target).await.unwrap_err();
+    let e = route(&pk, &off, CP)
+        .stream
+        .connect(&target)
+        .await
+        .unwrap_err();
     assert_eq!(e.status().map(|s| s.as_u16()), Some(400), "{e}");
 }
 
@@ -291,12 +311,21 @@ async fn the_clients_bytes_on_the_wire_over_http1() {
     });
     let url = format!("http://ann:s3cret@127.0.0.1:{port}?connect=tcp");
     let target: Target = "[2001:db8::7]:22".parse().unwrap();
-    let mut s = route(&pk, &url, CP).stream.connect(&target).await.unwrap().stream;
+    let mut s = route(&pk, &url, CP)
+        .stream
+        .connect(&target)
+        .await
+        .unwrap()
+        .stream;
     s.write_all(b"hello").await.unwrap();
     let mut got = [0u8; 5];
     s.read_exact(&mut got).await.unwrap();
     assert_eq!(&got, b"world");
-    assert_eq!(s.read(&mut [0u8; 8]).await.unwrap(), 0, "FINAL_DATA reads as the end");
+    assert_eq!(
+        s.read(&mut [0u8; 8]).await.unwrap(),
+        0,
+        "FINAL_DATA reads as the end"
+    );
     s.shutdown().await.unwrap();
     drop(s);
     let head = fake.await.unwrap();

@@ -164,6 +164,57 @@ impl Bench {
             &[direct, udp, h2],
             size,
         );
+        self.connect_tcp(bp, origin_port);
+    }
+
+    /// CONNECT-TCP against classic CONNECT on each version to the same proxy, and an
+    /// HTTP/2 origin in CONNECT-TCP against an HTTP/3 origin in CONNECT-UDP over one
+    /// HTTP/3 proxy.
+    fn connect_tcp(&mut self, bp: &BurrowProxy, origin_port: u16) {
+        let size = self.size;
+        let url = format!("https://localhost:{}/big.bin", self.env.nginx_tls);
+        let hops = [
+            ("h1", format!("http://127.0.0.1:{}", bp.http)),
+            ("h2", format!("h2://localhost:{}", bp.https)),
+            ("h3", format!("h3://localhost:{}", bp.h3)),
+        ];
+        let mut cases = Vec::new();
+        for (v, hop) in &hops {
+            let mut classic = self.burrow("1.1", &url, &[hop]);
+            classic.label = format!("CONNECT {v}");
+            let tcp = format!("{hop}?connect=tcp");
+            let mut templated = self.burrow("1.1", &url, &[&tcp]);
+            templated.label = format!("CONNECT-TCP {v}");
+            cases.extend([classic, templated]);
+        }
+        self.download_table(
+            "connect-tcp",
+            &format!(
+                "CONNECT-TCP and classic CONNECT through burrow-proxy: burrow CLI, HTTP/1.1 \
+                 over TLS to nginx, {} MiB",
+                size / MIB
+            ),
+            &cases,
+            size,
+        );
+        let own = format!("https://localhost:{origin_port}/fill/{size}");
+        let h3 = format!("h3://localhost:{}", bp.h3);
+        let tcp = format!("{h3}?connect=tcp");
+        let mut over_tcp = self.burrow("2", &own, &[&tcp]);
+        over_tcp.label = "h2 in CONNECT-TCP over h3".into();
+        let mut over_udp = self.burrow("3", &own, &[&h3]);
+        over_udp.label = "h3 in CONNECT-UDP over h3".into();
+        let mut classic = self.burrow("2", &own, &[&h3]);
+        classic.label = "h2 in CONNECT over h3".into();
+        self.download_table(
+            "connect-tcp-udp",
+            &format!(
+                "TCP and UDP through one HTTP/3 proxy (burrow-proxy) to burrow's origin, {} MiB",
+                size / MIB
+            ),
+            &[over_tcp, over_udp, classic],
+            size,
+        );
     }
 
     pub(super) fn rate(&mut self, origin_port: u16) {

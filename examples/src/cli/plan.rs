@@ -179,7 +179,9 @@ pub(super) fn hops_for(args: &Args, uri: &http::Uri) -> Result<Vec<burrow::Proxy
             let cp = burrow::Codepoints::parse(c).ok_or_else(|| {
                 Exit::new(
                     exit::FAILED_INIT,
-                    format!("bad --connect-tcp-codepoints {c:?}: draft-12, draft-08 or DATA,FINAL_DATA"),
+                    format!(
+                        "bad --connect-tcp-codepoints {c:?}: draft-12, draft-08 or DATA,FINAL_DATA"
+                    ),
                 )
             })?;
             hop = hop.connect_tcp_codepoints(cp);

@@ -2,8 +2,8 @@
 //! between the caller and the [`TcpCapsuleDecoder`] / capsule encoder; every rule is in the
 //! codec.
 
-use std::io;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -186,14 +186,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for CapsuleStream<S> {
             }
             // A large capsule's payload goes straight into the caller's buffer.
             if let Some(room) = this.dec.direct_room() {
-                let want = usize::try_from(room).unwrap_or(usize::MAX).min(buf.remaining());
+                let want = usize::try_from(room)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.remaining());
                 let dst = buf.initialize_unfilled_to(want);
                 let mut rb = ReadBuf::new(dst);
                 ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
                 let n = rb.filled().len();
                 if n == 0 {
                     return Poll::Ready(Err(reset(
-                        this.dec.finish().err().unwrap_or(super::TcpCapsuleError::Reset),
+                        this.dec
+                            .finish()
+                            .err()
+                            .unwrap_or(super::TcpCapsuleError::Reset),
                     )));
                 }
                 this.dec.direct(n);

@@ -60,7 +60,10 @@ fn an_end_without_final_data_is_a_reset() {
     assert_eq!((got.as_slice(), fin_seen), (&b"partial"[..], false));
     assert_eq!(end, Err(TcpCapsuleError::Reset));
     // Inside a capsule, and inside a header.
-    assert_eq!(decode(&wire[..wire.len() - 2], 3).2, Err(TcpCapsuleError::Reset));
+    assert_eq!(
+        decode(&wire[..wire.len() - 2], 3).2,
+        Err(TcpCapsuleError::Reset)
+    );
     assert_eq!(decode(&wire[..1], 1).2, Err(TcpCapsuleError::Reset));
     // Nothing at all.
     assert_eq!(decode(&[], 1).2, Err(TcpCapsuleError::Reset));
@@ -93,7 +96,10 @@ fn other_codepoints_are_just_unknown_capsules() {
     let mut wire = Vec::new();
     encode(older.data, b"x", &mut wire);
     encode(older.final_data, b"", &mut wire);
-    assert_eq!(decode(&wire, 1), (Vec::new(), false, Err(TcpCapsuleError::Reset)));
+    assert_eq!(
+        decode(&wire, 1),
+        (Vec::new(), false, Err(TcpCapsuleError::Reset))
+    );
     let mut d = TcpCapsuleDecoder::new(older);
     d.read_buffer().extend_from_slice(&wire);
     assert_eq!(d.poll(), Ok(Some(TcpEvent::Data(Bytes::from_static(b"x")))));
@@ -210,7 +216,15 @@ fn codepoints_parse() {
             final_data: CapsuleType(5)
         })
     );
-    for bad in ["", "4", "4,4", "x,5", "0x,1", "4611686018427387904,1", "draft-99"] {
+    for bad in [
+        "",
+        "4",
+        "4,4",
+        "x,5",
+        "0x,1",
+        "4611686018427387904,1",
+        "draft-99",
+    ] {
         assert_eq!(Codepoints::parse(bad), None, "{bad}");
     }
 }

@@ -17,8 +17,8 @@ use super::decision::{
     Answer, Command, Decision, Framing, Full, HookCall, Hooked, Input, Interception, Notice,
     Peeked, Relayed, ResponseHead, Transport, Work,
 };
-use burrow_http_core::connect_tcp::{CapsuleStream, CloseInner};
 use super::hooks::{self, Flow, Stopped};
+use burrow_http_core::connect_tcp::{CapsuleStream, CloseInner};
 
 use super::counting::{Counted, Counting, Moved, Way};
 use super::{association, relay::relay, Proxy, State};

@@ -43,9 +43,10 @@ impl Decision {
     /// The plan is known: its target picks the route; the hooks see it, or it goes on.
     pub(super) fn planned(&mut self, plan: Plan) {
         let target = match &plan {
-            Plan::Tcp(t) | Plan::ConnectTcp(t, _) | Plan::ConnectUdp(t, _) | Plan::Forward(_, t, _) => {
-                Some(t.clone())
-            }
+            Plan::Tcp(t)
+            | Plan::ConnectTcp(t, _)
+            | Plan::ConnectUdp(t, _)
+            | Plan::Forward(_, t, _) => Some(t.clone()),
             Plan::SocksUdp => None,
         };
         // Inside an intercepted tunnel, the tunnel's route.
@@ -116,7 +117,8 @@ impl Decision {
                 (Plan::Forward(Box::new(head), target, v), route, buffer_body)
             }
             (
-                plan @ (Plan::Tcp(_) | Plan::ConnectTcp(..) | Plan::ConnectUdp(..) | Plan::SocksUdp),
+                plan
+                @ (Plan::Tcp(_) | Plan::ConnectTcp(..) | Plan::ConnectUdp(..) | Plan::SocksUdp),
                 Hooked::Tunnel(t),
             ) => {
                 let plan = match plan {

@@ -484,7 +484,10 @@ impl Decision {
             if !ok {
                 let (status, challenge) = match origin_auth {
                     true => (StatusCode::UNAUTHORIZED, WWW_AUTHENTICATE),
-                    false => (StatusCode::PROXY_AUTHENTICATION_REQUIRED, PROXY_AUTHENTICATE),
+                    false => (
+                        StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                        PROXY_AUTHENTICATE,
+                    ),
                 };
                 let mut a = refusal(
                     status,
@@ -492,8 +495,10 @@ impl Decision {
                     Some("authentication required"),
                 );
                 if let Answer::Http(h, _) = &mut a {
-                    h.headers
-                        .insert(challenge, HeaderValue::from_static("Basic realm=\"burrow\""));
+                    h.headers.insert(
+                        challenge,
+                        HeaderValue::from_static("Basic realm=\"burrow\""),
+                    );
                 }
                 return self.refuse(a, now);
             }

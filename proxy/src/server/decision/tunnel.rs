@@ -13,9 +13,8 @@ use super::super::answers::denied;
 use super::super::dial::Dial;
 use super::super::hooks::{End, TunnelKind, What};
 use super::{
-    dial_refusal, refusal, socks_reply, Answer, Command, Decision, Framing, HookCall, InterceptRules,
-    Plan,
-    ResponseHead, Stage, Transport,
+    dial_refusal, refusal, socks_reply, Answer, Command, Decision, Framing, HookCall,
+    InterceptRules, Plan, ResponseHead, Stage, Transport,
 };
 use crate::socks::wire::{Command as SocksCommand, Reply};
 
