@@ -632,7 +632,11 @@ async fn proxies_chains_and_environment() {
         )),
         "{err}"
     );
-    assert!(!err.contains("pw"), "credentials leaked into -v: {err}");
+    // Neither the password nor its Basic encoding ("bob:pw").
+    assert!(
+        !err.contains("pw") && !err.contains("Ym9iOnB3"),
+        "credentials leaked into -v: {err}"
+    );
     assert_eq!(out.stdout, pattern(0, 100_000));
     // A SOCKS hop cannot be CONNECT-TCP (a bad proxy URL: 1, as other bad proxy URLs);
     // unknown codepoints are a usage error (2).

@@ -8,6 +8,7 @@
 //! * [`ServerConnection`] and [`Respond`]: the server-side twin;
 //! * [`Body`]: streaming bodies with back-pressure and trailers;
 //! * [`capsule`]: the Capsule Protocol codec (RFC 9297), sans-I/O;
+//! * [`connect_ip`]: CONNECT-IP's control capsules (RFC 9484), sans-I/O;
 //! * [`connect_tcp`]: CONNECT-TCP's capsule stream encoding, sans-I/O, and a byte stream over it;
 //! * [`Client`]: picks the version (ALPN, prior knowledge), pools connections by route and
 //!   origin, retries requests the peer provably did not process;
@@ -33,6 +34,7 @@ pub mod altsvc;
 mod body;
 pub mod capsule;
 mod client;
+pub mod connect_ip;
 pub mod connect_tcp;
 mod connection;
 pub mod credentials;

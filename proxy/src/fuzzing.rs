@@ -365,6 +365,42 @@ pub fn tcp_capsules(data: &[u8]) {
     assert_eq!(run(&[&again], 0), (payload.clone(), true, Ok(())));
 }
 
+/// A CONNECT-IP control capsule (byte 0 picks ADDRESS_ASSIGN, ADDRESS_REQUEST,
+/// ROUTE_ADVERTISEMENT or another type; the rest is its value): decoding never panics, what
+/// decodes re-encodes to a capsule that decodes to the same thing and is no longer than
+/// the input (which may use longer varints), and every decoded prefix and range keeps the
+/// RFC's rules.
+pub fn ip_capsules(data: &[u8]) {
+    use burrow_http_core::capsule::{CapsuleDecoder, CapsuleType};
+    use burrow_http_core::connect_ip::{decode, encode, IpCapsule, Prefix};
+    let [sel, value @ ..] = data else { return };
+    let ty = CapsuleType(u64::from(*sel % 5));
+    let Ok(Some(c)) = decode(ty, value) else {
+        return;
+    };
+    let mut wire = Vec::new();
+    encode(&c, &mut wire);
+    let mut d = CapsuleDecoder::new(1 << 20);
+    d.push(&wire);
+    let again = d.poll_capsule().expect("our capsule").expect("whole");
+    assert_eq!(again.ty, ty);
+    assert!(again.value.len() <= value.len(), "encoding grew");
+    assert_eq!(decode(again.ty, &again.value), Ok(Some(c.clone())));
+    match &c {
+        IpCapsule::AddressAssign(a) | IpCapsule::AddressRequest(a) => {
+            for a in a {
+                assert_eq!(Prefix::new(a.prefix.addr, a.prefix.len), Some(a.prefix));
+                assert!(a.prefix.contains(a.prefix.addr));
+            }
+        }
+        IpCapsule::RouteAdvertisement(r) => {
+            for r in r {
+                assert!(r.covers(r.start, r.protocol) && r.covers(r.end, r.protocol));
+            }
+        }
+    }
+}
+
 /// Bytes as an HTTP/1.1 request on a proxy's listener, through the server's request path:
 /// the codec, the request target, the rules and the forwarding normalisation. Nothing
 /// panics, and a request that is forwarded carries exactly one `Host` (the target's
@@ -820,6 +856,20 @@ mod tests {
             3000,
             14,
             tcp_capsules,
+        );
+    }
+
+    #[test]
+    fn ip_capsules_re_encode_to_themselves() {
+        around(
+            &[
+                b"\x01\x00\x04\xc0\x00\x02\x07\x20\x09\x06\x20\x01\x0d\xb8\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x30",
+                b"\x02\x01\x04\x00\x00\x00\x00\x20",
+                b"\x03\x04\x0a\x00\x00\x00\x0a\xff\xff\xff\x00\x04\xc0\x00\x02\x00\xc0\x00\x02\xff\x06",
+            ],
+            3000,
+            15,
+            ip_capsules,
         );
     }
 

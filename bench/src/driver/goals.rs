@@ -6,7 +6,7 @@ use crate::measure::median;
 impl Bench {
     pub(super) fn goals(&mut self) {
         // (goal, group, burrow's row, group of the reference, reference row, at least)
-        let speed: [(&str, &str, &str, &str, &str, f64); 21] = [
+        let speed: [(&str, &str, &str, &str, &str, f64); 25] = [
             (
                 "HTTP/1.1 plain ≥ 1.0× curl",
                 "h1-plain",

@@ -460,7 +460,9 @@ pub struct Args {
 
     // ---- proxies ------------------------------------------------------------------------
     /// Proxy URL (repeatable: a chain, nearest first): http, https, h2, h3, socks5, socks5h,
-    /// socks4a; credentials in userinfo.
+    /// socks4a; credentials in userinfo. `?connect=tcp` on an HTTP proxy sends TCP through
+    /// it as CONNECT-TCP (templated, draft-ietf-httpbis-connect-tcp; a template in the
+    /// path, else `/.well-known/masque/tcp/{target_host}/{target_port}/`).
     #[arg(short = 'x', long = "proxy", help_heading = "proxy")]
     pub proxy: Vec<String>,
 

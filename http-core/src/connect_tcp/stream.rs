@@ -209,11 +209,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for CapsuleStream<S> {
             if rbuf.capacity() - rbuf.len() < MAX_HEADER {
                 rbuf.reserve(READ_ROOM);
             }
-            let n = ready!(tokio_util::io::poll_read_buf(
+            let read = tokio_util::io::poll_read_buf(
                 Pin::new(&mut this.inner),
                 cx,
-                this.dec.read_buffer()
-            ))?;
+                this.dec.read_buffer(),
+            );
+            if read.is_pending() && this.dec.read_buffer().is_empty() {
+                // Nothing waits: an idle tunnel keeps no read buffer either.
+                *this.dec.read_buffer() = BytesMut::new();
+            }
+            let n = ready!(read)?;
             if n == 0 {
                 // The end of the stream is clean only right after FINAL_DATA.
                 return match this.dec.finish() {

@@ -139,7 +139,11 @@ async fn stream_writes_capsules_and_a_final_data_on_shutdown() {
     let mut theirs = Vec::new();
     fin(b"", &mut theirs);
     b.write_all(&theirs).await.unwrap();
+    // The peer ends the stream too (END_STREAM after its FINAL_DATA): the end reads at once.
+    b.shutdown().await.unwrap();
+    let t0 = std::time::Instant::now();
     assert_eq!(s.read(&mut [0u8; 8]).await.unwrap(), 0);
+    assert!(t0.elapsed() < stream::FIN_LINGER / 2);
     let mut wire = Vec::new();
     b.read_to_end(&mut wire).await.unwrap();
     let mut want = Vec::new();
@@ -227,4 +231,24 @@ fn codepoints_parse() {
     ] {
         assert_eq!(Codepoints::parse(bad), None, "{bad}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_never_ends_the_stream_is_let_go_after_fin_linger() {
+    let (a, mut b) = tokio::io::duplex(1 << 16);
+    let mut s = CapsuleStream::new(a, CP, CloseInner::WhenBothEnded);
+    s.shutdown().await.unwrap();
+    let mut theirs = Vec::new();
+    fin(b"", &mut theirs);
+    b.write_all(&theirs).await.unwrap();
+    // Both directions have ended; the peer keeps its side of the stream open.
+    let t0 = tokio::time::Instant::now();
+    assert_eq!(s.read(&mut [0u8; 8]).await.unwrap(), 0);
+    assert_eq!(t0.elapsed(), stream::FIN_LINGER);
+    // Our side of the stream was ended meanwhile: the peer reads FINAL_DATA, then the end.
+    let mut wire = Vec::new();
+    b.read_to_end(&mut wire).await.unwrap();
+    let mut want = Vec::new();
+    fin(b"", &mut want);
+    assert_eq!(wire, want);
 }

@@ -485,6 +485,16 @@ fn connect_tcp_is_dialed_first_then_accepted_per_version_and_relayed_as_capsules
             << Command::Done,
         );
     }
+    // The token is case-insensitive.
+    let Tick::In(Input::Request { head, .. }) = connect_tcp(Version::HTTP_11, path, &[]) else {
+        unreachable!()
+    };
+    playbook!(open(),
+        >> Tick::In(Input::Request { head, protocol: Some("Connect-TCP".into()) }),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Dial(target("[2001:db8::1]:443"), Transport::Tcp, 0),
+    );
     // A failed connect is answered before any switch, with its Proxy-Status.
     playbook!(open(),
         >> connect_tcp(Version::HTTP_11, path, &[]),

@@ -462,7 +462,9 @@ impl Decision {
             }
         }
         // CONNECT-UDP is an extended CONNECT (HTTP/2, HTTP/3) or an Upgrade (HTTP/1.1).
-        self.summary.what = match (&head.method, protocol.as_deref()) {
+        // Upgrade tokens are case-insensitive (RFC 9110 §7.8).
+        let lower = protocol.as_deref().map(str::to_ascii_lowercase);
+        self.summary.what = match (&head.method, lower.as_deref()) {
             (_, Some("connect-udp")) => What::Tunnel(TunnelKind::ConnectUdp),
             (_, Some(burrow_http_core::connect_tcp::PROTOCOL)) => {
                 What::Tunnel(TunnelKind::ConnectTcp)
