@@ -183,7 +183,7 @@ pub fn icmp_error(packet: &[u8], from: IpAddr, why: Unreachable) -> Option<Vec<u
         }
         (IpAddr::V6(dst), IpAddr::V6(src)) => {
             // Informational ICMPv6 messages have the high bit of the type set; errors do not.
-            if h.protocol == ICMPV6 && !packet.get(h.upper).is_some_and(|t| t & 0x80 != 0) {
+            if h.protocol == ICMPV6 && packet.get(h.upper).is_none_or(|t| t & 0x80 == 0) {
                 return None;
             }
             let (ty, code) = match why {
