@@ -450,11 +450,9 @@ fn connect_tcp(version: Version, path: &str, headers: &[(&'static str, &str)]) -
         Version::HTTP_11 => Method::GET,
         _ => Method::CONNECT,
     };
-    let mut b = Request::builder().method(method).uri(path).version(version);
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    let (head, ()) = b.body(()).unwrap().into_parts();
+    let Tick::In(Input::Request { head, .. }) = request(method, path, version, headers) else {
+        unreachable!()
+    };
     Tick::In(Input::Request {
         head,
         protocol: Some("connect-tcp".into()),
