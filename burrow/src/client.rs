@@ -305,6 +305,7 @@ impl ClientBuilder {
             stream,
             datagram: Arc::new(UdpConnector::with_resolver(resolver)),
             hops: Vec::new(),
+            ip: None,
         };
         Ok(Client {
             inner: Arc::new(Inner {

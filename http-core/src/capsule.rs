@@ -134,6 +134,11 @@ impl CapsuleDecoder {
         }))
     }
 
+    /// The buffer stream bytes are read into (for a [`Core`]).
+    pub(crate) fn read_buffer(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
     /// The stream ended: an error if it ended inside a capsule.
     pub fn finish(&self) -> Result<(), CapsuleError> {
         if self.buf.is_empty() {

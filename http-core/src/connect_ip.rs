@@ -22,6 +22,9 @@ use crate::capsule::CapsuleType;
 use crate::varint;
 
 pub mod packet;
+mod stream;
+
+pub use stream::{IpCommand, IpEvent, IpStreamCore};
 
 /// The upgrade token and `:protocol` value (RFC 9484 §3).
 pub const PROTOCOL: &str = "connect-ip";

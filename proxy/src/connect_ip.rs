@@ -118,14 +118,77 @@ pub enum Output {
     Dropped(&'static str),
 }
 
+/// The proxy's rules on a client packet's destination (address, IP protocol): `false`
+/// refuses it.
+pub type Filter = std::sync::Arc<dyn Fn(IpAddr, u8) -> bool + Send + Sync>;
+
+/// The configured routes narrowed to what a request's scope asks for (RFC 9484 §4.6:
+/// the tunnel is for `{target}` and `{ipproto}` only).
+pub fn scoped(routes: &[Range], scope: &burrow_transport::IpScope) -> Vec<Range> {
+    let mut out = Vec::new();
+    for r in routes {
+        let (mut start, mut end) = (r.start, r.end);
+        if let Some((a, len)) = scope.target {
+            if a.is_ipv6() != start.is_ipv6() {
+                continue;
+            }
+            let (lo, hi) = prefix_bounds(a, len);
+            start = start.max(lo);
+            end = end.min(hi);
+            if start > end {
+                continue;
+            }
+        }
+        let protocol = match (r.protocol, scope.protocol) {
+            (0, Some(p)) => p,
+            (p, None) => p,
+            (p, Some(q)) if p == q => p,
+            _ => continue,
+        };
+        out.push(Range {
+            start,
+            end,
+            protocol,
+        });
+    }
+    // Ranges stay ordered by version, then protocol, then address (§4.7.3).
+    out.sort_by_key(|r| (r.start.is_ipv6(), r.protocol, r.start));
+    out
+}
+
+/// The first and last address of a prefix.
+pub fn prefix_bounds(a: IpAddr, len: u8) -> (IpAddr, IpAddr) {
+    match a {
+        IpAddr::V4(v) => {
+            let host = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            let n = u32::from(v) & !host;
+            (IpAddr::V4(n.into()), IpAddr::V4((n | host).into()))
+        }
+        IpAddr::V6(v) => {
+            let host = u128::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            let n = u128::from(v) & !host;
+            (IpAddr::V6(n.into()), IpAddr::V6((n | host).into()))
+        }
+    }
+}
+
 /// One CONNECT-IP tunnel on the proxy (see the module docs).
-#[derive(Debug)]
 pub struct IpSession {
     assigned: Vec<Prefix>,
     routes: Vec<Range>,
     gateway_v4: Option<IpAddr>,
     gateway_v6: Option<IpAddr>,
+    filter: Option<Filter>,
     out: VecDeque<Output>,
+}
+
+impl std::fmt::Debug for IpSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpSession")
+            .field("assigned", &self.assigned)
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl IpSession {
@@ -142,6 +205,7 @@ impl IpSession {
             routes,
             gateway_v4,
             gateway_v6,
+            filter: None,
             out: VecDeque::new(),
         };
         let a = s.assignment(&[]);
@@ -149,6 +213,13 @@ impl IpSession {
         let r = IpCapsule::RouteAdvertisement(s.routes.clone());
         s.capsule(&r);
         s
+    }
+
+    /// Applies `filter` to every client packet that has a route: a packet it refuses is
+    /// answered with ICMP "administratively prohibited".
+    pub fn with_filter(mut self, filter: Filter) -> IpSession {
+        self.filter = Some(filter);
+        self
     }
 
     /// The client's addresses.
@@ -197,8 +268,16 @@ impl IpSession {
 
     /// A capsule from the client. Unknown types are skipped; an error aborts the stream.
     pub fn handle_capsule(&mut self, ty: CapsuleType, value: &[u8]) -> Result<(), IpCapsuleError> {
-        match ip::decode(ty, value)? {
-            Some(IpCapsule::AddressRequest(req)) => {
+        if let Some(c) = ip::decode(ty, value)? {
+            self.handle_ip_capsule(c);
+        }
+        Ok(())
+    }
+
+    /// A decoded capsule from the client.
+    pub fn handle_ip_capsule(&mut self, c: IpCapsule) {
+        match c {
+            IpCapsule::AddressRequest(req) => {
                 // Each client has its addresses for the tunnel's life: a request is
                 // answered with them (or refused for a family it has none of).
                 let answers: Vec<(u64, bool)> = req
@@ -209,9 +288,8 @@ impl IpSession {
                 self.capsule(&a);
             }
             // What the client assigns us or can route is not used: the proxy routes.
-            Some(IpCapsule::AddressAssign(_) | IpCapsule::RouteAdvertisement(_)) | None => {}
+            IpCapsule::AddressAssign(_) | IpCapsule::RouteAdvertisement(_) => {}
         }
-        Ok(())
     }
 
     fn gateway(&self, v6: bool) -> Option<IpAddr> {
@@ -255,7 +333,8 @@ impl IpSession {
             .routes
             .iter()
             .any(|r| r.covers(h.dst, h.protocol) || (icmp && r.covers(h.dst, r.protocol)));
-        if !routed {
+        let allowed = self.filter.as_ref().is_none_or(|f| f(h.dst, h.protocol));
+        if !routed || !allowed {
             return self.refuse(&pkt, true, h.src.is_ipv6(), Unreachable::Prohibited);
         }
         self.push(Output::ToNetwork(pkt));

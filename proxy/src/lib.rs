@@ -18,6 +18,7 @@ pub mod flows;
 /// Fuzz entry points (for `fuzz/` and the property tests), behind the `fuzzing` feature.
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+pub mod ip;
 pub mod route;
 pub mod server;
 pub mod socks;

@@ -167,6 +167,120 @@ fn decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The CONNECT-IP template (RFC 9484 §3) with its two variables, `{target}` (`*`, an
+/// address, or a prefix as `address%2Flength`) and `{ipproto}` (`*` or a protocol number).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpTemplate {
+    raw: String,
+    /// The literal text before, between and after the two variables, and whether
+    /// `{target}` comes first.
+    parts: [String; 3],
+    target_first: bool,
+}
+
+impl Default for IpTemplate {
+    fn default() -> Self {
+        IpTemplate::parse(burrow_http_core::connect_ip::DEFAULT_IP_TEMPLATE).unwrap_or(IpTemplate {
+            raw: String::new(),
+            parts: Default::default(),
+            target_first: true,
+        })
+    }
+}
+
+impl IpTemplate {
+    /// Parses a template: a path (optionally with a query) naming both variables once,
+    /// separated by literal text.
+    pub fn parse(s: &str) -> Result<IpTemplate, Error> {
+        let bad = |why: &str| Error::invalid_input(format!("URI template {s:?}: {why}"));
+        if !s.starts_with('/') {
+            return Err(bad("must start with /"));
+        }
+        let (t, p) = (s.find("{target}"), s.find("{ipproto}"));
+        let (Some(t), Some(p)) = (t, p) else {
+            return Err(bad("needs {target} and {ipproto}"));
+        };
+        if s.matches("{target}").count() != 1 || s.matches("{ipproto}").count() != 1 {
+            return Err(bad("needs {target} and {ipproto} once each"));
+        }
+        let target_first = t < p;
+        let (a, alen, b, blen) = match target_first {
+            true => (t, 8, p, 9),
+            false => (p, 9, t, 8),
+        };
+        let parts = [
+            s[..a].to_string(),
+            s[a + alen..b].to_string(),
+            s[b + blen..].to_string(),
+        ];
+        if parts[1].is_empty() {
+            return Err(bad("variables must be separated by literal text"));
+        }
+        if [&parts[0], &parts[1], &parts[2]]
+            .iter()
+            .any(|l| l.contains('{') || l.contains('}'))
+        {
+            return Err(bad("unknown variable"));
+        }
+        Ok(IpTemplate {
+            raw: s.to_string(),
+            parts,
+            target_first,
+        })
+    }
+
+    /// The template text.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// Expands for `scope`.
+    pub fn expand(&self, scope: &burrow_transport::IpScope) -> String {
+        let target = match scope.target {
+            None => "*".to_string(),
+            Some((a, len)) if len == if a.is_ipv6() { 128 } else { 32 } => encode(&a.to_string()),
+            Some((a, len)) => format!("{}%2F{len}", encode(&a.to_string())),
+        };
+        let proto = scope.protocol.map_or("*".to_string(), |p| p.to_string());
+        let (x, y) = match self.target_first {
+            true => (target, proto),
+            false => (proto, target),
+        };
+        format!("{}{x}{}{y}{}", self.parts[0], self.parts[1], self.parts[2])
+    }
+
+    /// Matches a request path against the template, returning the scope asked for;
+    /// `None` when it does not match or a value is malformed.
+    pub fn matches(&self, path: &str) -> Option<burrow_transport::IpScope> {
+        let rest = path.strip_prefix(self.parts[0].as_str())?;
+        let rest = rest.strip_suffix(self.parts[2].as_str())?;
+        let (x, y) = rest.split_once(self.parts[1].as_str())?;
+        let (target, proto) = match self.target_first {
+            true => (x, y),
+            false => (y, x),
+        };
+        let target = match decode(target)?.as_str() {
+            "*" => None,
+            t => {
+                let (a, len) = match t.split_once('/') {
+                    Some((a, l)) => (a.parse::<std::net::IpAddr>().ok()?, l.parse::<u8>().ok()?),
+                    None => {
+                        let a = t.parse::<std::net::IpAddr>().ok()?;
+                        (a, if a.is_ipv6() { 128 } else { 32 })
+                    }
+                };
+                burrow_http_core::connect_ip::Prefix::new(a, len)?;
+                Some((a, len))
+            }
+        };
+        let protocol = match proto {
+            "*" => None,
+            p => Some(p.parse::<u8>().ok()?),
+        };
+        Some(burrow_transport::IpScope { target, protocol })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@ mod connector;
 pub mod datagram;
 mod error;
 pub mod happy_eyeballs;
+pub mod ip;
 pub mod pin;
 pub mod resolve;
 mod stream;
@@ -39,6 +40,7 @@ pub use code::WireCode;
 pub use connector::{DatagramConnector, StreamConnector};
 pub use datagram::{BoxFlow, DatagramFlow, DatagramFlowExt, QUIC_MIN_DATAGRAM};
 pub use error::{BoxError, Error, ErrorKind, Fault, Hop, Result};
+pub use ip::{BoxIpFlow, IpAssignment, IpConnector, IpFlow, IpRoute, IpScope};
 #[cfg(feature = "hickory")]
 pub use resolve::HickoryResolver;
 pub use resolve::{Resolve, SharedResolver, StaticResolver, SystemResolver};

@@ -115,6 +115,26 @@ pub struct Args {
     /// CONNECT-TCP (draft-ietf-httpbis-connect-tcp) URI template served.
     #[arg(long, default_value = burrow_proxy::template::DEFAULT_TCP_TEMPLATE)]
     pub tcp_template: String,
+    /// Serve CONNECT-IP (RFC 9484) with addresses from this prefix (repeatable: one IPv4
+    /// and one IPv6). The proxy creates a TUN device (Linux, root or CAP_NET_ADMIN) with
+    /// the prefix's first address; clients get the others. Without it, CONNECT-IP gets
+    /// 501. Packets are judged by the same rules as targets (--allow-net to reach private
+    /// addresses).
+    #[arg(long = "ip-pool", value_name = "ADDR/LEN")]
+    pub ip_pool: Vec<String>,
+    /// A route CONNECT-IP clients are told of and may send to (repeatable; default:
+    /// everything in the pools' families).
+    #[arg(long = "ip-route", value_name = "ADDR/LEN")]
+    pub ip_route: Vec<String>,
+    /// The CONNECT-IP TUN device's name.
+    #[arg(long, default_value = "burrow0")]
+    pub tun_name: String,
+    /// The CONNECT-IP TUN device's MTU.
+    #[arg(long, default_value_t = burrow_proxy::server::ipnet::DEFAULT_TUN_MTU)]
+    pub tun_mtu: u16,
+    /// CONNECT-IP URI template served.
+    #[arg(long, default_value = burrow_http_core::connect_ip::DEFAULT_IP_TEMPLATE)]
+    pub ip_template: String,
     /// Capsule types of CONNECT-TCP tunnels: `draft-12` (the default), `draft-08`, or
     /// `DATA,FINAL_DATA` (numbers, `0x` for hexadecimal).
     #[arg(long, default_value = "draft-12")]
@@ -340,10 +360,84 @@ pub fn config(args: &Args) -> Result<ProxyConfig, Error> {
         udp_template: UdpTemplate::parse(&args.udp_template)?,
         tcp_template: Some(UdpTemplate::parse(&args.tcp_template)?),
         tcp_codepoints: codepoints(&args.connect_tcp_codepoints)?,
+        ip_template: Some(burrow_proxy::template::IpTemplate::parse(
+            &args.ip_template,
+        )?),
         pseudonym: args.pseudonym.clone(),
         quic_lb: quic_lb::config(args)?,
         ..Default::default()
     })
+}
+
+/// `--ip-pool`, `--ip-route`, `--tun-name` and `--tun-mtu`: CONNECT-IP's network, or
+/// `None` without a pool.
+pub fn ip_network(args: &Args) -> Result<Option<server::IpNetConfig>, Error> {
+    use burrow_http_core::connect_ip::{Prefix, Range};
+    if args.ip_pool.is_empty() {
+        if !args.ip_route.is_empty() {
+            return Err(Error::invalid_input("--ip-route needs --ip-pool"));
+        }
+        return Ok(None);
+    }
+    let prefix = |flag: &str, s: &str| -> Result<Prefix, Error> {
+        let bad = || {
+            Error::invalid_input(format!(
+                "{flag} {s:?}: wants ADDR/LEN with no host bits set"
+            ))
+        };
+        let (a, l) = s.split_once('/').ok_or_else(bad)?;
+        let a: std::net::IpAddr = a.parse().map_err(|_| bad())?;
+        let l: u8 = l.parse().map_err(|_| bad())?;
+        Prefix::new(a, l).ok_or_else(bad)
+    };
+    let mut cfg = server::IpNetConfig {
+        tun_name: args.tun_name.clone(),
+        mtu: args.tun_mtu,
+        ..Default::default()
+    };
+    for s in &args.ip_pool {
+        let p = prefix("--ip-pool", s)?;
+        let slot = if p.addr.is_ipv6() {
+            &mut cfg.pool_v6
+        } else {
+            &mut cfg.pool_v4
+        };
+        if slot.replace(p).is_some() {
+            return Err(Error::invalid_input(
+                "--ip-pool: one prefix per address family",
+            ));
+        }
+        // The device's address, at least one client's, and (IPv4) the broadcast address.
+        let room = if p.addr.is_ipv6() { 126 } else { 30 };
+        if p.len > room {
+            return Err(Error::invalid_input(format!(
+                "--ip-pool {s:?}: too small for any client"
+            )));
+        }
+    }
+    if usize::from(args.tun_mtu) < burrow_transport::ip::IPV6_MIN_MTU && cfg.pool_v6.is_some() {
+        return Err(Error::invalid_input(
+            "--tun-mtu below 1280 cannot carry IPv6",
+        ));
+    }
+    for s in &args.ip_route {
+        let p = prefix("--ip-route", s)?;
+        let (start, end) = burrow_proxy::connect_ip::prefix_bounds(p.addr, p.len);
+        cfg.routes.push(Range {
+            start,
+            end,
+            protocol: 0,
+        });
+    }
+    cfg.routes.sort_by_key(|r| (r.start.is_ipv6(), r.start));
+    if cfg
+        .routes
+        .windows(2)
+        .any(|w| w[0].start.is_ipv6() == w[1].start.is_ipv6() && w[1].start <= w[0].end)
+    {
+        return Err(Error::invalid_input("--ip-route: routes overlap"));
+    }
+    Ok(Some(cfg))
 }
 
 /// `--connect-tcp-codepoints`.
@@ -521,6 +615,11 @@ pub async fn run(args: Args) -> Result<(), Error> {
         return Ok(());
     }
     let mut cfg = config(&args)?;
+    if let Some(ip) = ip_network(&args)? {
+        let net = server::IpNetwork::open(&ip)?;
+        println!("burrow-proxy: CONNECT-IP on TUN device {}", net.name());
+        cfg.ip = Some(net);
+    }
     let mut tls = burrow_transport::TlsConfig::default();
     tls.insecure(args.upstream_insecure);
     if let Some(ca) = &args.upstream_cacert {
@@ -652,8 +751,21 @@ fn reload(
             intercept(old) != intercept(&new),
         ),
         (
-            "pseudonym, udp-template, tcp-template, connect-tcp-codepoints",
+            "pseudonym, udp-template, tcp-template, connect-tcp-codepoints, CONNECT-IP",
             old.pseudonym != new.pseudonym
+                || (
+                    &old.ip_pool,
+                    &old.ip_route,
+                    &old.tun_name,
+                    old.tun_mtu,
+                    &old.ip_template,
+                ) != (
+                    &new.ip_pool,
+                    &new.ip_route,
+                    &new.tun_name,
+                    new.tun_mtu,
+                    &new.ip_template,
+                )
                 || old.udp_template != new.udp_template
                 || old.tcp_template != new.tcp_template
                 || old.connect_tcp_codepoints != new.connect_tcp_codepoints,

@@ -23,6 +23,8 @@ pub struct Route {
     pub datagram: Arc<dyn DatagramConnector>,
     /// The hops, nearest first.
     pub hops: Vec<ProxyUrl>,
+    /// IP tunnels through the last hop, when it is a `?connect=ip` one.
+    pub ip: Option<Arc<dyn burrow_transport::IpConnector>>,
 }
 
 /// A level of the route that cannot carry UDP: every flow attempt fails naming the hop.
@@ -113,6 +115,7 @@ impl Route {
                 None => UdpConnector::default(),
             }),
             hops: Vec::new(),
+            ip: None,
         }
     }
 
@@ -135,6 +138,7 @@ impl Route {
             index: Some(i),
             label: url.label(),
         };
+        route.ip = None;
         if url.kind.is_http() {
             let h = Arc::new(
                 HttpHop::new(
@@ -153,8 +157,20 @@ impl Route {
                 .with_tcp_codepoints(options.tcp_codepoints)
                 .with_timeout(options.tunnel_timeout),
             );
-            route.stream = h.clone();
-            route.datagram = h;
+            if url.connect_ip.is_some() {
+                // TCP and UDP to every target share one IP tunnel, by a userspace stack.
+                let ip = Arc::new(crate::ip::IpHop::new(h, hop.clone()));
+                let via = Arc::new(crate::ip::StackConnector {
+                    stack: ip.clone(),
+                    label: format!("CONNECT-IP@{} {}", url.kind.scheme(), url.target),
+                });
+                route.stream = via.clone();
+                route.datagram = via;
+                route.ip = Some(ip);
+            } else {
+                route.stream = h.clone();
+                route.datagram = h;
+            }
         } else if url.kind == ProxyKind::Socks4a {
             route.stream = Arc::new(
                 SocksHop::new(url.clone(), i, route.stream.clone())

@@ -257,6 +257,43 @@ impl HttpHop {
         ))
     }
 
+    /// Opens a CONNECT-IP tunnel for `scope` with this hop's template and waits for the
+    /// proxy's address assignment (RFC 9484 §4). Its credentials go in `Authorization`,
+    /// as for CONNECT-TCP: the template's resources are the proxy's own.
+    pub async fn connect_ip(
+        &self,
+        scope: &burrow_transport::IpScope,
+    ) -> Result<crate::ip::ConnectIpFlow> {
+        let template = self.url.connect_ip.clone().unwrap_or_default();
+        let req = TunnelRequest::extended(
+            burrow_http_core::connect_ip::PROTOCOL,
+            self.url.target.clone(),
+            template.expand(scope),
+        )
+        .with_secure(self.url.kind != ProxyKind::Http);
+        let mut req = self.with_our_headers(req);
+        let h = req.headers_mut();
+        if let Some(v) = h.remove(http::header::PROXY_AUTHORIZATION) {
+            h.insert(http::header::AUTHORIZATION, v);
+        }
+        h.insert("capsule-protocol", HeaderValue::from_static("?1"));
+        let target = burrow_transport::Target::new(burrow_transport::Host::Name("*".into()), 0);
+        let span = super::hop_span(self.index, &self.url, &target);
+        let opening = async {
+            let (tunnel, conn, layers) = self.tunnel(req).await?;
+            let describe = format!(
+                "CONNECT-IP@{} {} > {}",
+                version_tag(conn.version()),
+                self.url.target,
+                layers.join(" > ")
+            );
+            let t =
+                crate::ip::IpTunnel::new(tunnel, burrow_http_core::capsule::DEFAULT_MAX_CAPSULE);
+            crate::ip::ConnectIpFlow::open(t, describe, self.timeout).await
+        };
+        super::open_traced(&span, self.hop(), opening, |_| "ip").await
+    }
+
     /// The request for a TCP tunnel to `target`: classic CONNECT, or CONNECT-TCP with the
     /// hop's template (its credentials then in `Authorization`: the proxy is the origin of
     /// the template's resources).

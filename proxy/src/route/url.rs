@@ -77,6 +77,11 @@ pub struct ProxyUrl {
     /// in the URL's path is the CONNECT-TCP one (default:
     /// [`DEFAULT_TCP_TEMPLATE`](crate::template::DEFAULT_TCP_TEMPLATE)).
     pub connect_tcp: Option<crate::template::TcpTemplate>,
+    /// TCP and UDP through this hop go over one CONNECT-IP tunnel (RFC 9484) with this
+    /// template, carried by a userspace TCP/IP stack: the URL's `?connect=ip`. With it, a
+    /// template in the URL's path naming `{target}` and `{ipproto}` is the CONNECT-IP one
+    /// (default: [`DEFAULT_IP_TEMPLATE`](burrow_http_core::connect_ip::DEFAULT_IP_TEMPLATE)).
+    pub connect_ip: Option<crate::template::IpTemplate>,
 }
 
 /// Takes the `connect=` parameter out of a path's query: `(path without it, its value)`.
@@ -141,13 +146,24 @@ impl ProxyUrl {
         };
         let hostport = rest.split(['/', '?', '#']).next().unwrap_or("");
         let (path, connect) = take_connect_param(&rest[hostport.len()..]);
-        let tcp = match connect.as_deref() {
-            None | Some("classic") => false,
-            Some("tcp") if kind.is_http() => true,
-            Some("tcp") => return Err(bad("connect=tcp only applies to HTTP proxies")),
-            Some(_) => return Err(bad("connect= takes tcp or classic")),
+        let (tcp, ip) = match connect.as_deref() {
+            None | Some("classic") => (false, false),
+            Some("tcp") if kind.is_http() => (true, false),
+            Some("ip") if kind.is_http() => (false, true),
+            Some(c @ ("tcp" | "ip")) => {
+                return Err(bad(&format!("connect={c} only applies to HTTP proxies")))
+            }
+            Some(_) => return Err(bad("connect= takes tcp, ip or classic")),
         };
-        let template = if path.contains("{target_host}") {
+        let connect_ip = match (ip, path.contains("{target}")) {
+            (true, true) => Some(
+                crate::template::IpTemplate::parse(&path)
+                    .map_err(|_| bad("invalid CONNECT-IP URI template"))?,
+            ),
+            (true, false) => Some(crate::template::IpTemplate::default()),
+            (false, _) => None,
+        };
+        let template = if path.contains("{target_host}") && !ip {
             if !kind.is_http() {
                 return Err(bad("a URI template only applies to HTTP proxies"));
             }
@@ -187,6 +203,7 @@ impl ProxyUrl {
             udp_template,
             http10: false,
             connect_tcp,
+            connect_ip,
         })
     }
 
@@ -212,6 +229,9 @@ impl fmt::Display for ProxyUrl {
         write!(f, "{}", self.target)?;
         if self.connect_tcp.is_some() {
             f.write_str("?connect=tcp")?;
+        }
+        if self.connect_ip.is_some() {
+            f.write_str("?connect=ip")?;
         }
         Ok(())
     }
@@ -282,9 +302,54 @@ mod tests {
         // classic is the default; the parameter is refused where it cannot apply.
         let p = ProxyUrl::parse("http://p:3128/?connect=classic").unwrap();
         assert_eq!((p.connect_tcp, p.udp_template), (None, None));
-        for bad in ["socks5://p?connect=tcp", "h2://p?connect=ip"] {
+        for bad in [
+            "socks5://p?connect=tcp",
+            "h2://p?connect=udp",
+            "socks5://p?connect=ip",
+        ] {
             assert!(ProxyUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn connect_ip_from_the_query() {
+        use burrow_transport::IpScope;
+        let p = ProxyUrl::parse("h3://p.example:443?connect=ip").unwrap();
+        let t = p.connect_ip.clone().unwrap();
+        assert_eq!(t.expand(&IpScope::default()), "/.well-known/masque/ip/*/*/");
+        let scope = IpScope {
+            target: Some(("2001:db8::".parse().unwrap(), 32)),
+            protocol: Some(17),
+        };
+        assert_eq!(
+            t.expand(&scope),
+            "/.well-known/masque/ip/2001%3Adb8%3A%3A%2F32/17/"
+        );
+        assert_eq!(t.matches(&t.expand(&scope)), Some(scope));
+        assert_eq!(p.to_string(), "h3://p.example:443?connect=ip");
+        assert_eq!((p.connect_tcp, p.udp_template), (None, None));
+        // A template in the path is the CONNECT-IP one, the variables in either order.
+        let p = ProxyUrl::parse("h2://p/vpn?proto={ipproto}&to={target}&connect=ip").unwrap();
+        let t = p.connect_ip.unwrap();
+        let one = IpScope {
+            target: Some(("192.0.2.7".parse().unwrap(), 32)),
+            protocol: None,
+        };
+        assert_eq!(t.expand(&one), "/vpn?proto=*&to=192.0.2.7");
+        assert_eq!(t.matches("/vpn?proto=*&to=192.0.2.7"), Some(one));
+        // Host bits set, a bad protocol, or a path that does not fit: no match.
+        for bad in [
+            "/vpn?proto=*&to=192.0.2.7%2F24",
+            "/vpn?proto=300&to=*",
+            "/vpn?to=*",
+        ] {
+            assert_eq!(t.matches(bad), None, "{bad}");
+        }
+        assert!(ProxyUrl::parse("h2://p/vpn/{target}?connect=ip").is_err());
+        assert!(ProxyUrl::parse("https://p?connect=IP")
+            .unwrap()
+            .connect_ip
+            .is_some());
     }
 
     #[test]

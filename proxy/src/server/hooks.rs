@@ -44,6 +44,8 @@ pub enum TunnelKind {
     ConnectUdp,
     /// CONNECT-TCP (draft-ietf-httpbis-connect-tcp), any version.
     ConnectTcp,
+    /// CONNECT-IP (RFC 9484), any version.
+    ConnectIp,
     /// A SOCKS5 or SOCKS4a CONNECT.
     Socks,
     /// A SOCKS5 UDP association.
@@ -57,6 +59,7 @@ impl TunnelKind {
             TunnelKind::Connect => "CONNECT",
             TunnelKind::ConnectUdp => "CONNECT-UDP",
             TunnelKind::ConnectTcp => "CONNECT-TCP",
+            TunnelKind::ConnectIp => "CONNECT-IP",
             TunnelKind::Socks => "SOCKS",
             TunnelKind::SocksUdp => "SOCKS-UDP",
         }

@@ -22,6 +22,7 @@ mod forward;
 pub mod hooks;
 mod http;
 pub mod intercept;
+pub mod ipnet;
 mod listen;
 mod relay;
 pub mod routes;
@@ -47,6 +48,7 @@ pub use decision::CLIENT_FIRST_WAIT;
 pub use dial::{Dial, Dialer, GuardedConnector, Judge, OwnAddresses};
 pub use forward::{prepare, via_loops, Prepared, Refusal};
 pub use hooks::{HookChain, Hooks};
+pub use ipnet::{IpNetConfig, IpNetwork};
 pub use listen::start;
 pub(crate) use listen::{h1, h2};
 pub use relay::{relay, SharedStats, Stats};
@@ -227,6 +229,12 @@ pub struct ProxyConfig {
     pub tcp_template: Option<UdpTemplate>,
     /// The capsule types of CONNECT-TCP tunnels (both sides must agree).
     pub tcp_codepoints: burrow_http_core::connect_tcp::Codepoints,
+    /// CONNECT-IP's network (its TUN device and pool); `None`: CONNECT-IP requests get
+    /// 501.
+    pub ip: Option<Arc<IpNetwork>>,
+    /// The CONNECT-IP URI template served; `None`:
+    /// [`DEFAULT_IP_TEMPLATE`](burrow_http_core::connect_ip::DEFAULT_IP_TEMPLATE).
+    pub ip_template: Option<crate::template::IpTemplate>,
     /// TLS settings for `https://` origins of forwarded requests.
     pub origin_tls: TlsConfig,
     /// How target names are resolved (default: the system's resolver).
@@ -459,6 +467,9 @@ impl Proxy {
         );
         if let Some(t) = &self.config.tcp_template {
             policy.tcp_template = t.clone();
+        }
+        if self.config.ip.is_some() {
+            policy.ip_template = Some(self.config.ip_template.clone().unwrap_or_default());
         }
         policy.routes = entries;
         policy.route_rules = route_rules;

@@ -42,6 +42,8 @@ pub(crate) enum Reached {
     Stream(BoxStream),
     Flow(BoxFlow),
     Relay(tokio::net::UdpSocket),
+    /// Addresses on the CONNECT-IP network.
+    Ip(super::ipnet::Lease),
 }
 
 /// A listener's side of a request.
@@ -370,7 +372,7 @@ impl Run {
             }
         };
         let step = tokio::select! {
-            s = start(&self.state, w, body, local, self.inside_client.as_ref()) => s,
+            s = start(&self.state, w, body, local, self.inside_client.as_ref(), self.proxy.config.ip.as_ref()) => s,
             _ = side.cancelled() => {
                 self.proxy.stats.cancelled.fetch_add(1, Ordering::Relaxed);
                 return Some(Input::Cancelled);
@@ -524,6 +526,12 @@ impl Run {
             (Some(Accepted::Tunnel(t)), Some(Reached::Stream(s))) => {
                 relay(t, s, buffer, idle, stats).await
             }
+            (Some(Accepted::Tunnel(t)), Some(Reached::Ip(lease))) => {
+                let judge = self.state.policy.judge.clone();
+                let serving = super::ipnet::serve(t, lease, judge, limits.max_capsule, idle, stats);
+                let (up, down, idle) = Box::pin(serving).await;
+                Relayed { up, down, idle }
+            }
             (Some(Accepted::Stream(c)), Some(Reached::Stream(s))) => {
                 relay(c, s, buffer, idle, stats).await
             }
@@ -586,6 +594,7 @@ async fn start(
     body: Option<Body>,
     local: Option<std::net::SocketAddr>,
     inside: Option<&burrow_http_core::Client>,
+    ip: Option<&Arc<super::IpNetwork>>,
 ) -> Step {
     use super::Dial;
     let route = |r: usize| &state.routes[r.min(state.routes.len() - 1)];
@@ -596,6 +605,12 @@ async fn start(
         Wait::Dial(t, Transport::Udp, r) => {
             Step::Dialed(route(r).dialer.udp(&t).await.map(Reached::Flow))
         }
+        Wait::Dial(_, Transport::Ip(scope), _) => Step::Dialed(match ip {
+            Some(net) => net.lease(scope).map(Reached::Ip).map_err(Dial::Failed),
+            None => Err(Dial::Failed(Error::unsupported(
+                "CONNECT-IP is not enabled on this proxy",
+            ))),
+        }),
         // The relay listens on the address the client reached us at (RFC 1928 §7).
         Wait::Dial(_, Transport::SocksRelay, _) => Step::Dialed(match local {
             Some(l) => tokio::net::UdpSocket::bind(std::net::SocketAddr::new(l.ip(), 0))

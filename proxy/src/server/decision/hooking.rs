@@ -47,7 +47,7 @@ impl Decision {
             | Plan::ConnectTcp(t, _)
             | Plan::ConnectUdp(t, _)
             | Plan::Forward(_, t, _) => Some(t.clone()),
-            Plan::SocksUdp => None,
+            Plan::SocksUdp | Plan::ConnectIp(..) => None,
         };
         // Inside an intercepted tunnel, the tunnel's route.
         self.route = match (&self.inside, &target) {
@@ -117,8 +117,11 @@ impl Decision {
                 (Plan::Forward(Box::new(head), target, v), route, buffer_body)
             }
             (
-                plan
-                @ (Plan::Tcp(_) | Plan::ConnectTcp(..) | Plan::ConnectUdp(..) | Plan::SocksUdp),
+                plan @ (Plan::Tcp(_)
+                | Plan::ConnectTcp(..)
+                | Plan::ConnectUdp(..)
+                | Plan::ConnectIp(..)
+                | Plan::SocksUdp),
                 Hooked::Tunnel(t),
             ) => {
                 let plan = match plan {

@@ -65,6 +65,8 @@ enum Plan {
     /// CONNECT-TCP: a TCP target, its stream carried as capsules.
     ConnectTcp(Target, Version),
     ConnectUdp(Target, Version),
+    /// CONNECT-IP: packets within this scope, relayed to the TUN device.
+    ConnectIp(burrow_transport::IpScope, Version),
     SocksUdp,
     /// The head to send, where, and the version the client spoke.
     Forward(Box<Head>, Target, Version),
@@ -469,6 +471,9 @@ impl Decision {
             (_, Some(burrow_http_core::connect_tcp::PROTOCOL)) => {
                 What::Tunnel(TunnelKind::ConnectTcp)
             }
+            (_, Some(burrow_http_core::connect_ip::PROTOCOL)) => {
+                What::Tunnel(TunnelKind::ConnectIp)
+            }
             (&Method::CONNECT, None) => What::Tunnel(TunnelKind::Connect),
             _ => What::Request {
                 method: head.method.clone(),
@@ -479,7 +484,11 @@ impl Decision {
         // CONNECT-TCP's resources are the proxy's own: it asks with 401 and takes
         // `Authorization` (draft-ietf-httpbis-connect-tcp §7), and `Proxy-Authorization`
         // too, as a CONNECT would carry.
-        let origin_auth = self.summary.what == What::Tunnel(TunnelKind::ConnectTcp);
+        // CONNECT-IP's too (RFC 9484 §3: a template of the proxy's).
+        let origin_auth = matches!(
+            self.summary.what,
+            What::Tunnel(TunnelKind::ConnectTcp | TunnelKind::ConnectIp)
+        );
         if let (Some(creds), None) = (&self.policy.auth, &self.inside) {
             let check = |name| creds.check_basic(head.headers.get(name).map(|h| h.as_bytes()));
             let ok = check(PROXY_AUTHORIZATION) || (origin_auth && check(AUTHORIZATION));
@@ -545,6 +554,24 @@ impl Decision {
                     Some(t) => Plan::ConnectTcp(t, version),
                     None => {
                         let a = bad("path does not match the CONNECT-TCP template");
+                        return self.refuse(a, now);
+                    }
+                }
+            }
+            Some(TunnelAsk::Extended(p)) if p == burrow_http_core::connect_ip::PROTOCOL => {
+                let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
+                let Some(template) = &self.policy.ip_template else {
+                    let a = refusal(
+                        StatusCode::NOT_IMPLEMENTED,
+                        "proxy_internal_error",
+                        Some("CONNECT-IP is not enabled on this proxy"),
+                    );
+                    return self.refuse(a, now);
+                };
+                match template.matches(path) {
+                    Some(scope) => Plan::ConnectIp(scope, version),
+                    None => {
+                        let a = bad("path does not match the CONNECT-IP template");
                         return self.refuse(a, now);
                     }
                 }

@@ -103,6 +103,12 @@ impl Decision {
                 Transport::SocksRelay,
                 route,
             ),
+            // Each packet's destination is judged, not the scope asked for.
+            Plan::ConnectIp(scope, _) => Command::Dial(
+                Target::new(burrow_transport::Host::Ip([0, 0, 0, 0].into()), 0),
+                Transport::Ip(*scope),
+                route,
+            ),
         };
         self.commands.push_back(dial);
         self.stage = Stage::Dialing(plan);
@@ -119,6 +125,19 @@ impl Decision {
                 (Plan::Tcp(t) | Plan::ConnectTcp(t, _) | Plan::ConnectUdp(t, _), false) => {
                     dial_refusal(&d, t)
                 }
+                // No free address in the pool (or no TUN device): RFC 9484 §4.7.1 lets
+                // the proxy refuse; 503, as for any exhausted resource.
+                (Plan::ConnectIp(..), false) => {
+                    let why = match &d {
+                        Dial::Failed(e) => e.message().to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    refusal(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "proxy_internal_error",
+                        Some(&why),
+                    )
+                }
                 _ => refusal(StatusCode::BAD_GATEWAY, "proxy_internal_error", None),
             };
             return self.refuse(a, now);
@@ -128,14 +147,18 @@ impl Decision {
             // RFC 9298 §3.3 (HTTP/1.1: 101 with Upgrade), §3.4/3.5 (HTTP/2 and HTTP/3:
             // 2xx); Capsule-Protocol: ?1 either way (RFC 9297 §3.4).
             // draft-ietf-httpbis-connect-tcp: the same, after the TCP connection is made.
-            Plan::ConnectUdp(_, version) | Plan::ConnectTcp(_, version) => {
+            Plan::ConnectUdp(_, version)
+            | Plan::ConnectTcp(_, version)
+            | Plan::ConnectIp(_, version) => {
                 self.framing = match plan {
                     Plan::ConnectTcp(..) => Framing::TcpCapsules,
+                    Plan::ConnectIp(..) => Framing::Ip,
                     _ => Framing::Raw,
                 };
                 let ask = TunnelAsk::Extended(
                     match self.framing {
                         Framing::TcpCapsules => burrow_http_core::connect_tcp::PROTOCOL,
+                        Framing::Ip => burrow_http_core::connect_ip::PROTOCOL,
                         Framing::Raw => "connect-udp",
                     }
                     .into(),

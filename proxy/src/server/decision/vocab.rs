@@ -37,6 +37,9 @@ pub struct Policy {
     pub judge: Arc<Judge>,
     /// The CONNECT-UDP template served.
     pub udp_template: UdpTemplate,
+    /// The CONNECT-IP template served; `None`: CONNECT-IP is not enabled (no pool or TUN
+    /// device), and such requests get 501.
+    pub ip_template: Option<crate::template::IpTemplate>,
     /// The CONNECT-TCP template served (default
     /// [`DEFAULT_TCP_TEMPLATE`](crate::template::DEFAULT_TCP_TEMPLATE)).
     pub tcp_template: UdpTemplate,
@@ -110,6 +113,7 @@ impl Policy {
             judge,
             udp_template,
             tcp_template: UdpTemplate::default_tcp(),
+            ip_template: None,
             response_timeout,
             routes: Vec::new(),
             route_rules: Vec::new(),
@@ -205,6 +209,9 @@ pub enum Transport {
     /// A relay socket for a SOCKS5 UDP association (its destinations are judged per
     /// datagram).
     SocksRelay,
+    /// Addresses from the CONNECT-IP pool, and the proxy's TUN device, for a tunnel of
+    /// this scope (its packets are judged one by one).
+    Ip(burrow_transport::IpScope),
 }
 
 /// How the client's side of a relayed TCP tunnel carries the bytes.
@@ -214,6 +221,8 @@ pub enum Framing {
     Raw,
     /// As CONNECT-TCP's DATA and FINAL_DATA capsules.
     TcpCapsules,
+    /// IP packets and CONNECT-IP's capsules (RFC 9484), relayed to the TUN device.
+    Ip,
 }
 
 /// A hook step the drivers run through the proxy's hook chain.

@@ -1,0 +1,689 @@
+//! A userspace TCP/IP stack ([smoltcp]) over an [`IpFlow`]: TCP streams and UDP flows
+//! through an IP tunnel, without any privilege. Its [`StreamConnector`] and
+//! [`DatagramConnector`] carry burrow's own HTTP/1.1, HTTP/2 and HTTP/3 to an origin
+//! reached through CONNECT-IP.
+//!
+//! One task per stack moves packets between the flow and the interface, and polls the
+//! interface when a socket was used or its timer is due; sockets are read and written
+//! under the stack's lock from the tasks that own them.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use burrow_transport::{
+    BoxFlow, BoxIpFlow, Connected, DatagramConnector, DatagramFlow, Error, ErrorKind, Result,
+    StreamConnector, StreamInfo, Target,
+};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
+use tokio::sync::Notify;
+
+/// Each TCP socket's receive and send buffers (window scaling lets the window use all of
+/// it).
+pub const TCP_BUFFER: usize = 256 * 1024;
+/// Each UDP socket's buffered payload, each way.
+pub const UDP_BUFFER: usize = 256 * 1024;
+/// Datagrams each UDP socket buffers each way.
+pub const UDP_PACKETS: usize = 64;
+/// Packets waiting between the flow and the interface, each way; more are dropped, as a
+/// congested link drops them.
+pub const PACKET_QUEUE: usize = 512;
+/// How long a TCP connection may take to be established.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A TCP connection whose peer stops acknowledging for this long is aborted.
+pub const TCP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most sockets a stack holds at once.
+pub const MAX_SOCKETS: usize = 4096;
+/// Packets taken from the flow per wake-up before the interface is polled.
+const RECV_BATCH: usize = 64;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now() -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64),
+    )
+}
+
+/// The interface's device: two queues of whole IP packets.
+struct Queues {
+    rx: VecDeque<Vec<u8>>,
+    tx: VecDeque<Vec<u8>>,
+    mtu: usize,
+}
+
+struct Rx(Vec<u8>);
+struct Tx<'a>(&'a mut VecDeque<Vec<u8>>);
+
+impl phy::RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut b = vec![0u8; len];
+        let r = f(&mut b);
+        if self.0.len() < PACKET_QUEUE {
+            self.0.push_back(b);
+        }
+        r
+    }
+}
+
+impl Device for Queues {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _t: smoltcp::time::Instant) -> Option<(Rx, Tx<'_>)> {
+        let p = self.rx.pop_front()?;
+        Some((Rx(p), Tx(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Tx<'_>> {
+        Some(Tx(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ip;
+        c.max_transmission_unit = self.mtu;
+        c
+    }
+}
+
+struct State {
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    dev: Queues,
+    /// Sockets whose handles are gone, removed once closed.
+    orphans: Vec<SocketHandle>,
+    next_port: u16,
+    /// Why the stack stopped (its flow ended).
+    closed: Option<String>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the stack's task: a socket was used.
+    poke: Notify,
+    flow: BoxIpFlow,
+    addresses: Vec<IpAddr>,
+}
+
+/// A userspace TCP/IP stack over one IP flow (see the module docs).
+#[derive(Clone)]
+pub struct IpStack {
+    shared: Arc<Shared>,
+    describe: String,
+}
+
+impl std::fmt::Debug for IpStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpStack")
+            .field("addresses", &self.shared.addresses)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IpStack {
+    /// A stack with the addresses `flow` was assigned, routing everything into it; its
+    /// task runs until the flow ends and every handle is gone. Fails when the flow has no
+    /// address.
+    pub fn new(flow: BoxIpFlow) -> Result<IpStack> {
+        let a = flow.assignment();
+        if a.addresses.is_empty() {
+            return Err(Error::peer(
+                ErrorKind::Protocol,
+                "the IP tunnel assigned no address",
+            ));
+        }
+        let mtu = flow.mtu().min(65_535);
+        let mut dev = Queues {
+            rx: VecDeque::new(),
+            tx: VecDeque::new(),
+            mtu,
+        };
+        let mut config = Config::new(HardwareAddress::Ip);
+        config.random_seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(7, |d| d.as_nanos() as u64);
+        let mut iface = Interface::new(config, &mut dev, now());
+        let mut addresses = Vec::new();
+        // At most one address per family (smoltcp holds two).
+        for v6 in [false, true] {
+            let Some(&(addr, len)) = a.addresses.iter().find(|(x, _)| x.is_ipv6() == v6) else {
+                continue;
+            };
+            addresses.push(addr);
+            iface.update_ip_addrs(|list| {
+                let _ = list.push(IpCidr::new(IpAddress::from(addr), len));
+            });
+            // On an IP medium the gateway is never looked up: any address of ours does.
+            let _ = match addr {
+                IpAddr::V4(v) => iface.routes_mut().add_default_ipv4_route(v).map(|_| ()),
+                IpAddr::V6(v) => iface.routes_mut().add_default_ipv6_route(v).map(|_| ()),
+            };
+        }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                iface,
+                sockets: SocketSet::new(Vec::new()),
+                dev,
+                orphans: Vec::new(),
+                next_port: 49_152 + (std::process::id() as u16 % 8192),
+                closed: None,
+            }),
+            poke: Notify::new(),
+            flow: flow.clone(),
+            addresses,
+        });
+        tokio::spawn(run(shared.clone()));
+        Ok(IpStack {
+            shared,
+            describe: flow.describe(),
+        })
+    }
+
+    /// Whether the stack stopped (its flow ended): it opens nothing more.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.shared.state).closed.is_some()
+    }
+
+    /// This side's addresses.
+    pub fn addresses(&self) -> &[IpAddr] {
+        &self.shared.addresses
+    }
+
+    fn source_for(&self, dst: IpAddr) -> Result<IpAddr> {
+        self.shared
+            .addresses
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv6() == dst.is_ipv6())
+            .ok_or_else(|| {
+                Error::unsupported(format!(
+                    "the IP tunnel assigned no {} address",
+                    if dst.is_ipv6() { "IPv6" } else { "IPv4" }
+                ))
+            })
+    }
+
+    /// A free local port (ephemeral range).
+    fn port(st: &mut State) -> u16 {
+        let used: std::collections::HashSet<u16> = st
+            .sockets
+            .iter()
+            .filter_map(|(_, s)| match s {
+                smoltcp::socket::Socket::Tcp(t) => t.local_endpoint().map(|e| e.port),
+                smoltcp::socket::Socket::Udp(u) => Some(u.endpoint().port),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            })
+            .collect();
+        loop {
+            let p = st.next_port;
+            st.next_port = if p >= 65_535 { 49_152 } else { p + 1 };
+            if !used.contains(&p) {
+                return p;
+            }
+        }
+    }
+
+    fn check_open(st: &State) -> Result<()> {
+        if let Some(why) = &st.closed {
+            return Err(Error::closed(format!("the IP tunnel ended: {why}")));
+        }
+        if st.sockets.iter().count() >= MAX_SOCKETS {
+            return Err(Error::limit_exceeded(format!(
+                "more than {MAX_SOCKETS} sockets on one IP tunnel"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Opens a TCP connection to `to`.
+    pub async fn tcp(&self, to: SocketAddr) -> Result<TcpStream> {
+        let src = self.source_for(to.ip())?;
+        let handle = {
+            let mut st = lock(&self.shared.state);
+            Self::check_open(&st)?;
+            let mut s = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0u8; TCP_BUFFER]),
+                tcp::SocketBuffer::new(vec![0u8; TCP_BUFFER]),
+            );
+            s.set_timeout(Some(smoltcp::time::Duration::from_millis(
+                TCP_TIMEOUT.as_millis() as u64,
+            )));
+            s.set_nagle_enabled(false);
+            let port = Self::port(&mut st);
+            let st = &mut *st;
+            s.connect(
+                st.iface.context(),
+                IpEndpoint::new(to.ip().into(), to.port()),
+                (IpAddress::from(src), port),
+            )
+            .map_err(|e| Error::invalid_input(format!("TCP connect to {to}: {e}")))?;
+            st.sockets.add(s)
+        };
+        let stream = TcpStream {
+            shared: self.shared.clone(),
+            handle,
+            eof: false,
+        };
+        self.shared.poke.notify_one();
+        let established = std::future::poll_fn(|cx| stream.poll_established(cx));
+        match tokio::time::timeout(CONNECT_TIMEOUT, established).await {
+            Ok(Ok(())) => Ok(stream),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::peer_timeout(format!(
+                "TCP connection to {to} through the IP tunnel not established within {CONNECT_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    /// Opens a UDP flow to `to`.
+    pub fn udp(&self, to: SocketAddr) -> Result<UdpFlow> {
+        let src = self.source_for(to.ip())?;
+        let mut st = lock(&self.shared.state);
+        Self::check_open(&st)?;
+        let mut s = udp::Socket::new(
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0u8; UDP_BUFFER],
+            ),
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0u8; UDP_BUFFER],
+            ),
+        );
+        let port = Self::port(&mut st);
+        s.bind((IpAddress::from(src), port))
+            .map_err(|e| Error::invalid_input(format!("UDP bind: {e}")))?;
+        let handle = st.sockets.add(s);
+        let header = if to.is_ipv6() { 48 } else { 28 };
+        Ok(UdpFlow {
+            shared: self.shared.clone(),
+            handle,
+            to: IpEndpoint::new(to.ip().into(), to.port()),
+            max: st.dev.mtu.saturating_sub(header),
+            describe: format!("udp > {}", self.describe),
+        })
+    }
+}
+
+/// The stack's task: packets in and out, the interface polled when due.
+async fn run(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (out, delay) = {
+            let mut st = lock(&shared.state);
+            let st = &mut *st;
+            st.iface.poll(now(), &mut st.dev, &mut st.sockets);
+            // Sockets nobody holds go once they are closed.
+            let sockets = &mut st.sockets;
+            st.orphans.retain(|h| {
+                let done = match sockets.get::<tcp::Socket>(*h).state() {
+                    tcp::State::Closed | tcp::State::TimeWait => true,
+                    _ => false,
+                };
+                if done {
+                    sockets.remove(*h);
+                }
+                !done
+            });
+            let out: Vec<Vec<u8>> = st.dev.tx.drain(..).collect();
+            let delay = st.iface.poll_delay(now(), &st.sockets);
+            (out, delay)
+        };
+        for p in out {
+            if let Err(e) = burrow_transport::ip::send(&*shared.flow, &p).await {
+                return stop(&shared, e.to_string());
+            }
+        }
+        // Nobody can use the stack any more, and nothing is left to close.
+        if Arc::strong_count(&shared) == 1 && lock(&shared.state).sockets.iter().count() == 0 {
+            return;
+        }
+        let wait = delay
+            .map(|d| Duration::from_micros(d.total_micros()))
+            .unwrap_or(Duration::from_secs(1));
+        tokio::select! {
+            r = burrow_transport::ip::recv(&*shared.flow, &mut buf) => {
+                let n = match r {
+                    Ok(n) => n,
+                    Err(e) => return stop(&shared, e.to_string()),
+                };
+                let mut st = lock(&shared.state);
+                if st.dev.rx.len() < PACKET_QUEUE {
+                    st.dev.rx.push_back(buf[..n].to_vec());
+                }
+                // More that already arrived, without waiting.
+                let waker = futures_util::task::noop_waker();
+                let mut cx = Context::from_waker(&waker);
+                for _ in 0..RECV_BATCH {
+                    match shared.flow.poll_recv(&mut cx, &mut buf) {
+                        Poll::Ready(Ok(n)) if st.dev.rx.len() < PACKET_QUEUE => {
+                            st.dev.rx.push_back(buf[..n].to_vec())
+                        }
+                        Poll::Ready(Ok(_)) => {}
+                        _ => break,
+                    }
+                }
+            }
+            _ = shared.poke.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// The flow ended: every socket is aborted, which wakes whoever waits on it.
+fn stop(shared: &Shared, why: String) {
+    let mut st = lock(&shared.state);
+    tracing::debug!("IP stack stopped: {why}");
+    st.closed = Some(why);
+    for (_, s) in st.sockets.iter_mut() {
+        match s {
+            smoltcp::socket::Socket::Tcp(t) => t.abort(),
+            smoltcp::socket::Socket::Udp(u) => u.close(),
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+}
+
+/// A TCP connection through an [`IpStack`].
+pub struct TcpStream {
+    shared: Arc<Shared>,
+    handle: SocketHandle,
+    eof: bool,
+}
+
+impl TcpStream {
+    fn poll_established(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut st = lock(&self.shared.state);
+        let closed = st.closed.clone();
+        let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
+        match s.state() {
+            tcp::State::Established => Poll::Ready(Ok(())),
+            tcp::State::Closed => Poll::Ready(Err(match closed {
+                Some(why) => Error::closed(format!("the IP tunnel ended: {why}")),
+                None => Error::peer(
+                    ErrorKind::Connect,
+                    "TCP connection refused through the IP tunnel",
+                ),
+            })),
+            _ => {
+                s.register_send_waker(cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+fn reset() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "TCP connection reset through the IP tunnel",
+    )
+}
+
+impl tokio::io::AsyncRead for TcpStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.eof {
+            return Poll::Ready(Ok(()));
+        }
+        let shared = self.shared.clone();
+        let mut st = lock(&shared.state);
+        let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
+        match s.recv_slice(buf.initialize_unfilled()) {
+            Ok(0) => {
+                s.register_recv_waker(cx.waker());
+                Poll::Pending
+            }
+            Ok(n) => {
+                buf.advance(n);
+                drop(st);
+                // The window opened: the interface may have an update to send.
+                shared.poke.notify_one();
+                Poll::Ready(Ok(()))
+            }
+            Err(tcp::RecvError::Finished) => {
+                self.eof = true;
+                Poll::Ready(Ok(()))
+            }
+            Err(tcp::RecvError::InvalidState) => Poll::Ready(Err(reset())),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut st = lock(&self.shared.state);
+        let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
+        if !s.may_send() {
+            return Poll::Ready(Err(match s.state() {
+                tcp::State::Closed => reset(),
+                _ => io::ErrorKind::BrokenPipe.into(),
+            }));
+        }
+        match s.send_slice(data) {
+            Ok(0) => {
+                s.register_send_waker(cx.waker());
+                Poll::Pending
+            }
+            Ok(n) => {
+                drop(st);
+                self.shared.poke.notify_one();
+                Poll::Ready(Ok(n))
+            }
+            Err(_) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = lock(&self.shared.state);
+        let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
+        // The FIN goes once what was written is out.
+        s.close();
+        if s.send_queue() > 0 {
+            s.register_send_waker(cx.waker());
+            drop(st);
+            self.shared.poke.notify_one();
+            return Poll::Pending;
+        }
+        drop(st);
+        self.shared.poke.notify_one();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        let mut st = lock(&self.shared.state);
+        let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
+        // Unread data means the application gave up: reset, as a kernel does.
+        if s.recv_queue() > 0 {
+            s.abort();
+        } else {
+            s.close();
+        }
+        st.orphans.push(self.handle);
+        drop(st);
+        self.shared.poke.notify_one();
+    }
+}
+
+/// A UDP flow to one peer through an [`IpStack`].
+pub struct UdpFlow {
+    shared: Arc<Shared>,
+    handle: SocketHandle,
+    to: IpEndpoint,
+    max: usize,
+    describe: String,
+}
+
+impl DatagramFlow for UdpFlow {
+    fn poll_send(&self, cx: &mut Context<'_>, datagram: &[u8]) -> Poll<io::Result<()>> {
+        if datagram.len() > self.max {
+            return Poll::Ready(Ok(()));
+        }
+        let mut st = lock(&self.shared.state);
+        if st.closed.is_some() {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        let s = st.sockets.get_mut::<udp::Socket>(self.handle);
+        match s.send_slice(datagram, self.to) {
+            Ok(()) => {
+                drop(st);
+                self.shared.poke.notify_one();
+                Poll::Ready(Ok(()))
+            }
+            Err(udp::SendError::BufferFull) => {
+                s.register_send_waker(cx.waker());
+                drop(st);
+                self.shared.poke.notify_one();
+                Poll::Pending
+            }
+            Err(udp::SendError::Unaddressable) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "UDP destination unaddressable",
+            ))),
+        }
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut st = lock(&self.shared.state);
+        if let Some(why) = &st.closed {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                format!("the IP tunnel ended: {why}"),
+            )));
+        }
+        let s = st.sockets.get_mut::<udp::Socket>(self.handle);
+        loop {
+            match s.recv() {
+                // A connected flow: datagrams from elsewhere are dropped.
+                Ok((d, meta)) if meta.endpoint == self.to => {
+                    let n = d.len().min(buf.len());
+                    buf[..n].copy_from_slice(&d[..n]);
+                    return Poll::Ready(Ok(n));
+                }
+                Ok(_) => continue,
+                Err(_) => {
+                    s.register_recv_waker(cx.waker());
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    fn max_datagram_size(&self) -> usize {
+        self.max
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+impl Drop for UdpFlow {
+    fn drop(&mut self) {
+        let mut st = lock(&self.shared.state);
+        st.sockets.remove(self.handle);
+        drop(st);
+        self.shared.poke.notify_one();
+    }
+}
+
+/// TCP and UDP through an [`IpStack`], as connectors. Names are resolved on this side
+/// (by the system's resolver), as a `socks5://` hop resolves them.
+pub struct StackConnector {
+    /// The stack, or how to get one.
+    pub stack: Arc<dyn StackSource>,
+    /// What this level is called in routes.
+    pub label: String,
+}
+
+/// Where a [`StackConnector`] gets its stack: opened once, reopened when it ends.
+#[async_trait]
+pub trait StackSource: Send + Sync + 'static {
+    /// A running stack.
+    async fn stack(&self) -> Result<IpStack>;
+}
+
+async fn address(target: &Target) -> Result<SocketAddr> {
+    if let Some(a) = target.socket_addr() {
+        return Ok(a);
+    }
+    let name = target.host_str().to_string();
+    tokio::net::lookup_host((name.clone(), target.port))
+        .await
+        .map_err(|e| Error::resolve(format!("resolving {name}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::resolve(format!("{name} has no address")))
+}
+
+#[async_trait]
+impl StreamConnector for StackConnector {
+    async fn connect(&self, target: &Target) -> Result<Connected> {
+        let stack = self.stack.stack().await?;
+        let to = address(target).await?;
+        let s = stack.tcp(to).await?;
+        Ok(Connected {
+            stream: Box::new(s),
+            info: StreamInfo {
+                peer_addr: Some(to),
+                alpn: None,
+                layers: vec![format!("tcp over {}", stack.describe)],
+                local_addr: None,
+                timings: burrow_transport::ConnectTimings {
+                    routed: Some(std::time::Instant::now()),
+                    ..Default::default()
+                },
+            },
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("tcp over {}", self.label)
+    }
+}
+
+#[async_trait]
+impl DatagramConnector for StackConnector {
+    async fn connect_datagram(&self, target: &Target) -> Result<BoxFlow> {
+        let stack = self.stack.stack().await?;
+        let to = address(target).await?;
+        Ok(Arc::new(stack.udp(to)?))
+    }
+
+    fn describe(&self) -> String {
+        format!("udp over {}", self.label)
+    }
+}

@@ -1,0 +1,324 @@
+//! CONNECT-IP on the proxy: the network side (a TUN device the proxy owns, Linux only),
+//! the address pool, and the driver of each tunnel's [`IpSession`]. Every decision on a
+//! packet is the session's; this moves packets and capsules.
+//!
+//! ```text
+//!  client ──capsules/datagrams──► IpSession ──► TUN device ──► the kernel routes it
+//!  TUN device ──► dispatch by destination address ──► that client's session ──► client
+//! ```
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use burrow_http_core::connect_ip::{Prefix, Range};
+use burrow_transport::{Error, IpScope};
+use tokio::sync::mpsc;
+
+use crate::connect_ip::{scoped, AddressPool, IpSession, Output};
+use crate::ip::{Arrived, IpTunnel};
+
+use super::dial::Judge;
+use super::relay::Stats;
+
+/// Default TUN device MTU: IPv6's minimum plus room, below what one QUIC datagram of
+/// burrow's carries on loopback and on most paths.
+pub const DEFAULT_TUN_MTU: u16 = 1280;
+/// Packets queued from the TUN device to one client before new ones are dropped.
+pub const CLIENT_QUEUE: usize = 512;
+/// Largest IP packet read from the TUN device.
+const MAX_PACKET: usize = 65_535;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How the CONNECT-IP network is set up.
+#[derive(Clone, Debug)]
+pub struct IpNetConfig {
+    /// The TUN device's name (`burrow0` by default).
+    pub tun_name: String,
+    /// The IPv4 pool: the device takes its first host address, clients the rest.
+    pub pool_v4: Option<Prefix>,
+    /// The IPv6 pool, likewise.
+    pub pool_v6: Option<Prefix>,
+    /// The routes advertised to every client (narrowed to each request's scope); empty:
+    /// everything, in each family the pool has.
+    pub routes: Vec<Range>,
+    /// The device's MTU.
+    pub mtu: u16,
+}
+
+impl Default for IpNetConfig {
+    fn default() -> Self {
+        IpNetConfig {
+            tun_name: "burrow0".into(),
+            pool_v4: None,
+            pool_v6: None,
+            routes: Vec::new(),
+            mtu: DEFAULT_TUN_MTU,
+        }
+    }
+}
+
+/// Every address of both families, as routes.
+fn everything(v4: bool, v6: bool) -> Vec<Range> {
+    let mut r = Vec::new();
+    if v4 {
+        r.push(Range {
+            start: IpAddr::V4(0.into()),
+            end: IpAddr::V4(u32::MAX.into()),
+            protocol: 0,
+        });
+    }
+    if v6 {
+        r.push(Range {
+            start: IpAddr::V6(0.into()),
+            end: IpAddr::V6(u128::MAX.into()),
+            protocol: 0,
+        });
+    }
+    r
+}
+
+/// The proxy's CONNECT-IP network: its TUN device, pool and clients.
+pub struct IpNetwork {
+    #[cfg(target_os = "linux")]
+    dev: tun_rs::AsyncDevice,
+    pool: Mutex<AddressPool>,
+    clients: Mutex<HashMap<IpAddr, mpsc::Sender<Vec<u8>>>>,
+    routes: Vec<Range>,
+    gateways: (Option<IpAddr>, Option<IpAddr>),
+    name: String,
+}
+
+impl std::fmt::Debug for IpNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpNetwork")
+            .field("name", &self.name)
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IpNetwork {
+    /// Creates the TUN device with the pools' first host addresses and starts reading it.
+    /// Needs `CAP_NET_ADMIN` (root) and Linux; the error says which is missing.
+    pub fn open(cfg: &IpNetConfig) -> Result<Arc<IpNetwork>, Error> {
+        if cfg.pool_v4.is_none() && cfg.pool_v6.is_none() {
+            return Err(Error::invalid_input("CONNECT-IP needs an address pool"));
+        }
+        let pool = AddressPool::new(cfg.pool_v4, cfg.pool_v6);
+        let gateways = (pool.gateway(false), pool.gateway(true));
+        let routes = match cfg.routes.is_empty() {
+            true => everything(cfg.pool_v4.is_some(), cfg.pool_v6.is_some()),
+            false => cfg.routes.clone(),
+        };
+        #[cfg(target_os = "linux")]
+        {
+            let mut b = tun_rs::DeviceBuilder::new()
+                .name(cfg.tun_name.clone())
+                .mtu(cfg.mtu);
+            if let (Some(p), Some(IpAddr::V4(g))) = (cfg.pool_v4, gateways.0) {
+                b = b.ipv4(g, p.len, None);
+            }
+            if let (Some(p), Some(IpAddr::V6(g))) = (cfg.pool_v6, gateways.1) {
+                b = b.ipv6(g, p.len);
+            }
+            let dev = b.build_async().map_err(|e| {
+                Error::local_io(
+                    format!(
+                        "creating the TUN device {} (CONNECT-IP needs root or CAP_NET_ADMIN)",
+                        cfg.tun_name
+                    ),
+                    e,
+                )
+            })?;
+            let net = Arc::new(IpNetwork {
+                dev,
+                pool: Mutex::new(pool),
+                clients: Mutex::new(HashMap::new()),
+                routes,
+                gateways,
+                name: cfg.tun_name.clone(),
+            });
+            tokio::spawn(read_device(Arc::downgrade(&net)));
+            Ok(net)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (pool, gateways, routes);
+            Err(Error::unsupported(
+                "CONNECT-IP's TUN device is only supported on Linux",
+            ))
+        }
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Addresses for one client (one per family the pool has), and its queue of packets
+    /// from the network; given back when the lease is dropped.
+    pub(crate) fn lease(self: &Arc<Self>, scope: IpScope) -> Result<Lease, Error> {
+        let mut pool = lock(&self.pool);
+        let mut assigned = Vec::new();
+        for v6 in [false, true] {
+            if let Some(p) = pool.take(v6, None) {
+                assigned.push(p);
+            }
+        }
+        if assigned.is_empty() {
+            return Err(Error::limit_exceeded(
+                "no free address in the CONNECT-IP pool",
+            ));
+        }
+        drop(pool);
+        let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
+        let mut clients = lock(&self.clients);
+        for p in &assigned {
+            clients.insert(p.addr, tx.clone());
+        }
+        Ok(Lease {
+            net: self.clone(),
+            routes: scoped(&self.routes, &scope),
+            assigned,
+            rx,
+        })
+    }
+
+    async fn send(&self, packet: &[u8]) {
+        #[cfg(target_os = "linux")]
+        if let Err(e) = self.dev.send(packet).await {
+            tracing::debug!("CONNECT-IP: writing to {}: {e}", self.name);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = packet;
+    }
+}
+
+/// Reads the TUN device and hands each packet to the client whose address it is for;
+/// others are dropped. Ends with the network.
+#[cfg(target_os = "linux")]
+async fn read_device(net: std::sync::Weak<IpNetwork>) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    loop {
+        let Some(n) = net.upgrade() else { return };
+        let got = tokio::time::timeout(Duration::from_secs(1), n.dev.recv(&mut buf)).await;
+        let len = match got {
+            Ok(Ok(len)) => len,
+            Ok(Err(e)) => {
+                tracing::warn!("CONNECT-IP: reading {}: {e}", n.name);
+                return;
+            }
+            Err(_) => continue,
+        };
+        let Some(h) = burrow_http_core::connect_ip::packet::parse(&buf[..len]) else {
+            continue;
+        };
+        let to = lock(&n.clients).get(&h.dst).cloned();
+        if let Some(tx) = to {
+            // A client that does not keep up loses packets, as on a congested link.
+            let _ = tx.try_send(buf[..len].to_vec());
+        }
+    }
+}
+
+/// One client's addresses and its packets from the network.
+pub(crate) struct Lease {
+    net: Arc<IpNetwork>,
+    assigned: Vec<Prefix>,
+    routes: Vec<Range>,
+    rx: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut clients = lock(&self.net.clients);
+        let mut pool = lock(&self.net.pool);
+        for p in &self.assigned {
+            clients.remove(&p.addr);
+            pool.give_back(p.addr);
+        }
+    }
+}
+
+/// Serves one CONNECT-IP tunnel until it ends or nothing moves for `idle`; returns the
+/// bytes moved each way and whether it went idle.
+pub(crate) async fn serve(
+    tunnel: burrow_http_core::Tunnel,
+    mut lease: Lease,
+    judge: Arc<Judge>,
+    max_capsule: u64,
+    idle: Duration,
+    stats: &Stats,
+) -> (u64, u64, bool) {
+    let tunnel = IpTunnel::new(tunnel, max_capsule);
+    let (gw4, gw6) = lease.net.gateways;
+    let gateways = [gw4, gw6];
+    // The proxy's own addresses on the device are refused unless a network rule names
+    // them, as its listeners are; every other destination is judged by the rules.
+    let filter: crate::connect_ip::Filter = Arc::new(move |dst: IpAddr, _proto: u8| {
+        if gateways.contains(&Some(dst)) && !judge.rules().covers(dst) {
+            return false;
+        }
+        judge.check_addr(SocketAddr::new(dst, 0)).is_ok()
+    });
+    let mut session =
+        IpSession::new(lease.assigned.clone(), lease.routes.clone(), gw4, gw6).with_filter(filter);
+    let (mut up, mut down) = (0u64, 0u64);
+    let mut buf = vec![0u8; MAX_PACKET];
+    let mut last = tokio::time::Instant::now();
+    loop {
+        while let Some(o) = session.poll_output() {
+            match o {
+                Output::Capsule(c) => {
+                    if tunnel.send_encoded(c).await.is_err() {
+                        return (up, down, false);
+                    }
+                }
+                Output::ToClient(p) => {
+                    down += p.len() as u64;
+                    stats
+                        .bytes_down
+                        .fetch_add(p.len() as u64, Ordering::Relaxed);
+                    stats.datagrams.fetch_add(1, Ordering::Relaxed);
+                    let sent = std::future::poll_fn(|cx| tunnel.poll_send_packet(cx, &p)).await;
+                    if sent.is_err() {
+                        return (up, down, false);
+                    }
+                }
+                Output::ToNetwork(p) => {
+                    up += p.len() as u64;
+                    stats.bytes_up.fetch_add(p.len() as u64, Ordering::Relaxed);
+                    stats.datagrams.fetch_add(1, Ordering::Relaxed);
+                    lease.net.send(&p).await;
+                }
+                Output::Dropped(why) => {
+                    stats.datagrams_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("CONNECT-IP: packet dropped: {why}");
+                }
+            }
+        }
+        let quiet = tokio::time::sleep_until(last + idle);
+        tokio::select! {
+            a = tunnel.arrived(&mut buf) => match a {
+                Ok(Arrived::Packet(n)) => session.handle_client_packet(buf[..n].to_vec()),
+                Ok(Arrived::Capsule(c)) => session.handle_ip_capsule(c),
+                Err(e) => {
+                    tracing::debug!("CONNECT-IP tunnel ended: {e}");
+                    return (up, down, false);
+                }
+            },
+            p = lease.rx.recv() => match p {
+                Some(p) => session.handle_network_packet(p),
+                None => return (up, down, false),
+            },
+            _ = quiet => return (up, down, true),
+        }
+        last = tokio::time::Instant::now();
+    }
+}
