@@ -43,6 +43,10 @@ pub enum HopKind {
     Tcp2,
     /// CONNECT-TCP over HTTP/3.
     Tcp3,
+    /// TCP and UDP over one CONNECT-IP tunnel on HTTP/2 (a userspace TCP/IP stack).
+    Ip2,
+    /// TCP and UDP over one CONNECT-IP tunnel on HTTP/3.
+    Ip3,
 }
 
 impl HopKind {
@@ -57,6 +61,8 @@ impl HopKind {
             HopKind::Tcp1 => "tcp@h1",
             HopKind::Tcp2 => "tcp@h2",
             HopKind::Tcp3 => "tcp@h3",
+            HopKind::Ip2 => "ip@h2",
+            HopKind::Ip3 => "ip@h3",
         }
     }
 }
@@ -102,7 +108,13 @@ pub struct Lab {
     origins: [Origin; 3],
     proxies: Vec<ProxyInstance>,
     trust: TlsConfig,
+    /// The address everything listens on, as URLs name it.
+    host: String,
 }
+
+/// The address a CONNECT-IP lab's origins and proxies listen on (on the namespace's
+/// loopback device, so that packets from the TUN devices reach it).
+pub const IP_LAB_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 77, 0, 1);
 
 /// Size of every cell's body: 1 MiB.
 pub const BODY: u64 = 1 << 20;
@@ -112,28 +124,62 @@ pub const CELL_DEADLINE: Duration = Duration::from_secs(30);
 impl Lab {
     /// Starts three origins and three proxies on loopback.
     pub async fn start() -> Result<Lab, Error> {
-        let pki = TestPki::generate(&[])
+        Lab::start_on(None).await
+    }
+
+    /// Starts a lab for CONNECT-IP cells inside a network namespace the caller set up
+    /// ([`IP_LAB_HOST`] on its loopback device): everything listens on that address, and
+    /// each proxy serves CONNECT-IP from a TUN device of its own (`bm1`..`bm3`, pools
+    /// 10.91.0.0/24..10.93.0.0/24).
+    pub async fn start_ip() -> Result<Lab, Error> {
+        Lab::start_on(Some(IP_LAB_HOST.into())).await
+    }
+
+    async fn start_on(ip: Option<std::net::IpAddr>) -> Result<Lab, Error> {
+        let at = ip.unwrap_or([127, 0, 0, 1].into());
+        let host = match ip {
+            Some(a) => a.to_string(),
+            None => "localhost".to_string(),
+        };
+        let pki = TestPki::generate(&[&at.to_string()])
             .map_err(|e| Error::peer(ErrorKind::Tls, format!("test PKI: {e}")))?;
         let tls = |alpn: &[&[u8]]| {
             burrow_transport::tls::server_config(pki.chain_der.clone(), pki.key(), alpn)
         };
         let io = |e: std::io::Error| Error::local_io("starting an origin", e);
-        let o1 = origin::start(Versions::Http1, Some(tls(&[b"http/1.1"])?))
+        let o1 = origin::start_at(at, Versions::Http1, Some(tls(&[b"http/1.1"])?), None)
             .await
             .map_err(io)?;
-        let o2 = origin::start(Versions::Http2, Some(tls(&[b"h2"])?))
+        let o2 = origin::start_at(at, Versions::Http2, Some(tls(&[b"h2"])?), None)
             .await
             .map_err(io)?;
-        let o3 = origin::start_h3(tls(&[b"h3"])?, 0).await?;
+        let o3 = origin::start_h3_at((at, 0).into(), tls(&[b"h3"])?).await?;
         let mut proxies = Vec::new();
-        for _ in 0..3 {
+        for i in 0..3u8 {
+            let mut rules = burrow_proxy::server::Rules::loopback();
+            let net = match ip {
+                Some(a) => {
+                    rules.networks.push((a, 16));
+                    let pool = burrow_http_core::connect_ip::Prefix::new(
+                        std::net::Ipv4Addr::new(10, 91 + i, 0, 0).into(),
+                        24,
+                    );
+                    Some(server::IpNetwork::open(&server::IpNetConfig {
+                        tun_name: format!("bm{}", i + 1),
+                        pool_v4: pool,
+                        ..Default::default()
+                    })?)
+                }
+                None => None,
+            };
             let cfg = ProxyConfig {
                 listeners: ["http", "https", "h3", "socks5", "https1"]
                     .iter()
-                    .map(|s| Listen::parse(&format!("{s}://127.0.0.1:0")))
+                    .map(|s| Listen::parse(&format!("{s}://{at}:0")))
                     .collect::<Result<_, _>>()?,
                 identity: Some((pki.chain_der.clone(), Arc::new(pki.key()))),
-                rules: burrow_proxy::server::Rules::loopback(),
+                rules,
+                ip: net,
                 ..ProxyConfig::default()
             };
             let running = server::start(Proxy::new(cfg, None, None)?).await?;
@@ -159,22 +205,27 @@ impl Lab {
             origins: [o1, o2, o3],
             proxies,
             trust,
+            host,
         })
     }
 
     fn url(&self, position: usize, kind: HopKind) -> String {
         let p = &self.proxies[position].ports;
+        let h = &self.host;
+        let a = if h == "localhost" { "127.0.0.1" } else { h };
         match kind {
-            HopKind::H1 => format!("http://127.0.0.1:{}", p[0]),
+            HopKind::H1 => format!("http://{a}:{}", p[0]),
             // The client offers h2 and http/1.1; this listener takes only http/1.1.
-            HopKind::H1s => format!("https://localhost:{}", p[4]),
-            HopKind::H2 => format!("h2://localhost:{}", p[1]),
-            HopKind::H3 => format!("h3://localhost:{}", p[2]),
-            HopKind::Socks5 => format!("socks5h://127.0.0.1:{}", p[3]),
-            HopKind::Socks4a => format!("socks4a://127.0.0.1:{}", p[3]),
-            HopKind::Tcp1 => format!("http://127.0.0.1:{}?connect=tcp", p[0]),
-            HopKind::Tcp2 => format!("h2://localhost:{}?connect=tcp", p[1]),
-            HopKind::Tcp3 => format!("h3://localhost:{}?connect=tcp", p[2]),
+            HopKind::H1s => format!("https://{h}:{}", p[4]),
+            HopKind::H2 => format!("h2://{h}:{}", p[1]),
+            HopKind::H3 => format!("h3://{h}:{}", p[2]),
+            HopKind::Socks5 => format!("socks5h://{a}:{}", p[3]),
+            HopKind::Socks4a => format!("socks4a://{a}:{}", p[3]),
+            HopKind::Tcp1 => format!("http://{a}:{}?connect=tcp", p[0]),
+            HopKind::Tcp2 => format!("h2://{h}:{}?connect=tcp", p[1]),
+            HopKind::Tcp3 => format!("h3://{h}:{}?connect=tcp", p[2]),
+            HopKind::Ip2 => format!("h2://{h}:{}?connect=ip", p[1]),
+            HopKind::Ip3 => format!("h3://{h}:{}?connect=ip", p[2]),
         }
     }
 
@@ -206,7 +257,7 @@ impl Lab {
             });
         let client = b.build()?;
         let o = &self.origins[cell.origin as usize];
-        let uri: http::Uri = format!("https://localhost:{}/bytes/{BODY}", o.addr.port())
+        let uri: http::Uri = format!("https://{}:{}/bytes/{BODY}", self.host, o.addr.port())
             .parse()
             .map_err(|_| Error::invalid_input("bad URI"))?;
         let (conn, _) = client.connection_for(&uri).await?;
@@ -249,8 +300,14 @@ impl Lab {
                     })
                     .collect();
                 let tcp = route.matches("CONNECT-TCP@").count();
+                let ip = route.matches("CONNECT-IP@").count();
                 let res = if !unused.is_empty() {
                     Err(format!("hops {unused:?} relayed nothing"))
+                } else if ip != cell.connect_ip_levels() {
+                    Err(format!(
+                        "{ip} CONNECT-IP tunnels in the route, not {}: {route}",
+                        cell.connect_ip_levels()
+                    ))
                 } else if tcp != cell.connect_tcp_levels() {
                     Err(format!(
                         "{tcp} CONNECT-TCP tunnels in the route, not {}: {route}",
@@ -280,6 +337,14 @@ impl Lab {
 }
 
 impl Cell {
+    /// How many hops carry the level above them over CONNECT-IP (TCP and UDP alike).
+    fn connect_ip_levels(&self) -> usize {
+        self.hops
+            .iter()
+            .filter(|h| matches!(h, HopKind::Ip2 | HopKind::Ip3))
+            .count()
+    }
+
     /// How many hops carry the level above them as CONNECT-TCP: a CONNECT-TCP hop whose
     /// next hop (or origin) is reached over TCP; one reached over UDP takes CONNECT-UDP.
     fn connect_tcp_levels(&self) -> usize {
@@ -351,6 +416,30 @@ pub fn full() -> Vec<Cell> {
         (OriginKind::H2, vec![Tcp3, Tcp2, Tcp1]),
         (OriginKind::H1, vec![Socks5, Tcp3, H1]),
         (OriginKind::H3, vec![H3, Tcp2, H2]),
+    ] {
+        cells.push(cell(o, &hops));
+    }
+    cells
+}
+
+/// The CONNECT-IP cells, for a lab from [`Lab::start_ip`]: every origin over an IP tunnel
+/// on HTTP/2 and on HTTP/3 (TCP for HTTP/1.1 and HTTP/2 origins, UDP for HTTP/3), and
+/// CONNECT-IP inside chains.
+pub fn connect_ip() -> Vec<Cell> {
+    use HopKind::*;
+    let mut cells = Vec::new();
+    for o in [OriginKind::H1, OriginKind::H2, OriginKind::H3] {
+        for k in [Ip2, Ip3] {
+            cells.push(cell(o, &[k]));
+        }
+    }
+    for (o, hops) in [
+        (OriginKind::H2, vec![H2, Ip3]),
+        (OriginKind::H3, vec![Socks5, Ip2]),
+        (OriginKind::H1, vec![Ip3, H2]),
+        (OriginKind::H3, vec![Ip2, H3]),
+        (OriginKind::H2, vec![Tcp3, Ip2]),
+        (OriginKind::H1, vec![Ip3, Ip2]),
     ] {
         cells.push(cell(o, &hops));
     }

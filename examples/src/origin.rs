@@ -95,11 +95,15 @@ pub async fn start_h3(
     tls: Arc<burrow_transport::rustls::ServerConfig>,
     port: u16,
 ) -> Result<Origin, burrow_transport::Error> {
-    let ep = burrow_http3::bind(
-        ([127, 0, 0, 1], port).into(),
-        tls,
-        &burrow_http3::Http3Config::default(),
-    )?;
+    start_h3_at(([127, 0, 0, 1], port).into(), tls).await
+}
+
+/// Like [`start_h3`], on `at`.
+pub async fn start_h3_at(
+    at: std::net::SocketAddr,
+    tls: Arc<burrow_transport::rustls::ServerConfig>,
+) -> Result<Origin, burrow_transport::Error> {
+    let ep = burrow_http3::bind(at, tls, &burrow_http3::Http3Config::default())?;
     let addr = ep
         .local_addr()
         .map_err(|e| burrow_transport::Error::io("HTTP/3 origin address", e))?;
@@ -130,7 +134,17 @@ pub async fn start_with(
     tls: Option<Arc<burrow_transport::rustls::ServerConfig>>,
     alt_svc_h3: Option<u16>,
 ) -> std::io::Result<Origin> {
-    let l = TcpListener::bind("127.0.0.1:0").await?;
+    start_at([127, 0, 0, 1].into(), versions, tls, alt_svc_h3).await
+}
+
+/// Like [`start_with`], on `ip` (any port).
+pub async fn start_at(
+    ip: std::net::IpAddr,
+    versions: Versions,
+    tls: Option<Arc<burrow_transport::rustls::ServerConfig>>,
+    alt_svc_h3: Option<u16>,
+) -> std::io::Result<Origin> {
+    let l = TcpListener::bind((ip, 0)).await?;
     let addr = l.local_addr()?;
     let stats = Arc::new(OriginStats::default());
     let st = stats.clone();

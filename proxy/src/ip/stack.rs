@@ -26,6 +26,10 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use tokio::sync::Notify;
 
+/// Largest IP packet the stack sends, when the tunnel carries larger ones (HTTP/2 and
+/// HTTP/1.1 capsules carry 64 KiB): Ethernet's MTU, which the network past the proxy can
+/// be expected to carry (RFC 9484 has no way to learn it).
+pub const STACK_MTU: usize = 1500;
 /// Each TCP socket's receive and send buffers (window scaling lets the window use all of
 /// it).
 pub const TCP_BUFFER: usize = 256 * 1024;
@@ -151,7 +155,7 @@ impl IpStack {
                 "the IP tunnel assigned no address",
             ));
         }
-        let mtu = flow.mtu().min(65_535);
+        let mtu = flow.mtu().min(STACK_MTU);
         let mut dev = Queues {
             rx: VecDeque::new(),
             tx: VecDeque::new(),

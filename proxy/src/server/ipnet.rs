@@ -23,9 +23,9 @@ use crate::ip::{Arrived, IpTunnel};
 use super::dial::Judge;
 use super::relay::Stats;
 
-/// Default TUN device MTU: IPv6's minimum plus room, below what one QUIC datagram of
-/// burrow's carries on loopback and on most paths.
-pub const DEFAULT_TUN_MTU: u16 = 1280;
+/// Default TUN device MTU: Ethernet's, as the clients' stacks use
+/// ([`STACK_MTU`](crate::ip::stack::STACK_MTU)).
+pub const DEFAULT_TUN_MTU: u16 = 1500;
 /// Packets queued from the TUN device to one client before new ones are dropped.
 pub const CLIENT_QUEUE: usize = 512;
 /// Largest IP packet read from the TUN device.
