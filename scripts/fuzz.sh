@@ -17,7 +17,7 @@ all=(
   http1/fuzz:client_core http1/fuzz:server_core http3/fuzz:conn_state
   proxy/fuzz:socks_server_core proxy/fuzz:socks_client_core proxy/fuzz:decision
   proxy/fuzz:association proxy/fuzz:capsule_flow proxy/fuzz:pool proxy/fuzz:handshake
-  proxy/fuzz:patterns http3/fuzz:quic_lb proxy/fuzz:tcp_capsules proxy/fuzz:ip_capsules
+  proxy/fuzz:patterns http3/fuzz:quic_lb proxy/fuzz:tcp_capsules proxy/fuzz:ip_capsules proxy/fuzz:ip_session
 )
 want=("$@")
 mkdir -p target/fuzz-logs

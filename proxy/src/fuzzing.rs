@@ -401,6 +401,67 @@ pub fn ip_capsules(data: &[u8]) {
     }
 }
 
+/// Bytes as a CONNECT-IP client's request stream, cut at arbitrary points, through
+/// [`IpStreamCore`](burrow_http_core::connect_ip::IpStreamCore) into an
+/// [`IpSession`](crate::connect_ip::IpSession), with packets from the network in
+/// between. Nothing panics; the session's output stays bounded; every packet it sends to
+/// the network comes from the client's address or from the proxy's own (its ICMP errors),
+/// and every packet to the client was for the client or is an ICMP error from the proxy.
+pub fn ip_session(data: &[u8]) {
+    use crate::connect_ip::{IpSession, Output, MAX_OUTPUT};
+    use burrow_http_core::connect_ip::packet::parse;
+    use burrow_http_core::connect_ip::{IpEvent, IpStreamCore, Prefix, Range};
+    use burrow_http_core::driver::Core;
+    use std::net::IpAddr;
+    let me: IpAddr = [10, 0, 0, 2].into();
+    let gw: IpAddr = [10, 0, 0, 1].into();
+    let all = Range {
+        start: [0u8; 4].into(),
+        end: [255u8; 4].into(),
+        protocol: 0,
+    };
+    let Some(assigned) = Prefix::new(me, 32) else { return };
+    let mut s = IpSession::new(vec![assigned], vec![all], Some(gw), None);
+    let mut core = IpStreamCore::new(4096);
+    let now = std::time::Instant::now();
+    let mut rest = data;
+    while let [op, len, tail @ ..] = rest {
+        let n = usize::from(*len).min(tail.len());
+        let (chunk, after) = tail.split_at(n);
+        rest = after;
+        if op % 3 == 2 {
+            // From the network (the TUN device).
+            s.handle_network_packet(chunk.to_vec());
+        } else {
+            core.read_buffer().extend_from_slice(chunk);
+            core.handle_read(chunk.len(), now);
+            while let Some(e) = core.poll_event() {
+                match e {
+                    IpEvent::Packet(p) => s.handle_client_packet(p.to_vec()),
+                    IpEvent::Capsule(c) => s.handle_ip_capsule(c),
+                    IpEvent::Error(_) => return,
+                }
+            }
+        }
+        let mut count = 0;
+        while let Some(o) = s.poll_output() {
+            count += 1;
+            match o {
+                Output::ToNetwork(p) => {
+                    let h = parse(&p).expect("we send IP packets");
+                    assert!(h.src == me || h.src == gw, "sent from {}", h.src);
+                }
+                Output::ToClient(p) => {
+                    let h = parse(&p).expect("we send IP packets");
+                    assert!(h.dst == me || h.src == gw, "to the client from {}", h.src);
+                }
+                Output::Capsule(_) | Output::Dropped(_) => {}
+            }
+        }
+        assert!(count <= MAX_OUTPUT + 2, "{count} outputs for one input");
+    }
+}
+
 /// Bytes as an HTTP/1.1 request on a proxy's listener, through the server's request path:
 /// the codec, the request target, the rules and the forwarding normalisation. Nothing
 /// panics, and a request that is forwarded carries exactly one `Host` (the target's
@@ -870,6 +931,23 @@ mod tests {
             3000,
             15,
             ip_capsules,
+        );
+    }
+
+    #[test]
+    fn ip_session_sends_only_what_it_may() {
+        around(
+            &[
+                // A DATAGRAM capsule with a UDP packet from the client's address.
+                b"\x00\x1b\x00\x19\x00\x45\x00\x00\x18\x00\x00\x00\x00\x40\x11\x00\x00\x0a\x00\x00\x02\xc0\x00\x02\x01abcd",
+                // From the network, for the client, with TTL 1 (Time Exceeded).
+                b"\x02\x18\x45\x00\x00\x18\x00\x00\x00\x00\x01\x11\x00\x00\xc0\x00\x02\x01\x0a\x00\x00\x02abcd",
+                // ADDRESS_REQUEST, then a spoofed source.
+                b"\x00\x0a\x02\x08\x01\x04\x00\x00\x00\x00\x20\x00\x00\x1b\x00\x19\x00\x45\x00\x00\x18\x00\x00\x00\x00\x40\x11\x00\x00\x0a\x00\x00\x09\xc0\x00\x02\x01abcd",
+            ],
+            3000,
+            16,
+            ip_session,
         );
     }
 

@@ -150,3 +150,111 @@ fn prefixes_and_ranges_contain_what_they_should() {
     assert!(!r.covers("192.0.2.77".parse().unwrap(), 6));
     assert!(range("192.0.2.0", "192.0.2.255", 0).covers("192.0.2.1".parse().unwrap(), 6));
 }
+
+mod stream {
+    use super::super::{IpCommand, IpEvent, IpStreamCore};
+    use super::*;
+    use crate::capsule::{encode_udp_datagram, MAX_DATAGRAM_BACKLOG};
+    use crate::driver::{Core, Finish};
+    use bytes::Bytes;
+
+    fn feed(core: &mut IpStreamCore, bytes: &[u8]) -> Vec<IpEvent> {
+        let now = std::time::Instant::now();
+        core.read_buffer().extend_from_slice(bytes);
+        core.handle_read(bytes.len(), now);
+        std::iter::from_fn(|| core.poll_event()).collect()
+    }
+
+    #[test]
+    fn packets_and_control_capsules_in_any_split() {
+        let assign = IpCapsule::AddressAssign(vec![Address {
+            request_id: 0,
+            prefix: p("192.0.2.7/32"),
+        }]);
+        let mut wire = Vec::new();
+        encode(&assign, &mut wire);
+        encode_udp_datagram(b"\x45packet", &mut wire);
+        // Another context ID and an unknown capsule are skipped.
+        crate::capsule::encode(CapsuleType::DATAGRAM, b"\x05other", &mut wire);
+        crate::capsule::encode(CapsuleType(0x4f), b"unknown", &mut wire);
+        encode_udp_datagram(b"\x60second", &mut wire);
+        for split in [1, 2, 5, wire.len()] {
+            let mut core = IpStreamCore::new(2048);
+            let mut got = Vec::new();
+            for piece in wire.chunks(split) {
+                got.extend(feed(&mut core, piece));
+            }
+            assert_eq!(
+                got,
+                vec![
+                    IpEvent::Capsule(assign.clone()),
+                    IpEvent::Packet(Bytes::from_static(b"\x45packet")),
+                    IpEvent::Packet(Bytes::from_static(b"\x60second")),
+                ],
+                "split {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_malformed_capsule_or_a_truncated_stream_ends_it_with_an_error() {
+        let mut core = IpStreamCore::new(2048);
+        // ADDRESS_REQUEST with request ID 0.
+        let mut wire = Vec::new();
+        crate::capsule::encode(ADDRESS_REQUEST, &[0, 4, 192, 0, 2, 1, 32], &mut wire);
+        encode_udp_datagram(b"after", &mut wire);
+        let got = feed(&mut core, &wire);
+        assert!(matches!(&got[..], [IpEvent::Error(e)] if e.contains("request ID 0")), "{got:?}");
+        assert_eq!(core.finish(), Finish::Close);
+        assert!(!core.wants_read());
+        // Too long.
+        let mut core = IpStreamCore::new(16);
+        let mut wire = Vec::new();
+        encode_udp_datagram(&[0u8; 64], &mut wire);
+        assert!(matches!(&feed(&mut core, &wire)[..], [IpEvent::Error(_)]));
+        // The stream ends inside a capsule.
+        let mut core = IpStreamCore::new(2048);
+        let mut wire = Vec::new();
+        encode_udp_datagram(b"abcdef", &mut wire);
+        assert!(feed(&mut core, &wire[..4]).is_empty());
+        let got = feed(&mut core, &[]);
+        assert!(matches!(&got[..], [IpEvent::Error(e)] if e.contains("inside a capsule")), "{got:?}");
+    }
+
+    #[test]
+    fn commands_become_capsules_and_waiting_packets_are_bounded() {
+        let now = std::time::Instant::now();
+        let mut core = IpStreamCore::new(2048);
+        core.handle_command(IpCommand::Packet(Bytes::from_static(b"pkt")), now);
+        core.handle_command(
+            IpCommand::Capsule(IpCapsule::RouteAdvertisement(Vec::new())),
+            now,
+        );
+        core.handle_command(IpCommand::Encoded(Bytes::from_static(b"\x01\x00")), now);
+        let out: Vec<Bytes> = std::iter::from_fn(|| core.poll_transmit()).collect();
+        assert_eq!(
+            out,
+            vec![
+                Bytes::from_static(b"\x00\x04\x00pkt"),
+                Bytes::from_static(b"\x03\x00"),
+                Bytes::from_static(b"\x01\x00"),
+            ]
+        );
+        // Packets past MAX_DATAGRAM_BACKLOG are dropped; capsules never are.
+        for _ in 0..MAX_DATAGRAM_BACKLOG + 5 {
+            core.handle_command(IpCommand::Packet(Bytes::from_static(b"p")), now);
+        }
+        core.handle_command(
+            IpCommand::Capsule(IpCapsule::RouteAdvertisement(Vec::new())),
+            now,
+        );
+        let out: Vec<Bytes> = std::iter::from_fn(|| core.poll_transmit()).collect();
+        assert_eq!(out.len(), MAX_DATAGRAM_BACKLOG + 1);
+        assert_eq!(out.last().unwrap(), &Bytes::from_static(b"\x03\x00"));
+        // Once written, packets may wait again.
+        core.handle_command(IpCommand::Packet(Bytes::from_static(b"p")), now);
+        assert!(core.poll_transmit().is_some());
+        core.handle_app_closed(now);
+        assert_eq!(core.finish(), Finish::Close);
+    }
+}

@@ -246,3 +246,59 @@ fn output_is_bounded() {
     }
     assert_eq!(drain(&mut s).len(), MAX_OUTPUT);
 }
+
+#[test]
+fn a_filter_refuses_with_administratively_prohibited() {
+    let all = Range {
+        start: "0.0.0.0".parse().unwrap(),
+        end: "255.255.255.255".parse().unwrap(),
+        protocol: 0,
+    };
+    let gw: IpAddr = "10.0.0.1".parse().unwrap();
+    let only_tcp: Filter = std::sync::Arc::new(|_dst, proto| proto == 6);
+    let mut s = IpSession::new(vec![pfx("10.0.0.2/32")], vec![all], Some(gw), None)
+        .with_filter(only_tcp);
+    drain(&mut s);
+    s.handle_client_packet(v4("10.0.0.2", "192.0.2.9", 6, 64, b"tcp"));
+    assert!(matches!(&drain(&mut s)[..], [Output::ToNetwork(_)]));
+    s.handle_client_packet(v4("10.0.0.2", "192.0.2.9", 17, 64, b"udp"));
+    let out = drain(&mut s);
+    let Output::ToClient(icmp) = &out[0] else {
+        panic!("{out:?}")
+    };
+    let h = parse(icmp).unwrap();
+    assert_eq!((h.src, icmp[h.upper], icmp[h.upper + 1]), (gw, 3, 13));
+    assert_eq!(out[1], Output::Dropped("destination not allowed"));
+}
+
+#[test]
+fn a_scope_narrows_the_routes() {
+    let r = |a: &str, b: &str, p: u8| Range {
+        start: a.parse().unwrap(),
+        end: b.parse().unwrap(),
+        protocol: p,
+    };
+    let routes = [
+        r("0.0.0.0", "255.255.255.255", 0),
+        r("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 0),
+    ];
+    let scope = |t: Option<(&str, u8)>, p: Option<u8>| burrow_transport::IpScope {
+        target: t.map(|(a, l)| (a.parse().unwrap(), l)),
+        protocol: p,
+    };
+    assert_eq!(scoped(&routes, &scope(None, None)), routes.to_vec());
+    assert_eq!(
+        scoped(&routes, &scope(Some(("192.0.2.0", 24)), Some(6))),
+        vec![r("192.0.2.0", "192.0.2.255", 6)]
+    );
+    assert_eq!(
+        scoped(&routes, &scope(Some(("2001:db8::", 32)), None)),
+        vec![r("2001:db8::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 0)]
+    );
+    // Outside every route, or another protocol than the route's: nothing.
+    let narrow = [r("10.0.0.0", "10.0.0.255", 17)];
+    assert!(scoped(&narrow, &scope(Some(("192.0.2.0", 24)), None)).is_empty());
+    assert!(scoped(&narrow, &scope(None, Some(6))).is_empty());
+    assert_eq!(scoped(&narrow, &scope(None, Some(17))), narrow.to_vec());
+    assert_eq!(prefix_bounds("10.1.2.3".parse().unwrap(), 0).1, IpAddr::from([255u8; 4]));
+}

@@ -546,6 +546,104 @@ fn connect_tcp_asks_for_credentials_with_401_and_takes_either_header() {
     );
 }
 
+fn connect_ip(version: Version, path: &str, headers: &[(&'static str, &str)]) -> Tick<Input> {
+    let Tick::In(Input::Request { head, .. }) = connect_tcp(version, path, headers) else {
+        unreachable!()
+    };
+    Tick::In(Input::Request {
+        head,
+        protocol: Some("connect-ip".into()),
+    })
+}
+
+fn with_ip(setup: Setup) -> Timed<Decision> {
+    let mut p = Arc::into_inner(setup.policy()).unwrap();
+    p.ip_template = Some(crate::template::IpTemplate::default());
+    let p = Arc::new(p);
+    Timed::new(|_| Decision::new(p, false))
+}
+
+#[test]
+fn connect_ip_takes_addresses_then_accepts_per_version_and_relays_packets() {
+    let path = "https://proxy.example/.well-known/masque/ip/192.0.2.0%2F24/17/";
+    let scope = burrow_transport::IpScope {
+        target: Some(("192.0.2.0".parse().unwrap(), 24)),
+        protocol: Some(17),
+    };
+    for (version, status, upgrade) in [
+        (Version::HTTP_11, StatusCode::SWITCHING_PROTOCOLS, true),
+        (Version::HTTP_2, StatusCode::OK, false),
+        (Version::HTTP_3, StatusCode::OK, false),
+    ] {
+        playbook!(with_ip(Setup::default()),
+            >> connect_ip(version, path, &[]),
+            << Command::Reserve(Work::Tunnel),
+            >> Tick::In(Input::Reserved(Ok(()))),
+            << Command::Dial(target("0.0.0.0:0"), Transport::Ip(scope), 0),
+            >> Tick::In(Input::Dialed(Ok(()))),
+            << ?("accepted with Capsule-Protocol", move |c| matches!(c,
+                Command::Accept(Answer::Http(h, _)) if h.status == status
+                    && h.headers["capsule-protocol"] == "?1"
+                    && h.headers.get("upgrade").is_some_and(|u| u == "connect-ip") == upgrade)),
+            >> Tick::In(Input::Accepted(Ok(()))),
+            << Command::Relay(Framing::Ip),
+            >> Tick::In(Input::Relayed(Default::default())),
+            << Command::Done,
+        );
+    }
+    // An exhausted pool: 503 with the reason, before any switch.
+    playbook!(with_ip(Setup::default()),
+        >> connect_ip(Version::HTTP_3, "https://p/.well-known/masque/ip/*/*/", &[]),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Dial(target("0.0.0.0:0"), Transport::Ip(Default::default()), 0),
+        >> Tick::In(Input::Dialed(Err(Dial::Failed(Error::limit_exceeded("no free address in the CONNECT-IP pool"))))),
+        << ?("503 naming the pool", |c| matches!(c,
+            Command::Refuse(Answer::Http(h, _)) if h.status == StatusCode::SERVICE_UNAVAILABLE
+                && h.headers["proxy-status"].to_str().unwrap().contains("CONNECT-IP pool"))),
+        << Command::Done,
+    );
+    // Off the template, or a prefix with host bits set: 400.
+    for bad in [
+        "https://p/.well-known/masque/udp/h/1/",
+        "https://p/.well-known/masque/ip/192.0.2.1%2F24/*/",
+        "https://p/.well-known/masque/ip/*/tcp/",
+    ] {
+        playbook!(with_ip(Setup::default()),
+            >> connect_ip(Version::HTTP_2, bad, &[]),
+            << refuse(StatusCode::BAD_REQUEST, "http_request_error", "path does not match the CONNECT-IP template"),
+            << Command::Done,
+        );
+    }
+    // Not enabled (no pool, no TUN device): 501.
+    playbook!(open(),
+        >> connect_ip(Version::HTTP_2, path, &[]),
+        << ?("501", |c| matches!(c,
+            Command::Refuse(Answer::Http(h, _)) if h.status == StatusCode::NOT_IMPLEMENTED
+                && h.headers["proxy-status"].to_str().unwrap().contains("CONNECT-IP is not enabled"))),
+        << Command::Done,
+    );
+    // Credentials as for CONNECT-TCP: 401, then either header.
+    let setup = || Setup {
+        auth: Some(Credentials {
+            user: "ann".into(),
+            pass: "pw".into(),
+        }),
+        ..Default::default()
+    };
+    playbook!(with_ip(setup()),
+        >> connect_ip(Version::HTTP_3, path, &[]),
+        << ?("401 with WWW-Authenticate", |c| matches!(c,
+            Command::Refuse(Answer::Http(h, _)) if h.status == StatusCode::UNAUTHORIZED
+                && h.headers.contains_key("www-authenticate"))),
+        << Command::Done,
+    );
+    playbook!(with_ip(setup()),
+        >> connect_ip(Version::HTTP_3, path, &[("authorization", "Basic YW5uOnB3")]),
+        << Command::Reserve(Work::Tunnel),
+    );
+}
+
 #[test]
 fn socks_requests_get_socks_answers() {
     playbook!(Setup::default().socks(),
