@@ -420,7 +420,9 @@ pub fn ip_session(data: &[u8]) {
         end: [255u8; 4].into(),
         protocol: 0,
     };
-    let Some(assigned) = Prefix::new(me, 32) else { return };
+    let Some(assigned) = Prefix::new(me, 32) else {
+        return;
+    };
     let mut s = IpSession::new(vec![assigned], vec![all], Some(gw), None);
     let mut core = IpStreamCore::new(4096);
     let now = std::time::Instant::now();

@@ -462,7 +462,10 @@ pub struct Args {
     /// Proxy URL (repeatable: a chain, nearest first): http, https, h2, h3, socks5, socks5h,
     /// socks4a; credentials in userinfo. `?connect=tcp` on an HTTP proxy sends TCP through
     /// it as CONNECT-TCP (templated, draft-ietf-httpbis-connect-tcp; a template in the
-    /// path, else `/.well-known/masque/tcp/{target_host}/{target_port}/`).
+    /// path, else `/.well-known/masque/tcp/{target_host}/{target_port}/`). `?connect=ip`
+    /// sends TCP and UDP through one CONNECT-IP tunnel (RFC 9484) by a userspace TCP/IP
+    /// stack, no privilege needed (a `{target}`/`{ipproto}` template in the path, else
+    /// `/.well-known/masque/ip/{target}/{ipproto}/`).
     #[arg(short = 'x', long = "proxy", help_heading = "proxy")]
     pub proxy: Vec<String>,
 

@@ -204,7 +204,10 @@ mod stream {
         crate::capsule::encode(ADDRESS_REQUEST, &[0, 4, 192, 0, 2, 1, 32], &mut wire);
         encode_udp_datagram(b"after", &mut wire);
         let got = feed(&mut core, &wire);
-        assert!(matches!(&got[..], [IpEvent::Error(e)] if e.contains("request ID 0")), "{got:?}");
+        assert!(
+            matches!(&got[..], [IpEvent::Error(e)] if e.contains("request ID 0")),
+            "{got:?}"
+        );
         assert_eq!(core.finish(), Finish::Close);
         assert!(!core.wants_read());
         // Too long.
@@ -218,7 +221,10 @@ mod stream {
         encode_udp_datagram(b"abcdef", &mut wire);
         assert!(feed(&mut core, &wire[..4]).is_empty());
         let got = feed(&mut core, &[]);
-        assert!(matches!(&got[..], [IpEvent::Error(e)] if e.contains("inside a capsule")), "{got:?}");
+        assert!(
+            matches!(&got[..], [IpEvent::Error(e)] if e.contains("inside a capsule")),
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -256,8 +256,8 @@ fn a_filter_refuses_with_administratively_prohibited() {
     };
     let gw: IpAddr = "10.0.0.1".parse().unwrap();
     let only_tcp: Filter = std::sync::Arc::new(|_dst, proto| proto == 6);
-    let mut s = IpSession::new(vec![pfx("10.0.0.2/32")], vec![all], Some(gw), None)
-        .with_filter(only_tcp);
+    let mut s =
+        IpSession::new(vec![pfx("10.0.0.2/32")], vec![all], Some(gw), None).with_filter(only_tcp);
     drain(&mut s);
     s.handle_client_packet(v4("10.0.0.2", "192.0.2.9", 6, 64, b"tcp"));
     assert!(matches!(&drain(&mut s)[..], [Output::ToNetwork(_)]));
@@ -300,5 +300,8 @@ fn a_scope_narrows_the_routes() {
     assert!(scoped(&narrow, &scope(Some(("192.0.2.0", 24)), None)).is_empty());
     assert!(scoped(&narrow, &scope(None, Some(6))).is_empty());
     assert_eq!(scoped(&narrow, &scope(None, Some(17))), narrow.to_vec());
-    assert_eq!(prefix_bounds("10.1.2.3".parse().unwrap(), 0).1, IpAddr::from([255u8; 4]));
+    assert_eq!(
+        prefix_bounds("10.1.2.3".parse().unwrap(), 0).1,
+        IpAddr::from([255u8; 4])
+    );
 }

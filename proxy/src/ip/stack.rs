@@ -226,7 +226,8 @@ impl IpStack {
             })
     }
 
-    /// A free local port (ephemeral range).
+    /// A free local port (ephemeral range; there are more ports than [`MAX_SOCKETS`], so
+    /// one is always free).
     fn port(st: &mut State) -> u16 {
         let used: std::collections::HashSet<u16> = st
             .sockets
@@ -240,7 +241,7 @@ impl IpStack {
             .collect();
         loop {
             let p = st.next_port;
-            st.next_port = if p >= 65_535 { 49_152 } else { p + 1 };
+            st.next_port = if p == u16::MAX { 49_152 } else { p + 1 };
             if !used.contains(&p) {
                 return p;
             }
@@ -340,10 +341,10 @@ async fn run(shared: Arc<Shared>) {
             // Sockets nobody holds go once they are closed.
             let sockets = &mut st.sockets;
             st.orphans.retain(|h| {
-                let done = match sockets.get::<tcp::Socket>(*h).state() {
-                    tcp::State::Closed | tcp::State::TimeWait => true,
-                    _ => false,
-                };
+                let done = matches!(
+                    sockets.get::<tcp::Socket>(*h).state(),
+                    tcp::State::Closed | tcp::State::TimeWait
+                );
                 if done {
                     sockets.remove(*h);
                 }
