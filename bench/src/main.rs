@@ -32,6 +32,9 @@ enum Cmd {
         cert: PathBuf,
         #[arg(long)]
         key: PathBuf,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
     },
     /// Request-rate load generator on burrow's Client (one thread, like h2load's default).
     Rate {
@@ -113,7 +116,7 @@ fn main() {
 async fn workload(cmd: Cmd) -> Result<(), load::Failure> {
     match cmd {
         Cmd::Run(_) => Ok(()),
-        Cmd::Serve { cert, key } => serve(&cert, &key).await,
+        Cmd::Serve { cert, key, host } => serve(&cert, &key, host).await,
         Cmd::Rate {
             http,
             connections,
@@ -163,7 +166,11 @@ async fn workload(cmd: Cmd) -> Result<(), load::Failure> {
     }
 }
 
-async fn serve(cert: &std::path::Path, key: &std::path::Path) -> Result<(), load::Failure> {
+async fn serve(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    host: std::net::IpAddr,
+) -> Result<(), load::Failure> {
     use burrow_examples::origin::{self, Versions};
     let (cert, key) = (std::fs::read(cert)?, std::fs::read(key)?);
     let tcp = burrow_transport::tls::server_config_from_pem(
@@ -171,9 +178,9 @@ async fn serve(cert: &std::path::Path, key: &std::path::Path) -> Result<(), load
         &key,
         origin::alpn(Versions::Negotiate),
     )?;
-    let o = origin::start(Versions::Negotiate, Some(tcp)).await?;
+    let o = origin::start_at(host, Versions::Negotiate, Some(tcp), None).await?;
     let h3 = burrow_transport::tls::server_config_from_pem(&cert, &key, &[b"h3"])?;
-    origin::start_h3(h3, o.addr.port()).await?;
+    origin::start_h3_at((host, o.addr.port()).into(), h3).await?;
     println!("port {}", o.addr.port());
     // Stop when the driver closes our stdin (or kills us).
     let mut sink = Vec::new();

@@ -88,6 +88,11 @@ pub trait Core {
     fn poll_timeout(&self) -> Option<Instant>;
     /// Whether the core wants more bytes now (`false` is back-pressure on the peer).
     fn wants_read(&self) -> bool;
+    /// Whether the core takes commands now (`false` is back-pressure on the application:
+    /// a [`Channel`] leaves them queued until the core has written what it holds).
+    fn wants_command(&self) -> bool {
+        true
+    }
     /// Whether the core is done with the stream.
     fn finish(&self) -> Finish;
 }
@@ -380,7 +385,11 @@ where
         }
     }
 
-    fn poll_command(&mut self, cx: &mut Context<'_>, _core: &C) -> Poll<Option<C::Command>> {
+    fn poll_command(&mut self, cx: &mut Context<'_>, core: &C) -> Poll<Option<C::Command>> {
+        // The driver polls again after every write, so no waker is needed here.
+        if !core.wants_command() {
+            return Poll::Pending;
+        }
         self.commands.poll_recv(cx)
     }
 }

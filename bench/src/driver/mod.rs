@@ -5,6 +5,7 @@
 mod cases;
 mod goals;
 mod hooks;
+mod netns;
 mod scale;
 mod sections;
 mod servers;

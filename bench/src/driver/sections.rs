@@ -165,6 +165,100 @@ impl Bench {
             size,
         );
         self.connect_tcp(bp, origin_port);
+        self.connect_ip();
+    }
+
+    /// CONNECT-IP: TCP (an HTTP/2 origin) and UDP (an HTTP/3 origin) through a userspace
+    /// stack over one CONNECT-IP tunnel, against classic CONNECT and CONNECT-UDP through
+    /// the same proxy. It needs a TUN device and an origin off loopback, so everything
+    /// (burrow's origin on 10.77.0.1, a burrow-proxy with `--ip-pool`, every client) runs in
+    /// a network namespace of the bench's own; without root it says so and skips.
+    fn connect_ip(&mut self) {
+        let ns = super::netns::Netns::create("burrow-bench-ip");
+        let ns = match ns {
+            Ok(ns) => ns,
+            Err(e) => {
+                self.say(format!("\n### CONNECT-IP: skipped ({e})\n"));
+                return;
+            }
+        };
+        let started = ns.start_origin(&self.env).and_then(|(o, port)| {
+            let bp = ns.start_proxy(&self.env)?;
+            Ok((o, port, bp))
+        });
+        let (_origin, port, bp) = match started {
+            Ok(x) => x,
+            Err(e) => {
+                self.say(format!("\n### CONNECT-IP: skipped ({e})\n"));
+                return;
+            }
+        };
+        let size = self.size;
+        // The bench's certificate names localhost, not the namespace's address: the
+        // origin is not verified here, in every row alike.
+        let url = format!("https://{}:{port}/fill/{size}", super::netns::ORIGIN);
+        let case = |b: &Bench, http: &str, proxy: &str, label: &str| {
+            let mut c = b.burrow(http, &url, &[proxy]);
+            c.argv.insert(1, "-k".to_string());
+            c.argv.splice(0..0, ns.exec());
+            c.label = label.into();
+            c
+        };
+        let (h3, h2) = (
+            format!("h3://localhost:{}", bp.h3),
+            format!("h2://localhost:{}", bp.https),
+        );
+        let cases = [
+            case(self, "2", &h3, "h2 in CONNECT h3"),
+            case(
+                self,
+                "2",
+                &format!("{h3}?connect=ip"),
+                "h2 in TCP over CONNECT-IP h3",
+            ),
+            case(self, "2", &h2, "h2 in CONNECT h2"),
+            case(
+                self,
+                "2",
+                &format!("{h2}?connect=ip"),
+                "h2 in TCP over CONNECT-IP h2",
+            ),
+        ];
+        self.download_table(
+            "connect-ip",
+            &format!(
+                "TCP over CONNECT-IP (a userspace stack) and classic CONNECT through burrow-proxy, \
+                 burrow CLI, HTTP/2 to burrow's origin, in a network namespace, {} MiB",
+                size / MIB
+            ),
+            &cases,
+            size,
+        );
+        let cases = [
+            case(self, "3", &h3, "h3 in CONNECT-UDP h3"),
+            case(
+                self,
+                "3",
+                &format!("{h3}?connect=ip"),
+                "h3 in UDP over CONNECT-IP h3",
+            ),
+            case(
+                self,
+                "3",
+                &format!("{h2}?connect=ip"),
+                "h3 in UDP over CONNECT-IP h2",
+            ),
+        ];
+        self.download_table(
+            "connect-ip-udp",
+            &format!(
+                "UDP over CONNECT-IP and CONNECT-UDP through burrow-proxy, burrow CLI, HTTP/3 to \
+                 burrow's origin, in a network namespace, {} MiB",
+                size / MIB
+            ),
+            &cases,
+            size,
+        );
     }
 
     /// CONNECT-TCP against classic CONNECT on each version to the same proxy, and an

@@ -6,9 +6,10 @@
 //! Call contract: the [`Core`] one. Commands are [`IpCommand`]s, events [`IpEvent`]s. It
 //! has no timer. Unknown capsule types and context IDs are skipped (RFC 9297 §3.2,
 //! RFC 9484 §6); a malformed capsule or one over the limit ends the stream after an
-//! [`IpEvent::Error`] (RFC 9297 §3.3: the stream is aborted). Packets waiting to be
-//! written are bounded by [`MAX_DATAGRAM_BACKLOG`]; control capsules are never dropped
-//! (the channel feeding the core bounds them).
+//! [`IpEvent::Error`] (RFC 9297 §3.3: the stream is aborted). Capsules waiting to be
+//! written are bounded by [`MAX_DATAGRAM_BACKLOG`]: beyond it the core stops taking
+//! commands ([`Core::wants_command`]), and a packet given anyway is dropped; control
+//! capsules are never dropped (the channel feeding the core bounds them).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -168,6 +169,12 @@ impl Core for IpStreamCore {
 
     fn wants_read(&self) -> bool {
         !self.ended
+    }
+
+    /// Commands wait in the application's channel while [`MAX_DATAGRAM_BACKLOG`]
+    /// capsules wait to be written: back-pressure rather than loss.
+    fn wants_command(&self) -> bool {
+        self.out.len() < MAX_DATAGRAM_BACKLOG
     }
 
     fn finish(&self) -> Finish {

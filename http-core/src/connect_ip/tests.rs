@@ -246,8 +246,14 @@ mod stream {
                 Bytes::from_static(b"\x01\x00"),
             ]
         );
-        // Packets past MAX_DATAGRAM_BACKLOG are dropped; capsules never are.
-        for _ in 0..MAX_DATAGRAM_BACKLOG + 5 {
+        // At MAX_DATAGRAM_BACKLOG waiting the core takes no more commands (back-pressure);
+        // packets given anyway are dropped, capsules never are.
+        assert!(core.wants_command());
+        for _ in 0..MAX_DATAGRAM_BACKLOG {
+            core.handle_command(IpCommand::Packet(Bytes::from_static(b"p")), now);
+        }
+        assert!(!core.wants_command());
+        for _ in 0..5 {
             core.handle_command(IpCommand::Packet(Bytes::from_static(b"p")), now);
         }
         core.handle_command(

@@ -28,6 +28,8 @@ pub enum Arrived {
 pub struct IpTunnel {
     datagrams: Option<Box<dyn TunnelDatagrams>>,
     tx: mpsc::Sender<IpCommand>,
+    /// Packets on the stream wait for room (back-pressure, not loss).
+    packets: Mutex<tokio_util::sync::PollSender<IpCommand>>,
     rx: Mutex<mpsc::Receiver<IpEvent>>,
 }
 
@@ -47,6 +49,7 @@ impl IpTunnel {
         });
         IpTunnel {
             datagrams,
+            packets: Mutex::new(tokio_util::sync::PollSender::new(commands.clone())),
             tx: commands,
             rx: Mutex::new(events),
         }
@@ -61,7 +64,8 @@ impl IpTunnel {
         }
     }
 
-    /// Sends an IP packet (dropped when the way is congested or it is too large).
+    /// Sends an IP packet: `Pending` while the stream's queue is full (HTTP/2, HTTP/1.1);
+    /// an HTTP/3 datagram too large for the path is dropped.
     pub fn poll_send_packet(&self, cx: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>> {
         if self.tx.is_closed() {
             return Poll::Ready(Err(io::Error::new(
@@ -77,13 +81,14 @@ impl IpTunnel {
                 d.poll_send(cx, &b)
             }
             None => {
-                let p = IpCommand::Packet(Bytes::copy_from_slice(packet));
-                match self.tx.try_send(p) {
-                    Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Poll::Ready(Ok(())),
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
-                    }
+                let mut tx = lock(&self.packets);
+                let closed =
+                    || io::Error::new(io::ErrorKind::BrokenPipe, "CONNECT-IP stream ended");
+                if std::task::ready!(tx.poll_reserve(cx)).is_err() {
+                    return Poll::Ready(Err(closed()));
                 }
+                let p = IpCommand::Packet(Bytes::copy_from_slice(packet));
+                Poll::Ready(tx.send_item(p).map_err(|_| closed()))
             }
         }
     }
