@@ -9,7 +9,7 @@
 //! - the pool: a second client gets another address, and a freed one comes back.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The namespace's "server": an address on its loopback device.
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+/// Its IPv6 address.
+const SERVER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 1);
 
 struct P {
     https: SocketAddr,
@@ -35,16 +37,40 @@ struct P {
 /// Inside the namespace: loopback up with SERVER on it, and a proxy serving CONNECT-IP
 /// from 10.89.0.0/24 that may reach 10.77.0.0/16 only.
 async fn setup(pk: &Pki, tun: &str) -> P {
+    setup_with(pk, tun, false).await
+}
+
+/// With `v6`, an IPv6 pool (fd00:89::/64) and SERVER6 on loopback too.
+async fn setup_with(pk: &Pki, tun: &str, v6: bool) -> P {
     netns::sh(&["ip", "link", "set", "lo", "up"]);
     netns::sh(&["ip", "addr", "add", &format!("{SERVER}/32"), "dev", "lo"]);
+    if v6 {
+        // No duplicate address detection: the device's address is usable at once.
+        for f in ["all", "default"] {
+            std::fs::write(format!("/proc/sys/net/ipv6/conf/{f}/accept_dad"), "0").unwrap();
+        }
+        netns::sh(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{SERVER6}/128"),
+            "dev",
+            "lo",
+        ]);
+    }
     let net = IpNetwork::open(&IpNetConfig {
         tun_name: tun.into(),
         pool_v4: Prefix::new("10.89.0.0".parse().unwrap(), 24),
+        pool_v6: v6
+            .then(|| Prefix::new("fd00:89::".parse().unwrap(), 64))
+            .flatten(),
         ..Default::default()
     })
     .unwrap();
     let mut rules = server::Rules::loopback();
     rules.networks.push(("10.77.0.0".parse().unwrap(), 16));
+    rules.networks.push(("fd00:77::".parse().unwrap(), 64));
     let cfg = ProxyConfig {
         listeners: ["http", "https", "h3"]
             .iter()
@@ -125,6 +151,49 @@ async fn next_icmp(flow: &dyn IpFlow) -> (u8, Ipv4Addr, Vec<u8>) {
     }
 }
 
+fn v6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0, 0, 0, next, 64];
+    p[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// The ICMPv6 checksum's pseudo-header sum (RFC 8200 §8.1).
+fn pseudo6(src: Ipv6Addr, dst: Ipv6Addr, len: usize) -> u32 {
+    let mut ph = Vec::new();
+    ph.extend_from_slice(&src.octets());
+    ph.extend_from_slice(&dst.octets());
+    ph.extend_from_slice(&(len as u32).to_be_bytes());
+    ph.extend_from_slice(&[0, 0, 0, 58]);
+    u32::from(!checksum(&ph, 0))
+}
+
+fn echo6(src: Ipv6Addr, dst: Ipv6Addr, data: &[u8]) -> Vec<u8> {
+    let mut m = vec![128, 0, 0, 0, 0x66, 0x06, 0, 1];
+    m.extend_from_slice(data);
+    let c = checksum(&m, pseudo6(src, dst, m.len()));
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    v6(src, dst, 58, &m)
+}
+
+/// The next ICMPv6 packet on the flow, within 5 s: (hop limit, source, message).
+async fn next_icmp6(flow: &dyn IpFlow) -> (u8, Ipv6Addr, Vec<u8>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), ip::recv(flow, &mut buf))
+            .await
+            .expect("no packet within 5 s")
+            .unwrap();
+        let p = &buf[..n];
+        if p[0] >> 4 == 6 && p[6] == 58 {
+            let src: [u8; 16] = p[8..24].try_into().unwrap();
+            return (p[7], src.into(), p[40..].to_vec());
+        }
+    }
+}
+
 async fn ping_on(pk: &Pki, url: &str) {
     let r = route(pk, url);
     let flow =
@@ -188,6 +257,62 @@ async fn ping_on(pk: &Pki, url: &str) {
     ip::send(&*flow, &v4(me, gw, 1, &req)).await.unwrap();
     let (_, _, err) = next_icmp(&*flow).await;
     assert_eq!((err[0], err[1]), (3, 13), "{url}: the gateway: {err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping6_through_connect_ip_with_both_families() {
+    if !netns::enter("ping6_through_connect_ip_with_both_families") {
+        return;
+    }
+    let pk = Pki::new();
+    let p = setup_with(&pk, "bt3", true).await;
+    let r = route(&pk, &format!("h3://localhost:{}?connect=ip", p.h3.port()));
+    let flow =
+        r.ip.as_ref()
+            .unwrap()
+            .connect_ip(&IpScope::default())
+            .await
+            .unwrap();
+    let a = flow.assignment();
+    // One address per family, and a route for each.
+    assert_eq!(a.addresses.len(), 2, "{a:?}");
+    let Some(&(IpAddr::V6(me), 128)) = a.addresses.iter().find(|(x, _)| x.is_ipv6()) else {
+        panic!("{a:?}")
+    };
+    assert!(Prefix::new("fd00:89::".parse().unwrap(), 64)
+        .unwrap()
+        .contains(me.into()));
+    assert_eq!(a.routes.len(), 2, "{:?}", a.routes);
+    ip::send(&*flow, &echo6(me, SERVER6, b"burrow ping6"))
+        .await
+        .unwrap();
+    let (hops, src, reply) = next_icmp6(&*flow).await;
+    assert_eq!(src, SERVER6);
+    assert_eq!(reply[0], 129, "an echo reply: {reply:?}");
+    assert_eq!(&reply[4..8], &[0x66, 0x06, 0, 1]);
+    assert_eq!(&reply[8..], b"burrow ping6");
+    assert_eq!(
+        checksum(&reply, pseudo6(src, me, reply.len())),
+        0,
+        "the ICMPv6 checksum"
+    );
+    assert_eq!(hops, 63, "the kernel's 64, less the proxy's hop");
+    // A spoofed IPv6 source: Destination Unreachable code 5 from the proxy's address.
+    let spoofed: Ipv6Addr = "fd00:89::dead".parse().unwrap();
+    ip::send(&*flow, &echo6(spoofed, SERVER6, b"x"))
+        .await
+        .unwrap();
+    let (_, from, err) = next_icmp6(&*flow).await;
+    assert_eq!((err[0], err[1]), (1, 5), "{err:?}");
+    assert_eq!(from, "fd00:89::1".parse::<Ipv6Addr>().unwrap());
+    // And IPv4 still works on the same tunnel.
+    let Some(&(IpAddr::V4(me4), _)) = a.addresses.iter().find(|(x, _)| x.is_ipv4()) else {
+        panic!("{a:?}")
+    };
+    let req = echo_request(1, 1, b"v4 too");
+    ip::send(&*flow, &v4(me4, SERVER, 1, &req)).await.unwrap();
+    let (_, src4, reply4) = next_icmp(&*flow).await;
+    assert_eq!((src4, reply4[0]), (SERVER, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,7 @@ pub const STACK_MTU: usize = 1500;
 /// it).
 pub const TCP_BUFFER: usize = 256 * 1024;
 /// Each UDP socket's buffered payload, each way.
-pub const UDP_BUFFER: usize = 256 * 1024;
+pub const UDP_BUFFER: usize = 128 * 1024;
 /// Datagrams each UDP socket buffers each way.
 pub const UDP_PACKETS: usize = 64;
 /// Packets waiting between the flow and the interface, each way; more are dropped, as a
@@ -122,6 +122,7 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    max_sockets: usize,
     /// Wakes the stack's task: a socket was used.
     poke: Notify,
     flow: BoxIpFlow,
@@ -148,6 +149,12 @@ impl IpStack {
     /// task runs until the flow ends and every handle is gone. Fails when the flow has no
     /// address.
     pub fn new(flow: BoxIpFlow) -> Result<IpStack> {
+        IpStack::with_max_sockets(flow, MAX_SOCKETS)
+    }
+
+    /// Like [`new`](Self::new), holding at most `max_sockets` sockets (default
+    /// [`MAX_SOCKETS`]).
+    pub fn with_max_sockets(flow: BoxIpFlow, max_sockets: usize) -> Result<IpStack> {
         let a = flow.assignment();
         if a.addresses.is_empty() {
             return Err(Error::peer(
@@ -192,6 +199,7 @@ impl IpStack {
                 closed: None,
             }),
             poke: Notify::new(),
+            max_sockets,
             flow: flow.clone(),
             addresses,
         });
@@ -248,13 +256,14 @@ impl IpStack {
         }
     }
 
-    fn check_open(st: &State) -> Result<()> {
+    fn check_open(&self, st: &State) -> Result<()> {
         if let Some(why) = &st.closed {
             return Err(Error::closed(format!("the IP tunnel ended: {why}")));
         }
-        if st.sockets.iter().count() >= MAX_SOCKETS {
+        let max = self.shared.max_sockets;
+        if st.sockets.iter().count() >= max {
             return Err(Error::limit_exceeded(format!(
-                "more than {MAX_SOCKETS} sockets on one IP tunnel"
+                "the IP tunnel already holds {max} sockets, the most it may"
             )));
         }
         Ok(())
@@ -265,7 +274,7 @@ impl IpStack {
         let src = self.source_for(to.ip())?;
         let handle = {
             let mut st = lock(&self.shared.state);
-            Self::check_open(&st)?;
+            self.check_open(&st)?;
             let mut s = tcp::Socket::new(
                 tcp::SocketBuffer::new(vec![0u8; TCP_BUFFER]),
                 tcp::SocketBuffer::new(vec![0u8; TCP_BUFFER]),
@@ -304,7 +313,7 @@ impl IpStack {
     pub fn udp(&self, to: SocketAddr) -> Result<UdpFlow> {
         let src = self.source_for(to.ip())?;
         let mut st = lock(&self.shared.state);
-        Self::check_open(&st)?;
+        self.check_open(&st)?;
         let mut s = udp::Socket::new(
             udp::PacketBuffer::new(
                 vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
@@ -692,3 +701,7 @@ impl DatagramConnector for StackConnector {
         format!("udp over {}", self.label)
     }
 }
+
+#[cfg(test)]
+#[path = "stack_tests.rs"]
+mod tests;

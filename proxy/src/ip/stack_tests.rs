@@ -1,0 +1,256 @@
+//! The stack against a scripted IP flow: the packets it sends (bytes on the wire), what it
+//! makes of the answers, and its limits.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use burrow_http_core::connect_ip::packet::{checksum, parse};
+use burrow_transport::{IpAssignment, IpFlow};
+
+use super::*;
+
+/// A flow whose sent packets are kept and whose received ones are pushed by the test.
+#[derive(Default)]
+struct Scripted {
+    sent: Mutex<Vec<Vec<u8>>>,
+    inbox: Mutex<(VecDeque<Vec<u8>>, Option<Waker>)>,
+    addresses: Vec<(IpAddr, u8)>,
+}
+
+impl Scripted {
+    fn new() -> Arc<Scripted> {
+        Arc::new(Scripted {
+            addresses: vec![(Ipv4Addr::new(10, 0, 0, 2).into(), 32)],
+            ..Default::default()
+        })
+    }
+
+    fn push(&self, p: Vec<u8>) {
+        let mut i = lock(&self.inbox);
+        i.0.push_back(p);
+        if let Some(w) = i.1.take() {
+            w.wake();
+        }
+    }
+
+    async fn next_sent(&self) -> Vec<u8> {
+        for _ in 0..200 {
+            if let Some(p) = {
+                let mut s = lock(&self.sent);
+                (!s.is_empty()).then(|| s.remove(0))
+            } {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the stack sent nothing")
+    }
+}
+
+impl IpFlow for Scripted {
+    fn poll_send(&self, _cx: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>> {
+        lock(&self.sent).push(packet.to_vec());
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut i = lock(&self.inbox);
+        match i.0.pop_front() {
+            Some(p) => {
+                buf[..p.len()].copy_from_slice(&p);
+                Poll::Ready(Ok(p.len()))
+            }
+            None => {
+                i.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    fn mtu(&self) -> usize {
+        1400
+    }
+
+    fn assignment(&self) -> IpAssignment {
+        IpAssignment {
+            addresses: self.addresses.clone(),
+            routes: Vec::new(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        "scripted".into()
+    }
+}
+
+/// An IPv4 packet from `src` to 10.0.0.2 with this transport header and payload, its
+/// checksums right.
+fn reply(src: Ipv4Addr, proto: u8, transport: &[u8]) -> Vec<u8> {
+    let dst = Ipv4Addr::new(10, 0, 0, 2);
+    let mut t = transport.to_vec();
+    let mut ph = Vec::new();
+    ph.extend_from_slice(&src.octets());
+    ph.extend_from_slice(&dst.octets());
+    ph.extend_from_slice(&[0, proto]);
+    ph.extend_from_slice(&(t.len() as u16).to_be_bytes());
+    let at = if proto == 6 { 16 } else { 6 };
+    t[at..at + 2].copy_from_slice(&[0, 0]);
+    let c = checksum(&t, u32::from(!checksum(&ph, 0)));
+    t[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    let mut p = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0];
+    p[2..4].copy_from_slice(&((20 + t.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    let c = checksum(&p, 0);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(&t);
+    p
+}
+
+#[tokio::test]
+async fn a_connect_sends_a_syn_and_a_reset_refuses_it() {
+    let flow = Scripted::new();
+    let stack = IpStack::new(flow.clone()).unwrap();
+    let to: SocketAddr = "192.0.2.9:443".parse().unwrap();
+    let s2 = stack.clone();
+    let connecting = tokio::spawn(async move { s2.tcp(to).await.map(|_| ()) });
+    let syn = flow.next_sent().await;
+    let h = parse(&syn).unwrap();
+    assert_eq!(
+        (h.src, h.dst, h.protocol),
+        (Ipv4Addr::new(10, 0, 0, 2).into(), to.ip(), 6)
+    );
+    let tcp = &syn[h.upper..];
+    assert_eq!(u16::from_be_bytes([tcp[2], tcp[3]]), 443);
+    assert_eq!(tcp[13] & 0x12, 0x02, "SYN without ACK");
+    // RST+ACK for it.
+    let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+    let mut rst = vec![0u8; 20];
+    rst[0..2].copy_from_slice(&443u16.to_be_bytes());
+    rst[2..4].copy_from_slice(&tcp[0..2]);
+    rst[8..12].copy_from_slice(&seq.wrapping_add(1).to_be_bytes());
+    rst[12] = 5 << 4;
+    rst[13] = 0x14;
+    flow.push(reply(Ipv4Addr::new(192, 0, 2, 9), 6, &rst));
+    let e = tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+    assert!(e.to_string().contains("refused"), "{e}");
+}
+
+#[tokio::test]
+async fn udp_datagrams_go_out_as_packets_and_only_the_peers_come_back() {
+    let flow = Scripted::new();
+    let stack = IpStack::new(flow.clone()).unwrap();
+    let peer: SocketAddr = "192.0.2.9:53".parse().unwrap();
+    let u = stack.udp(peer).unwrap();
+    assert_eq!(u.max_datagram_size(), 1400 - 28);
+    burrow_transport::datagram::send(&u, b"query")
+        .await
+        .unwrap();
+    let p = flow.next_sent().await;
+    let h = parse(&p).unwrap();
+    assert_eq!((h.dst, h.protocol), (peer.ip(), 17));
+    let udp = &p[h.upper..];
+    let local = u16::from_be_bytes([udp[0], udp[1]]);
+    assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 53);
+    assert_eq!(&udp[8..], b"query");
+    let datagram = |from_port: u16, data: &[u8]| {
+        let mut d = vec![0u8; 8];
+        d[0..2].copy_from_slice(&from_port.to_be_bytes());
+        d[2..4].copy_from_slice(&local.to_be_bytes());
+        d[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+        d.extend_from_slice(data);
+        d
+    };
+    // From another port first (dropped: the flow is connected), then from the peer.
+    flow.push(reply(
+        Ipv4Addr::new(192, 0, 2, 9),
+        17,
+        &datagram(54, b"stray"),
+    ));
+    flow.push(reply(
+        Ipv4Addr::new(192, 0, 2, 9),
+        17,
+        &datagram(53, b"answer"),
+    ));
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        burrow_transport::datagram::recv(&u, &mut buf),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(&buf[..n], b"answer");
+    // Larger than the path carries: dropped, as a link drops it.
+    burrow_transport::datagram::send(&u, &[0u8; 1400])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(lock(&flow.sent).is_empty());
+}
+
+#[tokio::test]
+async fn a_flow_without_an_address_or_of_another_family_is_refused() {
+    let none = Arc::new(Scripted::default());
+    let e = IpStack::new(none).unwrap_err();
+    assert!(e.to_string().contains("no address"), "{e}");
+    let stack = IpStack::new(Scripted::new()).unwrap();
+    let e = stack
+        .udp("[2001:db8::1]:53".parse().unwrap())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("no IPv6 address"), "{e}");
+}
+
+#[tokio::test]
+async fn sockets_are_bounded_and_the_end_of_the_flow_stops_them() {
+    let flow = Scripted::new();
+    let stack = IpStack::with_max_sockets(flow.clone(), 3).unwrap();
+    let peer: SocketAddr = "192.0.2.9:53".parse().unwrap();
+    let held: Vec<UdpFlow> = (0..3).map(|_| stack.udp(peer).unwrap()).collect();
+    let e = stack.udp(peer).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+    assert!(e.to_string().contains("holds 3 sockets"), "{e}");
+    drop(held);
+    let u = stack.udp(peer).unwrap();
+    // The flow ends: the stack stops, and its sockets fail rather than wait.
+    let closing = Arc::new(Closing);
+    let stack = IpStack::new(closing).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(stack.is_closed());
+    let e = stack.udp(peer).err().unwrap();
+    assert!(e.to_string().contains("the IP tunnel ended"), "{e}");
+    drop(u);
+}
+
+/// A flow that has ended.
+struct Closing;
+
+impl IpFlow for Closing {
+    fn poll_send(&self, _cx: &mut Context<'_>, _p: &[u8]) -> Poll<io::Result<()>> {
+        Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+    }
+    fn poll_recv(&self, _cx: &mut Context<'_>, _b: &mut [u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+    }
+    fn mtu(&self) -> usize {
+        1400
+    }
+    fn assignment(&self) -> IpAssignment {
+        IpAssignment {
+            addresses: vec![(Ipv4Addr::new(10, 0, 0, 2).into(), 32)],
+            routes: Vec::new(),
+        }
+    }
+    fn describe(&self) -> String {
+        "closed".into()
+    }
+}
