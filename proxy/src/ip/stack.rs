@@ -591,6 +591,25 @@ impl DatagramFlow for UdpFlow {
         }
     }
 
+    /// Ready once the socket's buffer has room for two datagrams of the largest size (a
+    /// ring buffer may need the second for one that wraps), so that QUIC's "writable"
+    /// is followed by a send that does not block.
+    fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = lock(&self.shared.state);
+        if st.closed.is_some() {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        let s = st.sockets.get_mut::<udp::Socket>(self.handle);
+        let room = s.payload_send_capacity().saturating_sub(s.send_queue());
+        if s.can_send() && room >= 2 * self.max {
+            return Poll::Ready(Ok(()));
+        }
+        s.register_send_waker(cx.waker());
+        drop(st);
+        self.shared.poke.notify_one();
+        Poll::Pending
+    }
+
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut st = lock(&self.shared.state);
         if let Some(why) = &st.closed {
