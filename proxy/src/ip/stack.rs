@@ -61,6 +61,40 @@ fn now() -> smoltcp::time::Instant {
     )
 }
 
+/// The ephemeral port range (RFC 6335 §6) local ports come from.
+pub const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49_152..=65_535;
+
+/// The next local port: one counter for every stack in the process, started at a random
+/// place in [`EPHEMERAL_PORTS`] (RFC 6056 §3.3.2). A stack opened after another (a
+/// tunnel reopened, the next request) so does not reuse the ports its predecessor just
+/// closed: the far end may still hold those connections (TIME-WAIT) and would answer a
+/// new SYN on the same four-tuple with an ACK, costing a SYN retransmission.
+fn next_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(*EPHEMERAL_PORTS.end() - *EPHEMERAL_PORTS.start()) + 1;
+    let mut n = NEXT.load(Ordering::Relaxed);
+    if n == u32::MAX {
+        // std's hasher keys are random per process: a random start without a new crate.
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let start = (seed % u64::from(span)) as u32;
+        n = match NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => start,
+            Err(now) => now,
+        };
+    }
+    loop {
+        let next = (n + 1) % span;
+        match NEXT.compare_exchange_weak(n, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return *EPHEMERAL_PORTS.start() + n as u16,
+            Err(now) => n = now,
+        }
+    }
+}
+
 /// The interface's device: two queues of whole IP packets.
 struct Queues {
     rx: VecDeque<Vec<u8>>,
@@ -115,7 +149,6 @@ struct State {
     dev: Queues,
     /// Sockets whose handles are gone, removed once closed.
     orphans: Vec<SocketHandle>,
-    next_port: u16,
     /// Why the stack stopped (its flow ended).
     closed: Option<String>,
 }
@@ -195,7 +228,6 @@ impl IpStack {
                 sockets: SocketSet::new(Vec::new()),
                 dev,
                 orphans: Vec::new(),
-                next_port: 49_152 + (std::process::id() as u16 % 8192),
                 closed: None,
             }),
             poke: Notify::new(),
@@ -235,7 +267,7 @@ impl IpStack {
     }
 
     /// A free local port (ephemeral range; there are more ports than [`MAX_SOCKETS`], so
-    /// one is always free).
+    /// one is always free), from [`next_port`].
     fn port(st: &mut State) -> u16 {
         let used: std::collections::HashSet<u16> = st
             .sockets
@@ -248,8 +280,7 @@ impl IpStack {
             })
             .collect();
         loop {
-            let p = st.next_port;
-            st.next_port = if p == u16::MAX { 49_152 } else { p + 1 };
+            let p = next_port();
             if !used.contains(&p) {
                 return p;
             }

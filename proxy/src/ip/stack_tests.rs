@@ -144,6 +144,34 @@ async fn a_connect_sends_a_syn_and_a_reset_refuses_it() {
     assert!(e.to_string().contains("refused"), "{e}");
 }
 
+/// The local port of the SYN a fresh stack sends to `to`.
+async fn first_syn_port(to: SocketAddr) -> u16 {
+    let flow = Scripted::new();
+    let stack = IpStack::new(flow.clone()).unwrap();
+    let connecting = tokio::spawn(async move { stack.tcp(to).await.map(|_| ()) });
+    let syn = flow.next_sent().await;
+    connecting.abort();
+    let tcp = &syn[parse(&syn).unwrap().upper..];
+    assert_eq!(tcp[13] & 0x12, 0x02, "SYN without ACK");
+    u16::from_be_bytes([tcp[0], tcp[1]])
+}
+
+/// A stack opened after another to the same target does not start from the same port
+/// (the target may still hold the first connection in TIME-WAIT).
+#[tokio::test]
+async fn successive_stacks_take_different_ephemeral_ports() {
+    let to: SocketAddr = "192.0.2.9:443".parse().unwrap();
+    let mut ports = Vec::new();
+    for _ in 0..4 {
+        ports.push(first_syn_port(to).await);
+    }
+    for p in &ports {
+        assert!(EPHEMERAL_PORTS.contains(p), "{ports:?}");
+    }
+    let distinct: std::collections::HashSet<_> = ports.iter().collect();
+    assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+}
+
 #[tokio::test]
 async fn udp_datagrams_go_out_as_packets_and_only_the_peers_come_back() {
     let flow = Scripted::new();
