@@ -7,7 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use burrow_transport::{BoxIpFlow, Hop, IpConnector, IpScope, Result};
 
-use super::stack::{IpStack, StackSource};
+use super::connector::StackSource;
+use super::stack::IpStack;
 use crate::route::http_hop::HttpHop;
 
 /// One CONNECT-IP hop (see the module docs).

@@ -3,12 +3,14 @@
 //! ([`ConnectIpFlow`]), a userspace TCP/IP stack over any IP flow ([`IpStack`]), and the
 //! hop that puts TCP and UDP of a route through one tunnel ([`IpHop`]).
 
+mod connector;
 mod flow;
 mod hop;
 pub mod stack;
 mod tunnel;
 
+pub use connector::{StackConnector, StackSource};
 pub use flow::ConnectIpFlow;
 pub use hop::IpHop;
-pub use stack::{IpStack, StackConnector, StackSource};
+pub use stack::IpStack;
 pub use tunnel::{Arrived, IpTunnel, STREAM_QUEUE};

@@ -1,6 +1,6 @@
 //! A userspace TCP/IP stack ([smoltcp]) over an [`IpFlow`]: TCP streams and UDP flows
-//! through an IP tunnel, without any privilege. Its [`StreamConnector`] and
-//! [`DatagramConnector`] carry burrow's own HTTP/1.1, HTTP/2 and HTTP/3 to an origin
+//! through an IP tunnel, without any privilege. Its connectors
+//! ([`StackConnector`](super::StackConnector)) carry burrow's own HTTP/1.1, HTTP/2 and HTTP/3 to an origin
 //! reached through CONNECT-IP.
 //!
 //! One task per stack moves packets between the flow and the interface, and polls the
@@ -15,11 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use burrow_transport::{
-    BoxFlow, BoxIpFlow, Connected, DatagramConnector, DatagramFlow, Error, ErrorKind, Result,
-    StreamConnector, StreamInfo, Target,
-};
+use burrow_transport::{BoxIpFlow, DatagramFlow, Error, ErrorKind, Result};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{tcp, udp};
@@ -166,7 +162,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct IpStack {
     shared: Arc<Shared>,
-    describe: String,
+    pub(super) describe: String,
 }
 
 impl std::fmt::Debug for IpStack {
@@ -682,73 +678,6 @@ impl Drop for UdpFlow {
         st.sockets.remove(self.handle);
         drop(st);
         self.shared.poke.notify_one();
-    }
-}
-
-/// TCP and UDP through an [`IpStack`], as connectors. Names are resolved on this side
-/// (by the system's resolver), as a `socks5://` hop resolves them.
-pub struct StackConnector {
-    /// The stack, or how to get one.
-    pub stack: Arc<dyn StackSource>,
-    /// What this level is called in routes.
-    pub label: String,
-}
-
-/// Where a [`StackConnector`] gets its stack: opened once, reopened when it ends.
-#[async_trait]
-pub trait StackSource: Send + Sync + 'static {
-    /// A running stack.
-    async fn stack(&self) -> Result<IpStack>;
-}
-
-async fn address(target: &Target) -> Result<SocketAddr> {
-    if let Some(a) = target.socket_addr() {
-        return Ok(a);
-    }
-    let name = target.host_str().to_string();
-    tokio::net::lookup_host((name.clone(), target.port))
-        .await
-        .map_err(|e| Error::resolve(format!("resolving {name}: {e}")))?
-        .next()
-        .ok_or_else(|| Error::resolve(format!("{name} has no address")))
-}
-
-#[async_trait]
-impl StreamConnector for StackConnector {
-    async fn connect(&self, target: &Target) -> Result<Connected> {
-        let stack = self.stack.stack().await?;
-        let to = address(target).await?;
-        let s = stack.tcp(to).await?;
-        Ok(Connected {
-            stream: Box::new(s),
-            info: StreamInfo {
-                peer_addr: Some(to),
-                alpn: None,
-                layers: vec![format!("tcp over {}", stack.describe)],
-                local_addr: None,
-                timings: burrow_transport::ConnectTimings {
-                    routed: Some(std::time::Instant::now()),
-                    ..Default::default()
-                },
-            },
-        })
-    }
-
-    fn describe(&self) -> String {
-        format!("tcp over {}", self.label)
-    }
-}
-
-#[async_trait]
-impl DatagramConnector for StackConnector {
-    async fn connect_datagram(&self, target: &Target) -> Result<BoxFlow> {
-        let stack = self.stack.stack().await?;
-        let to = address(target).await?;
-        Ok(Arc::new(stack.udp(to)?))
-    }
-
-    fn describe(&self) -> String {
-        format!("udp over {}", self.label)
     }
 }
 

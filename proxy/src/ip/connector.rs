@@ -1,0 +1,78 @@
+//! TCP and UDP through an [`IpStack`], as the connectors a route level is made of.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use burrow_transport::{
+    BoxFlow, Connected, DatagramConnector, Error, Result, StreamConnector, StreamInfo, Target,
+};
+
+use super::stack::IpStack;
+
+/// TCP and UDP through an [`IpStack`], as connectors. Names are resolved on this side
+/// (by the system's resolver), as a `socks5://` hop resolves them.
+pub struct StackConnector {
+    /// The stack, or how to get one.
+    pub stack: Arc<dyn StackSource>,
+    /// What this level is called in routes.
+    pub label: String,
+}
+
+/// Where a [`StackConnector`] gets its stack: opened once, reopened when it ends.
+#[async_trait]
+pub trait StackSource: Send + Sync + 'static {
+    /// A running stack.
+    async fn stack(&self) -> Result<IpStack>;
+}
+
+async fn address(target: &Target) -> Result<SocketAddr> {
+    if let Some(a) = target.socket_addr() {
+        return Ok(a);
+    }
+    let name = target.host_str().to_string();
+    tokio::net::lookup_host((name.clone(), target.port))
+        .await
+        .map_err(|e| Error::resolve(format!("resolving {name}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::resolve(format!("{name} has no address")))
+}
+
+#[async_trait]
+impl StreamConnector for StackConnector {
+    async fn connect(&self, target: &Target) -> Result<Connected> {
+        let stack = self.stack.stack().await?;
+        let to = address(target).await?;
+        let s = stack.tcp(to).await?;
+        Ok(Connected {
+            stream: Box::new(s),
+            info: StreamInfo {
+                peer_addr: Some(to),
+                alpn: None,
+                layers: vec![format!("tcp over {}", stack.describe)],
+                local_addr: None,
+                timings: burrow_transport::ConnectTimings {
+                    routed: Some(std::time::Instant::now()),
+                    ..Default::default()
+                },
+            },
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("tcp over {}", self.label)
+    }
+}
+
+#[async_trait]
+impl DatagramConnector for StackConnector {
+    async fn connect_datagram(&self, target: &Target) -> Result<BoxFlow> {
+        let stack = self.stack.stack().await?;
+        let to = address(target).await?;
+        Ok(Arc::new(stack.udp(to)?))
+    }
+
+    fn describe(&self) -> String {
+        format!("udp over {}", self.label)
+    }
+}
