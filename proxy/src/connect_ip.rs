@@ -118,9 +118,20 @@ pub enum Output {
     Dropped(&'static str),
 }
 
-/// The proxy's rules on a client packet's destination (address, IP protocol): `false`
-/// refuses it.
-pub type Filter = std::sync::Arc<dyn Fn(IpAddr, u8) -> bool + Send + Sync>;
+/// The proxy's rules on a client packet's destination (address, IP protocol, and for TCP
+/// and UDP the destination port): `false` refuses it.
+pub type Filter = std::sync::Arc<dyn Fn(IpAddr, u8, Option<u16>) -> bool + Send + Sync>;
+
+/// The destination port of a TCP or UDP packet whose upper-layer header starts at `upper`.
+fn dst_port(pkt: &[u8], protocol: u8, upper: usize) -> Option<u16> {
+    const TCP: u8 = 6;
+    const UDP: u8 = 17;
+    if protocol != TCP && protocol != UDP {
+        return None;
+    }
+    let b = pkt.get(upper + 2..upper + 4)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
 
 /// The configured routes narrowed to what a request's scope asks for (RFC 9484 §4.6:
 /// the tunnel is for `{target}` and `{ipproto}` only).
@@ -333,7 +344,10 @@ impl IpSession {
             .routes
             .iter()
             .any(|r| r.covers(h.dst, h.protocol) || (icmp && r.covers(h.dst, r.protocol)));
-        let allowed = self.filter.as_ref().is_none_or(|f| f(h.dst, h.protocol));
+        let allowed = self
+            .filter
+            .as_ref()
+            .is_none_or(|f| f(h.dst, h.protocol, dst_port(&pkt, h.protocol, h.upper)));
         if !routed || !allowed {
             return self.refuse(&pkt, true, h.src.is_ipv6(), Unreachable::Prohibited);
         }

@@ -255,20 +255,25 @@ fn a_filter_refuses_with_administratively_prohibited() {
         protocol: 0,
     };
     let gw: IpAddr = "10.0.0.1".parse().unwrap();
-    let only_tcp: Filter = std::sync::Arc::new(|_dst, proto| proto == 6);
+    // The filter sees the destination port of TCP and UDP.
+    let only_https: Filter =
+        std::sync::Arc::new(|_dst, proto, port| proto == 6 && port == Some(443));
     let mut s =
-        IpSession::new(vec![pfx("10.0.0.2/32")], vec![all], Some(gw), None).with_filter(only_tcp);
+        IpSession::new(vec![pfx("10.0.0.2/32")], vec![all], Some(gw), None).with_filter(only_https);
     drain(&mut s);
-    s.handle_client_packet(v4("10.0.0.2", "192.0.2.9", 6, 64, b"tcp"));
+    let ports = |to: u16| [&12_345u16.to_be_bytes()[..], &to.to_be_bytes()[..]].concat();
+    s.handle_client_packet(v4("10.0.0.2", "192.0.2.9", 6, 64, &ports(443)));
     assert!(matches!(&drain(&mut s)[..], [Output::ToNetwork(_)]));
-    s.handle_client_packet(v4("10.0.0.2", "192.0.2.9", 17, 64, b"udp"));
-    let out = drain(&mut s);
-    let Output::ToClient(icmp) = &out[0] else {
-        panic!("{out:?}")
-    };
-    let h = parse(icmp).unwrap();
-    assert_eq!((h.src, icmp[h.upper], icmp[h.upper + 1]), (gw, 3, 13));
-    assert_eq!(out[1], Output::Dropped("destination not allowed"));
+    for (proto, to) in [(6, 80), (17, 443)] {
+        s.handle_client_packet(v4("10.0.0.2", "192.0.2.9", proto, 64, &ports(to)));
+        let out = drain(&mut s);
+        let Output::ToClient(icmp) = &out[0] else {
+            panic!("{out:?}")
+        };
+        let h = parse(icmp).unwrap();
+        assert_eq!((h.src, icmp[h.upper], icmp[h.upper + 1]), (gw, 3, 13));
+        assert_eq!(out[1], Output::Dropped("destination not allowed"));
+    }
 }
 
 #[test]

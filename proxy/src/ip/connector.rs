@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use burrow_transport::{
-    BoxFlow, Connected, DatagramConnector, Error, Result, StreamConnector, StreamInfo, Target,
+    BoxFlow, Connected, DatagramConnector, Error, Hop, Result, StreamConnector, StreamInfo, Target,
 };
 
 use super::stack::IpStack;
@@ -17,6 +17,8 @@ pub struct StackConnector {
     pub stack: Arc<dyn StackSource>,
     /// What this level is called in routes.
     pub label: String,
+    /// The hop errors of this level are put down to (the proxy carrying the tunnel).
+    pub hop: Hop,
 }
 
 /// Where a [`StackConnector`] gets its stack: opened once, reopened when it ends.
@@ -41,9 +43,10 @@ async fn address(target: &Target) -> Result<SocketAddr> {
 #[async_trait]
 impl StreamConnector for StackConnector {
     async fn connect(&self, target: &Target) -> Result<Connected> {
-        let stack = self.stack.stack().await?;
-        let to = address(target).await?;
-        let s = stack.tcp(to).await?;
+        let at = |e: Error| e.at_hop(self.hop.clone());
+        let stack = self.stack.stack().await.map_err(at)?;
+        let to = address(target).await.map_err(at)?;
+        let s = stack.tcp(to).await.map_err(at)?;
         Ok(Connected {
             stream: Box::new(s),
             info: StreamInfo {
@@ -67,9 +70,10 @@ impl StreamConnector for StackConnector {
 #[async_trait]
 impl DatagramConnector for StackConnector {
     async fn connect_datagram(&self, target: &Target) -> Result<BoxFlow> {
-        let stack = self.stack.stack().await?;
-        let to = address(target).await?;
-        Ok(Arc::new(stack.udp(to)?))
+        let at = |e: Error| e.at_hop(self.hop.clone());
+        let stack = self.stack.stack().await.map_err(at)?;
+        let to = address(target).await.map_err(at)?;
+        Ok(Arc::new(stack.udp(to).map_err(at)?))
     }
 
     fn describe(&self) -> String {

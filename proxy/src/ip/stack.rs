@@ -38,8 +38,12 @@ pub const UDP_PACKETS: usize = 64;
 pub const PACKET_QUEUE: usize = 512;
 /// How long a TCP connection may take to be established.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// A TCP connection whose peer stops acknowledging for this long is aborted.
+/// A TCP connection whose peer stops answering for this long is aborted.
 pub const TCP_TIMEOUT: Duration = Duration::from_secs(60);
+/// An idle TCP connection sends a keep-alive this often, so that a live peer's answers
+/// keep it from [`TCP_TIMEOUT`] (smoltcp counts the timeout from the peer's last packet,
+/// idle or not).
+pub const TCP_KEEPALIVE: Duration = Duration::from_secs(20);
 /// Most sockets a stack holds at once.
 pub const MAX_SOCKETS: usize = 4096;
 /// Packets taken from the flow per wake-up before the interface is polled.
@@ -49,12 +53,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The stack's clock: monotonic (a wall clock set back would stall every TCP timer), and
+/// tokio's, so that tests drive the stack's timers in virtual time.
 fn now() -> smoltcp::time::Instant {
-    smoltcp::time::Instant::from_micros(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64),
-    )
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    let since = tokio::time::Instant::now().saturating_duration_since(epoch);
+    smoltcp::time::Instant::from_micros(i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// The ephemeral port range (RFC 6335 §6) local ports come from.
@@ -306,9 +311,9 @@ impl IpStack {
                 tcp::SocketBuffer::new(vec![0u8; TCP_BUFFER]),
                 tcp::SocketBuffer::new(vec![0u8; TCP_BUFFER]),
             );
-            s.set_timeout(Some(smoltcp::time::Duration::from_millis(
-                TCP_TIMEOUT.as_millis() as u64,
-            )));
+            let ms = |d: Duration| smoltcp::time::Duration::from_millis(d.as_millis() as u64);
+            s.set_timeout(Some(ms(TCP_TIMEOUT)));
+            s.set_keep_alive(Some(ms(TCP_KEEPALIVE)));
             s.set_nagle_enabled(false);
             let port = Self::port(&mut st);
             let st = &mut *st;
@@ -459,7 +464,10 @@ impl TcpStream {
         let closed = st.closed.clone();
         let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
         match s.state() {
-            tcp::State::Established => Poll::Ready(Ok(())),
+            tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Listen => {
+                s.register_send_waker(cx.waker());
+                Poll::Pending
+            }
             tcp::State::Closed => Poll::Ready(Err(match closed {
                 Some(why) => Error::closed(format!("the IP tunnel ended: {why}")),
                 None => Error::peer(
@@ -467,10 +475,9 @@ impl TcpStream {
                     "TCP connection refused through the IP tunnel",
                 ),
             })),
-            _ => {
-                s.register_send_waker(cx.waker());
-                Poll::Pending
-            }
+            // Synchronised: established, or already closing (the peer may send its data
+            // and FIN before this task runs; they are the reader's).
+            _ => Poll::Ready(Ok(())),
         }
     }
 }
@@ -550,6 +557,10 @@ impl tokio::io::AsyncWrite for TcpStream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut st = lock(&self.shared.state);
         let s = st.sockets.get_mut::<tcp::Socket>(self.handle);
+        // Reset, timed out or the stack stopped: what was written will never go out.
+        if s.state() == tcp::State::Closed && s.send_queue() > 0 {
+            return Poll::Ready(Err(reset()));
+        }
         // The FIN goes once what was written is out.
         s.close();
         if s.send_queue() > 0 {

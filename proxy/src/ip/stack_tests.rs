@@ -282,3 +282,164 @@ impl IpFlow for Closing {
         "closed".into()
     }
 }
+
+/// The next packet the stack sends within `within` (virtual time in paused tests).
+async fn sent_within(flow: &Scripted, within: Duration) -> Option<Vec<u8>> {
+    let end = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(p) = {
+            let mut s = lock(&flow.sent);
+            (!s.is_empty()).then(|| s.remove(0))
+        } {
+            return Some(p);
+        }
+        if tokio::time::Instant::now() >= end {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 9);
+
+/// A TCP segment from the peer (port 443) to `port`, without options.
+fn segment(port: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut t = vec![0u8; 20];
+    t[0..2].copy_from_slice(&443u16.to_be_bytes());
+    t[2..4].copy_from_slice(&port.to_be_bytes());
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[8..12].copy_from_slice(&ack.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = flags;
+    t[14..16].copy_from_slice(&65_535u16.to_be_bytes());
+    t.extend_from_slice(payload);
+    reply(PEER, 6, &t)
+}
+
+/// The TCP header and payload of a packet the stack sent.
+fn tcp_of(p: &[u8]) -> &[u8] {
+    &p[parse(p).unwrap().upper..]
+}
+
+const FIN: u8 = 0x01;
+const RST: u8 = 0x04;
+const ACK: u8 = 0x10;
+const SYN_ACK: u8 = 0x12;
+
+/// A connection to the peer, its handshake scripted (the peer's `then` packets go in with
+/// its SYN-ACK): the stream, its local port, the stack's next sequence number and the
+/// peer's.
+async fn connected(
+    flow: &Arc<Scripted>,
+    stack: &IpStack,
+    then: &[(u8, &[u8])],
+) -> (TcpStream, u16, u32, u32) {
+    let s2 = stack.clone();
+    let to = SocketAddr::new(PEER.into(), 443);
+    let connecting = tokio::spawn(async move { s2.tcp(to).await });
+    let syn = flow.next_sent().await;
+    let tcp = tcp_of(&syn);
+    let port = u16::from_be_bytes([tcp[0], tcp[1]]);
+    let ours = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]).wrapping_add(1);
+    let mut theirs = 7_000u32;
+    flow.push(segment(port, theirs, ours, SYN_ACK, b""));
+    theirs += 1;
+    for (flags, data) in then {
+        flow.push(segment(port, theirs, ours, *flags, data));
+        theirs += data.len() as u32 + u32::from(flags & FIN);
+    }
+    let stream = tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .expect("connected without waiting for the connect timeout")
+        .unwrap()
+        .unwrap();
+    (stream, port, ours, theirs)
+}
+
+/// smoltcp counts its timeout from the peer's last packet even on an idle connection:
+/// keep-alives make a live peer answer, so an idle connection outlives TCP_TIMEOUT.
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_to_a_live_peer_outlasts_the_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let flow = Scripted::new();
+    let stack = IpStack::new(flow.clone()).unwrap();
+    let (mut stream, port, ours, theirs) = connected(&flow, &stack, &[]).await;
+    let start = tokio::time::Instant::now();
+    let mut probes = 0;
+    while start.elapsed() < 3 * TCP_TIMEOUT {
+        let p = sent_within(&flow, 2 * TCP_KEEPALIVE)
+            .await
+            .expect("a keep-alive while idle");
+        assert_eq!(tcp_of(&p)[13] & RST, 0, "a live connection reset");
+        probes += 1;
+        flow.push(segment(port, theirs, ours, ACK, b""));
+    }
+    assert!(probes >= 6, "{probes} keep-alives in {:?}", start.elapsed());
+    stream.write_all(b"ping").await.unwrap();
+    let p = sent_within(&flow, Duration::from_secs(1)).await.unwrap();
+    assert!(
+        tcp_of(&p).ends_with(b"ping"),
+        "the connection still carries data"
+    );
+}
+
+/// A peer that stops answering: the connection fails after TCP_TIMEOUT (and not before),
+/// its reader told.
+#[tokio::test(start_paused = true)]
+async fn a_connection_whose_peer_goes_silent_fails_after_the_timeout() {
+    use tokio::io::AsyncReadExt;
+    let flow = Scripted::new();
+    let stack = IpStack::new(flow.clone()).unwrap();
+    let (mut stream, ..) = connected(&flow, &stack, &[]).await;
+    let start = tokio::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let e = tokio::time::timeout(2 * TCP_TIMEOUT, stream.read(&mut buf))
+        .await
+        .expect("the connection timed out")
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+    let after = start.elapsed();
+    assert!(
+        after >= TCP_TIMEOUT && after <= TCP_TIMEOUT + TCP_KEEPALIVE,
+        "{after:?}"
+    );
+}
+
+/// A peer that answers and closes at once (its FIN in before the connecting task runs):
+/// the connection is made, and its reader gets the data and the end.
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_closes_at_once_still_connects() {
+    use tokio::io::AsyncReadExt;
+    let flow = Scripted::new();
+    let stack = IpStack::new(flow.clone()).unwrap();
+    let (mut stream, ..) = connected(&flow, &stack, &[(ACK, b"bye"), (FIN | ACK, b"")]).await;
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, b"bye");
+}
+
+/// Unsent data and a reset: shutdown fails at once instead of waiting for it to go out.
+#[tokio::test(start_paused = true)]
+async fn shutdown_after_a_reset_fails_rather_than_waits() {
+    use tokio::io::AsyncWriteExt;
+    let flow = Scripted::new();
+    let stack = IpStack::new(flow.clone()).unwrap();
+    let (mut stream, port, ours, theirs) = connected(&flow, &stack, &[]).await;
+    stream.write_all(b"never acknowledged").await.unwrap();
+    // The handshake's last ACK, then the data.
+    loop {
+        let p = sent_within(&flow, Duration::from_secs(1)).await.unwrap();
+        if tcp_of(&p).ends_with(b"never acknowledged") {
+            break;
+        }
+    }
+    flow.push(segment(port, theirs, ours, RST, b""));
+    let e = tokio::time::timeout(Duration::from_secs(5), stream.shutdown())
+        .await
+        .expect("shutdown returned")
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+}

@@ -163,6 +163,7 @@ impl Route {
                 let via = Arc::new(crate::ip::StackConnector {
                     stack: ip.clone(),
                     label: format!("CONNECT-IP@{} {}", url.kind.scheme(), url.target),
+                    hop: hop.clone(),
                 });
                 route.stream = via.clone();
                 route.datagram = via;

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use burrow_http_core::connect_ip::{Prefix, Range};
@@ -28,6 +29,10 @@ use super::relay::Stats;
 pub const DEFAULT_TUN_MTU: u16 = 1500;
 /// Packets queued from the TUN device to one client before new ones are dropped.
 pub const CLIENT_QUEUE: usize = 512;
+/// Failed reads of the TUN device in a row after which it is given up.
+pub const DEVICE_ERRORS: u32 = 20;
+/// The pause after a failed read of the TUN device.
+pub const DEVICE_RETRY: Duration = Duration::from_millis(100);
 /// Largest IP packet read from the TUN device.
 const MAX_PACKET: usize = 65_535;
 
@@ -91,7 +96,11 @@ pub struct IpNetwork {
     clients: Mutex<HashMap<IpAddr, mpsc::Sender<Vec<u8>>>>,
     routes: Vec<Range>,
     gateways: (Option<IpAddr>, Option<IpAddr>),
+    /// The address pools.
+    pools: Vec<Prefix>,
     name: String,
+    /// Why the device can no longer be read, once it cannot.
+    failed: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for IpNetwork {
@@ -142,7 +151,9 @@ impl IpNetwork {
                 clients: Mutex::new(HashMap::new()),
                 routes,
                 gateways,
+                pools: cfg.pool_v4.into_iter().chain(cfg.pool_v6).collect(),
                 name: cfg.tun_name.clone(),
+                failed: Mutex::new(None),
             });
             tokio::spawn(read_device(Arc::downgrade(&net)));
             Ok(net)
@@ -164,6 +175,12 @@ impl IpNetwork {
     /// Addresses for one client (one per family the pool has), and its queue of packets
     /// from the network; given back when the lease is dropped.
     pub(crate) fn lease(self: &Arc<Self>, scope: IpScope) -> Result<Lease, Error> {
+        if let Some(why) = lock(&self.failed).clone() {
+            return Err(Error::closed(format!(
+                "the CONNECT-IP device {} failed: {why}",
+                self.name
+            )));
+        }
         let mut pool = lock(&self.pool);
         let mut assigned = Vec::new();
         for v6 in [false, true] {
@@ -205,17 +222,32 @@ impl IpNetwork {
 #[cfg(target_os = "linux")]
 async fn read_device(net: std::sync::Weak<IpNetwork>) {
     let mut buf = vec![0u8; MAX_PACKET];
+    let mut errors = 0u32;
     loop {
         let Some(n) = net.upgrade() else { return };
         let got = tokio::time::timeout(Duration::from_secs(1), n.dev.recv(&mut buf)).await;
         let len = match got {
             Ok(Ok(len)) => len,
             Ok(Err(e)) => {
-                tracing::warn!("CONNECT-IP: reading {}: {e}", n.name);
-                return;
+                // Retried (a read can fail for a moment); a device that keeps failing
+                // is given up, and new tunnels are refused rather than left without
+                // packets.
+                errors += 1;
+                if errors == 1 {
+                    tracing::warn!("CONNECT-IP: reading {}: {e}", n.name);
+                }
+                if errors >= DEVICE_ERRORS {
+                    tracing::error!("CONNECT-IP: giving up on {}: {e}", n.name);
+                    *lock(&n.failed) = Some(e.to_string());
+                    return;
+                }
+                drop(n);
+                tokio::time::sleep(DEVICE_RETRY).await;
+                continue;
             }
             Err(_) => continue,
         };
+        errors = 0;
         let Some(h) = burrow_http_core::connect_ip::packet::parse(&buf[..len]) else {
             continue;
         };
@@ -246,6 +278,21 @@ impl Drop for Lease {
     }
 }
 
+/// The rules on a client's packets: the pools' addresses (the proxy's own on the device,
+/// and the other clients') are refused unless a network rule names them, so that no
+/// client reaches another through the proxy; every other destination is judged as a
+/// dial is, the proxy's own listeners (a loop) by the packet's destination port.
+fn packet_filter(pools: Vec<Prefix>, judge: Arc<Judge>) -> crate::connect_ip::Filter {
+    Arc::new(move |dst: IpAddr, _proto: u8, port: Option<u16>| {
+        if pools.iter().any(|p| p.contains(dst)) && !judge.rules().covers(dst) {
+            return false;
+        }
+        judge
+            .check_addr(SocketAddr::new(dst, port.unwrap_or(0)))
+            .is_ok()
+    })
+}
+
 /// Serves one CONNECT-IP tunnel until it ends or nothing moves for `idle`; returns the
 /// bytes moved each way and whether it went idle.
 pub(crate) async fn serve(
@@ -258,25 +305,27 @@ pub(crate) async fn serve(
 ) -> (u64, u64, bool) {
     let tunnel = IpTunnel::new(tunnel, max_capsule);
     let (gw4, gw6) = lease.net.gateways;
-    let gateways = [gw4, gw6];
-    // The proxy's own addresses on the device are refused unless a network rule names
-    // them, as its listeners are; every other destination is judged by the rules.
-    let filter: crate::connect_ip::Filter = Arc::new(move |dst: IpAddr, _proto: u8| {
-        if gateways.contains(&Some(dst)) && !judge.rules().covers(dst) {
-            return false;
-        }
-        judge.check_addr(SocketAddr::new(dst, 0)).is_ok()
-    });
+    let filter = packet_filter(lease.net.pools.clone(), judge);
     let mut session =
         IpSession::new(lease.assigned.clone(), lease.routes.clone(), gw4, gw6).with_filter(filter);
     let (mut up, mut down) = (0u64, 0u64);
     let mut buf = vec![0u8; MAX_PACKET];
     let mut last = tokio::time::Instant::now();
+    // A packet for the client waiting for room in the tunnel. Meanwhile the client is
+    // still read (it may be waiting for room itself) and the network is not.
+    let mut pending: Option<Vec<u8>> = None;
     loop {
-        while let Some(o) = session.poll_output() {
+        while pending.is_none() {
+            let Some(o) = session.poll_output() else {
+                break;
+            };
             match o {
                 Output::Capsule(c) => {
-                    if tunnel.send_encoded(c).await.is_err() {
+                    // A client that reads nothing for `idle` is gone.
+                    if !matches!(
+                        tokio::time::timeout(idle, tunnel.send_encoded(c)).await,
+                        Ok(Ok(()))
+                    ) {
                         return (up, down, false);
                     }
                 }
@@ -286,9 +335,11 @@ pub(crate) async fn serve(
                         .bytes_down
                         .fetch_add(p.len() as u64, Ordering::Relaxed);
                     stats.datagrams.fetch_add(1, Ordering::Relaxed);
-                    let sent = std::future::poll_fn(|cx| tunnel.poll_send_packet(cx, &p)).await;
-                    if sent.is_err() {
-                        return (up, down, false);
+                    let waker = futures_util::task::noop_waker();
+                    match tunnel.poll_send_packet(&mut Context::from_waker(&waker), &p) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(_)) => return (up, down, false),
+                        Poll::Pending => pending = Some(p),
                     }
                 }
                 Output::ToNetwork(p) => {
@@ -304,7 +355,17 @@ pub(crate) async fn serve(
             }
         }
         let quiet = tokio::time::sleep_until(last + idle);
+        let room = async {
+            match &pending {
+                Some(p) => std::future::poll_fn(|cx| tunnel.poll_send_packet(cx, p)).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            r = room => match r {
+                Ok(()) => pending = None,
+                Err(_) => return (up, down, false),
+            },
             a = tunnel.arrived(&mut buf) => match a {
                 Ok(Arrived::Packet(n)) => session.handle_client_packet(buf[..n].to_vec()),
                 Ok(Arrived::Capsule(c)) => session.handle_ip_capsule(c),
@@ -313,12 +374,47 @@ pub(crate) async fn serve(
                     return (up, down, false);
                 }
             },
-            p = lease.rx.recv() => match p {
+            p = lease.rx.recv(), if pending.is_none() => match p {
                 Some(p) => session.handle_network_packet(p),
                 None => return (up, down, false),
             },
             _ = quiet => return (up, down, true),
         }
         last = tokio::time::Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::dial::OwnAddresses;
+    use crate::server::Rules;
+
+    #[test]
+    fn the_filter_refuses_other_clients_and_the_proxys_listeners() {
+        let own = Arc::new(OwnAddresses::default());
+        own.set(vec!["1.2.3.4:8443".parse().unwrap()]);
+        let pool = Prefix::new("2a00:1::".parse().unwrap(), 64).unwrap();
+        let f = packet_filter(
+            vec![pool],
+            Arc::new(Judge::new(Rules::default(), own, false)),
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // The proxy's listener, by its port: a loop. Its other ports and other hosts pass.
+        assert!(!f(ip("1.2.3.4"), 6, Some(8443)));
+        assert!(!f(ip("1.2.3.4"), 17, Some(8443)));
+        assert!(f(ip("1.2.3.4"), 6, Some(80)));
+        assert!(f(ip("1.2.3.5"), 6, Some(8443)));
+        // Another client's address (the pool is public here): refused; elsewhere passes.
+        assert!(!f(ip("2a00:1::7"), 58, None));
+        assert!(f(ip("2a00:2::7"), 58, None));
+        // Special ranges, as for a dial.
+        assert!(!f(ip("127.0.0.1"), 6, Some(80)));
+        // A network rule naming the pool lets clients reach each other.
+        let mut rules = Rules::default();
+        rules.networks.push((ip("2a00:1::"), 64));
+        let own = Arc::new(OwnAddresses::default());
+        let f = packet_filter(vec![pool], Arc::new(Judge::new(rules, own, false)));
+        assert!(f(ip("2a00:1::7"), 58, None));
     }
 }
