@@ -13,10 +13,13 @@
 //!
 //! Call contract: after [`IpSession::new`] and after each `handle_*`, drain
 //! [`poll_output`](IpSession::poll_output). A capsule error means the request stream must
-//! be aborted. The session has no timer: the tunnel's idle deadline is the driver's.
+//! be aborted. Packets come with the time they arrived (`now`, from any monotonic clock),
+//! which paces the session's ICMP errors ([`ICMP_ERROR_BURST`], [`ICMP_ERRORS_PER_SEC`]);
+//! the session has no timer of its own (the tunnel's idle deadline is the driver's).
 
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use burrow_http_core::capsule::CapsuleType;
 use burrow_http_core::connect_ip::packet::{self, Unreachable};
@@ -25,6 +28,52 @@ use bytes::Bytes;
 
 /// Most packets a session holds for its driver before it drops new ones.
 pub const MAX_OUTPUT: usize = 256;
+
+/// ICMP errors a session sends at once before they are paced (RFC 4443 §2.4(f) requires
+/// a limit for ICMPv6; RFC 1812 §4.3.2.8 asks the same of IPv4 routers).
+pub const ICMP_ERROR_BURST: u32 = 10;
+/// ICMP errors a session sends per second once its burst is spent; past that the packet
+/// is dropped without one.
+pub const ICMP_ERRORS_PER_SEC: u32 = 10;
+
+/// The token bucket pacing a session's ICMP errors.
+#[derive(Debug)]
+struct IcmpPace {
+    tokens: u32,
+    /// When the next token is due (tokens are added as time passes it).
+    refilled: Option<Instant>,
+}
+
+impl IcmpPace {
+    fn new() -> IcmpPace {
+        IcmpPace {
+            tokens: ICMP_ERROR_BURST,
+            refilled: None,
+        }
+    }
+
+    /// Whether an ICMP error may be sent at `now` (and takes a token if so).
+    fn take(&mut self, now: Instant) -> bool {
+        let every = Duration::from_secs(1) / ICMP_ERRORS_PER_SEC;
+        let last = *self.refilled.get_or_insert(now);
+        let due = now.saturating_duration_since(last).as_nanos() / every.as_nanos();
+        let due = u32::try_from(due).unwrap_or(u32::MAX).min(ICMP_ERROR_BURST);
+        if due > 0 {
+            self.tokens = (self.tokens + due).min(ICMP_ERROR_BURST);
+            // A full bucket starts counting afresh; otherwise the part of a token already
+            // earned is kept.
+            self.refilled = Some(match self.tokens == ICMP_ERROR_BURST {
+                true => now,
+                false => last + every * due,
+            });
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
 
 /// Most addresses of a pool looked at for a free one: a large IPv6 pool is not walked
 /// to its end.
@@ -191,6 +240,7 @@ pub struct IpSession {
     gateway_v6: Option<IpAddr>,
     filter: Option<Filter>,
     out: VecDeque<Output>,
+    pace: IcmpPace,
 }
 
 impl std::fmt::Debug for IpSession {
@@ -218,6 +268,7 @@ impl IpSession {
             gateway_v6,
             filter: None,
             out: VecDeque::new(),
+            pace: IcmpPace::new(),
         };
         let a = s.assignment(&[]);
         s.capsule(&a);
@@ -311,7 +362,14 @@ impl IpSession {
         }
     }
 
-    fn refuse(&mut self, pkt: &[u8], to_client: bool, src_v6: bool, why: Unreachable) {
+    fn refuse(
+        &mut self,
+        now: Instant,
+        pkt: &[u8],
+        to_client: bool,
+        src_v6: bool,
+        why: Unreachable,
+    ) {
         let reason = match why {
             Unreachable::BadSource => "source address not assigned",
             Unreachable::NoRoute => "no route to the destination",
@@ -320,7 +378,8 @@ impl IpSession {
         };
         let icmp = self
             .gateway(src_v6)
-            .and_then(|g| packet::icmp_error(pkt, g, why));
+            .and_then(|g| packet::icmp_error(pkt, g, why))
+            .filter(|_| self.pace.take(now));
         match (icmp, to_client) {
             (Some(i), true) => self.push(Output::ToClient(i)),
             (Some(i), false) => self.push(Output::ToNetwork(i)),
@@ -331,12 +390,12 @@ impl IpSession {
 
     /// An IP packet from the client (context ID 0): forwarded if its source is one of the
     /// client's and its destination one of the routes (RFC 9484 §4.7, BCP 38).
-    pub fn handle_client_packet(&mut self, pkt: Vec<u8>) {
+    pub fn handle_client_packet(&mut self, now: Instant, pkt: Vec<u8>) {
         let Some(h) = packet::parse(&pkt) else {
             return self.push(Output::Dropped("not an IP packet"));
         };
         if !self.assigned.iter().any(|p| p.contains(h.src)) {
-            return self.refuse(&pkt, true, h.src.is_ipv6(), Unreachable::BadSource);
+            return self.refuse(now, &pkt, true, h.src.is_ipv6(), Unreachable::BadSource);
         }
         // ICMP may go wherever any route goes (RFC 9484 §4.7.3).
         let icmp = h.protocol == packet::ICMP || h.protocol == packet::ICMPV6;
@@ -349,7 +408,7 @@ impl IpSession {
             .as_ref()
             .is_none_or(|f| f(h.dst, h.protocol, dst_port(&pkt, h.protocol, h.upper)));
         if !routed || !allowed {
-            return self.refuse(&pkt, true, h.src.is_ipv6(), Unreachable::Prohibited);
+            return self.refuse(now, &pkt, true, h.src.is_ipv6(), Unreachable::Prohibited);
         }
         self.push(Output::ToNetwork(pkt));
     }
@@ -357,7 +416,7 @@ impl IpSession {
     /// An IP packet from the network for this client: sent to it with the hop limit
     /// decremented (it is encapsulated here, RFC 9484 §4.3), or answered with Time
     /// Exceeded when that runs out.
-    pub fn handle_network_packet(&mut self, mut pkt: Vec<u8>) {
+    pub fn handle_network_packet(&mut self, now: Instant, mut pkt: Vec<u8>) {
         let Some(h) = packet::parse(&pkt) else {
             return self.push(Output::Dropped("not an IP packet"));
         };
@@ -365,7 +424,7 @@ impl IpSession {
             return self.push(Output::Dropped("not for this client"));
         }
         if !packet::decrement_hop_limit(&mut pkt) {
-            return self.refuse(&pkt, false, h.src.is_ipv6(), Unreachable::HopLimit);
+            return self.refuse(now, &pkt, false, h.src.is_ipv6(), Unreachable::HopLimit);
         }
         self.push(Output::ToClient(pkt));
     }

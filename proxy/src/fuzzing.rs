@@ -433,13 +433,13 @@ pub fn ip_session(data: &[u8]) {
         rest = after;
         if op % 3 == 2 {
             // From the network (the TUN device).
-            s.handle_network_packet(chunk.to_vec());
+            s.handle_network_packet(now, chunk.to_vec());
         } else {
             core.read_buffer().extend_from_slice(chunk);
             core.handle_read(chunk.len(), now);
             while let Some(e) = core.poll_event() {
                 match e {
-                    IpEvent::Packet(p) => s.handle_client_packet(p.to_vec()),
+                    IpEvent::Packet(p) => s.handle_client_packet(now, p.to_vec()),
                     IpEvent::Capsule(c) => s.handle_ip_capsule(c),
                     IpEvent::Error(_) => return,
                 }

@@ -145,17 +145,17 @@ fn client_packets_need_their_own_source_and_a_route() {
     let mut s = session();
     drain(&mut s);
     let ok = v4("10.9.0.2", "192.0.2.9", 6, 64, b"tcp");
-    s.handle_client_packet(ok.clone());
+    s.handle_client_packet(Instant::now(), ok.clone());
     assert_eq!(drain(&mut s), vec![Output::ToNetwork(ok)]);
     // UDP is routed to 198.51.100.0/24, TCP is not, ICMP is (any route).
     let udp = v4("10.9.0.2", "198.51.100.1", 17, 64, b"udp");
-    s.handle_client_packet(udp.clone());
+    s.handle_client_packet(Instant::now(), udp.clone());
     assert_eq!(drain(&mut s), vec![Output::ToNetwork(udp)]);
     let echo = v4("10.9.0.2", "198.51.100.1", 1, 64, &[8, 0, 0, 0, 0, 0, 0, 0]);
-    s.handle_client_packet(echo.clone());
+    s.handle_client_packet(Instant::now(), echo.clone());
     assert_eq!(drain(&mut s), vec![Output::ToNetwork(echo)]);
     let tcp = v4("10.9.0.2", "198.51.100.1", 6, 64, b"tcp");
-    s.handle_client_packet(tcp.clone());
+    s.handle_client_packet(Instant::now(), tcp.clone());
     let out = drain(&mut s);
     let Output::ToClient(icmp) = &out[0] else {
         panic!("{out:?}")
@@ -173,7 +173,7 @@ fn client_packets_need_their_own_source_and_a_route() {
     assert_eq!(out[1], Output::Dropped("destination not allowed"));
     // A spoofed source: Destination Unreachable code 5.
     let spoofed = v4("10.9.0.77", "192.0.2.9", 6, 64, b"x");
-    s.handle_client_packet(spoofed);
+    s.handle_client_packet(Instant::now(), spoofed);
     let out = drain(&mut s);
     let Output::ToClient(icmp) = &out[0] else {
         panic!("{out:?}")
@@ -188,12 +188,12 @@ fn client_packets_need_their_own_source_and_a_route() {
         64,
         &[1, 0, 0, 0, 0, 0, 0, 0],
     );
-    s.handle_client_packet(err6);
+    s.handle_client_packet(Instant::now(), err6);
     assert_eq!(
         drain(&mut s),
         vec![Output::Dropped("destination not allowed")]
     );
-    s.handle_client_packet(b"\x45garbage".to_vec());
+    s.handle_client_packet(Instant::now(), b"\x45garbage".to_vec());
     assert_eq!(drain(&mut s), vec![Output::Dropped("not an IP packet")]);
 }
 
@@ -202,7 +202,7 @@ fn network_packets_go_to_their_client_one_hop_older() {
     let mut s = session();
     drain(&mut s);
     let p = v4("192.0.2.9", "10.9.0.2", 17, 64, b"reply");
-    s.handle_network_packet(p);
+    s.handle_network_packet(Instant::now(), p);
     let out = drain(&mut s);
     let Output::ToClient(got) = &out[0] else {
         panic!("{out:?}")
@@ -210,7 +210,7 @@ fn network_packets_go_to_their_client_one_hop_older() {
     assert_eq!(got[8], 63);
     assert_eq!(checksum(&got[..20], 0), 0, "checksum updated with the TTL");
     let p6 = v6("2001:db8::1", "fd00:9::2", 17, 1, b"last hop");
-    s.handle_network_packet(p6.clone());
+    s.handle_network_packet(Instant::now(), p6.clone());
     let out = drain(&mut s);
     let Output::ToNetwork(icmp) = &out[0] else {
         panic!("{out:?}")
@@ -233,7 +233,7 @@ fn network_packets_go_to_their_client_one_hop_older() {
     pseudo.extend_from_slice(&[0, 0, 0, 58]);
     pseudo.extend_from_slice(&icmp[40..]);
     assert_eq!(checksum(&pseudo, 0), 0, "ICMPv6 checksum");
-    s.handle_network_packet(v4("192.0.2.9", "10.9.0.3", 17, 64, b"x"));
+    s.handle_network_packet(Instant::now(), v4("192.0.2.9", "10.9.0.3", 17, 64, b"x"));
     assert_eq!(drain(&mut s), vec![Output::Dropped("not for this client")]);
 }
 
@@ -242,7 +242,7 @@ fn output_is_bounded() {
     let mut s = session();
     drain(&mut s);
     for _ in 0..MAX_OUTPUT + 10 {
-        s.handle_network_packet(v4("192.0.2.9", "10.9.0.2", 17, 64, b"x"));
+        s.handle_network_packet(Instant::now(), v4("192.0.2.9", "10.9.0.2", 17, 64, b"x"));
     }
     assert_eq!(drain(&mut s).len(), MAX_OUTPUT);
 }
@@ -262,10 +262,16 @@ fn a_filter_refuses_with_administratively_prohibited() {
         IpSession::new(vec![pfx("10.0.0.2/32")], vec![all], Some(gw), None).with_filter(only_https);
     drain(&mut s);
     let ports = |to: u16| [&12_345u16.to_be_bytes()[..], &to.to_be_bytes()[..]].concat();
-    s.handle_client_packet(v4("10.0.0.2", "192.0.2.9", 6, 64, &ports(443)));
+    s.handle_client_packet(
+        Instant::now(),
+        v4("10.0.0.2", "192.0.2.9", 6, 64, &ports(443)),
+    );
     assert!(matches!(&drain(&mut s)[..], [Output::ToNetwork(_)]));
     for (proto, to) in [(6, 80), (17, 443)] {
-        s.handle_client_packet(v4("10.0.0.2", "192.0.2.9", proto, 64, &ports(to)));
+        s.handle_client_packet(
+            Instant::now(),
+            v4("10.0.0.2", "192.0.2.9", proto, 64, &ports(to)),
+        );
         let out = drain(&mut s);
         let Output::ToClient(icmp) = &out[0] else {
             panic!("{out:?}")
@@ -309,4 +315,52 @@ fn a_scope_narrows_the_routes() {
         prefix_bounds("10.1.2.3".parse().unwrap(), 0).1,
         IpAddr::from([255u8; 4])
     );
+}
+
+/// ICMP errors are paced: a burst, then ICMP_ERRORS_PER_SEC; the packets past that are
+/// still dropped (and counted), without an error each.
+#[test]
+fn icmp_errors_are_paced() {
+    let all = Range {
+        start: "0.0.0.0".parse().unwrap(),
+        end: "255.255.255.255".parse().unwrap(),
+        protocol: 0,
+    };
+    let gw: IpAddr = "10.0.0.1".parse().unwrap();
+    let mut s = IpSession::new(vec![pfx("10.0.0.2/32")], vec![all], Some(gw), None);
+    drain(&mut s);
+    let spoofed = || v4("10.0.0.99", "192.0.2.9", 17, 64, b"x");
+    let errors = |s: &mut IpSession| {
+        drain(s)
+            .iter()
+            .filter(|o| matches!(o, Output::ToClient(_)))
+            .count() as u32
+    };
+    let t = Instant::now();
+    for _ in 0..3 * ICMP_ERROR_BURST {
+        s.handle_client_packet(t, spoofed());
+    }
+    assert_eq!(errors(&mut s), ICMP_ERROR_BURST);
+    // Half a second earns half a second's worth.
+    let t1 = t + Duration::from_millis(500);
+    for _ in 0..ICMP_ERROR_BURST {
+        s.handle_client_packet(t1, spoofed());
+    }
+    assert_eq!(errors(&mut s), ICMP_ERRORS_PER_SEC / 2);
+    // A long quiet refills the burst, no more.
+    let t2 = t1 + Duration::from_secs(60);
+    for _ in 0..3 * ICMP_ERROR_BURST {
+        s.handle_client_packet(t2, spoofed());
+    }
+    let out = drain(&mut s);
+    let icmp = out
+        .iter()
+        .filter(|o| matches!(o, Output::ToClient(_)))
+        .count() as u32;
+    assert_eq!(icmp, ICMP_ERROR_BURST);
+    let dropped = out
+        .iter()
+        .filter(|o| **o == Output::Dropped("source address not assigned"))
+        .count() as u32;
+    assert_eq!(dropped, 3 * ICMP_ERROR_BURST, "every packet still dropped");
 }

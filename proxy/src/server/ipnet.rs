@@ -88,6 +88,30 @@ fn everything(v4: bool, v6: bool) -> Vec<Range> {
     r
 }
 
+/// The configured routes in the order ROUTE_ADVERTISEMENT needs (RFC 9484 §4.7.3), or why
+/// they cannot be advertised: a range that ends before it starts, or two that overlap.
+fn ordered_routes(routes: &[Range]) -> Result<Vec<Range>, Error> {
+    let mut r = routes.to_vec();
+    if let Some(bad) = r
+        .iter()
+        .find(|r| r.start.is_ipv6() != r.end.is_ipv6() || r.end < r.start)
+    {
+        return Err(Error::invalid_input(format!(
+            "CONNECT-IP route {}-{} is not a range",
+            bad.start, bad.end
+        )));
+    }
+    r.sort_by_key(|r| (r.start.is_ipv6(), r.protocol, r.start));
+    let same =
+        |a: &Range, b: &Range| a.start.is_ipv6() == b.start.is_ipv6() && a.protocol == b.protocol;
+    if r.windows(2)
+        .any(|w| same(&w[0], &w[1]) && w[1].start <= w[0].end)
+    {
+        return Err(Error::invalid_input("CONNECT-IP routes overlap"));
+    }
+    Ok(r)
+}
+
 /// The proxy's CONNECT-IP network: its TUN device, pool and clients.
 pub struct IpNetwork {
     #[cfg(target_os = "linux")]
@@ -123,7 +147,7 @@ impl IpNetwork {
         let gateways = (pool.gateway(false), pool.gateway(true));
         let routes = match cfg.routes.is_empty() {
             true => everything(cfg.pool_v4.is_some(), cfg.pool_v6.is_some()),
-            false => cfg.routes.clone(),
+            false => ordered_routes(&cfg.routes)?,
         };
         #[cfg(target_os = "linux")]
         {
@@ -367,7 +391,9 @@ pub(crate) async fn serve(
                 Err(_) => return (up, down, false),
             },
             a = tunnel.arrived(&mut buf) => match a {
-                Ok(Arrived::Packet(n)) => session.handle_client_packet(buf[..n].to_vec()),
+                Ok(Arrived::Packet(n)) => {
+                    session.handle_client_packet(std::time::Instant::now(), buf[..n].to_vec())
+                }
                 Ok(Arrived::Capsule(c)) => session.handle_ip_capsule(c),
                 Err(e) => {
                     tracing::debug!("CONNECT-IP tunnel ended: {e}");
@@ -375,7 +401,7 @@ pub(crate) async fn serve(
                 }
             },
             p = lease.rx.recv(), if pending.is_none() => match p {
-                Some(p) => session.handle_network_packet(p),
+                Some(p) => session.handle_network_packet(std::time::Instant::now(), p),
                 None => return (up, down, false),
             },
             _ = quiet => return (up, down, true),
@@ -416,5 +442,36 @@ mod tests {
         let own = Arc::new(OwnAddresses::default());
         let f = packet_filter(vec![pool], Arc::new(Judge::new(rules, own, false)));
         assert!(f(ip("2a00:1::7"), 58, None));
+    }
+
+    #[test]
+    fn routes_are_ordered_and_must_not_overlap() {
+        let r = |a: &str, b: &str, protocol: u8| Range {
+            start: a.parse().unwrap(),
+            end: b.parse().unwrap(),
+            protocol,
+        };
+        let got = ordered_routes(&[
+            r("2001:db8::", "2001:db8::ff", 0),
+            r("192.0.2.0", "192.0.2.255", 0),
+            r("10.0.0.0", "10.0.0.255", 0),
+        ])
+        .unwrap();
+        assert_eq!(got[0].start, "10.0.0.0".parse::<IpAddr>().unwrap());
+        assert!(got[2].start.is_ipv6());
+        let e = ordered_routes(&[
+            r("10.0.0.0", "10.0.0.255", 0),
+            r("10.0.0.128", "10.0.1.0", 0),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("overlap"), "{e}");
+        let e = ordered_routes(&[r("10.0.0.9", "10.0.0.1", 0)]).unwrap_err();
+        assert!(e.to_string().contains("not a range"), "{e}");
+        // Different protocols may cover the same addresses.
+        assert!(ordered_routes(&[
+            r("10.0.0.0", "10.0.0.255", 6),
+            r("10.0.0.0", "10.0.0.255", 17)
+        ])
+        .is_ok());
     }
 }
