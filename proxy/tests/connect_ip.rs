@@ -367,12 +367,36 @@ async fn tcp_and_udp_through_the_userspace_stack_byte_exact() {
         format!("h3://localhost:{}?connect=ip", p.h3.port()),
         format!("h2://localhost:{}?connect=ip", p.https.port()),
     ] {
-        let r = route(&pk, &url);
+        // The echo server by a name the route's resolver knows, its IPv6 address first:
+        // the tunnel assigned only IPv4, so the IPv4 one is used.
+        let mut names =
+            burrow_transport::StaticResolver::new(Arc::new(burrow_transport::SystemResolver));
+        names.insert("echo.test", None, vec![SERVER6.into(), SERVER.into()]);
+        let opts = RouteOptions {
+            proxy_tls: pk.trust(),
+            resolver: Some(Arc::new(names)),
+            ..Default::default()
+        };
+        let r = Route::build(&[ProxyUrl::parse(&url).unwrap()], &opts);
+        let echo = Target::parse_with_default(&format!("echo.test:{}", tcp_at.port()), 0).unwrap();
         let c = r
             .stream
-            .connect(&Target::from(tcp_at))
+            .connect(&echo)
             .await
             .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(c.info.peer_addr, Some(tcp_at), "{url}");
+        // A closed port: refused, the error put down to the CONNECT-IP hop.
+        let closed = std::net::TcpListener::bind((SERVER, 0)).unwrap();
+        let closed_at = closed.local_addr().unwrap();
+        drop(closed);
+        let e = r
+            .stream
+            .connect(&Target::from(closed_at))
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("refused"), "{url}: {e}");
+        assert!(e.hop().is_some(), "{url}: no hop named in {e}");
         assert!(
             c.info.layers[0].starts_with("tcp over CONNECT-IP@"),
             "{url}: {:?}",

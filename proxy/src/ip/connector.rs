@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use burrow_transport::{
-    BoxFlow, Connected, DatagramConnector, Error, Hop, Result, StreamConnector, StreamInfo, Target,
+    BoxFlow, Connected, DatagramConnector, Error, Hop, Result, SharedResolver, StreamConnector,
+    StreamInfo, Target,
 };
 
 use super::stack::IpStack;
 
-/// TCP and UDP through an [`IpStack`], as connectors. Names are resolved on this side
-/// (by the system's resolver), as a `socks5://` hop resolves them.
+/// TCP and UDP through an [`IpStack`], as connectors. Names are resolved on this side (by
+/// the route's resolver), as a `socks5://` hop resolves them: RFC 9484 gives the tunnel no
+/// resolver of its own.
 pub struct StackConnector {
     /// The stack, or how to get one.
     pub stack: Arc<dyn StackSource>,
@@ -19,6 +21,8 @@ pub struct StackConnector {
     pub label: String,
     /// The hop errors of this level are put down to (the proxy carrying the tunnel).
     pub hop: Hop,
+    /// Resolves target names (the route's resolver, or the system's).
+    pub resolver: SharedResolver,
 }
 
 /// Where a [`StackConnector`] gets its stack: opened once, reopened when it ends.
@@ -28,16 +32,24 @@ pub trait StackSource: Send + Sync + 'static {
     async fn stack(&self) -> Result<IpStack>;
 }
 
-async fn address(target: &Target) -> Result<SocketAddr> {
+/// Where to reach `target` through `stack`: its address, or its name's first address of
+/// a family the tunnel assigned one of (names resolved on this side, with the resolver's
+/// deadline).
+async fn address(
+    resolver: &SharedResolver,
+    stack: &IpStack,
+    target: &Target,
+) -> Result<SocketAddr> {
     if let Some(a) = target.socket_addr() {
         return Ok(a);
     }
-    let name = target.host_str().to_string();
-    tokio::net::lookup_host((name.clone(), target.port))
-        .await
-        .map_err(|e| Error::resolve(format!("resolving {name}: {e}")))?
-        .next()
-        .ok_or_else(|| Error::resolve(format!("{name} has no address")))
+    let addrs = burrow_transport::resolve::resolve_target(&**resolver, target).await?;
+    addrs
+        .iter()
+        .copied()
+        .find(|a| stack.has_family(a.is_ipv6()))
+        .or_else(|| addrs.first().copied())
+        .ok_or_else(|| Error::resolve(format!("{target}: no address")))
 }
 
 #[async_trait]
@@ -45,7 +57,7 @@ impl StreamConnector for StackConnector {
     async fn connect(&self, target: &Target) -> Result<Connected> {
         let at = |e: Error| e.at_hop(self.hop.clone());
         let stack = self.stack.stack().await.map_err(at)?;
-        let to = address(target).await.map_err(at)?;
+        let to = address(&self.resolver, &stack, target).await.map_err(at)?;
         let s = stack.tcp(to).await.map_err(at)?;
         Ok(Connected {
             stream: Box::new(s),
@@ -72,7 +84,7 @@ impl DatagramConnector for StackConnector {
     async fn connect_datagram(&self, target: &Target) -> Result<BoxFlow> {
         let at = |e: Error| e.at_hop(self.hop.clone());
         let stack = self.stack.stack().await.map_err(at)?;
-        let to = address(target).await.map_err(at)?;
+        let to = address(&self.resolver, &stack, target).await.map_err(at)?;
         Ok(Arc::new(stack.udp(to).map_err(at)?))
     }
 

@@ -253,6 +253,11 @@ impl IpStack {
         &self.shared.addresses
     }
 
+    /// Whether the tunnel assigned the stack an address of this family.
+    pub fn has_family(&self, v6: bool) -> bool {
+        self.shared.addresses.iter().any(|a| a.is_ipv6() == v6)
+    }
+
     fn source_for(&self, dst: IpAddr) -> Result<IpAddr> {
         self.shared
             .addresses

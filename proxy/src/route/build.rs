@@ -164,6 +164,10 @@ impl Route {
                     stack: ip.clone(),
                     label: format!("CONNECT-IP@{} {}", url.kind.scheme(), url.target),
                     hop: hop.clone(),
+                    resolver: options
+                        .resolver
+                        .clone()
+                        .unwrap_or_else(|| Arc::new(burrow_transport::SystemResolver)),
                 });
                 route.stream = via.clone();
                 route.datagram = via;
