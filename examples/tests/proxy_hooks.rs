@@ -480,11 +480,23 @@ fn workers_sets_the_runtime_threads() {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
         assert!(line.starts_with("burrow-proxy listening"), "{line}");
-        let workers = std::fs::read_dir(format!("/proc/{}/task", child.id()))
-            .unwrap()
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|c| c.starts_with("tokio-rt-worker"))
-            .count();
+        let count = || {
+            std::fs::read_dir(format!("/proc/{}/task", child.id()))
+                .unwrap()
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|c| c.starts_with("tokio-rt-worker"))
+                .count()
+        };
+        // A worker thread names itself when it starts, which can be just after the
+        // listening line: wait a little for all of them.
+        let mut workers = count();
+        for _ in 0..50 {
+            if workers == n {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            workers = count();
+        }
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(workers, n);
