@@ -265,18 +265,10 @@ impl HttpHop {
         scope: &burrow_transport::IpScope,
     ) -> Result<crate::ip::ConnectIpFlow> {
         let template = self.url.connect_ip.clone().unwrap_or_default();
-        let req = TunnelRequest::extended(
+        let req = self.template_request(
             burrow_http_core::connect_ip::PROTOCOL,
-            self.url.target.clone(),
             template.expand(scope),
-        )
-        .with_secure(self.url.kind != ProxyKind::Http);
-        let mut req = self.with_our_headers(req);
-        let h = req.headers_mut();
-        if let Some(v) = h.remove(http::header::PROXY_AUTHORIZATION) {
-            h.insert(http::header::AUTHORIZATION, v);
-        }
-        h.insert("capsule-protocol", HeaderValue::from_static("?1"));
+        );
         let target = burrow_transport::Target::new(burrow_transport::Host::Name("*".into()), 0);
         let span = super::hop_span(self.index, &self.url, &target);
         let opening = async {
@@ -301,12 +293,18 @@ impl HttpHop {
         let Some(template) = &self.url.connect_tcp else {
             return self.with_our_headers(TunnelRequest::connect(target.clone()));
         };
-        let req = TunnelRequest::extended(
+        self.template_request(
             burrow_http_core::connect_tcp::PROTOCOL,
-            self.url.target.clone(),
             template.expand(target),
         )
-        .with_secure(self.url.kind != ProxyKind::Http);
+    }
+
+    /// An extended CONNECT for `protocol` to `path` of the proxy's own template: the
+    /// Capsule Protocol, and its credentials in `Authorization` (the proxy is the origin
+    /// of the template's resources).
+    fn template_request(&self, protocol: &'static str, path: String) -> TunnelRequest {
+        let req = TunnelRequest::extended(protocol, self.url.target.clone(), path)
+            .with_secure(self.url.kind != ProxyKind::Http);
         let mut req = self.with_our_headers(req);
         let h = req.headers_mut();
         if let Some(v) = h.remove(http::header::PROXY_AUTHORIZATION) {
