@@ -7,15 +7,19 @@
 //!  client capsule ──► ADDRESS_REQUEST: Capsule(ADDRESS_ASSIGN) with its request IDs
 //!  client packet ──► source assigned? destination routed? ──► ToNetwork
 //!                     └─ no: ToClient(ICMP error) or Dropped
-//!  network packet ──► destination assigned? hop limit > 1? ──► ToClient (hop limit − 1)
-//!                     └─ no: ToNetwork(ICMP Time Exceeded) or Dropped
+//!  network packet ──► destination assigned? hop limit > 1? fits the tunnel?
+//!                     ──► ToClient (hop limit − 1; IPv4 without DF fragmented to fit)
+//!                     └─ no: ToNetwork(ICMP Time Exceeded / Packet Too Big) or Dropped
 //! ```
 //!
 //! Call contract: after [`IpSession::new`] and after each `handle_*`, drain
 //! [`poll_output`](IpSession::poll_output). A capsule error means the request stream must
 //! be aborted. Packets come with the time they arrived (`now`, from any monotonic clock),
 //! which paces the session's ICMP errors ([`ICMP_ERROR_BURST`], [`ICMP_ERRORS_PER_SEC`]);
-//! the session has no timer of its own (the tunnel's idle deadline is the driver's).
+//! the session has no timer of its own (the tunnel's idle deadline is the driver's). The
+//! driver tells it the largest packet the tunnel carries now
+//! ([`set_client_mtu`](IpSession::set_client_mtu): an HTTP/3 datagram's room changes with
+//! the path) before handing it network packets.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
@@ -241,6 +245,7 @@ pub struct IpSession {
     filter: Option<Filter>,
     out: VecDeque<Output>,
     pace: IcmpPace,
+    client_mtu: usize,
 }
 
 impl std::fmt::Debug for IpSession {
@@ -269,6 +274,7 @@ impl IpSession {
             filter: None,
             out: VecDeque::new(),
             pace: IcmpPace::new(),
+            client_mtu: usize::MAX,
         };
         let a = s.assignment(&[]);
         s.capsule(&a);
@@ -282,6 +288,13 @@ impl IpSession {
     pub fn with_filter(mut self, filter: Filter) -> IpSession {
         self.filter = Some(filter);
         self
+    }
+
+    /// The largest IP packet the tunnel carries to the client now (unlimited until told).
+    /// A larger packet from the network is answered with Packet Too Big (RFC 9484 §10.1),
+    /// or, for IPv4 without Don't Fragment, fragmented as a router does.
+    pub fn set_client_mtu(&mut self, mtu: usize) {
+        self.client_mtu = mtu;
     }
 
     /// The client's addresses.
@@ -375,6 +388,7 @@ impl IpSession {
             Unreachable::NoRoute => "no route to the destination",
             Unreachable::Prohibited => "destination not allowed",
             Unreachable::HopLimit => "hop limit exceeded",
+            Unreachable::TooBig { .. } => "too big for the tunnel",
         };
         let icmp = self
             .gateway(src_v6)
@@ -423,10 +437,32 @@ impl IpSession {
         if !self.assigned.iter().any(|p| p.contains(h.dst)) {
             return self.push(Output::Dropped("not for this client"));
         }
+        if h.hop_limit > 1 && pkt.len() > self.client_mtu {
+            return self.too_big(now, pkt, h.src.is_ipv6());
+        }
         if !packet::decrement_hop_limit(&mut pkt) {
             return self.refuse(now, &pkt, false, h.src.is_ipv6(), Unreachable::HopLimit);
         }
         self.push(Output::ToClient(pkt));
+    }
+
+    /// A network packet larger than the tunnel carries: fragmented when IPv4 allows it,
+    /// else dropped with Packet Too Big to its sender (never sent as a capsule instead,
+    /// which would hide the path's MTU from the sender's discovery, RFC 9484 §10.1).
+    fn too_big(&mut self, now: Instant, mut pkt: Vec<u8>, v6: bool) {
+        if !v6 && !packet::dont_fragment(&pkt) && packet::decrement_hop_limit(&mut pkt) {
+            match packet::fragment_v4(&pkt, self.client_mtu) {
+                Some(frags) => {
+                    for f in frags {
+                        self.push(Output::ToClient(f));
+                    }
+                }
+                None => self.push(Output::Dropped("too big for the tunnel")),
+            }
+            return;
+        }
+        let mtu = u16::try_from(self.client_mtu).unwrap_or(u16::MAX);
+        self.refuse(now, &pkt, false, v6, Unreachable::TooBig { mtu });
     }
 
     /// What to do next.

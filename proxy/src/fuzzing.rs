@@ -406,7 +406,8 @@ pub fn ip_capsules(data: &[u8]) {
 /// [`IpSession`](crate::connect_ip::IpSession), with packets from the network in
 /// between. Nothing panics; the session's output stays bounded; every packet it sends to
 /// the network comes from the client's address or from the proxy's own (its ICMP errors),
-/// and every packet to the client was for the client or is an ICMP error from the proxy.
+/// and every packet to the client was for the client or is an ICMP error from the proxy,
+/// and a forwarded one fits the tunnel's MTU (which the input changes as it goes).
 pub fn ip_session(data: &[u8]) {
     use crate::connect_ip::{IpSession, Output, MAX_OUTPUT};
     use burrow_http_core::connect_ip::packet::parse;
@@ -427,11 +428,19 @@ pub fn ip_session(data: &[u8]) {
     let mut core = IpStreamCore::new(4096);
     let now = std::time::Instant::now();
     let mut rest = data;
+    let mut mtu = usize::MAX;
     while let [op, len, tail @ ..] = rest {
+        if op % 4 == 3 {
+            // The tunnel's room changes (an HTTP/3 path's MTU).
+            mtu = usize::from(*len) * 8;
+            s.set_client_mtu(mtu);
+            rest = tail;
+            continue;
+        }
         let n = usize::from(*len).min(tail.len());
         let (chunk, after) = tail.split_at(n);
         rest = after;
-        if op % 3 == 2 {
+        if op % 4 == 2 {
             // From the network (the TUN device).
             s.handle_network_packet(now, chunk.to_vec());
         } else {
@@ -456,6 +465,13 @@ pub fn ip_session(data: &[u8]) {
                 Output::ToClient(p) => {
                     let h = parse(&p).expect("we send IP packets");
                     assert!(h.dst == me || h.src == gw, "to the client from {}", h.src);
+                    if h.src != gw && mtu >= 68 {
+                        assert!(
+                            p.len() <= mtu,
+                            "{} bytes through a {mtu}-byte tunnel",
+                            p.len()
+                        );
+                    }
                 }
                 Output::Capsule(_) | Output::Dropped(_) => {}
             }
@@ -946,6 +962,9 @@ mod tests {
                 b"\x02\x18\x45\x00\x00\x18\x00\x00\x00\x00\x01\x11\x00\x00\xc0\x00\x02\x01\x0a\x00\x00\x02abcd",
                 // ADDRESS_REQUEST, then a spoofed source.
                 b"\x00\x0a\x02\x08\x01\x04\x00\x00\x00\x00\x20\x00\x00\x1b\x00\x19\x00\x45\x00\x00\x18\x00\x00\x00\x00\x40\x11\x00\x00\x0a\x00\x00\x09\xc0\x00\x02\x01abcd",
+                // A 72-byte tunnel, then 100 bytes from the network (fragmented), then
+                // the same with Don't Fragment (Packet Too Big).
+                b"\x03\x09\x02\x64\x45\x00\x00\x64\x00\x00\x00\x00\x40\x11\x00\x00\xc0\x00\x02\x01\x0a\x00\x00\x02abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzab\x02\x64\x45\x00\x00\x64\x00\x00\x40\x00\x40\x11\x00\x00\xc0\x00\x02\x01\x0a\x00\x00\x02abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzab",
             ],
             3000,
             16,

@@ -6,7 +6,9 @@
 //!   with code 13, the assignment and routes as advertised;
 //! - TCP (1 MiB each way, byte-exact, half-close) and UDP through the userspace stack
 //!   over one tunnel, on h3 and h2 proxies;
-//! - the pool: a second client gets another address, and a freed one comes back.
+//! - the pool: a second client gets another address, and a freed one comes back;
+//! - a packet too big for an HTTP/3 tunnel: the sender's kernel learns the MTU from the
+//!   proxy's Packet Too Big (both families) and its fragments arrive byte-exact.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -487,4 +489,101 @@ async fn each_client_gets_its_own_address_and_a_freed_one_returns() {
         }
     }
     assert!(again, "{x:?} never came back");
+}
+
+/// The route cache's MTU for `to`, as `ip route get` reports it once the kernel learnt one.
+fn learnt_mtu(to: IpAddr) -> Option<usize> {
+    let out = std::process::Command::new("ip")
+        .args(["route", "get", &to.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "mtu" {
+            return words.next().and_then(|m| m.parse().ok());
+        }
+    }
+    None
+}
+
+/// A UDP datagram from the namespace's server that the device takes but the tunnel
+/// cannot: the kernel sends it with Don't Fragment (path MTU discovery; IPv6 routers never
+/// fragment), the proxy answers with Fragmentation Needed / Packet Too Big, and the
+/// kernel's route to the client learns the MTU. Sent again, the datagram leaves the kernel
+/// in fragments that fit and reach the client: nothing is lost for good.
+async fn too_big_on(flow: &dyn IpFlow, from: IpAddr, me: IpAddr) {
+    let header = if me.is_ipv6() { 40 } else { 20 };
+    // The tunnel is an HTTP/3 datagram: it carries less than the device's 1500 bytes
+    // (each way its own sender's room; the proxy's is not the client's).
+    let room = flow.mtu();
+    assert!((1200..1450).contains(&room), "{room}");
+    assert_eq!(learnt_mtu(me), None, "nothing learnt yet");
+    let sock = std::net::UdpSocket::bind((from, 0)).unwrap();
+    let big = pattern(1450);
+    sock.send_to(&big, (me, 9)).unwrap();
+    let mut learnt = None;
+    for _ in 0..50 {
+        learnt = learnt_mtu(me);
+        if learnt.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let learnt = learnt.unwrap_or_else(|| panic!("the kernel learnt no MTU for {me}"));
+    let whole = 1450 + 8 + header;
+    assert!(
+        (1200..whole).contains(&learnt),
+        "learnt {learnt} for {whole} bytes"
+    );
+    sock.send_to(&big, (me, 9)).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let mut payload = Vec::new();
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), ip::recv(flow, &mut buf))
+            .await
+            .expect("the fragments within 5 s")
+            .unwrap();
+        let f = &buf[..n];
+        assert!(n <= learnt, "a {n}-byte fragment, {learnt} learnt");
+        let more = if me.is_ipv6() {
+            // The fragment header follows the fixed header (next header 44).
+            if f[6] != 44 {
+                continue;
+            }
+            payload.extend_from_slice(&f[48..]);
+            f[43] & 1 != 0
+        } else {
+            if f[9] != 17 {
+                continue;
+            }
+            payload.extend_from_slice(&f[20..]);
+            u16::from_be_bytes([f[6], f[7]]) & 0x2000 != 0
+        };
+        if !more {
+            break;
+        }
+    }
+    // The UDP header, then the datagram, byte-exact.
+    assert_eq!(&payload[8..], &big[..], "{me}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_too_big_for_the_tunnel_teaches_its_sender_the_mtu() {
+    if !netns::enter("a_packet_too_big_for_the_tunnel_teaches_its_sender_the_mtu") {
+        return;
+    }
+    let pk = Pki::new();
+    let p = setup_with(&pk, "bt4", true).await;
+    let r = route(&pk, &format!("h3://localhost:{}?connect=ip", p.h3.port()));
+    let flow =
+        r.ip.as_ref()
+            .unwrap()
+            .connect_ip(&IpScope::default())
+            .await
+            .unwrap();
+    let a = flow.assignment().addresses;
+    let find = |v6: bool| a.iter().find(|(x, _)| x.is_ipv6() == v6).unwrap().0;
+    too_big_on(&*flow, SERVER.into(), find(false)).await;
+    too_big_on(&*flow, SERVER6.into(), find(true)).await;
 }

@@ -134,6 +134,49 @@ pub fn checksum(data: &[u8], mut sum: u32) -> u16 {
     !(sum as u16)
 }
 
+/// Whether an IPv4 packet has Don't Fragment set (`false` for IPv6, which routers never
+/// fragment).
+pub fn dont_fragment(p: &[u8]) -> bool {
+    p.first().is_some_and(|b| b >> 4 == 4) && p.get(6).is_some_and(|f| f & 0x40 != 0)
+}
+
+/// Splits an IPv4 packet without Don't Fragment into fragments of at most `mtu` bytes, as
+/// a router does (RFC 791 §3.2), each with its own header checksum. `None` when it may
+/// not or cannot be split: DF set, an IPv6 packet, header options (which would have to be
+/// sorted into copied and not copied), an MTU below 68 bytes (RFC 791's minimum), or a
+/// packet that fits already.
+pub fn fragment_v4(p: &[u8], mtu: usize) -> Option<Vec<Vec<u8>>> {
+    let h = parse(p)?;
+    if !h.src.is_ipv4() || dont_fragment(p) || h.upper != 20 || mtu < 68 || p.len() <= mtu {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([p[2], p[3]]));
+    let (header, payload) = (&p[..20], &p[20..total]);
+    let flags = u16::from_be_bytes([p[6], p[7]]);
+    let (more, first) = (flags & 0x2000 != 0, flags & 0x1fff);
+    // Every fragment but the last carries a multiple of 8 bytes.
+    let step = (mtu - 20) / 8 * 8;
+    let mut out = Vec::with_capacity(payload.len().div_ceil(step));
+    for (i, chunk) in payload.chunks(step).enumerate() {
+        let last = (i + 1) * step >= payload.len();
+        let offset = first + u16::try_from(i * step / 8).ok()?;
+        if offset > 0x1fff {
+            return None;
+        }
+        let mut f = Vec::with_capacity(20 + chunk.len());
+        f.extend_from_slice(header);
+        f[2..4].copy_from_slice(&((20 + chunk.len()) as u16).to_be_bytes());
+        let word = offset | if more || !last { 0x2000 } else { 0 };
+        f[6..8].copy_from_slice(&word.to_be_bytes());
+        f[10..12].copy_from_slice(&[0, 0]);
+        let c = checksum(&f, 0);
+        f[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(chunk);
+        out.push(f);
+    }
+    Some(out)
+}
+
 /// Why a packet could not be forwarded, as an ICMP error tells it (RFC 9484 §7.2.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unreachable {
@@ -146,6 +189,13 @@ pub enum Unreachable {
     BadSource,
     /// The hop limit ran out (Time Exceeded, code 0).
     HopLimit,
+    /// The packet is larger than the next link carries, `mtu` bytes (IPv4: Destination
+    /// Unreachable code 4, "fragmentation needed and DF set", RFC 1191; IPv6: Packet Too
+    /// Big, RFC 4443 §3.2).
+    TooBig {
+        /// The next link's MTU, reported to the sender.
+        mtu: u16,
+    },
 }
 
 /// The ICMP error to send back for `packet` from `from` (the proxy's address, of the same
@@ -165,9 +215,14 @@ pub fn icmp_error(packet: &[u8], from: IpAddr, why: Unreachable) -> Option<Vec<u
                 Unreachable::Prohibited => (3, 13),
                 Unreachable::BadSource => (3, 5),
                 Unreachable::HopLimit => (11, 0),
+                Unreachable::TooBig { .. } => (3, 4),
             };
             let quote = &packet[..packet.len().min(576 - 20 - 8)];
             let mut icmp = vec![ty, code, 0, 0, 0, 0, 0, 0];
+            if let Unreachable::TooBig { mtu } = why {
+                // The next-hop MTU is the low half of the second word (RFC 1191 §4).
+                icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
+            }
             icmp.extend_from_slice(quote);
             let c = checksum(&icmp, 0);
             icmp[2..4].copy_from_slice(&c.to_be_bytes());
@@ -191,9 +246,14 @@ pub fn icmp_error(packet: &[u8], from: IpAddr, why: Unreachable) -> Option<Vec<u
                 Unreachable::Prohibited => (1, 1),
                 Unreachable::BadSource => (1, 5),
                 Unreachable::HopLimit => (3, 0),
+                Unreachable::TooBig { .. } => (2, 0),
             };
             let quote = &packet[..packet.len().min(1280 - 40 - 8)];
             let mut icmp = vec![ty, code, 0, 0, 0, 0, 0, 0];
+            if let Unreachable::TooBig { mtu } = why {
+                // The MTU is the whole second word (RFC 4443 §3.2).
+                icmp[4..8].copy_from_slice(&u32::from(mtu).to_be_bytes());
+            }
             icmp.extend_from_slice(quote);
             // The pseudo-header: addresses, upper-layer length, next header.
             let mut pseudo = Vec::with_capacity(40);

@@ -270,3 +270,131 @@ mod stream {
         assert_eq!(core.finish(), Finish::Close);
     }
 }
+
+mod packet_rules {
+    use super::super::packet::*;
+    use std::net::IpAddr;
+
+    fn v4(df: bool, ttl: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 0, 0x12, 0x34, 0, 0, ttl, 17, 0, 0];
+        p[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        if df {
+            p[6] = 0x40;
+        }
+        p.extend_from_slice(&[192, 0, 2, 9, 10, 9, 0, 2]);
+        let c = checksum(&p, 0);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn v6(next: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0, 0, 0, next, 64];
+        p[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
+        p.extend_from_slice(
+            &"2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        p.extend_from_slice(&"fd00:9::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn packet_too_big_carries_the_mtu_for_each_family() {
+        let gw4: IpAddr = "10.9.0.1".parse().unwrap();
+        let big = v4(true, 64, &[7u8; 1400]);
+        let e = icmp_error(&big, gw4, Unreachable::TooBig { mtu: 1300 }).unwrap();
+        // Destination Unreachable, fragmentation needed, next-hop MTU in bytes 6..8.
+        assert_eq!(&e[20..22], &[3, 4]);
+        assert_eq!(&e[24..28], &[0, 0, 0x05, 0x14]);
+        assert_eq!(checksum(&e[20..], 0), 0, "ICMP checksum");
+        assert_eq!(&e[28..48], &big[..20], "the offending header is quoted");
+        assert_eq!(e.len(), 576, "the quote stops at 576 bytes");
+
+        let gw6: IpAddr = "fd00:9::1".parse().unwrap();
+        let big6 = v6(17, &[7u8; 1400]);
+        let e = icmp_error(&big6, gw6, Unreachable::TooBig { mtu: 1300 }).unwrap();
+        // Packet Too Big: type 2 code 0, the MTU in the whole second word.
+        assert_eq!(&e[40..48], &[2, 0, e[42], e[43], 0, 0, 0x05, 0x14]);
+        assert_eq!(e.len(), 1280, "the quote stops at the IPv6 minimum MTU");
+        let mut pseudo = e[8..40].to_vec();
+        pseudo.extend_from_slice(&((e.len() - 40) as u32).to_be_bytes());
+        pseudo.extend_from_slice(&[0, 0, 0, ICMPV6]);
+        pseudo.extend_from_slice(&e[40..]);
+        assert_eq!(checksum(&pseudo, 0), 0, "ICMPv6 checksum");
+    }
+
+    #[test]
+    fn ipv4_fragments_reassemble_to_the_packet_and_fit_the_mtu() {
+        let payload: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let p = v4(false, 63, &payload);
+        let frags = fragment_v4(&p, 1300).unwrap();
+        assert_eq!(frags.len(), 3);
+        let mut joined = Vec::new();
+        for (i, f) in frags.iter().enumerate() {
+            assert!(f.len() <= 1300, "fragment {i} is {} bytes", f.len());
+            assert_eq!(checksum(&f[..20], 0), 0, "fragment {i}'s header checksum");
+            assert_eq!(&f[4..6], &[0x12, 0x34], "the identification is kept");
+            assert_eq!(f[8], 63, "the TTL is kept");
+            let word = u16::from_be_bytes([f[6], f[7]]);
+            assert_eq!(
+                usize::from(word & 0x1fff) * 8,
+                joined.len(),
+                "fragment {i}'s offset"
+            );
+            assert_eq!(
+                word & 0x2000 != 0,
+                i < 2,
+                "more fragments on all but the last"
+            );
+            assert_eq!(usize::from(u16::from_be_bytes([f[2], f[3]])), f.len());
+            joined.extend_from_slice(&f[20..]);
+        }
+        assert_eq!(joined, payload);
+        // Don't Fragment, IPv6, an MTU under 68 or a packet that fits: not split.
+        assert!(fragment_v4(&v4(true, 63, &payload), 1300).is_none());
+        assert!(dont_fragment(&v4(true, 63, b"x")) && !dont_fragment(&p));
+        assert!(fragment_v4(&v6(17, &payload), 1300).is_none());
+        assert!(fragment_v4(&p, 60).is_none());
+        assert!(fragment_v4(&p, 4000).is_none());
+    }
+
+    #[test]
+    fn a_fragment_of_a_fragment_keeps_its_offset_and_more_flag() {
+        let mut p = v4(false, 63, &[1u8; 2000]);
+        // Already the middle fragment at offset 800 with more to come.
+        p[6..8].copy_from_slice(&(0x2000u16 | 100).to_be_bytes());
+        p[10..12].copy_from_slice(&[0, 0]);
+        let c = checksum(&p[..20], 0);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        let frags = fragment_v4(&p, 1020).unwrap();
+        let words: Vec<u16> = frags
+            .iter()
+            .map(|f| u16::from_be_bytes([f[6], f[7]]))
+            .collect();
+        assert_eq!(words, vec![0x2000 | 100, 0x2000 | 225]);
+    }
+
+    #[test]
+    fn extension_headers_past_the_limit_are_malformed() {
+        // Hop-by-hop options headers (next header 0), each 8 bytes, then UDP.
+        let chain = |n: usize| {
+            let mut ext = Vec::new();
+            for i in 0..n {
+                let next = if i + 1 == n { 17 } else { 0 };
+                ext.extend_from_slice(&[next, 0, 0, 0, 0, 0, 0, 0]);
+            }
+            ext.extend_from_slice(&[0u8; 8]);
+            v6(if n == 0 { 17 } else { 0 }, &ext)
+        };
+        let ok = parse(&chain(MAX_EXTENSION_HEADERS)).unwrap();
+        assert_eq!(
+            (ok.protocol, ok.upper),
+            (17, 40 + 8 * MAX_EXTENSION_HEADERS)
+        );
+        assert!(parse(&chain(MAX_EXTENSION_HEADERS + 1)).is_none());
+    }
+}

@@ -364,3 +364,81 @@ fn icmp_errors_are_paced() {
         .count() as u32;
     assert_eq!(dropped, 3 * ICMP_ERROR_BURST, "every packet still dropped");
 }
+
+#[test]
+fn network_packets_too_big_for_the_tunnel_get_packet_too_big_or_are_fragmented() {
+    let mut s = session();
+    drain(&mut s);
+    s.set_client_mtu(1300);
+    // A packet that fits goes through whole.
+    s.handle_network_packet(
+        Instant::now(),
+        v4("192.0.2.9", "10.9.0.2", 17, 64, &[1; 1280]),
+    );
+    assert!(matches!(&drain(&mut s)[..], [Output::ToClient(p)] if p.len() == 1300));
+
+    // IPv4 with Don't Fragment: Fragmentation Needed to the sender, with the MTU.
+    let mut df = v4("192.0.2.9", "10.9.0.2", 17, 64, &[2; 1400]);
+    df[6] = 0x40;
+    df[10..12].copy_from_slice(&[0, 0]);
+    let c = checksum(&df[..20], 0);
+    df[10..12].copy_from_slice(&c.to_be_bytes());
+    s.handle_network_packet(Instant::now(), df.clone());
+    let out = drain(&mut s);
+    let Output::ToNetwork(icmp) = &out[0] else {
+        panic!("{out:?}")
+    };
+    let h = parse(icmp).unwrap();
+    assert_eq!(
+        (h.src, h.dst),
+        ("10.9.0.1".parse().unwrap(), "192.0.2.9".parse().unwrap())
+    );
+    assert_eq!(&icmp[20..22], &[3, 4]);
+    assert_eq!(u16::from_be_bytes([icmp[26], icmp[27]]), 1300);
+    assert_eq!(
+        &icmp[28..48],
+        &df[..20],
+        "the packet as it arrived is quoted"
+    );
+    assert_eq!(out[1], Output::Dropped("too big for the tunnel"));
+
+    // IPv6: Packet Too Big, never fragmented by a router.
+    let big6 = v6("2001:db8::1", "fd00:9::2", 17, 64, &[3; 1400]);
+    s.handle_network_packet(Instant::now(), big6);
+    let out = drain(&mut s);
+    let Output::ToNetwork(icmp) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(&icmp[40..42], &[2, 0]);
+    assert_eq!(
+        u32::from_be_bytes([icmp[44], icmp[45], icmp[46], icmp[47]]),
+        1300
+    );
+
+    // IPv4 without Don't Fragment: fragments that fit, one hop older.
+    s.handle_network_packet(
+        Instant::now(),
+        v4("192.0.2.9", "10.9.0.2", 17, 64, &[4; 2000]),
+    );
+    let out = drain(&mut s);
+    assert_eq!(out.len(), 2, "{out:?}");
+    for o in &out {
+        let Output::ToClient(f) = o else {
+            panic!("{o:?}")
+        };
+        assert!(f.len() <= 1300);
+        assert_eq!(f[8], 63);
+        assert_eq!(checksum(&f[..20], 0), 0);
+    }
+
+    // The last hop: Time Exceeded wins over the size.
+    s.handle_network_packet(
+        Instant::now(),
+        v4("192.0.2.9", "10.9.0.2", 17, 1, &[5; 2000]),
+    );
+    let out = drain(&mut s);
+    let Output::ToNetwork(icmp) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(&icmp[20..22], &[11, 0]);
+}

@@ -169,6 +169,9 @@ impl IpNetwork {
                     e,
                 )
             })?;
+            if cfg.pool_v4.is_some() {
+                accept_own_source(&cfg.tun_name);
+            }
             let net = Arc::new(IpNetwork {
                 dev,
                 pool: Mutex::new(pool),
@@ -238,6 +241,21 @@ impl IpNetwork {
         }
         #[cfg(not(target_os = "linux"))]
         let _ = packet;
+    }
+}
+
+/// Lets the kernel take IPv4 packets from the device whose source is its own address on
+/// it: the proxy's ICMP errors (Time Exceeded, Fragmentation Needed) come from that
+/// address, and are otherwise dropped as martians before the sender sees them. Clients
+/// cannot use this to spoof it: their packets must come from their own addresses.
+#[cfg(target_os = "linux")]
+fn accept_own_source(device: &str) {
+    let knob = format!("/proc/sys/net/ipv4/conf/{device}/accept_local");
+    if let Err(e) = std::fs::write(&knob, "1") {
+        tracing::warn!(
+            "CONNECT-IP: cannot set {knob} ({e}): ICMP errors from the proxy will not reach \
+             senders on this host"
+        );
     }
 }
 
@@ -401,7 +419,14 @@ pub(crate) async fn serve(
                 }
             },
             p = lease.rx.recv(), if pending.is_none() => match p {
-                Some(p) => session.handle_network_packet(std::time::Instant::now(), p),
+                Some(p) => {
+                    // An HTTP/3 datagram's room follows the path; 0 would carry nothing.
+                    let mtu = tunnel.max_packet();
+                    if mtu > 0 {
+                        session.set_client_mtu(mtu);
+                    }
+                    session.handle_network_packet(std::time::Instant::now(), p)
+                }
                 None => return (up, down, false),
             },
             _ = quiet => return (up, down, true),
