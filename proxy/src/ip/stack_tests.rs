@@ -18,12 +18,18 @@ struct Scripted {
     sent: Mutex<Vec<Vec<u8>>>,
     inbox: Mutex<(VecDeque<Vec<u8>>, Option<Waker>)>,
     addresses: Vec<(IpAddr, u8)>,
+    mtu: usize,
 }
 
 impl Scripted {
     fn new() -> Arc<Scripted> {
+        Scripted::with_mtu(1400)
+    }
+
+    fn with_mtu(mtu: usize) -> Arc<Scripted> {
         Arc::new(Scripted {
             addresses: vec![(Ipv4Addr::new(10, 0, 0, 2).into(), 32)],
+            mtu,
             ..Default::default()
         })
     }
@@ -71,7 +77,7 @@ impl IpFlow for Scripted {
     }
 
     fn mtu(&self) -> usize {
-        1400
+        self.mtu
     }
 
     fn assignment(&self) -> IpAssignment {
@@ -442,4 +448,150 @@ async fn shutdown_after_a_reset_fails_rather_than_waits() {
         .expect("shutdown returned")
         .unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+}
+
+/// The options of a TCP header: (kind, value) pairs.
+fn tcp_options(tcp: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let end = usize::from(tcp[12] >> 4) * 4;
+    let (mut at, mut out) = (20, Vec::new());
+    while at < end {
+        match tcp[at] {
+            0 => break,
+            1 => at += 1,
+            kind => {
+                let len = usize::from(tcp[at + 1]);
+                out.push((kind, tcp[at + 2..at + len].to_vec()));
+                at += len;
+            }
+        }
+    }
+    out
+}
+
+/// The SYN offers the segment size the tunnel carries (never more than STACK_MTU allows)
+/// and a receive window of TCP_BUFFER, which the ACK then advertises.
+#[tokio::test]
+async fn the_syn_offers_the_tunnels_segment_size_and_tcp_buffer_as_its_window() {
+    for (mtu, mss) in [(1400, 1360), (9000, STACK_MTU - 40)] {
+        let flow = Scripted::with_mtu(mtu);
+        let stack = IpStack::new(flow.clone()).unwrap();
+        let to = SocketAddr::new(PEER.into(), 443);
+        let s2 = stack.clone();
+        let connecting = tokio::spawn(async move { s2.tcp(to).await });
+        let syn = flow.next_sent().await;
+        let tcp = tcp_of(&syn);
+        let opts = tcp_options(tcp);
+        let get = |k: u8| {
+            opts.iter()
+                .find(|(kind, _)| *kind == k)
+                .map(|(_, v)| v.clone())
+        };
+        let offered = get(2).expect("an MSS option");
+        assert_eq!(
+            usize::from(u16::from_be_bytes([offered[0], offered[1]])),
+            mss,
+            "mtu {mtu}"
+        );
+        // The smallest window scale that can say TCP_BUFFER.
+        let shift = get(3).expect("a window scale option")[0];
+        assert!(TCP_BUFFER >> shift <= 65_535, "{shift}");
+        assert!(TCP_BUFFER >> (shift - 1) > 65_535, "{shift}");
+        // A SYN-ACK that scales too (data offset 6: window scale 0, then end of options).
+        let port = u16::from_be_bytes([tcp[0], tcp[1]]);
+        let ours = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]).wrapping_add(1);
+        let mut t = vec![0u8; 24];
+        t[0..2].copy_from_slice(&443u16.to_be_bytes());
+        t[2..4].copy_from_slice(&port.to_be_bytes());
+        t[4..8].copy_from_slice(&7_000u32.to_be_bytes());
+        t[8..12].copy_from_slice(&ours.to_be_bytes());
+        t[12] = 6 << 4;
+        t[13] = SYN_ACK;
+        t[14..16].copy_from_slice(&65_535u16.to_be_bytes());
+        t[20..24].copy_from_slice(&[3, 3, 0, 0]);
+        flow.push(reply(PEER, 6, &t));
+        let ack = flow.next_sent().await;
+        let a = tcp_of(&ack);
+        assert_eq!(a[13] & (SYN_ACK | RST), ACK, "the handshake's ACK");
+        let window = usize::from(u16::from_be_bytes([a[14], a[15]])) << shift;
+        assert_eq!(window, (TCP_BUFFER >> shift) << shift);
+        assert!(TCP_BUFFER - window < 1 << shift, "{window}");
+        tokio::time::timeout(Duration::from_secs(5), connecting)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// A peer that never answers the SYN: the connect fails at CONNECT_TIMEOUT, saying so.
+#[tokio::test(start_paused = true)]
+async fn a_connect_nobody_answers_fails_at_the_connect_timeout() {
+    let flow = Scripted::new();
+    let stack = IpStack::new(flow.clone()).unwrap();
+    let started = tokio::time::Instant::now();
+    let e = stack
+        .tcp(SocketAddr::new(PEER.into(), 443))
+        .await
+        .err()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= CONNECT_TIMEOUT && took < CONNECT_TIMEOUT + Duration::from_secs(1),
+        "{took:?}"
+    );
+    assert!(e.to_string().contains("not established within"), "{e}");
+    assert!(
+        lock(&flow.sent).len() > 1,
+        "the SYN was sent again while it waited"
+    );
+}
+
+/// Datagrams nobody reads: UDP_PACKETS are kept, later ones dropped, as a full socket
+/// buffer drops them. UDP_BUFFER holds that many full-size datagrams, so the count binds
+/// first.
+#[tokio::test]
+async fn an_unread_udp_socket_keeps_udp_packets_datagrams() {
+    const { assert!(UDP_BUFFER >= UDP_PACKETS * STACK_MTU) };
+    let flow = Scripted::new();
+    let stack = IpStack::new(flow.clone()).unwrap();
+    let peer: SocketAddr = "192.0.2.9:53".parse().unwrap();
+    let u = stack.udp(peer).unwrap();
+    burrow_transport::datagram::send(&u, b"hello")
+        .await
+        .unwrap();
+    let out = flow.next_sent().await;
+    let local = &tcp_of(&out)[0..2].to_vec();
+    for i in 0..UDP_PACKETS + 10 {
+        let mut d = vec![0, 53];
+        d.extend_from_slice(local);
+        d.extend_from_slice(&[0, 12, 0, 0]);
+        d.extend_from_slice(&(i as u32).to_be_bytes());
+        flow.push(reply(PEER, 17, &d));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while let Ok(r) = tokio::time::timeout(
+        Duration::from_millis(100),
+        burrow_transport::datagram::recv(&u, &mut buf),
+    )
+    .await
+    {
+        let n = r.unwrap();
+        got.push(u32::from_be_bytes(buf[..n].try_into().unwrap()));
+    }
+    let first: Vec<u32> = (0..UDP_PACKETS as u32).collect();
+    assert_eq!(got, first, "the first UDP_PACKETS, in order");
+}
+
+/// A burst of packets from one poll of the stack is cut at PACKET_QUEUE.
+#[test]
+fn the_send_queue_is_bounded() {
+    use smoltcp::phy::TxToken;
+    let mut q: VecDeque<Vec<u8>> = (0..PACKET_QUEUE - 1).map(|_| vec![1]).collect();
+    Tx(&mut q).consume(3, |b| b.copy_from_slice(b"abc"));
+    assert_eq!(q.len(), PACKET_QUEUE);
+    assert_eq!(q.back().unwrap(), b"abc");
+    Tx(&mut q).consume(3, |b| b.copy_from_slice(b"xyz"));
+    assert_eq!(q.len(), PACKET_QUEUE, "dropped, as a full link queue drops");
 }

@@ -259,44 +259,71 @@ fn accept_own_source(device: &str) {
     }
 }
 
+/// Failed reads of the device in a row: each is retried after [`DEVICE_RETRY`], and the
+/// device is given up at [`DEVICE_ERRORS`]; a read that works starts the count again.
+#[derive(Debug, Default)]
+struct ReadErrors(u32);
+
+impl ReadErrors {
+    /// A read failed: the pause before the next one, or `None` to give up.
+    fn failed(&mut self) -> Option<Duration> {
+        self.0 += 1;
+        (self.0 < DEVICE_ERRORS).then_some(DEVICE_RETRY)
+    }
+
+    /// Whether the last failure was the first in a row (the one worth a warning).
+    fn first(&self) -> bool {
+        self.0 == 1
+    }
+
+    fn succeeded(&mut self) {
+        self.0 = 0;
+    }
+}
+
+impl IpNetwork {
+    /// Hands a packet from the device to the client whose address it is for; `false`
+    /// when it is dropped: no such client, or one whose queue ([`CLIENT_QUEUE`]) is full,
+    /// as a congested link drops.
+    fn dispatch(&self, packet: &[u8]) -> bool {
+        let Some(h) = burrow_http_core::connect_ip::packet::parse(packet) else {
+            return false;
+        };
+        let to = lock(&self.clients).get(&h.dst).cloned();
+        to.is_some_and(|tx| tx.try_send(packet.to_vec()).is_ok())
+    }
+}
+
 /// Reads the TUN device and hands each packet to the client whose address it is for;
 /// others are dropped. Ends with the network.
 #[cfg(target_os = "linux")]
 async fn read_device(net: std::sync::Weak<IpNetwork>) {
     let mut buf = vec![0u8; MAX_PACKET];
-    let mut errors = 0u32;
+    let mut errors = ReadErrors::default();
     loop {
         let Some(n) = net.upgrade() else { return };
         let got = tokio::time::timeout(Duration::from_secs(1), n.dev.recv(&mut buf)).await;
-        let len = match got {
-            Ok(Ok(len)) => len,
+        match got {
+            Ok(Ok(len)) => {
+                errors.succeeded();
+                n.dispatch(&buf[..len]);
+            }
             Ok(Err(e)) => {
                 // Retried (a read can fail for a moment); a device that keeps failing
                 // is given up, and new tunnels are refused rather than left without
                 // packets.
-                errors += 1;
-                if errors == 1 {
-                    tracing::warn!("CONNECT-IP: reading {}: {e}", n.name);
-                }
-                if errors >= DEVICE_ERRORS {
+                let Some(pause) = errors.failed() else {
                     tracing::error!("CONNECT-IP: giving up on {}: {e}", n.name);
                     *lock(&n.failed) = Some(e.to_string());
                     return;
+                };
+                if errors.first() {
+                    tracing::warn!("CONNECT-IP: reading {}: {e}", n.name);
                 }
                 drop(n);
-                tokio::time::sleep(DEVICE_RETRY).await;
-                continue;
+                tokio::time::sleep(pause).await;
             }
-            Err(_) => continue,
-        };
-        errors = 0;
-        let Some(h) = burrow_http_core::connect_ip::packet::parse(&buf[..len]) else {
-            continue;
-        };
-        let to = lock(&n.clients).get(&h.dst).cloned();
-        if let Some(tx) = to {
-            // A client that does not keep up loses packets, as on a congested link.
-            let _ = tx.try_send(buf[..len].to_vec());
+            Err(_) => {}
         }
     }
 }
@@ -467,6 +494,66 @@ mod tests {
         let own = Arc::new(OwnAddresses::default());
         let f = packet_filter(vec![pool], Arc::new(Judge::new(rules, own, false)));
         assert!(f(ip("2a00:1::7"), 58, None));
+    }
+
+    #[test]
+    fn device_errors_are_retried_then_the_device_is_given_up() {
+        let mut e = ReadErrors::default();
+        for i in 1..DEVICE_ERRORS {
+            assert_eq!(e.failed(), Some(DEVICE_RETRY), "failure {i} is retried");
+            assert_eq!(e.first(), i == 1);
+        }
+        // A read that works starts the count again.
+        e.succeeded();
+        for _ in 1..DEVICE_ERRORS {
+            assert!(e.failed().is_some());
+        }
+        assert_eq!(
+            e.failed(),
+            None,
+            "failure {DEVICE_ERRORS} in a row gives up"
+        );
+    }
+
+    /// A client that reads nothing holds at most CLIENT_QUEUE packets from the network;
+    /// packets for addresses nobody leased are dropped.
+    #[tokio::test]
+    async fn a_clients_queue_from_the_network_is_bounded() {
+        if !burrow_test_support::netns::enter(
+            "server::ipnet::tests::a_clients_queue_from_the_network_is_bounded",
+        ) {
+            return;
+        }
+        let net = IpNetwork::open(&IpNetConfig {
+            tun_name: "bq0".into(),
+            pool_v4: Prefix::new("10.91.0.0".parse().unwrap(), 24),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut lease = net.lease(IpScope::default()).unwrap();
+        let me = lease.assigned[0].addr;
+        let IpAddr::V4(me4) = me else { panic!() };
+        let packet = |dst: std::net::Ipv4Addr| {
+            let mut p = vec![0x45, 0, 0, 21, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 9];
+            p.extend_from_slice(&dst.octets());
+            p.push(0);
+            p
+        };
+        assert!(
+            !net.dispatch(&packet("10.91.0.77".parse().unwrap())),
+            "nobody's"
+        );
+        let taken = (0..CLIENT_QUEUE + 10)
+            .filter(|_| net.dispatch(&packet(me4)))
+            .count();
+        assert_eq!(taken, CLIENT_QUEUE);
+        let mut queued = 0;
+        while lease.rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, CLIENT_QUEUE);
+        // Read, it takes packets again.
+        assert!(net.dispatch(&packet(me4)));
     }
 
     #[test]
