@@ -330,6 +330,7 @@ impl ClientBuilder {
                     direct,
                     prefixes: Vec::new(),
                     clients: Vec::new(),
+                    forwarders: Vec::new(),
                 }),
             }),
         })
@@ -342,6 +343,8 @@ struct Routes {
     /// Routes by their hops, most recently used last.
     prefixes: Vec<(Vec<Proxy>, Route)>,
     clients: Vec<((Vec<Proxy>, VersionPolicy), burrow_http_core::Client)>,
+    /// Clients that forward to the last of their hops (`http://` URLs).
+    forwarders: Vec<(Vec<Proxy>, burrow_http_core::Client)>,
 }
 
 fn touch<K: PartialEq, T: Clone>(list: &mut Vec<(K, T)>, key: &K) -> Option<T> {
@@ -436,6 +439,39 @@ impl Inner {
         }
         let c = b.build()?;
         remember(&mut routes.clients, key, c.clone());
+        Ok(c)
+    }
+
+    /// The client that sends requests to the last of `hops`, an HTTP/1.1 forward proxy, in
+    /// absolute-form, over the route through the hops before it: one pool per proxy,
+    /// shared by every origin.
+    pub(crate) fn forwarder_for(&self, hops: &[Proxy]) -> Result<burrow_http_core::Client> {
+        let Some((last, before)) = hops.split_last() else {
+            return Err(Error::invalid_input("forwarding needs a proxy"));
+        };
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let key = hops.to_vec();
+        if let Some(c) = touch(&mut routes.forwarders, &key) {
+            return Ok(c);
+        }
+        let route = self.route(&mut routes, before);
+        let (proxy, headers) = last.forward_to()?;
+        let mut b = burrow_http_core::Client::builder();
+        b.protocol(Arc::new(burrow_http1::Http1::default()))
+            .connector(route.stream)
+            // The proxy is verified as its CONNECT hop would be.
+            .tls(
+                last.tls
+                    .clone()
+                    .unwrap_or_else(|| self.tls.without_identity()),
+            )
+            .version_policy(VersionPolicy::Http1Only)
+            .forward_proxy(proxy, headers);
+        if let Some(d) = self.connect_timeout {
+            b.connect_timeout(d);
+        }
+        let c = b.build()?;
+        remember(&mut routes.forwarders, key, c.clone());
         Ok(c)
     }
 

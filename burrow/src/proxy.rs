@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use burrow_http_core::connect_tcp::Codepoints;
-use burrow_proxy::route::ProxyUrl;
+use burrow_proxy::route::{ProxyKind, ProxyUrl};
 use burrow_proxy::template::{TcpTemplate, UdpTemplate};
 use burrow_transport::{Error, Result, TlsConfig};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 /// One hop of a route: a proxy URL with its own settings.
 ///
 /// Every scheme burrow knows parses: `http://`, `https://` (HTTP/2 or HTTP/1.1 by ALPN),
-/// `https1://`, `h2://`, `h3://` (HTTP/3, MASQUE), `socks5://`, `socks5h://`, `socks4a://`.
+/// `h2://`, `h3://` (HTTP/3, MASQUE), `socks5://`, `socks5h://`, `socks4a://`.
 /// A URL without a scheme is `http://`, as in curl. Credentials in the URL
 /// (`socks5h://user:pass@host`) go to this hop only and never appear in [`Display`],
 /// `Debug` or errors.
@@ -27,6 +27,7 @@ pub struct Proxy {
     client_cert: Option<PathBuf>,
     pub(crate) headers: HeaderMap,
     pub(crate) tcp_codepoints: Option<Codepoints>,
+    pub(crate) tunnel: bool,
 }
 
 impl PartialEq for Proxy {
@@ -38,6 +39,7 @@ impl PartialEq for Proxy {
             && self.client_cert == other.client_cert
             && self.headers == other.headers
             && self.tcp_codepoints == other.tcp_codepoints
+            && self.tunnel == other.tunnel
     }
 }
 
@@ -59,6 +61,7 @@ impl From<ProxyUrl> for Proxy {
             client_cert: None,
             headers: HeaderMap::new(),
             tcp_codepoints: None,
+            tunnel: false,
         }
     }
 }
@@ -106,6 +109,46 @@ impl Proxy {
             .map_err(|e| e.at_hop(hop_of(&self.url)))?;
         self.client_cert = Some(cert.to_owned());
         Ok(self)
+    }
+
+    /// `http://` URLs through this hop (the last one, an `http://` or `https://` proxy) in a
+    /// CONNECT tunnel rather than forwarded in absolute-form (curl's `--proxytunnel`). By
+    /// default they are forwarded, as curl and reqwest do: a proxy that allows CONNECT only
+    /// to port 443 (squid's default) still serves them. `https://` URLs, HTTP/2 and HTTP/3
+    /// proxies, SOCKS and `?connect=` hops always tunnel.
+    pub fn tunnel(mut self, on: bool) -> Proxy {
+        self.tunnel = on;
+        self
+    }
+
+    /// Whether a request for `uri` through this hop, the route's last, is forwarded to it
+    /// in absolute-form rather than tunnelled (see [`tunnel`](Self::tunnel)).
+    pub(crate) fn forwards(&self, uri: &Uri, version: Option<http::Version>) -> bool {
+        let plain = uri.scheme() == Some(&http::uri::Scheme::HTTP);
+        let h1 = matches!(self.url.kind, ProxyKind::Http | ProxyKind::Https);
+        let templated = self.url.connect_tcp.is_some() || self.url.connect_ip.is_some();
+        // HTTP/2 prior knowledge or HTTP/3 to the origin needs the origin itself.
+        let any_version = matches!(version, None | Some(http::Version::HTTP_11));
+        plain && h1 && !templated && !self.tunnel && !self.url.http10 && any_version
+    }
+
+    /// This hop as a forward proxy: its URI and the headers forwarded requests carry to it
+    /// (its `--proxy-header`s and credentials).
+    pub(crate) fn forward_to(&self) -> Result<(Uri, HeaderMap)> {
+        let scheme = match self.url.kind {
+            ProxyKind::Https => "https",
+            _ => "http",
+        };
+        let uri = format!("{scheme}://{}/", self.url.target)
+            .parse()
+            .map_err(|_| Error::invalid_input("proxy address").at_hop(hop_of(&self.url)))?;
+        let mut headers = self.headers.clone();
+        if let Some(c) = &self.url.credentials {
+            if let Some(v) = burrow_http_core::credentials::basic(&c.user, &c.pass) {
+                headers.insert(http::header::PROXY_AUTHORIZATION, v);
+            }
+        }
+        Ok((uri, headers))
     }
 
     /// Adds a header to this hop's CONNECT requests (curl's `--proxy-header`).

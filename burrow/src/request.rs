@@ -286,8 +286,13 @@ impl RequestBuilder {
                 Some(h) => h.clone(),
                 None => inner.hops(&url),
             };
-            let http = inner.client_for(&hops, self.version)?;
-            let route = RouteInfo::of(&hops);
+            // An `http://` URL through an HTTP/1.1 proxy is forwarded to it, as curl does.
+            let forward = hops.last().is_some_and(|h| h.forwards(&url, self.version));
+            let http = match forward {
+                true => inner.forwarder_for(&hops)?,
+                false => inner.client_for(&hops, self.version)?,
+            };
+            let route = RouteInfo::of(&hops).forwarded(forward);
             let started = Instant::now();
             // A body that can be sent again is kept for a 307 or 308; a stream goes once.
             let again = body.try_clone();

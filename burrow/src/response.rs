@@ -16,13 +16,27 @@ use crate::proxy::Proxy;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RouteInfo {
     hops: Vec<String>,
+    forwarded: bool,
 }
 
 impl RouteInfo {
     pub(crate) fn of(hops: &[Proxy]) -> RouteInfo {
         RouteInfo {
             hops: hops.iter().map(|h| h.to_string()).collect(),
+            forwarded: false,
         }
+    }
+
+    pub(crate) fn forwarded(mut self, on: bool) -> RouteInfo {
+        self.forwarded = on;
+        self
+    }
+
+    /// Whether the request went to the last hop, an HTTP proxy, in absolute-form (an
+    /// `http://` URL; see [`Proxy::tunnel`](crate::Proxy::tunnel)) rather than through a
+    /// tunnel to the origin.
+    pub fn is_forwarded(&self) -> bool {
+        self.forwarded
     }
 
     /// The hops' labels, nearest first (empty when direct).

@@ -787,3 +787,150 @@ async fn requests_the_peer_did_not_process_are_sent_again() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotProcessed, "{e}");
 }
+
+/// A hand-written HTTP/1.1 proxy that records each request head it gets and answers
+/// with the request line; a CONNECT is accepted and the tunnel's requests read on the same
+/// connection. Returns its address, the heads, and how many connections it accepted.
+async fn recording_proxy() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use tokio::io::AsyncWriteExt;
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (h, a) = (heads.clone(), accepted.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            a.fetch_add(1, Ordering::Relaxed);
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while let Some((head, _)) =
+                    burrow_test_support::wire::read_request(&mut s, &mut buf).await
+                {
+                    let line = head.lines().next().unwrap_or_default().to_string();
+                    h.lock().unwrap().push(head);
+                    let answer = if line.starts_with("CONNECT ") {
+                        "HTTP/1.1 200 Connection established\r\n\r\n".to_string()
+                    } else {
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{line}",
+                            line.len()
+                        )
+                    };
+                    if s.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, heads, accepted)
+}
+
+/// `http://` URLs through an HTTP proxy are forwarded to it in absolute-form with its
+/// credentials, as curl and reqwest send them (a proxy that allows CONNECT to 443 only
+/// serves them), over one proxy connection for every origin; `tunnel(true)` (curl's
+/// `--proxytunnel`) asks for a CONNECT instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_urls_are_forwarded_to_http_proxies_as_curl_does() {
+    let (addr, heads, accepted) = recording_proxy().await;
+    let hop = Proxy::parse(&format!("http://user:secret@127.0.0.1:{}", addr.port())).unwrap();
+    let client = burrow::Client::builder()
+        .proxy(hop.clone())
+        .build()
+        .unwrap();
+    let a = client
+        .get("http://origin.test:8080/a?b=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        a.route().hops(),
+        [format!("http://127.0.0.1:{}", addr.port())]
+    );
+    assert_eq!(
+        a.text().await.unwrap(),
+        "GET http://origin.test:8080/a?b=1 HTTP/1.1"
+    );
+    let b = client.get("http://other.test/c").send().await.unwrap();
+    assert_eq!(b.text().await.unwrap(), "GET http://other.test/c HTTP/1.1");
+    {
+        let heads = heads.lock().unwrap();
+        assert_eq!(heads.len(), 2, "{heads:?}");
+        let first = heads[0].to_ascii_lowercase();
+        assert!(first.contains("\r\nhost: origin.test:8080"), "{first}");
+        // "user:secret" in Basic, to the proxy it belongs to.
+        assert!(
+            first.contains("\r\nproxy-authorization: basic dxnlcjpzzwnyzxq="),
+            "{first}"
+        );
+        assert!(heads[1]
+            .to_ascii_lowercase()
+            .contains("\r\nhost: other.test"));
+    }
+    assert_eq!(
+        accepted.load(Ordering::Relaxed),
+        1,
+        "one proxy connection for both origins"
+    );
+
+    // --proxytunnel: CONNECT, then the request in origin-form inside the tunnel.
+    heads.lock().unwrap().clear();
+    let client = burrow::Client::builder()
+        .proxy(hop.tunnel(true))
+        .build()
+        .unwrap();
+    let r = client
+        .get("http://origin.test:8080/a?b=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "GET /a?b=1 HTTP/1.1");
+    let heads = heads.lock().unwrap();
+    assert!(
+        heads[0].starts_with("CONNECT origin.test:8080 HTTP/1.1"),
+        "{heads:?}"
+    );
+}
+
+/// The same through burrow-proxy, which forwards in absolute-form to the origin: nothing
+/// is tunnelled, and an `https://` URL through it still is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_urls_through_burrow_proxy_are_forwarded_not_tunnelled() {
+    let p = Pki::new();
+    let (_dir, ca) = pem_file(&p);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plain = l.local_addr().unwrap();
+    let l = std::sync::Arc::new(l);
+    common::serve_h1(move || {
+        let l = l.clone();
+        async move { l.accept().await.ok().map(|(s, _)| s) }
+    });
+    let tls = origin(&p, None).await;
+    let (_h, addr, stats) = proxy(&p, Listen::Http("127.0.0.1:0".parse().unwrap())).await;
+    let client = burrow::Client::builder()
+        .ca_file(&ca)
+        .unwrap()
+        .proxy(Proxy::parse(&format!("http://127.0.0.1:{}", addr.port())).unwrap())
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("http://127.0.0.1:{}/", plain.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello over HTTP/1.1");
+    assert_eq!(stats.forwarded.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.tunnels.load(Ordering::Relaxed), 0);
+    let r = client
+        .get(format!("https://localhost:{}/", tls.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(stats.tunnels.load(Ordering::Relaxed), 1);
+}

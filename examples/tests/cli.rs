@@ -1126,8 +1126,10 @@ async fn proxy_client_certificates() {
             });
         }
     });
+    // -p: the proxy plays CONNECT, not forwarding.
     let base = vec![
         "http://origin.test/x".to_string(),
+        "-p".into(),
         "-x".into(),
         format!("https://localhost:{port}"),
         "--proxy-cacert".into(),
@@ -1159,4 +1161,44 @@ async fn proxy_client_certificates() {
         ckey.display().to_string(),
     ]);
     assert_ne!(run(origin_cert).await.status.code(), Some(0));
+}
+
+/// An `http://` URL through an HTTP proxy is forwarded to it in absolute-form with the
+/// hop's credentials (as curl sends it; `-v` shows the line), and `-p` tunnels it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_urls_are_forwarded_to_the_last_http_proxy_and_p_tunnels_them() {
+    use burrow_proxy::server::{self, Credentials, Listen, Proxy, ProxyConfig};
+    use std::sync::atomic::Ordering;
+    let o = origin::start(origin::Versions::Http1, None).await.unwrap();
+    let cfg = ProxyConfig {
+        listeners: vec![Listen::parse("http://127.0.0.1:0").unwrap()],
+        auth: Some(Credentials {
+            user: "bob".into(),
+            pass: "pw".into(),
+        }),
+        rules: burrow_proxy::server::Rules::loopback(),
+        ..ProxyConfig::default()
+    };
+    let p = server::start(Proxy::new(cfg, None, None).unwrap())
+        .await
+        .unwrap();
+    let stats = p.stats();
+    let hop = format!("http://bob:pw@{}", p.addrs[0].addr());
+    let url = format!("http://127.0.0.1:{}/bytes/1000", o.addr.port());
+    let out = run(vec![url.clone(), "-v".into(), "-x".into(), hop.clone()]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(out.stdout, pattern(0, 1000));
+    assert!(err.contains(&format!("> GET {url} HTTP/1.1")), "{err}");
+    assert!(!err.contains("pw"), "no password in -v: {err}");
+    assert_eq!(stats.forwarded.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.tunnels.load(Ordering::Relaxed), 0);
+
+    let out = run(vec![url, "-v".into(), "-p".into(), "-x".into(), hop]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(out.stdout, pattern(0, 1000));
+    assert!(err.contains("> GET /bytes/1000 HTTP/1.1"), "{err}");
+    assert_eq!(stats.tunnels.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.forwarded.load(Ordering::Relaxed), 1);
 }

@@ -8,7 +8,7 @@ use burrow_transport::{
     tls, DatagramConnector, Error, ErrorKind, Host, StreamConnector, Target, TcpConnector,
     TlsConfig, UdpConnector,
 };
-use http::{Request, Response, Version};
+use http::{HeaderMap, Request, Response, Version};
 
 use crate::altsvc::AltSvcCache;
 use crate::pool::{Checkout, Pool, PoolKey};
@@ -53,9 +53,21 @@ pub struct ClientBuilder {
     max_per_origin: usize,
     connect_timeout: Option<Duration>,
     altsvc: Option<Arc<AltSvcCache>>,
+    forward: Option<(http::Uri, HeaderMap)>,
 }
 
 impl ClientBuilder {
+    /// Sends every request to the forward proxy at `proxy` (`http://host:port`, or
+    /// `https://` for TLS to it, verified by this client's TLS settings) in absolute-form,
+    /// with `headers` (its `Proxy-Authorization` and any others for it) added where the
+    /// request has none of that name, rather than to its origin: what curl and reqwest do
+    /// with `http://` URLs and an HTTP proxy. Connections are pooled per proxy and carry
+    /// requests for any origin. Only HTTP/1.1 is spoken to the proxy.
+    pub fn forward_proxy(&mut self, proxy: http::Uri, headers: HeaderMap) -> &mut Self {
+        self.forward = Some((proxy, headers));
+        self
+    }
+
     /// Keeps what `Alt-Svc` answers teach in `cache`, shared with other clients (default:
     /// a cache of this client's own).
     pub fn alt_svc_cache(&mut self, cache: Arc<AltSvcCache>) -> &mut Self {
@@ -153,6 +165,7 @@ impl ClientBuilder {
                 connector: self.connector.clone(),
                 pool: Pool::new(self.idle_timeout, self.max_per_origin),
                 connect_timeout: self.connect_timeout,
+                forward: self.forward.clone(),
             }),
         })
     }
@@ -175,6 +188,7 @@ struct Inner {
     connector: Arc<dyn StreamConnector>,
     pool: Pool,
     connect_timeout: Option<Duration>,
+    forward: Option<(http::Uri, HeaderMap)>,
 }
 
 impl Client {
@@ -191,6 +205,7 @@ impl Client {
             max_per_origin: DEFAULT_MAX_PER_ORIGIN,
             connect_timeout: None,
             altsvc: None,
+            forward: None,
         }
     }
 
@@ -203,8 +218,21 @@ impl Client {
     /// as an extension.
     pub async fn request(&self, mut req: Request<Body>) -> Result<Response<Body>, Error> {
         crate::target::userinfo_to_authorization(&mut req);
+        if let Some((_, headers)) = &self.inner.forward {
+            origin(req.uri())?;
+            for (name, value) in headers {
+                if !req.headers().contains_key(name) {
+                    req.headers_mut().insert(name.clone(), value.clone());
+                }
+            }
+        }
         let (conn, key) = self.connect_within(req.uri()).await?;
         self.send_on(conn, key, req).await
+    }
+
+    /// Where a request for `uri` is sent: its origin, or the forward proxy.
+    fn peer<'a>(&'a self, uri: &'a http::Uri) -> &'a http::Uri {
+        self.inner.forward.as_ref().map_or(uri, |(p, _)| p)
     }
 
     /// [`connection_for`](Self::connection_for) under the connect timeout, if one is set.
@@ -212,6 +240,7 @@ impl Client {
         &self,
         uri: &http::Uri,
     ) -> Result<(Arc<dyn HttpConnection>, PoolKey), Error> {
+        let uri = self.peer(uri);
         let Some(d) = self.inner.connect_timeout else {
             return self.connection_for(uri).await;
         };
@@ -288,11 +317,20 @@ impl Client {
             index: None,
             label: authority.clone(),
         };
-        let tcp = key.scheme != "h3";
-        let r = match conn.send_request(req).await {
+        // What a forward proxy passes on from the origins is not the proxy's to advertise.
+        let tcp = key.scheme != "h3" && self.inner.forward.is_none();
+        let absolute = |mut req: Request<Body>| {
+            if self.inner.forward.is_some() {
+                req.extensions_mut().insert(crate::AbsoluteForm);
+            }
+            req
+        };
+        let r = match conn.send_request(absolute(req)).await {
             Err(e) if e.kind() == ErrorKind::NotProcessed => {
                 self.inner.pool.remove(&key, &conn);
-                let Some(req) = replay else { return Err(e) };
+                let Some(req) = replay.map(absolute) else {
+                    return Err(e);
+                };
                 let (conn, _) = self.connect_within(req.uri()).await?;
                 let info = conn.info().clone();
                 conn.send_request(req).await.map(|mut r| {

@@ -7,6 +7,11 @@ use http::{Request, Response, Version};
 
 use crate::{Body, Error, Tunnel, TunnelRequest};
 
+/// A request extension: send the request target in absolute-form, as to a forward proxy
+/// (RFC 9112 §3.2.2). HTTP/1.1 honours it; the other versions always carry the whole URI.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AbsoluteForm;
+
 /// What is known about an HTTP connection.
 #[derive(Clone, Debug, Default)]
 pub struct ConnectionInfo {

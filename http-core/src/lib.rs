@@ -57,6 +57,8 @@ pub use client::{
     origin, Client, ClientBuilder, VersionPolicy, DEFAULT_H3_FALLBACK_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PER_ORIGIN,
 };
-pub use connection::{ConnectionInfo, HttpConnection, Respond, ServerConnection, ServerRequest};
+pub use connection::{
+    AbsoluteForm, ConnectionInfo, HttpConnection, Respond, ServerConnection, ServerRequest,
+};
 pub use protocol::{DatagramProtocol, StreamProtocol};
 pub use tunnel::{refused, ConnectProtocol, Tunnel, TunnelDatagrams, TunnelRequest};

@@ -489,7 +489,8 @@ pub struct Args {
     #[arg(long = "proxy1.0", value_name = "HOST[:PORT]", help_heading = "proxy")]
     pub proxy10: Option<String>,
 
-    /// Tunnel through HTTP proxies with CONNECT (what burrow always does).
+    /// Tunnel `http://` URLs through the last HTTP proxy with CONNECT too (by default they
+    /// are forwarded to it in absolute-form, as curl does; `https://` always tunnels).
     #[arg(short = 'p', long = "proxytunnel", help_heading = "proxy")]
     pub proxytunnel: bool,
 
@@ -501,7 +502,8 @@ pub struct Args {
     #[arg(short = 'U', long = "proxy-user", help_heading = "proxy")]
     pub proxy_user: Option<String>,
 
-    /// Extra header for CONNECT requests to HTTP proxies (repeatable).
+    /// Extra header for requests to HTTP proxies: CONNECTs, and requests forwarded to the
+    /// last one (repeatable).
     #[arg(long = "proxy-header", help_heading = "proxy")]
     pub proxy_header: Vec<String>,
 

@@ -188,6 +188,11 @@ pub(super) fn hops_for(args: &Args, uri: &http::Uri) -> Result<Vec<burrow::Proxy
         }
         hops.push(hop);
     }
+    if args.proxytunnel {
+        if let Some(last) = hops.pop() {
+            hops.push(last.tunnel(true));
+        }
+    }
     Ok(hops)
 }
 

@@ -178,10 +178,21 @@ fn failed(e: Exit) -> Again {
     Again::Failed(e)
 }
 
-/// The request head as it goes out, for `-v`, `--trace-ascii` and `size_request`.
-fn request_head(method: &Method, uri: &http::Uri, headers: &HeaderMap, v: Version) -> String {
+/// The request head as it goes out, for `-v`, `--trace-ascii` and `size_request`: the
+/// target in absolute-form when it was `forwarded` to an HTTP proxy.
+fn request_head(
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    v: Version,
+    forwarded: bool,
+) -> String {
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut s = format!("{method} {pq} {}\r\n", output::version_str(v));
+    let target = match (forwarded, uri.scheme_str(), uri.authority()) {
+        (true, Some(scheme), Some(a)) => format!("{scheme}://{}{pq}", a.as_str()),
+        _ => pq.to_string(),
+    };
+    let mut s = format!("{method} {target} {}\r\n", output::version_str(v));
     if let Some(a) = burrow_http_core::target::host_header(uri) {
         s.push_str(&format!("host: {a}\r\n"));
     }
@@ -352,7 +363,13 @@ async fn attempt(
         Version::HTTP_2 | Version::HTTP_3 => resp.version(),
         _ => Version::HTTP_11,
     };
-    let sent = request_head(&t.method, resp.url(), shown_req.headers(), request_version);
+    let sent = request_head(
+        &t.method,
+        resp.url(),
+        shown_req.headers(),
+        request_version,
+        resp.route().is_forwarded(),
+    );
     stats.size_request = sent.len() as u64;
 
     if v.0 {

@@ -20,9 +20,7 @@ use burrow_transport::{BoxStream, Error, Prefixed};
 use crate::proto::client::{request_head, ClientCommand, ClientCore, ClientEvent};
 use crate::Http1Config;
 
-/// A request extension: send the request target in absolute-form (to an HTTP proxy).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AbsoluteForm;
+pub use burrow_http_core::AbsoluteForm;
 
 enum Job {
     Request(
