@@ -128,6 +128,24 @@ shutdown_lifetime 1 second
 CONF
 squid -N -f "$work/squid.conf" > "$work/logs/squid.out" 2>&1 &
 pids+=($!)
+# A second squid with the access rules squid ships with: CONNECT only to port 443.
+squid_strict=$(free_port)
+mkdir -p "$work/squid-strict"
+cat > "$work/squid-strict.conf" <<CONF
+http_port 127.0.0.1:$squid_strict
+acl SSL_ports port 443
+acl CONNECT method CONNECT
+http_access deny CONNECT !SSL_ports
+http_access allow all
+cache deny all
+pid_filename $work/squid-strict.pid
+cache_log $work/logs/squid-strict-cache.log
+access_log none
+coredump_dir $work/squid-strict
+shutdown_lifetime 1 second
+CONF
+squid -N -f "$work/squid-strict.conf" > "$work/logs/squid-strict.out" 2>&1 &
+pids+=($!)
 # nghttpx: HTTP/2 proxy (TLS, ALPN h2) relaying every request to squid.
 # Each CONNECT holds a backend connection: the default of 8 per host would queue the rest.
 nghttpx --http2-proxy -f"127.0.0.1,$nghttpx_port" -b"127.0.0.1,$squid_port" --backend-connections-per-host=512 \
@@ -150,8 +168,8 @@ socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 command: connect udpassociate udpre
 CONF
 danted -f "$work/danted.conf" -p "$work/danted.pid" > "$work/logs/danted.out" 2>&1 &
 pids+=($!)
-for p in $squid_port $squid_tls $nghttpx_port $dante_port; do wait_port $p; done
-export BURROW_SQUID=$squid_port BURROW_SQUID_TLS=$squid_tls BURROW_NGHTTPX=$nghttpx_port BURROW_DANTE=$dante_port
+for p in $squid_port $squid_tls $squid_strict $nghttpx_port $dante_port; do wait_port $p; done
+export BURROW_SQUID=$squid_port BURROW_SQUID_TLS=$squid_tls BURROW_SQUID_STRICT=$squid_strict BURROW_NGHTTPX=$nghttpx_port BURROW_DANTE=$dante_port
 export BURROW_DANTE_LOG="$work/logs/danted.log"
 
 export BURROW_NGINX_PLAIN=$plain BURROW_NGINX_TLS=$tls BURROW_NGINX_TLS1=$tls1 BURROW_NGINX_H2C=$h2c BURROW_NGINX_CA="$work/pki/ca.pem" BURROW_NGINX_ROOT="$work/www"

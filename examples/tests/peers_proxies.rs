@@ -164,3 +164,32 @@ async fn hundred_concurrent_tunnels_over_one_nghttpx_connection() {
     }
     assert_eq!(n, 100);
 }
+
+/// squid as it ships allows CONNECT only to port 443: an `http://` URL through it works
+/// because burrow forwards it in absolute-form, as curl does; tunnelled (`-p`) it is
+/// refused with squid's 403.
+#[test]
+#[ignore = "needs squid, nginx: run scripts/peers.sh"]
+fn http_urls_are_forwarded_where_squid_allows_connect_only_to_443() {
+    let p = peers();
+    let strict = format!("http://127.0.0.1:{}", var("BURROW_SQUID_STRICT"));
+    let url = format!("http://127.0.0.1:{}/1m.bin", var("BURROW_NGINX_PLAIN"));
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_burrow"))
+            .arg(&url)
+            .args(["-v", "-x", &strict])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(sha(&out.stdout), p.want);
+    assert!(err.contains(&format!("> GET {url} HTTP/1.1")), "{err}");
+    let out = run(&["-p"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(err.contains("403"), "{err}");
+}
