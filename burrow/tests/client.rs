@@ -933,4 +933,26 @@ async fn http_urls_through_burrow_proxy_are_forwarded_not_tunnelled() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(stats.tunnels.load(Ordering::Relaxed), 1);
+
+    // An HTTPS proxy: forwarded over TLS to it (HTTP/1.1 by ALPN), verified by its CA.
+    let (_t, addr, stats) = proxy(&p, Listen::Https("127.0.0.1:0".parse().unwrap())).await;
+    let hop = Proxy::parse(&format!("https://localhost:{}", addr.port()))
+        .unwrap()
+        .ca_file(&ca)
+        .unwrap();
+    let client = burrow::Client::builder().proxy(hop).build().unwrap();
+    let r = client
+        .get(format!("http://127.0.0.1:{}/", plain.port()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.route().is_forwarded());
+    assert_eq!(r.text().await.unwrap(), "hello over HTTP/1.1");
+    assert_eq!(
+        (
+            stats.forwarded.load(Ordering::Relaxed),
+            stats.tunnels.load(Ordering::Relaxed)
+        ),
+        (1, 0)
+    );
 }

@@ -192,4 +192,14 @@ fn http_urls_are_forwarded_where_squid_allows_connect_only_to_443() {
     assert!(!out.status.success(), "{err}");
     assert!(out.stdout.is_empty());
     assert!(err.contains("403"), "{err}");
+    // Forwarded over TLS to squid's HTTPS port too.
+    let out = Command::new(env!("CARGO_BIN_EXE_burrow"))
+        .arg(&url)
+        .args(["-v", "-x", &p.squid_tls, "--proxy-cacert", &p.ca])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(sha(&out.stdout), p.want);
+    assert!(err.contains(&format!("> GET {url} HTTP/1.1")), "{err}");
 }
