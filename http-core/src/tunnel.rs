@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use burrow_transport::{BoxStream, Target};
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -114,6 +115,15 @@ pub trait TunnelDatagrams: Send + Sync + 'static {
     fn poll_send(&self, cx: &mut Context<'_>, payload: &[u8]) -> Poll<io::Result<()>>;
     /// Receives one HTTP Datagram payload for this stream.
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+    /// Receives one HTTP Datagram payload as it arrived, without copying it where the
+    /// channel holds it as [`Bytes`] already (the default copies through
+    /// [`poll_recv`](Self::poll_recv)).
+    fn poll_recv_bytes(&self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
+        let mut buf = vec![0u8; u16::MAX as usize];
+        let n = std::task::ready!(self.poll_recv(cx, &mut buf))?;
+        buf.truncate(n);
+        Poll::Ready(Ok(buf.into()))
+    }
     /// Largest payload that fits one QUIC DATAGRAM frame now.
     fn max_payload(&self) -> usize;
 }
@@ -244,5 +254,39 @@ mod tests {
         );
         let e = refused(StatusCode::PROXY_AUTHENTICATION_REQUIRED, &HeaderMap::new());
         assert!(e.message().contains("credentials"));
+    }
+
+    /// A channel that only copies into buffers: the default `poll_recv_bytes` gives each
+    /// datagram whole, the largest one an HTTP Datagram can be included.
+    #[test]
+    fn received_bytes_by_default_are_the_copied_datagram() {
+        struct Copying(std::sync::Mutex<Vec<Vec<u8>>>);
+        impl TunnelDatagrams for Copying {
+            fn poll_send(&self, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+            fn poll_recv(&self, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+                let d = self.0.lock().unwrap().remove(0);
+                buf[..d.len()].copy_from_slice(&d);
+                Poll::Ready(Ok(d.len()))
+            }
+            fn max_payload(&self) -> usize {
+                1200
+            }
+        }
+        let c = Copying(std::sync::Mutex::new(vec![
+            b"\0abc".to_vec(),
+            vec![7u8; 65_535],
+        ]));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let Poll::Ready(Ok(b)) = c.poll_recv_bytes(&mut cx) else {
+            panic!()
+        };
+        assert_eq!(&b[..], b"\0abc");
+        let Poll::Ready(Ok(b)) = c.poll_recv_bytes(&mut cx) else {
+            panic!()
+        };
+        assert_eq!(b.len(), 65_535);
     }
 }

@@ -169,7 +169,6 @@ impl DatagramFlow for DatagramTunnelFlow {
     }
 
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let mut tmp = vec![0u8; buf.len() + 8];
         loop {
             if self.closed.check(cx) {
                 return Poll::Ready(Err(io::Error::new(
@@ -177,8 +176,8 @@ impl DatagramFlow for DatagramTunnelFlow {
                     "CONNECT-UDP stream ended",
                 )));
             }
-            let n = std::task::ready!(self.datagrams.poll_recv(cx, &mut tmp))?;
-            match capsule::split_context(Bytes::copy_from_slice(&tmp[..n])) {
+            let datagram = std::task::ready!(self.datagrams.poll_recv_bytes(cx))?;
+            match capsule::split_context(datagram) {
                 Ok((0, udp)) => {
                     let m = udp.len().min(buf.len());
                     buf[..m].copy_from_slice(&udp[..m]);

@@ -307,6 +307,14 @@ impl TunnelDatagrams for H3Datagrams {
         }
     }
 
+    fn poll_recv_bytes(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<Bytes>> {
+        match lock(&self.rx).poll_recv(cx) {
+            Poll::Ready(Some(d)) => Poll::Ready(Ok(d)),
+            Poll::Ready(None) => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
     fn max_payload(&self) -> usize {
         self.conn
             .max_datagram_size()

@@ -139,10 +139,9 @@ impl IpTunnel {
         let Some(d) = &self.datagrams else {
             return Poll::Pending;
         };
-        let mut tmp = vec![0u8; buf.len() + 8];
         loop {
-            let n = std::task::ready!(d.poll_recv(cx, &mut tmp))?;
-            match capsule::split_context(Bytes::copy_from_slice(&tmp[..n])) {
+            let datagram = std::task::ready!(d.poll_recv_bytes(cx))?;
+            match capsule::split_context(datagram) {
                 Ok((0, p)) => {
                     let m = p.len().min(buf.len());
                     buf[..m].copy_from_slice(&p[..m]);
