@@ -595,3 +595,42 @@ fn the_send_queue_is_bounded() {
     Tx(&mut q).consume(3, |b| b.copy_from_slice(b"xyz"));
     assert_eq!(q.len(), PACKET_QUEUE, "dropped, as a full link queue drops");
 }
+
+/// A UDP datagram the proxy or its sender split into IPv4 fragments (after a Packet Too
+/// Big) is reassembled for the socket.
+#[tokio::test]
+async fn a_fragmented_udp_datagram_is_reassembled() {
+    let flow = Scripted::new();
+    let stack = IpStack::new(flow.clone()).unwrap();
+    let peer: SocketAddr = "192.0.2.9:53".parse().unwrap();
+    let u = stack.udp(peer).unwrap();
+    burrow_transport::datagram::send(&u, b"hello")
+        .await
+        .unwrap();
+    let out = flow.next_sent().await;
+    let local = tcp_of(&out)[0..2].to_vec();
+    let data: Vec<u8> = (0..1440u32).map(|i| (i % 251) as u8).collect();
+    let mut d = vec![0, 53];
+    d.extend_from_slice(&local);
+    d.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+    d.extend_from_slice(&[0, 0]);
+    d.extend_from_slice(&data);
+    // The whole packet with a valid UDP checksum, then cut as a router cuts it.
+    let mut whole = reply(PEER, 17, &d);
+    whole[6] = 0; // DF off
+    whole[10..12].copy_from_slice(&[0, 0]);
+    let c = checksum(&whole[..20], 0);
+    whole[10..12].copy_from_slice(&c.to_be_bytes());
+    for f in burrow_http_core::connect_ip::packet::fragment_v4(&whole, 1000).unwrap() {
+        flow.push(f);
+    }
+    let mut buf = vec![0u8; 2048];
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        burrow_transport::datagram::recv(&u, &mut buf),
+    )
+    .await
+    .expect("the reassembled datagram")
+    .unwrap();
+    assert_eq!(&buf[..n], &data[..]);
+}
