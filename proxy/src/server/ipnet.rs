@@ -310,6 +310,12 @@ impl ReadErrors {
     }
 }
 
+/// Whether a failed read is the device's (the system call failed) rather than its batch's
+/// (tun-rs could not split what it read, which it reports without an OS error code).
+fn device_failed(e: &std::io::Error) -> bool {
+    e.raw_os_error().is_some()
+}
+
 impl IpNetwork {
     /// Hands a packet from the device to the client whose address it is for; `false`
     /// when it is dropped: no such client, or one whose queue ([`CLIENT_QUEUE`]) is full,
@@ -354,6 +360,13 @@ async fn read_device(net: std::sync::Weak<IpNetwork>, mtu: u16) {
                 for (p, len) in packets.iter().zip(&sizes).take(count) {
                     n.dispatch(&p[..*len]);
                 }
+            }
+            // The read worked but its offloaded batch could not be split (more segments
+            // than IDEAL_BATCH_SIZE: a flow with a tiny MSS): that batch is lost, as on a
+            // congested link, and the device is fine.
+            Ok(Err(e)) if !device_failed(&e) => {
+                errors.succeeded();
+                tracing::debug!("CONNECT-IP: a batch from {} dropped: {e}", n.name);
             }
             Ok(Err(e)) => {
                 // Retried (a read can fail for a moment); a device that keeps failing
@@ -560,6 +573,14 @@ mod tests {
             None,
             "failure {DEVICE_ERRORS} in a row gives up"
         );
+    }
+
+    #[test]
+    fn only_failed_system_calls_count_against_the_device() {
+        assert!(device_failed(&std::io::Error::from_raw_os_error(5)));
+        // What tun-rs says of a batch with more segments than there are buffers.
+        let split = std::io::Error::new(std::io::ErrorKind::InvalidInput, "too many segments");
+        assert!(!device_failed(&split));
     }
 
     /// A client that reads nothing holds at most CLIENT_QUEUE packets from the network;
