@@ -151,7 +151,8 @@ impl Proxy {
         Ok((uri, headers))
     }
 
-    /// Adds a header to this hop's CONNECT requests (curl's `--proxy-header`).
+    /// Adds a header to this hop's CONNECT requests, and to the requests forwarded to it
+    /// when it is the last hop (curl's `--proxy-header`).
     pub fn header(mut self, name: &str, value: &str) -> Result<Proxy> {
         let bad = || {
             Error::invalid_input(format!("bad proxy header name {name:?}"))
