@@ -114,6 +114,17 @@ fn route(pk: &Pki, url: &str) -> Route {
     Route::build(&[ProxyUrl::parse(url).unwrap()], &opts)
 }
 
+/// A CONNECT-IP tunnel through the proxy at `url` (a `?connect=ip` hop), unscoped.
+async fn open_ip(pk: &Pki, url: &str) -> Arc<dyn IpFlow> {
+    route(pk, url)
+        .ip
+        .as_ref()
+        .expect("a connect=ip hop")
+        .connect_ip(&IpScope::default())
+        .await
+        .unwrap()
+}
+
 fn v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
     let mut p = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0];
     let len = (20 + payload.len()) as u16;
@@ -197,13 +208,7 @@ async fn next_icmp6(flow: &dyn IpFlow) -> (u8, Ipv6Addr, Vec<u8>) {
 }
 
 async fn ping_on(pk: &Pki, url: &str) {
-    let r = route(pk, url);
-    let flow =
-        r.ip.as_ref()
-            .expect("a connect=ip hop")
-            .connect_ip(&IpScope::default())
-            .await
-            .unwrap();
+    let flow = open_ip(pk, url).await;
     let a = flow.assignment();
     assert_eq!(a.addresses.len(), 1, "{url}: {a:?}");
     let (IpAddr::V4(me), 32) = a.addresses[0] else {
@@ -268,13 +273,7 @@ async fn ping6_through_connect_ip_with_both_families() {
     }
     let pk = Pki::new();
     let p = setup_with(&pk, "bt3", true).await;
-    let r = route(&pk, &format!("h3://localhost:{}?connect=ip", p.h3.port()));
-    let flow =
-        r.ip.as_ref()
-            .unwrap()
-            .connect_ip(&IpScope::default())
-            .await
-            .unwrap();
+    let flow = open_ip(&pk, &format!("h3://localhost:{}?connect=ip", p.h3.port())).await;
     let a = flow.assignment();
     // One address per family, and a route for each.
     assert_eq!(a.addresses.len(), 2, "{a:?}");
@@ -575,13 +574,7 @@ async fn a_packet_too_big_for_the_tunnel_teaches_its_sender_the_mtu() {
     }
     let pk = Pki::new();
     let p = setup_with(&pk, "bt4", true).await;
-    let r = route(&pk, &format!("h3://localhost:{}?connect=ip", p.h3.port()));
-    let flow =
-        r.ip.as_ref()
-            .unwrap()
-            .connect_ip(&IpScope::default())
-            .await
-            .unwrap();
+    let flow = open_ip(&pk, &format!("h3://localhost:{}?connect=ip", p.h3.port())).await;
     let a = flow.assignment().addresses;
     let find = |v6: bool| a.iter().find(|(x, _)| x.is_ipv6() == v6).unwrap().0;
     too_big_on(&*flow, SERVER.into(), find(false)).await;

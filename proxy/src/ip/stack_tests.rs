@@ -195,14 +195,7 @@ async fn udp_datagrams_go_out_as_packets_and_only_the_peers_come_back() {
     let local = u16::from_be_bytes([udp[0], udp[1]]);
     assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 53);
     assert_eq!(&udp[8..], b"query");
-    let datagram = |from_port: u16, data: &[u8]| {
-        let mut d = vec![0u8; 8];
-        d[0..2].copy_from_slice(&from_port.to_be_bytes());
-        d[2..4].copy_from_slice(&local.to_be_bytes());
-        d[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-        d.extend_from_slice(data);
-        d
-    };
+    let datagram = |from_port: u16, data: &[u8]| udp_from(from_port, local, data);
     // From another port first (dropped: the flow is connected), then from the peer.
     flow.push(reply(
         Ipv4Addr::new(192, 0, 2, 9),
@@ -552,21 +545,13 @@ async fn a_connect_nobody_answers_fails_at_the_connect_timeout() {
 #[tokio::test]
 async fn an_unread_udp_socket_keeps_udp_packets_datagrams() {
     const { assert!(UDP_BUFFER >= UDP_PACKETS * STACK_MTU) };
-    let flow = Scripted::new();
-    let stack = IpStack::new(flow.clone()).unwrap();
-    let peer: SocketAddr = "192.0.2.9:53".parse().unwrap();
-    let u = stack.udp(peer).unwrap();
-    burrow_transport::datagram::send(&u, b"hello")
-        .await
-        .unwrap();
-    let out = flow.next_sent().await;
-    let local = &tcp_of(&out)[0..2].to_vec();
+    let (flow, _stack, u, local) = udp_socket().await;
     for i in 0..UDP_PACKETS + 10 {
-        let mut d = vec![0, 53];
-        d.extend_from_slice(local);
-        d.extend_from_slice(&[0, 12, 0, 0]);
-        d.extend_from_slice(&(i as u32).to_be_bytes());
-        flow.push(reply(PEER, 17, &d));
+        flow.push(reply(
+            PEER,
+            17,
+            &udp_from(53, local, &(i as u32).to_be_bytes()),
+        ));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut got = Vec::new();
@@ -600,21 +585,9 @@ fn the_send_queue_is_bounded() {
 /// Big) is reassembled for the socket.
 #[tokio::test]
 async fn a_fragmented_udp_datagram_is_reassembled() {
-    let flow = Scripted::new();
-    let stack = IpStack::new(flow.clone()).unwrap();
-    let peer: SocketAddr = "192.0.2.9:53".parse().unwrap();
-    let u = stack.udp(peer).unwrap();
-    burrow_transport::datagram::send(&u, b"hello")
-        .await
-        .unwrap();
-    let out = flow.next_sent().await;
-    let local = tcp_of(&out)[0..2].to_vec();
+    let (flow, _stack, u, local) = udp_socket().await;
     let data: Vec<u8> = (0..1440u32).map(|i| (i % 251) as u8).collect();
-    let mut d = vec![0, 53];
-    d.extend_from_slice(&local);
-    d.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-    d.extend_from_slice(&[0, 0]);
-    d.extend_from_slice(&data);
+    let d = udp_from(53, local, &data);
     // The whole packet with a valid UDP checksum, then cut as a router cuts it.
     let mut whole = reply(PEER, 17, &d);
     whole[6] = 0; // DF off
@@ -633,4 +606,29 @@ async fn a_fragmented_udp_datagram_is_reassembled() {
     .expect("the reassembled datagram")
     .unwrap();
     assert_eq!(&buf[..n], &data[..]);
+}
+
+/// A UDP socket on a fresh stack, connected to the peer's port 53, and its local port as
+/// the stack's first datagram shows it.
+async fn udp_socket() -> (Arc<Scripted>, IpStack, UdpFlow, u16) {
+    let flow = Scripted::new();
+    let stack = IpStack::new(flow.clone()).unwrap();
+    let u = stack.udp(SocketAddr::new(PEER.into(), 53)).unwrap();
+    burrow_transport::datagram::send(&u, b"hello")
+        .await
+        .unwrap();
+    let out = flow.next_sent().await;
+    let local = u16::from_be_bytes([tcp_of(&out)[0], tcp_of(&out)[1]]);
+    (flow, stack, u, local)
+}
+
+/// A UDP header and payload from the peer's `from` port to `local` (checksum left to
+/// [`reply`]).
+fn udp_from(from: u16, local: u16, data: &[u8]) -> Vec<u8> {
+    let mut d = vec![0u8; 8];
+    d[0..2].copy_from_slice(&from.to_be_bytes());
+    d[2..4].copy_from_slice(&local.to_be_bytes());
+    d[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+    d.extend_from_slice(data);
+    d
 }
