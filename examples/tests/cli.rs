@@ -1183,13 +1183,29 @@ async fn http_urls_are_forwarded_to_the_last_http_proxy_and_p_tunnels_them() {
         .await
         .unwrap();
     let stats = p.stats();
-    let hop = format!("http://bob:pw@{}", p.addrs[0].addr());
+    let port = p.addrs[0].addr().port();
+    let hop = format!("http://bob:pw@localhost:{port}");
     let url = format!("http://127.0.0.1:{}/bytes/1000", o.addr.port());
-    let out = run(vec![url.clone(), "-v".into(), "-x".into(), hop.clone()]).await;
+    let out = run(vec![
+        url.clone(),
+        "-v".into(),
+        "-x".into(),
+        hop.clone(),
+        "--proxy-header".into(),
+        "X-Hop: 1".into(),
+    ])
+    .await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert_eq!(out.stdout, pattern(0, 1000));
     assert!(err.contains(&format!("> GET {url} HTTP/1.1")), "{err}");
+    // As curl: connected to the proxy by its name; the hop's headers shown as sent to it.
+    assert!(
+        err.contains(&format!("* Connected to localhost (127.0.0.1) port {port}")),
+        "{err}"
+    );
+    assert!(err.contains("> proxy-authorization: Basic ***"), "{err}");
+    assert!(err.contains("> x-hop: 1"), "{err}");
     assert!(!err.contains("pw"), "no password in -v: {err}");
     assert_eq!(stats.forwarded.load(Ordering::Relaxed), 1);
     assert_eq!(stats.tunnels.load(Ordering::Relaxed), 0);

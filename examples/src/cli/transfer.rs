@@ -315,11 +315,32 @@ async fn attempt(
             }
         }
     }
+    let hops = super::plan::hops_for(args, &uri).map_err(failed)?;
+    // What -v shows as sent to the nearest hop and, for a forwarded request, what the last
+    // hop's request carries besides the caller's headers (credentials redacted).
+    let nearest = hops.first().map(|h| h.proxy_url().target.host_str());
+    let mut forward_extra = HeaderMap::new();
+    if let Some(last) = hops.last() {
+        if last.proxy_url().credentials.is_some() {
+            forward_extra.insert(
+                http::header::PROXY_AUTHORIZATION,
+                http::HeaderValue::from_static("Basic"),
+            );
+        }
+        for (n, v) in args.proxy_header.iter().filter_map(|l| l.split_once(':')) {
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(n.trim().as_bytes()),
+                http::HeaderValue::from_str(v.trim()),
+            ) {
+                forward_extra.append(n, v);
+            }
+        }
+    }
     let mut req = shared
         .client
         .request(t.method.clone(), uri.to_string())
         .headers(headers.clone())
-        .route(super::plan::hops_for(args, &uri).map_err(failed)?);
+        .route(hops);
     let mut upload = 0u64;
     match t.form().await.map_err(failed)? {
         Some(form) => req = req.multipart(form),
@@ -359,6 +380,9 @@ async fn attempt(
     *shown_req.uri_mut() = uri.clone();
     *shown_req.headers_mut() = headers.clone();
     burrow_http_core::target::userinfo_to_authorization(&mut shown_req);
+    if resp.route().is_forwarded() {
+        shown_req.headers_mut().extend(forward_extra);
+    }
     let request_version = match resp.version() {
         Version::HTTP_2 | Version::HTTP_3 => resp.version(),
         _ => Version::HTTP_11,
@@ -378,7 +402,9 @@ async fn attempt(
                 "*",
                 format!(
                     "Connected to {} ({}) port {}",
-                    resp.url().host().unwrap_or(""),
+                    nearest
+                        .as_deref()
+                        .unwrap_or(resp.url().host().unwrap_or("")),
                     a.ip(),
                     a.port()
                 ),
