@@ -37,9 +37,10 @@ pub struct Capsule {
 }
 
 /// What went wrong decoding capsules (RFC 9297 §3.3: the stream must be aborted).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CapsuleError {
     /// A capsule longer than the configured limit.
+    #[error("capsule of {length} bytes exceeds the limit of {limit}")]
     TooLong {
         /// Its declared length.
         length: u64,
@@ -47,24 +48,12 @@ pub enum CapsuleError {
         limit: u64,
     },
     /// The stream ended inside a capsule.
+    #[error("stream ended inside a capsule")]
     Truncated,
     /// A DATAGRAM capsule whose payload does not start with a context id.
+    #[error("DATAGRAM capsule without a context id")]
     BadDatagram,
 }
-
-impl std::fmt::Display for CapsuleError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CapsuleError::TooLong { length, limit } => {
-                write!(f, "capsule of {length} bytes exceeds the limit of {limit}")
-            }
-            CapsuleError::Truncated => f.write_str("stream ended inside a capsule"),
-            CapsuleError::BadDatagram => f.write_str("DATAGRAM capsule without a context id"),
-        }
-    }
-}
-
-impl std::error::Error for CapsuleError {}
 
 impl From<CapsuleError> for crate::Error {
     fn from(e: CapsuleError) -> crate::Error {

@@ -154,41 +154,30 @@ pub enum IpCapsule {
 }
 
 /// Why a CONNECT-IP capsule is refused: the request stream is aborted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IpCapsuleError {
     /// The value ends inside an entry.
+    #[error("capsule value ends inside an entry")]
     Truncated,
     /// An IP Version other than 4 or 6.
+    #[error("IP version {0}")]
     BadVersion(u8),
     /// A prefix length beyond the family, or host bits set.
+    #[error("prefix length too long, or host bits set")]
     BadPrefix,
     /// An ADDRESS_REQUEST with no address, or with Request ID 0.
+    #[error("ADDRESS_REQUEST without addresses, or with request ID 0")]
     BadRequest,
     /// A range whose start is above its end.
+    #[error("route range starts after it ends")]
     BadRange,
     /// Ranges out of order, or overlapping (§4.7.3).
+    #[error("route ranges out of order or overlapping")]
     Unordered,
     /// More than [`MAX_ENTRIES`] entries.
+    #[error("more than {MAX_ENTRIES} entries")]
     TooMany,
 }
-
-impl std::fmt::Display for IpCapsuleError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IpCapsuleError::Truncated => f.write_str("capsule value ends inside an entry"),
-            IpCapsuleError::BadVersion(v) => write!(f, "IP version {v}"),
-            IpCapsuleError::BadPrefix => f.write_str("prefix length too long, or host bits set"),
-            IpCapsuleError::BadRequest => {
-                f.write_str("ADDRESS_REQUEST without addresses, or with request ID 0")
-            }
-            IpCapsuleError::BadRange => f.write_str("route range starts after it ends"),
-            IpCapsuleError::Unordered => f.write_str("route ranges out of order or overlapping"),
-            IpCapsuleError::TooMany => write!(f, "more than {MAX_ENTRIES} entries"),
-        }
-    }
-}
-
-impl std::error::Error for IpCapsuleError {}
 
 impl From<IpCapsuleError> for crate::Error {
     fn from(e: IpCapsuleError) -> crate::Error {

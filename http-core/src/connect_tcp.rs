@@ -92,27 +92,16 @@ pub const MAX_DATA_CAPSULE: usize = 64 * 1024;
 pub const MAX_HEADER: usize = 16;
 
 /// What went wrong on a CONNECT-TCP stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TcpCapsuleError {
     /// The stream ended without a FINAL_DATA capsule: the TCP connection at the other end
     /// was reset (or the peer aborted the tunnel).
+    #[error("the tunnel stream ended without FINAL_DATA: the TCP connection was reset")]
     Reset,
     /// Bytes after the FINAL_DATA capsule.
+    #[error("data after the FINAL_DATA capsule")]
     AfterFinal,
 }
-
-impl std::fmt::Display for TcpCapsuleError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TcpCapsuleError::Reset => f.write_str(
-                "the tunnel stream ended without FINAL_DATA: the TCP connection was reset",
-            ),
-            TcpCapsuleError::AfterFinal => f.write_str("data after the FINAL_DATA capsule"),
-        }
-    }
-}
-
-impl std::error::Error for TcpCapsuleError {}
 
 impl From<TcpCapsuleError> for crate::Error {
     fn from(e: TcpCapsuleError) -> crate::Error {

@@ -1,7 +1,7 @@
 //! Rules about messages that every version obeys, written once: which responses carry
 //! content, which carry a length, and which header fields are connection-specific.
 
-use http::header::{HeaderName, CONNECTION, TE};
+use http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, TE};
 use http::{HeaderMap, Method, StatusCode};
 
 /// Whether a response to `method` with `status` has content (RFC 9110 §6.4.1): none for
@@ -24,6 +24,29 @@ pub fn response_announces_length(method: &Method, status: StatusCode) -> bool {
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || (method == Method::CONNECT && status.is_success()))
+}
+
+/// The body length a `Content-Length` field declares, when it is one number (HTTP/2 and
+/// HTTP/3, whose stacks check the field against the body; HTTP/1.1 frames by its own,
+/// stricter parse).
+pub fn declared_length(h: &HeaderMap) -> Option<u64> {
+    h.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// The body length of a response to `method`: 0 when it has no content, else what its
+/// `Content-Length` declares.
+pub fn response_length(method: &Method, status: StatusCode, h: &HeaderMap) -> Option<u64> {
+    match response_has_content(method, status) {
+        true => declared_length(h),
+        false => Some(0),
+    }
+}
+
+/// Announces a body of known `size` in `Content-Length`, unless the message has one.
+pub fn announce_length(h: &mut HeaderMap, size: Option<u64>) {
+    if let Some(n) = size {
+        h.entry(CONTENT_LENGTH).or_insert_with(|| n.into());
+    }
 }
 
 /// Header fields that concern one connection only (RFC 9110 §7.6.1) and are never sent on

@@ -47,9 +47,4 @@ impl Http1Config {
         self.connect_http10 = on;
         self
     }
-
-    /// The limits on what the peer may send.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
 }

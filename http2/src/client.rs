@@ -193,15 +193,7 @@ fn clone_head(r: &Request<()>) -> Request<()> {
 
 fn response_body(resp: Response<h2::RecvStream>, method: &Method, slot: &IoSlot) -> Response<Body> {
     let (parts, recv) = resp.into_parts();
-    let len = if !burrow_http_core::message::response_has_content(method, parts.status) {
-        Some(0)
-    } else {
-        parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.parse().ok())
-    };
+    let len = burrow_http_core::message::response_length(method, parts.status, &parts.headers);
     Response::from_parts(
         parts,
         Body::wrap(RecvBody::new(recv, len).with_slot(slot.clone())),
@@ -218,13 +210,8 @@ impl HttpConnection for Http2Connection {
         burrow_http_core::message::strip_connection_specific(&mut parts.headers);
         parts.headers.remove(HOST);
         parts.version = Version::HTTP_2;
-        if let Some(n) = body.size_hint().exact().filter(|n| *n > 0) {
-            if !parts.headers.contains_key(http::header::CONTENT_LENGTH) {
-                parts
-                    .headers
-                    .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(n));
-            }
-        }
+        let size = body.size_hint().exact().filter(|n| *n > 0);
+        burrow_http_core::message::announce_length(&mut parts.headers, size);
         let method = parts.method.clone();
         let mut replay = body.try_clone();
         let mut attempt = (Request::from_parts(parts, ()), body);

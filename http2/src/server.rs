@@ -122,11 +122,7 @@ fn request(
     let (body, tunnel_recv) = if is_connect {
         (Body::empty(), Some(recv))
     } else {
-        let len = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.parse().ok());
+        let len = message::declared_length(&parts.headers);
         (Body::wrap(RecvBody::new(recv, len)), None)
     };
     ServerRequest {
@@ -153,14 +149,8 @@ impl Respond for Responder {
         burrow_http_core::message::strip_connection_specific(&mut parts.headers);
         let status = parts.status;
         let end = !message::response_has_content(&self.method, status) || body.is_end_stream();
-        if let Some(n) = body.size_hint().exact() {
-            if !parts.headers.contains_key(http::header::CONTENT_LENGTH)
-                && message::response_announces_length(&self.method, status)
-            {
-                parts
-                    .headers
-                    .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(n));
-            }
+        if message::response_announces_length(&self.method, status) {
+            message::announce_length(&mut parts.headers, body.size_hint().exact());
         }
         let send = self
             .respond

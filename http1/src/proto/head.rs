@@ -119,30 +119,19 @@ fn to_header_map(raw: &[httparse::Header<'_>]) -> Result<HeaderMap, ProtoError> 
 }
 
 fn map_httparse(e: httparse::Error, limits: &Limits) -> ProtoError {
-    match e {
-        httparse::Error::TooManyHeaders => ProtoError::TooManyHeaders {
-            limit: limits.max_headers,
-        },
-        other => ProtoError::InvalidHead(other.description_str()),
-    }
-}
-
-trait Describe {
-    fn description_str(&self) -> &'static str;
-}
-
-impl Describe for httparse::Error {
-    fn description_str(&self) -> &'static str {
-        match self {
-            httparse::Error::HeaderName => "invalid header name",
-            httparse::Error::HeaderValue => "invalid header value",
-            httparse::Error::NewLine => "invalid line ending",
-            httparse::Error::Status => "invalid status",
-            httparse::Error::Token => "invalid token",
-            httparse::Error::TooManyHeaders => "too many headers",
-            httparse::Error::Version => "invalid HTTP version",
+    ProtoError::InvalidHead(match e {
+        httparse::Error::TooManyHeaders => {
+            return ProtoError::TooManyHeaders {
+                limit: limits.max_headers,
+            }
         }
-    }
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status",
+        httparse::Error::Token => "invalid token",
+        httparse::Error::Version => "invalid HTTP version",
+    })
 }
 
 fn version(v: Option<u8>) -> Version {

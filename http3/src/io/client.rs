@@ -210,15 +210,30 @@ impl Http3Connection {
     }
 }
 
-/// Counts one more interim response; too many is the peer's protocol error.
-fn count_interim(seen: usize) -> Result<usize, Error> {
-    if seen + 1 > super::config::MAX_INTERIM_RESPONSES {
-        return Err(Error::protocol(format!(
-            "HTTP/3: more than {} interim (1xx) responses",
-            super::config::MAX_INTERIM_RESPONSES
-        )));
+/// Reads the final response head, skipping at most
+/// [`MAX_INTERIM_RESPONSES`](super::config::MAX_INTERIM_RESPONSES) interim (1xx) ones (more
+/// is the peer's protocol error).
+async fn final_head(
+    reader: &mut MessageReader,
+    recv: &mut quinn::RecvStream,
+    what: &'static str,
+) -> Result<(http::StatusCode, http::HeaderMap), Error> {
+    let mut interim = 0;
+    loop {
+        match next_event(reader, recv, what).await? {
+            MessageEvent::Response(s, _) if s.is_informational() => {
+                interim += 1;
+                if interim > super::config::MAX_INTERIM_RESPONSES {
+                    return Err(Error::protocol(format!(
+                        "HTTP/3: more than {} interim (1xx) responses",
+                        super::config::MAX_INTERIM_RESPONSES
+                    )));
+                }
+            }
+            MessageEvent::Response(status, headers) => return Ok((status, headers)),
+            _ => return Err(Error::protocol(format!("HTTP/3: {what}: no response head"))),
+        }
     }
-    Ok(seen + 1)
 }
 
 fn request_head(parts: &http::request::Parts) -> Result<RequestHead, Error> {
@@ -243,39 +258,16 @@ impl HttpConnection for Http3Connection {
     async fn send_request(&self, request: Request<Body>) -> Result<Response<Body>, Error> {
         let (parts, b) = request.into_parts();
         let mut head = request_head(&parts)?;
-        if let Some(n) = b.size_hint().exact().filter(|n| *n > 0) {
-            head.headers
-                .entry(http::header::CONTENT_LENGTH)
-                .or_insert_with(|| http::HeaderValue::from(n));
-        }
+        let size = b.size_hint().exact().filter(|n| *n > 0);
+        burrow_http_core::message::announce_length(&mut head.headers, size);
         let (mut reader, mut recv, _, _) = self.open(&head, Some(b)).await?;
-        let mut interim = 0;
-        loop {
-            match next_event(&mut reader, &mut recv, "awaiting a response").await? {
-                MessageEvent::Response(s, _) if s.is_informational() => {
-                    interim = count_interim(interim)?;
-                }
-                MessageEvent::Response(status, headers) => {
-                    let len = if !burrow_http_core::message::response_has_content(
-                        &parts.method,
-                        status,
-                    ) {
-                        Some(0)
-                    } else {
-                        headers
-                            .get(http::header::CONTENT_LENGTH)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|s| s.parse().ok())
-                    };
-                    let mut resp = Response::new(body(reader, recv, len));
-                    *resp.status_mut() = status;
-                    *resp.version_mut() = Version::HTTP_3;
-                    *resp.headers_mut() = headers;
-                    return Ok(resp);
-                }
-                _ => return Err(Error::protocol("HTTP/3: response without a head")),
-            }
-        }
+        let (status, headers) = final_head(&mut reader, &mut recv, "awaiting a response").await?;
+        let len = burrow_http_core::message::response_length(&parts.method, status, &headers);
+        let mut resp = Response::new(body(reader, recv, len));
+        *resp.status_mut() = status;
+        *resp.version_mut() = Version::HTTP_3;
+        *resp.headers_mut() = headers;
+        Ok(resp)
     }
 
     async fn open_tunnel(&self, request: TunnelRequest) -> Result<Tunnel, Error> {
@@ -298,24 +290,14 @@ impl HttpConnection for Http3Connection {
         };
         let (mut reader, mut recv, send, id) = self.open(&head, None).await?;
         let send = send.ok_or_else(|| Error::protocol("HTTP/3: no send stream"))?;
-        let mut interim = 0;
-        loop {
-            match next_event(&mut reader, &mut recv, "awaiting a tunnel response").await? {
-                MessageEvent::Response(s, _) if s.is_informational() => {
-                    interim = count_interim(interim)?;
-                }
-                MessageEvent::Response(status, headers) => {
-                    handshake::judge_answer(&request, Version::HTTP_3, status, &headers)?;
-                    let mut t =
-                        Tunnel::new(Box::new(H3Stream::new(reader, recv, send)), status, headers);
-                    if request.protocol().is_some() {
-                        t = t.with_datagrams(Box::new(self.shared.datagrams(id)));
-                    }
-                    return Ok(t);
-                }
-                _ => return Err(Error::protocol("HTTP/3: tunnel without a response head")),
-            }
+        let what = "awaiting a tunnel response";
+        let (status, headers) = final_head(&mut reader, &mut recv, what).await?;
+        handshake::judge_answer(&request, Version::HTTP_3, status, &headers)?;
+        let mut t = Tunnel::new(Box::new(H3Stream::new(reader, recv, send)), status, headers);
+        if request.protocol().is_some() {
+            t = t.with_datagrams(Box::new(self.shared.datagrams(id)));
         }
+        Ok(t)
     }
 
     fn version(&self) -> Version {

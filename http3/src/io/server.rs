@@ -131,11 +131,7 @@ async fn request(
         }
     };
     let is_connect = head.method == Method::CONNECT;
-    let len = head
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse().ok());
+    let len = message::declared_length(&head.headers);
     let (b, tunnel) = if is_connect {
         (Body::empty(), Some((reader, recv)))
     } else {
@@ -185,13 +181,8 @@ impl Respond for Responder {
         // RFC 9114 §4.2: no connection-specific fields.
         message::strip_connection_specific(&mut parts.headers);
         let no_body = !message::response_has_content(&self.method, status);
-        if let Some(n) = b.size_hint().exact() {
-            if message::response_announces_length(&self.method, status) {
-                parts
-                    .headers
-                    .entry(http::header::CONTENT_LENGTH)
-                    .or_insert_with(|| http::HeaderValue::from(n));
-            }
+        if message::response_announces_length(&self.method, status) {
+            message::announce_length(&mut parts.headers, b.size_hint().exact());
         }
         let frame = headers_frame(&response_fields(status, &parts.headers));
         self.send

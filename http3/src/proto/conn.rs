@@ -80,9 +80,7 @@ pub struct ConnState {
     side: Side,
     control_seen: bool,
     control: ControlReader,
-    settings: Option<Settings>,
     settings_until: Option<(Instant, Duration)>,
-    goaway: Option<u64>,
     events: VecDeque<ConnEvent>,
     closed: bool,
 }
@@ -94,9 +92,7 @@ impl ConnState {
             side,
             control_seen: false,
             control: ControlReader::default(),
-            settings: None,
             settings_until: Some((now + settings_timeout, settings_timeout)),
-            goaway: None,
             events: VecDeque::new(),
             closed: false,
         }
@@ -146,12 +142,10 @@ impl ConnState {
         loop {
             match self.control.poll_event() {
                 Ok(Some(ControlEvent::Settings(s))) => {
-                    self.settings = Some(s.clone());
                     self.settings_until = None;
                     self.events.push_back(ConnEvent::Settings(s));
                 }
                 Ok(Some(ControlEvent::GoAway(id))) => {
-                    self.goaway = Some(id);
                     self.events.push_back(ConnEvent::GoAway(id));
                 }
                 Ok(None) => return,
@@ -196,16 +190,6 @@ impl ConnState {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ConnEvent> {
         self.events.pop_front()
-    }
-
-    /// The peer's SETTINGS, once received.
-    pub fn peer_settings(&self) -> Option<&Settings> {
-        self.settings.as_ref()
-    }
-
-    /// The peer's last GOAWAY id.
-    pub fn goaway(&self) -> Option<u64> {
-        self.goaway
     }
 }
 

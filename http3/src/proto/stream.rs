@@ -117,11 +117,6 @@ impl MessageReader {
         self.fin = true;
     }
 
-    /// Whether the message has been read to its end.
-    pub fn is_done(&self) -> bool {
-        self.expect == Expect::Done
-    }
-
     /// The next event; `Ok(None)` when more bytes are needed.
     pub fn poll_event(&mut self) -> Result<Option<MessageEvent>, H3Error> {
         if self.expect == Expect::Done {
