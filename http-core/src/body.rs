@@ -96,7 +96,7 @@ impl Body {
 
     /// Reads the next frame.
     pub async fn frame(&mut self) -> Option<Result<Frame<Bytes>, Error>> {
-        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_frame_inner(cx)).await
+        std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut *self), cx)).await
     }
 
     /// Reads the next data chunk, skipping trailers (see [`Body::frame`] to get them).
@@ -140,29 +140,6 @@ impl Body {
             trailers,
         })
     }
-
-    fn poll_frame_inner(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        match &mut self.get_mut().kind {
-            Kind::Empty => Poll::Ready(None),
-            Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Channel { rx, done, .. } => match rx.poll_recv(cx) {
-                Poll::Ready(Some(f)) => Poll::Ready(Some(f)),
-                Poll::Ready(None) if done.load(Ordering::Acquire) => Poll::Ready(None),
-                Poll::Ready(None) => {
-                    // Mark so we report the truncation once, then end.
-                    done.store(true, Ordering::Release);
-                    Poll::Ready(Some(Err(Error::closed(
-                        "body ended before it was complete",
-                    ))))
-                }
-                Poll::Pending => Poll::Pending,
-            },
-            Kind::Boxed(b) => b.as_mut().poll_frame(cx),
-        }
-    }
 }
 
 impl Default for Body {
@@ -191,7 +168,23 @@ impl http_body::Body for Body {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        self.poll_frame_inner(cx)
+        match &mut self.get_mut().kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Channel { rx, done, .. } => match rx.poll_recv(cx) {
+                Poll::Ready(Some(f)) => Poll::Ready(Some(f)),
+                Poll::Ready(None) if done.load(Ordering::Acquire) => Poll::Ready(None),
+                Poll::Ready(None) => {
+                    // Mark so we report the truncation once, then end.
+                    done.store(true, Ordering::Release);
+                    Poll::Ready(Some(Err(Error::closed(
+                        "body ended before it was complete",
+                    ))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            Kind::Boxed(b) => b.as_mut().poll_frame(cx),
+        }
     }
 
     fn is_end_stream(&self) -> bool {

@@ -559,10 +559,5 @@ pub fn origin(uri: &http::Uri) -> Result<(&'static str, Target), Error> {
 
 fn replayable(req: &Request<Body>) -> Option<Request<Body>> {
     let body = req.body().try_clone()?;
-    let mut r = Request::new(body);
-    *r.method_mut() = req.method().clone();
-    *r.uri_mut() = req.uri().clone();
-    *r.version_mut() = req.version();
-    *r.headers_mut() = req.headers().clone();
-    Some(r)
+    Some(crate::message::clone_head(req).map(|()| body))
 }

@@ -49,6 +49,17 @@ pub fn announce_length(h: &mut HeaderMap, size: Option<u64>) {
     }
 }
 
+/// A copy of a request's head (method, URI, version, header fields) without its body or
+/// extensions, to send it again.
+pub fn clone_head<B>(r: &http::Request<B>) -> http::Request<()> {
+    let mut c = http::Request::new(());
+    *c.method_mut() = r.method().clone();
+    *c.uri_mut() = r.uri().clone();
+    *c.version_mut() = r.version();
+    *c.headers_mut() = r.headers().clone();
+    c
+}
+
 /// Header fields that concern one connection only (RFC 9110 §7.6.1) and are never sent on
 /// another hop, nor at all over HTTP/2 and HTTP/3 (RFC 9113 §8.2.2, RFC 9114 §4.2): besides
 /// these, the fields `Connection` names, and `TE` unless it is `trailers`.

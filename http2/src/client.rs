@@ -182,15 +182,6 @@ impl Http2Connection {
     }
 }
 
-fn clone_head(r: &Request<()>) -> Request<()> {
-    let mut c = Request::new(());
-    *c.method_mut() = r.method().clone();
-    *c.uri_mut() = r.uri().clone();
-    *c.version_mut() = r.version();
-    *c.headers_mut() = r.headers().clone();
-    c
-}
-
 fn response_body(resp: Response<h2::RecvStream>, method: &Method, slot: &IoSlot) -> Response<Body> {
     let (parts, recv) = resp.into_parts();
     let len = burrow_http_core::message::response_length(method, parts.status, &parts.headers);
@@ -216,7 +207,7 @@ impl HttpConnection for Http2Connection {
         let mut replay = body.try_clone();
         let mut attempt = (Request::from_parts(parts, ()), body);
         loop {
-            let head = clone_head(&attempt.0);
+            let head = burrow_http_core::message::clone_head(&attempt.0);
             let before_settings = !*self.settings.borrow();
             match self.open(attempt.0, Some(attempt.1)).await {
                 Ok((resp, _)) => return Ok(response_body(resp, &method, &self.shared.io)),

@@ -44,27 +44,19 @@ pub enum Decoded {
     Data(Bytes),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 enum State {
+    #[default]
     Header,
     Data(u64),
     Skip(u64),
 }
 
 /// Decodes frames from a stream's bytes as they arrive.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: BytesMut,
     state: State,
-}
-
-impl Default for FrameDecoder {
-    fn default() -> Self {
-        FrameDecoder {
-            buf: BytesMut::new(),
-            state: State::Header,
-        }
-    }
 }
 
 impl FrameDecoder {
