@@ -88,26 +88,27 @@ pub(crate) fn connect(
     }
 }
 
+impl Http1Connection {
+    /// Hands a job to the driver and waits for its answer.
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Job,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
+        self.jobs.send(job(tx)).await.map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+}
+
 #[async_trait]
 impl HttpConnection for Http1Connection {
     async fn send_request(&self, request: Request<Body>) -> Result<Response<Body>, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
-        self.jobs
-            .send(Job::Request(request, tx))
-            .await
-            .map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
+        self.submit(|tx| Job::Request(request, tx)).await
     }
 
     async fn open_tunnel(&self, request: TunnelRequest) -> Result<Tunnel, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
-        self.jobs
-            .send(Job::Tunnel(request, tx))
-            .await
-            .map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
+        self.submit(|tx| Job::Tunnel(request, tx)).await
     }
 
     fn version(&self) -> Version {
