@@ -1186,8 +1186,10 @@ async fn http_urls_are_forwarded_to_the_last_http_proxy_and_p_tunnels_them() {
     let port = p.addrs[0].addr().port();
     let hop = format!("http://bob:pw@localhost:{port}");
     let url = format!("http://127.0.0.1:{}/bytes/1000", o.addr.port());
+    // The URL's userinfo goes out as Authorization, never in the absolute-form line.
+    let with_user = url.replace("http://", "http://carol:s3cret@");
     let out = run(vec![
-        url.clone(),
+        with_user,
         "-v".into(),
         "-x".into(),
         hop.clone(),
@@ -1207,6 +1209,7 @@ async fn http_urls_are_forwarded_to_the_last_http_proxy_and_p_tunnels_them() {
     assert!(err.contains("> proxy-authorization: Basic ***"), "{err}");
     assert!(err.contains("> x-hop: 1"), "{err}");
     assert!(!err.contains("pw"), "no password in -v: {err}");
+    assert!(!err.contains("s3cret") && !err.contains("carol"), "{err}");
     assert_eq!(stats.forwarded.load(Ordering::Relaxed), 1);
     assert_eq!(stats.tunnels.load(Ordering::Relaxed), 0);
 

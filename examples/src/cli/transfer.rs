@@ -188,8 +188,9 @@ fn request_head(
     forwarded: bool,
 ) -> String {
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    let target = match (forwarded, uri.scheme_str(), uri.authority()) {
-        (true, Some(scheme), Some(a)) => format!("{scheme}://{}{pq}", a.as_str()),
+    let authority = burrow_http_core::target::authority(uri);
+    let target = match (forwarded, uri.scheme_str(), authority) {
+        (true, Some(scheme), Some(a)) => format!("{scheme}://{a}{pq}"),
         _ => pq.to_string(),
     };
     let mut s = format!("{method} {target} {}\r\n", output::version_str(v));
