@@ -590,7 +590,9 @@ impl Client {
     pub async fn shutdown(&self) {
         let clients: Vec<_> = {
             let routes = self.inner.routes.lock().unwrap_or_else(|p| p.into_inner());
-            routes.clients.iter().map(|(_, c)| c.clone()).collect()
+            let forwarders = routes.forwarders.iter().map(|(_, c)| c.clone());
+            let clients = routes.clients.iter().map(|(_, c)| c.clone());
+            clients.chain(forwarders).collect()
         };
         for c in clients {
             c.shutdown().await;

@@ -877,6 +877,22 @@ async fn http_urls_are_forwarded_to_http_proxies_as_curl_does() {
         1,
         "one proxy connection for both origins"
     );
+    // shutdown closes the forwarding connection too: the next request connects anew.
+    client.shutdown().await;
+    let c = client
+        .get("http://origin.test:8080/a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        c.text().await.unwrap(),
+        "GET http://origin.test:8080/a HTTP/1.1"
+    );
+    assert_eq!(
+        accepted.load(Ordering::Relaxed),
+        2,
+        "a new one after shutdown"
+    );
 
     // --proxytunnel: CONNECT, then the request in origin-form inside the tunnel.
     heads.lock().unwrap().clear();
