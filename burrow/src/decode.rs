@@ -92,23 +92,16 @@ fn decoder(coding: &str, body: Body) -> Body {
             http_body_util::BodyDataStream::new(body).map_err(std::io::Error::from),
         )
     }
+    use async_compression::tokio::bufread as d;
     let decoded: Pin<Box<dyn AsyncRead + Send + Sync>> = match coding {
         #[cfg(feature = "gzip")]
-        "gzip" | "x-gzip" => Box::pin(async_compression::tokio::bufread::GzipDecoder::new(reader(
-            body,
-        ))),
+        "gzip" | "x-gzip" => Box::pin(d::GzipDecoder::new(reader(body))),
         #[cfg(feature = "deflate")]
-        "deflate" => Box::pin(async_compression::tokio::bufread::ZlibDecoder::new(reader(
-            body,
-        ))),
+        "deflate" => Box::pin(d::ZlibDecoder::new(reader(body))),
         #[cfg(feature = "brotli")]
-        "br" => Box::pin(async_compression::tokio::bufread::BrotliDecoder::new(
-            reader(body),
-        )),
+        "br" => Box::pin(d::BrotliDecoder::new(reader(body))),
         #[cfg(feature = "zstd")]
-        "zstd" => Box::pin(async_compression::tokio::bufread::ZstdDecoder::new(reader(
-            body,
-        ))),
+        "zstd" => Box::pin(d::ZstdDecoder::new(reader(body))),
         // `decode` asked `knows` first.
         _ => return body,
     };

@@ -51,11 +51,7 @@ impl DohResolver {
 
     /// The server as errors name it: host and port, never a userinfo.
     fn server(&self) -> String {
-        let host = self.url.host().unwrap_or("");
-        match self.url.port_u16() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_string(),
-        }
+        burrow_http_core::target::authority(&self.url).unwrap_or_default()
     }
 
     async fn query(&self, name: &Name, kind: RecordType) -> Result<Vec<IpAddr>> {

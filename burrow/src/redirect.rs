@@ -192,16 +192,8 @@ fn remove_dots(path: &str) -> String {
 }
 
 fn same_origin(a: &Uri, b: &Uri) -> bool {
-    let port = |u: &Uri| {
-        u.port_u16().unwrap_or(if u.scheme_str() == Some("https") {
-            443
-        } else {
-            80
-        })
-    };
-    a.scheme() == b.scheme()
-        && a.host().map(str::to_ascii_lowercase) == b.host().map(str::to_ascii_lowercase)
-        && port(a) == port(b)
+    use burrow_http_core::origin;
+    matches!((origin(a), origin(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 /// Removes what must not follow a redirect: credentials and cookies when it leaves the
@@ -249,10 +241,9 @@ pub(crate) fn strip(
 
 /// `u` as a `Referer`: no userinfo, no fragment.
 fn referer_of(u: &Uri) -> Option<http::HeaderValue> {
-    let host = u.host()?;
-    let port = u.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    let authority = burrow_http_core::target::authority(u)?;
     let pq = u.path_and_query().map_or("/", |p| p.as_str());
-    http::HeaderValue::from_str(&format!("{}://{host}{port}{pq}", u.scheme_str()?)).ok()
+    http::HeaderValue::from_str(&format!("{}://{authority}{pq}", u.scheme_str()?)).ok()
 }
 
 #[cfg(test)]

@@ -88,19 +88,8 @@ impl RequestBuilder {
 
     /// Adds headers (appended to any of the same names).
     pub fn headers(mut self, headers: HeaderMap) -> Self {
-        let mut last = None;
-        for (n, v) in headers {
-            let n = match n {
-                Some(n) => {
-                    last = Some(n.clone());
-                    n
-                }
-                None => match &last {
-                    Some(n) => n.clone(),
-                    None => continue,
-                },
-            };
-            self.headers.append(n, v);
+        for (n, v) in &headers {
+            self.headers.append(n, v.clone());
         }
         self
     }
@@ -215,11 +204,8 @@ impl RequestBuilder {
         user: impl std::fmt::Display,
         password: Option<impl std::fmt::Display>,
     ) -> Self {
-        let pair = match password {
-            Some(p) => format!("{user}:{p}"),
-            None => format!("{user}:"),
-        };
-        let b64 = base64::engine::general_purpose::STANDARD.encode(pair);
+        let pass = password.map(|p| p.to_string()).unwrap_or_default();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
         self.authorization(format!("Basic {b64}"))
     }
 
@@ -373,15 +359,12 @@ impl RequestBuilder {
 
 /// The URL as logs show it: no userinfo, no query (either may carry a secret).
 fn shown_url(u: &Uri) -> String {
-    let host = u.host().unwrap_or("");
-    match u.port_u16() {
-        Some(p) => format!(
-            "{}://{host}:{p}{}",
-            u.scheme_str().unwrap_or("http"),
-            u.path()
-        ),
-        None => format!("{}://{host}{}", u.scheme_str().unwrap_or("http"), u.path()),
-    }
+    let authority = burrow_http_core::target::authority(u).unwrap_or_default();
+    format!(
+        "{}://{authority}{}",
+        u.scheme_str().unwrap_or("http"),
+        u.path()
+    )
 }
 
 fn timed_out(d: Duration) -> Error {

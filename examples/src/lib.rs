@@ -7,4 +7,3 @@ pub mod matrix;
 pub mod origin;
 pub mod pki;
 pub mod proxy_cli;
-pub mod recorder;

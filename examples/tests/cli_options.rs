@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use burrow_examples::origin::pattern;
-use burrow_examples::recorder::{Recorded, Recorder};
+mod recorder;
+use recorder::{Recorded, Recorder};
 
 async fn run_in(dir: Option<PathBuf>, args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
@@ -557,7 +558,7 @@ async fn cookies_compression_and_config_files() {
     assert_eq!(text(&out.stdout), "hello gzip\n");
     assert!(only(&r).header("accept-encoding").unwrap().contains("gzip"));
     let out = run(&[&format!("{b}/gzip")]).await;
-    assert_eq!(out.stdout, burrow_examples::recorder::GZIP_HELLO);
+    assert_eq!(out.stdout, recorder::GZIP_HELLO);
     assert_eq!(only(&r).header("accept-encoding"), None);
 
     // -K: options from a file.

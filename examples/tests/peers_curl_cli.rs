@@ -15,7 +15,8 @@
 
 use std::process::{Command, Output, Stdio};
 
-use burrow_examples::recorder::{Recorded, Recorder};
+mod recorder;
+use recorder::{Recorded, Recorder};
 
 /// The files a run left in `dir` (inputs excluded), path and content; cookie jars without
 /// their comment lines (each client signs its own).

@@ -303,7 +303,7 @@ pub async fn template(args: &Args, data: &[Data]) -> Result<Template, Exit> {
     let mut headers = HeaderMap::new();
     headers.insert(
         USER_AGENT,
-        HeaderValue::from_static(concat!("burrow/", env!("CARGO_PKG_VERSION"))),
+        HeaderValue::from_static(burrow::DEFAULT_USER_AGENT),
     );
     headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
     let init = |what: &str| Exit::new(exit::FAILED_INIT, what.to_string());
@@ -331,10 +331,8 @@ pub async fn template(args: &Args, data: &[Data]) -> Result<Template, Exit> {
             Some((u, p)) => (u.to_string(), p.to_string()),
             None => (user.clone(), ask_password(user)?),
         };
-        use base64::Engine as _;
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-        let mut v = value(&format!("Basic {token}"), "user")?;
-        v.set_sensitive(true);
+        let v = burrow_http_core::credentials::basic(&u, &p)
+            .ok_or_else(|| init("bad user: not a valid header value"))?;
         headers.insert(http::header::AUTHORIZATION, v);
     }
     let cookies: Vec<&String> = args.cookie.iter().filter(|c| c.contains('=')).collect();
@@ -371,14 +369,9 @@ pub async fn template(args: &Args, data: &[Data]) -> Result<Template, Exit> {
     // The body, then the method it implies.
     let mut query = None;
     let body = if form {
-        let mut fields = Vec::new();
-        for f in &args.form {
-            fields.push(form_field(f, false)?);
-        }
-        for f in &args.form_string {
-            fields.push(form_field(f, true)?);
-        }
-        BodySpec::Form(fields)
+        let fields = args.form.iter().map(|f| form_field(f, false));
+        let strings = args.form_string.iter().map(|f| form_field(f, true));
+        BodySpec::Form(fields.chain(strings).collect::<Result<_, _>>()?)
     } else if let Some(t) = &args.upload_file {
         // Standard input is read once, so retries and several URLs send it all again.
         match t.as_str() {

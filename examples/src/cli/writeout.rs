@@ -208,9 +208,7 @@ impl Stats {
                 out.push(',');
             }
             let v = match *n {
-                "curl_version" => {
-                    Value::Str(Some(concat!("burrow/", env!("CARGO_PKG_VERSION")).into()))
-                }
+                "curl_version" => Value::Str(Some(burrow::DEFAULT_USER_AGENT.into())),
                 // http_code in JSON is a plain number, as in curl.
                 "http_code" | "response_code" => Value::Num(self.http_code.to_string()),
                 n => self.var(n).unwrap_or(Value::Str(None)),

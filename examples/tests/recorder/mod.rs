@@ -8,6 +8,7 @@
 //! `/flaky/N` (503 for the first N requests to it, then 200), `/setcookie?NAME=VALUE`,
 //! `/gzip`, `/disposition/NAME`, `/bytes/N`; anything else answers the request it got
 //! (method, target, headers, body).
+#![allow(dead_code)] // each test uses part of it
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-use crate::origin::pattern;
+use burrow_examples::origin::pattern;
 
 /// One request as received.
 #[derive(Clone, Debug, Default)]
