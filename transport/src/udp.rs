@@ -85,19 +85,9 @@ impl UdpFlow {
         }
     }
 
-    /// The peer address.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
-    }
-
     /// The underlying socket (for QUIC on a real socket, which may use GSO/GRO).
     pub fn socket(&self) -> &UdpSocket {
         &self.socket
-    }
-
-    /// Takes the underlying socket.
-    pub fn into_socket(self) -> UdpSocket {
-        self.socket
     }
 }
 

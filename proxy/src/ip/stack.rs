@@ -248,11 +248,6 @@ impl IpStack {
         lock(&self.shared.state).closed.is_some()
     }
 
-    /// This side's addresses.
-    pub fn addresses(&self) -> &[IpAddr] {
-        &self.shared.addresses
-    }
-
     /// Whether the tunnel assigned the stack an address of this family.
     pub fn has_family(&self, v6: bool) -> bool {
         self.shared.addresses.iter().any(|a| a.is_ipv6() == v6)

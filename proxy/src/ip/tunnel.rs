@@ -93,14 +93,6 @@ impl IpTunnel {
         }
     }
 
-    /// Sends a control capsule; waits while the stream's queue is full.
-    pub async fn send_capsule(&self, c: IpCapsule) -> io::Result<()> {
-        self.tx
-            .send(IpCommand::Capsule(c))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "CONNECT-IP stream ended"))
-    }
-
     /// Sends a capsule already encoded; waits while the stream's queue is full.
     pub async fn send_encoded(&self, c: Bytes) -> io::Result<()> {
         self.tx

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use burrow_transport::{Error, Host, Target};
+use burrow_transport::{Error, Target};
 
 use burrow_http_core::credentials::Credentials;
 
@@ -234,13 +234,6 @@ impl fmt::Display for ProxyUrl {
             f.write_str("?connect=ip")?;
         }
         Ok(())
-    }
-}
-
-impl ProxyUrl {
-    /// The proxy's host, for TLS server names.
-    pub fn host(&self) -> &Host {
-        &self.target.host
     }
 }
 

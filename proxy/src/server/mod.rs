@@ -493,16 +493,6 @@ impl Proxy {
     pub fn stats(&self) -> SharedStats {
         self.stats.clone()
     }
-
-    /// This proxy's name in `Via`.
-    pub fn pseudonym(&self) -> &str {
-        &self.pseudonym
-    }
-
-    /// The per-client accounting.
-    pub fn clients(&self) -> &Arc<ClientTable> {
-        &self.clients
-    }
 }
 
 /// A running proxy: where it listens, and how to stop it.
