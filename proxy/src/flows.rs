@@ -16,15 +16,12 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::socks::wire::{decode_udp, encode_udp};
+use crate::lock;
 
 /// Datagrams queued each way before new ones are dropped (as a congested network would).
 pub const FLOW_QUEUE: usize = 256;
 /// Largest UDP payload.
 const MAX_UDP: usize = 65_527;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Set when what keeps a flow alive (a control connection, a request stream) ends; wakes a
 /// receiver waiting for a datagram so it sees the end at once.

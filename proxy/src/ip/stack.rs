@@ -22,6 +22,8 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use tokio::sync::Notify;
 
+use crate::lock;
+
 /// Largest IP packet the stack sends, when the tunnel carries larger ones (HTTP/2 and
 /// HTTP/1.1 capsules carry 64 KiB): Ethernet's MTU, which the network past the proxy can
 /// be expected to carry (RFC 9484 has no way to learn it).
@@ -48,10 +50,6 @@ pub const TCP_KEEPALIVE: Duration = Duration::from_secs(20);
 pub const MAX_SOCKETS: usize = 4096;
 /// Packets taken from the flow per wake-up before the interface is polled.
 const RECV_BATCH: usize = 64;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The stack's clock: monotonic (a wall clock set back would stall every TCP timer), and
 /// tokio's, so that tests drive the stack's timers in virtual time.

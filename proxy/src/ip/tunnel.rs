@@ -12,6 +12,8 @@ use burrow_http_core::{driver, TunnelDatagrams};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::lock;
+
 /// Commands and events queued between a tunnel and its stream's driver task.
 pub const STREAM_QUEUE: usize = 256;
 
@@ -31,10 +33,6 @@ pub struct IpTunnel {
     /// Packets on the stream wait for room (back-pressure, not loss).
     packets: Mutex<tokio_util::sync::PollSender<IpCommand>>,
     rx: Mutex<mpsc::Receiver<IpEvent>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl IpTunnel {

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::lock;
+
 use super::rules::canonical;
 
 #[derive(Default, Clone, Copy)]
@@ -58,13 +60,9 @@ impl ClientTable {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Held>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn take(self: &Arc<Self>, ip: IpAddr, kind: Kind) -> Option<Hold> {
         let ip = client_key(ip);
-        let mut held = self.lock();
+        let mut held = lock(&self.held);
         let h = held.entry(ip).or_default();
         let (n, max) = match kind {
             Kind::Connection => (&mut h.connections, self.max_connections),
@@ -96,13 +94,13 @@ impl ClientTable {
 
     /// Client addresses holding anything (for tests and diagnostics).
     pub fn clients(&self) -> usize {
-        self.lock().len()
+        lock(&self.held).len()
     }
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        let mut held = self.table.lock();
+        let mut held = lock(&self.table.held);
         if let Some(h) = held.get_mut(&self.ip) {
             match self.kind {
                 Kind::Connection => h.connections = h.connections.saturating_sub(1),

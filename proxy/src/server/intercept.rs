@@ -20,6 +20,8 @@ use burrow_transport::rustls::sign::CertifiedKey;
 use burrow_transport::rustls::ServerConfig;
 use burrow_transport::{Error, Host, Target};
 
+use crate::lock;
+
 use super::routes::Pattern;
 
 /// Most minted certificates kept; past it the cache starts over.
@@ -144,7 +146,7 @@ impl Ca {
     /// A certificate for `name` (a DNS name or an IP address), from the cache or minted.
     pub fn leaf(&self, name: &str) -> Result<Arc<CertifiedKey>, Error> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(c) = self.lock().by_name.get(&name) {
+        if let Some(c) = lock(&self.cache).by_name.get(&name) {
             return Ok(c.clone());
         }
         // Minted without the lock: other handshakes do not wait for this signature.
@@ -163,7 +165,7 @@ impl Ca {
             vec![cert.der().clone(), self.cert.clone()],
             self.leaf_signing.clone(),
         ));
-        let mut cache = self.lock();
+        let mut cache = lock(&self.cache);
         if !cache.by_name.contains_key(&name) {
             while cache.by_name.len() >= MAX_MINTED_CERTS {
                 let Some(old) = cache.order.pop_front() else {
@@ -177,13 +179,9 @@ impl Ca {
         Ok(ck)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// How many certificates are cached.
     pub fn cached(&self) -> usize {
-        self.lock().by_name.len()
+        lock(&self.cache).by_name.len()
     }
 
     /// The TLS configuration for the client's side of a tunnel to `target`: the name the

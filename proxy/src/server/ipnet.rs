@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::connect_ip::{scoped, AddressPool, IpSession, Output};
 use crate::ip::{Arrived, IpTunnel};
+use crate::lock;
 
 use super::dial::Judge;
 use super::relay::Stats;
@@ -35,10 +36,6 @@ pub const DEVICE_ERRORS: u32 = 20;
 pub const DEVICE_RETRY: Duration = Duration::from_millis(100);
 /// Largest IP packet read from the TUN device.
 const MAX_PACKET: usize = 65_535;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// How the CONNECT-IP network is set up.
 #[derive(Clone, Debug)]
