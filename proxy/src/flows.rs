@@ -15,8 +15,8 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use crate::socks::wire::{decode_udp, encode_udp};
 use crate::lock;
+use crate::socks::wire::{decode_udp, encode_udp};
 
 /// Datagrams queued each way before new ones are dropped (as a congested network would).
 pub const FLOW_QUEUE: usize = 256;

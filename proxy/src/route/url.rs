@@ -7,6 +7,8 @@ use burrow_transport::{Error, Target};
 
 use burrow_http_core::credentials::Credentials;
 
+use crate::template::percent_decode;
+
 /// What kind of proxy a hop is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProxyKind {
@@ -104,22 +106,6 @@ fn take_connect_param(path: &str) -> (String, Option<String>) {
         true => (p.to_string(), value),
         false => (format!("{p}?{}", kept.join("&")), value),
     }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            out.push(u8::from_str_radix(std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 impl ProxyUrl {

@@ -8,8 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::lock;
 
-use super::rules::canonical;
-
 #[derive(Default, Clone, Copy)]
 struct Held {
     connections: usize,
@@ -19,7 +17,7 @@ struct Held {
 /// The client an address belongs to: an IPv4 address (IPv4-mapped IPv6 too), or an IPv6
 /// /64 (one host usually has a whole /64 and could otherwise be endless clients).
 pub fn client_key(ip: IpAddr) -> IpAddr {
-    match canonical(ip) {
+    match ip.to_canonical() {
         IpAddr::V6(a) => {
             let bits = u128::from(a) & !((1u128 << 64) - 1);
             IpAddr::V6(bits.into())

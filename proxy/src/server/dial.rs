@@ -14,7 +14,7 @@ use burrow_transport::{
     StreamConnector, StreamInfo, Target, TcpConfig, TcpConnector, UdpFlow,
 };
 
-use super::rules::{canonical, Denied, Rules};
+use super::rules::{Denied, Rules};
 
 /// Why a target could not be reached.
 #[derive(Debug, PartialEq)]
@@ -53,11 +53,11 @@ impl OwnAddresses {
     /// Whether `a` reaches one of our listeners: the same address and port, or the port of
     /// a listener bound to the unspecified address on an address of this machine.
     pub fn contains(&self, a: SocketAddr) -> bool {
-        let ip = canonical(a.ip());
+        let ip = a.ip().to_canonical();
         let own = self.0.read().unwrap_or_else(|p| p.into_inner());
         own.iter().any(|l| {
             l.port() == a.port()
-                && (canonical(l.ip()) == ip || (l.ip().is_unspecified() && is_local(ip)))
+                && (l.ip().to_canonical() == ip || (l.ip().is_unspecified() && is_local(ip)))
         })
     }
 }
