@@ -55,6 +55,22 @@ impl UdpFlow {
         })
     }
 
+    /// Connects to the first of `addrs` that can be connected: the last failure when none
+    /// can, `none()` when there is none.
+    pub async fn connect_first(
+        addrs: Vec<SocketAddr>,
+        none: impl FnOnce() -> Error,
+    ) -> Result<UdpFlow> {
+        let mut last = None;
+        for a in addrs {
+            match UdpFlow::connect(a).await {
+                Ok(f) => return Ok(f),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(none))
+    }
+
     /// Makes an ICMP port unreachable end the flow even after the peer has answered: the
     /// peer's process is gone (a killed QUIC server or proxy), which a client wants to
     /// know at once rather than after an idle timeout. Off by default, where one lost
@@ -240,14 +256,8 @@ impl UdpConnector {
 impl DatagramConnector for UdpConnector {
     async fn connect_datagram(&self, target: &Target) -> Result<BoxFlow> {
         let addrs = resolve_target(&*self.resolver, target).await?;
-        let mut last = None;
-        for a in addrs {
-            match UdpFlow::connect(a).await {
-                Ok(f) => return Ok(Arc::new(f.ending_on_refusal())),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| Error::resolve("no addresses")))
+        let f = UdpFlow::connect_first(addrs, || Error::resolve("no addresses")).await?;
+        Ok(Arc::new(f.ending_on_refusal()))
     }
 
     fn describe(&self) -> String {

@@ -445,7 +445,10 @@ impl Proxy {
             let mut b = Client::builder();
             b.protocol(Arc::new(Http1::default()))
                 .tls(self.config.origin_tls.clone())
-                .connector(Arc::new(GuardedConnector(dialer.clone())))
+                .connector(Arc::new(GuardedConnector {
+                    dialer: dialer.clone(),
+                    fixed: None,
+                }))
                 // Every forwarded request holds a request slot, so at this cap no request
                 // ever queues behind another user's (who may never read its answer).
                 .max_connections_per_origin(limits.max_requests.max(1));

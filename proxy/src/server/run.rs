@@ -483,9 +483,9 @@ impl Run {
         b.protocol(Arc::new(burrow_http2::Http2::default()))
             .protocol(Arc::new(burrow_http1::Http1::default()))
             .tls(p.config.origin_tls.clone())
-            .connector(Arc::new(super::dial::FixedTarget {
+            .connector(Arc::new(super::dial::GuardedConnector {
                 dialer: means.dialer.clone(),
-                target: target.clone(),
+                fixed: Some(target.clone()),
             }))
             .max_connections_per_origin(p.config.limits.max_requests.max(1));
         let client = match b.build() {
