@@ -21,7 +21,7 @@ use super::hooks::{self, Flow, Stopped};
 use burrow_http_core::connect_tcp::{CapsuleStream, CloseInner};
 
 use super::counting::{Counted, Counting, Moved, Way};
-use super::{association, relay::relay, Proxy, State};
+use super::{association, relay::relay, Limits, Proxy, State};
 use crate::flows;
 
 /// What a request holds while it is served (its connection's in-flight token, its slot,
@@ -225,16 +225,15 @@ impl Run {
                     })
                 }
                 HookCall::RequestBody => {
-                    let body = request_body.unwrap_or_default();
-                    let within = tokio::time::timeout(limits.hook_timeout, async {
-                        body.collect(limits.max_hook_body).await
-                    });
-                    let mut data = match within.await {
-                        Ok(Ok(c)) => c.data,
-                        Ok(Err(e)) if e.kind() == ErrorKind::LimitExceeded => {
-                            return Hooked::TooLarge
-                        }
-                        _ => return Hooked::Failed("reading the request body failed".into()),
+                    let mut data = match collect_for_hooks(
+                        request_body.unwrap_or_default(),
+                        limits,
+                        "request",
+                    )
+                    .await
+                    {
+                        Ok(data) => data,
+                        Err(h) => return h,
                     };
                     let Some(req) = self.request.clone() else {
                         return out_of_turn();
@@ -257,16 +256,15 @@ impl Run {
                     })
                 }
                 HookCall::ResponseBody => {
-                    let body = self.response.take().unwrap_or_default();
-                    let within = tokio::time::timeout(limits.hook_timeout, async {
-                        body.collect(limits.max_hook_body).await
-                    });
-                    let mut data = match within.await {
-                        Ok(Ok(c)) => c.data,
-                        Ok(Err(e)) if e.kind() == ErrorKind::LimitExceeded => {
-                            return Hooked::TooLarge
-                        }
-                        _ => return Hooked::Failed("reading the response body failed".into()),
+                    let mut data = match collect_for_hooks(
+                        self.response.take().unwrap_or_default(),
+                        limits,
+                        "response",
+                    )
+                    .await
+                    {
+                        Ok(data) => data,
+                        Err(h) => return h,
                     };
                     let (Some(req), Some(resp)) =
                         (self.request.clone(), self.response_hooked.clone())
@@ -586,6 +584,16 @@ pub(crate) enum Wait {
 enum Step {
     Dialed(Result<Reached, super::Dial>),
     Forwarded(Result<http::Response<Body>, Error>),
+}
+
+/// Reads a body for the hooks, within their deadline and size limit; when it cannot,
+/// the step's outcome (too large, or reading the `what` body failed).
+async fn collect_for_hooks(body: Body, limits: &Limits, what: &str) -> Result<Bytes, Hooked> {
+    match tokio::time::timeout(limits.hook_timeout, body.collect(limits.max_hook_body)).await {
+        Ok(Ok(c)) => Ok(c.data),
+        Ok(Err(e)) if e.kind() == ErrorKind::LimitExceeded => Err(Hooked::TooLarge),
+        _ => Err(Hooked::Failed(format!("reading the {what} body failed"))),
+    }
 }
 
 async fn start(
