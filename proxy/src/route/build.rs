@@ -134,10 +134,7 @@ impl Route {
     pub fn then(&self, url: &ProxyUrl, options: &RouteOptions) -> Route {
         let mut route = self.clone();
         let i = route.hops.len();
-        let hop = Hop {
-            index: Some(i),
-            label: url.label(),
-        };
+        let hop = url.hop(i);
         route.ip = None;
         if url.kind.is_http() {
             let h = Arc::new(

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use burrow_http_core::connect_tcp::{CapsuleStream, CloseInner, Codepoints};
 use burrow_http_core::{ConnectionInfo, HttpConnection, TunnelRequest};
 use burrow_transport::{
-    tls, Connected, DatagramConnector, Error, Hop, Result, StreamConnector, StreamInfo, Target,
+    tls, Connected, DatagramConnector, Error, Result, StreamConnector, StreamInfo, Target,
     TlsConfig,
 };
 use http::{HeaderMap, HeaderValue, Version};
@@ -149,13 +149,6 @@ impl HttpHop {
         self
     }
 
-    fn hop(&self) -> Hop {
-        Hop {
-            index: Some(self.index),
-            label: self.url.label(),
-        }
-    }
-
     /// A connection to the proxy: a shared HTTP/2 or HTTP/3 one that can start a tunnel
     /// at once, or a new one (shared too unless it is HTTP/1.1, where it becomes the tunnel).
     async fn connection(&self) -> Result<(Arc<dyn HttpConnection>, Vec<String>)> {
@@ -283,7 +276,7 @@ impl HttpHop {
                 crate::ip::IpTunnel::new(tunnel, burrow_http_core::capsule::DEFAULT_MAX_CAPSULE);
             crate::ip::ConnectIpFlow::open(t, describe, self.timeout).await
         };
-        super::open_traced(&span, self.hop(), opening, |_| "ip").await
+        super::open_traced(&span, self.url.hop(self.index), opening, |_| "ip").await
     }
 
     /// The request for a TCP tunnel to `target`: classic CONNECT, or CONNECT-TCP with the
@@ -376,10 +369,11 @@ impl StreamConnector for HttpHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
         let span = super::hop_span(self.index, &self.url, target);
         let opening = self.tunnel(self.tunnel_request(target));
-        let (tunnel, conn, layers) = super::open_traced(&span, self.hop(), opening, |(_, c, _)| {
-            version_tag(c.version())
-        })
-        .await?;
+        let (tunnel, conn, layers) =
+            super::open_traced(&span, self.url.hop(self.index), opening, |(_, c, _)| {
+                version_tag(c.version())
+            })
+            .await?;
         let tcp = self.url.connect_tcp.is_some();
         let mut all = vec![format!(
             "{}@{} {}",
@@ -398,7 +392,10 @@ impl StreamConnector for HttpHop {
             stream = Box::new(CapsuleStream::new(stream, self.codepoints, close));
         }
         Ok(Connected {
-            stream: super::hop_stream::counted(super::hop_stream::tag(stream, self.hop()), span),
+            stream: super::hop_stream::counted(
+                super::hop_stream::tag(stream, self.url.hop(self.index)),
+                span,
+            ),
             info: StreamInfo {
                 peer_addr: conn.info().peer_addr,
                 alpn: None,
@@ -432,7 +429,7 @@ impl DatagramConnector for HttpHop {
     async fn connect_datagram(&self, target: &Target) -> Result<burrow_transport::BoxFlow> {
         self.connect_udp(target)
             .await
-            .map_err(|e| e.at_hop(self.hop()))
+            .map_err(|e| e.at_hop(self.url.hop(self.index)))
     }
 
     fn describe(&self) -> String {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use burrow_http_core::driver;
-use burrow_transport::{Connected, Error, Hop, Host, Prefixed, Result, StreamConnector, Target};
+use burrow_transport::{Connected, Error, Host, Prefixed, Result, StreamConnector, Target};
 
 use super::url::{ProxyKind, ProxyUrl};
 use crate::socks::client::{Dialect, Outcome, SocksClient};
@@ -64,13 +64,6 @@ impl SocksHop {
     pub fn with_udp(mut self, lower_udp: Arc<dyn burrow_transport::DatagramConnector>) -> Self {
         self.lower_udp = Some(lower_udp);
         self
-    }
-
-    fn hop(&self) -> Hop {
-        Hop {
-            index: Some(self.index),
-            label: self.url.label(),
-        }
     }
 
     async fn handshake(&self, target: &Target) -> Result<Connected> {
@@ -155,8 +148,12 @@ impl StreamConnector for SocksHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
         let span = super::hop_span(self.index, &self.url, target);
         let opening = self.handshake(target);
-        let mut c = super::open_traced(&span, self.hop(), opening, |_| "socks").await?;
-        c.stream = super::hop_stream::counted(super::hop_stream::tag(c.stream, self.hop()), span);
+        let mut c =
+            super::open_traced(&span, self.url.hop(self.index), opening, |_| "socks").await?;
+        c.stream = super::hop_stream::counted(
+            super::hop_stream::tag(c.stream, self.url.hop(self.index)),
+            span,
+        );
         Ok(c)
     }
 
@@ -175,7 +172,7 @@ impl burrow_transport::DatagramConnector for SocksHop {
     async fn connect_datagram(&self, target: &Target) -> Result<burrow_transport::BoxFlow> {
         self.associate(target)
             .await
-            .map_err(|e| e.at_hop(self.hop()))
+            .map_err(|e| e.at_hop(self.url.hop(self.index)))
     }
 
     fn describe(&self) -> String {

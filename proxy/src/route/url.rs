@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use burrow_transport::{Error, Target};
+use burrow_transport::{Error, Hop, Target};
 
 use burrow_http_core::credentials::Credentials;
 
@@ -196,6 +196,14 @@ impl ProxyUrl {
     /// A label for logs and errors, without credentials: `h2 proxy proxy.example:443`.
     pub fn label(&self) -> String {
         format!("{} proxy {}", self.kind.scheme(), self.target)
+    }
+
+    /// This proxy as hop `index` of a route, for errors.
+    pub fn hop(&self, index: usize) -> Hop {
+        Hop {
+            index: Some(index),
+            label: self.label(),
+        }
     }
 }
 
