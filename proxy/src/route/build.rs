@@ -137,23 +137,8 @@ impl Route {
         let hop = url.hop(i);
         route.ip = None;
         if url.kind.is_http() {
-            let h = Arc::new(
-                HttpHop::new(
-                    url.clone(),
-                    i,
-                    route.stream.clone(),
-                    route.datagram.clone(),
-                    options.proxy_tls.clone(),
-                    options.proxy_headers.clone(),
-                )
-                .with_udp_template(
-                    url.udp_template
-                        .clone()
-                        .unwrap_or_else(|| options.udp_template.clone()),
-                )
-                .with_tcp_codepoints(options.tcp_codepoints)
-                .with_timeout(options.tunnel_timeout),
-            );
+            let (lower, lower_udp) = (route.stream.clone(), route.datagram.clone());
+            let h = Arc::new(HttpHop::new(url.clone(), i, lower, lower_udp, options));
             if url.connect_ip.is_some() {
                 // TCP and UDP to every target share one IP tunnel, by a userspace stack.
                 let ip = Arc::new(crate::ip::IpHop::new(h, hop.clone()));

@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderValue, Version};
 use tokio::sync::Mutex;
 
 use super::url::{ProxyKind, ProxyUrl};
+use super::RouteOptions;
 
 /// Basic credentials as a `Proxy-Authorization` value (RFC 7617).
 pub use burrow_http_core::credentials::basic;
@@ -51,26 +52,30 @@ pub struct HttpHop {
 }
 
 impl HttpHop {
-    /// A hop to `url` (an HTTP kind), `index` in the route (0 = nearest), with its own TLS
-    /// trust settings and extra CONNECT headers.
+    /// A hop to `url` (an HTTP kind), `index` in the route (0 = nearest), reached through
+    /// `lower` and `lower_udp`, with the TLS trust, extra CONNECT headers, CONNECT-UDP
+    /// template (unless `url` has its own), CONNECT-TCP capsule types and tunnel deadline
+    /// of `options`.
     pub fn new(
         url: ProxyUrl,
         index: usize,
         lower: Arc<dyn StreamConnector>,
         lower_udp: Arc<dyn DatagramConnector>,
-        tls: TlsConfig,
-        headers: HeaderMap,
+        options: &RouteOptions,
     ) -> Self {
         HttpHop {
+            template: url
+                .udp_template
+                .clone()
+                .unwrap_or_else(|| options.udp_template.clone()),
             url,
             index,
             lower,
             lower_udp,
-            tls,
-            headers,
-            template: Default::default(),
-            codepoints: Codepoints::default(),
-            timeout: super::DEFAULT_TUNNEL_TIMEOUT,
+            tls: options.proxy_tls.clone(),
+            headers: options.proxy_headers.clone(),
+            codepoints: options.tcp_codepoints,
+            timeout: options.tunnel_timeout,
             shared: Mutex::new(Vec::new()),
             h1_only: std::sync::atomic::AtomicBool::new(false),
         }
@@ -129,24 +134,6 @@ impl HttpHop {
             .lock()
             .await
             .retain(|s| !Arc::ptr_eq(&s.conn, conn));
-    }
-
-    /// How long the proxy may take to answer a tunnel request.
-    pub fn with_timeout(mut self, d: std::time::Duration) -> Self {
-        self.timeout = d;
-        self
-    }
-
-    /// Uses `template` for CONNECT-UDP requests to this proxy (default: RFC 9298's).
-    pub fn with_udp_template(mut self, template: crate::template::UdpTemplate) -> Self {
-        self.template = template;
-        self
-    }
-
-    /// Uses these capsule types for CONNECT-TCP tunnels (default: [`Codepoints::default`]).
-    pub fn with_tcp_codepoints(mut self, codepoints: Codepoints) -> Self {
-        self.codepoints = codepoints;
-        self
     }
 
     /// A connection to the proxy: a shared HTTP/2 or HTTP/3 one that can start a tunnel
