@@ -224,12 +224,7 @@ impl HttpHop {
         req.headers_mut()
             .insert("capsule-protocol", HeaderValue::from_static("?1"));
         let (tunnel, conn, layers) = self.tunnel(req).await?;
-        let describe = format!(
-            "CONNECT-UDP@{} {} > {}",
-            version_tag(conn.version()),
-            self.url.target,
-            layers.join(" > ")
-        );
+        let describe = self.described("CONNECT-UDP", &*conn, &layers);
         Ok(crate::flows::tunnel_flow(
             tunnel,
             burrow_http_core::capsule::DEFAULT_MAX_CAPSULE,
@@ -253,12 +248,7 @@ impl HttpHop {
         let span = super::hop_span(self.index, &self.url, &target);
         let opening = async {
             let (tunnel, conn, layers) = self.tunnel(req).await?;
-            let describe = format!(
-                "CONNECT-IP@{} {} > {}",
-                version_tag(conn.version()),
-                self.url.target,
-                layers.join(" > ")
-            );
+            let describe = self.described("CONNECT-IP", &*conn, &layers);
             let t =
                 crate::ip::IpTunnel::new(tunnel, burrow_http_core::capsule::DEFAULT_MAX_CAPSULE);
             crate::ip::ConnectIpFlow::open(t, describe, self.timeout).await
@@ -292,6 +282,13 @@ impl HttpHop {
         }
         h.insert("capsule-protocol", HeaderValue::from_static("?1"));
         req
+    }
+
+    /// A flow's description, outermost layer first: a `method` tunnel to this proxy on
+    /// `conn`, then that connection's `layers` (`CONNECT-UDP@h3 p:443 > quic > udp`).
+    fn described(&self, method: &str, conn: &dyn HttpConnection, layers: &[String]) -> String {
+        let (version, target) = (version_tag(conn.version()), &self.url.target);
+        format!("{method}@{version} {target} > {}", layers.join(" > "))
     }
 
     /// `req` with this hop's extra headers and its credentials.
