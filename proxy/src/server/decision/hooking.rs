@@ -42,13 +42,7 @@ impl Decision {
 
     /// The plan is known: its target picks the route; the hooks see it, or it goes on.
     pub(super) fn planned(&mut self, plan: Plan) {
-        let target = match &plan {
-            Plan::Tcp(t)
-            | Plan::ConnectTcp(t, _)
-            | Plan::ConnectUdp(t, _)
-            | Plan::Forward(_, t, _) => Some(t.clone()),
-            Plan::SocksUdp | Plan::ConnectIp(..) => None,
-        };
+        let target = plan.target().cloned();
         // Inside an intercepted tunnel, the tunnel's route.
         self.route = match (&self.inside, &target) {
             (Some(i), _) => i.route,
@@ -145,11 +139,7 @@ impl Decision {
                 return self.hook_failed(m, now);
             }
             self.route = inside.route;
-        } else if let Plan::Tcp(t)
-        | Plan::ConnectTcp(t, _)
-        | Plan::ConnectUdp(t, _)
-        | Plan::Forward(_, t, _) = &plan
-        {
+        } else if let Some(t) = plan.target() {
             self.summary.target = Some(t.clone());
             self.route = self.policy.pick(t);
         }
