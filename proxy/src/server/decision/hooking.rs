@@ -6,6 +6,7 @@ use burrow_transport::Target;
 use http::header::{HeaderValue, HOST};
 use http::{HeaderMap, StatusCode};
 
+use super::super::forward::scheme_port;
 use super::super::hooks::{self, End, LocalResponse, TunnelKind, What};
 use super::{refusal, Answer, Command, Decision, HookCall, Hooked, Plan, ResponseHead, Stage};
 use crate::socks::wire::Reply;
@@ -90,11 +91,7 @@ impl Decision {
                 // A new authority is a new target, and the Host that names it.
                 let target = match head.uri.authority() {
                     Some(a) if a.as_str() != old.to_string() => {
-                        let port = if head.uri.scheme_str() == Some("https") {
-                            443
-                        } else {
-                            80
-                        };
+                        let port = scheme_port(head.uri.scheme_str());
                         match Target::parse_with_default(a.as_str(), port) {
                             Ok(t) if !a.as_str().contains('@') => {
                                 if let Ok(h) = HeaderValue::from_str(a.as_str()) {
