@@ -66,12 +66,6 @@ impl SocksHop {
         self
     }
 
-    async fn handshake(&self, target: &Target) -> Result<Connected> {
-        self.handshake_for(Command::Connect, target)
-            .await
-            .map(|(c, _)| c)
-    }
-
     /// Runs a SOCKS handshake for `command`; returns the stream and the bound address.
     async fn handshake_for(
         &self,
@@ -147,7 +141,7 @@ impl SocksHop {
 impl StreamConnector for SocksHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
         let span = super::hop_span(self.index, &self.url, target);
-        let opening = self.handshake(target);
+        let opening = async { Ok(self.handshake_for(Command::Connect, target).await?.0) };
         let mut c =
             super::open_traced(&span, self.url.hop(self.index), opening, |_| "socks").await?;
         c.stream = super::hop_stream::counted(

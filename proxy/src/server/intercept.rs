@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use burrow_transport::rustls::crypto::CryptoProvider;
 use burrow_transport::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use burrow_transport::rustls::server::{ClientHello, ResolvesServerCert};
 use burrow_transport::rustls::sign::CertifiedKey;
@@ -78,10 +77,6 @@ fn cert_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::invalid_input(format!("{what}: {e}"))
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    burrow_transport::tls::provider()
-}
-
 impl Ca {
     /// A new CA: its certificate and private key, PEM.
     pub fn generate() -> Result<(String, String), Error> {
@@ -125,7 +120,7 @@ impl Ca {
             .map_err(|e| cert_error("the CA certificate", e))?;
         let leaf_key = rcgen::KeyPair::generate().map_err(|e| cert_error("making a key", e))?;
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-        let leaf_signing = provider()
+        let leaf_signing = burrow_transport::tls::provider()
             .key_provider
             .load_private_key(der)
             .map_err(|e| cert_error("loading the certificate key", e))?;
@@ -195,7 +190,7 @@ impl Ca {
             ca: self.clone(),
             fallback,
         });
-        let mut cfg = ServerConfig::builder_with_provider(provider())
+        let mut cfg = ServerConfig::builder_with_provider(burrow_transport::tls::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| cert_error("TLS versions", e))?
             .with_no_client_auth()

@@ -318,20 +318,14 @@ pub(crate) struct State {
 fn random_pseudonym() -> String {
     let mut b = [0u8; 4];
     // Uniqueness, not secrecy: the clock and the process id are enough if the RNG fails.
-    if getrandom_fill(&mut b).is_err() {
+    let rng = burrow_transport::tls::provider().secure_random;
+    if rng.fill(&mut b).is_err() {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         b = (t ^ std::process::id()).to_be_bytes();
     }
     format!("burrow-{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
-}
-
-fn getrandom_fill(b: &mut [u8]) -> Result<(), ()> {
-    burrow_transport::tls::provider()
-        .secure_random
-        .fill(b)
-        .map_err(|_| ())
 }
 
 impl Proxy {
