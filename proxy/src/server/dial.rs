@@ -160,13 +160,14 @@ impl Dialer {
         &self.judge
     }
 
-    /// Resolves `t` and keeps the addresses the rules allow; a refusal when every one was
-    /// refused, a `dns_error` when the lookup failed.
-    pub async fn resolve_checked(&self, t: &Target) -> Result<Vec<SocketAddr>, Dial> {
+    #[cfg(test)]
+    async fn resolve_checked(&self, t: &Target) -> Result<Vec<SocketAddr>, Dial> {
         let until = tokio::time::Instant::now() + self.timeout;
         self.resolve_checked_until(t, until).await
     }
 
+    /// Resolves `t` by `until` and keeps the addresses the rules allow; a refusal when
+    /// every one was refused, a `dns_error` when the lookup failed.
     async fn resolve_checked_until(
         &self,
         t: &Target,

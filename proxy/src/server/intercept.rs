@@ -174,11 +174,6 @@ impl Ca {
         Ok(ck)
     }
 
-    /// How many certificates are cached.
-    pub fn cached(&self) -> usize {
-        lock(&self.cache).by_name.len()
-    }
-
     /// The TLS configuration for the client's side of a tunnel to `target`: the name the
     /// client sends (SNI), or the target's host without one; ALPN `h2` and `http/1.1`.
     pub fn server_config(self: &Arc<Self>, target: &Target) -> Result<Arc<ServerConfig>, Error> {
@@ -247,7 +242,7 @@ mod tests {
             ca.leaf(&format!("h{i}.test")).unwrap();
         }
         // Full: the oldest went first, the newest stay.
-        assert_eq!(ca.cached(), MAX_MINTED_CERTS);
+        assert_eq!(lock(&ca.cache).by_name.len(), MAX_MINTED_CERTS);
         let newest = ca.leaf(&format!("h{}.test", MAX_MINTED_CERTS - 1)).unwrap();
         assert!(Arc::ptr_eq(
             &newest,
