@@ -159,22 +159,15 @@ impl Route {
                 route.datagram = h;
             }
         } else if url.kind == ProxyKind::Socks4a {
-            route.stream = Arc::new(
-                SocksHop::new(url.clone(), i, route.stream.clone())
-                    .with_timeout(options.tunnel_timeout),
-            );
+            let lower = route.stream.clone();
+            route.stream = Arc::new(SocksHop::new(url.clone(), i, lower, None, options));
             route.datagram = Arc::new(NoUdp {
                 hop,
                 why: "SOCKS4a cannot carry UDP",
             });
         } else {
-            let mut s = SocksHop::new(url.clone(), i, route.stream.clone())
-                .with_udp(route.datagram.clone())
-                .with_timeout(options.tunnel_timeout);
-            if let Some(r) = &options.resolver {
-                s = s.with_resolver(r.clone());
-            }
-            let h = Arc::new(s);
+            let (lower, lower_udp) = (route.stream.clone(), Some(route.datagram.clone()));
+            let h = Arc::new(SocksHop::new(url.clone(), i, lower, lower_udp, options));
             route.stream = h.clone();
             route.datagram = h;
         }

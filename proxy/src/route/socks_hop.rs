@@ -7,6 +7,7 @@ use burrow_http_core::driver;
 use burrow_transport::{Connected, Error, Host, Prefixed, Result, StreamConnector, Target};
 
 use super::url::{ProxyKind, ProxyUrl};
+use super::RouteOptions;
 use crate::socks::client::{Dialect, Outcome, SocksClient};
 use crate::socks::wire::Command;
 
@@ -22,22 +23,26 @@ pub struct SocksHop {
 }
 
 impl SocksHop {
-    /// A hop to `url` (a SOCKS kind), `index` in the route.
-    pub fn new(url: ProxyUrl, index: usize, lower: Arc<dyn StreamConnector>) -> Self {
+    /// A hop to `url` (a SOCKS kind), `index` in the route, reached through `lower`; it
+    /// carries UDP (SOCKS5 UDP ASSOCIATE) when given `lower_udp`, the way to the proxy's
+    /// relay. The negotiation and its reply get the tunnel deadline of `options`;
+    /// `socks5://` targets are resolved with its resolver (default: the system's).
+    pub fn new(
+        url: ProxyUrl,
+        index: usize,
+        lower: Arc<dyn StreamConnector>,
+        lower_udp: Option<Arc<dyn burrow_transport::DatagramConnector>>,
+        options: &RouteOptions,
+    ) -> Self {
+        let resolver = options.resolver.clone();
         SocksHop {
             url,
             index,
             lower,
-            lower_udp: None,
-            timeout: super::DEFAULT_TUNNEL_TIMEOUT,
-            resolver: Arc::new(burrow_transport::SystemResolver),
+            lower_udp,
+            timeout: options.tunnel_timeout,
+            resolver: resolver.unwrap_or_else(|| Arc::new(burrow_transport::SystemResolver)),
         }
-    }
-
-    /// Resolves `socks5://` targets with `resolver` (default: the system's).
-    pub fn with_resolver(mut self, resolver: burrow_transport::SharedResolver) -> Self {
-        self.resolver = resolver;
-        self
     }
 
     /// The target as the proxy is told it: `socks5` resolves names here.
@@ -51,19 +56,6 @@ impl SocksHop {
             }
             _ => Ok(target.clone()),
         }
-    }
-
-    /// How long the proxy may take over the negotiation and its reply.
-    pub fn with_timeout(mut self, d: std::time::Duration) -> Self {
-        self.timeout = d;
-        self
-    }
-
-    /// Lets the hop carry UDP (SOCKS5 UDP ASSOCIATE), reaching the proxy's relay through
-    /// `lower_udp`.
-    pub fn with_udp(mut self, lower_udp: Arc<dyn burrow_transport::DatagramConnector>) -> Self {
-        self.lower_udp = Some(lower_udp);
-        self
     }
 
     /// Runs a SOCKS handshake for `command`; returns the stream and the bound address.
