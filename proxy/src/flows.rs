@@ -277,13 +277,14 @@ impl SocksUdpFlow {
     }
 }
 
+fn control_closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "SOCKS control connection closed")
+}
+
 impl DatagramFlow for SocksUdpFlow {
     fn poll_send(&self, cx: &mut Context<'_>, datagram: &[u8]) -> Poll<io::Result<()>> {
         if self.closed.is_closed() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "SOCKS control connection closed",
-            )));
+            return Poll::Ready(Err(control_closed()));
         }
         let mut out = Vec::with_capacity(datagram.len() + self.header_len);
         encode_udp(&self.target, datagram, &mut out);
@@ -298,10 +299,7 @@ impl DatagramFlow for SocksUdpFlow {
         let mut tmp = vec![0u8; buf.len() + 300];
         loop {
             if self.closed.check(cx) {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "SOCKS control connection closed",
-                )));
+                return Poll::Ready(Err(control_closed()));
             }
             let n = std::task::ready!(self.relay.poll_recv(cx, &mut tmp))?;
             // Fragments and malformed datagrams are dropped.
