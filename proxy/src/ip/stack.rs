@@ -344,16 +344,11 @@ impl IpStack {
         let src = self.source_for(to.ip())?;
         let mut st = lock(&self.shared.state);
         self.check_open(&st)?;
-        let mut s = udp::Socket::new(
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-                vec![0u8; UDP_BUFFER],
-            ),
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-                vec![0u8; UDP_BUFFER],
-            ),
-        );
+        let buffer = || {
+            let meta = vec![udp::PacketMetadata::EMPTY; UDP_PACKETS];
+            udp::PacketBuffer::new(meta, vec![0u8; UDP_BUFFER])
+        };
+        let mut s = udp::Socket::new(buffer(), buffer());
         let port = Self::port(&mut st);
         s.bind((IpAddress::from(src), port))
             .map_err(|e| Error::invalid_input(format!("UDP bind: {e}")))?;

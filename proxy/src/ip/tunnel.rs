@@ -35,6 +35,11 @@ pub struct IpTunnel {
     rx: Mutex<mpsc::Receiver<IpEvent>>,
 }
 
+/// The error once the tunnel's stream has ended.
+fn ended() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "CONNECT-IP stream ended")
+}
+
 impl IpTunnel {
     /// The tunnel of an established CONNECT-IP request, its stream refusing capsules
     /// over `max_capsule` bytes.
@@ -66,10 +71,7 @@ impl IpTunnel {
     /// an HTTP/3 datagram too large for the path is dropped.
     pub fn poll_send_packet(&self, cx: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>> {
         if self.tx.is_closed() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "CONNECT-IP stream ended",
-            )));
+            return Poll::Ready(Err(ended()));
         }
         match &self.datagrams {
             Some(d) => {
@@ -80,13 +82,11 @@ impl IpTunnel {
             }
             None => {
                 let mut tx = lock(&self.packets);
-                let closed =
-                    || io::Error::new(io::ErrorKind::BrokenPipe, "CONNECT-IP stream ended");
                 if std::task::ready!(tx.poll_reserve(cx)).is_err() {
-                    return Poll::Ready(Err(closed()));
+                    return Poll::Ready(Err(ended()));
                 }
                 let p = IpCommand::Packet(Bytes::copy_from_slice(packet));
-                Poll::Ready(tx.send_item(p).map_err(|_| closed()))
+                Poll::Ready(tx.send_item(p).map_err(|_| ended()))
             }
         }
     }
@@ -96,7 +96,7 @@ impl IpTunnel {
         self.tx
             .send(IpCommand::Encoded(c))
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "CONNECT-IP stream ended"))
+            .map_err(|_| ended())
     }
 
     /// Sends a control capsule if the stream's queue has room (for answers given from a
@@ -118,12 +118,7 @@ impl IpTunnel {
             Poll::Ready(Some(IpEvent::Error(e))) => {
                 return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)))
             }
-            Poll::Ready(None) => {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "CONNECT-IP stream ended",
-                )))
-            }
+            Poll::Ready(None) => return Poll::Ready(Err(ended())),
             Poll::Pending => {}
         }
         let Some(d) = &self.datagrams else {
