@@ -8,7 +8,9 @@ use http::{HeaderMap, StatusCode};
 
 use super::super::forward::scheme_port;
 use super::super::hooks::{self, End, LocalResponse, TunnelKind, What};
-use super::{refusal, Answer, Command, Decision, HookCall, Hooked, Plan, ResponseHead, Stage};
+use super::{
+    no_target, refusal, Answer, Command, Decision, HookCall, Hooked, Plan, ResponseHead, Stage,
+};
 use crate::socks::wire::Reply;
 
 impl Decision {
@@ -65,9 +67,7 @@ impl Decision {
                     What::Tunnel(k) => k,
                     What::Request { .. } => TunnelKind::Connect,
                 };
-                let target = target.unwrap_or_else(|| {
-                    Target::new(burrow_transport::Host::Ip([0, 0, 0, 0].into()), 0)
-                });
+                let target = target.unwrap_or_else(no_target);
                 HookCall::Tunnel(Box::new(hooks::Tunnel {
                     kind,
                     target,

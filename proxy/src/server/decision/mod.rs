@@ -72,6 +72,11 @@ enum Plan {
     Forward(Box<Head>, Target, Version),
 }
 
+/// The target of the plans that have none (SOCKS UDP, CONNECT-IP): `0.0.0.0:0`.
+fn no_target() -> Target {
+    Target::new(burrow_transport::Host::Ip([0, 0, 0, 0].into()), 0)
+}
+
 impl Plan {
     /// The target, for the plans that have one.
     fn target(&self) -> Option<&Target> {

@@ -13,7 +13,7 @@ use super::super::answers::denied;
 use super::super::dial::Dial;
 use super::super::hooks::{End, TunnelKind, What};
 use super::{
-    dial_refusal, refusal, socks_reply, Answer, Command, Decision, Framing, HookCall,
+    dial_refusal, no_target, refusal, socks_reply, Answer, Command, Decision, Framing, HookCall,
     InterceptRules, Plan, ResponseHead, Stage, Transport,
 };
 use crate::socks::wire::{Command as SocksCommand, Reply};
@@ -84,17 +84,9 @@ impl Decision {
                 };
                 Command::Dial(t.clone(), how, route)
             }
-            Plan::SocksUdp => Command::Dial(
-                Target::new(burrow_transport::Host::Ip([0, 0, 0, 0].into()), 0),
-                Transport::SocksRelay,
-                route,
-            ),
+            Plan::SocksUdp => Command::Dial(no_target(), Transport::SocksRelay, route),
             // Each packet's destination is judged, not the scope asked for.
-            Plan::ConnectIp(scope, _) => Command::Dial(
-                Target::new(burrow_transport::Host::Ip([0, 0, 0, 0].into()), 0),
-                Transport::Ip(*scope),
-                route,
-            ),
+            Plan::ConnectIp(scope, _) => Command::Dial(no_target(), Transport::Ip(*scope), route),
         };
         self.commands.push_back(dial);
         self.stage = Stage::Dialing(plan);
