@@ -225,13 +225,8 @@ impl Run {
                     })
                 }
                 HookCall::RequestBody => {
-                    let mut data = match collect_for_hooks(
-                        request_body.unwrap_or_default(),
-                        limits,
-                        "request",
-                    )
-                    .await
-                    {
+                    let body = request_body.unwrap_or_default();
+                    let mut data = match collect_for_hooks(body, limits, "request").await {
                         Ok(data) => data,
                         Err(h) => return h,
                     };
@@ -256,13 +251,8 @@ impl Run {
                     })
                 }
                 HookCall::ResponseBody => {
-                    let mut data = match collect_for_hooks(
-                        self.response.take().unwrap_or_default(),
-                        limits,
-                        "response",
-                    )
-                    .await
-                    {
+                    let body = self.response.take().unwrap_or_default();
+                    let mut data = match collect_for_hooks(body, limits, "response").await {
                         Ok(data) => data,
                         Err(h) => return h,
                     };
