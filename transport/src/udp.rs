@@ -89,15 +89,16 @@ impl UdpFlow {
         self.heard.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// While the peer has never answered, a queued ICMP port unreachable (tokio does not
-    /// wake a reader for a socket error, so it is looked for when a read would wait).
-    fn refused_before_answer(&self) -> Option<io::Error> {
+    /// What a read that would wait returns: `Pending`, or, while the peer has never
+    /// answered, a queued ICMP port unreachable (tokio does not wake a reader for a socket
+    /// error, so it is looked for here).
+    fn pending<T>(&self) -> Poll<io::Result<T>> {
         if !self.refusal_ends() {
-            return None;
+            return Poll::Pending;
         }
         match socket2::SockRef::from(&self.socket).take_error() {
-            Ok(Some(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Some(e),
-            _ => None,
+            Ok(Some(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Poll::Ready(Err(e)),
+            _ => Poll::Pending,
         }
     }
 
@@ -147,12 +148,7 @@ impl DatagramFlow for UdpFlow {
                     continue;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    return match self.refused_before_answer() {
-                        Some(e) => Poll::Ready(Err(e)),
-                        None => Poll::Pending,
-                    };
-                }
+                Poll::Pending => return self.pending(),
             }
         }
     }
@@ -177,12 +173,7 @@ impl DatagramFlow for UdpFlow {
             match self.socket.poll_recv_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    return match self.refused_before_answer() {
-                        Some(e) => Poll::Ready(Err(e)),
-                        None => Poll::Pending,
-                    };
-                }
+                Poll::Pending => return self.pending(),
             }
             let mut meta = [quinn_udp::RecvMeta::default()];
             let r = self.socket.try_io(Interest::READABLE, || {
