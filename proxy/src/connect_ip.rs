@@ -297,11 +297,6 @@ impl IpSession {
         self.client_mtu = mtu;
     }
 
-    /// The client's addresses.
-    pub fn assigned(&self) -> &[Prefix] {
-        &self.assigned
-    }
-
     fn push(&mut self, o: Output) {
         if self.out.len() < MAX_OUTPUT {
             self.out.push_back(o);

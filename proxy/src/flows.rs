@@ -15,16 +15,13 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
+use crate::lock;
 use crate::socks::wire::{decode_udp, encode_udp};
 
 /// Datagrams queued each way before new ones are dropped (as a congested network would).
 pub const FLOW_QUEUE: usize = 256;
 /// Largest UDP payload.
 const MAX_UDP: usize = 65_527;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Set when what keeps a flow alive (a control connection, a request stream) ends; wakes a
 /// receiver waiting for a datagram so it sees the end at once.
@@ -280,13 +277,14 @@ impl SocksUdpFlow {
     }
 }
 
+fn control_closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "SOCKS control connection closed")
+}
+
 impl DatagramFlow for SocksUdpFlow {
     fn poll_send(&self, cx: &mut Context<'_>, datagram: &[u8]) -> Poll<io::Result<()>> {
         if self.closed.is_closed() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "SOCKS control connection closed",
-            )));
+            return Poll::Ready(Err(control_closed()));
         }
         let mut out = Vec::with_capacity(datagram.len() + self.header_len);
         encode_udp(&self.target, datagram, &mut out);
@@ -301,10 +299,7 @@ impl DatagramFlow for SocksUdpFlow {
         let mut tmp = vec![0u8; buf.len() + 300];
         loop {
             if self.closed.check(cx) {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "SOCKS control connection closed",
-                )));
+                return Poll::Ready(Err(control_closed()));
             }
             let n = std::task::ready!(self.relay.poll_recv(cx, &mut tmp))?;
             // Fragments and malformed datagrams are dropped.

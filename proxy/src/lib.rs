@@ -23,3 +23,8 @@ pub mod route;
 pub mod server;
 pub mod socks;
 pub mod template;
+
+/// Locks `m`, taking the data over if a thread panicked while holding it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -122,7 +122,7 @@ impl UdpTemplate {
                         Some(Token::Lit(next)) => rest.find(next.as_str())?,
                         _ => rest.len(),
                     };
-                    let value = decode(&rest[..end])?;
+                    let value = percent_decode(&rest[..end])?;
                     rest = &rest[end..];
                     match var {
                         Token::Host => host = Some(value),
@@ -150,7 +150,8 @@ fn encode(s: &str) -> String {
     out
 }
 
-fn decode(s: &str) -> Option<String> {
+/// Decodes `%XX` escapes; `None` for a bad escape or text that is not UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -259,7 +260,7 @@ impl IpTemplate {
             true => (x, y),
             false => (y, x),
         };
-        let target = match decode(target)?.as_str() {
+        let target = match percent_decode(target)?.as_str() {
             "*" => None,
             t => {
                 let (a, len) = match t.split_once('/') {

@@ -173,11 +173,6 @@ impl H3Code {
             None => "unknown".into(),
         }
     }
-
-    /// Whether the code is reserved for greasing (RFC 9114 §8.1: 0x1f * N + 0x21).
-    pub fn is_reserved(self) -> bool {
-        self.0 >= 0x21 && (self.0 - 0x21) % 0x1f == 0
-    }
 }
 
 /// What a peer said on the wire when a request, a stream, a tunnel or a connection failed.
@@ -255,8 +250,6 @@ mod tests {
         assert_eq!(H2Reason::CONNECT_ERROR.name(), Some("CONNECT_ERROR"));
         assert_eq!(H2Reason(0x99).name(), None);
         assert_eq!(H3Code(0x10a).name(), Some("MISSING_SETTINGS"));
-        assert!(H3Code(0x21 + 0x1f * 3).is_reserved());
-        assert!(!H3Code::NO_ERROR.is_reserved());
         assert_eq!(
             WireCode::from(H2Reason::REFUSED_STREAM).to_string(),
             "HTTP/2 REFUSED_STREAM (0x7)"

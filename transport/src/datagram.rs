@@ -55,33 +55,6 @@ pub trait DatagramFlow: Send + Sync + 'static {
 /// A type-erased [`DatagramFlow`].
 pub type BoxFlow = std::sync::Arc<dyn DatagramFlow>;
 
-/// Async helpers over any [`DatagramFlow`].
-pub trait DatagramFlowExt: DatagramFlow {
-    /// Sends one datagram.
-    fn send<'a>(
-        &'a self,
-        datagram: &'a [u8],
-    ) -> impl std::future::Future<Output = io::Result<()>> + 'a
-    where
-        Self: Sized,
-    {
-        std::future::poll_fn(move |cx| self.poll_send(cx, datagram))
-    }
-
-    /// Receives one datagram.
-    fn recv<'a>(
-        &'a self,
-        buf: &'a mut [u8],
-    ) -> impl std::future::Future<Output = io::Result<usize>> + 'a
-    where
-        Self: Sized,
-    {
-        std::future::poll_fn(move |cx| self.poll_recv(cx, buf))
-    }
-}
-
-impl<T: DatagramFlow> DatagramFlowExt for T {}
-
 /// Sends one datagram on a type-erased flow.
 pub async fn send(flow: &dyn DatagramFlow, datagram: &[u8]) -> io::Result<()> {
     std::future::poll_fn(|cx| flow.poll_send(cx, datagram)).await

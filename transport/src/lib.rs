@@ -38,7 +38,7 @@ mod verifiers;
 
 pub use code::WireCode;
 pub use connector::{DatagramConnector, StreamConnector};
-pub use datagram::{BoxFlow, DatagramFlow, DatagramFlowExt, QUIC_MIN_DATAGRAM};
+pub use datagram::{BoxFlow, DatagramFlow, QUIC_MIN_DATAGRAM};
 pub use error::{BoxError, Error, ErrorKind, Fault, Hop, Result};
 pub use ip::{BoxIpFlow, IpAssignment, IpConnector, IpFlow, IpRoute, IpScope};
 #[cfg(feature = "hickory")]

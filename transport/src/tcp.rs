@@ -30,11 +30,6 @@ pub async fn connect_within<T>(
         .map_err(|_| Error::peer_timeout(format!("connect to {target} took longer than {d:?}")))?
 }
 
-/// Resolves a target with the system resolver (IP literals are returned as they are).
-pub async fn resolve(target: &Target) -> Result<Vec<SocketAddr>> {
-    resolve_target(&SystemResolver, target).await
-}
-
 /// Options for direct TCP connections.
 #[derive(Clone, Debug)]
 pub struct TcpConfig {
@@ -192,11 +187,6 @@ impl TcpConnector {
     pub fn with_resolver(mut self, resolver: SharedResolver) -> Self {
         self.resolver = resolver;
         self
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &TcpConfig {
-        &self.config
     }
 
     async fn connect_inner(

@@ -111,22 +111,7 @@ impl TlsConfig {
 
     /// Trusts the certificates in a PEM file in addition to the built-in roots.
     pub fn add_root_pem_file(&mut self, path: impl AsRef<Path>) -> Result<&mut Self> {
-        let path = path.as_ref();
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| {
-                Error::invalid_input(format!(
-                    "cannot read CA certificates from {}",
-                    path.display()
-                ))
-                .with_source(e)
-            })?;
-        if certs.is_empty() {
-            return Err(Error::invalid_input(format!(
-                "no certificates in {}",
-                path.display()
-            )));
-        }
+        let certs = pem_certificates(path.as_ref(), "CA certificates", "no certificates")?;
         self.built = Built::default();
         self.extra_roots.extend(certs);
         Ok(self)
@@ -174,29 +159,11 @@ impl TlsConfig {
         key: Option<&Path>,
     ) -> Result<&mut Self> {
         let cert = cert.as_ref();
-        let bad = |what: String, e: rustls::pki_types::pem::Error| {
-            Error::invalid_input(what).with_source(e)
-        };
-        let chain = CertificateDer::pem_file_iter(cert)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| {
-                bad(
-                    format!("cannot read certificates from {}", cert.display()),
-                    e,
-                )
-            })?;
-        if chain.is_empty() {
-            return Err(Error::invalid_input(format!(
-                "no certificate in {}",
-                cert.display()
-            )));
-        }
+        let chain = pem_certificates(cert, "certificates", "no certificate")?;
         let key_path = key.unwrap_or(cert);
         let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
-            bad(
-                format!("cannot read a private key from {}", key_path.display()),
-                e,
-            )
+            let what = format!("cannot read a private key from {}", key_path.display());
+            Error::invalid_input(what).with_source(e)
         })?;
         self.built = Built::default();
         self.client_auth = Some(ClientAuth {
@@ -255,20 +222,18 @@ impl TlsConfig {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)
             .map_err(|e| Error::local(ErrorKind::Tls, "TLS versions").with_source(e))?;
-        let mut verifier: Arc<dyn ServerCertVerifier> = if self.insecure {
-            Arc::new(Fixed {
-                provider: provider.clone(),
-                accept: true,
-            })
+        let fixed = |accept| -> Arc<dyn ServerCertVerifier> {
+            let provider = provider.clone();
+            Arc::new(Fixed { provider, accept })
+        };
+        let mut verifier = if self.insecure {
+            fixed(true)
         } else {
             let roots = self.root_store()?;
             if roots.is_empty() {
                 // Nothing is trusted: every certificate is refused (rustls' verifier
                 // builder wants at least one root).
-                Arc::new(Fixed {
-                    provider: provider.clone(),
-                    accept: false,
-                })
+                fixed(false)
             } else {
                 rustls::client::WebPkiServerVerifier::builder_with_provider(
                     Arc::new(roots),
@@ -406,6 +371,24 @@ impl<C: StreamConnector> StreamConnector for TlsStreamConnector<C> {
     fn describe(&self) -> String {
         format!("tls > {}", self.inner.describe())
     }
+}
+
+/// The certificates in the PEM file `path`: an error says `cannot read {what} from PATH`,
+/// or `{none} in PATH` when it holds none.
+fn pem_certificates(path: &Path, what: &str, none: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            let message = format!("cannot read {what} from {}", path.display());
+            Error::invalid_input(message).with_source(e)
+        })?;
+    if certs.is_empty() {
+        return Err(Error::invalid_input(format!(
+            "{none} in {}",
+            path.display()
+        )));
+    }
+    Ok(certs)
 }
 
 /// Builds a server configuration from a PEM certificate chain and private key.

@@ -55,6 +55,22 @@ impl UdpFlow {
         })
     }
 
+    /// Connects to the first of `addrs` that can be connected: the last failure when none
+    /// can, `none()` when there is none.
+    pub async fn connect_first(
+        addrs: Vec<SocketAddr>,
+        none: impl FnOnce() -> Error,
+    ) -> Result<UdpFlow> {
+        let mut last = None;
+        for a in addrs {
+            match UdpFlow::connect(a).await {
+                Ok(f) => return Ok(f),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(none))
+    }
+
     /// Makes an ICMP port unreachable end the flow even after the peer has answered: the
     /// peer's process is gone (a killed QUIC server or proxy), which a client wants to
     /// know at once rather than after an idle timeout. Off by default, where one lost
@@ -73,31 +89,22 @@ impl UdpFlow {
         self.heard.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// While the peer has never answered, a queued ICMP port unreachable (tokio does not
-    /// wake a reader for a socket error, so it is looked for when a read would wait).
-    fn refused_before_answer(&self) -> Option<io::Error> {
+    /// What a read that would wait returns: `Pending`, or, while the peer has never
+    /// answered, a queued ICMP port unreachable (tokio does not wake a reader for a socket
+    /// error, so it is looked for here).
+    fn pending<T>(&self) -> Poll<io::Result<T>> {
         if !self.refusal_ends() {
-            return None;
+            return Poll::Pending;
         }
         match socket2::SockRef::from(&self.socket).take_error() {
-            Ok(Some(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Some(e),
-            _ => None,
+            Ok(Some(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Poll::Ready(Err(e)),
+            _ => Poll::Pending,
         }
-    }
-
-    /// The peer address.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
     }
 
     /// The underlying socket (for QUIC on a real socket, which may use GSO/GRO).
     pub fn socket(&self) -> &UdpSocket {
         &self.socket
-    }
-
-    /// Takes the underlying socket.
-    pub fn into_socket(self) -> UdpSocket {
-        self.socket
     }
 }
 
@@ -141,12 +148,7 @@ impl DatagramFlow for UdpFlow {
                     continue;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    return match self.refused_before_answer() {
-                        Some(e) => Poll::Ready(Err(e)),
-                        None => Poll::Pending,
-                    };
-                }
+                Poll::Pending => return self.pending(),
             }
         }
     }
@@ -171,12 +173,7 @@ impl DatagramFlow for UdpFlow {
             match self.socket.poll_recv_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    return match self.refused_before_answer() {
-                        Some(e) => Poll::Ready(Err(e)),
-                        None => Poll::Pending,
-                    };
-                }
+                Poll::Pending => return self.pending(),
             }
             let mut meta = [quinn_udp::RecvMeta::default()];
             let r = self.socket.try_io(Interest::READABLE, || {
@@ -250,14 +247,8 @@ impl UdpConnector {
 impl DatagramConnector for UdpConnector {
     async fn connect_datagram(&self, target: &Target) -> Result<BoxFlow> {
         let addrs = resolve_target(&*self.resolver, target).await?;
-        let mut last = None;
-        for a in addrs {
-            match UdpFlow::connect(a).await {
-                Ok(f) => return Ok(Arc::new(f.ending_on_refusal())),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| Error::resolve("no addresses")))
+        let f = UdpFlow::connect_first(addrs, || Error::resolve("no addresses")).await?;
+        Ok(Arc::new(f.ending_on_refusal()))
     }
 
     fn describe(&self) -> String {

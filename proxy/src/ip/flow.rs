@@ -9,15 +9,13 @@ use std::time::Duration;
 use burrow_http_core::connect_ip::{Address, IpCapsule, Prefix};
 use burrow_transport::{Error, ErrorKind, IpAssignment, IpFlow, IpRoute, Result};
 
+use crate::lock;
+
 use super::tunnel::{Arrived, IpTunnel};
 
 /// How long the client waits, once it has an address, for the proxy's routes
 /// (ROUTE_ADVERTISEMENT) before it goes on without them.
 pub const ROUTE_WAIT: Duration = Duration::from_millis(250);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A CONNECT-IP tunnel seen from the client (see the module docs).
 pub struct ConnectIpFlow {

@@ -22,6 +22,8 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use tokio::sync::Notify;
 
+use crate::lock;
+
 /// Largest IP packet the stack sends, when the tunnel carries larger ones (HTTP/2 and
 /// HTTP/1.1 capsules carry 64 KiB): Ethernet's MTU, which the network past the proxy can
 /// be expected to carry (RFC 9484 has no way to learn it).
@@ -48,10 +50,6 @@ pub const TCP_KEEPALIVE: Duration = Duration::from_secs(20);
 pub const MAX_SOCKETS: usize = 4096;
 /// Packets taken from the flow per wake-up before the interface is polled.
 const RECV_BATCH: usize = 64;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The stack's clock: monotonic (a wall clock set back would stall every TCP timer), and
 /// tokio's, so that tests drive the stack's timers in virtual time.
@@ -248,11 +246,6 @@ impl IpStack {
         lock(&self.shared.state).closed.is_some()
     }
 
-    /// This side's addresses.
-    pub fn addresses(&self) -> &[IpAddr] {
-        &self.shared.addresses
-    }
-
     /// Whether the tunnel assigned the stack an address of this family.
     pub fn has_family(&self, v6: bool) -> bool {
         self.shared.addresses.iter().any(|a| a.is_ipv6() == v6)
@@ -351,16 +344,11 @@ impl IpStack {
         let src = self.source_for(to.ip())?;
         let mut st = lock(&self.shared.state);
         self.check_open(&st)?;
-        let mut s = udp::Socket::new(
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-                vec![0u8; UDP_BUFFER],
-            ),
-            udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-                vec![0u8; UDP_BUFFER],
-            ),
-        );
+        let buffer = || {
+            let meta = vec![udp::PacketMetadata::EMPTY; UDP_PACKETS];
+            udp::PacketBuffer::new(meta, vec![0u8; UDP_BUFFER])
+        };
+        let mut s = udp::Socket::new(buffer(), buffer());
         let port = Self::port(&mut st);
         s.bind((IpAddress::from(src), port))
             .map_err(|e| Error::invalid_input(format!("UDP bind: {e}")))?;

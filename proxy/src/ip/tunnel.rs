@@ -12,6 +12,8 @@ use burrow_http_core::{driver, TunnelDatagrams};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::lock;
+
 /// Commands and events queued between a tunnel and its stream's driver task.
 pub const STREAM_QUEUE: usize = 256;
 
@@ -33,8 +35,9 @@ pub struct IpTunnel {
     rx: Mutex<mpsc::Receiver<IpEvent>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// The error once the tunnel's stream has ended.
+fn ended() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "CONNECT-IP stream ended")
 }
 
 impl IpTunnel {
@@ -68,10 +71,7 @@ impl IpTunnel {
     /// an HTTP/3 datagram too large for the path is dropped.
     pub fn poll_send_packet(&self, cx: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>> {
         if self.tx.is_closed() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "CONNECT-IP stream ended",
-            )));
+            return Poll::Ready(Err(ended()));
         }
         match &self.datagrams {
             Some(d) => {
@@ -82,23 +82,13 @@ impl IpTunnel {
             }
             None => {
                 let mut tx = lock(&self.packets);
-                let closed =
-                    || io::Error::new(io::ErrorKind::BrokenPipe, "CONNECT-IP stream ended");
                 if std::task::ready!(tx.poll_reserve(cx)).is_err() {
-                    return Poll::Ready(Err(closed()));
+                    return Poll::Ready(Err(ended()));
                 }
                 let p = IpCommand::Packet(Bytes::copy_from_slice(packet));
-                Poll::Ready(tx.send_item(p).map_err(|_| closed()))
+                Poll::Ready(tx.send_item(p).map_err(|_| ended()))
             }
         }
-    }
-
-    /// Sends a control capsule; waits while the stream's queue is full.
-    pub async fn send_capsule(&self, c: IpCapsule) -> io::Result<()> {
-        self.tx
-            .send(IpCommand::Capsule(c))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "CONNECT-IP stream ended"))
     }
 
     /// Sends a capsule already encoded; waits while the stream's queue is full.
@@ -106,7 +96,7 @@ impl IpTunnel {
         self.tx
             .send(IpCommand::Encoded(c))
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "CONNECT-IP stream ended"))
+            .map_err(|_| ended())
     }
 
     /// Sends a control capsule if the stream's queue has room (for answers given from a
@@ -128,12 +118,7 @@ impl IpTunnel {
             Poll::Ready(Some(IpEvent::Error(e))) => {
                 return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)))
             }
-            Poll::Ready(None) => {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "CONNECT-IP stream ended",
-                )))
-            }
+            Poll::Ready(None) => return Poll::Ready(Err(ended())),
             Poll::Pending => {}
         }
         let Some(d) = &self.datagrams else {

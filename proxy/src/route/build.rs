@@ -134,29 +134,11 @@ impl Route {
     pub fn then(&self, url: &ProxyUrl, options: &RouteOptions) -> Route {
         let mut route = self.clone();
         let i = route.hops.len();
-        let hop = Hop {
-            index: Some(i),
-            label: url.label(),
-        };
+        let hop = url.hop(i);
         route.ip = None;
         if url.kind.is_http() {
-            let h = Arc::new(
-                HttpHop::new(
-                    url.clone(),
-                    i,
-                    route.stream.clone(),
-                    route.datagram.clone(),
-                    options.proxy_tls.clone(),
-                    options.proxy_headers.clone(),
-                )
-                .with_udp_template(
-                    url.udp_template
-                        .clone()
-                        .unwrap_or_else(|| options.udp_template.clone()),
-                )
-                .with_tcp_codepoints(options.tcp_codepoints)
-                .with_timeout(options.tunnel_timeout),
-            );
+            let (lower, lower_udp) = (route.stream.clone(), route.datagram.clone());
+            let h = Arc::new(HttpHop::new(url.clone(), i, lower, lower_udp, options));
             if url.connect_ip.is_some() {
                 // TCP and UDP to every target share one IP tunnel, by a userspace stack.
                 let ip = Arc::new(crate::ip::IpHop::new(h, hop.clone()));
@@ -177,22 +159,15 @@ impl Route {
                 route.datagram = h;
             }
         } else if url.kind == ProxyKind::Socks4a {
-            route.stream = Arc::new(
-                SocksHop::new(url.clone(), i, route.stream.clone())
-                    .with_timeout(options.tunnel_timeout),
-            );
+            let lower = route.stream.clone();
+            route.stream = Arc::new(SocksHop::new(url.clone(), i, lower, None, options));
             route.datagram = Arc::new(NoUdp {
                 hop,
                 why: "SOCKS4a cannot carry UDP",
             });
         } else {
-            let mut s = SocksHop::new(url.clone(), i, route.stream.clone())
-                .with_udp(route.datagram.clone())
-                .with_timeout(options.tunnel_timeout);
-            if let Some(r) = &options.resolver {
-                s = s.with_resolver(r.clone());
-            }
-            let h = Arc::new(s);
+            let (lower, lower_udp) = (route.stream.clone(), Some(route.datagram.clone()));
+            let h = Arc::new(SocksHop::new(url.clone(), i, lower, lower_udp, options));
             route.stream = h.clone();
             route.datagram = h;
         }

@@ -7,13 +7,14 @@ use async_trait::async_trait;
 use burrow_http_core::connect_tcp::{CapsuleStream, CloseInner, Codepoints};
 use burrow_http_core::{ConnectionInfo, HttpConnection, TunnelRequest};
 use burrow_transport::{
-    tls, Connected, DatagramConnector, Error, Hop, Result, StreamConnector, StreamInfo, Target,
+    tls, Connected, DatagramConnector, Error, Result, StreamConnector, StreamInfo, Target,
     TlsConfig,
 };
 use http::{HeaderMap, HeaderValue, Version};
 use tokio::sync::Mutex;
 
 use super::url::{ProxyKind, ProxyUrl};
+use super::RouteOptions;
 
 /// Basic credentials as a `Proxy-Authorization` value (RFC 7617).
 pub use burrow_http_core::credentials::basic;
@@ -51,26 +52,30 @@ pub struct HttpHop {
 }
 
 impl HttpHop {
-    /// A hop to `url` (an HTTP kind), `index` in the route (0 = nearest), with its own TLS
-    /// trust settings and extra CONNECT headers.
+    /// A hop to `url` (an HTTP kind), `index` in the route (0 = nearest), reached through
+    /// `lower` and `lower_udp`, with the TLS trust, extra CONNECT headers, CONNECT-UDP
+    /// template (unless `url` has its own), CONNECT-TCP capsule types and tunnel deadline
+    /// of `options`.
     pub fn new(
         url: ProxyUrl,
         index: usize,
         lower: Arc<dyn StreamConnector>,
         lower_udp: Arc<dyn DatagramConnector>,
-        tls: TlsConfig,
-        headers: HeaderMap,
+        options: &RouteOptions,
     ) -> Self {
         HttpHop {
+            template: url
+                .udp_template
+                .clone()
+                .unwrap_or_else(|| options.udp_template.clone()),
             url,
             index,
             lower,
             lower_udp,
-            tls,
-            headers,
-            template: Default::default(),
-            codepoints: Codepoints::default(),
-            timeout: super::DEFAULT_TUNNEL_TIMEOUT,
+            tls: options.proxy_tls.clone(),
+            headers: options.proxy_headers.clone(),
+            codepoints: options.tcp_codepoints,
+            timeout: options.tunnel_timeout,
             shared: Mutex::new(Vec::new()),
             h1_only: std::sync::atomic::AtomicBool::new(false),
         }
@@ -129,31 +134,6 @@ impl HttpHop {
             .lock()
             .await
             .retain(|s| !Arc::ptr_eq(&s.conn, conn));
-    }
-
-    /// How long the proxy may take to answer a tunnel request.
-    pub fn with_timeout(mut self, d: std::time::Duration) -> Self {
-        self.timeout = d;
-        self
-    }
-
-    /// Uses `template` for CONNECT-UDP requests to this proxy (default: RFC 9298's).
-    pub fn with_udp_template(mut self, template: crate::template::UdpTemplate) -> Self {
-        self.template = template;
-        self
-    }
-
-    /// Uses these capsule types for CONNECT-TCP tunnels (default: [`Codepoints::default`]).
-    pub fn with_tcp_codepoints(mut self, codepoints: Codepoints) -> Self {
-        self.codepoints = codepoints;
-        self
-    }
-
-    fn hop(&self) -> Hop {
-        Hop {
-            index: Some(self.index),
-            label: self.url.label(),
-        }
     }
 
     /// A connection to the proxy: a shared HTTP/2 or HTTP/3 one that can start a tunnel
@@ -244,12 +224,7 @@ impl HttpHop {
         req.headers_mut()
             .insert("capsule-protocol", HeaderValue::from_static("?1"));
         let (tunnel, conn, layers) = self.tunnel(req).await?;
-        let describe = format!(
-            "CONNECT-UDP@{} {} > {}",
-            version_tag(conn.version()),
-            self.url.target,
-            layers.join(" > ")
-        );
+        let describe = self.described("CONNECT-UDP", &*conn, &layers);
         Ok(crate::flows::tunnel_flow(
             tunnel,
             burrow_http_core::capsule::DEFAULT_MAX_CAPSULE,
@@ -273,17 +248,12 @@ impl HttpHop {
         let span = super::hop_span(self.index, &self.url, &target);
         let opening = async {
             let (tunnel, conn, layers) = self.tunnel(req).await?;
-            let describe = format!(
-                "CONNECT-IP@{} {} > {}",
-                version_tag(conn.version()),
-                self.url.target,
-                layers.join(" > ")
-            );
+            let describe = self.described("CONNECT-IP", &*conn, &layers);
             let t =
                 crate::ip::IpTunnel::new(tunnel, burrow_http_core::capsule::DEFAULT_MAX_CAPSULE);
             crate::ip::ConnectIpFlow::open(t, describe, self.timeout).await
         };
-        super::open_traced(&span, self.hop(), opening, |_| "ip").await
+        super::open_traced(&span, self.url.hop(self.index), opening, |_| "ip").await
     }
 
     /// The request for a TCP tunnel to `target`: classic CONNECT, or CONNECT-TCP with the
@@ -312,6 +282,13 @@ impl HttpHop {
         }
         h.insert("capsule-protocol", HeaderValue::from_static("?1"));
         req
+    }
+
+    /// A flow's description, outermost layer first: a `method` tunnel to this proxy on
+    /// `conn`, then that connection's `layers` (`CONNECT-UDP@h3 p:443 > quic > udp`).
+    fn described(&self, method: &str, conn: &dyn HttpConnection, layers: &[String]) -> String {
+        let (version, target) = (version_tag(conn.version()), &self.url.target);
+        format!("{method}@{version} {target} > {}", layers.join(" > "))
     }
 
     /// `req` with this hop's extra headers and its credentials.
@@ -376,10 +353,11 @@ impl StreamConnector for HttpHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
         let span = super::hop_span(self.index, &self.url, target);
         let opening = self.tunnel(self.tunnel_request(target));
-        let (tunnel, conn, layers) = super::open_traced(&span, self.hop(), opening, |(_, c, _)| {
-            version_tag(c.version())
-        })
-        .await?;
+        let (tunnel, conn, layers) =
+            super::open_traced(&span, self.url.hop(self.index), opening, |(_, c, _)| {
+                version_tag(c.version())
+            })
+            .await?;
         let tcp = self.url.connect_tcp.is_some();
         let mut all = vec![format!(
             "{}@{} {}",
@@ -398,7 +376,10 @@ impl StreamConnector for HttpHop {
             stream = Box::new(CapsuleStream::new(stream, self.codepoints, close));
         }
         Ok(Connected {
-            stream: super::hop_stream::counted(super::hop_stream::tag(stream, self.hop()), span),
+            stream: super::hop_stream::counted(
+                super::hop_stream::tag(stream, self.url.hop(self.index)),
+                span,
+            ),
             info: StreamInfo {
                 peer_addr: conn.info().peer_addr,
                 alpn: None,
@@ -432,7 +413,7 @@ impl DatagramConnector for HttpHop {
     async fn connect_datagram(&self, target: &Target) -> Result<burrow_transport::BoxFlow> {
         self.connect_udp(target)
             .await
-            .map_err(|e| e.at_hop(self.hop()))
+            .map_err(|e| e.at_hop(self.url.hop(self.index)))
     }
 
     fn describe(&self) -> String {

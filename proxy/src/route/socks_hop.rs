@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use burrow_http_core::driver;
-use burrow_transport::{Connected, Error, Hop, Host, Prefixed, Result, StreamConnector, Target};
+use burrow_transport::{Connected, Error, Host, Prefixed, Result, StreamConnector, Target};
 
 use super::url::{ProxyKind, ProxyUrl};
+use super::RouteOptions;
 use crate::socks::client::{Dialect, Outcome, SocksClient};
 use crate::socks::wire::Command;
 
@@ -22,22 +23,26 @@ pub struct SocksHop {
 }
 
 impl SocksHop {
-    /// A hop to `url` (a SOCKS kind), `index` in the route.
-    pub fn new(url: ProxyUrl, index: usize, lower: Arc<dyn StreamConnector>) -> Self {
+    /// A hop to `url` (a SOCKS kind), `index` in the route, reached through `lower`; it
+    /// carries UDP (SOCKS5 UDP ASSOCIATE) when given `lower_udp`, the way to the proxy's
+    /// relay. The negotiation and its reply get the tunnel deadline of `options`;
+    /// `socks5://` targets are resolved with its resolver (default: the system's).
+    pub fn new(
+        url: ProxyUrl,
+        index: usize,
+        lower: Arc<dyn StreamConnector>,
+        lower_udp: Option<Arc<dyn burrow_transport::DatagramConnector>>,
+        options: &RouteOptions,
+    ) -> Self {
+        let resolver = options.resolver.clone();
         SocksHop {
             url,
             index,
             lower,
-            lower_udp: None,
-            timeout: super::DEFAULT_TUNNEL_TIMEOUT,
-            resolver: Arc::new(burrow_transport::SystemResolver),
+            lower_udp,
+            timeout: options.tunnel_timeout,
+            resolver: resolver.unwrap_or_else(|| Arc::new(burrow_transport::SystemResolver)),
         }
-    }
-
-    /// Resolves `socks5://` targets with `resolver` (default: the system's).
-    pub fn with_resolver(mut self, resolver: burrow_transport::SharedResolver) -> Self {
-        self.resolver = resolver;
-        self
     }
 
     /// The target as the proxy is told it: `socks5` resolves names here.
@@ -51,32 +56,6 @@ impl SocksHop {
             }
             _ => Ok(target.clone()),
         }
-    }
-
-    /// How long the proxy may take over the negotiation and its reply.
-    pub fn with_timeout(mut self, d: std::time::Duration) -> Self {
-        self.timeout = d;
-        self
-    }
-
-    /// Lets the hop carry UDP (SOCKS5 UDP ASSOCIATE), reaching the proxy's relay through
-    /// `lower_udp`.
-    pub fn with_udp(mut self, lower_udp: Arc<dyn burrow_transport::DatagramConnector>) -> Self {
-        self.lower_udp = Some(lower_udp);
-        self
-    }
-
-    fn hop(&self) -> Hop {
-        Hop {
-            index: Some(self.index),
-            label: self.url.label(),
-        }
-    }
-
-    async fn handshake(&self, target: &Target) -> Result<Connected> {
-        self.handshake_for(Command::Connect, target)
-            .await
-            .map(|(c, _)| c)
     }
 
     /// Runs a SOCKS handshake for `command`; returns the stream and the bound address.
@@ -154,9 +133,13 @@ impl SocksHop {
 impl StreamConnector for SocksHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
         let span = super::hop_span(self.index, &self.url, target);
-        let opening = self.handshake(target);
-        let mut c = super::open_traced(&span, self.hop(), opening, |_| "socks").await?;
-        c.stream = super::hop_stream::counted(super::hop_stream::tag(c.stream, self.hop()), span);
+        let opening = async { Ok(self.handshake_for(Command::Connect, target).await?.0) };
+        let mut c =
+            super::open_traced(&span, self.url.hop(self.index), opening, |_| "socks").await?;
+        c.stream = super::hop_stream::counted(
+            super::hop_stream::tag(c.stream, self.url.hop(self.index)),
+            span,
+        );
         Ok(c)
     }
 
@@ -175,7 +158,7 @@ impl burrow_transport::DatagramConnector for SocksHop {
     async fn connect_datagram(&self, target: &Target) -> Result<burrow_transport::BoxFlow> {
         self.associate(target)
             .await
-            .map_err(|e| e.at_hop(self.hop()))
+            .map_err(|e| e.at_hop(self.url.hop(self.index)))
     }
 
     fn describe(&self) -> String {

@@ -3,9 +3,11 @@
 
 use std::fmt;
 
-use burrow_transport::{Error, Host, Target};
+use burrow_transport::{Error, Hop, Target};
 
 use burrow_http_core::credentials::Credentials;
+
+use crate::template::percent_decode;
 
 /// What kind of proxy a hop is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,22 +108,6 @@ fn take_connect_param(path: &str) -> (String, Option<String>) {
     }
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            out.push(u8::from_str_radix(std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 impl ProxyUrl {
     /// Parses a proxy URL. A missing scheme means `http://`, as curl does.
     pub fn parse(s: &str) -> Result<ProxyUrl, Error> {
@@ -211,6 +197,14 @@ impl ProxyUrl {
     pub fn label(&self) -> String {
         format!("{} proxy {}", self.kind.scheme(), self.target)
     }
+
+    /// This proxy as hop `index` of a route, for errors.
+    pub fn hop(&self, index: usize) -> Hop {
+        Hop {
+            index: Some(index),
+            label: self.label(),
+        }
+    }
 }
 
 impl fmt::Debug for ProxyUrl {
@@ -234,13 +228,6 @@ impl fmt::Display for ProxyUrl {
             f.write_str("?connect=ip")?;
         }
         Ok(())
-    }
-}
-
-impl ProxyUrl {
-    /// The proxy's host, for TLS server names.
-    pub fn host(&self) -> &Host {
-        &self.target.host
     }
 }
 

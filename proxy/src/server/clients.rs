@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use super::rules::canonical;
+use crate::lock;
 
 #[derive(Default, Clone, Copy)]
 struct Held {
@@ -17,7 +17,7 @@ struct Held {
 /// The client an address belongs to: an IPv4 address (IPv4-mapped IPv6 too), or an IPv6
 /// /64 (one host usually has a whole /64 and could otherwise be endless clients).
 pub fn client_key(ip: IpAddr) -> IpAddr {
-    match canonical(ip) {
+    match ip.to_canonical() {
         IpAddr::V6(a) => {
             let bits = u128::from(a) & !((1u128 << 64) - 1);
             IpAddr::V6(bits.into())
@@ -58,13 +58,9 @@ impl ClientTable {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Held>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn take(self: &Arc<Self>, ip: IpAddr, kind: Kind) -> Option<Hold> {
         let ip = client_key(ip);
-        let mut held = self.lock();
+        let mut held = lock(&self.held);
         let h = held.entry(ip).or_default();
         let (n, max) = match kind {
             Kind::Connection => (&mut h.connections, self.max_connections),
@@ -93,16 +89,11 @@ impl ClientTable {
     pub fn work(self: &Arc<Self>, ip: IpAddr) -> Option<Hold> {
         self.take(ip, Kind::Work)
     }
-
-    /// Client addresses holding anything (for tests and diagnostics).
-    pub fn clients(&self) -> usize {
-        self.lock().len()
-    }
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        let mut held = self.table.lock();
+        let mut held = lock(&self.table.held);
         if let Some(h) = held.get_mut(&self.ip) {
             match self.kind {
                 Kind::Connection => h.connections = h.connections.saturating_sub(1),
@@ -147,6 +138,6 @@ mod tests {
         assert!(t.connection(a).is_some());
         drop(_c2);
         drop(_b1);
-        assert_eq!(t.clients(), 0, "entries go when nothing is held");
+        assert_eq!(lock(&t.held).len(), 0, "entries go when nothing is held");
     }
 }

@@ -14,7 +14,7 @@ use burrow_transport::{
     StreamConnector, StreamInfo, Target, TcpConfig, TcpConnector, UdpFlow,
 };
 
-use super::rules::{canonical, Denied, Rules};
+use super::rules::{Denied, Rules};
 
 /// Why a target could not be reached.
 #[derive(Debug, PartialEq)]
@@ -53,11 +53,11 @@ impl OwnAddresses {
     /// Whether `a` reaches one of our listeners: the same address and port, or the port of
     /// a listener bound to the unspecified address on an address of this machine.
     pub fn contains(&self, a: SocketAddr) -> bool {
-        let ip = canonical(a.ip());
+        let ip = a.ip().to_canonical();
         let own = self.0.read().unwrap_or_else(|p| p.into_inner());
         own.iter().any(|l| {
             l.port() == a.port()
-                && (canonical(l.ip()) == ip || (l.ip().is_unspecified() && is_local(ip)))
+                && (l.ip().to_canonical() == ip || (l.ip().is_unspecified() && is_local(ip)))
         })
     }
 }
@@ -160,24 +160,20 @@ impl Dialer {
         &self.judge
     }
 
-    /// Checks the target as named (before any lookup).
-    pub fn check_target(&self, t: &Target) -> Result<(), Denied> {
-        self.judge.check(t)
-    }
-
-    /// Resolves `t` and keeps the addresses the rules allow; a refusal when every one was
-    /// refused, a `dns_error` when the lookup failed.
-    pub async fn resolve_checked(&self, t: &Target) -> Result<Vec<SocketAddr>, Dial> {
+    #[cfg(test)]
+    async fn resolve_checked(&self, t: &Target) -> Result<Vec<SocketAddr>, Dial> {
         let until = tokio::time::Instant::now() + self.timeout;
         self.resolve_checked_until(t, until).await
     }
 
+    /// Resolves `t` by `until` and keeps the addresses the rules allow; a refusal when
+    /// every one was refused, a `dns_error` when the lookup failed.
     async fn resolve_checked_until(
         &self,
         t: &Target,
         until: tokio::time::Instant,
     ) -> Result<Vec<SocketAddr>, Dial> {
-        self.check_target(t).map_err(Dial::Denied)?;
+        self.judge.check(t).map_err(Dial::Denied)?;
         let addrs = tokio::time::timeout_at(until, resolve_target(&*self.resolver, t))
             .await
             .map_err(|_| Dial::DnsTimeout)?
@@ -214,7 +210,7 @@ impl Dialer {
 
     async fn tcp_connected(&self, t: &Target) -> Result<Connected, Dial> {
         if let Some(up) = &self.upstream_tcp {
-            self.check_target(t).map_err(Dial::Denied)?;
+            self.judge.check(t).map_err(Dial::Denied)?;
             return burrow_transport::tcp::connect_within(self.timeout, t, up.connect(t))
                 .await
                 .map_err(Dial::Failed);
@@ -245,67 +241,47 @@ impl Dialer {
     /// A datagram flow to `t`, likewise.
     pub async fn udp(&self, t: &Target) -> Result<BoxFlow, Dial> {
         if let Some(up) = &self.upstream_udp {
-            self.check_target(t).map_err(Dial::Denied)?;
+            self.judge.check(t).map_err(Dial::Denied)?;
             return burrow_transport::tcp::connect_within(self.timeout, t, up.connect_datagram(t))
                 .await
                 .map_err(Dial::Failed);
         }
         let until = tokio::time::Instant::now() + self.timeout;
         let addrs = self.resolve_checked_until(t, until).await?;
-        let mut last = None;
-        for a in addrs {
-            match UdpFlow::connect(a).await {
-                Ok(f) => return Ok(Arc::new(f) as BoxFlow),
-                Err(e) => last = Some(e),
-            }
+        let none = || Error::peer(ErrorKind::Connect, format!("no UDP flow to {t}"));
+        match UdpFlow::connect_first(addrs, none).await {
+            Ok(f) => Ok(Arc::new(f)),
+            Err(e) => Err(Dial::Failed(e)),
         }
-        Err(Dial::Failed(last.unwrap_or_else(|| {
-            Error::peer(ErrorKind::Connect, format!("no UDP flow to {t}"))
-        })))
     }
 }
 
 /// The dialer as the forwarding client's connector: every connection it opens to an
 /// origin went through the same checks as a tunnel.
-pub struct GuardedConnector(pub Arc<Dialer>);
+pub struct GuardedConnector {
+    /// The dialer.
+    pub dialer: Arc<Dialer>,
+    /// The target every connection goes to, whatever target it is asked for: the origin
+    /// of an intercepted tunnel, whose requests may name another authority.
+    pub fixed: Option<Target>,
+}
 
 #[async_trait]
 impl StreamConnector for GuardedConnector {
-    async fn connect(&self, target: &Target) -> burrow_transport::Result<Connected> {
-        self.0
+    async fn connect(&self, asked: &Target) -> burrow_transport::Result<Connected> {
+        let target = self.fixed.as_ref().unwrap_or(asked);
+        self.dialer
             .tcp_connected(target)
             .await
             .map_err(|d| d.into_error(target))
     }
 
     fn describe(&self) -> String {
-        match &self.0.upstream_tcp {
-            Some(up) => up.describe(),
-            None => "tcp".into(),
+        match (&self.fixed, &self.dialer.upstream_tcp) {
+            (Some(target), _) => format!("tcp to {target}"),
+            (None, Some(up)) => up.describe(),
+            (None, None) => "tcp".into(),
         }
-    }
-}
-
-/// The dialer reaching one fixed target, whatever target it is asked for: the origin of
-/// an intercepted tunnel, whose requests may name another authority.
-pub struct FixedTarget {
-    /// The dialer.
-    pub dialer: Arc<Dialer>,
-    /// The target every connection goes to.
-    pub target: Target,
-}
-
-#[async_trait]
-impl StreamConnector for FixedTarget {
-    async fn connect(&self, _asked: &Target) -> burrow_transport::Result<Connected> {
-        self.dialer
-            .tcp_connected(&self.target)
-            .await
-            .map_err(|d| d.into_error(&self.target))
-    }
-
-    fn describe(&self) -> String {
-        format!("tcp to {}", self.target)
     }
 }
 
@@ -382,22 +358,23 @@ mod tests {
         // A public address the proxy listens on: refused by default, as a loop.
         let d = with_own(Rules::default(), &["192.0.2.10:3128", "[2001:db8::5]:443"]);
         assert_eq!(
-            d.check_target(&"192.0.2.10:3128".parse().unwrap()),
+            d.judge().check(&"192.0.2.10:3128".parse().unwrap()),
             Err(Denied::OwnAddress)
         );
         assert_eq!(
-            d.check_target(&"[::ffff:192.0.2.10]:3128".parse().unwrap()),
+            d.judge()
+                .check(&"[::ffff:192.0.2.10]:3128".parse().unwrap()),
             Err(Denied::OwnAddress)
         );
         assert_eq!(
-            d.check_target(&"[2001:db8::5]:443".parse().unwrap()),
+            d.judge().check(&"[2001:db8::5]:443".parse().unwrap()),
             Err(Denied::OwnAddress)
         );
-        assert_eq!(d.check_target(&"192.0.2.10:3129".parse().unwrap()), Ok(()));
+        assert_eq!(d.judge().check(&"192.0.2.10:3129".parse().unwrap()), Ok(()));
         // Behind a wildcard listener, loopback is refused as loopback first.
         let d = with_own(Rules::default(), &["0.0.0.0:1080"]);
         assert_eq!(
-            d.check_target(&"127.0.0.5:1080".parse().unwrap()),
+            d.judge().check(&"127.0.0.5:1080".parse().unwrap()),
             Err(Denied::Special("loopback"))
         );
         let d = with_own(
@@ -408,7 +385,7 @@ mod tests {
             &["192.0.2.10:3128"],
         );
         // A network rule that covers the listener's address allows it explicitly.
-        assert_eq!(d.check_target(&"192.0.2.10:3128".parse().unwrap()), Ok(()));
+        assert_eq!(d.judge().check(&"192.0.2.10:3128".parse().unwrap()), Ok(()));
         // A local address (loopback is always local) on a wildcard listener's port.
         let own = OwnAddresses::default();
         own.set(vec!["0.0.0.0:1080".parse().unwrap()]);

@@ -127,7 +127,7 @@ pub fn prepare(mut parts: http::request::Parts, pseudonym: &str) -> Result<Prepa
     if authority.as_str().contains('@') {
         return Err(Refusal::bad("userinfo in the request target"));
     }
-    let default_port = if scheme == "https" { 443 } else { 80 };
+    let default_port = scheme_port(Some(&scheme));
     let target = Target::parse_with_default(authority.as_str(), default_port)
         .map_err(|_| Refusal::bad("invalid authority in the request target"))?;
     let hosts: Vec<&HeaderValue> = parts.headers.get_all(HOST).iter().collect();
@@ -194,6 +194,15 @@ pub fn prepare(mut parts: http::request::Parts, pseudonym: &str) -> Result<Prepa
     parts.uri = normalised;
     parts.version = Version::HTTP_11;
     Ok(Prepared { target, parts })
+}
+
+/// The port a URI of `scheme` defaults to: 443 for `https`, 80 otherwise.
+pub(crate) fn scheme_port(scheme: Option<&str>) -> u16 {
+    if scheme == Some("https") {
+        443
+    } else {
+        80
+    }
 }
 
 fn same_authority(host: &HeaderValue, authority: &str, default_port: u16) -> bool {

@@ -407,7 +407,7 @@ impl HookChain {
             Some(t) => match tokio::time::timeout(t, f).await {
                 Ok(r) => r,
                 Err(_) => {
-                    return Err(failed(format!(
+                    return Err(Stopped::Failed(format!(
                         "hook {name} took longer than {t:?} in {step}"
                     )))
                 }
@@ -417,8 +417,10 @@ impl HookChain {
         match r {
             Ok(Ok(Verdict::Continue)) => Ok(()),
             Ok(Ok(Verdict::Respond(r))) => Err(Stopped::Respond(r)),
-            Ok(Err(e)) => Err(failed(format!("hook {name} failed in {step}: {e}"))),
-            Err(_) => Err(failed(format!("hook {name} panicked in {step}"))),
+            Ok(Err(e)) => Err(Stopped::Failed(format!(
+                "hook {name} failed in {step}: {e}"
+            ))),
+            Err(_) => Err(Stopped::Failed(format!("hook {name} panicked in {step}"))),
         }
     }
 
@@ -559,10 +561,6 @@ impl HookChain {
             self.notify(h.name(), "datagram_flow_opened", f).await;
         }
     }
-}
-
-fn failed(m: String) -> Stopped {
-    Stopped::Failed(m)
 }
 
 #[cfg(test)]

@@ -13,12 +13,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use burrow_transport::rustls::crypto::CryptoProvider;
 use burrow_transport::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use burrow_transport::rustls::server::{ClientHello, ResolvesServerCert};
 use burrow_transport::rustls::sign::CertifiedKey;
 use burrow_transport::rustls::ServerConfig;
 use burrow_transport::{Error, Host, Target};
+
+use crate::lock;
 
 use super::routes::Pattern;
 
@@ -76,10 +77,6 @@ fn cert_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::invalid_input(format!("{what}: {e}"))
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    burrow_transport::tls::provider()
-}
-
 impl Ca {
     /// A new CA: its certificate and private key, PEM.
     pub fn generate() -> Result<(String, String), Error> {
@@ -123,7 +120,7 @@ impl Ca {
             .map_err(|e| cert_error("the CA certificate", e))?;
         let leaf_key = rcgen::KeyPair::generate().map_err(|e| cert_error("making a key", e))?;
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-        let leaf_signing = provider()
+        let leaf_signing = burrow_transport::tls::provider()
             .key_provider
             .load_private_key(der)
             .map_err(|e| cert_error("loading the certificate key", e))?;
@@ -144,7 +141,7 @@ impl Ca {
     /// A certificate for `name` (a DNS name or an IP address), from the cache or minted.
     pub fn leaf(&self, name: &str) -> Result<Arc<CertifiedKey>, Error> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(c) = self.lock().by_name.get(&name) {
+        if let Some(c) = lock(&self.cache).by_name.get(&name) {
             return Ok(c.clone());
         }
         // Minted without the lock: other handshakes do not wait for this signature.
@@ -163,7 +160,7 @@ impl Ca {
             vec![cert.der().clone(), self.cert.clone()],
             self.leaf_signing.clone(),
         ));
-        let mut cache = self.lock();
+        let mut cache = lock(&self.cache);
         if !cache.by_name.contains_key(&name) {
             while cache.by_name.len() >= MAX_MINTED_CERTS {
                 let Some(old) = cache.order.pop_front() else {
@@ -177,15 +174,6 @@ impl Ca {
         Ok(ck)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// How many certificates are cached.
-    pub fn cached(&self) -> usize {
-        self.lock().by_name.len()
-    }
-
     /// The TLS configuration for the client's side of a tunnel to `target`: the name the
     /// client sends (SNI), or the target's host without one; ALPN `h2` and `http/1.1`.
     pub fn server_config(self: &Arc<Self>, target: &Target) -> Result<Arc<ServerConfig>, Error> {
@@ -197,7 +185,7 @@ impl Ca {
             ca: self.clone(),
             fallback,
         });
-        let mut cfg = ServerConfig::builder_with_provider(provider())
+        let mut cfg = ServerConfig::builder_with_provider(burrow_transport::tls::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| cert_error("TLS versions", e))?
             .with_no_client_auth()
@@ -254,7 +242,7 @@ mod tests {
             ca.leaf(&format!("h{i}.test")).unwrap();
         }
         // Full: the oldest went first, the newest stay.
-        assert_eq!(ca.cached(), MAX_MINTED_CERTS);
+        assert_eq!(lock(&ca.cache).by_name.len(), MAX_MINTED_CERTS);
         let newest = ca.leaf(&format!("h{}.test", MAX_MINTED_CERTS - 1)).unwrap();
         assert!(Arc::ptr_eq(
             &newest,

@@ -18,8 +18,9 @@ use burrow_http_core::connect_ip::{Prefix, Range};
 use burrow_transport::{Error, IpScope};
 use tokio::sync::mpsc;
 
-use crate::connect_ip::{scoped, AddressPool, IpSession, Output};
+use crate::connect_ip::{prefix_bounds, scoped, AddressPool, IpSession, Output};
 use crate::ip::{Arrived, IpTunnel};
+use crate::lock;
 
 use super::dial::Judge;
 use super::relay::Stats;
@@ -35,10 +36,6 @@ pub const DEVICE_ERRORS: u32 = 20;
 pub const DEVICE_RETRY: Duration = Duration::from_millis(100);
 /// Largest IP packet read from the TUN device.
 const MAX_PACKET: usize = 65_535;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// How the CONNECT-IP network is set up.
 #[derive(Clone, Debug)]
@@ -70,22 +67,18 @@ impl Default for IpNetConfig {
 
 /// Every address of both families, as routes.
 fn everything(v4: bool, v6: bool) -> Vec<Range> {
-    let mut r = Vec::new();
-    if v4 {
-        r.push(Range {
-            start: IpAddr::V4(0.into()),
-            end: IpAddr::V4(u32::MAX.into()),
+    let all = |unspecified: IpAddr| {
+        let (start, end) = prefix_bounds(unspecified, 0);
+        Range {
+            start,
+            end,
             protocol: 0,
-        });
-    }
-    if v6 {
-        r.push(Range {
-            start: IpAddr::V6(0.into()),
-            end: IpAddr::V6(u128::MAX.into()),
-            protocol: 0,
-        });
-    }
-    r
+        }
+    };
+    let v4 = v4.then(|| all(IpAddr::V4(0.into())));
+    v4.into_iter()
+        .chain(v6.then(|| all(IpAddr::V6(0.into()))))
+        .collect()
 }
 
 /// The configured routes in the order ROUTE_ADVERTISEMENT needs (RFC 9484 §4.7.3), or why

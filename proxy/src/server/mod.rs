@@ -318,20 +318,14 @@ pub(crate) struct State {
 fn random_pseudonym() -> String {
     let mut b = [0u8; 4];
     // Uniqueness, not secrecy: the clock and the process id are enough if the RNG fails.
-    if getrandom_fill(&mut b).is_err() {
+    let rng = burrow_transport::tls::provider().secure_random;
+    if rng.fill(&mut b).is_err() {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         b = (t ^ std::process::id()).to_be_bytes();
     }
     format!("burrow-{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
-}
-
-fn getrandom_fill(b: &mut [u8]) -> Result<(), ()> {
-    burrow_transport::tls::provider()
-        .secure_random
-        .fill(b)
-        .map_err(|_| ())
 }
 
 impl Proxy {
@@ -445,7 +439,10 @@ impl Proxy {
             let mut b = Client::builder();
             b.protocol(Arc::new(Http1::default()))
                 .tls(self.config.origin_tls.clone())
-                .connector(Arc::new(GuardedConnector(dialer.clone())))
+                .connector(Arc::new(GuardedConnector {
+                    dialer: dialer.clone(),
+                    fixed: None,
+                }))
                 // Every forwarded request holds a request slot, so at this cap no request
                 // ever queues behind another user's (who may never read its answer).
                 .max_connections_per_origin(limits.max_requests.max(1));
@@ -492,16 +489,6 @@ impl Proxy {
     /// The proxy's counters.
     pub fn stats(&self) -> SharedStats {
         self.stats.clone()
-    }
-
-    /// This proxy's name in `Via`.
-    pub fn pseudonym(&self) -> &str {
-        &self.pseudonym
-    }
-
-    /// The per-client accounting.
-    pub fn clients(&self) -> &Arc<ClientTable> {
-        &self.clients
     }
 }
 

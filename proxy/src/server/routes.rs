@@ -31,13 +31,8 @@ impl Pattern {
         if s == "*" {
             return Ok(Pattern::Any);
         }
-        if s.contains('/') {
-            let (ip, len) = parse_network(s).ok_or_else(bad)?;
-            return Ok(Pattern::Net(ip, len));
-        }
-        let unbracketed = s.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = unbracketed.parse::<IpAddr>() {
-            let len = if ip.is_ipv4() { 32 } else { 128 };
+        // A bad network (`/` is never in a name) is refused as a bad name below.
+        if let Some((ip, len)) = parse_network(s) {
             return Ok(Pattern::Net(ip, len));
         }
         let name = |n: &str| {

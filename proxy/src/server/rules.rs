@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use burrow_transport::{Host, Target};
 
+use crate::connect_ip::prefix_bounds;
+
 /// Where clients may go. Every kind of rule that is given must pass; an empty list allows
 /// everything of its kind, except that the special ranges of [`special_range`] (loopback,
 /// link-local, unspecified, multicast, broadcast) are refused unless a network rule covers
@@ -69,11 +71,6 @@ impl std::fmt::Display for Denied {
     }
 }
 
-/// An address as the rules judge it: IPv4-mapped IPv6 (`::ffff:127.0.0.1`) is IPv4.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
-}
-
 /// The IPv4 address inside an IPv6 one that carries it: IPv4-compatible (`::a.b.c.d`,
 /// deprecated), NAT64 (64:ff9b::/96, 64:ff9b:1::/48), 6to4 (2002::/16).
 fn embedded_v4(a: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
@@ -98,14 +95,14 @@ fn embedded_v4(a: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
 /// address carrying an IPv4 one (NAT64, 6to4, IPv4-compatible), that address's range.
 /// Private ranges (RFC 1918, unique local) are not special.
 pub fn special_range(ip: IpAddr) -> Option<&'static str> {
-    if let IpAddr::V6(a) = canonical(ip) {
+    if let IpAddr::V6(a) = ip.to_canonical() {
         if let Some(v4) = embedded_v4(a) {
             if let Some(r) = special_range(IpAddr::V4(v4)) {
                 return Some(r);
             }
         }
     }
-    match canonical(ip) {
+    match ip.to_canonical() {
         IpAddr::V4(a) => {
             if a.is_loopback() {
                 Some("loopback")
@@ -137,25 +134,10 @@ pub fn special_range(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
-/// Whether `ip` is in the network `(net, len)`.
+/// Whether `ip` is in the network `(net, len)`; IPv4-mapped IPv6 (`::ffff:127.0.0.1`) is IPv4.
 pub(crate) fn in_network(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
-    match (canonical(ip), canonical(net)) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let len = u32::from(len.min(32));
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let len = u32::from(len.min(128));
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len)
-            };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
+    let (first, last) = prefix_bounds(net.to_canonical(), len);
+    (first..=last).contains(&ip.to_canonical())
 }
 
 fn host_rule_matches(rule: &str, host: &Host) -> bool {
@@ -166,7 +148,7 @@ fn host_rule_matches(rule: &str, host: &Host) -> bool {
         },
         // An IP literal passes host rules only when it is listed itself.
         Host::Ip(ip) => {
-            matches!(Host::parse(rule), Ok(Host::Ip(r)) if canonical(r) == canonical(*ip))
+            matches!(Host::parse(rule), Ok(Host::Ip(r)) if r.to_canonical() == ip.to_canonical())
         }
     }
 }
@@ -176,7 +158,10 @@ impl Rules {
     /// set-ups where the proxy only reaches services on its own machine.
     pub fn loopback() -> Rules {
         Rules {
-            networks: loopback_networks(),
+            networks: vec![
+                (IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8),
+                (IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), 128),
+            ],
             ..Rules::default()
         }
     }
@@ -228,35 +213,18 @@ pub fn is_localhost(name: &str) -> bool {
 
 /// Parses `ADDR/LEN` (or a bare address, a /32 or /128).
 pub fn parse_network(s: &str) -> Option<(IpAddr, u8)> {
-    let (ip, len) = match s.split_once('/') {
-        Some((a, l)) => {
-            let ip: IpAddr = a
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse()
-                .ok()?;
-            (ip, l.parse().ok()?)
-        }
-        None => {
-            let ip: IpAddr = s
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse()
-                .ok()?;
-            (ip, if ip.is_ipv4() { 32 } else { 128 })
-        }
+    let (a, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l.parse().ok()?)),
+        None => (s, None),
     };
+    let ip: IpAddr = a
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = len.unwrap_or(max);
     (len <= max).then_some((ip, len))
-}
-
-/// The networks of loopback, IPv4 and IPv6: what a test or a local-only set-up allows
-/// explicitly to reach services on this machine.
-pub fn loopback_networks() -> Vec<(IpAddr, u8)> {
-    vec![
-        (IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8),
-        (IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), 128),
-    ]
 }
 
 #[cfg(test)]
@@ -351,10 +319,7 @@ mod tests {
         ] {
             assert_eq!(open.check_address(a.parse().unwrap()), Ok(()), "{a}");
         }
-        let lo = Rules {
-            networks: loopback_networks(),
-            ..Rules::default()
-        };
+        let lo = Rules::loopback();
         assert_eq!(lo.check_address("127.0.0.1".parse().unwrap()), Ok(()));
         assert_eq!(
             lo.check_address("::ffff:127.0.0.1".parse().unwrap()),

@@ -21,7 +21,7 @@ use super::hooks::{self, Flow, Stopped};
 use burrow_http_core::connect_tcp::{CapsuleStream, CloseInner};
 
 use super::counting::{Counted, Counting, Moved, Way};
-use super::{association, relay::relay, Proxy, State};
+use super::{association, relay::relay, Limits, Proxy, State};
 use crate::flows;
 
 /// What a request holds while it is served (its connection's in-flight token, its slot,
@@ -226,15 +226,9 @@ impl Run {
                 }
                 HookCall::RequestBody => {
                     let body = request_body.unwrap_or_default();
-                    let within = tokio::time::timeout(limits.hook_timeout, async {
-                        body.collect(limits.max_hook_body).await
-                    });
-                    let mut data = match within.await {
-                        Ok(Ok(c)) => c.data,
-                        Ok(Err(e)) if e.kind() == ErrorKind::LimitExceeded => {
-                            return Hooked::TooLarge
-                        }
-                        _ => return Hooked::Failed("reading the request body failed".into()),
+                    let mut data = match collect_for_hooks(body, limits, "request").await {
+                        Ok(data) => data,
+                        Err(h) => return h,
                     };
                     let Some(req) = self.request.clone() else {
                         return out_of_turn();
@@ -258,15 +252,9 @@ impl Run {
                 }
                 HookCall::ResponseBody => {
                     let body = self.response.take().unwrap_or_default();
-                    let within = tokio::time::timeout(limits.hook_timeout, async {
-                        body.collect(limits.max_hook_body).await
-                    });
-                    let mut data = match within.await {
-                        Ok(Ok(c)) => c.data,
-                        Ok(Err(e)) if e.kind() == ErrorKind::LimitExceeded => {
-                            return Hooked::TooLarge
-                        }
-                        _ => return Hooked::Failed("reading the response body failed".into()),
+                    let mut data = match collect_for_hooks(body, limits, "response").await {
+                        Ok(data) => data,
+                        Err(h) => return h,
                     };
                     let (Some(req), Some(resp)) =
                         (self.request.clone(), self.response_hooked.clone())
@@ -483,9 +471,9 @@ impl Run {
         b.protocol(Arc::new(burrow_http2::Http2::default()))
             .protocol(Arc::new(burrow_http1::Http1::default()))
             .tls(p.config.origin_tls.clone())
-            .connector(Arc::new(super::dial::FixedTarget {
+            .connector(Arc::new(super::dial::GuardedConnector {
                 dialer: means.dialer.clone(),
-                target: target.clone(),
+                fixed: Some(target.clone()),
             }))
             .max_connections_per_origin(p.config.limits.max_requests.max(1));
         let client = match b.build() {
@@ -586,6 +574,16 @@ pub(crate) enum Wait {
 enum Step {
     Dialed(Result<Reached, super::Dial>),
     Forwarded(Result<http::Response<Body>, Error>),
+}
+
+/// Reads a body for the hooks, within their deadline and size limit; when it cannot,
+/// the step's outcome (too large, or reading the `what` body failed).
+async fn collect_for_hooks(body: Body, limits: &Limits, what: &str) -> Result<Bytes, Hooked> {
+    match tokio::time::timeout(limits.hook_timeout, body.collect(limits.max_hook_body)).await {
+        Ok(Ok(c)) => Ok(c.data),
+        Ok(Err(e)) if e.kind() == ErrorKind::LimitExceeded => Err(Hooked::TooLarge),
+        _ => Err(Hooked::Failed(format!("reading the {what} body failed"))),
+    }
 }
 
 async fn start(

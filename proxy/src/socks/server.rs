@@ -294,35 +294,17 @@ impl SocksServer {
         let cd = self.buf[1];
         let port = u16::from_be_bytes([self.buf[2], self.buf[3]]);
         let ip = Ipv4Addr::new(self.buf[4], self.buf[5], self.buf[6], self.buf[7]);
-        let rest = &self.buf[8..];
-        let Some(uid_end) = rest.iter().position(|&b| b == 0) else {
-            if rest.len() > MAX_SOCKS4_USERID {
-                self.queue_reply4(false);
-                return self.fail(SocksError::TooLong);
-            }
+        let Some(uid_end) = self.socks4_field(8, MAX_SOCKS4_USERID)? else {
             return Ok(None);
         };
-        if uid_end > MAX_SOCKS4_USERID {
-            self.queue_reply4(false);
-            return self.fail(SocksError::TooLong);
-        }
         let mut used = 8 + uid_end + 1;
         let o = ip.octets();
         let host = if o[0] == 0 && o[1] == 0 && o[2] == 0 && o[3] != 0 {
             // SOCKS4a: the name follows.
-            let rest = &self.buf[used..];
-            let Some(end) = rest.iter().position(|&b| b == 0) else {
-                if rest.len() > MAX_HOST_NAME_LEN {
-                    self.queue_reply4(false);
-                    return self.fail(SocksError::TooLong);
-                }
+            let Some(end) = self.socks4_field(used, MAX_HOST_NAME_LEN)? else {
                 return Ok(None);
             };
-            if end > MAX_HOST_NAME_LEN {
-                self.queue_reply4(false);
-                return self.fail(SocksError::TooLong);
-            }
-            let name = std::str::from_utf8(&rest[..end])
+            let name = std::str::from_utf8(&self.buf[used..used + end])
                 .ok()
                 .and_then(|n| Host::parse(n).ok());
             used += end + 1;
@@ -363,6 +345,20 @@ impl SocksServer {
         let zero = Target::new(Host::Ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), 0);
         encode_addr(bound.unwrap_or(&zero), &mut v);
         self.out.push_back(Bytes::from(v));
+    }
+
+    /// The length of the NUL-terminated SOCKS4 field at `at`, `None` until its NUL has
+    /// arrived; one longer than `max` fails the request.
+    fn socks4_field(&mut self, at: usize, max: usize) -> Result<Option<usize>, SocksError> {
+        let field = &self.buf[at..];
+        match field.iter().position(|&b| b == 0) {
+            Some(end) if end <= max => Ok(Some(end)),
+            None if field.len() <= max => Ok(None),
+            _ => {
+                self.queue_reply4(false);
+                self.fail(SocksError::TooLong).map(|_| None)
+            }
+        }
     }
 
     fn queue_reply4(&mut self, granted: bool) {

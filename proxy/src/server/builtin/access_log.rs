@@ -201,7 +201,7 @@ impl AccessLog {
     fn write(&self, flow: &Flow, s: &Summary) {
         let mut line = self.line(flow, s, SystemTime::now());
         line.push('\n');
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = crate::lock(&self.tx);
         if tx.try_send(line).is_err()
             && self
                 .dropped

@@ -79,11 +79,6 @@ impl HeaderRules {
         HeaderRules { rules }
     }
 
-    /// Whether there is no rule.
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
     fn run(&self, r: &Request, response: bool, h: &mut HeaderMap) {
         let target = request_target(r);
         for rule in self.rules.iter().filter(|x| x.response == response) {

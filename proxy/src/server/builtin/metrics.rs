@@ -28,6 +28,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::lock;
+
 use super::super::hooks::{End, Flow, HookResult, Hooks, Request, Summary, Tunnel, Verdict, What};
 
 type Labels = Vec<(String, String)>;
@@ -198,24 +200,14 @@ impl Metrics {
     }
 
     fn start(&self, flow: &Flow, g: &Gauge) {
-        if self
-            .active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(flow.id)
-        {
+        if lock(&self.active).insert(flow.id) {
             g.inc();
         }
     }
 
     fn end(&self, flow: &Flow, s: &Summary) {
         let tunnel = matches!(s.what, What::Tunnel(_));
-        if self
-            .active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&flow.id)
-        {
+        if lock(&self.active).remove(&flow.id) {
             match tunnel {
                 true => self.tunnels_active.dec(),
                 false => self.requests_active.dec(),

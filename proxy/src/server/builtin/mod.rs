@@ -12,16 +12,12 @@ pub use block::BlockList;
 pub use headers::{HeaderRule, HeaderRules};
 pub use metrics::Metrics;
 
+use super::forward::scheme_port;
 use super::hooks::Request;
 use burrow_transport::Target;
 
 /// The target a forwarded request goes to, from its URI.
 fn request_target(r: &Request) -> Option<Target> {
     let a = r.head.uri.authority()?;
-    let port = if r.head.uri.scheme_str() == Some("https") {
-        443
-    } else {
-        80
-    };
-    Target::parse_with_default(a.as_str(), port).ok()
+    Target::parse_with_default(a.as_str(), scheme_port(r.head.uri.scheme_str())).ok()
 }

@@ -6,8 +6,11 @@ use burrow_transport::Target;
 use http::header::{HeaderValue, HOST};
 use http::{HeaderMap, StatusCode};
 
+use super::super::forward::scheme_port;
 use super::super::hooks::{self, End, LocalResponse, TunnelKind, What};
-use super::{refusal, Answer, Command, Decision, HookCall, Hooked, Plan, ResponseHead, Stage};
+use super::{
+    no_target, refusal, Answer, Command, Decision, HookCall, Hooked, Plan, ResponseHead, Stage,
+};
 use crate::socks::wire::Reply;
 
 impl Decision {
@@ -42,13 +45,7 @@ impl Decision {
 
     /// The plan is known: its target picks the route; the hooks see it, or it goes on.
     pub(super) fn planned(&mut self, plan: Plan) {
-        let target = match &plan {
-            Plan::Tcp(t)
-            | Plan::ConnectTcp(t, _)
-            | Plan::ConnectUdp(t, _)
-            | Plan::Forward(_, t, _) => Some(t.clone()),
-            Plan::SocksUdp | Plan::ConnectIp(..) => None,
-        };
+        let target = plan.target().cloned();
         // Inside an intercepted tunnel, the tunnel's route.
         self.route = match (&self.inside, &target) {
             (Some(i), _) => i.route,
@@ -70,9 +67,7 @@ impl Decision {
                     What::Tunnel(k) => k,
                     What::Request { .. } => TunnelKind::Connect,
                 };
-                let target = target.unwrap_or_else(|| {
-                    Target::new(burrow_transport::Host::Ip([0, 0, 0, 0].into()), 0)
-                });
+                let target = target.unwrap_or_else(no_target);
                 HookCall::Tunnel(Box::new(hooks::Tunnel {
                     kind,
                     target,
@@ -96,11 +91,7 @@ impl Decision {
                 // A new authority is a new target, and the Host that names it.
                 let target = match head.uri.authority() {
                     Some(a) if a.as_str() != old.to_string() => {
-                        let port = if head.uri.scheme_str() == Some("https") {
-                            443
-                        } else {
-                            80
-                        };
+                        let port = scheme_port(head.uri.scheme_str());
                         match Target::parse_with_default(a.as_str(), port) {
                             Ok(t) if !a.as_str().contains('@') => {
                                 if let Ok(h) = HeaderValue::from_str(a.as_str()) {
@@ -145,11 +136,7 @@ impl Decision {
                 return self.hook_failed(m, now);
             }
             self.route = inside.route;
-        } else if let Plan::Tcp(t)
-        | Plan::ConnectTcp(t, _)
-        | Plan::ConnectUdp(t, _)
-        | Plan::Forward(_, t, _) = &plan
-        {
+        } else if let Some(t) = plan.target() {
             self.summary.target = Some(t.clone());
             self.route = self.policy.pick(t);
         }

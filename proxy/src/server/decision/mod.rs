@@ -72,6 +72,22 @@ enum Plan {
     Forward(Box<Head>, Target, Version),
 }
 
+/// The target of the plans that have none (SOCKS UDP, CONNECT-IP): `0.0.0.0:0`.
+fn no_target() -> Target {
+    Target::new(burrow_transport::Host::Ip([0, 0, 0, 0].into()), 0)
+}
+
+impl Plan {
+    /// The target, for the plans that have one.
+    fn target(&self) -> Option<&Target> {
+        match self {
+            Plan::Tcp(t) | Plan::ConnectTcp(t, _) | Plan::ConnectUdp(t, _) => Some(t),
+            Plan::Forward(_, t, _) => Some(t),
+            Plan::SocksUdp | Plan::ConnectIp(..) => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Stage {
     Arriving,
@@ -220,6 +236,12 @@ impl Decision {
         }
     }
 
+    /// Ends the work as `end`.
+    fn finish(&mut self, end: End, now: Instant) {
+        self.summary.end = end;
+        self.done(now)
+    }
+
     fn done(&mut self, now: Instant) {
         self.stage = Stage::Done;
         if self.policy.hooks {
@@ -301,12 +323,10 @@ impl Decision {
             }
             (Stage::Intercepting, Input::Intercepted(Interception::Served { up, down })) => {
                 (self.summary.bytes_up, self.summary.bytes_down) = (up, down);
-                self.summary.end = End::Completed;
-                self.done(now)
+                self.finish(End::Completed, now)
             }
             (Stage::Intercepting, Input::Intercepted(Interception::Failed)) => {
-                self.summary.end = End::Failed;
-                self.done(now)
+                self.finish(End::Failed, now)
             }
             (Stage::Peeking(t, _), Input::Peeked(Peeked::Byte(TLS_HANDSHAKE))) => {
                 self.summary.route = "intercept".into();
@@ -316,26 +336,18 @@ impl Decision {
             // Not TLS: relayed as it is.
             (Stage::Peeking(t, _), Input::Peeked(Peeked::Byte(_))) => self.relay_as_is(t),
             (Stage::Peeking(..), Input::Peeked(Peeked::Closed)) => {
-                self.summary.end = End::ClientGone;
-                self.done(now)
+                self.finish(End::ClientGone, now)
             }
             (Stage::DialingAccepted, Input::Dialed(Ok(()))) => {
                 self.stage = Stage::Relaying;
                 self.commands.push_back(Command::Relay(self.framing));
             }
-            (Stage::DialingAccepted, Input::Dialed(Err(_))) => {
-                self.summary.end = End::Failed;
-                self.done(now)
-            }
-            (Stage::Accepting, Input::Accepted(Err(_))) => {
-                self.summary.end = End::ClientGone;
-                self.done(now)
-            }
+            (Stage::DialingAccepted, Input::Dialed(Err(_))) => self.finish(End::Failed, now),
+            (Stage::Accepting, Input::Accepted(Err(_))) => self.finish(End::ClientGone, now),
             (Stage::Relaying, Input::Relayed(r)) => {
                 self.summary.bytes_up = r.up;
                 self.summary.bytes_down = r.down;
-                self.summary.end = if r.idle { End::Idle } else { End::Completed };
-                self.done(now)
+                self.finish(if r.idle { End::Idle } else { End::Completed }, now)
             }
             (Stage::Forwarding(target, _, v), Input::Forwarded(r)) => {
                 self.forwarded(r, &target, v, now)
@@ -367,11 +379,10 @@ impl Decision {
                 Input::Hooked(Hooked::Respond(r)),
             ) => {
                 // A replacement: the origin's body is dropped.
-                self.summary.end = End::Completed;
                 let a = self.local_answer(*r);
                 self.answered(&a);
                 self.commands.push_back(Command::Refuse(a));
-                self.done(now);
+                self.finish(End::Completed, now);
             }
             (Stage::HookingResponseBody(_), Input::Hooked(Hooked::TooLarge)) => {
                 self.summary.end = End::Failed;
@@ -396,16 +407,12 @@ impl Decision {
                 Input::Cancelled,
             ) => {
                 self.commands.push_back(Command::Abandon);
-                self.summary.end = End::ClientGone;
-                self.done(now);
+                self.finish(End::ClientGone, now);
             }
             (Stage::Done, _) => {}
             // A reply to a command that was not given: the driver broke the contract.
             // Fail closed: the work ends (the client may have been answered already).
-            (_, _) => {
-                self.summary.end = End::Failed;
-                self.done(now)
-            }
+            (_, _) => self.finish(End::Failed, now),
         }
     }
 
@@ -611,8 +618,7 @@ impl Decision {
     /// the forwarding client's connector on the very addresses it dials.
     fn forward(&mut self, plan: Plan, now: Instant) {
         let Plan::Forward(head, target, version) = plan else {
-            self.summary.end = End::Failed;
-            return self.done(now);
+            return self.finish(End::Failed, now);
         };
         if let Err(d) = self.policy.judge_of(self.route).check(&target) {
             return self.refuse(denied(d), now);
@@ -663,8 +669,7 @@ impl Decision {
 
     fn respond(&mut self, head: Box<ResponseHead>, now: Instant) {
         self.summary.status = Some(head.status);
-        self.summary.end = End::Completed;
         self.commands.push_back(Command::Respond(head));
-        self.done(now);
+        self.finish(End::Completed, now);
     }
 }

@@ -13,7 +13,7 @@ use super::super::answers::denied;
 use super::super::dial::Dial;
 use super::super::hooks::{End, TunnelKind, What};
 use super::{
-    dial_refusal, refusal, socks_reply, Answer, Command, Decision, Framing, HookCall,
+    dial_refusal, no_target, refusal, socks_reply, Answer, Command, Decision, Framing, HookCall,
     InterceptRules, Plan, ResponseHead, Stage, Transport,
 };
 use crate::socks::wire::{Command as SocksCommand, Reply};
@@ -76,21 +76,7 @@ impl Decision {
                 {
                     // Accepted at once; the origin is reached for each request inside.
                     self.intercept = Some(t.clone());
-                    let a = match self.socks {
-                        true => Answer::Socks(Reply::SUCCEEDED),
-                        false => Answer::Http(
-                            ResponseHead {
-                                status: StatusCode::OK,
-                                headers: HeaderMap::new(),
-                            },
-                            Bytes::new(),
-                        ),
-                    };
-                    self.answered(&a);
-                    self.summary.end = End::ClientGone;
-                    self.stage = Stage::Accepting;
-                    self.commands.push_back(Command::Accept(a));
-                    return;
+                    return self.accept(self.success());
                 }
                 let how = match plan {
                     Plan::Tcp(_) | Plan::ConnectTcp(..) => Transport::Tcp,
@@ -98,17 +84,9 @@ impl Decision {
                 };
                 Command::Dial(t.clone(), how, route)
             }
-            Plan::SocksUdp => Command::Dial(
-                Target::new(burrow_transport::Host::Ip([0, 0, 0, 0].into()), 0),
-                Transport::SocksRelay,
-                route,
-            ),
+            Plan::SocksUdp => Command::Dial(no_target(), Transport::SocksRelay, route),
             // Each packet's destination is judged, not the scope asked for.
-            Plan::ConnectIp(scope, _) => Command::Dial(
-                Target::new(burrow_transport::Host::Ip([0, 0, 0, 0].into()), 0),
-                Transport::Ip(*scope),
-                route,
-            ),
+            Plan::ConnectIp(scope, _) => Command::Dial(no_target(), Transport::Ip(*scope), route),
         };
         self.commands.push_back(dial);
         self.stage = Stage::Dialing(plan);
@@ -143,13 +121,14 @@ impl Decision {
             return self.refuse(a, now);
         }
         let accept = match plan {
-            _ if self.socks => Answer::Socks(Reply::SUCCEEDED),
             // RFC 9298 §3.3 (HTTP/1.1: 101 with Upgrade), §3.4/3.5 (HTTP/2 and HTTP/3:
             // 2xx); Capsule-Protocol: ?1 either way (RFC 9297 §3.4).
             // draft-ietf-httpbis-connect-tcp: the same, after the TCP connection is made.
             Plan::ConnectUdp(_, version)
             | Plan::ConnectTcp(_, version)
-            | Plan::ConnectIp(_, version) => {
+            | Plan::ConnectIp(_, version)
+                if !self.socks =>
+            {
                 self.framing = match plan {
                     Plan::ConnectTcp(..) => Framing::TcpCapsules,
                     Plan::ConnectIp(..) => Framing::Ip,
@@ -172,17 +151,28 @@ impl Decision {
                 };
                 Answer::Http(head, Bytes::new())
             }
-            _ => {
-                let head = ResponseHead {
-                    status: StatusCode::OK,
-                    headers: HeaderMap::new(),
-                };
-                Answer::Http(head, Bytes::new())
-            }
+            _ => self.success(),
         };
-        self.answered(&accept);
+        self.accept(accept);
+    }
+
+    /// A tunnel's plain acceptance: SOCKS success, or an empty 200.
+    fn success(&self) -> Answer {
+        let ok = ResponseHead {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+        };
+        match self.socks {
+            true => Answer::Socks(Reply::SUCCEEDED),
+            false => Answer::Http(ok, Bytes::new()),
+        }
+    }
+
+    /// Accepts the tunnel with `a`: from now on it ends when the client goes.
+    fn accept(&mut self, a: Answer) {
+        self.answered(&a);
         self.summary.end = End::ClientGone;
         self.stage = Stage::Accepting;
-        self.commands.push_back(Command::Accept(accept));
+        self.commands.push_back(Command::Accept(a));
     }
 }
