@@ -191,9 +191,18 @@ fn remove_dots(path: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
+/// Same scheme, host as written (case aside: `a.test.` is another host, as in curl) and
+/// port: credentials follow a redirect only there.
 fn same_origin(a: &Uri, b: &Uri) -> bool {
-    use burrow_http_core::origin;
-    matches!((origin(a), origin(b)), (Ok(x), Ok(y)) if x == y)
+    let port = |u: &Uri| {
+        u.port_u16().unwrap_or(match u.scheme_str() {
+            Some("https") => 443,
+            _ => 80,
+        })
+    };
+    a.scheme() == b.scheme()
+        && a.host().map(str::to_ascii_lowercase) == b.host().map(str::to_ascii_lowercase)
+        && port(a) == port(b)
 }
 
 /// Removes what must not follow a redirect: credentials and cookies when it leaves the
@@ -269,6 +278,19 @@ mod tests {
 
     fn u(s: &str) -> Uri {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn credentials_stay_only_with_the_host_as_written() {
+        assert!(same_origin(
+            &u("https://A.test/x"),
+            &u("https://a.test:443/y")
+        ));
+        assert!(same_origin(&u("http://a.test/"), &u("http://a.test:80/")));
+        for other in ["https://a.test./", "http://a.test/", "https://a.test:8443/"] {
+            assert!(!same_origin(&u("https://a.test/"), &u(other)), "{other}");
+        }
+        assert!(!same_origin(&u("http://[::1]/"), &u("http://[0:0::1]/")));
     }
 
     #[test]
