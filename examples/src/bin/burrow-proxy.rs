@@ -8,18 +8,12 @@ fn main() {
     let args = match proxy_cli::parse_args(&argv) {
         Ok(a) => a,
         Err(ArgsError::Clap(e)) => e.exit(),
-        Err(ArgsError::Config(e)) => {
-            eprintln!("burrow-proxy: {e}");
-            std::process::exit(2);
-        }
+        Err(ArgsError::Config(e)) => die(e),
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     match args.workers {
-        Some(0) => {
-            eprintln!("burrow-proxy: --workers wants at least 1");
-            std::process::exit(2);
-        }
+        Some(0) => die("--workers wants at least 1"),
         Some(n) => {
             rt.worker_threads(n);
         }
@@ -27,13 +21,15 @@ fn main() {
     }
     let rt = match rt.build() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("burrow-proxy: starting the runtime: {e}");
-            std::process::exit(2);
-        }
+        Err(e) => die(format!("starting the runtime: {e}")),
     };
     if let Err(e) = rt.block_on(proxy_cli::run(args)) {
-        eprintln!("burrow-proxy: {e}");
-        std::process::exit(2);
+        die(e);
     }
+}
+
+/// Says why on standard error and exits with status 2.
+fn die(why: impl std::fmt::Display) -> ! {
+    eprintln!("burrow-proxy: {why}");
+    std::process::exit(2)
 }

@@ -329,36 +329,14 @@ pub fn config(args: &Args) -> Result<ProxyConfig, Error> {
         None => None,
     };
     let rules = rules(args)?;
-    let mut origin_tls = burrow_transport::TlsConfig::default();
-    origin_tls.insecure(args.origin_insecure);
-    if let Some(ca) = &args.origin_cacert {
-        origin_tls.add_root_pem_file(ca)?;
-    }
     Ok(ProxyConfig {
-        origin_tls,
+        origin_tls: tls(args.origin_insecure, &args.origin_cacert)?,
         intercept: intercept_config(args)?,
         listeners,
         identity: Some(identity),
         auth,
         rules,
-        limits: server::Limits {
-            max_tunnels: args.max_tunnels,
-            max_requests: args.max_requests,
-            max_connections_per_client: args.max_connections_per_client,
-            max_tunnels_per_client: args.max_tunnels_per_client,
-            max_streams_per_connection: args.max_streams_per_connection,
-            tunnel_buffer: args.tunnel_buffer,
-            idle_timeout: Duration::from_secs(args.idle_timeout),
-            head_timeout: secs(args.head_timeout, "head-timeout")?,
-            handshake_timeout: secs(args.handshake_timeout, "handshake-timeout")?,
-            dial_timeout: secs(args.dial_timeout, "dial-timeout")?,
-            response_timeout: secs(args.response_timeout, "response-timeout")?,
-            keepalive_timeout: secs(args.keepalive_timeout, "keepalive-timeout")?,
-            udp_max_destinations: args.udp_max_destinations,
-            udp_idle_timeout: secs(args.udp_idle_timeout, "udp-idle-timeout")?,
-            hook_timeout: secs(args.hook_timeout, "hook-timeout")?,
-            ..Default::default()
-        },
+        limits: limits(args)?,
         udp_template: UdpTemplate::parse(&args.udp_template)?,
         tcp_template: Some(UdpTemplate::parse(&args.tcp_template)?),
         tcp_codepoints: codepoints(&args.connect_tcp_codepoints)?,
@@ -367,6 +345,39 @@ pub fn config(args: &Args) -> Result<ProxyConfig, Error> {
         )?),
         pseudonym: args.pseudonym.clone(),
         quic_lb: quic_lb::config(args)?,
+        ..Default::default()
+    })
+}
+
+/// TLS for origins or upstream proxies: `insecure`, or trusting `ca` besides the system's
+/// roots.
+fn tls(insecure: bool, ca: &Option<PathBuf>) -> Result<burrow_transport::TlsConfig, Error> {
+    let mut tls = burrow_transport::TlsConfig::default();
+    tls.insecure(insecure);
+    if let Some(ca) = ca {
+        tls.add_root_pem_file(ca)?;
+    }
+    Ok(tls)
+}
+
+/// The limits and timeouts of the command line.
+fn limits(args: &Args) -> Result<server::Limits, Error> {
+    Ok(server::Limits {
+        max_tunnels: args.max_tunnels,
+        max_requests: args.max_requests,
+        max_connections_per_client: args.max_connections_per_client,
+        max_tunnels_per_client: args.max_tunnels_per_client,
+        max_streams_per_connection: args.max_streams_per_connection,
+        tunnel_buffer: args.tunnel_buffer,
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        head_timeout: secs(args.head_timeout, "head-timeout")?,
+        handshake_timeout: secs(args.handshake_timeout, "handshake-timeout")?,
+        dial_timeout: secs(args.dial_timeout, "dial-timeout")?,
+        response_timeout: secs(args.response_timeout, "response-timeout")?,
+        keepalive_timeout: secs(args.keepalive_timeout, "keepalive-timeout")?,
+        udp_max_destinations: args.udp_max_destinations,
+        udp_idle_timeout: secs(args.udp_idle_timeout, "udp-idle-timeout")?,
+        hook_timeout: secs(args.hook_timeout, "hook-timeout")?,
         ..Default::default()
     })
 }
@@ -551,14 +562,9 @@ pub async fn run(args: Args) -> Result<(), Error> {
         println!("burrow-proxy: CONNECT-IP on TUN device {}", net.name());
         cfg.ip = Some(net);
     }
-    let mut tls = burrow_transport::TlsConfig::default();
-    tls.insecure(args.upstream_insecure);
-    if let Some(ca) = &args.upstream_cacert {
-        tls.add_root_pem_file(ca)?;
-    }
     // Upstream CONNECT-TCP hops (`?connect=tcp`) use the codepoints this proxy serves.
     let opts = burrow_proxy::route::RouteOptions {
-        proxy_tls: tls,
+        proxy_tls: tls(args.upstream_insecure, &args.upstream_cacert)?,
         tcp_codepoints: cfg.tcp_codepoints,
         ..Default::default()
     };
@@ -637,26 +643,6 @@ fn reload(
     };
     let (rules, routes, hooks) = reloadable(&new, opts, metrics)?;
     proxy.reload(rules, routes, hooks)?;
-    let limits = |a: &Args| {
-        format!(
-            "{} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
-            a.max_tunnels,
-            a.max_requests,
-            a.max_connections_per_client,
-            a.max_tunnels_per_client,
-            a.max_streams_per_connection,
-            a.head_timeout,
-            a.handshake_timeout,
-            a.dial_timeout,
-            a.response_timeout,
-            a.keepalive_timeout,
-            a.udp_max_destinations,
-            a.udp_idle_timeout,
-            a.tunnel_buffer,
-            a.idle_timeout,
-            a.hook_timeout
-        )
-    };
     let intercept = |a: &Args| {
         format!(
             "{} {:?} {:?} {:?} {:?} {:?} {}",
@@ -676,7 +662,11 @@ fn reload(
         ("upstream", old.upstream != new.upstream),
         ("metrics", old.metrics != new.metrics),
         ("QUIC-LB", quic_lb::summary(old) != quic_lb::summary(&new)),
-        ("limits and timeouts", limits(old) != limits(&new)),
+        // Limits that are not valid count as changed (they are not applied either way).
+        (
+            "limits and timeouts",
+            format!("{:?}", limits(old).ok()) != format!("{:?}", limits(&new).ok()),
+        ),
         (
             "interception and origin TLS",
             intercept(old) != intercept(&new),
