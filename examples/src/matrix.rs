@@ -183,16 +183,8 @@ impl Lab {
                 ..ProxyConfig::default()
             };
             let running = server::start(Proxy::new(cfg, None, None)?).await?;
-            let mut ports = [0u16; 5];
-            for (i, l) in running.addrs.iter().enumerate().take(5) {
-                ports[i] = match l {
-                    Listen::Http(a)
-                    | Listen::Https(a)
-                    | Listen::Https1(a)
-                    | Listen::H3(a)
-                    | Listen::Socks(a) => a.port(),
-                };
-            }
+            let ports =
+                std::array::from_fn(|i| running.addrs.get(i).map_or(0, |l| l.addr().port()));
             proxies.push(ProxyInstance {
                 ports,
                 stats: running.stats(),

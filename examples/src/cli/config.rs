@@ -19,11 +19,8 @@ pub const MAX_DEPTH: usize = 8;
 pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
 /// `argv` with every `-K`/`--config` replaced by the options its file holds.
-pub fn expand(argv: Vec<OsString>) -> Result<Vec<OsString>, Exit> {
-    expand_at(argv, 0)
-}
-
-fn expand_at(argv: Vec<OsString>, depth: usize) -> Result<Vec<OsString>, Exit> {
+/// `depth`: how many config files deep `argv` comes from (0 for the command line).
+pub fn expand(argv: Vec<OsString>, depth: usize) -> Result<Vec<OsString>, Exit> {
     let mut out = Vec::with_capacity(argv.len());
     let mut it = argv.into_iter();
     if let Some(prog) = it.next() {
@@ -58,7 +55,7 @@ fn expand_at(argv: Vec<OsString>, depth: usize) -> Result<Vec<OsString>, Exit> {
         let text = read(&file)?;
         let mut inner = vec![OsString::from("burrow")];
         inner.extend(parse(&text, &file)?.into_iter().map(OsString::from));
-        let inner = expand_at(inner, depth + 1)?;
+        let inner = expand(inner, depth + 1)?;
         out.extend(inner.into_iter().skip(1));
     }
     Ok(out)
@@ -74,28 +71,22 @@ fn takes(a: &clap::Arg) -> bool {
     a.get_action().takes_values() && a.get_num_args().is_none_or(|r| r.max_values() > 0)
 }
 
-/// Whether the long option `name` takes a value; `None` when there is no such option.
-fn takes_value(name: &str) -> Option<bool> {
-    let cmd = Args::command();
-    if name == "config" {
+/// Whether the option `word` (`-c` or `--name`) takes a value; `None` when there is no such
+/// option.
+fn takes_value(word: &str) -> Option<bool> {
+    if word == "-K" || word == "--config" {
         return Some(true);
     }
-    let found = cmd
-        .get_arguments()
-        .find(|a| {
-            a.get_long() == Some(name) || a.get_visible_aliases().is_some_and(|v| v.contains(&name))
-        })
-        .map(takes);
-    found
-}
-
-fn short_takes_value(c: char) -> Option<bool> {
-    if c == 'K' {
-        return Some(true);
-    }
+    let long = word.strip_prefix("--");
+    let short = word.strip_prefix('-').and_then(|c| c.chars().next());
     Args::command()
         .get_arguments()
-        .find(|a| a.get_short() == Some(c))
+        .find(|a| match long {
+            Some(l) => {
+                a.get_long() == Some(l) || a.get_visible_aliases().is_some_and(|v| v.contains(&l))
+            }
+            None => a.get_short() == short,
+        })
         .map(takes)
 }
 
@@ -117,21 +108,18 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<String>, Exit> {
             .strip_prefix(['=', ':'])
             .unwrap_or(rest.trim_start())
             .trim_start();
-        let (word, needs) = if let Some(c) = name.strip_prefix('-').filter(|s| !s.starts_with('-'))
+        // `name` as given for a short option; without its dashes for a long one.
+        let (word, shown) = if let Some(c) = name.strip_prefix('-').filter(|s| !s.starts_with('-'))
         {
-            let mut chars = c.chars();
-            let (Some(ch), None) = (chars.next(), chars.next()) else {
+            if c.chars().count() != 1 {
                 return Err(bad(&format!("unknown option {name:?}")));
-            };
-            let needs =
-                short_takes_value(ch).ok_or_else(|| bad(&format!("unknown option {name:?}")))?;
-            (format!("-{ch}"), needs)
+            }
+            (name.to_string(), name)
         } else {
             let long = name.trim_start_matches('-');
-            let needs =
-                takes_value(long).ok_or_else(|| bad(&format!("unknown option {long:?}")))?;
-            (format!("--{long}"), needs)
+            (format!("--{long}"), long)
         };
+        let needs = takes_value(&word).ok_or_else(|| bad(&format!("unknown option {shown:?}")))?;
         words.push(word);
         if !needs {
             continue;
@@ -224,7 +212,7 @@ mod tests {
         let argv = ["burrow", "-v", "-K", a.to_str().unwrap(), "-i"]
             .map(OsString::from)
             .to_vec();
-        let got = expand(argv).unwrap();
+        let got = expand(argv, 0).unwrap();
         assert_eq!(
             got,
             ["burrow", "-v", "--silent", "--url", "http://x/", "-i"].map(OsString::from)
@@ -235,6 +223,7 @@ mod tests {
             ["burrow", "-K", b.to_str().unwrap()]
                 .map(OsString::from)
                 .to_vec(),
+            0,
         )
         .unwrap_err();
         assert!(e.message.contains("deeper"), "{}", e.message);

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use burrow_transport::{
-    Connected, Error, ErrorKind, Resolve, SharedResolver, StreamConnector, StreamInfo, Target,
-    TcpConnector,
+    Connected, Error, ErrorKind, Host, Resolve, SharedResolver, StreamConnector, StreamInfo,
+    Target, TcpConnector,
 };
 
 use super::exit::{self, Exit};
@@ -156,15 +156,7 @@ impl ConnectTo {
         }
         let h = self.to_host.clone().unwrap_or(host);
         let p = self.to_port.unwrap_or(t.port);
-        Target::parse_with_default(&format_host_port(&h, p), p).ok()
-    }
-}
-
-fn format_host_port(h: &str, p: u16) -> String {
-    if h.contains(':') {
-        format!("[{h}]:{p}")
-    } else {
-        format!("{h}:{p}")
+        Some(Target::new(Host::parse(&h).ok()?, p))
     }
 }
 

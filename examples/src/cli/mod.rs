@@ -797,7 +797,7 @@ where
     T: Into<std::ffi::OsString>,
 {
     let argv: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
-    let argv = match config::expand(argv) {
+    let argv = match config::expand(argv, 0) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("burrow: ({}) {}", e.code, e.message);

@@ -363,34 +363,26 @@ pub async fn run(cli: Cli) -> i32 {
             writeout::write(f, stats);
         }
     };
-    if args.parallel {
-        let n = args.parallel_max.clamp(1, MAX_PARALLEL);
-        let mut results = futures_util::stream::iter(jobs.iter())
-            .map(|job| {
-                let shared = shared.clone();
-                async move { transfer::run(&shared, job).await }
-            })
-            .buffer_unordered(n);
-        while let Some(stats) = results.next().await {
-            let failed = stats.exitcode != 0;
-            finish(&stats);
-            if failed {
-                code = stats.exitcode;
-            }
-            if failed && args.fail_early {
-                break;
-            }
-        }
-    } else {
-        for job in &jobs {
-            let stats = transfer::run(&shared, job).await;
-            let failed = stats.exitcode != 0;
-            finish(&stats);
-            // curl's result is the last transfer's.
+    // One at a time (in order) unless -Z.
+    let n = match args.parallel {
+        true => args.parallel_max.clamp(1, MAX_PARALLEL),
+        false => 1,
+    };
+    let mut results = futures_util::stream::iter(jobs.iter())
+        .map(|job| {
+            let shared = shared.clone();
+            async move { transfer::run(&shared, job).await }
+        })
+        .buffer_unordered(n);
+    while let Some(stats) = results.next().await {
+        let failed = stats.exitcode != 0;
+        finish(&stats);
+        // curl's result is the last transfer's; with -Z, the last failed one's.
+        if failed || !args.parallel {
             code = stats.exitcode;
-            if failed && args.fail_early {
-                break;
-            }
+        }
+        if failed && args.fail_early {
+            break;
         }
     }
     if let (Some(path), Some(cache)) = (&args.alt_svc, &kept.altsvc) {

@@ -174,10 +174,6 @@ fn since(t0: Instant, t: Option<Instant>) -> Duration {
         .unwrap_or_default()
 }
 
-fn failed(e: Exit) -> Again {
-    Again::Failed(e)
-}
-
 /// The request head as it goes out, for `-v`, `--trace-ascii` and `size_request`: the
 /// target in absolute-form when it was `forwarded` to an HTTP proxy.
 fn request_head(
@@ -278,14 +274,14 @@ async fn attempt(
     let t = &shared.template;
     let v = Verbose(args.verbose);
     let t0 = Instant::now();
-    let uri = parse_url(&t.url(&job.url)).map_err(failed)?;
+    let uri = parse_url(&t.url(&job.url)).map_err(Again::Failed)?;
     stats.url_effective = uri.to_string();
     stats.method = t.method.to_string();
     if job.output == Output::Remote && !args.remote_header_name {
         // curl refuses before connecting.
-        output::remote_name(&uri).map_err(failed)?;
+        output::remote_name(&uri).map_err(Again::Failed)?;
     }
-    let offset = resume_offset(args, job).map_err(failed)?;
+    let offset = resume_offset(args, job).map_err(Again::Failed)?;
     let mut headers = t.headers.clone();
     // curl announces big bodies and uploads on HTTP/1.1 only: cleartext URLs (which speak
     // HTTP/1.1 unless told otherwise) and --http1.1.
@@ -300,7 +296,7 @@ async fn attempt(
         headers.insert(
             http::header::RANGE,
             http::HeaderValue::from_str(&format!("bytes={offset}-"))
-                .map_err(|_| failed(Exit::new(exit::FAILED_INIT, "bad offset")))?,
+                .map_err(|_| Again::Failed(Exit::new(exit::FAILED_INIT, "bad offset")))?,
         );
     }
     // `-b NAME=VALUE` and the engine's cookies go together, as in curl (the library lets a
@@ -316,7 +312,7 @@ async fn attempt(
             }
         }
     }
-    let hops = super::plan::hops_for(args, &uri).map_err(failed)?;
+    let hops = super::plan::hops_for(args, &uri).map_err(Again::Failed)?;
     // What -v shows as sent to the nearest hop and, for a forwarded request, what the last
     // hop's request carries besides the caller's headers (credentials redacted).
     let nearest = hops.first().map(|h| h.proxy_url().target.host_str());
@@ -343,16 +339,16 @@ async fn attempt(
         .headers(headers.clone())
         .route(hops);
     let mut upload = 0u64;
-    match t.form().await.map_err(failed)? {
+    match t.form().await.map_err(Again::Failed)? {
         Some(form) => req = req.multipart(form),
         None => {
-            let body = t.body().await.map_err(failed)?;
+            let body = t.body().await.map_err(Again::Failed)?;
             use http_body::Body as _;
             upload = body.size_hint().exact().unwrap_or(0);
             req = req.body(body);
         }
     }
-    let resp = req.send().await.map_err(|e| failed(Exit::from(e)))?;
+    let resp = req.send().await.map_err(|e| Again::Failed(Exit::from(e)))?;
     let head_at = Instant::now();
 
     // What the connection and the answer tell.
@@ -435,26 +431,20 @@ async fn attempt(
     }
 
     // Every head: the redirects followed, then the answer.
-    let mut heads: Vec<String> = resp
+    let all: Vec<_> = resp
         .history()
         .iter()
-        .map(|r| head_text(r.version, r.status, &r.headers))
+        .map(|r| (r.version, r.status, &r.headers))
+        .chain([(resp.version(), resp.status(), resp.headers())])
         .collect();
-    let final_head = head_text(resp.version(), resp.status(), resp.headers());
-    heads.push(final_head.clone());
+    let heads: Vec<String> = all
+        .iter()
+        .map(|(ver, st, h)| head_text(*ver, *st, h))
+        .collect();
     stats.size_header = heads.iter().map(|h| h.len() as u64).sum();
     // What -v and traces show: the heads with cookie values hidden (-i and -D get them whole).
-    let mut shown_heads: Vec<String> = resp
-        .history()
-        .iter()
-        .map(|r| head_text(r.version, r.status, &redacted(&r.headers)))
-        .collect();
-    shown_heads.push(head_text(
-        resp.version(),
-        resp.status(),
-        &redacted(resp.headers()),
-    ));
-    for h in &shown_heads {
+    for (ver, st, h) in &all {
+        let h = head_text(*ver, *st, &redacted(h));
         if v.0 {
             for line in h.trim_end().split("\r\n") {
                 v.line("<", line);
@@ -480,7 +470,7 @@ async fn attempt(
                 && stats.redirect_url.is_some()
                 && args.max_redirs == 0
             {
-                return Err(failed(Exit::new(
+                return Err(Again::Failed(Exit::new(
                     exit::TOO_MANY_REDIRECTS,
                     "Maximum (0) redirects followed",
                 )));
@@ -498,18 +488,15 @@ async fn attempt(
         let mut d = d.lock().unwrap_or_else(|p| p.into_inner());
         for h in &heads {
             d.write_all(h.as_bytes())
-                .map_err(|e| failed(write_err(e)))?;
+                .map_err(|e| Again::Failed(write_err(e)))?;
         }
         let _ = d.flush();
     }
     if args.fail && status.as_u16() >= 400 {
-        return Err(failed(Exit::new(
-            exit::HTTP_RETURNED_ERROR,
-            format!("The requested URL returned error: {}", status.as_u16()),
-        )));
+        return Err(http_error(status));
     }
     if offset > 0 && status == StatusCode::OK {
-        return Err(failed(Exit::new(
+        return Err(Again::Failed(Exit::new(
             exit::RANGE_ERROR,
             "HTTP server doesn't seem to support byte ranges. Cannot resume.",
         )));
@@ -526,7 +513,7 @@ async fn attempt(
         .and_then(|l| l.parse::<u64>().ok());
     if let (Some(max), Some(len)) = (shared.max_filesize, length) {
         if len > max {
-            return Err(failed(too_big(max)));
+            return Err(Again::Failed(too_big(max)));
         }
     }
 
@@ -545,7 +532,7 @@ async fn attempt(
                     Some(n) => (n, true),
                     // The URL as given, not where redirects led (curl's rule; a redirect
                     // must not choose which local file is written).
-                    None => (output::remote_name(&uri).map_err(failed)?, false),
+                    None => (output::remote_name(&uri).map_err(Again::Failed)?, false),
                 },
             };
             let (f, path) = output::open(
@@ -556,7 +543,7 @@ async fn attempt(
                 offset > 0,
                 no_clobber,
             )
-            .map_err(failed)?;
+            .map_err(Again::Failed)?;
             stats.filename_effective = Some(path.display().to_string());
             (
                 Box::new(std::io::BufWriter::with_capacity(256 * 1024, f)),
@@ -567,7 +554,7 @@ async fn attempt(
     if args.include || args.head {
         for h in &heads {
             out.write_all(h.as_bytes())
-                .map_err(|e| failed(write_err(e)))?;
+                .map_err(|e| Again::Failed(write_err(e)))?;
         }
     }
     let meter = Meter::new(
@@ -614,7 +601,7 @@ async fn attempt(
     meter.finish();
     stats.size_download = total;
     stats.time_total = t0.elapsed();
-    r.map_err(failed)?;
+    r.map_err(Again::Failed)?;
     if v.0 {
         v.line("*", format!("received {total} body bytes"));
         let _ = std::io::stderr().flush();
@@ -623,12 +610,17 @@ async fn attempt(
         return Err(Again::Status(s, after));
     }
     if args.fail_with_body && status.as_u16() >= 400 {
-        return Err(failed(Exit::new(
-            exit::HTTP_RETURNED_ERROR,
-            format!("The requested URL returned error: {}", status.as_u16()),
-        )));
+        return Err(http_error(status));
     }
     Ok(())
+}
+
+/// `-f`'s failure.
+fn http_error(status: StatusCode) -> Again {
+    Again::Failed(Exit::new(
+        exit::HTTP_RETURNED_ERROR,
+        format!("The requested URL returned error: {}", status.as_u16()),
+    ))
 }
 
 fn too_big(max: u64) -> Exit {
