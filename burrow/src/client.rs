@@ -363,8 +363,9 @@ fn remember<K, T>(list: &mut Vec<(K, T)>, key: K, v: T) {
 }
 
 pub(crate) struct Inner {
-    choice: RouteChoice,
-    tls: TlsConfig,
+    pub(crate) choice: RouteChoice,
+    /// The client's trust for origins.
+    pub(crate) tls: TlsConfig,
     options: RouteOptions,
     policy: VersionPolicy,
     altsvc: Arc<burrow_http_core::altsvc::AltSvcCache>,
@@ -390,12 +391,7 @@ impl Inner {
         }
         let lower = self.route(routes, before);
         let options = RouteOptions {
-            // A hop without TLS settings of its own trusts what origins are trusted with,
-            // but never gets the origins' client certificate or pins.
-            proxy_tls: last
-                .tls
-                .clone()
-                .unwrap_or_else(|| self.tls.without_identity()),
+            proxy_tls: self.hop_tls(last),
             proxy_headers: last.headers.clone(),
             tcp_codepoints: last.tcp_codepoints.unwrap_or(self.options.tcp_codepoints),
             ..self.options.clone()
@@ -403,6 +399,14 @@ impl Inner {
         let r = lower.then(&last.url, &options);
         remember(&mut routes.prefixes, key, r.clone());
         r
+    }
+
+    /// A hop's TLS settings: its own, else what origins are trusted with, but never the
+    /// origins' client certificate or pins.
+    fn hop_tls(&self, hop: &Proxy) -> TlsConfig {
+        hop.tls
+            .clone()
+            .unwrap_or_else(|| self.tls.without_identity())
     }
 
     /// The HTTP client for a route (and a version, when a request asks for one): one pool
@@ -460,11 +464,7 @@ impl Inner {
         b.protocol(Arc::new(burrow_http1::Http1::default()))
             .connector(route.stream)
             // The proxy is verified as its CONNECT hop would be.
-            .tls(
-                last.tls
-                    .clone()
-                    .unwrap_or_else(|| self.tls.without_identity()),
-            )
+            .tls(self.hop_tls(last))
             .version_policy(VersionPolicy::Http1Only)
             .forward_proxy(proxy, headers);
         if let Some(d) = self.connect_timeout {
@@ -480,17 +480,6 @@ impl Inner {
     pub(crate) fn route_for(&self, hops: &[Proxy]) -> Route {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         self.route(&mut routes, hops)
-    }
-
-    /// The client's trust for origins.
-    #[cfg_attr(not(feature = "hyper"), allow(dead_code))]
-    pub(crate) fn tls(&self) -> &TlsConfig {
-        &self.tls
-    }
-
-    /// The hops a request to `uri` takes (see [`RouteChoice::hops`]).
-    pub(crate) fn hops(&self, uri: &Uri) -> Vec<Proxy> {
-        self.choice.hops(uri)
     }
 }
 

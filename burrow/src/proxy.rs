@@ -352,20 +352,16 @@ impl EnvProxies {
     /// The proxy for `uri` (`https_proxy` for `https`, `http_proxy` otherwise, then
     /// `all_proxy`), without looking at `NO_PROXY`.
     pub fn proxy_for(&self, uri: &Uri) -> Option<&Proxy> {
-        self.for_scheme(uri.scheme_str())
+        match uri.scheme_str() {
+            Some("https") => self.https.as_ref(),
+            _ => self.http.as_ref(),
+        }
+        .or(self.all.as_ref())
     }
 
     /// The `NO_PROXY` list (empty when unset).
     pub fn no_proxy(&self) -> &NoProxy {
         &self.no_proxy
-    }
-
-    fn for_scheme(&self, scheme: Option<&str>) -> Option<&Proxy> {
-        match scheme {
-            Some("https") => self.https.as_ref(),
-            _ => self.http.as_ref(),
-        }
-        .or(self.all.as_ref())
     }
 }
 
@@ -408,7 +404,7 @@ impl RouteChoice {
         }
         self.env
             .as_ref()
-            .and_then(|e| e.for_scheme(uri.scheme_str()))
+            .and_then(|e| e.proxy_for(uri))
             .map(|p| vec![p.clone()])
             .unwrap_or_default()
     }

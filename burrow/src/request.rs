@@ -132,33 +132,31 @@ impl RequestBuilder {
     }
 
     /// A form-encoded body (`application/x-www-form-urlencoded`).
-    pub fn form<T: serde::Serialize + ?Sized>(mut self, form: &T) -> Self {
-        match serde_urlencoded::to_string(form) {
-            Ok(s) => {
-                self.set_default(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/x-www-form-urlencoded"),
-                );
-                self.body = Body::from(s);
-                self
-            }
-            Err(e) => self.fail(Error::invalid_input(format!("form: {e}"))),
-        }
+    pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Self {
+        let body = serde_urlencoded::to_string(form);
+        self.encoded(body, "application/x-www-form-urlencoded", "form")
     }
 
     /// A JSON body (`application/json`).
     #[cfg(feature = "json")]
-    pub fn json<T: serde::Serialize + ?Sized>(mut self, json: &T) -> Self {
-        match serde_json::to_vec(json) {
-            Ok(v) => {
-                self.set_default(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                self.body = Body::from(v);
+    pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> Self {
+        self.encoded(serde_json::to_vec(json), "application/json", "json")
+    }
+
+    /// The body `encoded` (with `content_type` unless one was set), or `what`'s error.
+    fn encoded<B: Into<Body>>(
+        mut self,
+        encoded: std::result::Result<B, impl std::fmt::Display>,
+        content_type: &'static str,
+        what: &str,
+    ) -> Self {
+        match encoded {
+            Ok(b) => {
+                self.set_default(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                self.body = b.into();
                 self
             }
-            Err(e) => self.fail(Error::invalid_input(format!("json: {e}"))),
+            Err(e) => self.fail(Error::invalid_input(format!("{what}: {e}"))),
         }
     }
 
@@ -270,7 +268,7 @@ impl RequestBuilder {
         loop {
             let hops = match &self.hops {
                 Some(h) => h.clone(),
-                None => inner.hops(&url),
+                None => inner.choice.hops(&url),
             };
             // An `http://` URL through an HTTP/1.1 proxy is forwarded to it, as curl does.
             let forward = hops.last().is_some_and(|h| h.forwards(&url, self.version));
@@ -278,7 +276,7 @@ impl RequestBuilder {
                 true => inner.forwarder_for(&hops)?,
                 false => inner.client_for(&hops, self.version)?,
             };
-            let route = RouteInfo::of(&hops).forwarded(forward);
+            let route = RouteInfo::of(&hops, forward);
             let started = Instant::now();
             // A body that can be sent again is kept for a 307 or 308; a stream goes once.
             let again = body.try_clone();

@@ -20,16 +20,11 @@ pub struct RouteInfo {
 }
 
 impl RouteInfo {
-    pub(crate) fn of(hops: &[Proxy]) -> RouteInfo {
+    pub(crate) fn of(hops: &[Proxy], forwarded: bool) -> RouteInfo {
         RouteInfo {
             hops: hops.iter().map(|h| h.to_string()).collect(),
-            forwarded: false,
+            forwarded,
         }
-    }
-
-    pub(crate) fn forwarded(mut self, on: bool) -> RouteInfo {
-        self.forwarded = on;
-        self
     }
 
     /// Whether the request went to the last hop, an HTTP proxy, in absolute-form (an

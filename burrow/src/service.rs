@@ -169,8 +169,8 @@ mod hyper_connector {
 
         fn call(&mut self, uri: Uri) -> ConnectFuture {
             let inner = self.client.inner.clone();
-            let hops = inner.hops(&uri);
-            let span = tracing::debug_span!("connect", route = %crate::RouteInfo::of(&hops));
+            let hops = inner.choice.hops(&uri);
+            let span = tracing::debug_span!("connect", route = %crate::RouteInfo::of(&hops, false));
             Box::pin(
                 async move {
                     let (scheme, target) = origin(&uri)?;
@@ -182,7 +182,7 @@ mod hyper_connector {
                             h2: false,
                         });
                     }
-                    let cfg = inner.tls().client_config(&[b"h2", b"http/1.1"])?;
+                    let cfg = inner.tls.client_config(&[b"h2", b"http/1.1"])?;
                     let (t, alpn) =
                         tls::handshake(stream, &target.host, cfg)
                             .await
