@@ -119,7 +119,7 @@ impl ClientBuilder {
     }
 
     /// Requires origins' public keys to be pinned ones: `sha256//BASE64;…` or a public key
-    /// file (curl's `--pinnedpubkey`). A mismatch is [`ErrorKind::PinMismatch`].
+    /// file (curl's `--pinnedpubkey`). A mismatch is [`ErrorKind::PinMismatch`](crate::ErrorKind::PinMismatch).
     pub fn pinned_public_keys(mut self, spec: &str) -> Result<Self> {
         self.tls.pinned_public_keys(spec)?;
         Ok(self)

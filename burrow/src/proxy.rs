@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 /// Every scheme burrow knows parses: `http://`, `https://` (HTTP/2 or HTTP/1.1 by ALPN),
 /// `h2://`, `h3://` (HTTP/3, MASQUE), `socks5://`, `socks5h://`, `socks4a://`.
 /// A URL without a scheme is `http://`, as in curl. Credentials in the URL
-/// (`socks5h://user:pass@host`) go to this hop only and never appear in [`Display`],
+/// (`socks5h://user:pass@host`) go to this hop only and never appear in [`Display`](std::fmt::Display),
 /// `Debug` or errors.
 #[derive(Clone)]
 pub struct Proxy {

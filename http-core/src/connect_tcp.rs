@@ -16,7 +16,7 @@
 //! length limit is needed for DATA and a large capsule can be read straight into the
 //! reader's buffer ([`direct_room`](TcpCapsuleDecoder::direct_room)). Unknown capsules are
 //! skipped the same way, without buffering. [`encode_data_header`] and [`final_data`] are
-//! the sending side. [`CapsuleStream`](crate::connect_tcp::CapsuleStream) runs both over
+//! the sending side. [`CapsuleStream`] runs both over
 //! any byte stream.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};

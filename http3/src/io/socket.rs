@@ -1,4 +1,4 @@
-//! quinn's socket seam over any [`DatagramFlow`]: one endpoint per flow, a fixed peer, no
+//! quinn's socket seam over any [`DatagramFlow`](burrow_transport::DatagramFlow): one endpoint per flow, a fixed peer, no
 //! GSO, receive offload (GRO) when the flow has it (direct UDP), `may_fragment` (no path
 //! MTU discovery inside a tunnel).
 

@@ -1,4 +1,4 @@
-//! A userspace TCP/IP stack ([smoltcp]) over an [`IpFlow`]: TCP streams and UDP flows
+//! A userspace TCP/IP stack ([smoltcp]) over an [`IpFlow`](burrow_transport::IpFlow): TCP streams and UDP flows
 //! through an IP tunnel, without any privilege. Its connectors
 //! ([`StackConnector`](super::StackConnector)) carry burrow's own HTTP/1.1, HTTP/2 and HTTP/3 to an origin
 //! reached through CONNECT-IP.

@@ -2,7 +2,7 @@
 //! connection's. Who may use the relay, which destinations a datagram may go to (each
 //! datagram's destination is what the rules judge; the request's address is only the
 //! client's expected source), how many at once and for how long are decided by the
-//! sans-I/O [`Association`]; [`run`] moves the datagrams.
+//! sans-I/O [`Association`]; a driver (`run`) moves the datagrams.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -107,7 +107,7 @@ impl AccessLog {
         }
     }
 
-    /// Lines dropped because the writer fell behind by [`MAX_ACCESS_LOG_BACKLOG`].
+    /// Lines dropped because the writer fell behind by `MAX_ACCESS_LOG_BACKLOG` lines.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
