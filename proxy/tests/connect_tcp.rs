@@ -182,6 +182,36 @@ async fn a_targets_reset_is_an_error_not_an_end() {
     }
 }
 
+/// The other way round: a client's tunnel that ends without FINAL_DATA (dropped) is an
+/// abortive close, and the proxy resets the target's TCP connection rather than ending it
+/// with a FIN (draft-ietf-httpbis-connect-tcp §5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_abort_resets_the_target() {
+    let pk = Pki::new();
+    let p = proxy(&pk, false, CP).await;
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target: Target = l.local_addr().unwrap().into();
+    for (name, url) in hops(&p, "") {
+        let r = route(&pk, &url, CP);
+        let mut c = r.stream.connect(&target).await.unwrap().stream;
+        let (mut t, _) = l.accept().await.unwrap();
+        c.write_all(b"hi").await.unwrap();
+        c.flush().await.unwrap();
+        let mut got = [0u8; 2];
+        t.read_exact(&mut got).await.unwrap();
+        drop(c);
+        let mut more = [0u8; 8];
+        let end = tokio::time::timeout(std::time::Duration::from_secs(10), t.read(&mut more))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the target's connection stayed open"));
+        assert_eq!(
+            end.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionReset),
+            "{name}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mismatched_codepoints_carry_nothing() {
     let pk = Pki::new();

@@ -1276,3 +1276,43 @@ async fn a_long_answer_is_not_cut_off_by_the_idle_deadline() {
         assert_eq!(&body.data[..], b"xxxxxxxxxx");
     }
 }
+
+/// RFC 9113 §8.5: when the client's CONNECT stream fails (RST_STREAM), the proxy closes the
+/// target's TCP connection with a RST, not a FIN, so the target cannot take a cut-off
+/// transfer for a complete one; a tunnel the client ends cleanly still ends with a FIN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_connect_stream_resets_the_target_connection() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = l.local_addr().unwrap();
+    let s = start(|c| c.rules = Rules::loopback()).await;
+    let mut send = h2_crate(&s).await;
+    for reset in [true, false] {
+        send = send.ready().await.unwrap();
+        let req = http::Request::connect(target.to_string()).body(()).unwrap();
+        let (resp, mut stream) = send.send_request(req, false).unwrap();
+        let (mut t, _) = tokio::time::timeout(PATIENCE, l.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(resp.await.unwrap().status(), 200);
+        stream
+            .send_data(bytes::Bytes::from_static(b"hello"), !reset)
+            .unwrap();
+        let mut got = [0u8; 5];
+        t.read_exact(&mut got).await.unwrap();
+        if reset {
+            stream.send_reset(h2::Reason::CANCEL);
+        }
+        let mut more = [0u8; 16];
+        let end = tokio::time::timeout(PATIENCE, t.read(&mut more))
+            .await
+            .expect("the target's connection stayed open");
+        match reset {
+            true => assert_eq!(
+                end.map_err(|e| e.kind()),
+                Err(std::io::ErrorKind::ConnectionReset)
+            ),
+            false => assert_eq!(end.unwrap(), 0, "a FIN after a clean end"),
+        }
+    }
+}

@@ -2,10 +2,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use socket2::{SockRef, TcpKeepalive};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::happy_eyeballs::{interleave, race, DEFAULT_ATTEMPT_DELAY};
@@ -301,6 +306,89 @@ impl StreamConnector for TcpConnector {
 
     fn describe(&self) -> String {
         "tcp".into()
+    }
+}
+
+/// Arms an abortive close of an [`AbortableTcp`]: once armed, dropping the stream sends a
+/// TCP RST instead of a FIN. A proxy arms it when the tunnel a connection is relayed into
+/// fails (RFC 9113 §8.5, RFC 9114 §4.4: the target must not take a cut-off transfer for a
+/// complete one).
+#[derive(Clone, Debug, Default)]
+pub struct Abort(Arc<AtomicBool>);
+
+impl Abort {
+    /// Makes the next drop of the stream abortive.
+    pub fn arm(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A TCP stream that closes with a RST (`SO_LINGER` 0) when dropped after its [`Abort`]
+/// was armed, and with a FIN otherwise.
+#[derive(Debug)]
+pub struct AbortableTcp {
+    stream: TcpStream,
+    abort: Abort,
+}
+
+impl AbortableTcp {
+    /// `stream`, and the handle that arms its abortive close.
+    pub fn new(stream: TcpStream) -> (AbortableTcp, Abort) {
+        let abort = Abort::default();
+        let s = AbortableTcp {
+            stream,
+            abort: abort.clone(),
+        };
+        (s, abort)
+    }
+}
+
+impl Drop for AbortableTcp {
+    fn drop(&mut self) {
+        if self.abort.0.load(Ordering::Relaxed) {
+            // A zero linger time makes close() send a RST and never block.
+            let _ = SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+impl AsyncRead for AbortableTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for AbortableTcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

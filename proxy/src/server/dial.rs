@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use burrow_transport::resolve::resolve_target;
+use burrow_transport::tcp::{Abort, AbortableTcp};
 use burrow_transport::{
     BoxFlow, BoxStream, Connected, DatagramConnector, Error, ErrorKind, Host, SharedResolver,
     StreamConnector, StreamInfo, Target, TcpConfig, TcpConnector, UdpFlow,
@@ -203,16 +204,20 @@ impl Dialer {
     }
 
     /// A byte stream to `t`: through the upstream route, or to an address that passed the
-    /// rules, within the dial deadline.
-    pub async fn tcp(&self, t: &Target) -> Result<BoxStream, Dial> {
-        self.tcp_connected(t).await.map(|c| c.stream)
+    /// rules, within the dial deadline; with the handle that makes the close of a direct
+    /// TCP connection abortive (none through an upstream route).
+    pub async fn tcp(&self, t: &Target) -> Result<(BoxStream, Option<Abort>), Dial> {
+        self.tcp_connected(t)
+            .await
+            .map(|(c, abort)| (c.stream, abort))
     }
 
-    async fn tcp_connected(&self, t: &Target) -> Result<Connected, Dial> {
+    async fn tcp_connected(&self, t: &Target) -> Result<(Connected, Option<Abort>), Dial> {
         if let Some(up) = &self.upstream_tcp {
             self.judge.check(t).map_err(Dial::Denied)?;
             return burrow_transport::tcp::connect_within(self.timeout, t, up.connect(t))
                 .await
+                .map(|c| (c, None))
                 .map_err(Dial::Failed);
         }
         // One deadline for the lookup and the connect together.
@@ -227,15 +232,18 @@ impl Dialer {
                 )))
             })?
             .map_err(Dial::Failed)?;
-        Ok(Connected {
-            info: StreamInfo {
-                peer_addr: s.peer_addr().ok(),
-                local_addr: s.local_addr().ok(),
-                layers: vec!["tcp".into()],
-                ..StreamInfo::default()
-            },
-            stream: Box::new(s),
-        })
+        let info = StreamInfo {
+            peer_addr: s.peer_addr().ok(),
+            local_addr: s.local_addr().ok(),
+            layers: vec!["tcp".into()],
+            ..StreamInfo::default()
+        };
+        let (stream, abort) = AbortableTcp::new(s);
+        let c = Connected {
+            info,
+            stream: Box::new(stream),
+        };
+        Ok((c, Some(abort)))
     }
 
     /// A datagram flow to `t`, likewise.
@@ -273,6 +281,7 @@ impl StreamConnector for GuardedConnector {
         self.dialer
             .tcp_connected(target)
             .await
+            .map(|(c, _)| c)
             .map_err(|d| d.into_error(target))
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use burrow_transport::tcp::Abort;
 use tokio::time::Instant;
 
 pub use super::decision::Relayed;
@@ -18,10 +19,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// The end of one side's data is passed on as a half-close (a FIN, END_STREAM,
 /// FINAL_DATA); a failure of either side (a TCP reset, a stream reset, a CONNECT-TCP
 /// stream ended without FINAL_DATA) ends both directions at once without one, so both
-/// sides are dropped, abortively (RFC 9113 §8.5, draft-ietf-httpbis-connect-tcp §5).
+/// sides are dropped, abortively (RFC 9113 §8.5, draft-ietf-httpbis-connect-tcp §5):
+/// `abort`, when given, is armed first, so a TCP connection under `b` ends with a RST.
 /// At most `buffer` bytes per direction are in flight: a slow reader on one side stops the
 /// reads from the other (back-pressure), nothing queues without bound.
-pub async fn relay<A, B>(a: A, b: B, buffer: usize, idle: Duration, stats: &Stats) -> Relayed
+pub async fn relay<A, B>(
+    a: A,
+    b: B,
+    buffer: usize,
+    idle: Duration,
+    stats: &Stats,
+    abort: Option<&Abort>,
+) -> Relayed
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -57,6 +66,9 @@ where
                 e = &mut down, if !down_done => { down_done = true; e }
             };
             if end == End::Failed {
+                if let Some(a) = abort {
+                    a.arm();
+                }
                 return;
             }
         }
@@ -220,7 +232,15 @@ mod tests {
         });
         let relay = tokio::spawn(async move {
             let s = Stats::default();
-            let r = relay(proxy_side, target_side, 4096, Duration::from_secs(5), &s).await;
+            let r = relay(
+                proxy_side,
+                target_side,
+                4096,
+                Duration::from_secs(5),
+                &s,
+                None,
+            )
+            .await;
             ((r.up, r.down, r.idle), s.bytes_up.load(Ordering::Relaxed))
         });
         let (mut cr, mut cw) = tokio::io::split(client);
@@ -244,7 +264,15 @@ mod tests {
         let st = s.clone();
         let buffered = tokio::io::BufWriter::with_capacity(8192, proxy_side);
         tokio::spawn(async move {
-            relay(buffered, target_side, 4096, Duration::from_secs(60), &st).await;
+            relay(
+                buffered,
+                target_side,
+                4096,
+                Duration::from_secs(60),
+                &st,
+                None,
+            )
+            .await;
         });
         // The target answers and then keeps its connection open (keep-alive).
         target.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
@@ -265,7 +293,15 @@ mod tests {
         let s = Stats::default();
         let t0 = tokio::time::Instant::now();
         client.write_all(b"abc").await.unwrap();
-        let r = relay(proxy_side, target_side, 64, Duration::from_secs(8), &s).await;
+        let r = relay(
+            proxy_side,
+            target_side,
+            64,
+            Duration::from_secs(8),
+            &s,
+            None,
+        )
+        .await;
         // What moved before the tunnel went quiet is still counted.
         assert_eq!((r.up, r.down, r.idle), (3, 0, true));
         let waited = t0.elapsed();
@@ -287,6 +323,7 @@ mod tests {
             crate::server::DEFAULT_TUNNEL_BUFFER,
             Duration::from_secs(1),
             &s,
+            None,
         );
         let size = std::mem::size_of_val(&f);
         assert!(size <= 2 * IDLE_PROBE + 2048, "{size} bytes");
@@ -307,6 +344,7 @@ mod tests {
                 64 * 1024,
                 Duration::from_secs(60),
                 &st,
+                None,
             )
             .await
         });

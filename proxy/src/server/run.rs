@@ -39,7 +39,8 @@ pub(crate) enum Accepted {
 
 /// What was reached for the client.
 pub(crate) enum Reached {
-    Stream(BoxStream),
+    /// A byte stream, and what makes its close abortive when it is a direct TCP connection.
+    Stream(BoxStream, Option<burrow_transport::tcp::Abort>),
     Flow(BoxFlow),
     Relay(tokio::net::UdpSocket),
     /// Addresses on the CONNECT-IP network.
@@ -498,7 +499,7 @@ impl Run {
         let limits = &p.config.limits;
         let (buffer, idle, stats) = (limits.tunnel_buffer, limits.idle_timeout, &p.stats);
         match (self.accepted.take(), self.reached.take()) {
-            (Some(Accepted::Tunnel(t)), Some(Reached::Stream(s)))
+            (Some(Accepted::Tunnel(t)), Some(Reached::Stream(s, abort)))
                 if framing == Framing::TcpCapsules =>
             {
                 // HTTP/1.1 cannot half-close the connection the tunnel is.
@@ -509,10 +510,10 @@ impl Run {
                     _ => CloseInner::OnDrop,
                 };
                 let c = CapsuleStream::new(t, p.config.tcp_codepoints, close);
-                relay(c, s, buffer, idle, stats).await
+                relay(c, s, buffer, idle, stats, abort.as_ref()).await
             }
-            (Some(Accepted::Tunnel(t)), Some(Reached::Stream(s))) => {
-                relay(t, s, buffer, idle, stats).await
+            (Some(Accepted::Tunnel(t)), Some(Reached::Stream(s, abort))) => {
+                relay(t, s, buffer, idle, stats, abort.as_ref()).await
             }
             (Some(Accepted::Tunnel(t)), Some(Reached::Ip(lease))) => {
                 let judge = self.state.policy.judge.clone();
@@ -520,8 +521,8 @@ impl Run {
                 let (up, down, idle) = Box::pin(serving).await;
                 Relayed { up, down, idle }
             }
-            (Some(Accepted::Stream(c)), Some(Reached::Stream(s))) => {
-                relay(c, s, buffer, idle, stats).await
+            (Some(Accepted::Stream(c)), Some(Reached::Stream(s, abort))) => {
+                relay(c, s, buffer, idle, stats, abort.as_ref()).await
             }
             (Some(Accepted::Tunnel(t)), Some(Reached::Flow(f))) => {
                 // The client's side as a datagram flow, exactly as burrow's client sees it.
@@ -597,9 +598,13 @@ async fn start(
     use super::Dial;
     let route = |r: usize| &state.routes[r.min(state.routes.len() - 1)];
     match w {
-        Wait::Dial(t, Transport::Tcp, r) => {
-            Step::Dialed(route(r).dialer.tcp(&t).await.map(Reached::Stream))
-        }
+        Wait::Dial(t, Transport::Tcp, r) => Step::Dialed(
+            route(r)
+                .dialer
+                .tcp(&t)
+                .await
+                .map(|(s, a)| Reached::Stream(s, a)),
+        ),
         Wait::Dial(t, Transport::Udp, r) => {
             Step::Dialed(route(r).dialer.udp(&t).await.map(Reached::Flow))
         }
