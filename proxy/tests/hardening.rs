@@ -1316,3 +1316,44 @@ async fn a_reset_connect_stream_resets_the_target_connection() {
         }
     }
 }
+
+/// The same for SOCKS5: a client whose connection resets makes the proxy reset the
+/// target's; one that closes with a FIN gets a FIN passed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socks_clients_reset_resets_the_target_connection() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = l.local_addr().unwrap();
+    let s = start(|c| c.rules = Rules::loopback()).await;
+    for reset in [true, false] {
+        let mut c = TcpStream::connect(s.socks).await.unwrap();
+        c.write_all(&[5, 1, 0]).await.unwrap();
+        let mut m = [0u8; 2];
+        c.read_exact(&mut m).await.unwrap();
+        let mut req = vec![5, 1, 0, 1, 127, 0, 0, 1];
+        req.extend_from_slice(&target.port().to_be_bytes());
+        c.write_all(&req).await.unwrap();
+        let mut reply = [0u8; 10];
+        c.read_exact(&mut reply).await.unwrap();
+        assert_eq!(reply[1], 0, "SOCKS5 CONNECT refused");
+        let (mut t, _) = l.accept().await.unwrap();
+        c.write_all(b"hello").await.unwrap();
+        let mut got = [0u8; 5];
+        t.read_exact(&mut got).await.unwrap();
+        if reset {
+            #[allow(deprecated)] // SO_LINGER 0 does not block on drop.
+            c.set_linger(Some(Duration::ZERO)).unwrap();
+        }
+        drop(c);
+        let mut more = [0u8; 16];
+        let end = tokio::time::timeout(PATIENCE, t.read(&mut more))
+            .await
+            .expect("the target's connection stayed open");
+        match reset {
+            true => assert_eq!(
+                end.map_err(|e| e.kind()),
+                Err(std::io::ErrorKind::ConnectionReset)
+            ),
+            false => assert_eq!(end.unwrap(), 0, "a FIN after a clean end"),
+        }
+    }
+}
