@@ -1303,17 +1303,7 @@ async fn a_reset_connect_stream_resets_the_target_connection() {
         if reset {
             stream.send_reset(h2::Reason::CANCEL);
         }
-        let mut more = [0u8; 16];
-        let end = tokio::time::timeout(PATIENCE, t.read(&mut more))
-            .await
-            .expect("the target's connection stayed open");
-        match reset {
-            true => assert_eq!(
-                end.map_err(|e| e.kind()),
-                Err(std::io::ErrorKind::ConnectionReset)
-            ),
-            false => assert_eq!(end.unwrap(), 0, "a FIN after a clean end"),
-        }
+        target_sees_its_end(&mut t, reset).await;
     }
 }
 
@@ -1344,16 +1334,21 @@ async fn a_socks_clients_reset_resets_the_target_connection() {
             c.set_linger(Some(Duration::ZERO)).unwrap();
         }
         drop(c);
-        let mut more = [0u8; 16];
-        let end = tokio::time::timeout(PATIENCE, t.read(&mut more))
-            .await
-            .expect("the target's connection stayed open");
-        match reset {
-            true => assert_eq!(
-                end.map_err(|e| e.kind()),
-                Err(std::io::ErrorKind::ConnectionReset)
-            ),
-            false => assert_eq!(end.unwrap(), 0, "a FIN after a clean end"),
-        }
+        target_sees_its_end(&mut t, reset).await;
+    }
+}
+
+/// The target's connection ends with a RST (`reset`) or a FIN, promptly.
+async fn target_sees_its_end(t: &mut TcpStream, reset: bool) {
+    let mut more = [0u8; 16];
+    let end = tokio::time::timeout(PATIENCE, t.read(&mut more))
+        .await
+        .expect("the target's connection stayed open");
+    match reset {
+        true => assert_eq!(
+            end.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionReset)
+        ),
+        false => assert_eq!(end.unwrap(), 0, "a FIN after a clean end"),
     }
 }
