@@ -1303,7 +1303,7 @@ async fn a_reset_connect_stream_resets_the_target_connection() {
         if reset {
             stream.send_reset(h2::Reason::CANCEL);
         }
-        target_sees_its_end(&mut t, reset).await;
+        sees_its_end(&mut t, reset).await;
     }
 }
 
@@ -1334,21 +1334,105 @@ async fn a_socks_clients_reset_resets_the_target_connection() {
             c.set_linger(Some(Duration::ZERO)).unwrap();
         }
         drop(c);
-        target_sees_its_end(&mut t, reset).await;
+        sees_its_end(&mut t, reset).await;
     }
 }
 
-/// The target's connection ends with a RST (`reset`) or a FIN, promptly.
-async fn target_sees_its_end(t: &mut TcpStream, reset: bool) {
+/// A connection through the proxy ends with a RST (`reset`) or a FIN, promptly.
+async fn sees_its_end(t: &mut TcpStream, reset: bool) {
     let mut more = [0u8; 16];
     let end = tokio::time::timeout(PATIENCE, t.read(&mut more))
         .await
-        .expect("the target's connection stayed open");
+        .expect("the connection stayed open");
     match reset {
         true => assert_eq!(
             end.map_err(|e| e.kind()),
             Err(std::io::ErrorKind::ConnectionReset)
         ),
         false => assert_eq!(end.unwrap(), 0, "a FIN after a clean end"),
+    }
+}
+
+/// The other way: a target whose connection resets makes the proxy reset the client's
+/// tunnel (its TCP connection for HTTP/1.1 CONNECT and SOCKS5, the stream with
+/// CONNECT_ERROR for HTTP/2), so a cut-off download is not taken for a complete one; a
+/// target's FIN stays a FIN (EOF, END_STREAM).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_targets_reset_resets_the_clients_tunnel() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = l.local_addr().unwrap();
+    let s = start(|c| c.rules = Rules::loopback()).await;
+    let end_target = |mut t: TcpStream, reset: bool| async move {
+        t.write_all(b"hello").await.unwrap();
+        // The client has the data before the end comes.
+        let mut ack = [0u8; 1];
+        t.read_exact(&mut ack).await.unwrap();
+        if reset {
+            #[allow(deprecated)] // SO_LINGER 0 does not block on drop.
+            t.set_linger(Some(Duration::ZERO)).unwrap();
+        }
+    };
+    for reset in [true, false] {
+        // HTTP/1.1 CONNECT.
+        let mut c = TcpStream::connect(s.http).await.unwrap();
+        let req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+        c.write_all(req.as_bytes()).await.unwrap();
+        let (t, _) = l.accept().await.unwrap();
+        assert_eq!(status(&read_response(&mut c).await), 200);
+        let ended = tokio::spawn(end_target(t, reset));
+        let mut got = [0u8; 5];
+        c.read_exact(&mut got).await.unwrap();
+        c.write_all(b"!").await.unwrap();
+        ended.await.unwrap();
+        sees_its_end(&mut c, reset).await;
+
+        // SOCKS5.
+        let mut c = TcpStream::connect(s.socks).await.unwrap();
+        c.write_all(&[5, 1, 0]).await.unwrap();
+        let mut m = [0u8; 2];
+        c.read_exact(&mut m).await.unwrap();
+        let mut req = vec![5, 1, 0, 1, 127, 0, 0, 1];
+        req.extend_from_slice(&target.port().to_be_bytes());
+        c.write_all(&req).await.unwrap();
+        let mut reply = [0u8; 10];
+        c.read_exact(&mut reply).await.unwrap();
+        assert_eq!(reply[1], 0, "SOCKS5 CONNECT refused");
+        let (t, _) = l.accept().await.unwrap();
+        let ended = tokio::spawn(end_target(t, reset));
+        c.read_exact(&mut got).await.unwrap();
+        c.write_all(b"!").await.unwrap();
+        ended.await.unwrap();
+        sees_its_end(&mut c, reset).await;
+
+        // HTTP/2 CONNECT.
+        let mut send = h2_crate(&s).await.ready().await.unwrap();
+        let req = http::Request::connect(target.to_string()).body(()).unwrap();
+        let (resp, mut stream) = send.send_request(req, false).unwrap();
+        let (t, _) = l.accept().await.unwrap();
+        let resp = resp.await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let ended = tokio::spawn(end_target(t, reset));
+        let mut body = resp.into_body();
+        let data = tokio::time::timeout(PATIENCE, body.data()).await.unwrap();
+        assert_eq!(&data.unwrap().unwrap()[..], b"hello");
+        stream
+            .send_data(bytes::Bytes::from_static(b"!"), false)
+            .unwrap();
+        ended.await.unwrap();
+        // What comes after the data: an empty DATA frame may carry END_STREAM.
+        let end = loop {
+            match tokio::time::timeout(PATIENCE, body.data()).await {
+                Ok(Some(Ok(d))) if d.is_empty() => continue,
+                Ok(end) => break end,
+                Err(_) => panic!("the stream stayed open"),
+            }
+        };
+        match reset {
+            true => assert_eq!(
+                end.and_then(|r| r.err()).and_then(|e| e.reason()),
+                Some(h2::Reason::CONNECT_ERROR)
+            ),
+            false => assert!(end.is_none(), "END_STREAM after the target's FIN: {end:?}"),
+        }
     }
 }

@@ -34,6 +34,7 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, sr: ServerRequest, peer: Peer, gua
         body: Some(body),
     };
     let mut run = Run::new(proxy.clone(), state, peer.addr, Some(version), vec![guard]);
+    run.client_abort = peer.abort;
     run.inside_client = inside_client;
     run.execute(&mut d, &mut side).await;
 }

@@ -11,6 +11,7 @@ use burrow_http1::Http1Config;
 use burrow_http2::Http2Config;
 use burrow_http_core::ServerConnection;
 use burrow_transport::rustls::ServerConfig;
+use burrow_transport::tcp::AbortableTcp;
 use burrow_transport::{tls, BoxStream, Error};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -118,7 +119,10 @@ pub async fn start(proxy: Arc<Proxy>) -> Result<Running, Error> {
                                 srv.close();
                                 return;
                             };
-                            let peer = Peer { addr: from };
+                            let peer = Peer {
+                                addr: from,
+                                abort: None,
+                            };
                             serve_conn(proxy, Box::new(srv), stop, peer, hold).await;
                         });
                     }
@@ -163,20 +167,26 @@ async fn serve_tcp(
     hold: Hold,
 ) {
     let deadline = proxy.config.limits.handshake_timeout;
-    let conn = match tls {
+    // An HTTP/1.1 connection that becomes a tunnel ends with a RST when the tunnel fails;
+    // HTTP/2 resets just the tunnel's stream.
+    let (s, abort) = AbortableTcp::new(s);
+    let (conn, abort) = match tls {
         None => match sniff_h2c(s, deadline).await {
-            Some((true, io)) => h2(&proxy, io).await,
-            Some((false, io)) => h1(&proxy, io).await,
+            Some((true, io)) => (h2(&proxy, io).await, None),
+            Some((false, io)) => (h1(&proxy, io).await, Some(abort)),
             None => return,
         },
         Some(cfg) => match tokio::time::timeout(deadline, tls::accept(Box::new(s), cfg)).await {
-            Ok(Ok((t, alpn))) if alpn.as_deref() == Some(b"h2") => h2(&proxy, Box::new(t)).await,
-            Ok(Ok((t, _))) => h1(&proxy, Box::new(t)).await,
+            Ok(Ok((t, alpn))) if alpn.as_deref() == Some(b"h2") => {
+                (h2(&proxy, Box::new(t)).await, None)
+            }
+            Ok(Ok((t, _))) => (h1(&proxy, Box::new(t)).await, Some(abort)),
             _ => return,
         },
     };
     let Ok(conn) = conn else { return };
-    serve_conn(proxy, conn, stop, Peer { addr: from }, hold).await;
+    let peer = Peer { addr: from, abort };
+    serve_conn(proxy, conn, stop, peer, hold).await;
 }
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
@@ -185,7 +195,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Tells HTTP/2 with prior knowledge (h2c) from HTTP/1.1 on a cleartext listener by the
 /// first bytes, which are handed back in front of the stream. `None`: the client went away
 /// or did not send enough to tell within `deadline`.
-async fn sniff_h2c(mut s: tokio::net::TcpStream, deadline: Duration) -> Option<(bool, BoxStream)> {
+async fn sniff_h2c(mut s: AbortableTcp, deadline: Duration) -> Option<(bool, BoxStream)> {
     use tokio::io::AsyncReadExt;
     let mut buf = Vec::with_capacity(H2_PREFACE.len());
     let mut tmp = [0u8; 24];

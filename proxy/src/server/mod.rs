@@ -523,10 +523,12 @@ impl Running {
     }
 }
 
-/// Who a request came from: the client's address, and what it holds while connected.
-#[derive(Clone, Copy, Debug)]
+/// Who a request came from: the client's address, and for an HTTP/1.1 connection over TCP
+/// what makes that connection end with a RST (a tunnel that fails is the whole connection).
+#[derive(Clone, Debug)]
 pub(crate) struct Peer {
     pub addr: SocketAddr,
+    pub abort: Option<burrow_transport::tcp::Abort>,
 }
 
 /// Serves the requests of one HTTP/2 or HTTP/3 connection (HTTP/1.1 keeps its own
@@ -544,8 +546,9 @@ async fn serve_conn(
         conn.close();
         return;
     }
+    let from = peer.addr;
     serve_requests(proxy, conn, stop, peer, None).await;
-    hooks.client_closed(peer.addr).await;
+    hooks.client_closed(from).await;
 }
 
 /// [`serve_requests`] for a connection inside an intercepted tunnel, boxed: its requests
@@ -593,7 +596,7 @@ pub(crate) async fn serve_requests(
                     let (proxy, token) = (proxy.clone(), InFlight::enter(&in_flight));
                     // The token lives as long as the request's work, which for a forwarded
                     // request includes sending its response body.
-                    tokio::spawn(http::handle(proxy, req, peer, Box::new(token)));
+                    tokio::spawn(http::handle(proxy, req, peer.clone(), Box::new(token)));
                 }
                 _ => return,
             },

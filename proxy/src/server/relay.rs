@@ -20,7 +20,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// FINAL_DATA); a failure of either side (a TCP reset, a stream reset, a CONNECT-TCP
 /// stream ended without FINAL_DATA) ends both directions at once without one, so both
 /// sides are dropped, abortively (RFC 9113 §8.5, draft-ietf-httpbis-connect-tcp §5):
-/// `abort`, when given, is armed first, so a TCP connection under `b` ends with a RST.
+/// `aborts` (the TCP connections under `b` and, when it is a whole connection, `a`) are
+/// armed first, so those connections end with a RST.
 /// At most `buffer` bytes per direction are in flight: a slow reader on one side stops the
 /// reads from the other (back-pressure), nothing queues without bound.
 pub async fn relay<A, B>(
@@ -29,7 +30,7 @@ pub async fn relay<A, B>(
     buffer: usize,
     idle: Duration,
     stats: &Stats,
-    abort: Option<&Abort>,
+    aborts: [Option<&Abort>; 2],
 ) -> Relayed
 where
     A: AsyncRead + AsyncWrite + Unpin,
@@ -66,9 +67,7 @@ where
                 e = &mut down, if !down_done => { down_done = true; e }
             };
             if end == End::Failed {
-                if let Some(a) = abort {
-                    a.arm();
-                }
+                aborts.into_iter().flatten().for_each(Abort::arm);
                 return;
             }
         }
@@ -238,7 +237,7 @@ mod tests {
                 4096,
                 Duration::from_secs(5),
                 &s,
-                None,
+                [None, None],
             )
             .await;
             ((r.up, r.down, r.idle), s.bytes_up.load(Ordering::Relaxed))
@@ -270,7 +269,7 @@ mod tests {
                 4096,
                 Duration::from_secs(60),
                 &st,
-                None,
+                [None, None],
             )
             .await;
         });
@@ -299,7 +298,7 @@ mod tests {
             64,
             Duration::from_secs(8),
             &s,
-            None,
+            [None, None],
         )
         .await;
         // What moved before the tunnel went quiet is still counted.
@@ -323,7 +322,7 @@ mod tests {
             crate::server::DEFAULT_TUNNEL_BUFFER,
             Duration::from_secs(1),
             &s,
-            None,
+            [None, None],
         );
         let size = std::mem::size_of_val(&f);
         assert!(size <= 2 * IDLE_PROBE + 2048, "{size} bytes");
@@ -344,7 +343,7 @@ mod tests {
                 64 * 1024,
                 Duration::from_secs(60),
                 &st,
-                None,
+                [None, None],
             )
             .await
         });

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use burrow_http_core::{driver, Body};
+use burrow_transport::tcp::Abort;
 use burrow_transport::{BoxFlow, BoxStream, Error, ErrorKind, Target};
 use bytes::Bytes;
 
@@ -40,7 +41,7 @@ pub(crate) enum Accepted {
 /// What was reached for the client.
 pub(crate) enum Reached {
     /// A byte stream, and what makes its close abortive when it is a direct TCP connection.
-    Stream(BoxStream, Option<burrow_transport::tcp::Abort>),
+    Stream(BoxStream, Option<Abort>),
     Flow(BoxFlow),
     Relay(tokio::net::UdpSocket),
     /// Addresses on the CONNECT-IP network.
@@ -90,6 +91,9 @@ pub(crate) struct Run {
     relay_route: Option<usize>,
     /// What an intercepted tunnel moved, from its first byte.
     tunnel_moved: Arc<Moved>,
+    /// Makes the client's TCP connection end with a RST, when the tunnel is that whole
+    /// connection (HTTP/1.1, SOCKS) and fails.
+    pub client_abort: Option<Abort>,
 }
 
 impl Run {
@@ -128,6 +132,7 @@ impl Run {
             inside_client: None,
             relay_route: None,
             tunnel_moved: Arc::default(),
+            client_abort: None,
         }
     }
 
@@ -484,7 +489,10 @@ impl Run {
                 return Interception::Failed;
             }
         };
-        let peer = super::Peer { addr: self.peer };
+        let peer = super::Peer {
+            addr: self.peer,
+            abort: None,
+        };
         let stop = Arc::new(tokio::sync::Notify::new());
         let inside = Intercepted { target, route };
         super::serve_inside(p.clone(), conn, stop, peer, inside, client).await;
@@ -498,6 +506,8 @@ impl Run {
         let p = self.proxy.clone();
         let limits = &p.config.limits;
         let (buffer, idle, stats) = (limits.tunnel_buffer, limits.idle_timeout, &p.stats);
+        let client_abort = self.client_abort.take();
+        let client = client_abort.as_ref();
         match (self.accepted.take(), self.reached.take()) {
             (Some(Accepted::Tunnel(t)), Some(Reached::Stream(s, abort)))
                 if framing == Framing::TcpCapsules =>
@@ -510,10 +520,10 @@ impl Run {
                     _ => CloseInner::OnDrop,
                 };
                 let c = CapsuleStream::new(t, p.config.tcp_codepoints, close);
-                relay(c, s, buffer, idle, stats, abort.as_ref()).await
+                relay(c, s, buffer, idle, stats, [abort.as_ref(), client]).await
             }
             (Some(Accepted::Tunnel(t)), Some(Reached::Stream(s, abort))) => {
-                relay(t, s, buffer, idle, stats, abort.as_ref()).await
+                relay(t, s, buffer, idle, stats, [abort.as_ref(), client]).await
             }
             (Some(Accepted::Tunnel(t)), Some(Reached::Ip(lease))) => {
                 let judge = self.state.policy.judge.clone();
@@ -522,7 +532,7 @@ impl Run {
                 Relayed { up, down, idle }
             }
             (Some(Accepted::Stream(c)), Some(Reached::Stream(s, abort))) => {
-                relay(c, s, buffer, idle, stats, abort.as_ref()).await
+                relay(c, s, buffer, idle, stats, [abort.as_ref(), client]).await
             }
             (Some(Accepted::Tunnel(t)), Some(Reached::Flow(f))) => {
                 // The client's side as a datagram flow, exactly as burrow's client sees it.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use burrow_http_core::driver::{self, drive, Collect};
 use burrow_http_core::Body;
+use burrow_transport::tcp::AbortableTcp;
 use burrow_transport::{Error, ErrorKind, Prefixed, Target};
 use tokio::net::TcpStream;
 
@@ -23,6 +24,8 @@ pub(crate) async fn serve(proxy: Arc<Proxy>, s: TcpStream, from: SocketAddr, hol
     proxy.stats.connections.fetch_add(1, Ordering::Relaxed);
     let local = s.local_addr().ok();
     let limits = &proxy.config.limits;
+    // The connection is the tunnel: when the tunnel fails it ends with a RST.
+    let (s, abort) = AbortableTcp::new(s);
     let mut core = SocksServer::new(proxy.config.auth.clone())
         .deadline(driver::now(), limits.handshake_timeout);
     let mut events = Collect::default();
@@ -53,21 +56,21 @@ pub(crate) async fn serve(proxy: Arc<Proxy>, s: TcpStream, from: SocketAddr, hol
         local,
     };
     let hooks = state.hooks.clone();
-    Run::new(proxy.clone(), state, from, None, vec![Box::new(hold)])
-        .execute(&mut d, &mut side)
-        .await;
+    let mut run = Run::new(proxy.clone(), state, from, None, vec![Box::new(hold)]);
+    run.client_abort = Some(abort);
+    run.execute(&mut d, &mut side).await;
     hooks.client_closed(from).await;
 }
 
 struct SocksSide {
     core: SocksServer,
-    stream: Option<TcpStream>,
+    stream: Option<AbortableTcp>,
     local: Option<SocketAddr>,
 }
 
 impl SocksSide {
     /// Sends the reply; the stream comes back after a success.
-    async fn reply(&mut self, reply: Reply, bound: Option<Target>) -> Option<TcpStream> {
+    async fn reply(&mut self, reply: Reply, bound: Option<Target>) -> Option<AbortableTcp> {
         let s = self.stream.take()?;
         let core = &mut self.core;
         driver::Core::handle_command(core, server::Answer { reply, bound }, driver::now());
