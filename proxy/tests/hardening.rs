@@ -1434,5 +1434,29 @@ async fn a_targets_reset_resets_the_clients_tunnel() {
             ),
             false => assert!(end.is_none(), "END_STREAM after the target's FIN: {end:?}"),
         }
+
+        // HTTP/3 CONNECT.
+        let conn = h3(&s.pki, s.h3).await;
+        let open = conn.open_tunnel(TunnelRequest::connect(Target::from(target)));
+        let (c, t) = tokio::time::timeout(PATIENCE, async { tokio::join!(open, l.accept()) })
+            .await
+            .unwrap();
+        let (mut c, (t, _)) = (c.unwrap(), t.unwrap());
+        let ended = tokio::spawn(end_target(t, reset));
+        c.read_exact(&mut got).await.unwrap();
+        c.write_all(b"!").await.unwrap();
+        c.flush().await.unwrap();
+        ended.await.unwrap();
+        let mut more = [0u8; 16];
+        let end = tokio::time::timeout(PATIENCE, c.read(&mut more))
+            .await
+            .expect("the stream stayed open");
+        match reset {
+            true => {
+                let e = end.unwrap_err();
+                assert!(e.to_string().contains("H3_CONNECT_ERROR (0x10f)"), "{e}");
+            }
+            false => assert_eq!(end.unwrap(), 0, "a FIN after the target's FIN"),
+        }
     }
 }

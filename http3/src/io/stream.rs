@@ -214,7 +214,8 @@ impl AsyncRead for H3Stream {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     let mut rb = ReadBuf::new(&mut this.scratch);
-                    ready!(Pin::new(&mut this.recv).poll_read(cx, &mut rb))?;
+                    ready!(this.recv.poll_read_buf(cx, &mut rb))
+                        .map_err(|e| io::Error::from(read_error(e, "reading a tunnel")))?;
                     if rb.filled().is_empty() {
                         this.reader.finish();
                     } else {
