@@ -26,6 +26,45 @@ pub fn response_announces_length(method: &Method, status: StatusCode) -> bool {
         || (method == Method::CONNECT && status.is_success()))
 }
 
+/// Why a `Content-Length` cannot be used (RFC 9110 §8.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadLength {
+    /// A value that is not a decimal number of at most 19 digits.
+    Invalid,
+    /// Fields or list elements with different numbers.
+    Conflicting,
+}
+
+/// The length `Content-Length` declares: every field and list element must be the same
+/// number (RFC 9110 §8.6 lets a recipient take identical repeats as one).
+pub fn content_length(h: &HeaderMap) -> Result<Option<u64>, BadLength> {
+    let mut found: Option<u64> = None;
+    for v in h.get_all(CONTENT_LENGTH) {
+        let s = v.to_str().map_err(|_| BadLength::Invalid)?;
+        for part in s.split(',') {
+            let part = part.trim_matches([' ', '\t']);
+            if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(BadLength::Invalid);
+            }
+            let n: u64 = part.parse().map_err(|_| BadLength::Invalid)?;
+            match found {
+                Some(prev) if prev != n => return Err(BadLength::Conflicting),
+                _ => found = Some(n),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// One `Content-Length` field with one number where a message repeated it (`5, 5`, or
+/// two fields), so what a proxy passes on is unambiguous (RFC 9110 §8.6); a bad one is
+/// left for the framing to refuse.
+pub fn single_content_length(h: &mut HeaderMap) {
+    if let Ok(Some(n)) = content_length(h) {
+        h.insert(CONTENT_LENGTH, n.into());
+    }
+}
+
 /// The body length a `Content-Length` field declares, when it is one number (HTTP/2 and
 /// HTTP/3, whose stacks check the field against the body; HTTP/1.1 frames by its own,
 /// stricter parse).
@@ -47,6 +86,53 @@ pub fn announce_length(h: &mut HeaderMap, size: Option<u64>) {
     if let Some(n) = size {
         h.entry(CONTENT_LENGTH).or_insert_with(|| n.into());
     }
+}
+
+/// Fields that cannot be trailers (RFC 9110 §6.5.1): they frame, route, authenticate or
+/// modify the request, control the response, or describe the content, and must be known
+/// before the content; and the connection-specific ones.
+pub const NOT_TRAILERS: [&str; 32] = [
+    "age",
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-range",
+    "content-type",
+    "cookie",
+    "date",
+    "expect",
+    "expires",
+    "host",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "keep-alive",
+    "location",
+    "max-forwards",
+    "pragma",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "range",
+    "retry-after",
+    "set-cookie",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "www-authenticate",
+];
+
+/// The trailers a sender may put on the wire: `trailers` without [`NOT_TRAILERS`] (a
+/// sender must not generate those, RFC 9110 §6.5.1, so a proxy does not pass them on).
+pub fn sendable_trailers(mut trailers: HeaderMap) -> HeaderMap {
+    for n in NOT_TRAILERS {
+        trailers.remove(n);
+    }
+    trailers
 }
 
 /// A copy of a request's head (method, URI, version, header fields) without its body or
@@ -107,6 +193,61 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_content_lengths_become_one_and_conflicts_are_refused() {
+        let h = |vals: &[&str]| {
+            let mut m = HeaderMap::new();
+            for v in vals {
+                m.append(CONTENT_LENGTH, v.parse().unwrap());
+            }
+            m
+        };
+        assert_eq!(content_length(&h(&[])), Ok(None));
+        assert_eq!(content_length(&h(&["5", "5"])), Ok(Some(5)));
+        assert_eq!(content_length(&h(&["5, 5"])), Ok(Some(5)));
+        assert_eq!(content_length(&h(&["5", "6"])), Err(BadLength::Conflicting));
+        for bad in ["", "+5", "5,", "0x5", "12345678901234567890"] {
+            assert_eq!(
+                content_length(&h(&[bad])),
+                Err(BadLength::Invalid),
+                "{bad:?}"
+            );
+        }
+        let mut m = h(&["5, 5", "005"]);
+        single_content_length(&mut m);
+        assert_eq!(m.get_all(CONTENT_LENGTH).iter().collect::<Vec<_>>(), ["5"]);
+        let mut m = h(&["5", "6"]);
+        single_content_length(&mut m);
+        assert_eq!(
+            m.get_all(CONTENT_LENGTH).iter().count(),
+            2,
+            "left for the framing"
+        );
+    }
+
+    #[test]
+    fn framing_routing_and_credentials_are_never_sent_as_trailers() {
+        let mut t = HeaderMap::new();
+        for n in [
+            "content-length",
+            "transfer-encoding",
+            "host",
+            "authorization",
+            "set-cookie",
+        ] {
+            t.insert(HeaderName::from_static(n), "x".parse().unwrap());
+        }
+        t.insert("grpc-status", "0".parse().unwrap());
+        t.insert("x-checksum", "abc".parse().unwrap());
+        let sent = sendable_trailers(t);
+        let mut names: Vec<_> = sent.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["grpc-status", "x-checksum"]);
+        let mut sorted = NOT_TRAILERS;
+        sorted.sort();
+        assert_eq!(sorted, NOT_TRAILERS, "kept sorted, once each");
+    }
 
     #[test]
     fn which_responses_have_content_and_a_length() {

@@ -117,7 +117,7 @@ pub(crate) async fn pump(mut send: SendStream<Bytes>, mut body: Body) -> Result<
                 Err(f) => {
                     if let Ok(t) = f.into_trailers() {
                         return send
-                            .send_trailers(t)
+                            .send_trailers(burrow_http_core::message::sendable_trailers(t))
                             .map_err(|e| from_h2(e, "sending trailers"));
                     }
                 }

@@ -1460,3 +1460,160 @@ async fn a_targets_reset_resets_the_clients_tunnel() {
         }
     }
 }
+
+/// An origin that reads one request at a time and answers by path: `/extra` with a
+/// second, unasked-for response in the same write, `/late` with one 100 ms later,
+/// `/bye` by closing the connection after its answer, `/gzip` with a transfer coding
+/// other than chunked, `/twice` with Content-Length repeated, `/trailers` with trailers
+/// of which two may not be, anything else `hello`. Each
+/// `/late` and `/bye` is reported once done.
+async fn talkative_origin() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (done, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let done = done.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 4096];
+                loop {
+                    // One request: its head, and a body of its Content-Length.
+                    let (path, end) = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .map_or(0, |v| v.trim().parse().unwrap());
+                            if buf.len() >= i + 4 + len {
+                                let path = head.split_whitespace().nth(1).unwrap().to_string();
+                                break (path, i + 4 + len);
+                            }
+                        }
+                        match s.read(&mut tmp).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                        }
+                    };
+                    buf.drain(..end);
+                    let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                    let smuggled =
+                        "HTTP/1.1 200 OK\r\nContent-Length: 8\r\nX-Smuggled: yes\r\n\r\nsmuggled";
+                    match path.as_str() {
+                        "/extra" => s
+                            .write_all(format!("{ok}{smuggled}").as_bytes())
+                            .await
+                            .unwrap(),
+                        "/late" => {
+                            s.write_all(ok.as_bytes()).await.unwrap();
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            s.write_all(smuggled.as_bytes()).await.unwrap();
+                            let _ = done.send(());
+                        }
+                        "/gzip" => {
+                            let _ = s
+                                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b")
+                                .await;
+                            return;
+                        }
+                        "/twice" => s
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\nhello")
+                            .await
+                            .unwrap(),
+                        "/trailers" => s
+                            .write_all(
+                                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\
+                                  X-Checksum: abc\r\nContent-Length: 99\r\nSet-Cookie: a=b\r\n\r\n",
+                            )
+                            .await
+                            .unwrap(),
+                        "/bye" => {
+                            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbye")
+                                .await
+                                .unwrap();
+                            let _ = done.send(());
+                            return;
+                        }
+                        _ => s
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                            .await
+                            .unwrap(),
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// An origin that says more than it was asked cannot make the proxy hand those bytes to
+/// the next client as its answer (RFC 9112 §6.3): a pooled origin connection with bytes
+/// past a response, or with bytes or a close while idle, is not reused. A request with a
+/// body after the origin closed an idle connection goes over a new one (no 502).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origins_extra_bytes_never_answer_another_client() {
+    let (origin, mut done) = talkative_origin().await;
+    let s = start(|c| c.rules = Rules::loopback()).await;
+    let get = |path: &str| format!("GET http://{origin}{path} HTTP/1.1\r\nHost: {origin}\r\n\r\n");
+    let body_of = |r: &str| r.split("\r\n\r\n").nth(1).unwrap().to_string();
+    // Each client on its own connection to the proxy; the proxy pools its origin side.
+    let r = raw(s.http, &get("/extra")).await;
+    assert_eq!((status(&r), body_of(&r)), (200, "ok".into()));
+    let r = raw(s.http, &get("/next")).await;
+    assert_eq!((status(&r), body_of(&r)), (200, "hello".into()), "{r}");
+
+    let r = raw(s.http, &get("/late")).await;
+    assert_eq!(body_of(&r), "ok");
+    done.recv().await.unwrap();
+    // The late bytes reach the proxy while the connection idles in its pool.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = raw(s.http, &get("/next")).await;
+    assert_eq!((status(&r), body_of(&r)), (200, "hello".into()), "{r}");
+
+    let r = raw(s.http, &get("/bye")).await;
+    assert_eq!(body_of(&r), "bye");
+    done.recv().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let post = format!(
+        "POST http://{origin}/up HTTP/1.1\r\nHost: {origin}\r\nContent-Length: 4\r\n\r\ndata"
+    );
+    let r = raw(s.http, &post).await;
+    assert_eq!((status(&r), body_of(&r)), (200, "hello".into()), "{r}");
+}
+
+/// What a proxy cannot pass on faithfully it refuses or leaves out: a response with a
+/// transfer coding other than chunked is a 502 (`http_response_transfer_coding`; its
+/// content would be the coded bytes), a repeated Content-Length goes on as one field, and
+/// trailers that may not be trailers (RFC 9110 §6.5.1) are dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_are_passed_on_faithfully_or_refused() {
+    let (origin, _done) = talkative_origin().await;
+    let s = start(|c| c.rules = Rules::loopback()).await;
+    let get = |path: &str| format!("GET http://{origin}{path} HTTP/1.1\r\nHost: {origin}\r\n\r\n");
+    let r = raw(s.http, &get("/gzip")).await.to_ascii_lowercase();
+    assert_eq!(status(&r), 502, "{r}");
+    assert!(r.contains("http_response_transfer_coding"), "{r}");
+
+    let r = raw(s.http, &get("/twice")).await.to_ascii_lowercase();
+    assert_eq!(status(&r), 200);
+    assert_eq!(r.matches("content-length").count(), 1, "{r}");
+    assert!(
+        r.contains("content-length: 5\r\n") && r.ends_with("hello"),
+        "{r}"
+    );
+
+    let mut c = TcpStream::connect(s.http).await.unwrap();
+    let req = format!(
+        "GET http://{origin}/trailers HTTP/1.1\r\nHost: {origin}\r\nTE: trailers\r\nConnection: close\r\n\r\n"
+    );
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(PATIENCE, c.read_to_end(&mut all))
+        .await
+        .unwrap()
+        .unwrap();
+    let r = String::from_utf8_lossy(&all).to_ascii_lowercase();
+    let trailers = r.rsplit("\r\n0\r\n").next().unwrap();
+    assert_eq!(trailers, "x-checksum: abc\r\n\r\n", "{r}");
+}

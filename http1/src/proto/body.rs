@@ -254,7 +254,7 @@ impl Encoder {
             }
             Encoder::Chunked => {
                 out.push_back(Bytes::from_static(b"0\r\n"));
-                out.push_back(encode_trailers(&trailers.unwrap_or_default()));
+                out.push_back(encode_trailers(trailers.unwrap_or_default()));
             }
             Encoder::Close => {}
         }

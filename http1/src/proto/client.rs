@@ -8,6 +8,7 @@
 //!  Idle --Request--> Exchange --(response End, body End)--> Finished{reusable} --> Idle
 //!   |                   \--error / Cancel--> Failed ------------------------------> closed
 //!   +--Tunnel--> Tunnelling --2xx/101--> Tunnel{..} (stream released) | refused --> closed
+//!   +--bytes or EOF from the server--> closed (bytes past a response: not reusable)
 //! ```
 //!
 //! Call contract: the [`Core`] one. Commands come one exchange at a time: a
@@ -321,7 +322,10 @@ impl ClientCore {
                 }
                 self.job = Job::Idle;
                 self.served += 1;
-                let reusable = !self.conn.must_close() && !self.closing;
+                // Bytes past the response are no response of anything (RFC 9112 §6.3):
+                // the connection is not reused.
+                let reusable =
+                    !self.conn.must_close() && !self.closing && self.conn.buffered() == 0;
                 self.events.push_back(ClientEvent::Finished { reusable });
                 self.events.push_back(ClientEvent::End(t));
                 if !reusable {
@@ -408,6 +412,14 @@ impl Core for ClientCore {
         if n == 0 {
             self.conn.receive_eof();
         }
+        if self.is_idle() {
+            // Between exchanges the server has nothing to say. Its close ends the
+            // connection, so it is not reused; bytes from it answer no request and must
+            // not be taken for the next one's response (RFC 9112 §6.3), so they close it
+            // too.
+            self.finish = Finish::Close;
+            return;
+        }
         self.process();
     }
 
@@ -492,8 +504,10 @@ impl Core for ClientCore {
         }
     }
 
+    /// Always while running, idle too: a server's close or stray bytes between exchanges
+    /// are seen when they come, not when the next request is sent.
     fn wants_read(&self) -> bool {
-        self.finish == Finish::Running && !matches!(self.job, Job::Idle)
+        self.finish == Finish::Running
     }
 
     fn finish(&self) -> Finish {

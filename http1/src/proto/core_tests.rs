@@ -165,6 +165,65 @@ fn client_reused_connection_closed_unanswered_is_not_processed() {
 }
 
 #[test]
+fn client_bytes_past_a_response_close_the_connection() {
+    // A second response in the same read answers nothing: the next request must not take
+    // it for its own (RFC 9112 §6.3), so the connection is not reused.
+    playbook!(client(),
+        >> get("/a"),
+        << tx(b"GET /a HTTP/1.1\r\nhost: h\r\n\r\n"),
+        >> recv(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"),
+        << response(200, &[("content-length", "2")], Some(2)),
+        << data("ok"),
+        << finished(false),
+        << Out::Ev(E::End(None)),
+        << Out::Finish(Finish::Close),
+    );
+    // The same for a body a 204 should not have had.
+    playbook!(client(),
+        >> get("/a"),
+        << tx(b"GET /a HTTP/1.1\r\nhost: h\r\n\r\n"),
+        >> recv(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"),
+        << response(204, &[("content-length", "5")], Some(0)),
+        << finished(false),
+        << Out::Ev(E::End(None)),
+        << Out::Finish(Finish::Close),
+    );
+}
+
+#[test]
+fn client_idle_connection_ends_on_the_servers_close_or_stray_bytes() {
+    let exchanged = || {
+        playbook!(client(),
+            >> get("/a"),
+            << tx(b"GET /a HTTP/1.1\r\nhost: h\r\n\r\n"),
+            >> recv(b"HTTP/1.1 204 No Content\r\n\r\n"),
+            << response(204, &[], Some(0)),
+            << finished(true),
+            << Out::Ev(E::End(None)),
+        )
+    };
+    // The server's keep-alive timeout closed it: seen at once, so it is not reused.
+    let core = exchanged();
+    assert!(core.core.wants_read(), "an idle connection is read");
+    let core = playbook!(core,
+        >> Io::Eof,
+        << Out::Finish(Finish::Close),
+    );
+    assert!(!core.core.is_idle());
+    // A late response (or a 408 before a close) answers no request: closed, not kept for
+    // the next request to read as its own.
+    playbook!(exchanged(),
+        >> recv(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate"),
+        << Out::Finish(Finish::Close),
+    );
+    // Before the first request too.
+    playbook!(client(),
+        >> recv(b"HTTP/1.1 408 Request Timeout\r\n\r\n"),
+        << Out::Finish(Finish::Close),
+    );
+}
+
+#[test]
 fn client_endless_interim_responses_are_an_error() {
     let flood =
         b"HTTP/1.1 103 Early Hints\r\n\r\n".repeat(burrow_http_core::MAX_INTERIM_RESPONSES + 1);

@@ -1,5 +1,6 @@
 //! How long a message body is (RFC 9112 §6.3).
 
+use burrow_http_core::message;
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Version};
 
@@ -16,25 +17,10 @@ pub enum Framing {
     CloseDelimited,
 }
 
-/// Parses `Content-Length`: every field and list element must be the same number
-/// (RFC 9110 §8.6 lets a recipient accept identical repeats).
+/// Parses `Content-Length` by the one rule of [`message::content_length`] (identical
+/// repeats are one).
 pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ProtoError> {
-    let mut found: Option<u64> = None;
-    for v in headers.get_all(CONTENT_LENGTH) {
-        let s = v.to_str().map_err(|_| ProtoError::InvalidContentLength)?;
-        for part in s.split(',') {
-            let part = part.trim_matches([' ', '\t']);
-            if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ProtoError::InvalidContentLength);
-            }
-            let n: u64 = part.parse().map_err(|_| ProtoError::InvalidContentLength)?;
-            match found {
-                Some(prev) if prev != n => return Err(ProtoError::InvalidContentLength),
-                _ => found = Some(n),
-            }
-        }
-    }
-    Ok(found)
+    message::content_length(headers).map_err(|_| ProtoError::InvalidContentLength)
 }
 
 /// Whether `Transfer-Encoding` is present, and if so whether chunked is the final coding.

@@ -311,9 +311,13 @@ pub(crate) fn encode_response(head: &ResponseHead) -> Bytes {
 }
 
 /// Encodes trailers followed by the final empty line.
-pub(crate) fn encode_trailers(trailers: &HeaderMap) -> Bytes {
+/// The last chunk's trailer section: only fields that may be trailers.
+pub(crate) fn encode_trailers(trailers: HeaderMap) -> Bytes {
     let mut out = BytesMut::new();
-    put_headers(&mut out, trailers);
+    put_headers(
+        &mut out,
+        &burrow_http_core::message::sendable_trailers(trailers),
+    );
     out.put_slice(b"\r\n");
     out.freeze()
 }

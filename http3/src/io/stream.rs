@@ -139,7 +139,7 @@ pub(crate) async fn write_body(send: &mut SendStream, mut body: Body) -> Result<
                 }
                 Err(f) => {
                     if let Ok(t) = f.into_trailers() {
-                        let frame = headers_frame(&trailer_fields(&t));
+                        let frame = headers_frame(&trailer_fields(t));
                         send.write_all(&frame).await.map_err(write_error)?;
                     }
                 }

@@ -194,10 +194,13 @@ pub fn parse_trailers(fields: Vec<Field>) -> Result<HeaderMap, H3Error> {
     Ok(split(fields, false)?.1)
 }
 
-/// Field list for trailers.
-pub fn trailer_fields(headers: &HeaderMap) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// Field list for trailers: only fields that may be trailers.
+pub fn trailer_fields(headers: HeaderMap) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut f = Vec::new();
-    push_regular(&mut f, headers);
+    push_regular(
+        &mut f,
+        &burrow_http_core::message::sendable_trailers(headers),
+    );
     f
 }
 

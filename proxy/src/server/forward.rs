@@ -16,6 +16,7 @@
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, StatusCode, Uri, Version};
 
+use burrow_http_core::message::{self, BadLength};
 use burrow_transport::Target;
 
 /// A request the proxy answers itself instead of forwarding or tunnelling.
@@ -82,28 +83,30 @@ pub struct Prepared {
 }
 
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Refusal> {
-    let mut found: Option<u64> = None;
-    for v in headers.get_all(CONTENT_LENGTH) {
-        let s = v
-            .to_str()
-            .map_err(|_| Refusal::bad("invalid Content-Length"))?;
-        for part in s.split(',') {
-            let part = part.trim_matches([' ', '\t']);
-            if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Refusal::bad("invalid Content-Length"));
-            }
-            let n: u64 = part
-                .parse()
-                .map_err(|_| Refusal::bad("invalid Content-Length"))?;
-            match found {
-                Some(prev) if prev != n => {
-                    return Err(Refusal::bad("conflicting Content-Length values"))
-                }
-                _ => found = Some(n),
-            }
-        }
+    message::content_length(headers).map_err(|e| {
+        Refusal::bad(match e {
+            BadLength::Invalid => "invalid Content-Length",
+            BadLength::Conflicting => "conflicting Content-Length values",
+        })
+    })
+}
+
+/// Whether a message's transfer codings are none or chunked alone: chunked is the only
+/// coding a proxy decodes and frames anew, so a message with another cannot be passed on
+/// without changing what its content is (RFC 9112 §6.1).
+pub(crate) fn only_chunked(headers: &HeaderMap) -> bool {
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter().flat_map(|v| {
+        v.to_str()
+            .unwrap_or("\u{0}")
+            .split(',')
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty())
+            .collect::<Vec<_>>()
+    });
+    match codings.next() {
+        None => !headers.contains_key(TRANSFER_ENCODING),
+        Some(first) => first == "chunked" && codings.next().is_none(),
     }
-    Ok(found)
 }
 
 /// Normalises a request for forwarding, or says how to refuse it. `pseudonym` is this
@@ -142,21 +145,7 @@ pub fn prepare(mut parts: http::request::Parts, pseudonym: &str) -> Result<Prepa
         }
         _ => {}
     }
-    // HTTP/1.1 framing: chunked is the only coding a proxy decodes and frames anew.
-    let codings: Vec<String> = parts
-        .headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|v| {
-            v.to_str()
-                .unwrap_or("\u{0}")
-                .split(',')
-                .map(|c| c.trim().to_ascii_lowercase())
-                .filter(|c| !c.is_empty())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    if parts.headers.contains_key(TRANSFER_ENCODING) && codings != ["chunked"] {
+    if !only_chunked(&parts.headers) {
         return Err(Refusal::new(
             StatusCode::NOT_IMPLEMENTED,
             "http_request_error",
@@ -164,7 +153,7 @@ pub fn prepare(mut parts: http::request::Parts, pseudonym: &str) -> Result<Prepa
         ));
     }
     let length = content_length(&parts.headers)?;
-    if length.is_some() && !codings.is_empty() {
+    if length.is_some() && parts.headers.contains_key(TRANSFER_ENCODING) {
         return Err(Refusal::bad("both Content-Length and Transfer-Encoding"));
     }
     strip_hop_by_hop(&mut parts.headers);

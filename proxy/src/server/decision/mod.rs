@@ -45,7 +45,7 @@ use http::{Method, StatusCode, Uri, Version};
 use super::answers::{bad, denied, proxy_status_error};
 pub use super::answers::{dial_failure, dial_refusal, refusal, socks_reply};
 use super::dial::Dial;
-use super::forward::{prepare, strip_hop_by_hop, via_loops, via_protocol, Refusal};
+use super::forward::{only_chunked, prepare, strip_hop_by_hop, via_loops, via_protocol, Refusal};
 use super::hooks::{self, End, Summary, TunnelKind, What};
 pub use super::intercept::InterceptRules;
 use super::intercept::TLS_HANDSHAKE;
@@ -640,7 +640,19 @@ impl Decision {
             Ok((mut head, upstream)) => {
                 self.summary.upstream_version = Some(upstream);
                 self.summary.latency = self.arrived.map(|a| now - a);
+                if !only_chunked(&head.headers) {
+                    // Its content is what a coding we cannot decode makes of it.
+                    let r = Refusal::new(
+                        StatusCode::BAD_GATEWAY,
+                        "http_response_transfer_coding",
+                        "the response has a transfer coding other than chunked",
+                    );
+                    self.summary.end = End::Failed;
+                    return self.refuse(r.answer(), now);
+                }
                 strip_hop_by_hop(&mut head.headers);
+                // Identical repeats passed on as one (RFC 9110 §8.6), as for requests.
+                burrow_http_core::message::single_content_length(&mut head.headers);
                 if self.inside.is_some() {
                     // QUIC is not intercepted: the client must stay on this connection.
                     head.headers.remove(http::header::ALT_SVC);
