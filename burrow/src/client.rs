@@ -258,6 +258,12 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends no `User-Agent` unless a request sets its own (curl's `-A ""`).
+    pub fn no_user_agent(mut self) -> Self {
+        self.headers.remove(USER_AGENT);
+        self
+    }
+
     /// Headers sent with every request that does not set them itself.
     pub fn default_headers(mut self, headers: HeaderMap) -> Self {
         for (n, v) in &headers {

@@ -108,7 +108,17 @@ fn decoder(coding: &str, body: Body) -> Body {
     let what = coding.to_owned();
     let frames = tokio_util::io::ReaderStream::new(decoded)
         .map_ok(Frame::data)
-        .map_err(move |e| Error::from_io(format!("the {what} body does not decode"), e));
+        .map_err(
+            move |e| match e.get_ref().is_some_and(|i| i.is::<Error>()) {
+                // The body under the decoder failed: that error, as it was.
+                true => Error::from_io("the body failed", e),
+                false => Error::peer(
+                    ErrorKind::Decoding,
+                    format!("the {what} body does not decode"),
+                )
+                .with_source(e),
+            },
+        );
     Body::wrap(http_body_util::StreamBody::new(frames))
 }
 

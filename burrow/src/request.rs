@@ -292,8 +292,20 @@ impl RequestBuilder {
                     req.headers_mut().insert(header::COOKIE, v);
                 }
             }
-            let resp = http.request(req).await.inspect_err(|e| {
+            let resp = http.request(req).await.map_err(|e| {
                 tracing::debug!(%route, error = %e, "request failed");
+                // A forward proxy not reached is that hop's failure, not the origin's.
+                let reaching = matches!(
+                    e.kind(),
+                    ErrorKind::Resolve
+                        | ErrorKind::Connect
+                        | ErrorKind::Tls
+                        | ErrorKind::Certificate
+                );
+                match (forward && reaching, hops.last()) {
+                    (true, Some(p)) => e.at_hop(p.url.hop(hops.len() - 1)),
+                    _ => e,
+                }
             })?;
             #[cfg(feature = "cookies")]
             if let Some(jar) = &inner.jar {

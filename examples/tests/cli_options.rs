@@ -1037,3 +1037,85 @@ async fn review_findings_stay_fixed() {
     assert_eq!(r.take().len(), 2);
     let _ = d;
 }
+
+/// Where burrow and curl differed (a side-by-side run of both): a removed User-Agent stays
+/// removed, conflicting method options are refused, `-i -f` shows the head before
+/// failing, a proxy's name that does not resolve is exit 5, content that does not decode
+/// exit 61.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_side_by_side_findings() {
+    let r = Recorder::start().await.unwrap();
+    let b = r.base();
+    for no_agent in [&["-H", "User-Agent:"][..], &["-A", ""][..]] {
+        let mut args = vec![format!("{b}/echo")];
+        args.extend(no_agent.iter().map(|s| s.to_string()));
+        let out = run_in(None, args).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(only(&r).header("user-agent"), None, "{no_agent:?}");
+    }
+    for both in [
+        &["-I", "-d", "a=1"][..],
+        &["-T", "Cargo.toml", "-d", "a=1"][..],
+        &["-F", "a=1", "-d", "b=2"][..],
+    ] {
+        let mut args = vec![format!("{b}/echo")];
+        args.extend(both.iter().map(|s| s.to_string()));
+        let out = run_in(None, args).await;
+        assert_eq!(out.status.code(), Some(2), "{both:?}");
+        assert!(
+            text(&out.stderr).contains("You can only select one HTTP request method!"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert!(
+        r.take().is_empty(),
+        "nothing sent for a refused command line"
+    );
+    // -G makes -d a query: with -I that is one method.
+    let out = run(&[&format!("{b}/echo"), "-G", "-I", "-d", "a=1"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(only(&r).method, "HEAD");
+
+    let out = run(&[&format!("{b}/status/404"), "-i", "-f", "-s"]).await;
+    assert_eq!(out.status.code(), Some(22));
+    assert!(
+        text(&out.stdout).starts_with("HTTP/1.1 404"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = run(&[
+        &format!("{b}/badgzip"),
+        "--compressed",
+        "-sS",
+        "-o",
+        "/dev/null",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(61), "{}", text(&out.stderr));
+
+    for forwarded in [false, true] {
+        // No DNS needed: --resolve gives the proxy's name only an IPv4 address, -6 wants v6.
+        let mut args = vec![
+            "-sS",
+            "-x",
+            "http://proxy.test:3128",
+            "--resolve",
+            "proxy.test:3128:127.0.0.1",
+            "-6",
+        ];
+        if !forwarded {
+            args.push("-p");
+        }
+        let url = format!("{b}/echo");
+        args.push(&url);
+        let out = run(&args).await;
+        assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("hop 1 (http proxy"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}

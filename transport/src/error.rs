@@ -57,6 +57,8 @@ pub enum ErrorKind {
     /// The peer's certificate was valid but its public key is not a pinned one (curl exit
     /// code 90).
     PinMismatch,
+    /// The content's coding (gzip, deflate, br, zstd) did not decode (curl exit code 61).
+    Decoding,
 }
 
 impl ErrorKind {
@@ -79,6 +81,7 @@ impl ErrorKind {
             ErrorKind::Denied => "refused by rule",
             ErrorKind::TooManyRedirects => "too many redirects",
             ErrorKind::PinMismatch => "pinned public key mismatch",
+            ErrorKind::Decoding => "content decoding failed",
         }
     }
 }

@@ -53,6 +53,10 @@ pub const SSL_CERTPROBLEM: i32 = 58;
 pub const SSL_PINNEDPUBKEYNOTMATCH: i32 = 90;
 /// Problem reading the CA certificate file.
 pub const SSL_CACERT_BADFILE: i32 = 77;
+/// `CURLE_COULDNT_RESOLVE_PROXY`.
+pub const COULDNT_RESOLVE_PROXY: i32 = 5;
+/// `CURLE_BAD_CONTENT_ENCODING`.
+pub const BAD_CONTENT_ENCODING: i32 = 61;
 
 impl Exit {
     /// An exit with `code` and `message`.
@@ -67,7 +71,12 @@ impl Exit {
 impl From<Error> for Exit {
     fn from(e: Error) -> Self {
         let code = match e.kind() {
+            // A proxy's name (a hop with an index) is curl's 5, the origin's its 6.
+            ErrorKind::Resolve if e.hop().is_some_and(|h| h.index.is_some()) => {
+                COULDNT_RESOLVE_PROXY
+            }
             ErrorKind::Resolve => COULDNT_RESOLVE_HOST,
+            ErrorKind::Decoding => BAD_CONTENT_ENCODING,
             ErrorKind::Connect => COULDNT_CONNECT,
             ErrorKind::Timeout => OPERATION_TIMEDOUT,
             ErrorKind::Tls => SSL_CONNECT_ERROR,

@@ -103,7 +103,9 @@ fn builder(
             .as_deref()
             .is_some_and(|r| r.ends_with(";auto")),
     );
+    // The request template carries the User-Agent, or none (`-A ""`, `-H 'User-Agent:'`).
     let mut b = burrow::Client::builder()
+        .no_user_agent()
         .redirect(policy)
         .decompress(args.compressed)
         .danger_accept_invalid_certs(args.insecure);

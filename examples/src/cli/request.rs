@@ -311,8 +311,15 @@ pub async fn template(args: &Args, data: &[Data]) -> Result<Template, Exit> {
         // The value may be a credential: the message names the option only.
         HeaderValue::from_str(s).map_err(|_| init(&format!("bad {what}: not a valid header value")))
     };
-    if let Some(ua) = &args.user_agent {
-        headers.insert(USER_AGENT, value(ua, "user agent")?);
+    match args.user_agent.as_deref() {
+        // As curl: an empty one sends none (a blank one is `-A " "`).
+        Some("") => {
+            headers.remove(USER_AGENT);
+        }
+        Some(ua) => {
+            headers.insert(USER_AGENT, value(ua, "user agent")?);
+        }
+        None => {}
     }
     if let Some(r) = &args.referer {
         // `URL;auto`: this Referer, and on redirects the URL redirected from.
@@ -402,6 +409,21 @@ pub async fn template(args: &Args, data: &[Data]) -> Result<Template, Exit> {
     } else {
         body
     };
+    // As curl: -d, -F, -T and -I each choose a method; two of them conflict.
+    let chosen: Vec<&str> = [
+        (!data.is_empty() && !args.get, "POST (-d, --data)"),
+        (form, "POST (-F, --form)"),
+        (args.upload_file.is_some(), "PUT (-T, --upload-file)"),
+        (args.head, "HEAD (-I, --head)"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if let [a, b, ..] = chosen[..] {
+        return Err(init(&format!(
+            "You can only select one HTTP request method! You asked for both {a} and {b}."
+        )));
+    }
     let method = match &args.method {
         Some(m) => {
             Method::from_bytes(m.as_bytes()).map_err(|_| init(&format!("invalid method {m:?}")))?

@@ -492,7 +492,8 @@ async fn attempt(
         }
         let _ = d.flush();
     }
-    if args.fail && status.as_u16() >= 400 {
+    let shows_head = args.include || args.head;
+    if args.fail && status.as_u16() >= 400 && !shows_head {
         return Err(http_error(status));
     }
     if offset > 0 && status == StatusCode::OK {
@@ -501,7 +502,7 @@ async fn attempt(
             "HTTP server doesn't seem to support byte ranges. Cannot resume.",
         )));
     }
-    if offset > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE {
+    if offset > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE && !args.fail {
         // Nothing past the end of what we have: the file is complete, as curl takes it.
         stats.time_total = t0.elapsed();
         return Ok(());
@@ -551,10 +552,15 @@ async fn attempt(
             )
         }
     };
-    if args.include || args.head {
+    if shows_head {
         for h in &heads {
             out.write_all(h.as_bytes())
                 .map_err(|e| Again::Failed(write_err(e)))?;
+        }
+        // With -f, as curl: the head is shown, then the failure.
+        if args.fail && status.as_u16() >= 400 {
+            out.flush().map_err(|e| Again::Failed(write_err(e)))?;
+            return Err(http_error(status));
         }
     }
     let meter = Meter::new(

@@ -186,6 +186,13 @@ fn answer(r: &Recorded, counts: &Mutex<HashMap<String, usize>>, conn: usize) -> 
                 GZIP_HELLO.to_vec(),
             )
         }
+        "/badgzip" => {
+            return respond(
+                "200 OK",
+                &[("Content-Encoding", "gzip".into())],
+                b"not gzip at all".to_vec(),
+            )
+        }
         "/setcookie" => {
             return respond(
                 "200 OK",
