@@ -22,6 +22,8 @@ pub struct RedirectPolicy {
     trusted: bool,
     /// Add a `Referer` naming the redirected URL (curl's `-e ';auto'`).
     referer: bool,
+    /// Past `max`, return the redirect rather than fail.
+    stop: bool,
 }
 
 impl Default for RedirectPolicy {
@@ -40,7 +42,16 @@ impl RedirectPolicy {
             keep_post: [false; 3],
             trusted: false,
             referer: false,
+            stop: false,
         }
+    }
+
+    /// Past the limit, returns the redirect that would be one too many as the response
+    /// (with the ones followed in its history) instead of failing; curl shows it, then
+    /// exits 47.
+    pub fn stop_at_limit(mut self) -> Self {
+        self.stop = true;
+        self
     }
 
     /// Follows none: a 3xx is returned as it is.
@@ -89,8 +100,10 @@ impl RedirectPolicy {
         })
     }
 
-    pub(crate) fn follows(&self) -> bool {
-        self.max > 0
+    /// Whether a redirect after `followed` ones is followed (or else returned, or an error
+    /// by [`check`](Self::check)).
+    pub(crate) fn follows(&self, followed: usize) -> bool {
+        self.max > 0 && !(self.stop && followed >= self.max)
     }
 }
 
@@ -384,6 +397,11 @@ mod tests {
         let p = RedirectPolicy::limited(2);
         assert!(p.check(0).is_none() && p.check(1).is_none());
         assert_eq!(p.check(2).unwrap().kind(), ErrorKind::TooManyRedirects);
-        assert!(!RedirectPolicy::none().follows());
+        assert!(!RedirectPolicy::none().follows(0));
+        // Past the limit: an error, or with stop_at_limit the redirect is returned.
+        let p = RedirectPolicy::limited(2);
+        assert!(p.follows(2) && p.check(2).is_some());
+        let p = p.stop_at_limit();
+        assert!(p.follows(1) && !p.follows(2));
     }
 }

@@ -322,7 +322,7 @@ impl RequestBuilder {
                 .headers()
                 .get(header::LOCATION)
                 .and_then(|v| v.to_str().ok());
-            let next = match inner.redirect.follows() {
+            let next = match inner.redirect.follows(followed) {
                 true => redirect::next(&inner.redirect, resp.status(), location, &method, &url)?,
                 false => None,
             };

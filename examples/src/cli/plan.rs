@@ -81,9 +81,10 @@ fn builder(
 ) -> Result<burrow::ClientBuilder, Exit> {
     let bad_ca = |e: burrow::Error| Exit::new(exit::SSL_CACERT_BADFILE, e.to_string());
     let mut policy = if args.location || args.location_trusted {
+        // The redirect past the limit is shown, then exit 47 (transfer.rs), as curl does.
         match usize::try_from(args.max_redirs) {
             Ok(0) => burrow::RedirectPolicy::none(),
-            Ok(n) => burrow::RedirectPolicy::limited(n),
+            Ok(n) => burrow::RedirectPolicy::limited(n).stop_at_limit(),
             Err(_) => burrow::RedirectPolicy::limited(usize::MAX),
         }
     } else {

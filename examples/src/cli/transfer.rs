@@ -463,17 +463,19 @@ async fn attempt(
         .get(http::header::LOCATION)
         .and_then(|l| l.to_str().ok())
         .map(str::to_string);
+    // A redirect past --max-redirs: its head is shown, then exit 47, as curl does.
+    let mut over_limit = None;
     if status.is_redirection() {
         if let Some(l) = &location {
             stats.redirect_url = resolve(resp.url(), l);
             if (args.location || args.location_trusted)
                 && stats.redirect_url.is_some()
-                && args.max_redirs == 0
+                && i64::try_from(resp.redirects()).is_ok_and(|n| n == args.max_redirs)
             {
-                return Err(Again::Failed(Exit::new(
+                over_limit = Some(Exit::new(
                     exit::TOO_MANY_REDIRECTS,
-                    "Maximum (0) redirects followed",
-                )));
+                    format!("Maximum ({}) redirects followed", args.max_redirs),
+                ));
             }
         }
     }
@@ -562,6 +564,10 @@ async fn attempt(
             out.flush().map_err(|e| Again::Failed(write_err(e)))?;
             return Err(http_error(status));
         }
+    }
+    if let Some(e) = over_limit {
+        out.flush().map_err(|e| Again::Failed(write_err(e)))?;
+        return Err(Again::Failed(e));
     }
     let meter = Meter::new(
         progress::wanted(args, to_stdout) && t.method != Method::HEAD,

@@ -124,6 +124,8 @@ pub struct Connection {
     method: Option<Method>,
     upgrade_requested: bool,
     expect_continue: bool,
+    /// Server: the request is HTTP/1.0, whose client keeps a connection only when told.
+    peer_http10: bool,
     failed: bool,
 }
 
@@ -147,6 +149,7 @@ impl Connection {
             method: None,
             upgrade_requested: false,
             expect_continue: false,
+            peer_http10: false,
             failed: false,
         }
     }
@@ -254,6 +257,14 @@ impl Connection {
         if !self.keep_alive && !has_token(&head.headers, CONNECTION, "close") {
             head.headers
                 .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if self.keep_alive
+            && self.peer_http10
+            && !has_token(&head.headers, CONNECTION, "keep-alive")
+        {
+            // Else an HTTP/1.0 client waits for the close (RFC 9112 Appendix C.2.2).
+            head.headers
+                .append(CONNECTION, HeaderValue::from_static("keep-alive"));
         }
         self.out.push_back(encode_response(&head));
         self.write = Write::Body(Encoder::new(framing));
@@ -455,6 +466,7 @@ impl Connection {
             version: head.version,
         })?;
         self.keep_alive &= wants_keep_alive(&head.headers, head.version);
+        self.peer_http10 = head.version == http::Version::HTTP_10;
         self.upgrade_requested =
             head.headers.contains_key(UPGRADE) && has_token(&head.headers, CONNECTION, "upgrade");
         self.expect_continue = head.version == http::Version::HTTP_11

@@ -514,6 +514,21 @@ fn http10_client_gets_close() {
 }
 
 #[test]
+fn http10_keep_alive_client_is_told_the_connection_stays() {
+    let mut req = get_h("/").header("connection", "keep-alive");
+    req.version = http::Version::HTTP_10;
+    let core = playbook!(server(),
+        >> In::Recv(b"GET / HTTP/1.0\r\nhost: h\r\nconnection: keep-alive\r\n\r\n"),
+        << Out::Ev(Event::Request(req)),
+        << end(),
+        >> In::Resp(ResponseHead::new(200).header("content-length", "0")),
+        << tx("HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: keep-alive\r\n\r\n"),
+        >> In::End,
+    );
+    assert!(!core.0.must_close());
+}
+
+#[test]
 fn server_http11_request_needs_exactly_one_valid_host() {
     playbook!(server(),
         >> In::Recv(b"GET / HTTP/1.1\r\naccept: */*\r\n\r\n"),
