@@ -46,8 +46,30 @@ pub(crate) fn offer(headers: &mut HeaderMap) -> bool {
     true
 }
 
+/// What content decoding took from a response ([`Response::decoded`](crate::Response::decoded)):
+/// the fields that described the encoded bytes, and how many of those bytes were read.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    headers: HeaderMap,
+    encoded: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Decoded {
+    /// `Content-Encoding` and `Content-Length` as they came (removed from the response's
+    /// headers: they describe the encoded bytes, not the body read).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The encoded bytes read so far (curl's `size_download` with `--compressed`).
+    pub fn encoded_bytes(&self) -> u64 {
+        self.encoded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Decodes `resp`'s body if it has one coding this build knows; the `Content-Encoding` and
-/// `Content-Length` fields go with it (they described the encoded bytes).
+/// `Content-Length` fields go with it (they described the encoded bytes), kept in a
+/// [`Decoded`] among the response's extensions.
 pub(crate) fn decode(resp: http::Response<Body>) -> http::Response<Body> {
     let coding = match resp
         .headers()
@@ -62,8 +84,25 @@ pub(crate) fn decode(resp: http::Response<Body>) -> http::Response<Body> {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
-    parts.headers.remove(CONTENT_ENCODING);
-    parts.headers.remove(CONTENT_LENGTH);
+    let mut removed = HeaderMap::new();
+    for name in [CONTENT_ENCODING, CONTENT_LENGTH] {
+        for v in parts.headers.get_all(&name) {
+            removed.append(name.clone(), v.clone());
+        }
+        parts.headers.remove(name);
+    }
+    let encoded = std::sync::Arc::<std::sync::atomic::AtomicU64>::default();
+    let counted = encoded.clone();
+    let body = Body::wrap(http_body_util::BodyExt::map_frame(body, move |f| {
+        if let Some(d) = f.data_ref() {
+            counted.fetch_add(d.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        f
+    }));
+    parts.extensions.insert(Decoded {
+        headers: removed,
+        encoded,
+    });
     http::Response::from_parts(parts, decoder(&coding, body))
 }
 

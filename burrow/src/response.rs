@@ -148,6 +148,12 @@ impl Response {
         self.inner.extensions().get()
     }
 
+    /// What content decoding took away when the body is decoded: the encoded body's
+    /// `Content-Encoding` and `Content-Length`, and how many encoded bytes were read.
+    pub fn decoded(&self) -> Option<&crate::decode::Decoded> {
+        self.inner.extensions().get()
+    }
+
     /// The hops it came through.
     pub fn route(&self) -> &RouteInfo {
         &self.route

@@ -259,6 +259,13 @@ async fn burrow_sends_and_writes_what_curl_does() {
         vec!["http://127.0.0.1:1/"],
         vec!["nosuchproto://example.invalid/"],
         vec!["--compressed", "B/gzip"],
+        vec![
+            "--compressed",
+            "-i",
+            "-w",
+            "%{size_download} %header{content-encoding}",
+            "B/gzip",
+        ],
         vec!["-D", "-", "B/bytes/3"],
         vec!["-G", "--data-urlencode", "a@data.txt", "B/echo"],
         vec!["-d", "", "B/echo"],

@@ -367,7 +367,15 @@ async fn attempt(
     stats.local = info.local_addr;
     stats.http_code = resp.status().as_u16();
     stats.http_version = Some(resp.version());
+    // The head as it came: what content decoding took away is shown (curl shows both
+    // fields with --compressed), and the encoded bytes are what was downloaded.
+    let decoded = resp.decoded().cloned();
     stats.headers = resp.headers().clone();
+    if let Some(d) = &decoded {
+        for (k, v) in d.headers() {
+            stats.headers.append(k, v.clone());
+        }
+    }
     stats.url_effective = resp.url().to_string();
     stats.num_redirects = resp.redirects();
     stats.size_upload = upload;
@@ -435,7 +443,7 @@ async fn attempt(
         .history()
         .iter()
         .map(|r| (r.version, r.status, &r.headers))
-        .chain([(resp.version(), resp.status(), resp.headers())])
+        .chain([(resp.version(), resp.status(), &stats.headers)])
         .collect();
     let heads: Vec<String> = all
         .iter()
@@ -611,7 +619,7 @@ async fn attempt(
     }
     .await;
     meter.finish();
-    stats.size_download = total;
+    stats.size_download = decoded.map_or(total, |d| d.encoded_bytes());
     stats.time_total = t0.elapsed();
     r.map_err(Again::Failed)?;
     if v.0 {
