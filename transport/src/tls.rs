@@ -327,6 +327,19 @@ fn tls_error(host: &Host, e: std::io::Error) -> Error {
             )
             .with_source(e);
         }
+        // The usual `openssl req -x509` certificate: trusted, but a CA's, which a server
+        // may not present as its own (curl's OpenSSL takes it; webpki does not).
+        if o.0.downcast_ref::<webpki::Error>() == Some(&webpki::Error::CaUsedAsEndEntity) {
+            return Error::peer(
+                ErrorKind::Certificate,
+                format!(
+                    "TLS certificate of {host} rejected: it is a CA certificate \
+                     (basicConstraints CA:TRUE) presented as the server's own; a server \
+                     certificate needs CA:FALSE (openssl: -addext basicConstraints=CA:FALSE)"
+                ),
+            )
+            .with_source(e);
+        }
     }
     let cert = rustls_error.is_some_and(|r| {
         matches!(
@@ -525,6 +538,25 @@ mod tests {
         let mut out = [0u8; 4];
         conn.stream.read_exact(&mut out).await.unwrap();
         assert_eq!(&out, b"ping");
+    }
+
+    #[tokio::test]
+    async fn a_ca_certificate_as_the_servers_own_is_explained() {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let scfg =
+            server_config_from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes(), &[])
+                .unwrap();
+        let addr = serve_once(scfg).await;
+        let mut t = TlsConfig::default();
+        t.roots(Roots::None).add_root_der(cert.der().clone());
+        let c = TlsStreamConnector::new(TcpConnector::default(), t.client_config(&[]).unwrap());
+        let target = Target::new(Host::Name("localhost".into()), addr.port());
+        let e = c.connect(&target).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Certificate, "{e}");
+        assert!(e.to_string().contains("basicConstraints CA:TRUE"), "{e}");
     }
 
     #[test]
