@@ -62,7 +62,7 @@ impl From<CapsuleError> for crate::Error {
             CapsuleError::Truncated => crate::ErrorKind::Closed,
             CapsuleError::BadDatagram => crate::ErrorKind::Protocol,
         };
-        crate::Error::peer(kind, format!("capsule protocol: {e}")).with_source(e)
+        crate::Error::peer(kind, "capsule protocol").with_source(e)
     }
 }
 

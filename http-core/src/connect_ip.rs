@@ -181,11 +181,7 @@ pub enum IpCapsuleError {
 
 impl From<IpCapsuleError> for crate::Error {
     fn from(e: IpCapsuleError) -> crate::Error {
-        crate::Error::peer(
-            crate::ErrorKind::Protocol,
-            format!("CONNECT-IP capsule: {e}"),
-        )
-        .with_source(e)
+        crate::Error::peer(crate::ErrorKind::Protocol, "CONNECT-IP capsule").with_source(e)
     }
 }
 

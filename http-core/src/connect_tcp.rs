@@ -109,7 +109,7 @@ impl From<TcpCapsuleError> for crate::Error {
             TcpCapsuleError::Reset => crate::ErrorKind::Closed,
             TcpCapsuleError::AfterFinal => crate::ErrorKind::Protocol,
         };
-        crate::Error::peer(kind, format!("connect-tcp: {e}")).with_source(e)
+        crate::Error::peer(kind, "connect-tcp").with_source(e)
     }
 }
 

@@ -110,6 +110,7 @@ impl From<ProtoError> for Error {
         } else {
             Fault::Peer
         };
-        Error::new(kind, fault, format!("HTTP/1.1: {e}")).with_source(e)
+        // What went wrong is the source (shown after the message): said once.
+        Error::new(kind, fault, "HTTP/1.1").with_source(e)
     }
 }

@@ -75,8 +75,6 @@ impl From<H3Error> for Error {
             Code::REQUEST_CANCELLED => ErrorKind::Cancelled,
             _ => ErrorKind::Protocol,
         };
-        Error::peer(kind, format!("HTTP/3: {e}"))
-            .with_code(e.code)
-            .with_source(e)
+        Error::peer(kind, "HTTP/3").with_code(e.code).with_source(e)
     }
 }
