@@ -70,8 +70,8 @@ mod response;
 mod service;
 
 pub use client::{Client, ClientBuilder, DEFAULT_USER_AGENT, MAX_ROUTES};
-#[cfg(feature = "doh")]
 pub use decode::Decoded;
+#[cfg(feature = "doh")]
 pub use doh::DohResolver;
 pub use proxy::{Codepoints, EnvProxies, NoProxy, Proxy};
 pub use redirect::{RedirectPolicy, DEFAULT_MAX_REDIRECTS, MAX_REDIRECT_HISTORY};

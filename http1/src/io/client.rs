@@ -15,7 +15,7 @@ use burrow_http_core::driver::{self, drive};
 use burrow_http_core::{
     Body, BodySender, ConnectionInfo, HttpConnection, StreamProtocol, Tunnel, TunnelRequest,
 };
-use burrow_transport::{BoxStream, Error, Prefixed};
+use burrow_transport::{BoxStream, Error, ErrorKind, Prefixed};
 
 use crate::proto::client::{request_head, ClientCommand, ClientCore, ClientEvent};
 use crate::Http1Config;
@@ -96,7 +96,7 @@ impl Http1Connection {
     ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
-        self.jobs.send(job(tx)).await.map_err(|_| closed())?;
+        self.jobs.send(job(tx)).await.map_err(|_| not_sent())?;
         rx.await.map_err(|_| closed())?
     }
 }
@@ -130,6 +130,15 @@ impl HttpConnection for Http1Connection {
 
 fn closed() -> Error {
     Error::closed("HTTP/1.1 connection closed")
+}
+
+/// A job handed over as the connection closed (the server's close or stray bytes seen
+/// while idle): never sent, so it may go on another connection.
+fn not_sent() -> Error {
+    Error::peer(
+        ErrorKind::NotProcessed,
+        "HTTP/1.1: the connection closed before the request was sent",
+    )
 }
 
 /// Who waits for the current job's answer.
@@ -168,6 +177,13 @@ async fn run(io: BoxStream, config: Http1Config, jobs: mpsc::Receiver<Job>, shar
     };
     let io = drive(io, &mut core, &mut app).await;
     shared.closed.store(true, Ordering::Release);
+    app.jobs.close();
+    while let Ok(job) = app.jobs.try_recv() {
+        match job {
+            Job::Request(_, tx) => drop(tx.send(Err(not_sent()))),
+            Job::Tunnel(_, tx) => drop(tx.send(Err(not_sent()))),
+        }
+    }
     if let (Some(io), Some((status, headers)), Some(Reply::Tunnel(tx))) =
         (io, app.tunnel.take(), app.reply.take())
     {

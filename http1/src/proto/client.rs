@@ -426,8 +426,10 @@ impl Core for ClientCore {
     fn handle_command(&mut self, command: ClientCommand, now: Instant) {
         if self.finish != Finish::Running {
             if let ClientCommand::Request { .. } | ClientCommand::Tunnel(_) = command {
-                self.events.push_back(ClientEvent::Failed(Error::closed(
-                    "HTTP/1.1 connection closed",
+                // Never sent: the caller may send it on another connection.
+                self.events.push_back(ClientEvent::Failed(Error::peer(
+                    ErrorKind::NotProcessed,
+                    "HTTP/1.1: the connection closed before the request was sent",
                 )));
                 self.events
                     .push_back(ClientEvent::Finished { reusable: false });

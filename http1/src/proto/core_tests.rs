@@ -210,6 +210,12 @@ fn client_idle_connection_ends_on_the_servers_close_or_stray_bytes() {
         << Out::Finish(Finish::Close),
     );
     assert!(!core.core.is_idle());
+    // A request that comes anyway was never sent: another connection may take it.
+    playbook!(core,
+        >> get("/b"),
+        << ?("NotProcessed", |o| matches!(o, Out::Ev(E::Failed(e)) if e.kind() == ErrorKind::NotProcessed)),
+        << finished(false),
+    );
     // A late response (or a 408 before a close) answers no request: closed, not kept for
     // the next request to read as its own.
     playbook!(exchanged(),
