@@ -80,7 +80,12 @@ pub(crate) fn decode(resp: http::Response<Body>) -> http::Response<Body> {
         [one] => one.to_str().unwrap_or("").trim().to_ascii_lowercase(),
         _ => return resp,
     };
-    if !knows(&coding) {
+    // No content (204, 304, an empty body) has nothing to decode: an empty gzip stream
+    // is not a valid one.
+    let empty = resp.status() == http::StatusCode::NO_CONTENT
+        || resp.status() == http::StatusCode::NOT_MODIFIED
+        || http_body::Body::is_end_stream(resp.body());
+    if empty || !knows(&coding) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();

@@ -303,7 +303,7 @@ impl RequestBuilder {
                         | ErrorKind::Certificate
                 );
                 match (forward && reaching, hops.last()) {
-                    (true, Some(p)) => e.at_hop(p.url.hop(hops.len() - 1)),
+                    (true, Some(p)) => e.reaching_proxy().at_hop(p.url.hop(hops.len() - 1)),
                     _ => e,
                 }
             })?;

@@ -913,6 +913,23 @@ async fn review_findings_stay_fixed() {
     let out = run(&[&format!("{b}/range/100"), "-C", "-", "-o", &f]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(std::fs::read(&file).unwrap(), pattern(0, 100));
+    // With -f too: 416 is the file being complete, not a failure.
+    let out = run(&[&format!("{b}/range/100"), "-C", "-", "-o", &f, "-f"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&file).unwrap(), pattern(0, 100));
+    // Past --max-redirs nothing is written: the output file is not opened, so not emptied.
+    let out = run(&[
+        &format!("{b}/redirect/3"),
+        "-L",
+        "--max-redirs",
+        "1",
+        "-o",
+        &f,
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(47), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&file).unwrap(), pattern(0, 100));
+    r.take();
     // A failing answer while resuming does not wipe the partial file.
     std::fs::write(&file, pattern(0, 40)).unwrap();
     run(&[&format!("{b}/status/500"), "-C", "40", "-o", &f, "-f"]).await;
@@ -1094,6 +1111,13 @@ async fn curl_side_by_side_findings() {
     ])
     .await;
     assert_eq!(out.status.code(), Some(61), "{}", text(&out.stderr));
+    // No content is no coding to undo: an empty gzip body, or HEAD's.
+    let out = run(&[&format!("{b}/emptygzip"), "--compressed", "-sS"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    let out = run(&[&format!("{b}/gzip"), "--compressed", "-sS", "-I"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("HTTP/1.1 200"));
 
     for forwarded in [false, true] {
         // No DNS needed: --resolve gives the proxy's name only an IPv4 address, -6 wants v6.

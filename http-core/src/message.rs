@@ -91,7 +91,7 @@ pub fn announce_length(h: &mut HeaderMap, size: Option<u64>) {
 /// Fields that cannot be trailers (RFC 9110 §6.5.1): they frame, route, authenticate or
 /// modify the request, control the response, or describe the content, and must be known
 /// before the content; and the connection-specific ones.
-pub const NOT_TRAILERS: [&str; 32] = [
+pub const NOT_TRAILERS: [&str; 33] = [
     "age",
     "authorization",
     "cache-control",
@@ -123,12 +123,15 @@ pub const NOT_TRAILERS: [&str; 32] = [
     "te",
     "trailer",
     "transfer-encoding",
+    "upgrade",
     "www-authenticate",
 ];
 
 /// The trailers a sender may put on the wire: `trailers` without [`NOT_TRAILERS`] (a
 /// sender must not generate those, RFC 9110 §6.5.1, so a proxy does not pass them on).
 pub fn sendable_trailers(mut trailers: HeaderMap) -> HeaderMap {
+    // The fields a trailer `Connection` names are connection-specific too.
+    strip_connection_specific(&mut trailers);
     for n in NOT_TRAILERS {
         trailers.remove(n);
     }
@@ -235,9 +238,13 @@ mod tests {
             "host",
             "authorization",
             "set-cookie",
+            "upgrade",
+            "x-hop",
         ] {
             t.insert(HeaderName::from_static(n), "x".parse().unwrap());
         }
+        // What a trailer Connection names is this hop's only.
+        t.insert("connection", "x-hop".parse().unwrap());
         t.insert("grpc-status", "0".parse().unwrap());
         t.insert("x-checksum", "abc".parse().unwrap());
         let sent = sendable_trailers(t);

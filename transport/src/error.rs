@@ -59,6 +59,9 @@ pub enum ErrorKind {
     PinMismatch,
     /// The content's coding (gzip, deflate, br, zstd) did not decode (curl exit code 61).
     Decoding,
+    /// A proxy's own host name could not be resolved (curl exit code 5; a target's name
+    /// is [`Resolve`](Self::Resolve)).
+    ProxyResolve,
 }
 
 impl ErrorKind {
@@ -82,6 +85,7 @@ impl ErrorKind {
             ErrorKind::TooManyRedirects => "too many redirects",
             ErrorKind::PinMismatch => "pinned public key mismatch",
             ErrorKind::Decoding => "content decoding failed",
+            ErrorKind::ProxyResolve => "proxy name resolution failed",
         }
     }
 }
@@ -279,12 +283,22 @@ impl Error {
         self.inner.kind == ErrorKind::Timeout
     }
 
+    /// This error as met on the way to a proxy: a name that did not resolve is the
+    /// proxy's own ([`ErrorKind::ProxyResolve`]).
+    pub fn reaching_proxy(mut self) -> Self {
+        if self.inner.kind == ErrorKind::Resolve {
+            self.inner.kind = ErrorKind::ProxyResolve;
+        }
+        self
+    }
+
     /// Whether reaching the origin failed before any request was sent: resolving, connecting,
     /// TLS, the certificate, or a proxy refusing the tunnel.
     pub fn is_connect(&self) -> bool {
         matches!(
             self.inner.kind,
             ErrorKind::Resolve
+                | ErrorKind::ProxyResolve
                 | ErrorKind::Connect
                 | ErrorKind::Tls
                 | ErrorKind::Certificate

@@ -71,10 +71,7 @@ impl Exit {
 impl From<Error> for Exit {
     fn from(e: Error) -> Self {
         let code = match e.kind() {
-            // A proxy's name (a hop with an index) is curl's 5, the origin's its 6.
-            ErrorKind::Resolve if e.hop().is_some_and(|h| h.index.is_some()) => {
-                COULDNT_RESOLVE_PROXY
-            }
+            ErrorKind::ProxyResolve => COULDNT_RESOLVE_PROXY,
             ErrorKind::Resolve => COULDNT_RESOLVE_HOST,
             ErrorKind::Decoding => BAD_CONTENT_ENCODING,
             ErrorKind::Connect => COULDNT_CONNECT,

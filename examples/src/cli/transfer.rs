@@ -502,20 +502,25 @@ async fn attempt(
         }
         let _ = d.flush();
     }
+    if offset > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE {
+        // Nothing past the end of what we have: the file is complete, as curl takes it
+        // (with -f too).
+        stats.time_total = t0.elapsed();
+        return Ok(());
+    }
     let shows_head = args.include || args.head;
     if args.fail && status.as_u16() >= 400 && !shows_head {
         return Err(http_error(status));
+    }
+    // Nothing to write: no output file is opened (or truncated).
+    if let Some(e) = over_limit.take_if(|_| !shows_head) {
+        return Err(Again::Failed(e));
     }
     if offset > 0 && status == StatusCode::OK {
         return Err(Again::Failed(Exit::new(
             exit::RANGE_ERROR,
             "HTTP server doesn't seem to support byte ranges. Cannot resume.",
         )));
-    }
-    if offset > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE && !args.fail {
-        // Nothing past the end of what we have: the file is complete, as curl takes it.
-        stats.time_total = t0.elapsed();
-        return Ok(());
     }
     let length = resp
         .headers()

@@ -376,6 +376,21 @@ fn server_frames_answers_from_their_length_and_keeps_alive() {
 }
 
 #[test]
+fn server_answers_http10_of_unknown_length_by_closing_not_chunked() {
+    playbook!(server(deadlines()),
+        >> recv(b"GET /old HTTP/1.0\r\n\r\n"),
+        << ?("the request", |o| matches!(o, Out::Ev(V::Request { .. }))),
+        << Out::Ev(V::End(None)),
+        >> respond(200, None),
+        << tx(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n"),
+        >> Io::Cmd(S::Data(Bytes::from_static(b"hi"))),
+        << tx(b"hi"),
+        >> Io::Cmd(S::End(None)),
+        << Out::Finish(Finish::Close),
+    );
+}
+
+#[test]
 fn server_head_requests_get_no_body_and_a_dropped_handler_gets_500() {
     playbook!(server(deadlines()),
         >> recv(b"HEAD / HTTP/1.1\r\nhost: h\r\n\r\n"),

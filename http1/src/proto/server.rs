@@ -110,6 +110,8 @@ pub enum ServerEvent {
 #[derive(Debug)]
 struct Exchange {
     method: Method,
+    /// An HTTP/1.0 request: its client cannot read chunked.
+    http10: bool,
     req_done: bool,
     replied: bool,
     resp_done: bool,
@@ -297,6 +299,7 @@ impl ServerCore {
             .map(|v| v.trim().to_ascii_lowercase());
         self.phase = Phase::Exchange(Exchange {
             method: head.method.clone(),
+            http10: head.version == http::Version::HTTP_10,
             req_done: false,
             replied: false,
             resp_done: false,
@@ -330,16 +333,22 @@ impl ServerCore {
         }
         x.replied = true;
         let status = head.status;
-        let method = x.method.clone();
+        let (method, http10) = (x.method.clone(), x.http10);
         if message::response_announces_length(&method, status)
             && !head.headers.contains_key(CONTENT_LENGTH)
             && !head.headers.contains_key(TRANSFER_ENCODING)
         {
             match length {
-                Some(n) => head.headers.insert(CONTENT_LENGTH, HeaderValue::from(n)),
-                None => head
-                    .headers
-                    .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked")),
+                Some(n) => {
+                    head.headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+                }
+                // HTTP/1.0 has no chunked (RFC 9112 §6.1): the body ends with the
+                // connection, which the codec then closes.
+                None if http10 => {}
+                None => {
+                    head.headers
+                        .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+                }
             };
         }
         self.conn.send_response(head)?;

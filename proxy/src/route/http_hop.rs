@@ -157,7 +157,11 @@ impl HttpHop {
     async fn open(&self) -> Result<(Arc<dyn HttpConnection>, Vec<String>)> {
         let target = &self.url.target;
         if self.url.kind == ProxyKind::H3 {
-            let flow = self.lower_udp.connect_datagram(target).await?;
+            let flow = self
+                .lower_udp
+                .connect_datagram(target)
+                .await
+                .map_err(Error::reaching_proxy)?;
             let layers: Vec<String> = vec![flow.describe()];
             let mut cfg = burrow_http3::Http3Config::default();
             // This connection may carry QUIC (an HTTP/3 origin or proxy behind it): start as
@@ -175,7 +179,11 @@ impl HttpHop {
             .await?;
             return Ok((Arc::new(c), vec![format!("quic > {}", layers.join(" > "))]));
         }
-        let Connected { stream, info } = self.lower.connect(target).await?;
+        let Connected { stream, info } = self
+            .lower
+            .connect(target)
+            .await
+            .map_err(Error::reaching_proxy)?;
         let mut layers = info.layers.clone();
         let cinfo = ConnectionInfo {
             peer_addr: info.peer_addr,

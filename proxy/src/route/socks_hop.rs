@@ -49,21 +49,9 @@ impl SocksHop {
     async fn resolved(&self, target: &Target) -> Result<Target> {
         match (self.url.kind, &target.host) {
             (ProxyKind::Socks5, Host::Name(_)) => {
-                // The name that did not resolve is the target's, not this proxy's (curl's
-                // "could not resolve host", not "proxy"); the target is named as the
-                // origin, which it is unless more hops follow.
-                let theirs = |e: Error| {
-                    e.at_hop(burrow_transport::Hop {
-                        index: None,
-                        label: target.to_string(),
-                    })
-                };
-                let a = burrow_transport::resolve::resolve_target(&*self.resolver, target)
-                    .await
-                    .map_err(theirs)?;
-                let first = a.first().copied();
-                Ok(Target::from(first.ok_or_else(|| {
-                    theirs(Error::resolve(format!("{target}: no address")))
+                let a = burrow_transport::resolve::resolve_target(&*self.resolver, target).await?;
+                Ok(Target::from(a.first().copied().ok_or_else(|| {
+                    Error::resolve(format!("{target}: no address"))
                 })?))
             }
             _ => Ok(target.clone()),
@@ -83,7 +71,11 @@ impl SocksHop {
         };
         // Checks the 255-byte host limit before anything is sent.
         let core = SocksClient::new(dialect, command, target)?;
-        let Connected { stream, mut info } = self.lower.connect(&self.url.target).await?;
+        let Connected { stream, mut info } = self
+            .lower
+            .connect(&self.url.target)
+            .await
+            .map_err(Error::reaching_proxy)?;
         let mut core = core.deadline(driver::now(), self.timeout);
         let mut outcome = driver::Collect::default();
         let stream = driver::drive(stream, &mut core, &mut outcome).await;
@@ -124,7 +116,10 @@ impl SocksHop {
             }
             _ => bound,
         };
-        let flow = lower_udp.connect_datagram(&relay).await?;
+        let flow = lower_udp
+            .connect_datagram(&relay)
+            .await
+            .map_err(Error::reaching_proxy)?;
         let target = self.resolved(target).await?;
         let describe = format!(
             "{}-udp@{} > {}",

@@ -45,7 +45,8 @@ impl Refusal {
 /// The status and Proxy-Status error for a failure reaching the target (RFC 9209 §2.3).
 pub fn dial_failure(e: &Error) -> (StatusCode, &'static str) {
     match e.kind() {
-        ErrorKind::Resolve => (StatusCode::BAD_GATEWAY, "dns_error"),
+        // The next hop's name: the target's, or an upstream proxy's (RFC 9209 §2.3.2).
+        ErrorKind::Resolve | ErrorKind::ProxyResolve => (StatusCode::BAD_GATEWAY, "dns_error"),
         ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "connection_timeout"),
         ErrorKind::ProxyRefused => (StatusCode::BAD_GATEWAY, "proxy_internal_response"),
         ErrorKind::Denied => (StatusCode::FORBIDDEN, "destination_ip_prohibited"),
@@ -85,7 +86,9 @@ pub fn socks_reply(d: &Dial) -> Reply {
         Dial::DnsTimeout => Reply::HOST_UNREACHABLE,
         Dial::Failed(e) => match e.kind() {
             ErrorKind::Denied => Reply::NOT_ALLOWED,
-            ErrorKind::Resolve | ErrorKind::Timeout => Reply::HOST_UNREACHABLE,
+            ErrorKind::Resolve | ErrorKind::ProxyResolve | ErrorKind::Timeout => {
+                Reply::HOST_UNREACHABLE
+            }
             ErrorKind::Connect => Reply::CONNECTION_REFUSED,
             _ => Reply::GENERAL_FAILURE,
         },

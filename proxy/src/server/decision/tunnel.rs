@@ -107,7 +107,7 @@ impl Decision {
                 // the proxy refuse; 503, as for any exhausted resource.
                 (Plan::ConnectIp(..), false) => {
                     let why = match &d {
-                        Dial::Failed(e) => e.message().to_string(),
+                        Dial::Failed(e) => e.to_string(),
                         other => format!("{other:?}"),
                     };
                     refusal(
