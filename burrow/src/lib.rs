@@ -81,7 +81,7 @@ pub use service::ResponseFuture;
 #[cfg(feature = "hyper")]
 pub use service::{Connector, HyperStream};
 
-pub use burrow_http_core::{Body, ConnectionInfo};
+pub use burrow_http_core::{Body, ConnectionInfo, Spelling};
 /// The proxy server (`burrow-proxy`'s engine), to run one in a few lines.
 pub use burrow_proxy::server;
 /// The transport layer: `ByteStream`, `StreamConnector`, `Target`, TLS settings, resolvers.

@@ -348,6 +348,7 @@ impl RequestBuilder {
                 status: resp.status(),
                 version: resp.version(),
                 headers: resp.headers().clone(),
+                spelling: resp.extensions().get().cloned(),
             });
             tracing::debug!(status = resp.status().as_u16(), to = %shown_url(&next.url), "following a redirect");
             redirect::strip(

@@ -80,6 +80,8 @@ pub struct Redirected {
     pub version: Version,
     /// Its headers (`Location` among them).
     pub headers: HeaderMap,
+    /// How its reason phrase and field names were spelled (HTTP/1.x only).
+    pub spelling: Option<burrow_http_core::Spelling>,
 }
 
 impl fmt::Debug for Response {
@@ -151,6 +153,13 @@ impl Response {
     /// What content decoding took away when the body is decoded: the encoded body's
     /// `Content-Encoding` and `Content-Length`, and how many encoded bytes were read.
     pub fn decoded(&self) -> Option<&crate::decode::Decoded> {
+        self.inner.extensions().get()
+    }
+
+    /// How an HTTP/1.x response spelled its reason phrase and field names, which
+    /// [`headers`](Self::headers) does not keep (HTTP/2 and HTTP/3 have no reason and
+    /// lowercase names: `None`).
+    pub fn spelling(&self) -> Option<&burrow_http_core::Spelling> {
         self.inner.extensions().get()
     }
 

@@ -957,7 +957,7 @@ async fn review_findings_stay_fixed() {
     ])
     .await;
     assert!(
-        text(&out.stderr).contains("set-cookie: ***"),
+        text(&out.stderr).contains("Set-Cookie: ***"),
         "{}",
         text(&out.stderr)
     );
@@ -1111,6 +1111,21 @@ async fn curl_side_by_side_findings() {
     ])
     .await;
     assert_eq!(out.status.code(), Some(61), "{}", text(&out.stderr));
+    // An HTTP/1.1 head is shown as it was spelled: reason phrase and names' case.
+    let out = run(&[&format!("{b}/spelled"), "-i", "-sS"]).await;
+    assert_eq!(
+        text(&out.stdout),
+        "HTTP/1.1 200 Fine By Me\r\nX-Mixed-CASE: 1\r\nx-lower: 2\r\nContent-Length: 3\r\n\r\nok\n"
+    );
+    let out = run(&[&format!("{b}/to?/spelled"), "-L", "-v", "-o", "/dev/null"]).await;
+    let err = text(&out.stderr);
+    for line in [
+        "< HTTP/1.1 302 Found",
+        "< Location: /spelled",
+        "< X-Mixed-CASE: 1",
+    ] {
+        assert!(err.contains(line), "{line:?} in {err}");
+    }
     // No content is no coding to undo: an empty gzip body, or HEAD's.
     let out = run(&[&format!("{b}/emptygzip"), "--compressed", "-sS"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -43,6 +43,7 @@ pub mod handshake;
 pub mod message;
 pub mod pool;
 mod protocol;
+mod spelling;
 pub mod target;
 mod tunnel;
 pub mod varint;
@@ -61,4 +62,5 @@ pub use connection::{
     AbsoluteForm, ConnectionInfo, HttpConnection, Respond, ServerConnection, ServerRequest,
 };
 pub use protocol::{DatagramProtocol, StreamProtocol};
+pub use spelling::Spelling;
 pub use tunnel::{refused, ConnectProtocol, Tunnel, TunnelDatagrams, TunnelRequest};

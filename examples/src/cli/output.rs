@@ -5,26 +5,37 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use burrow::Spelling;
 use http::{HeaderMap, StatusCode, Version};
 
 use super::exit::{self, Exit};
 
 /// A response head as curl prints it (`-i`, `-D`): the status line, the fields, a blank
-/// line; HTTP/2 and HTTP/3 have no reason phrase.
-pub fn head_text(version: Version, status: StatusCode, headers: &HeaderMap) -> String {
+/// line; an HTTP/1.x head as it was spelled (its reason phrase, its names' case), when
+/// known; HTTP/2 and HTTP/3 have no reason phrase.
+pub fn head_text(
+    version: Version,
+    status: StatusCode,
+    headers: &HeaderMap,
+    spelling: Option<&Spelling>,
+) -> String {
     let v = version_str(version);
     let mut s = if version >= Version::HTTP_2 {
         format!("{v} {}\r\n", status.as_str())
     } else {
-        format!(
-            "{v} {} {}\r\n",
-            status.as_str(),
-            status.canonical_reason().unwrap_or("")
-        )
+        let reason = match spelling {
+            Some(sp) => sp.reason(),
+            None => status.canonical_reason().unwrap_or(""),
+        };
+        match reason {
+            "" => format!("{v} {}\r\n", status.as_str()),
+            r => format!("{v} {} {r}\r\n", status.as_str()),
+        }
     };
     for (k, val) in headers {
+        let name = spelling.map_or(k.as_str(), |sp| sp.name(k));
         s.push_str(&format!(
-            "{k}: {}\r\n",
+            "{name}: {}\r\n",
             String::from_utf8_lossy(val.as_bytes())
         ));
     }

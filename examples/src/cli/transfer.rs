@@ -442,17 +442,22 @@ async fn attempt(
     let all: Vec<_> = resp
         .history()
         .iter()
-        .map(|r| (r.version, r.status, &r.headers))
-        .chain([(resp.version(), resp.status(), &stats.headers)])
+        .map(|r| (r.version, r.status, &r.headers, r.spelling.as_ref()))
+        .chain([(
+            resp.version(),
+            resp.status(),
+            &stats.headers,
+            resp.spelling(),
+        )])
         .collect();
     let heads: Vec<String> = all
         .iter()
-        .map(|(ver, st, h)| head_text(*ver, *st, h))
+        .map(|(ver, st, h, sp)| head_text(*ver, *st, h, *sp))
         .collect();
     stats.size_header = heads.iter().map(|h| h.len() as u64).sum();
     // What -v and traces show: the heads with cookie values hidden (-i and -D get them whole).
-    for (ver, st, h) in &all {
-        let h = head_text(*ver, *st, &redacted(h));
+    for (ver, st, h, sp) in &all {
+        let h = head_text(*ver, *st, &redacted(h), *sp);
         if v.0 {
             for line in h.trim_end().split("\r\n") {
                 v.line("<", line);

@@ -6,7 +6,7 @@
 //! `/to?URL` (302 to URL), `/303?URL`, `/307?URL`, `/range/N` (N pattern bytes, `Range`
 //! honoured with 206), `/status/CODE` (with `Retry-After: 0` for 429 and 503),
 //! `/flaky/N` (503 for the first N requests to it, then 200), `/setcookie?NAME=VALUE`,
-//! `/gzip`, `/emptygzip`, `/disposition/NAME`, `/bytes/N`; anything else answers the request it got
+//! `/gzip`, `/emptygzip`, `/spelled` (its own reason phrase and name case), `/disposition/NAME`, `/bytes/N`; anything else answers the request it got
 //! (method, target, headers, body).
 #![allow(dead_code)] // each test uses part of it
 
@@ -184,6 +184,13 @@ fn answer(r: &Recorded, counts: &Mutex<HashMap<String, usize>>, conn: usize) -> 
                 "200 OK",
                 &[("Content-Encoding", "gzip".into())],
                 GZIP_HELLO.to_vec(),
+            )
+        }
+        "/spelled" => {
+            return respond(
+                "200 Fine By Me",
+                &[("X-Mixed-CASE", "1".into()), ("x-lower", "2".into())],
+                b"ok\n".to_vec(),
             )
         }
         "/emptygzip" => return respond("200 OK", &[("Content-Encoding", "gzip".into())], vec![]),

@@ -256,6 +256,7 @@ impl driver::App<ClientCore> for App {
                 *resp.status_mut() = head.status;
                 *resp.version_mut() = head.version;
                 *resp.headers_mut() = head.headers;
+                resp.extensions_mut().insert(head.spelling);
                 if let Some(Reply::Response(r)) = self.reply.take() {
                     let _ = r.send(Ok(resp));
                 }

@@ -4,6 +4,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Version};
 
+use burrow_http_core::Spelling;
+
 use super::{Limits, ProtoError};
 
 /// A request line and header fields.
@@ -41,7 +43,7 @@ impl RequestHead {
 }
 
 /// A status line and header fields.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ResponseHead {
     /// The status.
     pub status: StatusCode,
@@ -51,7 +53,24 @@ pub struct ResponseHead {
     pub version: Version,
     /// Header fields.
     pub headers: HeaderMap,
+    /// How a received head spelled its reason and field names (empty for one to send,
+    /// and not sent).
+    pub spelling: Spelling,
 }
+
+/// Heads are equal when they say the same: status, reason, version and fields, field
+/// names compared without case (their [`spelling`](ResponseHead::spelling) is not
+/// compared).
+impl PartialEq for ResponseHead {
+    fn eq(&self, other: &Self) -> bool {
+        self.status == other.status
+            && self.reason == other.reason
+            && self.version == other.version
+            && self.headers == other.headers
+    }
+}
+
+impl Eq for ResponseHead {}
 
 impl ResponseHead {
     /// A head with no headers, HTTP/1.1, canonical reason.
@@ -61,6 +80,7 @@ impl ResponseHead {
             reason: String::new(),
             version: Version::HTTP_11,
             headers: HeaderMap::new(),
+            spelling: Spelling::default(),
         }
     }
 
@@ -107,10 +127,21 @@ fn check_line_rules(head: &[u8]) -> Result<(), ProtoError> {
 }
 
 fn to_header_map(raw: &[httparse::Header<'_>]) -> Result<HeaderMap, ProtoError> {
+    spelled_header_map(raw, None)
+}
+
+/// The fields, and how their names were spelled into `spelling` if given.
+fn spelled_header_map(
+    raw: &[httparse::Header<'_>],
+    mut spelling: Option<&mut Spelling>,
+) -> Result<HeaderMap, ProtoError> {
     let mut map = HeaderMap::with_capacity(raw.len());
     for h in raw {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| ProtoError::InvalidHead("invalid header name"))?;
+        if let Some(s) = spelling.as_deref_mut() {
+            s.spell(&name, h.name);
+        }
         let value = HeaderValue::from_bytes(h.value)
             .map_err(|_| ProtoError::InvalidHead("invalid header value"))?;
         map.append(name, value);
@@ -224,11 +255,15 @@ pub(crate) fn parse_response(
         Ok(httparse::Status::Complete(n)) => {
             let status = StatusCode::from_u16(res.code.unwrap_or(0))
                 .map_err(|_| ProtoError::InvalidHead("invalid status code"))?;
+            let reason = res.reason.unwrap_or("").to_string();
+            let mut spelling = Spelling::new(reason.clone());
+            let headers = spelled_header_map(res.headers, Some(&mut spelling))?;
             let head = ResponseHead {
                 status,
-                reason: res.reason.unwrap_or("").to_string(),
+                reason,
                 version: version(res.version),
-                headers: to_header_map(res.headers)?,
+                headers,
+                spelling,
             };
             Ok(Parsed::Complete(head, n))
         }
@@ -320,4 +355,29 @@ pub(crate) fn encode_trailers(trailers: HeaderMap) -> Bytes {
     );
     out.put_slice(b"\r\n");
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_received_head_keeps_its_spelling_which_equality_ignores() {
+        let raw = b"HTTP/1.1 200 Fine By Me\r\nX-Mixed-CASE: 1\r\nx-lower: 2\r\n\r\n";
+        let Ok(Parsed::Complete(head, n)) = parse_response(raw, 0, &Limits::default()) else {
+            panic!("a complete head");
+        };
+        assert_eq!(n, raw.len());
+        assert_eq!(head.spelling.reason(), "Fine By Me");
+        let mixed = HeaderName::from_static("x-mixed-case");
+        assert_eq!(head.spelling.name(&mixed), "X-Mixed-CASE");
+        assert_eq!(
+            head.spelling.name(&HeaderName::from_static("x-lower")),
+            "x-lower"
+        );
+        let mut plain = ResponseHead::new(200).header("x-mixed-case", "1");
+        plain = plain.header("x-lower", "2");
+        plain.reason = "Fine By Me".into();
+        assert_eq!(head, plain, "the same head, however spelled");
+    }
 }
