@@ -417,6 +417,39 @@ fn server_malformed_request_is_answered_and_reported() {
 }
 
 #[test]
+fn server_answers_a_malformed_request_body_with_400_until_it_has_replied() {
+    let chunked = [("host", "h"), ("transfer-encoding", "chunked")];
+    playbook!(server(deadlines()),
+        >> recv(b"POST /up HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n"),
+        << request(Method::POST, "/up", &chunked, None),
+        >> recv(b"2\r\nok\r\nzz\r\n"),
+        << tx(b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: 43\r\n\r\nmalformed request body: invalid chunk size\n"),
+        << Out::Ev(V::Data(Bytes::from_static(b"ok"))),
+        << ?("BodyFailed(Protocol)", |o| matches!(o, Out::Ev(V::BodyFailed(e)) if e.kind() == ErrorKind::Protocol)),
+        << Out::Finish(Finish::Close),
+    );
+    // Once the answer has begun, a bad body can only end the connection.
+    playbook!(server(deadlines()),
+        >> recv(b"POST /up HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n"),
+        << request(Method::POST, "/up", &chunked, None),
+        >> respond(200, Some(0)),
+        << tx(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"),
+        >> recv(b"zz\r\n"),
+        << ?("BodyFailed(Protocol)", |o| matches!(o, Out::Ev(V::BodyFailed(e)) if e.kind() == ErrorKind::Protocol)),
+        << Out::Finish(Finish::Close),
+    );
+    // A client gone mid-body is not answered.
+    playbook!(server(deadlines()),
+        >> recv(b"POST /up HTTP/1.1\r\nhost: h\r\ncontent-length: 5\r\n\r\nab"),
+        << request(Method::POST, "/up", &[("host", "h"), ("content-length", "5")], Some(5)),
+        << Out::Ev(V::Data(Bytes::from_static(b"ab"))),
+        >> Io::Eof,
+        << ?("a failure, no answer", |o| matches!(o, Out::Ev(V::BodyFailed(_) | V::Cancelled))),
+        << Out::Finish(Finish::Close),
+    );
+}
+
+#[test]
 fn server_sends_100_continue_and_cancels_work_whose_client_left() {
     playbook!(server(deadlines()),
         >> recv(b"POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"),

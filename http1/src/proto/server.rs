@@ -267,6 +267,15 @@ impl ServerCore {
                             return self.fail(Error::protocol("HTTP/1.1: unexpected event"))
                         }
                         Ok(None) => return,
+                        // A body that breaks the framing before any answer: the client
+                        // is told why (400), as for a bad head, and the handler sees the
+                        // body fail. A client gone mid-body gets no answer.
+                        Err(e) if !x.replied && !matches!(e, ProtoError::UnexpectedEof(_)) => {
+                            let (status, why) =
+                                (e.status(), format!("malformed request body: {e}"));
+                            self.events.push_back(ServerEvent::BodyFailed(e.into()));
+                            return self.answer_and_close(status, &why);
+                        }
                         Err(e) => return self.fail(e.into()),
                     }
                 }
