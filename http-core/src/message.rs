@@ -184,11 +184,13 @@ pub fn strip_connection_specific(h: &mut HeaderMap) {
 }
 
 /// Removes what a proxy must not forward (RFC 9110 §7.6.1, §11.7): the connection-specific
-/// fields, `TE` and `Trailer` whatever they say, and the proxy's own credentials
-/// (`Proxy-Authorization`, `Proxy-Authenticate`).
+/// fields (so `TE` other than `trailers`) and the proxy's own credentials
+/// (`Proxy-Authorization`, `Proxy-Authenticate`). `TE: trailers` goes on, as Envoy
+/// passes it: a proxy that passes trailers back may say it accepts them, and gRPC
+/// servers refuse requests without it. `Trailer` is end-to-end (RFC 9110 §6.6.2).
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     strip_connection_specific(h);
-    for n in ["te", "trailer", "proxy-authorization", "proxy-authenticate"] {
+    for n in ["proxy-authorization", "proxy-authenticate"] {
         h.remove(n);
     }
 }
@@ -293,8 +295,9 @@ mod tests {
         assert!(direct.contains_key("te") && direct.contains_key("proxy-authorization"));
         assert!(!direct.contains_key("x-a") && !direct.contains_key("keep-alive"));
         strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1, "{h:?}");
-        assert!(h.contains_key("x-keep"));
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["te", "x-keep"], "TE: trailers goes on");
         let mut gz = HeaderMap::new();
         gz.insert("te", "gzip".parse().unwrap());
         strip_connection_specific(&mut gz);

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 
 use burrow_http_core::driver::{Core, Finish};
@@ -569,6 +569,11 @@ pub fn request_head(
                     .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
             }
         }
+    }
+    // A sender of TE names it in Connection too (RFC 9110 §10.1.4): it is for this hop.
+    if head.headers.contains_key(TE) && !framing::has_token(&head.headers, CONNECTION, "te") {
+        head.headers
+            .append(CONNECTION, HeaderValue::from_static("te"));
     }
     Ok(head)
 }

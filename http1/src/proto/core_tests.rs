@@ -524,3 +524,32 @@ fn cores_survive_arbitrary_operation_orders() {
         );
     }
 }
+
+#[test]
+fn a_request_with_te_names_it_in_connection() {
+    let req = http::Request::builder()
+        .uri("http://h/x")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (parts, ()) = req.into_parts();
+    let head = super::client::request_head(&parts, Some(0), false).unwrap();
+    let conn: Vec<_> = head.headers.get_all("connection").iter().collect();
+    assert_eq!(conn, ["te"]);
+    // Already named (in any case): not twice.
+    let req = http::Request::builder()
+        .uri("http://h/x")
+        .header("te", "trailers")
+        .header("connection", "keep-alive, TE")
+        .body(())
+        .unwrap();
+    let (parts, ()) = req.into_parts();
+    let head = super::client::request_head(&parts, Some(0), false).unwrap();
+    let conn: Vec<_> = head.headers.get_all("connection").iter().collect();
+    assert_eq!(conn, ["keep-alive, TE"]);
+    // No TE, no change.
+    let req = http::Request::builder().uri("http://h/x").body(()).unwrap();
+    let (parts, ()) = req.into_parts();
+    let head = super::client::request_head(&parts, Some(0), false).unwrap();
+    assert!(!head.headers.contains_key("connection"));
+}

@@ -356,6 +356,7 @@ mod tests {
                 ("x-secret", "1"),
                 ("proxy-authorization", "Basic eA=="),
                 ("te", "trailers"),
+                ("trailer", "x-checksum"),
             ],
         )
         .unwrap();
@@ -363,10 +364,14 @@ mod tests {
             "connection",
             "x-secret",
             "proxy-authorization",
-            "te",
             "keep-alive",
         ] {
             assert!(!p.parts.headers.contains_key(n), "{n}");
         }
+        // What says trailers are welcome, and which come, goes on (gRPC needs TE).
+        assert_eq!(p.parts.headers["te"], "trailers");
+        assert_eq!(p.parts.headers["trailer"], "x-checksum");
+        let gz = h1("http://a.example/", &[("host", "a"), ("te", "gzip")]).unwrap();
+        assert!(!gz.parts.headers.contains_key("te"));
     }
 }
