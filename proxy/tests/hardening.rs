@@ -1668,3 +1668,74 @@ async fn a_malformed_request_body_is_answered_400_and_never_ends_cleanly_upstrea
         );
     }
 }
+
+/// Through an upstream route too: a client's reset reaches the target as a reset, hop by
+/// hop. Proxy A's tunnel to proxy B is a TCP connection of its own over HTTP/1.1 CONNECT
+/// (plain or TLS) and SOCKS5, which A resets; over HTTP/2 it is a stream, which A resets
+/// with RST_STREAM. B then resets the target. A FIN stays a FIN all the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_reset_crosses_the_upstream_route_to_the_target() {
+    use burrow_proxy::route::{ProxyUrl, Route, RouteOptions};
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = l.local_addr().unwrap();
+    let b = start(|c| c.rules = Rules::loopback()).await;
+    for up in [
+        format!("http://127.0.0.1:{}", b.http.port()),
+        format!("https://localhost:{}", b.https.port()),
+        format!("socks5://127.0.0.1:{}", b.socks.port()),
+        format!("h2://localhost:{}", b.https.port()),
+    ] {
+        let route = Route::build(
+            &[ProxyUrl::parse(&up).unwrap()],
+            &RouteOptions {
+                proxy_tls: b.pki.trust(),
+                ..Default::default()
+            },
+        );
+        let cfg = ProxyConfig {
+            listeners: vec![Listen::Socks("127.0.0.1:0".parse().unwrap())],
+            rules: Rules::loopback(),
+            ..ProxyConfig::default()
+        };
+        let a = server::start(Proxy::new(cfg, Some(route.stream), Some(route.datagram)).unwrap())
+            .await
+            .unwrap();
+        let a_socks = a.addrs[0].addr();
+        for reset in [true, false] {
+            let mut c = TcpStream::connect(a_socks).await.unwrap();
+            c.write_all(&[5, 1, 0]).await.unwrap();
+            let mut m = [0u8; 2];
+            c.read_exact(&mut m).await.unwrap();
+            let mut req = vec![5, 1, 0, 1, 127, 0, 0, 1];
+            req.extend_from_slice(&target.port().to_be_bytes());
+            c.write_all(&req).await.unwrap();
+            let mut reply = [0u8; 10];
+            c.read_exact(&mut reply).await.unwrap();
+            assert_eq!(reply[1], 0, "{up}: SOCKS5 CONNECT refused");
+            let (mut t, _) = tokio::time::timeout(PATIENCE, l.accept())
+                .await
+                .unwrap()
+                .unwrap();
+            c.write_all(b"hello").await.unwrap();
+            let mut got = [0u8; 5];
+            t.read_exact(&mut got).await.unwrap();
+            if reset {
+                #[allow(deprecated)] // SO_LINGER 0 does not block on drop.
+                c.set_linger(Some(Duration::ZERO)).unwrap();
+            }
+            drop(c);
+            let mut more = [0u8; 16];
+            let end = tokio::time::timeout(PATIENCE, t.read(&mut more))
+                .await
+                .unwrap_or_else(|_| panic!("{up}: the target's connection stayed open"));
+            match reset {
+                true => assert_eq!(
+                    end.map_err(|e| e.kind()),
+                    Err(std::io::ErrorKind::ConnectionReset),
+                    "{up}: a reset"
+                ),
+                false => assert_eq!(end.unwrap(), 0, "{up}: a FIN after a clean end"),
+            }
+        }
+    }
+}

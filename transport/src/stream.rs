@@ -31,6 +31,13 @@ pub struct StreamInfo {
     pub local_addr: Option<SocketAddr>,
     /// When the steps of establishing the socket under the stream ended.
     pub timings: ConnectTimings,
+    /// Arms an abortive close (a TCP RST) of the one TCP connection this stream is
+    /// carried on alone: a TCP socket, TLS over one, an HTTP/1.1 CONNECT or a SOCKS tunnel
+    /// over one. `None` when the stream shares its connection (an HTTP/2 or HTTP/3 stream,
+    /// whose reset is the stream's own) or the connector gave none. A proxy arms it when
+    /// the tunnel it relays the stream into fails, so the far end does not take a cut-off
+    /// transfer for a complete one.
+    pub abort: Option<crate::tcp::Abort>,
 }
 
 /// When the steps of establishing a connection ended (curl's `time_namelookup`,

@@ -292,13 +292,16 @@ impl TcpConnector {
 impl StreamConnector for TcpConnector {
     async fn connect(&self, target: &Target) -> Result<Connected> {
         let (s, timings) = self.connect_timed(target).await?;
+        let (peer_addr, local_addr) = (s.peer_addr().ok(), s.local_addr().ok());
+        let (s, abort) = AbortableTcp::new(s);
         Ok(Connected {
             info: StreamInfo {
-                peer_addr: s.peer_addr().ok(),
-                local_addr: s.local_addr().ok(),
+                peer_addr,
+                local_addr,
                 alpn: None,
                 layers: vec!["tcp".into()],
                 timings,
+                abort: Some(abort),
             },
             stream: Box::new(s),
         })

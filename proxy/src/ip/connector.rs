@@ -66,6 +66,7 @@ impl StreamConnector for StackConnector {
                 alpn: None,
                 layers: vec![format!("tcp over {}", stack.describe)],
                 local_addr: None,
+                abort: None,
                 timings: burrow_transport::ConnectTimings {
                     routed: Some(std::time::Instant::now()),
                     ..Default::default()

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use burrow_http_core::connect_tcp::{CapsuleStream, CloseInner, Codepoints};
 use burrow_http_core::{ConnectionInfo, HttpConnection, TunnelRequest};
 use burrow_transport::{
-    tls, Connected, DatagramConnector, Error, Result, StreamConnector, StreamInfo, Target,
-    TlsConfig,
+    tcp::Abort, tls, Connected, DatagramConnector, Error, Result, StreamConnector, StreamInfo,
+    Target, TlsConfig,
 };
 use http::{HeaderMap, HeaderValue, Version};
 use tokio::sync::Mutex;
@@ -24,12 +24,19 @@ struct Shared {
     layers: Vec<String>,
 }
 
-/// An opened tunnel, the proxy connection it is on, and that connection's layers.
+/// An opened tunnel, the proxy connection it is on, that connection's layers, and the
+/// abortive close of the TCP connection under it when the tunnel has it to itself
+/// (HTTP/1.1).
 type Opened = (
     burrow_http_core::Tunnel,
     Arc<dyn HttpConnection>,
     Vec<String>,
+    Option<Abort>,
 );
+
+/// A connection to the proxy, its layers, and the abortive close of the TCP connection
+/// under it when nothing else shares that (HTTP/1.1).
+type Opening = (Arc<dyn HttpConnection>, Vec<String>, Option<Abort>);
 
 /// One HTTP proxy hop, reached through the connectors of the hops before it.
 pub struct HttpHop {
@@ -101,9 +108,9 @@ impl HttpHop {
     async fn tunnel_inner(&self, req: TunnelRequest) -> Result<Opened> {
         let mut fresh_tried = false;
         loop {
-            let (conn, layers) = self.connection().await?;
+            let (conn, layers, abort) = self.connection().await?;
             let e = match conn.open_tunnel(req.clone()).await {
-                Ok(t) => return Ok((t, conn, layers)),
+                Ok(t) => return Ok((t, conn, layers, abort)),
                 Err(e) => e,
             };
             let h2_https = self.url.kind == ProxyKind::Https && conn.version() == Version::HTTP_2;
@@ -138,23 +145,23 @@ impl HttpHop {
 
     /// A connection to the proxy: a shared HTTP/2 or HTTP/3 one that can start a tunnel
     /// at once, or a new one (shared too unless it is HTTP/1.1, where it becomes the tunnel).
-    async fn connection(&self) -> Result<(Arc<dyn HttpConnection>, Vec<String>)> {
+    async fn connection(&self) -> Result<Opening> {
         let mut shared = self.shared.lock().await;
         shared.retain(|s| !s.conn.is_closed());
         if let Some(s) = shared.iter().find(|s| s.conn.can_open_tunnel()) {
-            return Ok((s.conn.clone(), s.layers.clone()));
+            return Ok((s.conn.clone(), s.layers.clone(), None));
         }
-        let (conn, layers) = self.open().await?;
+        let (conn, layers, abort) = self.open().await?;
         if conn.version() != Version::HTTP_11 {
             shared.push(Shared {
                 conn: conn.clone(),
                 layers: layers.clone(),
             });
         }
-        Ok((conn, layers))
+        Ok((conn, layers, abort))
     }
 
-    async fn open(&self) -> Result<(Arc<dyn HttpConnection>, Vec<String>)> {
+    async fn open(&self) -> Result<Opening> {
         let target = &self.url.target;
         if self.url.kind == ProxyKind::H3 {
             let flow = self
@@ -177,7 +184,11 @@ impl HttpHop {
                 &target.host_str(),
             )
             .await?;
-            return Ok((Arc::new(c), vec![format!("quic > {}", layers.join(" > "))]));
+            return Ok((
+                Arc::new(c),
+                vec![format!("quic > {}", layers.join(" > "))],
+                None,
+            ));
         }
         let Connected { stream, info } = self
             .lower
@@ -185,6 +196,7 @@ impl HttpHop {
             .await
             .map_err(Error::reaching_proxy)?;
         let mut layers = info.layers.clone();
+        let abort = info.abort.clone();
         let cinfo = ConnectionInfo {
             peer_addr: info.peer_addr,
             alpn: None,
@@ -196,7 +208,7 @@ impl HttpHop {
             let mut cfg = burrow_http1::Http1Config::default();
             cfg.connect_http10(self.url.http10);
             let c = burrow_http1::connect(stream, cinfo, &cfg).await?;
-            return Ok((Arc::new(c), layers));
+            return Ok((Arc::new(c), layers, abort));
         }
         let h1_only = self.h1_only.load(std::sync::atomic::Ordering::Acquire);
         let alpn: &[&[u8]] = match self.url.kind {
@@ -209,7 +221,7 @@ impl HttpHop {
         layers.insert(0, "tls".into());
         if negotiated.as_deref() == Some(b"h2") {
             let c = burrow_http2::connect(Box::new(t), cinfo, &Default::default()).await?;
-            Ok((Arc::new(c), layers))
+            Ok((Arc::new(c), layers, None))
         } else if self.url.kind == ProxyKind::H2 {
             Err(Error::peer(
                 burrow_transport::ErrorKind::Unsupported,
@@ -217,7 +229,7 @@ impl HttpHop {
             ))
         } else {
             let c = burrow_http1::connect(Box::new(t), cinfo, &Default::default()).await?;
-            Ok((Arc::new(c), layers))
+            Ok((Arc::new(c), layers, abort))
         }
     }
 
@@ -231,7 +243,7 @@ impl HttpHop {
         let mut req = self.with_our_headers(req);
         req.headers_mut()
             .insert("capsule-protocol", HeaderValue::from_static("?1"));
-        let (tunnel, conn, layers) = self.tunnel(req).await?;
+        let (tunnel, conn, layers, _) = self.tunnel(req).await?;
         let describe = self.described("CONNECT-UDP", &*conn, &layers);
         Ok(crate::flows::tunnel_flow(
             tunnel,
@@ -255,7 +267,7 @@ impl HttpHop {
         let target = burrow_transport::Target::new(burrow_transport::Host::Name("*".into()), 0);
         let span = super::hop_span(self.index, &self.url, &target);
         let opening = async {
-            let (tunnel, conn, layers) = self.tunnel(req).await?;
+            let (tunnel, conn, layers, _) = self.tunnel(req).await?;
             let describe = self.described("CONNECT-IP", &*conn, &layers);
             let t =
                 crate::ip::IpTunnel::new(tunnel, burrow_http_core::capsule::DEFAULT_MAX_CAPSULE);
@@ -361,8 +373,8 @@ impl StreamConnector for HttpHop {
     async fn connect(&self, target: &Target) -> Result<Connected> {
         let span = super::hop_span(self.index, &self.url, target);
         let opening = self.tunnel(self.tunnel_request(target));
-        let (tunnel, conn, layers) =
-            super::open_traced(&span, self.url.hop(self.index), opening, |(_, c, _)| {
+        let (tunnel, conn, layers, abort) =
+            super::open_traced(&span, self.url.hop(self.index), opening, |(_, c, _, _)| {
                 version_tag(c.version())
             })
             .await?;
@@ -398,6 +410,7 @@ impl StreamConnector for HttpHop {
                     routed: Some(std::time::Instant::now()),
                     ..conn.info().timings
                 },
+                abort,
             },
         })
     }

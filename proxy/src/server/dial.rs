@@ -204,20 +204,21 @@ impl Dialer {
     }
 
     /// A byte stream to `t`: through the upstream route, or to an address that passed the
-    /// rules, within the dial deadline; with the handle that makes the close of a direct
-    /// TCP connection abortive (none through an upstream route).
+    /// rules, within the dial deadline; with the handle that makes the close of the TCP
+    /// connection under it abortive, when the stream has one of its own (a direct
+    /// connection, or an upstream HTTP/1.1 CONNECT or SOCKS tunnel; not an HTTP/2 or
+    /// HTTP/3 stream, which resets by itself).
     pub async fn tcp(&self, t: &Target) -> Result<(BoxStream, Option<Abort>), Dial> {
         self.tcp_connected(t)
             .await
-            .map(|(c, abort)| (c.stream, abort))
+            .map(|c| (c.stream, c.info.abort))
     }
 
-    async fn tcp_connected(&self, t: &Target) -> Result<(Connected, Option<Abort>), Dial> {
+    async fn tcp_connected(&self, t: &Target) -> Result<Connected, Dial> {
         if let Some(up) = &self.upstream_tcp {
             self.judge.check(t).map_err(Dial::Denied)?;
             return burrow_transport::tcp::connect_within(self.timeout, t, up.connect(t))
                 .await
-                .map(|c| (c, None))
                 .map_err(Dial::Failed);
         }
         // One deadline for the lookup and the connect together.
@@ -232,18 +233,18 @@ impl Dialer {
                 )))
             })?
             .map_err(Dial::Failed)?;
-        let info = StreamInfo {
-            peer_addr: s.peer_addr().ok(),
-            local_addr: s.local_addr().ok(),
-            layers: vec!["tcp".into()],
-            ..StreamInfo::default()
-        };
+        let (peer_addr, local_addr) = (s.peer_addr().ok(), s.local_addr().ok());
         let (stream, abort) = AbortableTcp::new(s);
-        let c = Connected {
-            info,
+        Ok(Connected {
+            info: StreamInfo {
+                peer_addr,
+                local_addr,
+                layers: vec!["tcp".into()],
+                abort: Some(abort),
+                ..StreamInfo::default()
+            },
             stream: Box::new(stream),
-        };
-        Ok((c, Some(abort)))
+        })
     }
 
     /// A datagram flow to `t`, likewise.
@@ -281,7 +282,6 @@ impl StreamConnector for GuardedConnector {
         self.dialer
             .tcp_connected(target)
             .await
-            .map(|(c, _)| c)
             .map_err(|d| d.into_error(target))
     }
 
