@@ -2,7 +2,7 @@
 //! content, which carry a length, and which header fields are connection-specific.
 
 use http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, TE};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 /// Whether a response to `method` with `status` has content (RFC 9110 §6.4.1): none for
 /// HEAD (§9.3.2), 1xx (§15.2), 204 (§15.3.5), 304 (§15.4.5) or a 2xx to CONNECT, after
@@ -176,11 +176,23 @@ pub fn strip_connection_specific(h: &mut HeaderMap) {
     for n in CONNECTION_SPECIFIC {
         h.remove(n);
     }
-    if h.get(TE)
-        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"trailers"))
-    {
-        h.remove(TE);
+    // Of TE only `trailers` may stay (RFC 9113 §8.2.2), in lowercase, once, whatever
+    // lines and codings came with it.
+    let trailers = accepts_trailers(h);
+    h.remove(TE);
+    if trailers {
+        h.insert(TE, HeaderValue::from_static("trailers"));
     }
+}
+
+/// Whether `TE` (any of its lines) names `trailers`: the sender accepts trailers.
+pub fn accepts_trailers(h: &HeaderMap) -> bool {
+    h.get_all(TE).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
+    })
 }
 
 /// Removes what a proxy must not forward (RFC 9110 §7.6.1, §11.7): the connection-specific
@@ -189,9 +201,15 @@ pub fn strip_connection_specific(h: &mut HeaderMap) {
 /// passes it: a proxy that passes trailers back may say it accepts them, and gRPC
 /// servers refuse requests without it. `Trailer` is end-to-end (RFC 9110 §6.6.2).
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Said for this hop only (an HTTP/1.1 sender names TE in Connection), but the proxy
+    // passes trailers back, so it says the same on its own hop.
+    let trailers = accepts_trailers(h);
     strip_connection_specific(h);
     for n in ["proxy-authorization", "proxy-authenticate"] {
         h.remove(n);
+    }
+    if trailers {
+        h.insert(TE, HeaderValue::from_static("trailers"));
     }
 }
 
@@ -302,5 +320,22 @@ mod tests {
         gz.insert("te", "gzip".parse().unwrap());
         strip_connection_specific(&mut gz);
         assert!(gz.is_empty());
+        // Only `trailers` stays, lowercase and once, whatever else came.
+        let mut mixed = HeaderMap::new();
+        mixed.append("te", "Trailers".parse().unwrap());
+        mixed.append("te", "gzip, deflate;q=0.5".parse().unwrap());
+        strip_connection_specific(&mut mixed);
+        let te: Vec<_> = mixed.get_all("te").iter().collect();
+        assert_eq!(te, ["trailers"]);
+        // An HTTP/1.1 sender names TE in Connection; a proxy still says it takes trailers.
+        let mut h1 = HeaderMap::new();
+        h1.insert("te", "trailers".parse().unwrap());
+        h1.insert("connection", "TE".parse().unwrap());
+        let mut direct = h1.clone();
+        strip_connection_specific(&mut direct);
+        assert!(direct.is_empty(), "{direct:?}");
+        strip_hop_by_hop(&mut h1);
+        let te: Vec<_> = h1.get_all("te").iter().collect();
+        assert_eq!(te, ["trailers"]);
     }
 }

@@ -1669,19 +1669,49 @@ async fn a_malformed_request_body_is_answered_400_and_never_ends_cleanly_upstrea
     }
 }
 
+/// A TLS front for `behind` that offers only HTTP/1.1 by ALPN, and passes a reset on as
+/// a reset.
+async fn h1_tls_front(p: &Pki, behind: SocketAddr) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let cfg = p.server(&[b"http/1.1"]);
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            let cfg = cfg.clone();
+            tokio::spawn(async move {
+                let Ok((mut tls, _)) = burrow_transport::tls::accept(Box::new(sock), cfg).await
+                else {
+                    return;
+                };
+                let mut back = TcpStream::connect(behind).await.unwrap();
+                // Only a reset is passed on as one (a TLS stream cut without close_notify
+                // is an error too, but the TCP connection under it ended with a FIN).
+                let copied = tokio::io::copy_bidirectional(&mut tls, &mut back).await;
+                if copied.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset) {
+                    #[allow(deprecated)] // SO_LINGER 0 does not block on drop.
+                    back.set_linger(Some(Duration::ZERO)).unwrap();
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// Through an upstream route too: a client's reset reaches the target as a reset, hop by
 /// hop. Proxy A's tunnel to proxy B is a TCP connection of its own over HTTP/1.1 CONNECT
-/// (plain or TLS) and SOCKS5, which A resets; over HTTP/2 it is a stream, which A resets
-/// with RST_STREAM. B then resets the target. A FIN stays a FIN all the way.
+/// (plain, or over TLS where only HTTP/1.1 is offered) and SOCKS5, which A resets; over
+/// HTTP/2 it is a stream, which A resets with RST_STREAM. B then resets the target. A FIN
+/// stays a FIN all the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clients_reset_crosses_the_upstream_route_to_the_target() {
     use burrow_proxy::route::{ProxyUrl, Route, RouteOptions};
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = l.local_addr().unwrap();
     let b = start(|c| c.rules = Rules::loopback()).await;
+    let front = h1_tls_front(&b.pki, b.http).await;
     for up in [
         format!("http://127.0.0.1:{}", b.http.port()),
-        format!("https://localhost:{}", b.https.port()),
+        format!("https://localhost:{}", front.port()),
         format!("socks5://127.0.0.1:{}", b.socks.port()),
         format!("h2://localhost:{}", b.https.port()),
     ] {

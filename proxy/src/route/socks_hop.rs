@@ -49,9 +49,20 @@ impl SocksHop {
     async fn resolved(&self, target: &Target) -> Result<Target> {
         match (self.url.kind, &target.host) {
             (ProxyKind::Socks5, Host::Name(_)) => {
-                let a = burrow_transport::resolve::resolve_target(&*self.resolver, target).await?;
-                Ok(Target::from(a.first().copied().ok_or_else(|| {
-                    Error::resolve(format!("{target}: no address"))
+                // The name that did not resolve is the target's, not this proxy's (curl's
+                // "could not resolve host"): the error names the target, not this hop.
+                let theirs = |e: Error| {
+                    e.at_hop(burrow_transport::Hop {
+                        index: None,
+                        label: target.to_string(),
+                    })
+                };
+                let a = burrow_transport::resolve::resolve_target(&*self.resolver, target)
+                    .await
+                    .map_err(theirs)?;
+                let first = a.first().copied();
+                Ok(Target::from(first.ok_or_else(|| {
+                    theirs(Error::resolve(format!("{target}: no address")))
                 })?))
             }
             _ => Ok(target.clone()),
