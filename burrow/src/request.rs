@@ -27,6 +27,8 @@ pub struct RequestBuilder {
     timeout: Option<Duration>,
     version: Option<Version>,
     hops: Option<Vec<Proxy>>,
+    /// Redirects are followed as a request of this method would be; `method` is sent.
+    redirect_as: Option<Method>,
     error: Option<Error>,
 }
 
@@ -54,8 +56,18 @@ impl RequestBuilder {
             timeout: None,
             version: None,
             hops: None,
+            redirect_as: None,
             error: None,
         }
+    }
+
+    /// Follows redirects as a `semantic` request would (which ones drop the body and turn
+    /// into `GET`), while sending this request's own method on each: curl's `-X` with
+    /// `-L`, where `curl -X PUT -d x -L` sends `PUT` again after a 302, without the body
+    /// (a POST's would be dropped), and `-X DELETE` stays `DELETE` after a 303.
+    pub fn redirect_as(mut self, semantic: Method) -> Self {
+        self.redirect_as = Some(semantic);
+        self
     }
 
     pub(crate) fn from_request(client: Client, request: http::Request<Body>) -> Self {
@@ -254,7 +266,9 @@ impl RequestBuilder {
     async fn exchange(self, deadline: Option<Instant>) -> Result<Response> {
         let inner = self.client.inner.clone();
         let mut url = self.url?;
-        let mut method = self.method;
+        // What is sent, when it is not what redirects follow.
+        let sent = self.redirect_as.as_ref().map(|_| self.method.clone());
+        let mut method = self.redirect_as.unwrap_or(self.method);
         let mut headers = self.headers;
         for (n, v) in &inner.headers {
             if !headers.contains_key(n) {
@@ -281,7 +295,7 @@ impl RequestBuilder {
             // A body that can be sent again is kept for a 307 or 308; a stream goes once.
             let again = body.try_clone();
             let mut req = http::Request::new(std::mem::take(&mut body));
-            *req.method_mut() = method.clone();
+            *req.method_mut() = sent.clone().unwrap_or_else(|| method.clone());
             *req.uri_mut() = url.clone();
             *req.headers_mut() = headers.clone();
             // The jar's cookies for this URL, unless the caller set `Cookie` (and kept it:
@@ -327,7 +341,8 @@ impl RequestBuilder {
                 false => None,
             };
             let Some(next) = next.filter(|n| !n.keep_body || again.is_some()) else {
-                let resp = match decoding && method != Method::HEAD {
+                let head = *sent.as_ref().unwrap_or(&method) == Method::HEAD;
+                let resp = match decoding && !head {
                     true => crate::decode::decode(resp),
                     false => resp,
                 };

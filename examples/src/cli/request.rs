@@ -286,6 +286,9 @@ fn guess_mime(path: &str) -> &'static str {
 pub struct Template {
     /// `-X`, or the method the options imply.
     pub method: Method,
+    /// With `-X`: the method the options imply (`-d` POST, `-T` PUT, `-I` HEAD), which
+    /// redirects follow while `-X`'s goes on every request, as curl's `-L` does.
+    pub redirect_as: Option<Method>,
     /// The headers.
     pub headers: HeaderMap,
     /// The body.
@@ -424,16 +427,20 @@ pub async fn template(args: &Args, data: &[Data]) -> Result<Template, Exit> {
             "You can only select one HTTP request method! You asked for both {a} and {b}."
         )));
     }
+    let implied = match () {
+        _ if args.head => Method::HEAD,
+        _ if args.get => Method::GET,
+        _ if form || !data.is_empty() => Method::POST,
+        _ if args.upload_file.is_some() => Method::PUT,
+        _ => Method::GET,
+    };
     let method = match &args.method {
         Some(m) => {
             Method::from_bytes(m.as_bytes()).map_err(|_| init(&format!("invalid method {m:?}")))?
         }
-        None if args.head => Method::HEAD,
-        None if args.get => Method::GET,
-        None if form || !data.is_empty() => Method::POST,
-        None if args.upload_file.is_some() => Method::PUT,
-        None => Method::GET,
+        None => implied.clone(),
     };
+    let redirect_as = args.method.is_some().then_some(implied);
     let upload_name = args
         .upload_file
         .as_ref()
@@ -454,6 +461,7 @@ pub async fn template(args: &Args, data: &[Data]) -> Result<Template, Exit> {
             .any(|h| h.to_ascii_lowercase().starts_with("expect:"));
     Ok(Template {
         method,
+        redirect_as,
         headers,
         body,
         query,
@@ -668,6 +676,7 @@ mod tests {
     fn get_data_and_upload_names_go_into_the_url() {
         let t = Template {
             method: Method::GET,
+            redirect_as: None,
             headers: HeaderMap::new(),
             body: BodySpec::Empty,
             query: Some("a=1&b=2".into()),

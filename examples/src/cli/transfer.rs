@@ -338,6 +338,10 @@ async fn attempt(
         .request(t.method.clone(), uri.to_string())
         .headers(headers.clone())
         .route(hops);
+    if let Some(semantic) = &t.redirect_as {
+        // -X names the method of every request; redirects go as the options imply.
+        req = req.redirect_as(semantic.clone());
+    }
     let mut upload = 0u64;
     match t.form().await.map_err(Again::Failed)? {
         Some(form) => req = req.multipart(form),
