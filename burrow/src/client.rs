@@ -35,6 +35,7 @@ pub struct ClientBuilder {
     timeout: Option<Duration>,
     read_timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
+    spelling: bool,
     decompress: bool,
     redirect: RedirectPolicy,
     headers: HeaderMap,
@@ -185,6 +186,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Keeps how each HTTP/1.x response spelled its head, its reason phrase and the case
+    /// of its field names ([`Response::spelling`](crate::Response::spelling)), to show
+    /// heads as they came (curl's `-i`). Off by default: it copies each name.
+    pub fn keep_spelling(mut self, on: bool) -> Self {
+        self.spelling = on;
+        self
+    }
+
     /// Keeps what `Alt-Svc` answers teach (which origins speak HTTP/3, on which port) in
     /// `cache`, which may be shared or saved (curl's `--alt-svc FILE`). Every route of the
     /// client shares one cache.
@@ -327,6 +336,7 @@ impl ClientBuilder {
                 timeout: self.timeout,
                 read_timeout: self.read_timeout,
                 connect_timeout: self.connect_timeout,
+                spelling: self.spelling,
                 decompress: self.decompress,
                 #[cfg(feature = "cookies")]
                 jar: self.jar,
@@ -378,6 +388,7 @@ pub(crate) struct Inner {
     pub(crate) timeout: Option<Duration>,
     pub(crate) read_timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
+    spelling: bool,
     pub(crate) decompress: bool,
     #[cfg(feature = "cookies")]
     pub(crate) jar: Option<Arc<crate::cookie::Jar>>,
@@ -436,7 +447,7 @@ impl Inner {
         }
         let route = self.route(&mut routes, hops);
         let mut b = burrow_http_core::Client::builder();
-        b.protocol(Arc::new(burrow_http1::Http1::default()))
+        b.protocol(Arc::new(self.http1()))
             .protocol(Arc::new(burrow_http2::Http2::default()))
             .datagram_protocol(Arc::new(burrow_http3::Http3::default()))
             .connector(route.stream)
@@ -450,6 +461,12 @@ impl Inner {
         let c = b.build()?;
         remember(&mut routes.clients, key, c.clone());
         Ok(c)
+    }
+
+    fn http1(&self) -> burrow_http1::Http1 {
+        let mut config = burrow_http1::Http1Config::default();
+        config.keep_spelling(self.spelling);
+        burrow_http1::Http1 { config }
     }
 
     /// The client that sends requests to the last of `hops`, an HTTP/1.1 forward proxy, in
@@ -467,7 +484,7 @@ impl Inner {
         let route = self.route(&mut routes, before);
         let (proxy, headers) = last.forward_to()?;
         let mut b = burrow_http_core::Client::builder();
-        b.protocol(Arc::new(burrow_http1::Http1::default()))
+        b.protocol(Arc::new(self.http1()))
             .connector(route.stream)
             // The proxy is verified as its CONNECT hop would be.
             .tls(self.hop_tls(last))
@@ -528,6 +545,7 @@ impl Client {
             timeout: None,
             read_timeout: None,
             connect_timeout: None,
+            spelling: false,
             decompress: true,
             redirect: RedirectPolicy::default(),
             headers,

@@ -13,6 +13,7 @@ pub struct Http1Config {
     pub(crate) head_timeout: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) connect_http10: bool,
+    pub(crate) spelling: bool,
 }
 
 impl Http1Config {
@@ -45,6 +46,14 @@ impl Http1Config {
     /// no better); everything else stays HTTP/1.1.
     pub fn connect_http10(&mut self, on: bool) -> &mut Self {
         self.connect_http10 = on;
+        self
+    }
+
+    /// Client: each response carries a [`Spelling`](burrow_http_core::Spelling) extension,
+    /// how its head was spelled (reason phrase, field-name case), for tools that show
+    /// heads as they came (curl's `-i`); off by default: it copies each name.
+    pub fn keep_spelling(&mut self, on: bool) -> &mut Self {
+        self.spelling = on;
         self
     }
 }

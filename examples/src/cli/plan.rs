@@ -107,6 +107,8 @@ fn builder(
     // The request template carries the User-Agent, or none (`-A ""`, `-H 'User-Agent:'`).
     let mut b = burrow::Client::builder()
         .no_user_agent()
+        // Heads are shown as they came, as curl shows them.
+        .keep_spelling(true)
         .redirect(policy)
         .decompress(args.compressed)
         .danger_accept_invalid_certs(args.insecure);

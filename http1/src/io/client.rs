@@ -158,14 +158,17 @@ struct App {
     /// The caller dropped the response body: tell the core.
     cancel: bool,
     tunnel: Option<(StatusCode, http::HeaderMap)>,
+    /// Responses carry how their heads were spelled.
+    spelling: bool,
 }
 
 async fn run(io: BoxStream, config: Http1Config, jobs: mpsc::Receiver<Job>, shared: Arc<Shared>) {
-    let mut core =
-        ClientCore::new(config.limits.clone()).with_connect_version(match config.connect_http10 {
+    let mut core = ClientCore::new(config.limits.clone())
+        .with_connect_version(match config.connect_http10 {
             true => Version::HTTP_10,
             false => Version::HTTP_11,
-        });
+        })
+        .with_spelling(config.spelling);
     let mut app = App {
         jobs,
         shared: shared.clone(),
@@ -174,6 +177,7 @@ async fn run(io: BoxStream, config: Http1Config, jobs: mpsc::Receiver<Job>, shar
         response_body: None,
         cancel: false,
         tunnel: None,
+        spelling: config.spelling,
     };
     let io = drive(io, &mut core, &mut app).await;
     shared.closed.store(true, Ordering::Release);
@@ -256,7 +260,9 @@ impl driver::App<ClientCore> for App {
                 *resp.status_mut() = head.status;
                 *resp.version_mut() = head.version;
                 *resp.headers_mut() = head.headers;
-                resp.extensions_mut().insert(head.spelling);
+                if self.spelling {
+                    resp.extensions_mut().insert(head.spelling);
+                }
                 if let Some(Reply::Response(r)) = self.reply.take() {
                     let _ = r.send(Ok(resp));
                 }

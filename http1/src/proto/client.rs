@@ -236,6 +236,12 @@ impl ClientCore {
         self
     }
 
+    /// Responses keep how their heads were spelled ([`Connection::keep_spelling`]).
+    pub fn with_spelling(mut self, on: bool) -> Self {
+        self.conn.keep_spelling(on);
+        self
+    }
+
     fn tunnel(&mut self, request: TunnelRequest) {
         let version = self.connect_version;
         let r = handshake::request_head(&request, Version::HTTP_11).and_then(|th| {

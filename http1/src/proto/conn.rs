@@ -126,6 +126,8 @@ pub struct Connection {
     expect_continue: bool,
     /// Server: the request is HTTP/1.0, whose client keeps a connection only when told.
     peer_http10: bool,
+    /// Client: responses keep how their heads were spelled.
+    spell: bool,
     failed: bool,
 }
 
@@ -150,8 +152,16 @@ impl Connection {
             upgrade_requested: false,
             expect_continue: false,
             peer_http10: false,
+            spell: false,
             failed: false,
         }
+    }
+
+    /// Client: each response head keeps how it was spelled (its reason phrase and the
+    /// case of its field names, [`ResponseHead::spelling`](super::ResponseHead::spelling)),
+    /// for tools that show heads as they came; off by default (it copies names).
+    pub fn keep_spelling(&mut self, on: bool) {
+        self.spell = on;
     }
 
     // ---- inputs -------------------------------------------------------------------------
@@ -393,7 +403,8 @@ impl Connection {
 
     fn read_response_head(&mut self) -> Result<Option<Event>, ProtoError> {
         self.skip_empty_lines();
-        let (head, n) = match parse_response(&self.rbuf, self.scan_from, &self.limits)? {
+        let (head, n) = match parse_response(&self.rbuf, self.scan_from, &self.limits, self.spell)?
+        {
             Parsed::Complete(h, n) => (h, n),
             Parsed::Partial(scanned) => {
                 self.scan_from = scanned;

@@ -53,8 +53,9 @@ pub struct ResponseHead {
     pub version: Version,
     /// Header fields.
     pub headers: HeaderMap,
-    /// How a received head spelled its reason and field names (empty for one to send,
-    /// and not sent).
+    /// How a received head spelled its reason and field names, when the connection keeps
+    /// that ([`Connection::keep_spelling`](super::Connection::keep_spelling)); empty
+    /// otherwise, and never sent.
     pub spelling: Spelling,
 }
 
@@ -245,6 +246,7 @@ pub(crate) fn parse_response(
     buf: &[u8],
     scan_from: usize,
     limits: &Limits,
+    spell: bool,
 ) -> Result<Parsed<ResponseHead>, ProtoError> {
     let Some(end) = locate(buf, scan_from, limits)? else {
         return Ok(Parsed::Partial(buf.len()));
@@ -256,8 +258,12 @@ pub(crate) fn parse_response(
             let status = StatusCode::from_u16(res.code.unwrap_or(0))
                 .map_err(|_| ProtoError::InvalidHead("invalid status code"))?;
             let reason = res.reason.unwrap_or("").to_string();
-            let mut spelling = Spelling::new(reason.clone());
-            let headers = spelled_header_map(res.headers, Some(&mut spelling))?;
+            // How the head was spelled, when asked for (it costs a copy of each name).
+            let mut spelling = match spell {
+                true => Spelling::new(reason.clone()),
+                false => Spelling::default(),
+            };
+            let headers = spelled_header_map(res.headers, spell.then_some(&mut spelling))?;
             let head = ResponseHead {
                 status,
                 reason,
@@ -364,7 +370,7 @@ mod tests {
     #[test]
     fn a_received_head_keeps_its_spelling_which_equality_ignores() {
         let raw = b"HTTP/1.1 200 Fine By Me\r\nX-Mixed-CASE: 1\r\nx-lower: 2\r\n\r\n";
-        let Ok(Parsed::Complete(head, n)) = parse_response(raw, 0, &Limits::default()) else {
+        let Ok(Parsed::Complete(head, n)) = parse_response(raw, 0, &Limits::default(), true) else {
             panic!("a complete head");
         };
         assert_eq!(n, raw.len());
@@ -379,5 +385,12 @@ mod tests {
         plain = plain.header("x-lower", "2");
         plain.reason = "Fine By Me".into();
         assert_eq!(head, plain, "the same head, however spelled");
+        // Not asked for: nothing kept.
+        let Ok(Parsed::Complete(bare, _)) = parse_response(raw, 0, &Limits::default(), false)
+        else {
+            panic!("a complete head");
+        };
+        assert_eq!(bare.spelling, Spelling::default());
+        assert_eq!(bare, head);
     }
 }
