@@ -15,6 +15,7 @@ pub struct Http2Config {
     pub(crate) max_concurrent_streams: u32,
     pub(crate) max_send_buffer: usize,
     pub(crate) handshake_timeout: std::time::Duration,
+    pub(crate) extended_connect: bool,
 }
 
 /// Default receive window per stream: 4 MiB.
@@ -42,6 +43,7 @@ impl Default for Http2Config {
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_send_buffer: DEFAULT_MAX_SEND_BUFFER,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            extended_connect: true,
         }
     }
 }
@@ -90,6 +92,14 @@ impl Http2Config {
         self
     }
 
+    /// Server: whether SETTINGS_ENABLE_CONNECT_PROTOCOL is sent (RFC 8441 §3; on by
+    /// default, for CONNECT-UDP, CONNECT-TCP and CONNECT-IP). Off, a client does not try
+    /// an extended CONNECT (a browser opens its WebSockets over HTTP/1.1 instead).
+    pub fn extended_connect(&mut self, on: bool) -> &mut Self {
+        self.extended_connect = on;
+        self
+    }
+
     pub(crate) fn client(&self) -> h2::client::Builder {
         let mut b = h2::client::Builder::new();
         b.initial_window_size(self.stream_window)
@@ -108,8 +118,10 @@ impl Http2Config {
             .max_frame_size(self.max_frame_size)
             .max_header_list_size(self.max_header_list_size)
             .max_concurrent_streams(self.max_concurrent_streams)
-            .max_send_buffer_size(self.max_send_buffer)
-            .enable_connect_protocol();
+            .max_send_buffer_size(self.max_send_buffer);
+        if self.extended_connect {
+            b.enable_connect_protocol();
+        }
         b
     }
 }

@@ -622,6 +622,7 @@ pub fn decision_operations(data: &[u8]) {
             Some("connect-udp"),
         ),
         ("CONNECT", "https://p.example/x", Some("websocket")),
+        ("GET", "http://a.example/chat", Some("websocket")),
     ];
     for &op in ops {
         let input = match op % 15 {
@@ -656,6 +657,20 @@ pub fn decision_operations(data: &[u8]) {
             5 => Input::Dialed(Ok(())),
             6 => Input::Dialed(Err(Dial::DnsTimeout)),
             7 => Input::Accepted(Ok(())),
+            8 if op & 16 != 0 => Input::Upgraded(match op % 3 {
+                0 => Ok(ResponseHead {
+                    status: http::StatusCode::SWITCHING_PROTOCOLS,
+                    headers: http::HeaderMap::new(),
+                }),
+                1 => Ok(ResponseHead {
+                    status: http::StatusCode::FORBIDDEN,
+                    headers: http::HeaderMap::new(),
+                }),
+                _ => Err(burrow_http_core::refused(
+                    http::StatusCode::UNAUTHORIZED,
+                    &http::HeaderMap::new(),
+                )),
+            }),
             8 => Input::Forwarded(Ok((
                 ResponseHead {
                     status: http::StatusCode::OK,

@@ -1105,3 +1105,132 @@ fn the_summary_of_a_refused_request_never_carries_its_userinfo() {
         << Command::Done,
     );
 }
+
+fn websocket(uri: &str, version: Version) -> Tick<Input> {
+    let (head, ()) = Request::builder()
+        .method(Method::GET)
+        .uri(uri)
+        .version(version)
+        .header("host", "ws.example")
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap()
+        .into_parts();
+    Tick::In(Input::Request {
+        head,
+        protocol: Some("WebSocket".into()),
+    })
+}
+
+#[test]
+fn a_websocket_is_forwarded_to_its_origins_upgrade_and_relayed() {
+    let mut sent = HeaderMap::new();
+    sent.insert("host", HeaderValue::from_static("ws.example"));
+    sent.insert(
+        "sec-websocket-key",
+        HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+    );
+    sent.insert("sec-websocket-version", HeaderValue::from_static("13"));
+    sent.insert("via", HeaderValue::from_static("1.1 burrow-test"));
+    let head = Head {
+        method: Method::GET,
+        uri: "http://ws.example/chat".parse().unwrap(),
+        version: Version::HTTP_11,
+        headers: sent,
+    };
+    let mut origin = HeaderMap::new();
+    origin.insert("connection", HeaderValue::from_static("Upgrade"));
+    origin.insert("upgrade", HeaderValue::from_static("websocket"));
+    origin.insert(
+        "sec-websocket-accept",
+        HeaderValue::from_static("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+    );
+    let mut answered = HeaderMap::new();
+    answered.insert("connection", HeaderValue::from_static("Upgrade"));
+    answered.insert("upgrade", HeaderValue::from_static("websocket"));
+    answered.insert(
+        "sec-websocket-accept",
+        HeaderValue::from_static("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+    );
+    answered.insert("via", HeaderValue::from_static("1.1 burrow-test"));
+    let switched = Answer::Http(
+        ResponseHead {
+            status: StatusCode::SWITCHING_PROTOCOLS,
+            headers: answered,
+        },
+        bytes::Bytes::new(),
+    );
+    // The token in any case; the origin's 101 (its Accept) goes back, then the relay.
+    playbook!(open(),
+        >> websocket("http://ws.example/chat", Version::HTTP_11),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Upgrade(Box::new(head.clone()), target("ws.example:80"), 0),
+        >> Tick::In(Input::Upgraded(Ok(ResponseHead { status: StatusCode::SWITCHING_PROTOCOLS, headers: origin }))),
+        << Command::Accept(switched),
+        >> Tick::In(Input::Accepted(Ok(()))),
+        << Command::Relay(Framing::Raw),
+        >> Tick::In(Input::Relayed(Relayed::default())),
+        << Command::Done,
+    );
+    // The origin answers without switching: the client hears its status.
+    playbook!(open(),
+        >> websocket("http://ws.example/chat", Version::HTTP_11),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Upgrade(Box::new(head.clone()), target("ws.example:80"), 0),
+        >> Tick::In(Input::Upgraded(Err(burrow_http_core::refused(StatusCode::FORBIDDEN, &HeaderMap::new())))),
+        << ?("403 with why", |c| matches!(c, Command::Refuse(Answer::Http(h, b))
+            if h.status == StatusCode::FORBIDDEN && h.headers["via"] == "1.1 burrow-test"
+                && b.starts_with(b"the origin did not switch"))),
+        << Command::Done,
+    );
+    // Not reached: 502 with Proxy-Status, as a dial; no answer in time: 504.
+    playbook!(open(),
+        >> websocket("http://ws.example/chat", Version::HTTP_11),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Upgrade(Box::new(head.clone()), target("ws.example:80"), 0),
+        >> Tick::In(Input::Upgraded(Err(Error::peer(ErrorKind::Connect, "refused")))),
+        << ?("502", |c| matches!(c, Command::Refuse(Answer::Http(h, _)) if h.status == StatusCode::BAD_GATEWAY)),
+        << Command::Done,
+    );
+    playbook!(open(),
+        >> websocket("http://ws.example/chat", Version::HTTP_11),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Upgrade(Box::new(head), target("ws.example:80"), 0),
+        >> Tick::Advance(Duration::from_secs(60)),
+        << Command::Abandon,
+        << ?("504", |c| matches!(c, Command::Refuse(Answer::Http(h, _)) if h.status == StatusCode::GATEWAY_TIMEOUT)),
+        << Command::Done,
+    );
+    // Over HTTP/2 (RFC 8441) it is not translated: 501, nothing held.
+    let (head, ()) = Request::builder()
+        .method(Method::CONNECT)
+        .uri("https://ws.example/chat")
+        .version(Version::HTTP_2)
+        .body(())
+        .unwrap()
+        .into_parts();
+    playbook!(open(),
+        >> Tick::In(Input::Request { head, protocol: Some("websocket".into()) }),
+        << refuse(StatusCode::NOT_IMPLEMENTED, "proxy_internal_error", "unsupported :protocol websocket"),
+        << Command::Done,
+    );
+    // The rules apply before anything is sent.
+    let rules = Rules {
+        networks: vec![parse_network("10.0.0.0/8").unwrap()],
+        ..Rules::default()
+    };
+    playbook!(Setup { rules, ..Setup::default() }.http(),
+        >> websocket("http://127.0.0.1:8080/chat", Version::HTTP_11),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << ?("403", |c| matches!(c, Command::Refuse(Answer::Http(h, _)) if h.status == StatusCode::FORBIDDEN)),
+        << Command::Done,
+    );
+}

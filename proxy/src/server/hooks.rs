@@ -50,6 +50,9 @@ pub enum TunnelKind {
     Socks,
     /// A SOCKS5 UDP association.
     SocksUdp,
+    /// A WebSocket (an HTTP/1.1 `Upgrade: websocket`), forwarded to its origin's own
+    /// upgrade.
+    WebSocket,
 }
 
 impl TunnelKind {
@@ -62,6 +65,7 @@ impl TunnelKind {
             TunnelKind::ConnectIp => "CONNECT-IP",
             TunnelKind::Socks => "SOCKS",
             TunnelKind::SocksUdp => "SOCKS-UDP",
+            TunnelKind::WebSocket => "WebSocket",
         }
     }
 }

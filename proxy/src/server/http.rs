@@ -23,10 +23,7 @@ pub(crate) async fn handle(proxy: Arc<Proxy>, sr: ServerRequest, peer: Peer, gua
         .map(|p| p.0.clone());
     let state = proxy.state();
     let version = head.version;
-    let inside_client = head
-        .extensions
-        .get::<super::InsideClient>()
-        .map(|c| c.0.clone());
+    let inside_client = head.extensions.get::<super::InsideClient>().cloned();
     let mut d = Decision::new(state.policy.clone(), false);
     d.handle(Input::Request { head, protocol }, driver::now());
     let mut side = HttpSide {

@@ -28,11 +28,22 @@ pub(crate) async fn h1(proxy: &Proxy, io: BoxStream) -> Result<Box<dyn ServerCon
 }
 
 pub(crate) async fn h2(proxy: &Proxy, io: BoxStream) -> Result<Box<dyn ServerConnection>, Error> {
+    h2_with(proxy, io, true).await
+}
+
+/// HTTP/2 served on `io`; `extended_connect`: whether clients may send extended CONNECTs
+/// (not inside an intercepted tunnel, where a WebSocket must come as an HTTP/1.1 Upgrade).
+pub(crate) async fn h2_with(
+    proxy: &Proxy,
+    io: BoxStream,
+    extended_connect: bool,
+) -> Result<Box<dyn ServerConnection>, Error> {
     let l = &proxy.config.limits;
     let mut c = Http2Config::default();
     c.max_header_list_size(l.max_head_bytes as u32)
         .max_concurrent_streams(l.max_streams_per_connection)
-        .handshake_timeout(l.handshake_timeout);
+        .handshake_timeout(l.handshake_timeout)
+        .extended_connect(extended_connect);
     Ok(Box::new(burrow_http2::serve(io, &c).await?))
 }
 

@@ -49,8 +49,8 @@ pub use dial::{Dial, Dialer, GuardedConnector, Judge, OwnAddresses};
 pub use forward::{prepare, via_loops, Prepared, Refusal};
 pub use hooks::{HookChain, Hooks};
 pub use ipnet::{IpNetConfig, IpNetwork};
+pub(crate) use listen::h1;
 pub use listen::start;
-pub(crate) use listen::{h1, h2};
 pub use relay::{relay, SharedStats, Stats};
 pub use routes::{Pattern, Routes, Upstream};
 pub use rules::{Denied, Rules};
@@ -293,9 +293,14 @@ pub(crate) struct RouteMeans {
     pub client: Client,
 }
 
-/// The client of an intercepted tunnel, on the requests inside it (an extension).
+/// The clients of an intercepted tunnel, on the requests inside it (an extension): for
+/// requests (HTTP/2 or HTTP/1.1, as the origin says), and HTTP/1.1 alone for WebSocket
+/// upgrades.
 #[derive(Clone)]
-pub(crate) struct InsideClient(pub Client);
+pub(crate) struct InsideClient {
+    pub any: Client,
+    pub h1: Client,
+}
 
 /// TLS interception: the CA that mints certificates, and which tunnels are intercepted.
 #[derive(Clone, Debug)]
@@ -559,7 +564,7 @@ pub(crate) fn serve_inside(
     stop: Arc<Notify>,
     peer: Peer,
     inside: decision::Intercepted,
-    client: Client,
+    client: InsideClient,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(serve_requests(
         proxy,
@@ -577,7 +582,7 @@ pub(crate) async fn serve_requests(
     mut conn: Box<dyn ServerConnection>,
     stop: Arc<Notify>,
     peer: Peer,
-    inside: Option<(decision::Intercepted, Client)>,
+    inside: Option<(decision::Intercepted, InsideClient)>,
 ) {
     let in_flight = Arc::new(InFlight::default());
     let idle = proxy.config.limits.keepalive_timeout;
@@ -591,7 +596,7 @@ pub(crate) async fn serve_requests(
                     if let Some((t, c)) = &inside {
                         let x = req.request.extensions_mut();
                         x.insert(t.clone());
-                        x.insert(InsideClient(c.clone()));
+                        x.insert(c.clone());
                     }
                     let (proxy, token) = (proxy.clone(), InFlight::enter(&in_flight));
                     // The token lives as long as the request's work, which for a forwarded

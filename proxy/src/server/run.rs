@@ -86,7 +86,7 @@ pub(crate) struct Run {
     body_sent: Option<tokio::sync::oneshot::Receiver<()>>,
     responded: Option<Instant>,
     /// The client of the intercepted tunnel the request came in.
-    pub inside_client: Option<burrow_http_core::Client>,
+    pub inside_client: Option<super::InsideClient>,
     /// The route a hook chose for a SOCKS5 UDP association.
     relay_route: Option<usize>,
     /// What an intercepted tunnel moved, from its first byte.
@@ -171,6 +171,12 @@ impl Run {
                 }
                 Command::Forward(head, _, route) => {
                     match Box::pin(self.wait(d, Wait::Forward(head, route), side)).await {
+                        Some(i) => i,
+                        None => continue,
+                    }
+                }
+                Command::Upgrade(head, _, route) => {
+                    match Box::pin(self.wait(d, Wait::Upgrade(head, route), side)).await {
                         Some(i) => i,
                         None => continue,
                     }
@@ -378,6 +384,14 @@ impl Run {
         };
         Some(match step {
             Step::Dialed(r) => Input::Dialed(r.map(|x| self.reached = Some(x))),
+            Step::Upgraded(r) => Input::Upgraded(r.map(|(head, stream)| {
+                // Once switched the origin's connection is the tunnel's far side (its
+                // reset, should the client's side fail, is the connection's own close).
+                if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
+                    self.reached = Some(Reached::Stream(stream, None));
+                }
+                head
+            })),
             Step::Forwarded(r) => Input::Forwarded(r.map(|resp| {
                 let (parts, body) = resp.into_parts();
                 self.response = Some(body);
@@ -454,8 +468,10 @@ impl Run {
         let deadline = p.config.limits.handshake_timeout;
         let accepted = tokio::time::timeout(deadline, burrow_transport::tls::accept(io, cfg)).await;
         let conn = match accepted {
+            // No extended CONNECT inside: a browser's WebSocket then comes as an HTTP/1.1
+            // Upgrade on a connection of its own, which is forwarded.
             Ok(Ok((tls, alpn))) if alpn.as_deref() == Some(b"h2") => {
-                super::h2(&p, Box::new(tls)).await
+                super::listen::h2_with(&p, Box::new(tls), false).await
             }
             Ok(Ok((tls, _))) => super::h1(&p, Box::new(tls)).await,
             Ok(Err(e)) => {
@@ -473,18 +489,24 @@ impl Run {
         let Some(means) = state.routes.get(route) else {
             return Interception::Failed;
         };
-        let mut b = burrow_http_core::Client::builder();
-        b.protocol(Arc::new(burrow_http2::Http2::default()))
-            .protocol(Arc::new(burrow_http1::Http1::default()))
-            .tls(p.config.origin_tls.clone())
-            .connector(Arc::new(super::dial::GuardedConnector {
-                dialer: means.dialer.clone(),
-                fixed: Some(target.clone()),
-            }))
-            .max_connections_per_origin(p.config.limits.max_requests.max(1));
-        let client = match b.build() {
-            Ok(c) => c,
-            Err(e) => {
+        let build = |h2: bool| {
+            let mut b = burrow_http_core::Client::builder();
+            if h2 {
+                b.protocol(Arc::new(burrow_http2::Http2::default()));
+            }
+            b.protocol(Arc::new(burrow_http1::Http1::default()))
+                .tls(p.config.origin_tls.clone())
+                .connector(Arc::new(super::dial::GuardedConnector {
+                    dialer: means.dialer.clone(),
+                    fixed: Some(target.clone()),
+                }))
+                .max_connections_per_origin(p.config.limits.max_requests.max(1));
+            b.build()
+        };
+        // WebSocket upgrades inside go over HTTP/1.1 connections of their own.
+        let client = match (build(true), build(false)) {
+            (Ok(any), Ok(h1)) => super::InsideClient { any, h1 },
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!("intercepting {target}: {e}");
                 return Interception::Failed;
             }
@@ -580,11 +602,34 @@ impl Run {
 pub(crate) enum Wait {
     Dial(Target, Transport, usize),
     Forward(Box<super::decision::Head>, usize),
+    Upgrade(Box<super::decision::Head>, usize),
 }
 
 enum Step {
     Dialed(Result<Reached, super::Dial>),
     Forwarded(Result<http::Response<Body>, Error>),
+    Upgraded(Result<(ResponseHead, BoxStream), Error>),
+}
+
+/// A WebSocket upgrade on a connection of `client`'s own (HTTP/1.1 only), which it takes
+/// over: the origin's 101 head and the stream, or the refusal (an error with its status).
+async fn upgrade(
+    client: &burrow_http_core::Client,
+    head: super::decision::Head,
+) -> Result<(ResponseHead, BoxStream), Error> {
+    let (scheme, target) = burrow_http_core::origin(&head.uri)?;
+    let key = client.key(&head.uri)?;
+    let (conn, _) = client.connection(&key, &head.uri).await?;
+    let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut req = burrow_http_core::TunnelRequest::extended("websocket", target, path)
+        .with_secure(scheme == "https");
+    *req.headers_mut() = head.headers;
+    let tunnel = conn.open_tunnel(req).await?;
+    let head = ResponseHead {
+        status: tunnel.status(),
+        headers: tunnel.headers().clone(),
+    };
+    Ok((head, tunnel.into_stream()))
 }
 
 /// Reads a body for the hooks, within their deadline and size limit; when it cannot,
@@ -602,7 +647,7 @@ async fn start(
     w: Wait,
     body: Option<Body>,
     local: Option<std::net::SocketAddr>,
-    inside: Option<&burrow_http_core::Client>,
+    inside: Option<&super::InsideClient>,
     ip: Option<&Arc<super::IpNetwork>>,
 ) -> Step {
     use super::Dial;
@@ -642,8 +687,13 @@ async fn start(
             *req.version_mut() = head.version;
             *req.headers_mut() = head.headers;
             // Inside an intercepted tunnel, the tunnel's own client.
-            let client = inside.unwrap_or(&route(r).client);
+            let client = inside.map_or(&route(r).client, |i| &i.any);
             Step::Forwarded(client.request(req).await)
+        }
+        // The route's forwarding client speaks HTTP/1.1 only, as an upgrade needs.
+        Wait::Upgrade(head, r) => {
+            let client = inside.map_or(&route(r).client, |i| &i.h1);
+            Step::Upgraded(upgrade(client, *head).await)
         }
     }
 }

@@ -107,6 +107,14 @@ impl Decision {
                 };
                 (Plan::Forward(Box::new(head), target, v), route, buffer_body)
             }
+            // A WebSocket goes to the origin its request names; a hook may choose the
+            // route, not another target.
+            (Plan::Upgrade(head, old, v), Hooked::Tunnel(t)) => {
+                if t.target != old {
+                    return self.hook_failed("a hook cannot send a WebSocket elsewhere", now);
+                }
+                (Plan::Upgrade(head, old, v), t.route, false)
+            }
             (
                 plan @ (Plan::Tcp(_)
                 | Plan::ConnectTcp(..)
@@ -129,8 +137,8 @@ impl Decision {
         };
         if let Some(inside) = &self.inside {
             // The requests inside an intercepted tunnel go where the tunnel goes.
-            let same =
-                matches!(&plan, Plan::Forward(_, t, _) if Some(t) == self.summary.target.as_ref());
+            let same = matches!(&plan, Plan::Forward(_, t, _) | Plan::Upgrade(_, t, _)
+                if Some(t) == self.summary.target.as_ref());
             if !same || route.is_some() {
                 let m = "inside an intercepted tunnel a hook cannot send a request elsewhere";
                 return self.hook_failed(m, now);

@@ -17,6 +17,8 @@
 //!                                              └─ other byte or deadline: Dial ─► Relay
 //!       forward: rules (403) ─► Forward (deadline: 504) ─► Forwarded(Err) ─► 502/504
 //!                                │ Ok ─► [Hook: Response (+ ResponseBody)] ─► Respond
+//!       websocket: rules (403) ─► Upgrade (deadline: 504) ─► Upgraded(Err) ─► its status
+//!                                │ 101 ─► Accept (101) ─► Relay ─► Relayed             / 502/504
 //!   ─► [Notify: Closed(summary)] ─► Done
 //! Cancelled at any wait ─► Abandon
 //! ```
@@ -25,10 +27,11 @@
 //!
 //! Call contract: [`handle`](Decision::handle) each [`Input`] with the time, then drain
 //! [`poll_command`](Decision::poll_command); a command that waits (`Hook`, `Reserve`,
-//! `Dial`, `Accept`, `Forward`, `Relay`) is answered by exactly one `Input` of its kind;
+//! `Dial`, `Accept`, `Forward`, `Upgrade`, `Relay`) is answered by exactly one `Input` of
+//! its kind;
 //! `Notify`, `Refuse`, `Respond` and `Abandon` are not answered.
 //! [`poll_timeout`](Decision::poll_timeout) / [`handle_timeout`](Decision::handle_timeout)
-//! carry the forwarding deadline. The work is over at [`Command::Done`].
+//! carry the forwarding (and upgrading) deadline. The work is over at [`Command::Done`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -36,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use burrow_http_core::handshake::{self, TunnelAsk};
 use burrow_transport::{Error, Target};
+use bytes::Bytes;
 use http::header::{
     HeaderValue, AUTHORIZATION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, VIA,
     WWW_AUTHENTICATE,
@@ -70,7 +74,13 @@ enum Plan {
     SocksUdp,
     /// The head to send, where, and the version the client spoke.
     Forward(Box<Head>, Target, Version),
+    /// A WebSocket: the head to send as an HTTP/1.1 Upgrade, where, and the client's
+    /// version.
+    Upgrade(Box<Head>, Target, Version),
 }
+
+/// The Upgrade token of a WebSocket (RFC 6455 §4.1).
+const WEBSOCKET: &str = "websocket";
 
 /// The target of the plans that have none (SOCKS UDP, CONNECT-IP): `0.0.0.0:0`.
 fn no_target() -> Target {
@@ -82,7 +92,7 @@ impl Plan {
     fn target(&self) -> Option<&Target> {
         match self {
             Plan::Tcp(t) | Plan::ConnectTcp(t, _) | Plan::ConnectUdp(t, _) => Some(t),
-            Plan::Forward(_, t, _) => Some(t),
+            Plan::Forward(_, t, _) | Plan::Upgrade(_, t, _) => Some(t),
             Plan::SocksUdp | Plan::ConnectIp(..) => None,
         }
     }
@@ -106,6 +116,8 @@ enum Stage {
     DialingAccepted,
     Relaying,
     Forwarding(Target, Instant, Version),
+    /// Waiting for the origin's answer to a WebSocket upgrade, until the deadline.
+    Upgrading(Target, Instant, Version),
     /// Waiting for the response hooks (then maybe the body hooks).
     HookingResponse(Box<ResponseHead>),
     HookingResponseBody(Box<ResponseHead>),
@@ -187,7 +199,9 @@ impl Decision {
     /// When [`handle_timeout`](Self::handle_timeout) is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.stage {
-            Stage::Forwarding(_, until, _) | Stage::Peeking(_, until) => Some(*until),
+            Stage::Forwarding(_, until, _)
+            | Stage::Upgrading(_, until, _)
+            | Stage::Peeking(_, until) => Some(*until),
             _ => None,
         }
     }
@@ -203,7 +217,9 @@ impl Decision {
             }
             return;
         }
-        if let Stage::Forwarding(target, until, _) = &self.stage {
+        if let Stage::Forwarding(target, until, _) | Stage::Upgrading(target, until, _) =
+            &self.stage
+        {
             if *until <= now {
                 let r = Refusal::new(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -352,6 +368,9 @@ impl Decision {
             (Stage::Forwarding(target, _, v), Input::Forwarded(r)) => {
                 self.forwarded(r, &target, v, now)
             }
+            (Stage::Upgrading(target, _, v), Input::Upgraded(r)) => {
+                self.upgraded(r, &target, v, now)
+            }
             (Stage::HookingResponse(head), Input::Hooked(Hooked::Response(r))) => {
                 let mut head = head;
                 *head = r.head;
@@ -400,6 +419,7 @@ impl Decision {
             (
                 Stage::Dialing(_)
                 | Stage::Forwarding(..)
+                | Stage::Upgrading(..)
                 | Stage::Hooking(_)
                 | Stage::HookingBody(_)
                 | Stage::HookingResponse(_)
@@ -481,6 +501,7 @@ impl Decision {
             (_, Some(burrow_http_core::connect_ip::PROTOCOL)) => {
                 What::Tunnel(TunnelKind::ConnectIp)
             }
+            (_, Some(WEBSOCKET)) => What::Tunnel(TunnelKind::WebSocket),
             (&Method::CONNECT, None) => What::Tunnel(TunnelKind::Connect),
             _ => What::Request {
                 method: head.method.clone(),
@@ -583,6 +604,28 @@ impl Decision {
                     }
                 }
             }
+            // RFC 6455 §4.1: an HTTP/1.1 GET with `Upgrade: websocket`, forwarded to the
+            // origin's own upgrade (RFC 9110 §7.8). Over HTTP/2 and HTTP/3 (RFC 8441,
+            // RFC 9220) it would need translating to the origin's HTTP/1.1 handshake.
+            Some(TunnelAsk::Extended(p))
+                if p.eq_ignore_ascii_case(WEBSOCKET)
+                    && head.method == Method::GET
+                    && version <= Version::HTTP_11 =>
+            {
+                match prepare(head, &self.policy.pseudonym) {
+                    Ok(p) => Plan::Upgrade(
+                        Box::new(Head {
+                            method: p.parts.method,
+                            uri: p.parts.uri,
+                            version: p.parts.version,
+                            headers: p.parts.headers,
+                        }),
+                        p.target,
+                        version,
+                    ),
+                    Err(r) => return self.refuse(r.answer(), now),
+                }
+            }
             Some(TunnelAsk::Extended(p)) => {
                 let msg = format!("unsupported :protocol {p}");
                 let a = refusal(
@@ -608,6 +651,7 @@ impl Decision {
     fn reserve(&mut self, plan: Plan) {
         let work = match plan {
             Plan::Forward(..) => Work::Request,
+            // A WebSocket is a tunnel once upgraded, and may last as long.
             _ => Work::Tunnel,
         };
         self.stage = Stage::Reserving(plan);
@@ -677,6 +721,79 @@ impl Decision {
                 self.refuse(dial_refusal(&Dial::Failed(e), target), now)
             }
         }
+    }
+
+    /// Sends a reserved WebSocket upgrade on, after the host and port rules (the
+    /// forwarding connector judges the addresses it dials).
+    fn upgrade(&mut self, plan: Plan, now: Instant) {
+        let Plan::Upgrade(head, target, version) = plan else {
+            return self.finish(End::Failed, now);
+        };
+        if let Err(d) = self.policy.judge_of(self.route).check(&target) {
+            self.summary.error = Some(d.proxy_status().into());
+            return self.refuse(denied(d), now);
+        }
+        let until = now + self.policy.response_timeout;
+        self.commands
+            .push_back(Command::Upgrade(head, target.clone(), self.route));
+        self.stage = Stage::Upgrading(target, until, version);
+    }
+
+    /// The origin's answer to an upgrade: a 101 is passed on (with the origin's fields:
+    /// `Sec-WebSocket-Accept`, `-Protocol`, `-Extensions`, cookies) and the tunnel
+    /// relayed; a refusal is passed on as its status.
+    fn upgraded(
+        &mut self,
+        r: Result<ResponseHead, Error>,
+        target: &Target,
+        version: Version,
+        now: Instant,
+    ) {
+        let via = format!("{} {}", via_protocol(version), self.policy.pseudonym);
+        let via = HeaderValue::from_str(&via).ok();
+        match r {
+            Ok(head) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
+                self.summary.upstream_version = Some(Version::HTTP_11);
+                let ask = TunnelAsk::Extended(WEBSOCKET.into());
+                let (parts, ()) = handshake::accept_head(&ask, version).into_parts();
+                let mut fields = head.headers;
+                strip_hop_by_hop(&mut fields);
+                let mut headers = parts.headers;
+                for (n, v) in &fields {
+                    headers.append(n.clone(), v.clone());
+                }
+                if let Some(v) = via {
+                    headers.append(VIA, v);
+                }
+                let head = ResponseHead {
+                    status: parts.status,
+                    headers,
+                };
+                self.accept(Answer::Http(head, Bytes::new()));
+            }
+            // Answered, but not switched: the client hears the origin's status.
+            Ok(head) => self.upgrade_refused(head.status, via, now),
+            Err(e) => match e.status() {
+                Some(s) if e.kind() == burrow_transport::ErrorKind::ProxyRefused => {
+                    self.upgrade_refused(s, via, now)
+                }
+                _ => {
+                    self.summary.end = End::Failed;
+                    self.refuse(dial_refusal(&Dial::Failed(e), target), now)
+                }
+            },
+        }
+    }
+
+    fn upgrade_refused(&mut self, status: StatusCode, via: Option<HeaderValue>, now: Instant) {
+        let mut headers = http::HeaderMap::new();
+        if let Some(v) = via {
+            headers.append(VIA, v);
+        }
+        let body = format!("the origin did not switch to WebSocket: {status}\n");
+        let head = ResponseHead { status, headers };
+        self.summary.end = End::Completed;
+        self.refuse(Answer::Http(head, Bytes::from(body)), now)
     }
 
     fn respond(&mut self, head: Box<ResponseHead>, now: Instant) {

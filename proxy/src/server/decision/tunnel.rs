@@ -59,6 +59,7 @@ impl Decision {
                 return;
             }
             Plan::Forward(..) => return self.forward(plan, now),
+            Plan::Upgrade(..) => return self.upgrade(plan, now),
             Plan::Tcp(t) | Plan::ConnectTcp(t, _) | Plan::ConnectUdp(t, _) => {
                 // The rules on the target as named before anything is dialed (the dialer
                 // judges every address again).
@@ -169,7 +170,7 @@ impl Decision {
     }
 
     /// Accepts the tunnel with `a`: from now on it ends when the client goes.
-    fn accept(&mut self, a: Answer) {
+    pub(super) fn accept(&mut self, a: Answer) {
         self.answered(&a);
         self.summary.end = End::ClientGone;
         self.stage = Stage::Accepting;

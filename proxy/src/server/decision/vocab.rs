@@ -315,6 +315,10 @@ pub enum Command {
     Relay(Framing),
     /// Send the request on through the route; answered by [`Input::Forwarded`].
     Forward(Box<Head>, Target, usize),
+    /// Send the request on through the route as an HTTP/1.1 `Upgrade: websocket`, on a
+    /// connection of its own; answered by [`Input::Upgraded`]. Once the origin switched,
+    /// the connection is what the tunnel reaches (as a dial's stream).
+    Upgrade(Box<Head>, Target, usize),
     /// Give the client the origin's response head (its body follows as it comes).
     Respond(Box<ResponseHead>),
     /// Stop the work that waits (the client gave up, or its deadline passed).
@@ -349,6 +353,9 @@ pub enum Input {
     Intercepted(Interception),
     /// The outcome of [`Command::Forward`]: the origin's response head and its version.
     Forwarded(Result<(ResponseHead, Version), Error>),
+    /// The outcome of [`Command::Upgrade`]: the origin's 101 head, or its refusal (an
+    /// error with the status it answered, [`Error::status`]), or why it was not reached.
+    Upgraded(Result<ResponseHead, Error>),
     /// The relay ended.
     Relayed(Relayed),
     /// The client gave up on the request.
