@@ -447,3 +447,115 @@ async fn with_auth_the_requests_inside_need_none_and_cannot_be_sent_elsewhere() 
         assert_eq!(resp.status().as_u16(), status);
     }
 }
+
+/// A TLS origin (HTTP/1.1 only) that switches any request to WebSocket, answering with an
+/// Accept made from the key, then echoes.
+async fn wss_origin(p: &Pki) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let cfg = p.server(&[b"http/1.1"]);
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            let cfg = cfg.clone();
+            tokio::spawn(async move {
+                let Ok((mut tls, _)) = burrow_transport::tls::accept(Box::new(sock), cfg).await
+                else {
+                    return;
+                };
+                let h = read_head(&mut tls).await;
+                let key = h
+                    .to_ascii_lowercase()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("sec-websocket-key: ").map(str::to_string))
+                    .unwrap_or_default();
+                let answer = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: accept-{key}\r\n\r\n"
+                );
+                tls.write_all(answer.as_bytes()).await.unwrap();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = tls.read(&mut buf).await {
+                    if n == 0 || tls.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn read_head(s: &mut (impl AsyncReadExt + Unpin)) -> String {
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut b))
+            .await
+            .expect("a head in time")
+            .unwrap();
+        assert_eq!(n, 1, "closed mid-head: {:?}", String::from_utf8_lossy(&buf));
+        buf.push(b[0]);
+    }
+    String::from_utf8(buf).unwrap()
+}
+
+/// A wss:// WebSocket inside an intercepted tunnel (an HTTP/1.1 Upgrade in the decrypted
+/// connection) is forwarded to the origin's own upgrade and relayed; and an intercepted
+/// HTTP/2 connection does not offer extended CONNECT, so a browser opens its WebSocket
+/// over HTTP/1.1 there (the proxy's own HTTP/2 listener does offer it, for MASQUE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_inside_an_intercepted_tunnel_are_forwarded() {
+    let opki = Pki::new();
+    let o = wss_origin(&opki).await;
+    let s = start(&opki, InterceptRules::default()).await;
+    let trust = trusting(&s.ca);
+    let io = tunnel(s.http, o).await;
+    let cfg = trust.client_config(&[b"http/1.1"]).unwrap();
+    let (mut tls, _) = burrow_transport::tls::handshake(io, &Host::Name("localhost".into()), cfg)
+        .await
+        .unwrap();
+    let req = format!(
+        "GET /chat HTTP/1.1\r\nHost: localhost:{}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: a2V5\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        o.port()
+    );
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let answer = read_head(&mut tls).await;
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("sec-websocket-accept: accept-a2v5\r\n"),
+        "{answer}"
+    );
+    for msg in [&b"\x81\x02hi"[..], &[7u8; 5000]] {
+        tls.write_all(msg).await.unwrap();
+        let mut got = vec![0u8; msg.len()];
+        tls.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, msg);
+    }
+    let seen = s.seen.0.lock().unwrap().clone();
+    assert!(
+        seen.is_empty(),
+        "a WebSocket is a tunnel, not a request: {seen:?}"
+    );
+
+    // Extended CONNECT: not offered inside, offered on the listener.
+    let h2_settings = |io: BoxStream, name: &'static str, trust: TlsConfig| async move {
+        let cfg = trust.client_config(&[b"h2"]).unwrap();
+        let (tls, _) = burrow_transport::tls::handshake(io, &Host::Name(name.into()), cfg)
+            .await
+            .unwrap();
+        let c = burrow_http2::connect(
+            Box::new(tls),
+            ConnectionInfo::default(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        c.settings_received().await.unwrap();
+        c.extended_connect_enabled()
+    };
+    let io = tunnel(s.http, o).await;
+    assert!(!h2_settings(io, "localhost", trust).await, "offered inside");
+    let tcp = TcpStream::connect(s.https).await.unwrap();
+    assert!(h2_settings(Box::new(tcp), "localhost", s.proxy_pki.trust()).await);
+}
