@@ -62,7 +62,7 @@ fn bad(what: &str) -> Error {
 pub fn request_head(req: &TunnelRequest, v: Version) -> Result<TunnelHead, Error> {
     let mut headers = req.headers().clone();
     strip_connection_specific(&mut headers);
-    headers.remove(HOST);
+    let own_host = headers.remove(HOST);
     let authority = req.authority().to_string();
     let mut head = match req {
         TunnelRequest::Connect { .. } => TunnelHead {
@@ -92,7 +92,12 @@ pub fn request_head(req: &TunnelRequest, v: Version) -> Result<TunnelHead, Error
         },
     };
     if v <= Version::HTTP_11 {
-        let host = HeaderValue::from_str(&head.authority).map_err(|_| bad("invalid authority"))?;
+        // An Upgrade keeps a Host of its caller's (a proxy passing a client's WebSocket on
+        // keeps the client's, without a default port); a CONNECT's is its target.
+        let host = match (&head.protocol, own_host) {
+            (Some(_), Some(h)) => h,
+            _ => HeaderValue::from_str(&head.authority).map_err(|_| bad("invalid authority"))?,
+        };
         head.headers.insert(HOST, host);
         if let Some(p) = &head.protocol {
             let token = HeaderValue::from_str(p).map_err(|_| bad("invalid protocol"))?;
@@ -269,6 +274,21 @@ mod tests {
         assert_eq!(h1.headers["capsule-protocol"], "?1");
         let plain = request_head(&u.clone().with_secure(false), Version::HTTP_2).unwrap();
         assert!(plain.uri().starts_with("http://"));
+    }
+
+    #[test]
+    fn an_upgrade_keeps_its_callers_host_a_connect_names_its_target() {
+        let target: Target = "example.com:80".parse().unwrap();
+        let mut ws = TunnelRequest::extended("websocket", target.clone(), "/chat");
+        ws.headers_mut()
+            .insert(HOST, HeaderValue::from_static("example.com"));
+        let h = request_head(&ws, Version::HTTP_11).unwrap();
+        assert_eq!(h.headers[HOST], "example.com");
+        let mut c = TunnelRequest::connect(target);
+        c.headers_mut()
+            .insert(HOST, HeaderValue::from_static("elsewhere.example"));
+        let h = request_head(&c, Version::HTTP_11).unwrap();
+        assert_eq!(h.headers[HOST], "example.com:80");
     }
 
     #[test]

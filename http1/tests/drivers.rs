@@ -271,3 +271,32 @@ async fn client_reuses_one_connection_for_back_to_back_requests() {
     }
     assert_eq!(conns.load(Ordering::SeqCst), 1);
 }
+
+/// A tunnel request given up before its answer (its future dropped) closes the
+/// connection, which only it could have used: the server sees the end, and the
+/// connection is closed (a pool drops it).
+#[tokio::test]
+async fn a_tunnel_given_up_before_its_answer_closes_the_connection() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        // Reads the request and never answers; returns once the client has gone.
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    });
+    let c = client(addr).await;
+    let req = TunnelRequest::extended("websocket", Target::from(addr), "/chat").with_secure(false);
+    let given_up = tokio::time::timeout(std::time::Duration::from_millis(100), c.open_tunnel(req));
+    assert!(given_up.await.is_err(), "the silent server answered");
+    tokio::time::timeout(std::time::Duration::from_secs(10), silent)
+        .await
+        .expect("the connection stayed open after its tunnel was given up")
+        .unwrap();
+    assert!(c.is_closed());
+}

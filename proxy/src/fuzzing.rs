@@ -657,7 +657,7 @@ pub fn decision_operations(data: &[u8]) {
             5 => Input::Dialed(Ok(())),
             6 => Input::Dialed(Err(Dial::DnsTimeout)),
             7 => Input::Accepted(Ok(())),
-            8 if op & 16 != 0 => Input::Upgraded(match op % 3 {
+            8 if op & 16 != 0 => Input::Upgraded(match (op / 15) % 3 {
                 0 => Ok(ResponseHead {
                     status: http::StatusCode::SWITCHING_PROTOCOLS,
                     headers: http::HeaderMap::new(),

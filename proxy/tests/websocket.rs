@@ -82,7 +82,7 @@ async fn proxy() -> (server::Running, SocketAddr) {
 
 fn upgrade_request(origin: SocketAddr, path: &str) -> String {
     format!(
-        "GET http://{origin}{path} HTTP/1.1\r\nHost: {origin}\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
+        "GET ws://{origin}{path} HTTP/1.1\r\nHost: {origin}\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
     )
 }
 
@@ -118,6 +118,10 @@ async fn a_websocket_is_forwarded_to_the_origins_upgrade_and_relayed() {
     ] {
         assert!(asked_lower.contains(field), "{field:?} in {asked}");
     }
+    assert!(
+        asked.contains(&format!("\r\nhost: {origin}\r\n")),
+        "{asked}"
+    );
     assert!(!asked_lower.contains("keep-alive"), "{asked}");
     // Frames (any bytes) both ways, in order.
     for msg in [&b"\x81\x05hello"[..], b"\x82\x03abc", &[0u8; 3000]] {

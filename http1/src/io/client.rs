@@ -330,7 +330,10 @@ impl driver::App<ClientCore> for App {
         // dropped), or dropped the response body.
         let caller_gone = match &mut self.reply {
             Some(Reply::Response(r)) => r.poll_closed(cx).is_ready(),
-            _ => false,
+            // A tunnel given up before its answer: the connection, which only it could
+            // have used, closes (it would otherwise wait for the answer for ever).
+            Some(Reply::Tunnel(r)) => r.poll_closed(cx).is_ready(),
+            None => false,
         };
         if std::mem::take(&mut self.cancel) || caller_gone {
             self.reply = None;

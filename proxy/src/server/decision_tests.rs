@@ -1182,13 +1182,22 @@ fn a_websocket_is_forwarded_to_its_origins_upgrade_and_relayed() {
         << Command::Reserve(Work::Tunnel),
         >> Tick::In(Input::Reserved(Ok(()))),
         << Command::Upgrade(Box::new(head.clone()), target("ws.example:80"), 0),
-        >> Tick::In(Input::Upgraded(Err(burrow_http_core::refused(StatusCode::FORBIDDEN, &HeaderMap::new())))),
+        >> Tick::In(Input::Upgraded(Ok(ResponseHead { status: StatusCode::FORBIDDEN, headers: HeaderMap::new() }))),
         << ?("403 with why", |c| matches!(c, Command::Refuse(Answer::Http(h, b))
             if h.status == StatusCode::FORBIDDEN && h.headers["via"] == "1.1 burrow-test"
                 && b.starts_with(b"the origin did not switch"))),
         << Command::Done,
     );
-    // Not reached: 502 with Proxy-Status, as a dial; no answer in time: 504.
+    // Not reached (an upstream proxy's refusal too): 502 with Proxy-Status, as a dial.
+    playbook!(open(),
+        >> websocket("ws://ws.example/chat", Version::HTTP_11),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << Command::Upgrade(Box::new(head.clone()), target("ws.example:80"), 0),
+        >> Tick::In(Input::Upgraded(Err(burrow_http_core::refused(StatusCode::FORBIDDEN, &HeaderMap::new())))),
+        << ?("502", |c| matches!(c, Command::Refuse(Answer::Http(h, _)) if h.status == StatusCode::BAD_GATEWAY)),
+        << Command::Done,
+    );
     playbook!(open(),
         >> websocket("http://ws.example/chat", Version::HTTP_11),
         << Command::Reserve(Work::Tunnel),
@@ -1198,6 +1207,7 @@ fn a_websocket_is_forwarded_to_its_origins_upgrade_and_relayed() {
         << ?("502", |c| matches!(c, Command::Refuse(Answer::Http(h, _)) if h.status == StatusCode::BAD_GATEWAY)),
         << Command::Done,
     );
+    // No answer in time: 504.
     playbook!(open(),
         >> websocket("http://ws.example/chat", Version::HTTP_11),
         << Command::Reserve(Work::Tunnel),

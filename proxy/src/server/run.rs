@@ -385,10 +385,9 @@ impl Run {
         Some(match step {
             Step::Dialed(r) => Input::Dialed(r.map(|x| self.reached = Some(x))),
             Step::Upgraded(r) => Input::Upgraded(r.map(|(head, stream)| {
-                // Once switched the origin's connection is the tunnel's far side (its
-                // reset, should the client's side fail, is the connection's own close).
-                if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
-                    self.reached = Some(Reached::Stream(stream, None));
+                // Once switched the origin's connection is the tunnel's far side.
+                if let Some(s) = stream {
+                    self.reached = Some(Reached::Stream(s, None));
                 }
                 head
             })),
@@ -608,15 +607,16 @@ pub(crate) enum Wait {
 enum Step {
     Dialed(Result<Reached, super::Dial>),
     Forwarded(Result<http::Response<Body>, Error>),
-    Upgraded(Result<(ResponseHead, BoxStream), Error>),
+    Upgraded(Result<(ResponseHead, Option<BoxStream>), Error>),
 }
 
 /// A WebSocket upgrade on a connection of `client`'s own (HTTP/1.1 only), which it takes
-/// over: the origin's 101 head and the stream, or the refusal (an error with its status).
+/// over: the origin's 101 head and the stream, or the status of the origin's refusal (no
+/// stream), or why the origin was not reached (an upstream proxy's refusal among them).
 async fn upgrade(
     client: &burrow_http_core::Client,
     head: super::decision::Head,
-) -> Result<(ResponseHead, BoxStream), Error> {
+) -> Result<(ResponseHead, Option<BoxStream>), Error> {
     let (scheme, target) = burrow_http_core::origin(&head.uri)?;
     let key = client.key(&head.uri)?;
     let (conn, _) = client.connection(&key, &head.uri).await?;
@@ -624,12 +624,22 @@ async fn upgrade(
     let mut req = burrow_http_core::TunnelRequest::extended("websocket", target, path)
         .with_secure(scheme == "https");
     *req.headers_mut() = head.headers;
-    let tunnel = conn.open_tunnel(req).await?;
-    let head = ResponseHead {
-        status: tunnel.status(),
-        headers: tunnel.headers().clone(),
-    };
-    Ok((head, tunnel.into_stream()))
+    match conn.open_tunnel(req).await {
+        Ok(tunnel) => {
+            let head = ResponseHead {
+                status: tunnel.status(),
+                headers: tunnel.headers().clone(),
+            };
+            Ok((head, Some(tunnel.into_stream())))
+        }
+        // The origin answered without switching.
+        Err(e) if e.kind() == ErrorKind::ProxyRefused && e.status().is_some() => {
+            let status = e.status().unwrap_or(http::StatusCode::BAD_GATEWAY);
+            let headers = http::HeaderMap::new();
+            Ok((ResponseHead { status, headers }, None))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Reads a body for the hooks, within their deadline and size limit; when it cannot,

@@ -612,6 +612,18 @@ impl Decision {
                     && head.method == Method::GET
                     && version <= Version::HTTP_11 =>
             {
+                let mut head = head;
+                // A ws:// (wss://) URL is an http:// (https://) one (RFC 6455 §3).
+                let scheme = match head.uri.scheme_str() {
+                    Some(s) if s.eq_ignore_ascii_case("ws") => Some("http"),
+                    Some(s) if s.eq_ignore_ascii_case("wss") => Some("https"),
+                    _ => None,
+                };
+                if let Some(s) = scheme {
+                    let mut parts = head.uri.clone().into_parts();
+                    parts.scheme = s.parse().ok();
+                    head.uri = Uri::from_parts(parts).unwrap_or_default();
+                }
                 match prepare(head, &self.policy.pseudonym) {
                     Ok(p) => Plan::Upgrade(
                         Box::new(Head {
@@ -773,15 +785,10 @@ impl Decision {
             }
             // Answered, but not switched: the client hears the origin's status.
             Ok(head) => self.upgrade_refused(head.status, via, now),
-            Err(e) => match e.status() {
-                Some(s) if e.kind() == burrow_transport::ErrorKind::ProxyRefused => {
-                    self.upgrade_refused(s, via, now)
-                }
-                _ => {
-                    self.summary.end = End::Failed;
-                    self.refuse(dial_refusal(&Dial::Failed(e), target), now)
-                }
-            },
+            Err(e) => {
+                self.summary.end = End::Failed;
+                self.refuse(dial_refusal(&Dial::Failed(e), target), now)
+            }
         }
     }
 

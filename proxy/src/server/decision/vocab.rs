@@ -353,8 +353,9 @@ pub enum Input {
     Intercepted(Interception),
     /// The outcome of [`Command::Forward`]: the origin's response head and its version.
     Forwarded(Result<(ResponseHead, Version), Error>),
-    /// The outcome of [`Command::Upgrade`]: the origin's 101 head, or its refusal (an
-    /// error with the status it answered, [`Error::status`]), or why it was not reached.
+    /// The outcome of [`Command::Upgrade`]: the origin's 101 head, or the head of its
+    /// answer that did not switch, or why it was not reached (an upstream proxy's
+    /// refusal among them).
     Upgraded(Result<ResponseHead, Error>),
     /// The relay ended.
     Relayed(Relayed),
