@@ -18,6 +18,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # An independent HTTP/3 client (libcurl 8 with HTTP/3, bundled in the wheel).
 python3 -c 'import curl_cffi' 2>/dev/null || pip install -q curl_cffi
+# An independent WebSocket server (Python's websockets; libcurl above is the client).
+python3 -c 'import websockets.asyncio.server' 2>/dev/null || pip install -q 'websockets>=13'
 
 ulimit -n 65536 2>/dev/null || true
 work=$(mktemp -d /tmp/burrow-peers.XXXXXX)
