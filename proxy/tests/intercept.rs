@@ -559,3 +559,59 @@ async fn websockets_inside_an_intercepted_tunnel_are_forwarded() {
     let tcp = TcpStream::connect(s.https).await.unwrap();
     assert!(h2_settings(Box::new(tcp), "localhost", s.proxy_pki.trust()).await);
 }
+
+/// A WebSocket inside an intercepted HTTP/1.1 connection whose origin resets resets the
+/// client's connection too (the decrypted connection is its whole TCP connection), so the
+/// client does not take a cut-off stream for an ended one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_whose_origin_resets_resets_the_intercepted_client() {
+    let opki = Pki::new();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let o = l.local_addr().unwrap();
+    let cfg = opki.server(&[b"http/1.1"]);
+    tokio::spawn(async move {
+        let (sock, _) = l.accept().await.unwrap();
+        #[allow(deprecated)] // SO_LINGER 0: the close is a RST.
+        sock.set_linger(Some(std::time::Duration::ZERO)).unwrap();
+        let (mut tls, _) = burrow_transport::tls::accept(Box::new(sock), cfg)
+            .await
+            .unwrap();
+        read_head(&mut tls).await;
+        let answer = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\nfirst";
+        tls.write_all(answer.as_bytes()).await.unwrap();
+        let mut b = [0u8; 1];
+        let _ = tls.read(&mut b).await;
+        // Dropped without close_notify, with a RST.
+    });
+    let s = start(&opki, InterceptRules::default()).await;
+    let mut c = TcpStream::connect(s.http).await.unwrap();
+    c.write_all(format!("CONNECT {o} HTTP/1.1\r\nHost: {o}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let connected = read_head(&mut c).await;
+    assert!(connected.starts_with("HTTP/1.1 200"), "{connected}");
+    let cfg = trusting(&s.ca).client_config(&[b"http/1.1"]).unwrap();
+    let (mut tls, _) =
+        burrow_transport::tls::handshake(Box::new(c), &Host::Name("localhost".into()), cfg)
+            .await
+            .unwrap();
+    let req = format!(
+        "GET /chat HTTP/1.1\r\nHost: localhost:{}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: a2V5\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        o.port()
+    );
+    tls.write_all(req.as_bytes()).await.unwrap();
+    assert!(read_head(&mut tls).await.starts_with("HTTP/1.1 101 "));
+    let mut first = [0u8; 5];
+    tls.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"first");
+    tls.write_all(b"!").await.unwrap();
+    let mut more = [0u8; 16];
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), tls.read(&mut more))
+        .await
+        .expect("the client's connection stayed open");
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "a reset, not an end"
+    );
+}

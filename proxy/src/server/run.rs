@@ -466,13 +466,20 @@ impl Run {
         };
         let deadline = p.config.limits.handshake_timeout;
         let accepted = tokio::time::timeout(deadline, burrow_transport::tls::accept(io, cfg)).await;
+        // Over HTTP/1.1 inside, a tunnel (a WebSocket) takes the whole decrypted connection,
+        // which is the client's own (its TCP connection, when it came on one): one that
+        // fails resets it, as a tunnel outside would. Over HTTP/2 each stream resets alone.
+        let mut inner_abort = None;
         let conn = match accepted {
             // No extended CONNECT inside: a browser's WebSocket then comes as an HTTP/1.1
             // Upgrade on a connection of its own, which is forwarded.
             Ok(Ok((tls, alpn))) if alpn.as_deref() == Some(b"h2") => {
                 super::listen::h2_with(&p, Box::new(tls), false).await
             }
-            Ok(Ok((tls, _))) => super::h1(&p, Box::new(tls)).await,
+            Ok(Ok((tls, _))) => {
+                inner_abort = self.client_abort.clone();
+                super::h1(&p, Box::new(tls)).await
+            }
             Ok(Err(e)) => {
                 tracing::info!("intercepting {target}: the client's TLS failed: {e}");
                 return Interception::Failed;
@@ -512,7 +519,7 @@ impl Run {
         };
         let peer = super::Peer {
             addr: self.peer,
-            abort: None,
+            abort: inner_abort,
         };
         let stop = Arc::new(tokio::sync::Notify::new());
         let inside = Intercepted { target, route };
