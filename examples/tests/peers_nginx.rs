@@ -76,7 +76,7 @@ fn cli_bodies_are_byte_exact() {
                 assert!(err.contains("< HTTP/1.1 200 OK"), "{url}: {err}");
                 if path.starts_with("chunked") {
                     assert!(
-                        err.contains("< transfer-encoding: chunked"),
+                        err.contains("< Transfer-Encoding: chunked"),
                         "{url} was not chunked: {err}"
                     );
                 }
