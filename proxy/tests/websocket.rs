@@ -7,7 +7,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use burrow_proxy::server::{self, Listen, Proxy, ProxyConfig, Rules};
+use async_trait::async_trait;
+use burrow_proxy::server::hooks::{Flow, HookResult, Request, Verdict};
+use burrow_proxy::server::{self, HookChain, Hooks, Listen, Proxy, ProxyConfig, Rules};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -177,4 +179,45 @@ async fn a_websocket_to_a_refused_target_is_403() {
         .unwrap();
     let answer = head(&mut c).await;
     assert!(answer.starts_with("HTTP/1.1 403 "), "{answer}");
+}
+
+/// Adds a field to every request it sees.
+struct AddField;
+
+#[async_trait]
+impl Hooks for AddField {
+    async fn request_headers(&self, _f: &Flow, r: &mut Request) -> HookResult {
+        r.head
+            .headers
+            .insert("x-from-hook", http::HeaderValue::from_static("1"));
+        Ok(Verdict::Continue)
+    }
+}
+
+/// A WebSocket's handshake is a request to the hooks: what they change reaches the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_change_a_websockets_handshake() {
+    let (origin, mut seen) = ws_origin().await;
+    let cfg = ProxyConfig {
+        listeners: vec![Listen::Http("127.0.0.1:0".parse().unwrap())],
+        rules: Rules::loopback(),
+        hooks: HookChain::new(vec![std::sync::Arc::new(AddField)]),
+        ..ProxyConfig::default()
+    };
+    let running = server::start(Proxy::new(cfg, None, None).unwrap())
+        .await
+        .unwrap();
+    let mut c = TcpStream::connect(running.addrs[0].addr()).await.unwrap();
+    c.write_all(upgrade_request(origin, "/chat").as_bytes())
+        .await
+        .unwrap();
+    let answer = head(&mut c).await;
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+    let asked = seen.recv().await.unwrap();
+    assert!(
+        asked
+            .to_ascii_lowercase()
+            .contains("\r\nx-from-hook: 1\r\n"),
+        "{asked}"
+    );
 }

@@ -1244,3 +1244,39 @@ fn a_websocket_is_forwarded_to_its_origins_upgrade_and_relayed() {
         << Command::Done,
     );
 }
+
+#[test]
+fn hooks_see_a_websockets_handshake_as_a_request_and_cannot_send_it_elsewhere() {
+    // The hook adds a field and picks the route; the upgrade carries both.
+    playbook!(hooked(false),
+        >> websocket("ws://ws.example/chat", Version::HTTP_11),
+        << ?("the request hook", |c| matches!(c,
+            Command::Hook(HookCall::Request(r)) if r.head.uri == "http://ws.example/chat"
+                && r.head.headers["sec-websocket-key"] == "dGhlIHNhbXBsZSBub25jZQ==")),
+        >> reply(|c| {
+            let Command::Hook(HookCall::Request(r)) = c else { unreachable!() };
+            let mut r = r.clone();
+            r.head.headers.insert("x-added", HeaderValue::from_static("1"));
+            r.route = Some("up".into());
+            Tick::In(Input::Hooked(Hooked::Request(r)))
+        }),
+        << Command::Reserve(Work::Tunnel),
+        >> Tick::In(Input::Reserved(Ok(()))),
+        << ?("the changed upgrade, through up", |c| matches!(c,
+            Command::Upgrade(h, t, 1) if h.headers["x-added"] == "1" && t.to_string() == "ws.example:80")),
+    );
+    // Another authority: refused (502), nothing held.
+    playbook!(hooked(false),
+        >> websocket("ws://ws.example/chat", Version::HTTP_11),
+        << ?("the request hook", |c| matches!(c, Command::Hook(HookCall::Request(_)))),
+        >> reply(|c| {
+            let Command::Hook(HookCall::Request(r)) = c else { unreachable!() };
+            let mut r = r.clone();
+            r.head.uri = "http://elsewhere.example/chat".parse().unwrap();
+            Tick::In(Input::Hooked(Hooked::Request(r)))
+        }),
+        << refuse(StatusCode::BAD_GATEWAY, "proxy_internal_error", "a hook cannot send a WebSocket elsewhere"),
+        << ?("the summary", closed(|s| s.end == End::Failed && s.what == What::Tunnel(TunnelKind::WebSocket))),
+        << Command::Done,
+    );
+}

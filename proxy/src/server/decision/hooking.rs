@@ -57,11 +57,15 @@ impl Decision {
             return self.reserve(plan);
         }
         let call = match &plan {
-            Plan::Forward(head, ..) => HookCall::Request(Box::new(hooks::Request {
-                head: (**head).clone(),
-                route: None,
-                buffer_body: false,
-            })),
+            // A WebSocket's handshake is a request to the hooks (as mitmproxy shows it):
+            // they may change its fields, choose its route, or answer it.
+            Plan::Forward(head, ..) | Plan::Upgrade(head, ..) => {
+                HookCall::Request(Box::new(hooks::Request {
+                    head: (**head).clone(),
+                    route: None,
+                    buffer_body: false,
+                }))
+            }
             _ => {
                 let kind = match self.summary.what {
                     What::Tunnel(k) => k,
@@ -107,13 +111,19 @@ impl Decision {
                 };
                 (Plan::Forward(Box::new(head), target, v), route, buffer_body)
             }
-            // A WebSocket goes to the origin its request names; a hook may choose the
-            // route, not another target.
-            (Plan::Upgrade(head, old, v), Hooked::Tunnel(t)) => {
-                if t.target != old {
+            // A WebSocket goes to the origin its request names: a hook may change its
+            // fields and route, not its URI (it has no body to buffer).
+            (Plan::Upgrade(_, old, v), Hooked::Request(r)) => {
+                let hooks::Request { head, route, .. } = *r;
+                let port = scheme_port(head.uri.scheme_str());
+                let same = head
+                    .uri
+                    .authority()
+                    .and_then(|a| Target::parse_with_default(a.as_str(), port).ok());
+                if same.as_ref() != Some(&old) {
                     return self.hook_failed("a hook cannot send a WebSocket elsewhere", now);
                 }
-                (Plan::Upgrade(head, old, v), t.route, false)
+                (Plan::Upgrade(Box::new(head), old, v), route, false)
             }
             (
                 plan @ (Plan::Tcp(_)
