@@ -1218,6 +1218,19 @@ fn a_websocket_is_forwarded_to_its_origins_upgrade_and_relayed() {
         << ?("504", |c| matches!(c, Command::Refuse(Answer::Http(h, _)) if h.status == StatusCode::GATEWAY_TIMEOUT)),
         << Command::Done,
     );
+    // A handshake with a body (its body would be lost in the switch): 400, nothing held.
+    let Tick::In(Input::Request { mut head, protocol }) =
+        websocket("http://ws.example/chat", Version::HTTP_11)
+    else {
+        unreachable!()
+    };
+    head.headers
+        .insert("content-length", HeaderValue::from_static("5"));
+    playbook!(open(),
+        >> Tick::In(Input::Request { head, protocol }),
+        << refuse(StatusCode::BAD_REQUEST, "http_request_error", "a WebSocket handshake has no body"),
+        << Command::Done,
+    );
     // Over HTTP/2 (RFC 8441) it is not translated: 501, nothing held.
     let (head, ()) = Request::builder()
         .method(Method::CONNECT)

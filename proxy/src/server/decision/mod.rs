@@ -612,6 +612,14 @@ impl Decision {
                     && head.method == Method::GET
                     && version <= Version::HTTP_11 =>
             {
+                // The handshake is a GET without content (RFC 6455 §4.1): one with a body
+                // would have it dropped by the switch, so it is refused.
+                let length = burrow_http_core::message::declared_length(&head.headers);
+                if head.headers.contains_key(http::header::TRANSFER_ENCODING)
+                    || length.is_some_and(|n| n > 0)
+                {
+                    return self.refuse(bad("a WebSocket handshake has no body"), now);
+                }
                 let mut head = head;
                 // A ws:// (wss://) URL is an http:// (https://) one (RFC 6455 §3).
                 let scheme = match head.uri.scheme_str() {
