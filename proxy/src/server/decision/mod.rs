@@ -300,7 +300,7 @@ impl Decision {
                 if let Plan::Forward(head, ..) = &mut plan {
                     set_length(&mut head.headers, n);
                 }
-                self.forward(plan, now)
+                self.send_on(plan, now)
             }
             (Stage::HookingBody(_), Input::Hooked(Hooked::Failed(m))) => self.hook_failed(&m, now),
             (Stage::HookingBody(_), Input::Hooked(Hooked::TooLarge)) => {
@@ -678,19 +678,31 @@ impl Decision {
         self.commands.push_back(Command::Reserve(work));
     }
 
-    /// Sends a reserved request on: the host and port rules first; addresses are judged by
-    /// the forwarding client's connector on the very addresses it dials.
-    fn forward(&mut self, plan: Plan, now: Instant) {
-        let Plan::Forward(head, target, version) = plan else {
+    /// Sends a reserved request (or WebSocket upgrade) on: the host and port rules first;
+    /// addresses are judged by the forwarding client's connector on the very addresses it
+    /// dials. The origin's answer has the response deadline.
+    fn send_on(&mut self, plan: Plan, now: Instant) {
+        let (Plan::Forward(_, target, version) | Plan::Upgrade(_, target, version)) = &plan else {
             return self.finish(End::Failed, now);
         };
+        let (target, version) = (target.clone(), *version);
         if let Err(d) = self.policy.judge_of(self.route).check(&target) {
             return self.refuse(denied(d), now);
         }
         let until = now + self.policy.response_timeout;
-        self.commands
-            .push_back(Command::Forward(head, target.clone(), self.route));
-        self.stage = Stage::Forwarding(target, until, version);
+        let (command, stage) = match plan {
+            Plan::Upgrade(head, ..) => (
+                Command::Upgrade(head, target.clone(), self.route),
+                Stage::Upgrading(target, until, version),
+            ),
+            Plan::Forward(head, ..) => (
+                Command::Forward(head, target.clone(), self.route),
+                Stage::Forwarding(target, until, version),
+            ),
+            _ => return self.finish(End::Failed, now),
+        };
+        self.commands.push_back(command);
+        self.stage = stage;
     }
 
     fn forwarded(
@@ -741,22 +753,6 @@ impl Decision {
                 self.refuse(dial_refusal(&Dial::Failed(e), target), now)
             }
         }
-    }
-
-    /// Sends a reserved WebSocket upgrade on, after the host and port rules (the
-    /// forwarding connector judges the addresses it dials).
-    fn upgrade(&mut self, plan: Plan, now: Instant) {
-        let Plan::Upgrade(head, target, version) = plan else {
-            return self.finish(End::Failed, now);
-        };
-        if let Err(d) = self.policy.judge_of(self.route).check(&target) {
-            self.summary.error = Some(d.proxy_status().into());
-            return self.refuse(denied(d), now);
-        }
-        let until = now + self.policy.response_timeout;
-        self.commands
-            .push_back(Command::Upgrade(head, target.clone(), self.route));
-        self.stage = Stage::Upgrading(target, until, version);
     }
 
     /// The origin's answer to an upgrade: a 101 is passed on (with the origin's fields:

@@ -58,8 +58,7 @@ impl Decision {
                     .push_back(Command::Hook(HookCall::RequestBody));
                 return;
             }
-            Plan::Forward(..) => return self.forward(plan, now),
-            Plan::Upgrade(..) => return self.upgrade(plan, now),
+            Plan::Forward(..) | Plan::Upgrade(..) => return self.send_on(plan, now),
             Plan::Tcp(t) | Plan::ConnectTcp(t, _) | Plan::ConnectUdp(t, _) => {
                 // The rules on the target as named before anything is dialed (the dialer
                 // judges every address again).
