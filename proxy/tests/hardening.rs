@@ -209,6 +209,22 @@ async fn socks5_connect(proxy: SocketAddr, addr: &[u8], port: u16) -> u8 {
     r[1]
 }
 
+/// A SOCKS5 CONNECT to 127.0.0.1:`target`'s port through `proxy`, which must succeed
+/// (`what` names the case).
+async fn socks5_tunnel(proxy: SocketAddr, target: SocketAddr, what: &str) -> TcpStream {
+    let mut c = TcpStream::connect(proxy).await.unwrap();
+    c.write_all(&[5, 1, 0]).await.unwrap();
+    let mut m = [0u8; 2];
+    c.read_exact(&mut m).await.unwrap();
+    let mut req = vec![5, 1, 0, 1, 127, 0, 0, 1];
+    req.extend_from_slice(&target.port().to_be_bytes());
+    c.write_all(&req).await.unwrap();
+    let mut reply = [0u8; 10];
+    c.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply[1], 0, "{what}");
+    c
+}
+
 // ---- origins and resolvers -----------------------------------------------------------
 
 /// An HTTP/1.1 origin answering every request with what it saw: its own name, the `Host`
@@ -1315,16 +1331,7 @@ async fn a_socks_clients_reset_resets_the_target_connection() {
     let target = l.local_addr().unwrap();
     let s = start(|c| c.rules = Rules::loopback()).await;
     for reset in [true, false] {
-        let mut c = TcpStream::connect(s.socks).await.unwrap();
-        c.write_all(&[5, 1, 0]).await.unwrap();
-        let mut m = [0u8; 2];
-        c.read_exact(&mut m).await.unwrap();
-        let mut req = vec![5, 1, 0, 1, 127, 0, 0, 1];
-        req.extend_from_slice(&target.port().to_be_bytes());
-        c.write_all(&req).await.unwrap();
-        let mut reply = [0u8; 10];
-        c.read_exact(&mut reply).await.unwrap();
-        assert_eq!(reply[1], 0, "SOCKS5 CONNECT refused");
+        let mut c = socks5_tunnel(s.socks, target, "SOCKS5 CONNECT refused").await;
         let (mut t, _) = l.accept().await.unwrap();
         c.write_all(b"hello").await.unwrap();
         let mut got = [0u8; 5];
@@ -1387,16 +1394,7 @@ async fn a_targets_reset_resets_the_clients_tunnel() {
         sees_its_end(&mut c, reset).await;
 
         // SOCKS5.
-        let mut c = TcpStream::connect(s.socks).await.unwrap();
-        c.write_all(&[5, 1, 0]).await.unwrap();
-        let mut m = [0u8; 2];
-        c.read_exact(&mut m).await.unwrap();
-        let mut req = vec![5, 1, 0, 1, 127, 0, 0, 1];
-        req.extend_from_slice(&target.port().to_be_bytes());
-        c.write_all(&req).await.unwrap();
-        let mut reply = [0u8; 10];
-        c.read_exact(&mut reply).await.unwrap();
-        assert_eq!(reply[1], 0, "SOCKS5 CONNECT refused");
+        let mut c = socks5_tunnel(s.socks, target, "SOCKS5 CONNECT refused").await;
         let (t, _) = l.accept().await.unwrap();
         let ended = tokio::spawn(end_target(t, reset));
         c.read_exact(&mut got).await.unwrap();
@@ -1732,16 +1730,8 @@ async fn a_clients_reset_crosses_the_upstream_route_to_the_target() {
             .unwrap();
         let a_socks = a.addrs[0].addr();
         for reset in [true, false] {
-            let mut c = TcpStream::connect(a_socks).await.unwrap();
-            c.write_all(&[5, 1, 0]).await.unwrap();
-            let mut m = [0u8; 2];
-            c.read_exact(&mut m).await.unwrap();
-            let mut req = vec![5, 1, 0, 1, 127, 0, 0, 1];
-            req.extend_from_slice(&target.port().to_be_bytes());
-            c.write_all(&req).await.unwrap();
-            let mut reply = [0u8; 10];
-            c.read_exact(&mut reply).await.unwrap();
-            assert_eq!(reply[1], 0, "{up}: SOCKS5 CONNECT refused");
+            let mut c =
+                socks5_tunnel(a_socks, target, &format!("{up}: SOCKS5 CONNECT refused")).await;
             let (mut t, _) = tokio::time::timeout(PATIENCE, l.accept())
                 .await
                 .unwrap()
