@@ -33,6 +33,25 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A port free for TCP and for UDP on both loopback addresses (Caddy serves h3 on it).
+free_port_both() {
+  python3 - <<'PY'
+import socket
+while True:
+    t = socket.socket(); t.bind(("127.0.0.1", 0)); port = t.getsockname()[1]
+    try:
+        for fam, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                if (fam, kind) == (socket.AF_INET, socket.SOCK_STREAM):
+                    continue
+                s = socket.socket(fam, kind); s.bind((addr, port)); s.close()
+        print(port); break
+    except OSError:
+        pass
+    finally:
+        t.close()
+PY
+}
 
 cargo build -q -p burrow-examples --bin burrow-testpki
 ./target/debug/burrow-testpki "$work/pki"
@@ -45,7 +64,7 @@ head -c 67108864 /dev/urandom > "$work/www/64m.bin"
 cp "$work/www/1m.bin" "$work/www/chunked/1m.bin"
 chmod -R a+rX "$work/www"
 
-plain=$(free_port); tls=$(free_port); tls1=$(free_port); h2c=$(free_port); caddy_port=$(free_port)
+plain=$(free_port); tls=$(free_port); tls1=$(free_port); h2c=$(free_port); caddy_port=$(free_port_both)
 squid_port=$(free_port); squid_tls=$(free_port); nghttpx_port=$(free_port); dante_port=$(free_port)
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -111,6 +130,12 @@ for _ in $(seq 50); do
   (exec 3<>/dev/tcp/127.0.0.1/$caddy_port) 2>/dev/null && break
   sleep 0.1
 done
+# Its HTTP/3 listener comes up beside the TCP one; say so if it did not.
+for _ in $(seq 50); do
+  grep -q '"enabling HTTP/3 listener"' "$work/logs/caddy.log" && break
+  sleep 0.1
+done
+grep -q '"enabling HTTP/3 listener"' "$work/logs/caddy.log" || { echo "caddy: no HTTP/3 listener:" >&2; tail -5 "$work/logs/caddy.log" >&2; }
 export BURROW_CADDY=$caddy_port
 
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
